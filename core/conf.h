@@ -1,0 +1,74 @@
+/* YAML documents as a tree that remembers file:line:column for every node, the declarative
+ * parser used by core and plugins alike, and a list of errors in one administrator-readable
+ * sentence each.
+ *
+ * Errors read:  config/services/domicile.yaml:4:13: key "department": no department "revnue"
+ *               (known: revenue, police, ...)
+ */
+#ifndef RB_CONF_H
+#define RB_CONF_H
+
+#include <stddef.h>
+#include "common.h"
+
+enum rb_node_type { RB_NODE_SCALAR = 1, RB_NODE_MAP = 2, RB_NODE_SEQ = 3 };
+
+struct rb_node {
+    enum rb_node_type type;
+    const char *file; /* borrowed from the document */
+    int line, col;    /* 1-based */
+    char *scalar;     /* owned; RB_NODE_SCALAR only */
+    int quoted;       /* scalar was quoted ("yes" stays a string) */
+    /* MAP: keys[i] -> items[i]; SEQ: items[i]. */
+    struct rb_node **keys;  /* owned; MAP only (each a scalar node) */
+    struct rb_node **items; /* owned */
+    size_t n;
+};
+
+struct rb_doc {
+    char *file; /* owned */
+    struct rb_node *root; /* owned; NULL for an empty document */
+};
+
+/* Errors are collected, not printed, so that --check can show every one. */
+struct rb_errors {
+    char **msgs; /* owned */
+    size_t n, cap;
+};
+
+void rb_errors_init(struct rb_errors *e);
+void rb_errors_free(struct rb_errors *e);
+void rb_errors_add(struct rb_errors *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Adds "file:line:col: " + message for node. */
+void rb_errors_at(struct rb_errors *e, const struct rb_node *node, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Parses one YAML file. Returns a new document, or NULL after adding an error (unreadable
+ * file, syntax error with its position, more than one document, anchors/aliases, a file over
+ * 4 MiB, nesting deeper than 64). Caller frees with rb_doc_free. */
+struct rb_doc *rb_doc_load(const char *path, struct rb_errors *errs);
+/* Same from memory; name is used in messages. */
+struct rb_doc *rb_doc_parse(const char *name, const char *text, size_t len, struct rb_errors *errs);
+void rb_doc_free(struct rb_doc *doc);
+
+/* Map lookup; NULL when absent or node is not a map. Borrowed. */
+const struct rb_node *rb_node_get(const struct rb_node *map, const char *key);
+
+/* Scalar conversions. Each returns RB_OK, or RB_EINVAL after adding an error naming key
+ * ("expected a whole number for key \"pool_size\", got \"four\""). */
+int rb_node_str(const struct rb_node *n, const char *key, struct rb_errors *e, char **out);
+int rb_node_int(const struct rb_node *n, const char *key, struct rb_errors *e, long long *out);
+int rb_node_bool(const struct rb_node *n, const char *key, struct rb_errors *e, int *out);
+int rb_node_double(const struct rb_node *n, const char *key, struct rb_errors *e, double *out);
+int rb_node_duration(const struct rb_node *n, const char *key, struct rb_errors *e, double *out);
+int rb_node_size(const struct rb_node *n, const char *key, struct rb_errors *e, size_t *out);
+
+/* Declarative parse of map into out using fields (struct rb_conf_field from rabta/plugin.h).
+ * Unknown keys, wrong types, missing required keys and out-of-range values are errors. If
+ * extra_keys is non-NULL, keys it lists (NULL-terminated) are allowed and left to the caller.
+ * Returns RB_OK or RB_EINVAL (errors added). what names the block ("plugin sms_kannel"). */
+int rb_conf_parse(const struct rb_node *map, const char *what, const struct rb_conf_field *fields,
+                  size_t nfields, const char *const *extra_keys, void *out, struct rb_errors *e);
+void rb_conf_free(const struct rb_conf_field *fields, size_t nfields, void *out);
+
+#endif

@@ -1,0 +1,57 @@
+/* PostgreSQL from the event loop: non-blocking libpq connections in a small pool, queries with
+ * parameters and a callback, pipelined batches (optionally as one transaction).
+ *
+ * When the database is unreachable, queries fail at once with RB_EUNAVAIL through their
+ * callback (no hang); the pool keeps reconnecting with back-off and recovers by itself. */
+#ifndef RB_DB_H
+#define RB_DB_H
+
+#include <stddef.h>
+#include <libpq-fe.h>
+#include "common.h"
+
+struct event_base;
+struct rb_db;
+
+/* res is borrowed (valid until the callback returns) and NULL on failure, with err set to a
+ * one-line message. For a batch, results[i] belongs to stmts[i]. */
+typedef void (*rb_db_fn)(PGresult *res, const char *err, void *arg);
+typedef void (*rb_db_batch_fn)(PGresult **results, int n, const char *err, void *arg);
+
+struct rb_db_stmt {
+    const char *sql;
+    int nparams;
+    const char *const *params; /* text format; NULL entries are SQL NULL */
+};
+
+struct rb_db_stats {
+    int size;        /* configured connections */
+    int connected;   /* connections up */
+    int busy;        /* connections running a query */
+    size_t waiting;  /* queries queued for a connection */
+    unsigned long long queries, failures, reconnects;
+};
+
+/* conninfo is copied. Connections are opened by rb_db_start, never blocking. */
+struct rb_db *rb_db_new(struct event_base *base, const char *conninfo, int pool_size,
+                        size_t max_queue);
+int rb_db_start(struct rb_db *db);
+void rb_db_free(struct rb_db *db); /* fails pending queries with "shutting down" */
+
+/* sql and params are copied. Returns RB_OK (fn will be called exactly once), or RB_EAGAIN
+ * when the wait queue is full (fn is not called). */
+int rb_db_query(struct rb_db *db, const char *sql, int nparams, const char *const *params,
+                rb_db_fn fn, void *arg);
+/* Runs n statements back to back in pipeline mode on one connection; with txn they are one
+ * transaction (BEGIN/COMMIT added; any failure rolls back and err names the statement). */
+int rb_db_batch(struct rb_db *db, const struct rb_db_stmt *stmts, int n, int txn,
+                rb_db_batch_fn fn, void *arg);
+
+int rb_db_available(const struct rb_db *db); /* 1 if at least one connection is up */
+void rb_db_get_stats(const struct rb_db *db, struct rb_db_stats *out);
+
+/* Start-up only (before the loop runs): a blocking connection with a timeout. Returns NULL
+ * and a new message in *err (caller frees) on failure. */
+PGconn *rb_db_connect_blocking(const char *conninfo, double timeout_s, char **err);
+
+#endif

@@ -1,0 +1,195 @@
+/*
+ * Rabta plugin ABI, version 1.
+ *
+ * A plugin is a shared object that exports exactly one symbol, RB_PLUGIN_ENTRY_SYMBOL
+ * ("rabta_plugin_entry"), a function returning a pointer to a constant descriptor. The core
+ * checks the descriptor's magic, ABI number and struct size before it calls anything else,
+ * and refuses the file with one sentence naming the file and both versions otherwise.
+ *
+ * The plugin never links against core symbols: everything it may do goes through the host
+ * API table handed to init(). The table only grows at the end; a plugin that wants an entry
+ * added after ABI 1 checks api->size first (RB_HOST_HAS(api, member)).
+ *
+ * Rules for this header (it is the contract with every plugin ever built):
+ *  - append only: never reorder, resize or remove a member; bump RB_PLUGIN_ABI when that is
+ *    unavoidable;
+ *  - no #ifdef inside a struct that crosses the boundary;
+ *  - every struct that crosses starts with its size;
+ *  - core objects are opaque handles with accessors.
+ */
+#ifndef RABTA_PLUGIN_H
+#define RABTA_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RB_PLUGIN_MAGIC 0x52424142u /* "RBAB" */
+#define RB_PLUGIN_ABI 1u
+#define RB_PLUGIN_ENTRY_SYMBOL "rabta_plugin_entry"
+
+#if defined(__GNUC__)
+#define RB_PLUGIN_EXPORT __attribute__((visibility("default")))
+#define RB_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define RB_PLUGIN_EXPORT
+#define RB_PRINTF(f, a)
+#endif
+
+/* Return codes shared by core and plugins. */
+#define RB_OK 0
+#define RB_ERR (-1)      /* generic failure; a message was logged */
+#define RB_EAGAIN (-2)   /* would block; try again later */
+#define RB_EINVAL (-3)   /* bad argument or bad input */
+#define RB_ENOTFOUND (-4)
+#define RB_EEXIST (-5)
+#define RB_EUNAVAIL (-6) /* a dependency (database, gateway) is unavailable */
+
+enum rb_plugin_kind {
+    RB_PLUGIN_CHANNEL = 1,    /* a door citizens come through: app, sms, ivr, web */
+    RB_PLUGIN_DEPARTMENT = 2, /* how a department receives its cases: inbox, webhook */
+};
+
+enum rb_log_level {
+    RB_LOG_DEBUG = 0,
+    RB_LOG_INFO = 1,
+    RB_LOG_WARN = 2,
+    RB_LOG_ERROR = 3,
+};
+
+/* HTTP methods, usable as a bit mask when registering a route. */
+enum rb_http_method {
+    RB_HTTP_GET = 1 << 0,
+    RB_HTTP_POST = 1 << 1,
+    RB_HTTP_PUT = 1 << 2,
+    RB_HTTP_DELETE = 1 << 3,
+    RB_HTTP_PATCH = 1 << 4,
+    RB_HTTP_HEAD = 1 << 5,
+    RB_HTTP_OPTIONS = 1 << 6,
+};
+
+/* Opaque handles. */
+struct rb_plugin_ctx; /* one per loaded plugin; valid from init() until after stop() */
+struct rb_http_req;   /* one HTTP request; valid until it is answered */
+struct rb_db_result;  /* a query result; borrowed, valid until the callback returns */
+
+/* Declarative configuration: the plugin describes its config block, the core parses it and
+ * reports every error as file:line:column with the key. */
+enum rb_conf_type {
+    RB_CONF_STRING = 1,   /* char * (owned by the struct; freed by conf_free) */
+    RB_CONF_INT = 2,      /* long long */
+    RB_CONF_BOOL = 3,     /* int (0 or 1): true/false/yes/no/on/off */
+    RB_CONF_DURATION = 4, /* double seconds: "90s", "5m", "2h", "3d", "250ms" or a number */
+    RB_CONF_SIZE = 5,     /* size_t bytes: "64KiB", "2MiB", "1GiB" or a number */
+    RB_CONF_DOUBLE = 6,   /* double */
+};
+
+#define RB_CONF_REQUIRED 0x1u
+
+struct rb_conf_field {
+    const char *key;
+    enum rb_conf_type type;
+    size_t offset; /* offsetof(your struct, member) */
+    unsigned flags;
+    long long min; /* for INT and SIZE: inclusive bounds when min < max */
+    long long max;
+};
+
+typedef void (*rb_plugin_http_fn)(struct rb_http_req *req, void *arg);
+/* res is NULL and err is set when the query failed or the database is unavailable. */
+typedef void (*rb_plugin_db_fn)(const struct rb_db_result *res, const char *err, void *arg);
+
+struct rb_host_api {
+    size_t size; /* sizeof(struct rb_host_api) as the core was built */
+    uint32_t abi;
+
+    /* Logging: one JSON line, tagged with the plugin's name. */
+    void (*log)(struct rb_plugin_ctx *ctx, enum rb_log_level level, const char *fmt, ...)
+        RB_PRINTF(3, 4);
+
+    /* Configuration: parse the plugin's own block of rabta.yaml into out. Returns RB_OK or
+     * RB_EINVAL after logging every error with file:line:column. */
+    int (*conf_parse)(struct rb_plugin_ctx *ctx, const struct rb_conf_field *fields,
+                      size_t nfields, void *out);
+    /* Frees the strings conf_parse stored in out. */
+    void (*conf_free)(const struct rb_conf_field *fields, size_t nfields, void *out);
+
+    /* HTTP: pattern is a path with ":name" segments ("/api/v1/cases/:id"); methods is a mask
+     * of rb_http_method. Only during init(). */
+    int (*http_route)(struct rb_plugin_ctx *ctx, unsigned methods, const char *pattern,
+                      rb_plugin_http_fn fn, void *arg);
+    enum rb_http_method (*req_method)(struct rb_http_req *req);
+    const char *(*req_path)(struct rb_http_req *req);
+    /* A ":name" path parameter, or NULL. Borrowed. */
+    const char *(*req_param)(struct rb_http_req *req, const char *name);
+    /* A query-string argument (decoded), or NULL. Borrowed. */
+    const char *(*req_query)(struct rb_http_req *req, const char *name);
+    const char *(*req_header)(struct rb_http_req *req, const char *name);
+    /* The request body; *len receives its length. Borrowed, not NUL-terminated. */
+    const char *(*req_body)(struct rb_http_req *req, size_t *len);
+    /* Answer: body is copied. content_type NULL means application/json. */
+    void (*reply)(struct rb_http_req *req, int status, const char *content_type,
+                  const char *body, size_t len);
+    /* Answer with the one JSON error shape: {"error":{"code":..,"message":..}}. */
+    void (*reply_error)(struct rb_http_req *req, int status, const char *code, const char *fmt,
+                        ...) RB_PRINTF(4, 5);
+
+    /* Database: one parameterised statement on the pool. */
+    int (*db_query)(struct rb_plugin_ctx *ctx, const char *sql, int nparams,
+                    const char *const *params, rb_plugin_db_fn fn, void *arg);
+    int (*db_ntuples)(const struct rb_db_result *res);
+    int (*db_nfields)(const struct rb_db_result *res);
+    const char *(*db_value)(const struct rb_db_result *res, int row, int col); /* NULL if NULL */
+
+    /* Jobs: durable deferred work. payload_json may be NULL; dedup_key NULL for none.
+     * The job is stored asynchronously; fn (may be NULL) learns the outcome. */
+    int (*job_enqueue)(struct rb_plugin_ctx *ctx, const char *kind, const char *payload_json,
+                       double delay_seconds, const char *dedup_key, rb_plugin_db_fn fn,
+                       void *arg);
+
+    /* Private data the plugin attaches to its context. */
+    void (*set_data)(struct rb_plugin_ctx *ctx, void *data);
+    void *(*get_data)(struct rb_plugin_ctx *ctx);
+
+    /* New entries go here, at the end, never above. */
+};
+
+#define RB_HOST_HAS(api, member)                                                              \
+    ((api)->size >= offsetof(struct rb_host_api, member) + sizeof((api)->member))
+
+struct rb_plugin {
+    uint32_t magic; /* RB_PLUGIN_MAGIC */
+    uint32_t abi;   /* RB_PLUGIN_ABI */
+    size_t size;    /* sizeof(struct rb_plugin) */
+    const char *name;
+    enum rb_plugin_kind kind;
+    const char *version;
+    const char *description;
+
+    /* Called once after loading. Register routes, parse config. RB_OK or an error code. */
+    int (*init)(struct rb_plugin_ctx *ctx, const struct rb_host_api *api);
+    /* Called once the database is reachable and the server is about to listen. May be NULL. */
+    int (*start)(struct rb_plugin_ctx *ctx);
+    /* Called at shutdown; free everything. May be NULL. */
+    void (*stop)(struct rb_plugin_ctx *ctx);
+    /* Called after a successful configuration reload (SIGHUP). May be NULL. */
+    int (*reload)(struct rb_plugin_ctx *ctx);
+};
+
+typedef const struct rb_plugin *(*rb_plugin_entry_fn)(void);
+
+/* In a plugin:  RB_PLUGIN_DEFINE(my_descriptor) */
+#define RB_PLUGIN_DEFINE(desc)                                                                \
+    RB_PLUGIN_EXPORT const struct rb_plugin *rabta_plugin_entry(void);                        \
+    RB_PLUGIN_EXPORT const struct rb_plugin *rabta_plugin_entry(void) { return &(desc); }
+
+#define RB_PLUGIN_HEADER                                                                      \
+    .magic = RB_PLUGIN_MAGIC, .abi = RB_PLUGIN_ABI, .size = sizeof(struct rb_plugin)
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,36 @@
+/* The server: the one global of the process. Everything else is passed explicitly. */
+#ifndef RB_SERVER_H
+#define RB_SERVER_H
+
+#include "config.h"
+
+struct event_base;
+struct event;
+struct rb_http;
+struct rb_db;
+struct rb_metrics;
+struct rb_pgembed;
+struct rb_plugins;
+
+struct rb_server {
+    struct event_base *base;    /* owned */
+    struct rb_config *cfg;      /* owned; replaced as a whole on reload */
+    const char *config_path;    /* borrowed from argv */
+    char *state_dir;            /* owned; --state-dir or the config's */
+    char *listen_addr;          /* owned; --listen or the config's */
+    int listen_port;
+    struct rb_metrics *metrics; /* owned */
+    struct rb_http *http;       /* owned */
+    struct rb_db *db;           /* owned */
+    struct rb_pgembed *pg;      /* owned; NULL with an external database */
+    char *conninfo;             /* owned */
+    struct rb_plugins *plugins; /* owned */
+    struct event *sig_term, *sig_int, *sig_hup, *shutdown_timer; /* owned */
+    double started_at;          /* monotonic */
+    double shutdown_deadline;   /* monotonic; 0 while running */
+    int exit_code;
+};
+
+extern struct rb_server rb_server;
+
+#endif

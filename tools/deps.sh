@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Rabta needs to build, run and test. Idempotent: it asks apt
+# only for what is missing, and runs `apt-get update` only when something is. A package that
+# cannot be installed stops here with its name, not later as a strange compile error.
+set -euo pipefail
+
+# package -> what it gives us (one line each; keep sorted by purpose)
+PACKAGES=(
+  build-essential   # cc, make
+  cmake             # build system
+  pkg-config        # finding the libraries below
+  libevent-dev      # event loop, HTTP, timers
+  libpq-dev         # PostgreSQL client (async)
+  libyaml-dev       # configuration
+  liblua5.4-dev     # rules
+  libjansson-dev    # JSON
+  libsodium-dev     # argon2id, random, HMAC
+  libcmocka-dev     # unit tests
+  postgresql        # embedded private cluster (initdb, postgres, pg_ctl, pgbench)
+  python3           # integration test driver
+  wrk               # HTTP load benchmarks
+  valgrind          # leak checks of the unit tests
+  kannel            # SMS gateway (bearerbox, smsbox)
+  kannel-extras     # Kannel test tools
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "rabta: installing missing packages: ${missing[*]}" >&2
+SUDO=
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else
+    echo "rabta: these packages are missing and I am not root (and there is no sudo): ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# The kannel and postgresql packages try to start their own services; we start our own
+# instances with our own config, so keep the package scripts from starting anything.
+policy=/usr/sbin/policy-rc.d
+made_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+  $SUDO chmod +x "$policy"
+  made_policy=1
+fi
+rc=0
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 || rc=$?
+[ $made_policy -eq 1 ] && $SUDO rm -f "$policy"
+if [ $rc -ne 0 ]; then
+  echo "rabta: apt-get could not install: ${missing[*]} (exit $rc)" >&2
+  exit 1
+fi
+still=()
+for p in "${missing[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || still+=("$p")
+done
+if [ ${#still[@]} -ne 0 ]; then
+  echo "rabta: still missing after install: ${still[*]}" >&2
+  exit 1
+fi
