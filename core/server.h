@@ -33,4 +33,13 @@ struct rb_server {
 
 extern struct rb_server rb_server;
 
+/* Runs the server on srv->cfg until SIGTERM/SIGINT. Returns the process exit code: 0 after a
+ * clean stop, 1 when start-up failed, 2 for a configuration the plugins refused. */
+int rb_server_run(struct rb_server *srv);
+/* SIGHUP: loads the configuration again and swaps it in only if it is entirely valid. */
+int rb_server_reload(struct rb_server *srv);
+/* Sets srv->conninfo from database.url, or starts the embedded PostgreSQL (srv->pg). */
+int rb_server_open_database(struct rb_server *srv, char **err);
+void rb_server_print_errors(const struct rb_errors *errs);
+
 #endif

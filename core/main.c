@@ -1,0 +1,161 @@
+/* rabtad: the command line. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "plugin.h"
+#include "server.h"
+
+#define EXIT_USAGE 2
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: rabtad -c FILE [--state-dir DIR] [--listen ADDR:PORT]\n"
+            "       rabtad --check -c FILE\n"
+            "       rabtad --version | --help\n"
+            "\n"
+            "Rabta, the one-window citizen relations server.\n"
+            "\n"
+            "  -c, --config FILE     rabta.yaml to use (required)\n"
+            "      --state-dir DIR   where the embedded PostgreSQL and other state live\n"
+            "                        (overrides state_dir in the config; default var/)\n"
+            "      --listen ADDR:PORT  address to serve HTTP on (overrides server.listen)\n"
+            "      --check           validate the configuration, its includes and plugins;\n"
+            "                        print every error; exit 2 on error, 0 if fine\n"
+            "  -v, --version         print the version and plugin ABI, and exit\n"
+            "  -h, --help            print this help, and exit\n"
+            "\n"
+            "Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the configuration\n"
+            "(a broken new configuration is refused and the old one stays in force).\n");
+}
+
+/* "127.0.0.1:8080", "[::1]:8080", "localhost:0". Returns 0 or -1. addr is new. */
+static int parse_listen(const char *s, char **addr, int *port)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s || !colon[1])
+        return -1;
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (*end || p < 0 || p > 65535)
+        return -1;
+    const char *a = s;
+    size_t n = (size_t)(colon - s);
+    if (a[0] == '[') {
+        if (n < 3 || a[n - 1] != ']')
+            return -1;
+        a++;
+        n -= 2;
+    }
+    *addr = rb_strndup(a, n);
+    *port = (int)p;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    enum { OPT_STATE_DIR = 256, OPT_LISTEN, OPT_CHECK };
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"state-dir", required_argument, NULL, OPT_STATE_DIR},
+        {"listen", required_argument, NULL, OPT_LISTEN},
+        {"check", no_argument, NULL, OPT_CHECK},
+        {"version", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *config_path = NULL, *state_dir = NULL, *listen = NULL;
+    int check = 0, c;
+
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":c:vh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case OPT_STATE_DIR:
+            state_dir = optarg;
+            break;
+        case OPT_LISTEN:
+            listen = optarg;
+            break;
+        case OPT_CHECK:
+            check = 1;
+            break;
+        case 'v':
+            printf("rabtad %s (plugin ABI %u)\n", RB_VERSION, RB_PLUGIN_ABI);
+            return 0;
+        case 'h':
+            usage(stdout);
+            return 0;
+        case ':':
+            fprintf(stderr, "rabtad: option %s needs a value\n", argv[optind - 1]);
+            usage(stderr);
+            return EXIT_USAGE;
+        default:
+            fprintf(stderr, "rabtad: unknown option %s\n", argv[optind - 1]);
+            usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "rabtad: unknown command \"%s\"\n", argv[optind]);
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (!config_path) {
+        fprintf(stderr, "rabtad: no configuration file given: use -c FILE (the sample is "
+                        "config/rabta.yaml)\n");
+        return EXIT_USAGE;
+    }
+
+    struct rb_server *srv = &rb_server;
+    struct rb_errors errs;
+    rb_errors_init(&errs);
+    srv->config_path = config_path;
+    srv->cfg = rb_config_load(config_path, &errs);
+    char *addr = NULL;
+    int port = 0;
+    if (listen && parse_listen(listen, &addr, &port) != 0)
+        rb_errors_add(&errs, "--listen %s: expected ADDRESS:PORT, e.g. 127.0.0.1:8080 or "
+                             "[::1]:8080, with a port from 0 to 65535",
+                      listen);
+    if (check && srv->cfg) {
+        struct rb_plugins *ps = rb_plugins_load(srv->cfg, &errs);
+        rb_plugins_free(ps);
+    }
+    if (errs.n || !srv->cfg) {
+        rb_server_print_errors(&errs);
+        fprintf(stderr, "rabtad: %zu error%s in the configuration\n", errs.n,
+                errs.n == 1 ? "" : "s");
+        rb_errors_free(&errs);
+        rb_config_free(srv->cfg);
+        free(addr);
+        return EXIT_USAGE;
+    }
+    rb_errors_free(&errs);
+    if (check) {
+        printf("configuration OK: %s (%zu departments, %zu services, %zu districts, %zu "
+               "plugins)\n",
+               config_path, srv->cfg->n_departments, srv->cfg->n_services,
+               srv->cfg->n_districts, srv->cfg->n_plugins);
+        rb_config_free(srv->cfg);
+        return 0;
+    }
+
+    rb_log_min_level = srv->cfg->log_level;
+    srv->state_dir = rb_strdup(state_dir ? state_dir : srv->cfg->state_dir);
+    srv->listen_addr = addr ? addr : rb_strdup(srv->cfg->server.addr);
+    srv->listen_port = addr ? port : srv->cfg->server.port;
+
+    int rc = rb_server_run(srv);
+
+    rb_config_free(srv->cfg);
+    free(srv->state_dir);
+    free(srv->listen_addr);
+    return rc;
+}

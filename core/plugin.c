@@ -1,0 +1,428 @@
+/* Loading plugins and the host API table they are handed.
+ *
+ * A plugin is checked before anything of it runs: the entry symbol must exist, and the
+ * descriptor it returns must carry our magic, our ABI number and our struct size. Each
+ * refusal is one sentence naming the file and both versions. */
+#include "plugin.h"
+
+#include <dlfcn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "db.h"
+#include "http.h"
+#include "jobs.h"
+#include "log.h"
+#include "server.h"
+
+struct rb_plugin_ctx {
+    const struct rb_plugin *desc; /* borrowed from the shared object */
+    void *handle;                 /* owned: dlopen handle */
+    char *path;                   /* owned */
+    char *conf_name;              /* owned: name in rabta.yaml */
+    const struct rb_node *config; /* borrowed from the current config; NULL for none */
+    struct rb_server *srv;        /* borrowed */
+    void *data;                   /* the plugin's own */
+    int inited, started;
+};
+
+struct rb_plugins {
+    struct rb_plugin_ctx *v; /* owned */
+    size_t n;
+};
+
+/* ---- loading ------------------------------------------------------------------------- */
+
+static const char *kind_name(enum rb_plugin_kind k)
+{
+    switch (k) {
+    case RB_PLUGIN_CHANNEL:
+        return "channel";
+    case RB_PLUGIN_DEPARTMENT:
+        return "department";
+    }
+    return "unknown";
+}
+
+static int valid_name(const char *s)
+{
+    size_t n = 0;
+    if (!s)
+        return 0;
+    for (; s[n]; n++)
+        if (!((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= '0' && s[n] <= '9') || s[n] == '_'))
+            return 0;
+    return n >= 2 && n <= 40;
+}
+
+const struct rb_plugin *rb_plugin_open(const char *path, void **handle, struct rb_errors *errs)
+{
+    *handle = NULL;
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        rb_errors_add(errs, "plugin %s cannot be loaded: %s", path, dlerror());
+        return NULL;
+    }
+    dlerror();
+    void *sym = dlsym(h, RB_PLUGIN_ENTRY_SYMBOL);
+    if (!sym) {
+        rb_errors_add(errs,
+                      "plugin %s has no %s symbol: it is not a Rabta plugin, or it was built "
+                      "without RB_PLUGIN_DEFINE",
+                      path, RB_PLUGIN_ENTRY_SYMBOL);
+        dlclose(h);
+        return NULL;
+    }
+    rb_plugin_entry_fn entry;
+    memcpy(&entry, &sym, sizeof(entry)); /* object pointer to function pointer, portably */
+    const struct rb_plugin *d = entry();
+    const char *why = NULL;
+    char buf[512];
+    if (!d) {
+        why = "its entry point returned no descriptor";
+    } else if (d->magic != RB_PLUGIN_MAGIC) {
+        snprintf(buf, sizeof(buf),
+                 "its descriptor does not start with the Rabta plugin magic (0x%08x, expected "
+                 "0x%08x): it is not a Rabta plugin",
+                 d->magic, RB_PLUGIN_MAGIC);
+        why = buf;
+    } else if (d->abi != RB_PLUGIN_ABI) {
+        snprintf(buf, sizeof(buf),
+                 "it was built for plugin ABI %u but this rabtad speaks ABI %u: rebuild the "
+                 "plugin against this version of rabta",
+                 d->abi, RB_PLUGIN_ABI);
+        why = buf;
+    } else if (d->size != sizeof(struct rb_plugin)) {
+        snprintf(buf, sizeof(buf),
+                 "its descriptor is %zu bytes but plugin ABI %u defines it as %zu bytes: it was "
+                 "built against a different rabta/plugin.h; rebuild it",
+                 d->size, RB_PLUGIN_ABI, sizeof(struct rb_plugin));
+        why = buf;
+    } else if (!valid_name(d->name)) {
+        why = "its name is missing or not a lowercase identifier of 2-40 characters "
+              "(a-z, 0-9, _)";
+    } else if (d->kind != RB_PLUGIN_CHANNEL && d->kind != RB_PLUGIN_DEPARTMENT) {
+        why = "its kind is neither channel nor department";
+    } else if (!d->init) {
+        why = "it has no init function";
+    }
+    if (why) {
+        rb_errors_add(errs, "plugin %s refused: %s", path, why);
+        dlclose(h);
+        return NULL;
+    }
+    *handle = h;
+    return d;
+}
+
+static char *plugin_path(const struct rb_config *cfg, const struct rb_plugin_conf *pc)
+{
+    if (pc->path)
+        return rb_strdup(pc->path);
+    const char *dir = cfg->plugin_dir ? cfg->plugin_dir : RB_PLUGIN_DIR;
+    return rb_sprintf("%s/%s.so", dir, pc->name);
+}
+
+struct rb_plugins *rb_plugins_load(const struct rb_config *cfg, struct rb_errors *errs)
+{
+    struct rb_plugins *ps = rb_calloc(1, sizeof(*ps));
+    size_t before = errs->n;
+    ps->v = rb_calloc(cfg->n_plugins ? cfg->n_plugins : 1, sizeof(*ps->v));
+    for (size_t i = 0; i < cfg->n_plugins; i++) {
+        const struct rb_plugin_conf *pc = &cfg->plugins[i];
+        if (!pc->enabled)
+            continue;
+        char *path = plugin_path(cfg, pc);
+        void *h;
+        const struct rb_plugin *d = rb_plugin_open(path, &h, errs);
+        if (!d) {
+            free(path);
+            continue;
+        }
+        const struct rb_plugin_ctx *dup = NULL;
+        for (size_t j = 0; j < ps->n; j++)
+            if (strcmp(ps->v[j].desc->name, d->name) == 0)
+                dup = &ps->v[j];
+        if (dup) {
+            rb_errors_add(errs,
+                          "plugin %s refused: its name \"%s\" is already taken by %s; two plugins "
+                          "cannot share a name",
+                          path, d->name, dup->path);
+        } else if (strcmp(d->name, pc->name) != 0) {
+            rb_errors_add(errs,
+                          "%s:%d:%d: plugin %s calls itself \"%s\" but rabta.yaml lists it as "
+                          "\"%s\"; use the plugin's own name",
+                          pc->file, pc->line, pc->col, path, d->name, pc->name);
+        } else {
+            struct rb_plugin_ctx *c = &ps->v[ps->n++];
+            c->desc = d;
+            c->handle = h;
+            c->path = path;
+            c->conf_name = rb_strdup(pc->name);
+            c->config = pc->config;
+            rb_debug("plugins", "loaded %s plugin %s %s from %s", kind_name(d->kind), d->name,
+                     d->version ? d->version : "", path);
+            continue;
+        }
+        dlclose(h);
+        free(path);
+    }
+    /* Departments name the plugin that receives their cases: it must be a department plugin. */
+    for (size_t i = 0; errs->n == before && i < cfg->n_departments; i++) {
+        const struct rb_department *dep = &cfg->departments[i];
+        const struct rb_plugin *p = rb_plugins_get(ps, dep->plugin);
+        if (p && p->kind != RB_PLUGIN_DEPARTMENT)
+            rb_errors_add(errs,
+                          "%s:%d:%d: department \"%s\" uses plugin \"%s\", which is a %s plugin; "
+                          "a department needs a department plugin (e.g. inbox or webhook)",
+                          dep->file, dep->line, dep->col, dep->id, dep->plugin,
+                          kind_name(p->kind));
+    }
+    if (errs->n != before) {
+        rb_plugins_free(ps);
+        return NULL;
+    }
+    return ps;
+}
+
+size_t rb_plugins_count(const struct rb_plugins *ps)
+{
+    return ps ? ps->n : 0;
+}
+
+const struct rb_plugin *rb_plugins_get(const struct rb_plugins *ps, const char *name)
+{
+    for (size_t i = 0; ps && name && i < ps->n; i++)
+        if (strcmp(ps->v[i].desc->name, name) == 0)
+            return ps->v[i].desc;
+    return NULL;
+}
+
+int rb_plugins_init(struct rb_plugins *ps, struct rb_server *srv)
+{
+    for (size_t i = 0; i < ps->n; i++) {
+        struct rb_plugin_ctx *c = &ps->v[i];
+        c->srv = srv;
+        int rc = c->desc->init(c, rb_host_api_get());
+        if (rc != RB_OK) {
+            rb_error(c->desc->name, "plugin %s (%s) failed to initialise (code %d)",
+                     c->desc->name, c->path, rc);
+            return RB_ERR;
+        }
+        c->inited = 1;
+    }
+    return RB_OK;
+}
+
+int rb_plugins_start(struct rb_plugins *ps)
+{
+    for (size_t i = 0; i < ps->n; i++) {
+        struct rb_plugin_ctx *c = &ps->v[i];
+        if (c->desc->start && c->desc->start(c) != RB_OK) {
+            rb_error(c->desc->name, "plugin %s failed to start", c->desc->name);
+            return RB_ERR;
+        }
+        c->started = 1;
+    }
+    return RB_OK;
+}
+
+void rb_plugins_reload(struct rb_plugins *ps, const struct rb_config *cfg)
+{
+    for (size_t i = 0; ps && i < ps->n; i++) {
+        struct rb_plugin_ctx *c = &ps->v[i];
+        const struct rb_plugin_conf *pc = rb_config_plugin(cfg, c->conf_name);
+        c->config = pc ? pc->config : NULL;
+        if (c->inited && c->desc->reload && c->desc->reload(c) != RB_OK)
+            rb_warn(c->desc->name, "plugin %s could not apply the reloaded configuration; it "
+                    "keeps its previous settings", c->desc->name);
+    }
+}
+
+void rb_plugins_stop(struct rb_plugins *ps)
+{
+    /* Reverse order of start, like destructors. */
+    for (size_t i = ps ? ps->n : 0; i-- > 0;) {
+        struct rb_plugin_ctx *c = &ps->v[i];
+        if (c->inited && c->desc->stop)
+            c->desc->stop(c);
+        c->inited = c->started = 0;
+    }
+}
+
+void rb_plugins_free(struct rb_plugins *ps)
+{
+    if (!ps)
+        return;
+    for (size_t i = 0; i < ps->n; i++) {
+        /* Under the sanitizers keep the objects mapped so leak reports can symbolise them. */
+#if !defined(__SANITIZE_ADDRESS__)
+        dlclose(ps->v[i].handle);
+#endif
+        free(ps->v[i].path);
+        free(ps->v[i].conf_name);
+    }
+    free(ps->v);
+    free(ps);
+}
+
+/* ---- the host API ---------------------------------------------------------------------- */
+
+static void host_log(struct rb_plugin_ctx *ctx, enum rb_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void host_log(struct rb_plugin_ctx *ctx, enum rb_log_level level, const char *fmt, ...)
+{
+    if ((int)level < rb_log_min_level)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    rb_log_vwrite(level, ctx->desc->name, "plugin", 0, fmt, ap);
+    va_end(ap);
+}
+
+static int host_conf_parse(struct rb_plugin_ctx *ctx, const struct rb_conf_field *fields,
+                           size_t nfields, void *out)
+{
+    struct rb_errors errs;
+    rb_errors_init(&errs);
+    static const struct rb_node empty = {.type = RB_NODE_MAP, .file = "rabta.yaml"};
+    char *what = rb_sprintf("plugin %s", ctx->desc->name);
+    int rc = rb_conf_parse(ctx->config ? ctx->config : &empty, what, fields, nfields, NULL, out,
+                           &errs);
+    for (size_t i = 0; i < errs.n; i++)
+        rb_error(ctx->desc->name, "%s", errs.msgs[i]);
+    free(what);
+    rb_errors_free(&errs);
+    return rc;
+}
+
+static int host_http_route(struct rb_plugin_ctx *ctx, unsigned methods, const char *pattern,
+                           rb_plugin_http_fn fn, void *arg)
+{
+    if (!ctx->srv || !ctx->srv->http || ctx->started)
+        return RB_EINVAL;
+    return rb_http_route(ctx->srv->http, methods, pattern, fn, arg);
+}
+
+static void host_reply_error(struct rb_http_req *req, int status, const char *code,
+                             const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void host_reply_error(struct rb_http_req *req, int status, const char *code,
+                             const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    rb_http_reply_error(req, status, code, "%s", msg);
+}
+
+/* The plugin's callback sees an opaque result; core's sees a PGresult. */
+struct db_call {
+    rb_plugin_db_fn fn;
+    void *arg;
+};
+
+static void db_trampoline(PGresult *res, const char *err, void *arg)
+{
+    struct db_call call = *(struct db_call *)arg;
+    free(arg);
+    if (call.fn)
+        call.fn((const struct rb_db_result *)res, err, call.arg);
+}
+
+static struct db_call *db_call_new(rb_plugin_db_fn fn, void *arg)
+{
+    struct db_call *c = rb_malloc(sizeof(*c));
+    c->fn = fn;
+    c->arg = arg;
+    return c;
+}
+
+static int host_db_query(struct rb_plugin_ctx *ctx, const char *sql, int nparams,
+                         const char *const *params, rb_plugin_db_fn fn, void *arg)
+{
+    if (!ctx->srv || !ctx->srv->db)
+        return RB_EUNAVAIL;
+    struct db_call *c = db_call_new(fn, arg);
+    int rc = rb_db_query(ctx->srv->db, sql, nparams, params, db_trampoline, c);
+    if (rc != RB_OK)
+        free(c);
+    return rc;
+}
+
+static int host_db_ntuples(const struct rb_db_result *res)
+{
+    return res ? PQntuples((const PGresult *)res) : 0;
+}
+
+static int host_db_nfields(const struct rb_db_result *res)
+{
+    return res ? PQnfields((const PGresult *)res) : 0;
+}
+
+static const char *host_db_value(const struct rb_db_result *res, int row, int col)
+{
+    const PGresult *r = (const PGresult *)res;
+    if (!r || row < 0 || col < 0 || row >= PQntuples(r) || col >= PQnfields(r) ||
+        PQgetisnull(r, row, col))
+        return NULL;
+    return PQgetvalue(r, row, col);
+}
+
+static int host_job_enqueue(struct rb_plugin_ctx *ctx, const char *kind, const char *payload_json,
+                            double delay_seconds, const char *dedup_key, rb_plugin_db_fn fn,
+                            void *arg)
+{
+    if (!ctx->srv || !ctx->srv->db)
+        return RB_EUNAVAIL;
+    struct db_call *c = db_call_new(fn, arg);
+    int rc = rb_jobs_enqueue(ctx->srv->db, kind, payload_json, delay_seconds, dedup_key,
+                             db_trampoline, c);
+    if (rc != RB_OK)
+        free(c);
+    return rc;
+}
+
+static void host_set_data(struct rb_plugin_ctx *ctx, void *data)
+{
+    ctx->data = data;
+}
+
+static void *host_get_data(struct rb_plugin_ctx *ctx)
+{
+    return ctx->data;
+}
+
+static const struct rb_host_api host_api = {
+    .size = sizeof(struct rb_host_api),
+    .abi = RB_PLUGIN_ABI,
+    .log = host_log,
+    .conf_parse = host_conf_parse,
+    .conf_free = rb_conf_free,
+    .http_route = host_http_route,
+    .req_method = rb_http_req_method,
+    .req_path = rb_http_req_path,
+    .req_param = rb_http_req_param,
+    .req_query = rb_http_req_query,
+    .req_header = rb_http_req_header,
+    .req_body = rb_http_req_body,
+    .reply = rb_http_reply,
+    .reply_error = host_reply_error,
+    .db_query = host_db_query,
+    .db_ntuples = host_db_ntuples,
+    .db_nfields = host_db_nfields,
+    .db_value = host_db_value,
+    .job_enqueue = host_job_enqueue,
+    .set_data = host_set_data,
+    .get_data = host_get_data,
+};
+
+const struct rb_host_api *rb_host_api_get(void)
+{
+    return &host_api;
+}

@@ -1,0 +1,280 @@
+/* The server's life: start-up in order, signals, reload, graceful shutdown. */
+#include "server.h"
+
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "db.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "migrate.h"
+#include "pgembed.h"
+#include "plugin.h"
+#include "status.h"
+
+struct rb_server rb_server;
+
+void rb_server_print_errors(const struct rb_errors *errs)
+{
+    for (size_t i = 0; i < errs->n; i++)
+        fprintf(stderr, "%s\n", errs->msgs[i]);
+}
+
+int rb_server_open_database(struct rb_server *srv, char **err)
+{
+    const struct rb_config *cfg = srv->cfg;
+    if (cfg->database.url && *cfg->database.url) {
+        srv->conninfo = rb_strdup(cfg->database.url);
+        return RB_OK;
+    }
+    srv->pg = rb_pgembed_start(srv->state_dir, cfg->database.pg_bindir, err);
+    if (!srv->pg)
+        return RB_ERR;
+    srv->conninfo = rb_strdup(rb_pgembed_conninfo(srv->pg));
+    return RB_OK;
+}
+
+/* Start-up only: connect (retrying while the server comes up) and apply migrations. */
+static int migrate(struct rb_server *srv)
+{
+    const struct rb_config *cfg = srv->cfg;
+    double deadline = rb_now_mono() + (cfg->database.connect_timeout > 30 ? cfg->database.connect_timeout : 30);
+    char *err = NULL;
+    PGconn *conn;
+    for (;;) {
+        conn = rb_db_connect_blocking(srv->conninfo, cfg->database.connect_timeout, &err);
+        if (conn || rb_now_mono() > deadline)
+            break;
+        rb_warn("db", "database not reachable yet (%s); retrying", err);
+        free(err);
+        err = NULL;
+        struct timespec ts = {0, 500 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (!conn) {
+        rb_error("db", "cannot reach the database: %s", err);
+        free(err);
+        return RB_ERR;
+    }
+    struct rb_errors errs;
+    rb_errors_init(&errs);
+    int n = rb_migrate(conn, cfg->migrations_dir, &errs);
+    PQfinish(conn);
+    for (size_t i = 0; i < errs.n; i++)
+        rb_error("migrate", "%s", errs.msgs[i]);
+    rb_errors_free(&errs);
+    if (n < 0)
+        return RB_ERR;
+    if (n > 0)
+        rb_info("migrate", "applied %d migration%s", n, n == 1 ? "" : "s");
+    return RB_OK;
+}
+
+/* ---- signals ------------------------------------------------------------------------- */
+
+static void shutdown_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct rb_server *srv = arg;
+    (void)fd;
+    (void)what;
+    size_t left = rb_http_inflight(srv->http);
+    if (left == 0) {
+        event_base_loopexit(srv->base, NULL);
+    } else if (rb_now_mono() >= srv->shutdown_deadline) {
+        rb_warn(NULL, "shutdown grace period over with %zu request%s unanswered; exiting", left,
+                left == 1 ? "" : "s");
+        event_base_loopexit(srv->base, NULL);
+    }
+}
+
+static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct rb_server *srv = arg;
+    (void)what;
+    if (srv->shutdown_deadline > 0) {
+        rb_warn(NULL, "second %s: exiting now", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        event_base_loopbreak(srv->base);
+        return;
+    }
+    rb_info(NULL, "%s received: no longer accepting connections, finishing %zu request%s",
+            sig == SIGINT ? "SIGINT" : "SIGTERM", rb_http_inflight(srv->http),
+            rb_http_inflight(srv->http) == 1 ? "" : "s");
+    srv->shutdown_deadline = rb_now_mono() + srv->cfg->server.shutdown_grace;
+    rb_http_stop_accepting(srv->http);
+    struct timeval tv = {0, 20 * 1000};
+    srv->shutdown_timer = event_new(srv->base, -1, EV_PERSIST, shutdown_tick, srv);
+    event_add(srv->shutdown_timer, &tv);
+    shutdown_tick(-1, 0, srv);
+}
+
+/* Plugins are loaded once: a reload may change their config blocks, not the set of them. */
+static int same_plugins(const struct rb_config *a, const struct rb_config *b, struct rb_errors *e)
+{
+    int same = a->n_plugins == b->n_plugins;
+    for (size_t i = 0; same && i < a->n_plugins; i++) {
+        const struct rb_plugin_conf *x = &a->plugins[i], *y = &b->plugins[i];
+        same = strcmp(x->name, y->name) == 0 && x->enabled == y->enabled &&
+               ((!x->path && !y->path) || (x->path && y->path && strcmp(x->path, y->path) == 0));
+    }
+    if (!same)
+        rb_errors_add(e, "%s: the plugins list changed; plugins are loaded once, so restart "
+                         "rabtad to change them",
+                      b->file);
+    return same;
+}
+
+int rb_server_reload(struct rb_server *srv)
+{
+    struct rb_errors errs;
+    rb_errors_init(&errs);
+    struct rb_config *cfg = rb_config_load(srv->config_path, &errs);
+    if (cfg)
+        same_plugins(srv->cfg, cfg, &errs);
+    /* Lua scripts are compiled and self-tested here once the rules engine exists. */
+    if (errs.n) {
+        for (size_t i = 0; i < errs.n; i++)
+            rb_error("reload", "%s", errs.msgs[i]);
+        rb_error("reload", "reload refused: %zu error%s in %s; the previous configuration stays "
+                           "in force",
+                 errs.n, errs.n == 1 ? "" : "s", srv->config_path);
+        rb_errors_free(&errs);
+        rb_config_free(cfg);
+        return RB_ERR;
+    }
+    rb_errors_free(&errs);
+    if (strcmp(cfg->server.addr, srv->cfg->server.addr) != 0 ||
+        cfg->server.port != srv->cfg->server.port)
+        rb_warn("reload", "server.listen changed; it takes effect at the next restart");
+    if ((cfg->database.url == NULL) != (srv->cfg->database.url == NULL) ||
+        (cfg->database.url && strcmp(cfg->database.url, srv->cfg->database.url) != 0))
+        rb_warn("reload", "database settings changed; they take effect at the next restart");
+    struct rb_config *old = srv->cfg;
+    srv->cfg = cfg;
+    rb_log_min_level = cfg->log_level;
+    rb_http_set_max_body(srv->http, cfg->server.max_body);
+    rb_http_set_timeout(srv->http, cfg->server.request_timeout);
+    rb_plugins_reload(srv->plugins, cfg);
+    rb_config_free(old);
+    rb_info("reload", "configuration reloaded from %s", srv->config_path);
+    return RB_OK;
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    rb_server_reload(arg);
+}
+
+/* ---- start and stop ---------------------------------------------------------------------- */
+
+static void server_cleanup(struct rb_server *srv)
+{
+    rb_plugins_stop(srv->plugins);
+    struct event **evs[] = {&srv->sig_term, &srv->sig_int, &srv->sig_hup, &srv->shutdown_timer};
+    for (size_t i = 0; i < RB_ARRAY_LEN(evs); i++)
+        if (*evs[i]) {
+            event_free(*evs[i]);
+            *evs[i] = NULL;
+        }
+    rb_http_free(srv->http);
+    srv->http = NULL;
+    rb_db_free(srv->db);
+    srv->db = NULL;
+    if (srv->pg) {
+        rb_pgembed_stop(srv->pg);
+        srv->pg = NULL;
+    }
+    rb_plugins_free(srv->plugins);
+    srv->plugins = NULL;
+    rb_metrics_free(srv->metrics);
+    srv->metrics = NULL;
+    if (srv->base)
+        event_base_free(srv->base);
+    srv->base = NULL;
+    free(srv->conninfo);
+    srv->conninfo = NULL;
+}
+
+int rb_server_run(struct rb_server *srv)
+{
+    const struct rb_config *cfg = srv->cfg;
+    struct rb_errors errs;
+    char *err = NULL;
+
+    srv->started_at = rb_now_mono();
+    signal(SIGPIPE, SIG_IGN);
+
+    rb_errors_init(&errs);
+    srv->plugins = rb_plugins_load(cfg, &errs);
+    if (!srv->plugins) {
+        for (size_t i = 0; i < errs.n; i++)
+            rb_error("plugins", "%s", errs.msgs[i]);
+        rb_errors_free(&errs);
+        return 2;
+    }
+    rb_errors_free(&errs);
+
+    srv->base = event_base_new();
+    if (!srv->base)
+        rb_fatal("cannot create the event loop");
+
+    if (rb_server_open_database(srv, &err) != RB_OK) {
+        rb_error("db", "%s", err);
+        free(err);
+        server_cleanup(srv);
+        return 1;
+    }
+    if (migrate(srv) != RB_OK) {
+        server_cleanup(srv);
+        return 1;
+    }
+
+    srv->metrics = rb_metrics_new();
+    srv->http = rb_http_new(srv->base, srv->metrics);
+    rb_http_set_max_body(srv->http, cfg->server.max_body);
+    rb_http_set_timeout(srv->http, cfg->server.request_timeout);
+    srv->db = rb_db_new(srv->base, srv->conninfo, cfg->database.pool_size, cfg->database.max_queue);
+    if (!srv->db || rb_db_start(srv->db) != RB_OK) {
+        rb_error("db", "cannot start the database pool");
+        server_cleanup(srv);
+        return 1;
+    }
+    if (rb_status_init(srv) != RB_OK || rb_plugins_init(srv->plugins, srv) != RB_OK) {
+        server_cleanup(srv);
+        return 1;
+    }
+    if (rb_http_listen(srv->http, srv->listen_addr, srv->listen_port) != RB_OK) {
+        server_cleanup(srv);
+        return 1;
+    }
+    if (rb_plugins_start(srv->plugins) != RB_OK) {
+        server_cleanup(srv);
+        return 1;
+    }
+
+    srv->sig_term = evsignal_new(srv->base, SIGTERM, on_stop_signal, srv);
+    srv->sig_int = evsignal_new(srv->base, SIGINT, on_stop_signal, srv);
+    srv->sig_hup = evsignal_new(srv->base, SIGHUP, on_hup, srv);
+    event_add(srv->sig_term, NULL);
+    event_add(srv->sig_int, NULL);
+    event_add(srv->sig_hup, NULL);
+
+    const char *host = srv->listen_addr;
+    int v6 = strchr(host, ':') != NULL;
+    rb_info(NULL, "rabtad %s ready: listening on http://%s%s%s:%d/ (database: %s)", RB_VERSION,
+            v6 ? "[" : "", host, v6 ? "]" : "", rb_http_bound_port(srv->http),
+            srv->pg ? "embedded" : "external");
+
+    event_base_dispatch(srv->base);
+
+    rb_info(NULL, "stopping");
+    server_cleanup(srv);
+    rb_info(NULL, "stopped");
+    return srv->exit_code;
+}
