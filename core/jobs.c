@@ -1,31 +1,527 @@
-/* The durable jobs queue: enqueueing. */
+/* The durable jobs queue: enqueue, claim, run, finish, retry, recover. See jobs.h. */
 #include "jobs.h"
 
+#include <event2/event.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "log.h"
+#include "metrics.h"
 
-static const char enqueue_sql[] =
+#define JOBS_CHANNEL "rabta_jobs"
+
+/* A statement-level trigger (migration 0002) NOTIFYs JOBS_CHANNEL with the earliest new
+ * run_at, so enqueueing from any SQL wakes every process. */
+const char rb_jobs_enqueue_sql[] =
     "INSERT INTO jobs (kind, payload, run_at, dedup_key) "
-    "VALUES ($1, COALESCE($2::jsonb, '{}'::jsonb), now() + make_interval(secs => $3::float8), $4) "
+    "VALUES ($1, COALESCE($2::jsonb, '{}'::jsonb), "
+    "now() + make_interval(secs => $3::float8), $4) "
     "ON CONFLICT (dedup_key) WHERE state IN ('queued', 'running') DO NOTHING "
     "RETURNING id";
 
+/* Claims due rows of the kinds this process handles, oldest first. */
+static const char claim_sql[] =
+    "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $1, "
+    "locked_at = now(), updated_at = now() "
+    "WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND run_at <= now() "
+    "AND kind = ANY($2::text[]) ORDER BY run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) "
+    "RETURNING id, kind, payload::text, dedup_key, attempts, max_attempts, "
+    "extract(epoch from now() - run_at)";
+
+/* Seconds until the earliest queued job of our kinds is due (negative: overdue), or NULL. */
+static const char peek_sql[] =
+    "SELECT extract(epoch from min(run_at) - now()) FROM jobs "
+    "WHERE state = 'queued' AND kind = ANY($1::text[])";
+
+static const char done_sql[] = "DELETE FROM jobs WHERE id = ANY($1::bigint[]) AND state = 'running'";
+
+static const char fail_sql[] =
+    "UPDATE jobs SET state = CASE WHEN $3::boolean OR attempts >= max_attempts THEN 'dead' "
+    "ELSE 'queued' END, run_at = now() + make_interval(secs => $4::float8), last_error = $2, "
+    "locked_by = NULL, locked_at = NULL, updated_at = now() "
+    "WHERE id = $1 AND state = 'running' RETURNING state";
+
+/* Runs whose worker vanished: back to the queue (or dead when out of attempts). */
+static const char lease_sql[] =
+    "UPDATE jobs SET state = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END, "
+    "run_at = now(), last_error = 'lease expired: worker ' || coalesce(locked_by, '?') || "
+    "' did not finish the run', locked_by = NULL, locked_at = NULL, updated_at = now() "
+    "WHERE state = 'running' AND locked_at < now() - make_interval(secs => $1::float8) "
+    "RETURNING id";
+
+static const char counts_sql[] =
+    "SELECT (SELECT count(*) FROM jobs WHERE state = 'dead'), "
+    "(SELECT count(*) FROM jobs WHERE state = 'queued' AND run_at <= now())";
+
+struct handler {
+    char *kind; /* owned */
+    rb_job_fn fn;
+    void *arg;
+};
+
+struct id_list {
+    long long *v; /* owned */
+    size_t n, cap;
+};
+
+struct rb_jobs {
+    struct event_base *base; /* borrowed */
+    struct rb_db *db;        /* borrowed */
+    struct rb_metrics *m;    /* borrowed; may be NULL */
+    struct rb_jobs_options opt;
+    char *worker_id; /* owned */
+    char *kinds;     /* owned; "{a,b}" array literal of handled kinds */
+    struct handler *handlers; /* owned */
+    size_t nhandlers;
+
+    struct event *timer;       /* the one timer: earliest due job */
+    struct event *kick;        /* zero-delay: pump again from a clean stack */
+    struct event *lease_timer; /* periodic lease recovery and counts */
+    int busy;    /* a claim is in flight */
+    int limit;   /* rows asked for by the claim in flight */
+    int want;    /* claim again when the current one completes */
+    int started, stopped;
+    size_t running;
+
+    struct id_list done, flushing; /* successes waiting to be deleted / being deleted */
+    int flush_busy;
+
+    double dead, due; /* last counts */
+};
+
+struct rb_job_run {
+    struct rb_jobs *jobs;
+    struct rb_job job;
+    char *kind, *payload, *dedup_key; /* owned */
+    int finished;
+};
+
+static void pump(struct rb_jobs *jobs);
+
+/* ---- enqueue ------------------------------------------------------------------------- */
+
 static void enqueue_done(PGresult *res, const char *err, void *arg)
 {
-    if (err)
-        rb_warn("jobs", "could not store job: %s", err);
     (void)res;
     (void)arg;
+    if (err)
+        rb_warn("jobs", "could not store a job: %s", err);
 }
 
 int rb_jobs_enqueue(struct rb_db *db, const char *kind, const char *payload_json, double delay_s,
                     const char *dedup_key, rb_db_fn fn, void *arg)
 {
     char delay[32];
-    if (!kind || !*kind || delay_s < 0 || delay_s != delay_s)
+    if (!kind || !*kind || !(delay_s >= 0) || delay_s > 1e9)
         return RB_EINVAL;
-    snprintf(delay, sizeof(delay), "%.3f", delay_s);
+    snprintf(delay, sizeof(delay), "%.6f", delay_s);
     const char *params[4] = {kind, payload_json, delay, dedup_key};
-    return rb_db_query(db, enqueue_sql, 4, params, fn ? fn : enqueue_done, arg);
+    return rb_db_query(db, rb_jobs_enqueue_sql, 4, params, fn ? fn : enqueue_done, arg);
+}
+
+/* ---- set-up -------------------------------------------------------------------------- */
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct rb_jobs *jobs = arg;
+    jobs->want = 1;
+    pump(jobs);
+}
+
+static void on_lease_timer(evutil_socket_t fd, short what, void *arg);
+
+struct rb_jobs *rb_jobs_new(struct event_base *base, struct rb_db *db, struct rb_metrics *m,
+                            const struct rb_jobs_options *opt)
+{
+    struct rb_jobs *jobs = rb_calloc(1, sizeof(*jobs));
+    jobs->base = base;
+    jobs->db = db;
+    jobs->m = m;
+    if (opt)
+        jobs->opt = *opt;
+    if (jobs->opt.concurrency <= 0)
+        jobs->opt.concurrency = 256;
+    if (jobs->opt.batch <= 0)
+        jobs->opt.batch = 256;
+    if (jobs->opt.lease <= 0)
+        jobs->opt.lease = 300;
+    if (jobs->opt.backoff_base <= 0)
+        jobs->opt.backoff_base = 10;
+    if (jobs->opt.backoff_max <= 0)
+        jobs->opt.backoff_max = 3600;
+    if (jobs->opt.worker_id) {
+        jobs->worker_id = rb_strdup(jobs->opt.worker_id);
+    } else {
+        char host[256] = "localhost";
+        gethostname(host, sizeof(host) - 1);
+        host[sizeof(host) - 1] = '\0';
+        jobs->worker_id = rb_sprintf("%s:%d", host, (int)getpid());
+    }
+    jobs->opt.worker_id = NULL;
+    jobs->timer = evtimer_new(base, on_timer, jobs);
+    jobs->kick = evtimer_new(base, on_timer, jobs);
+    jobs->lease_timer = event_new(base, -1, EV_PERSIST, on_lease_timer, jobs);
+    if (!jobs->timer || !jobs->kick || !jobs->lease_timer)
+        rb_fatal("out of memory creating job timers");
+    return jobs;
+}
+
+int rb_jobs_register(struct rb_jobs *jobs, const char *kind, rb_job_fn fn, void *arg)
+{
+    if (jobs->started || !kind || !*kind || !fn || strpbrk(kind, "{},\"\\ "))
+        return RB_EINVAL;
+    for (size_t i = 0; i < jobs->nhandlers; i++)
+        if (strcmp(jobs->handlers[i].kind, kind) == 0)
+            return RB_EEXIST;
+    jobs->handlers = rb_realloc(jobs->handlers, (jobs->nhandlers + 1) * sizeof(*jobs->handlers));
+    jobs->handlers[jobs->nhandlers++] = (struct handler){rb_strdup(kind), fn, arg};
+    return RB_OK;
+}
+
+static const struct handler *find_handler(const struct rb_jobs *jobs, const char *kind)
+{
+    for (size_t i = 0; i < jobs->nhandlers; i++)
+        if (strcmp(jobs->handlers[i].kind, kind) == 0)
+            return &jobs->handlers[i];
+    return NULL;
+}
+
+/* Notifications: something was enqueued (payload: epoch of its run_at) or, with a NULL
+ * payload, the listening connection was re-established and we may have missed some. */
+static void on_notify(const char *channel, const char *payload, void *arg)
+{
+    (void)channel;
+    (void)payload;
+    struct rb_jobs *jobs = arg;
+    jobs->want = 1;
+    pump(jobs);
+}
+
+static double gauge_running(void *arg)
+{
+    return (double)((struct rb_jobs *)arg)->running;
+}
+
+static double gauge_dead(void *arg)
+{
+    return ((struct rb_jobs *)arg)->dead;
+}
+
+static double gauge_due(void *arg)
+{
+    return ((struct rb_jobs *)arg)->due;
+}
+
+int rb_jobs_start(struct rb_jobs *jobs)
+{
+    size_t len = 3;
+    for (size_t i = 0; i < jobs->nhandlers; i++)
+        len += strlen(jobs->handlers[i].kind) + 3;
+    jobs->kinds = rb_malloc(len);
+    char *p = jobs->kinds;
+    *p++ = '{';
+    for (size_t i = 0; i < jobs->nhandlers; i++)
+        p += sprintf(p, "%s\"%s\"", i ? "," : "", jobs->handlers[i].kind);
+    *p++ = '}';
+    *p = '\0';
+    jobs->started = 1;
+    if (jobs->m) {
+        rb_metrics_gauge(jobs->m, "rabta_jobs_running", "Jobs running in this process.",
+                         gauge_running, jobs);
+        rb_metrics_gauge(jobs->m, "rabta_jobs_dead",
+                         "Jobs that ran out of attempts (see rabtad jobs list --state dead).",
+                         gauge_dead, jobs);
+        rb_metrics_gauge(jobs->m, "rabta_jobs_due", "Queued jobs whose time has come.",
+                         gauge_due, jobs);
+    }
+    if (rb_db_listen(jobs->db, JOBS_CHANNEL, on_notify, jobs) != RB_OK)
+        return RB_ERR;
+    double every = jobs->opt.lease / 4 < 5 ? jobs->opt.lease / 4 : 5;
+    struct timeval tv = {(time_t)every, (suseconds_t)((every - floor(every)) * 1e6)};
+    event_add(jobs->lease_timer, &tv);
+    on_lease_timer(-1, 0, jobs);
+    jobs->want = 1;
+    pump(jobs);
+    return RB_OK;
+}
+
+/* ---- claim and dispatch -------------------------------------------------------------- */
+
+static void arm_timer(struct rb_jobs *jobs, double seconds)
+{
+    if (seconds < 0)
+        seconds = 0;
+    if (seconds > 3600)
+        seconds = 3600; /* wake hourly anyway: cheap insurance against a lost notification */
+    struct timeval tv = {(time_t)seconds, (suseconds_t)((seconds - floor(seconds)) * 1e6)};
+    evtimer_add(jobs->timer, &tv);
+}
+
+static void dispatch(struct rb_jobs *jobs, PGresult *res)
+{
+    int n = PQntuples(res);
+    for (int i = 0; i < n; i++) {
+        struct rb_job_run *run = rb_calloc(1, sizeof(*run));
+        run->jobs = jobs;
+        run->kind = rb_strdup(PQgetvalue(res, i, 1));
+        run->payload = rb_strdup(PQgetvalue(res, i, 2));
+        run->dedup_key = PQgetisnull(res, i, 3) ? NULL : rb_strdup(PQgetvalue(res, i, 3));
+        run->job.id = atoll(PQgetvalue(res, i, 0));
+        run->job.kind = run->kind;
+        run->job.payload = run->payload;
+        run->job.dedup_key = run->dedup_key;
+        run->job.attempt = atoi(PQgetvalue(res, i, 4));
+        run->job.max_attempts = atoi(PQgetvalue(res, i, 5));
+        run->job.size = sizeof(run->job);
+        double late = atof(PQgetvalue(res, i, 6));
+        jobs->running++;
+        if (jobs->m) {
+            rb_metrics_count(jobs->m, "rabta_jobs_lateness_seconds_sum",
+                             "Seconds between jobs' run_at and their start, summed.", NULL,
+                             late > 0 ? late : 0);
+            rb_metrics_count(jobs->m, "rabta_jobs_started_total", "Job runs started.", NULL, 1);
+        }
+        const struct handler *h = find_handler(jobs, run->kind);
+        if (h)
+            h->fn(run, &run->job, h->arg);
+        else /* cannot happen: we claim only kinds we handle */
+            rb_job_finish(run, 0, "no handler for this kind of job", -1, 0);
+    }
+}
+
+static void claimed(PGresult **results, int n, const char *err, void *arg)
+{
+    struct rb_jobs *jobs = arg;
+    jobs->busy = 0;
+    if (err || n != 2) {
+        rb_warn("jobs", "could not claim jobs: %s; retrying in 1 s", err ? err : "?");
+        if (!jobs->stopped)
+            arm_timer(jobs, 1);
+        return;
+    }
+    int got = PQntuples(results[0]);
+    if (!jobs->stopped)
+        dispatch(jobs, results[0]);
+    if (got >= jobs->limit) {
+        jobs->want = 1; /* probably more due now */
+    } else if (!PQgetisnull(results[1], 0, 0)) {
+        arm_timer(jobs, atof(PQgetvalue(results[1], 0, 0)));
+    }
+    if (jobs->want && !jobs->stopped)
+        event_active(jobs->kick, EV_TIMEOUT, 0);
+}
+
+static void pump(struct rb_jobs *jobs)
+{
+    if (!jobs->started || jobs->stopped || jobs->busy || !jobs->want || jobs->nhandlers == 0)
+        return;
+    int limit = jobs->opt.concurrency - (int)jobs->running;
+    if (limit > jobs->opt.batch)
+        limit = jobs->opt.batch;
+    if (limit <= 0)
+        return; /* rb_job_finish pumps again when a slot frees up */
+    jobs->want = 0;
+    jobs->limit = limit;
+    char lim[16];
+    snprintf(lim, sizeof(lim), "%d", limit);
+    const char *claim_params[3] = {jobs->worker_id, jobs->kinds, lim};
+    const char *peek_params[1] = {jobs->kinds};
+    const struct rb_db_stmt stmts[2] = {
+        {claim_sql, 3, claim_params},
+        {peek_sql, 1, peek_params},
+    };
+    if (rb_db_batch(jobs->db, stmts, 2, 0, claimed, jobs) == RB_OK)
+        jobs->busy = 1;
+    else
+        arm_timer(jobs, 0.1); /* the pool's queue is full: back off briefly */
+}
+
+/* ---- finishing ------------------------------------------------------------------------- */
+
+static void flush_done(struct rb_jobs *jobs);
+
+static void flushed(PGresult *res, const char *err, void *arg)
+{
+    struct rb_jobs *jobs = arg;
+    (void)res;
+    jobs->flush_busy = 0;
+    if (err) /* the rows stay "running"; lease recovery re-queues them: at least once */
+        rb_warn("jobs", "could not record %zu finished job%s: %s", jobs->flushing.n,
+                jobs->flushing.n == 1 ? "" : "s", err);
+    jobs->flushing.n = 0;
+    if (jobs->done.n)
+        flush_done(jobs);
+}
+
+static void flush_done(struct rb_jobs *jobs)
+{
+    if (jobs->flush_busy || jobs->done.n == 0)
+        return;
+    struct id_list t = jobs->flushing;
+    jobs->flushing = jobs->done;
+    jobs->done = t;
+    jobs->done.n = 0;
+    /* "{1,2,3}" */
+    size_t cap = jobs->flushing.n * 21 + 3, pos = 0;
+    char *arr = rb_malloc(cap);
+    arr[pos++] = '{';
+    for (size_t i = 0; i < jobs->flushing.n; i++)
+        pos += (size_t)snprintf(arr + pos, cap - pos, "%s%lld", i ? "," : "",
+                                jobs->flushing.v[i]);
+    arr[pos++] = '}';
+    arr[pos] = '\0';
+    const char *params[1] = {arr};
+    if (rb_db_query(jobs->db, done_sql, 1, params, flushed, jobs) == RB_OK) {
+        jobs->flush_busy = 1;
+    } else {
+        rb_warn("jobs", "database queue full: %zu finished jobs will be retried by lease",
+                jobs->flushing.n);
+        jobs->flushing.n = 0;
+    }
+    free(arr);
+}
+
+static void failed_done(PGresult *res, const char *err, void *arg)
+{
+    char *what = arg;
+    if (err)
+        rb_warn("jobs", "could not record the failure of %s: %s", what, err);
+    else if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "dead") == 0)
+        rb_warn("jobs", "%s is dead after its last attempt; `rabtad jobs retry` re-queues it",
+                what);
+    free(what);
+}
+
+static double backoff(const struct rb_jobs *jobs, int attempt)
+{
+    double d = jobs->opt.backoff_base * pow(2, attempt > 1 ? attempt - 1 : 0);
+    if (d > jobs->opt.backoff_max)
+        d = jobs->opt.backoff_max;
+    /* +-10% jitter so that a burst of failures does not come back as a burst */
+    return d * (0.9 + 0.2 * ((double)rand() / RAND_MAX));
+}
+
+void rb_job_finish(struct rb_job_run *run, int ok, const char *error, double retry_after,
+                   int permanent)
+{
+    struct rb_jobs *jobs = run->jobs;
+    rb_assert(!run->finished);
+    run->finished = 1;
+    if (ok) {
+        struct id_list *l = &jobs->done;
+        if (l->n == l->cap) {
+            l->cap = l->cap ? l->cap * 2 : 64;
+            l->v = rb_realloc(l->v, l->cap * sizeof(*l->v));
+        }
+        l->v[l->n++] = run->job.id;
+        flush_done(jobs);
+    } else {
+        char id[24], delay[32];
+        snprintf(id, sizeof(id), "%lld", run->job.id);
+        snprintf(delay, sizeof(delay), "%.3f",
+                 retry_after >= 0 ? retry_after : backoff(jobs, run->job.attempt));
+        const char *params[4] = {id, error ? error : "failed", permanent ? "true" : "false",
+                                 delay};
+        char *what = rb_sprintf("job %lld (%s, attempt %d of %d)", run->job.id, run->kind,
+                                run->job.attempt, run->job.max_attempts);
+        rb_info("jobs", "%s failed: %s", what, error ? error : "failed");
+        if (rb_db_query(jobs->db, fail_sql, 4, params, failed_done, what) != RB_OK) {
+            rb_warn("jobs", "database queue full; %s will be retried by lease", what);
+            free(what);
+        }
+    }
+    if (jobs->m) {
+        char labels[160];
+        snprintf(labels, sizeof(labels), "kind=\"%s\",outcome=\"%s\"", run->kind,
+                 ok ? "ok" : "failed");
+        rb_metrics_count(jobs->m, "rabta_jobs_processed_total", "Job runs by kind and outcome.",
+                         labels, 1);
+    }
+    jobs->running--;
+    free(run->kind);
+    free(run->payload);
+    free(run->dedup_key);
+    free(run);
+    if (jobs->running + 1 == (size_t)jobs->opt.concurrency) {
+        jobs->want = 1; /* a slot freed up after we stopped claiming for lack of one */
+        pump(jobs);
+    }
+}
+
+/* ---- lease recovery and counts ---------------------------------------------------------- */
+
+static void leases_done(PGresult *res, const char *err, void *arg)
+{
+    struct rb_jobs *jobs = arg;
+    if (err) {
+        rb_debug("jobs", "lease recovery failed: %s", err);
+        return;
+    }
+    int n = PQntuples(res);
+    if (n > 0) {
+        rb_warn("jobs", "%d job%s re-queued: their worker did not finish within the lease", n,
+                n == 1 ? "" : "s");
+        jobs->want = 1;
+        pump(jobs);
+    }
+}
+
+static void counts_done(PGresult *res, const char *err, void *arg)
+{
+    struct rb_jobs *jobs = arg;
+    if (err || PQntuples(res) != 1)
+        return;
+    jobs->dead = atof(PQgetvalue(res, 0, 0));
+    jobs->due = atof(PQgetvalue(res, 0, 1));
+}
+
+static void on_lease_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct rb_jobs *jobs = arg;
+    if (jobs->stopped)
+        return;
+    char lease[32];
+    snprintf(lease, sizeof(lease), "%.3f", jobs->opt.lease);
+    const char *params[1] = {lease};
+    rb_db_query(jobs->db, lease_sql, 1, params, leases_done, jobs);
+    rb_db_query(jobs->db, counts_sql, 0, NULL, counts_done, jobs);
+}
+
+/* ---- stop ----------------------------------------------------------------------------- */
+
+void rb_jobs_stop(struct rb_jobs *jobs)
+{
+    jobs->stopped = 1;
+    evtimer_del(jobs->timer);
+    event_del(jobs->kick);
+    event_del(jobs->lease_timer);
+}
+
+size_t rb_jobs_pending(const struct rb_jobs *jobs)
+{
+    return jobs ? jobs->running + (size_t)jobs->busy + (size_t)jobs->flush_busy : 0;
+}
+
+void rb_jobs_free(struct rb_jobs *jobs)
+{
+    if (!jobs)
+        return;
+    event_free(jobs->timer);
+    event_free(jobs->kick);
+    event_free(jobs->lease_timer);
+    for (size_t i = 0; i < jobs->nhandlers; i++)
+        free(jobs->handlers[i].kind);
+    free(jobs->handlers);
+    free(jobs->kinds);
+    free(jobs->worker_id);
+    free(jobs->done.v);
+    free(jobs->flushing.v);
+    free(jobs);
 }

@@ -1,16 +1,70 @@
-/* The durable jobs queue (DESIGN.md: "One queue for all deferred work"). Rows in table jobs
- * with a run_at; this module stores them. Claiming and running them is added with the SLA
- * engine. */
+/* The durable jobs queue (DESIGN.md: "One queue for all deferred work").
+ *
+ * Every piece of deferred work — an SLA check, an outgoing SMS, a webhook delivery, an
+ * outreach call — is a row in table jobs with a run_at. Each process keeps ONE libevent timer
+ * for the earliest due row, claims due rows with FOR UPDATE SKIP LOCKED (so several processes
+ * never run the same job at once), and is woken through LISTEN/NOTIFY when anyone adds an
+ * earlier job. Memory does not grow with the number of queued jobs.
+ *
+ * A run ends with rb_job_finish(): success deletes the row (its history belongs in
+ * case_events); a failure re-queues it with exponential back-off until max_attempts, then it
+ * stays as "dead" for an operator (`rabtad jobs retry ID`). A run that never finishes (the
+ * process died) is re-queued after the lease expires. */
 #ifndef RB_JOBS_H
 #define RB_JOBS_H
 
+#include <rabta/plugin.h>
 #include "db.h"
+
+struct event_base;
+struct rb_metrics;
+struct rb_jobs;
+struct rb_job_run;
+
+/* One claimed job, as its handler sees it: struct rb_job_info of the plugin ABI, so core
+ * and plugin handlers share one shape. Strings are borrowed: valid until rb_job_finish. */
+#define rb_job rb_job_info
+
+/* A handler must call rb_job_finish(run, ...) exactly once, now or later. */
+typedef rb_plugin_job_fn rb_job_fn;
+
+struct rb_jobs_options {
+    int concurrency;    /* jobs running at once in this process; default 256 */
+    int batch;          /* rows claimed per query; default 256 */
+    double lease;       /* seconds before a running job is presumed lost; default 300 */
+    double backoff_base;/* first retry after this many seconds; default 10 */
+    double backoff_max; /* cap; default 3600 */
+    const char *worker_id; /* recorded in locked_by; default "host:pid" */
+};
+
+/* db and base are borrowed; m may be NULL. */
+struct rb_jobs *rb_jobs_new(struct event_base *base, struct rb_db *db, struct rb_metrics *m,
+                            const struct rb_jobs_options *opt);
+/* Registers the handler for kind (copied). Call before rb_jobs_start. */
+int rb_jobs_register(struct rb_jobs *jobs, const char *kind, rb_job_fn fn, void *arg);
+/* Starts LISTEN, recovers expired leases and arms the timer. */
+int rb_jobs_start(struct rb_jobs *jobs);
+/* Stops claiming; runs already handed to handlers may still finish. */
+void rb_jobs_stop(struct rb_jobs *jobs);
+/* Runs handed to handlers and not finished, plus queries of ours in flight: shutdown waits
+ * for this to reach 0. */
+size_t rb_jobs_pending(const struct rb_jobs *jobs);
+void rb_jobs_free(struct rb_jobs *jobs);
+
+/* Ends a run. ok: 1 success; 0 failure with error (copied; may be NULL) and retry_after
+ * seconds (< 0: use the back-off schedule; a permanent failure passes permanent = 1). */
+void rb_job_finish(struct rb_job_run *run, int ok, const char *error, double retry_after,
+                   int permanent);
 
 /* Stores a job asynchronously: kind (e.g. "message.send"), payload_json (an object, or NULL
  * for {}), due after delay_s seconds, de-duplicated on dedup_key while an earlier job with the
- * same key is still pending (NULL: none). fn (may be NULL) gets the row {id} or, for a
- * duplicate, an empty result; err on failure. Returns as rb_db_query. */
+ * same key is still queued or running (NULL: none). fn (may be NULL) gets the row {id} or, for
+ * a duplicate, an empty result; err on failure. Returns as rb_db_query. */
 int rb_jobs_enqueue(struct rb_db *db, const char *kind, const char *payload_json, double delay_s,
                     const char *dedup_key, rb_db_fn fn, void *arg);
+
+/* The SQL that enqueues, for callers that add jobs inside their own transaction (a batch):
+ * parameters $1 kind, $2 payload json text or NULL, $3 delay seconds, $4 dedup key or NULL. */
+extern const char rb_jobs_enqueue_sql[];
 
 #endif

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "config.h"
 #include "log.h"
 #include "plugin.h"
@@ -16,6 +17,8 @@ static void usage(FILE *out)
     fprintf(out,
             "Usage: rabtad -c FILE [--state-dir DIR] [--listen ADDR:PORT]\n"
             "       rabtad --check -c FILE\n"
+            "       rabtad jobs -c FILE [--state-dir DIR] [list [--state S] [--limit N] |\n"
+            "                                             retry ID | cancel ID]\n"
             "       rabtad --version | --help\n"
             "\n"
             "Rabta, the one-window citizen relations server.\n"
@@ -26,6 +29,9 @@ static void usage(FILE *out)
             "      --listen ADDR:PORT  address to serve HTTP on (overrides server.listen)\n"
             "      --check           validate the configuration, its includes and plugins;\n"
             "                        print every error; exit 2 on error, 0 if fine\n"
+            "      --state S         jobs list: only jobs in state S (queued, running,\n"
+            "                        failed, dead, cancelled)\n"
+            "      --limit N         jobs list: at most N rows (default 50)\n"
             "  -v, --version         print the version and plugin ABI, and exit\n"
             "  -h, --help            print this help, and exit\n"
             "\n"
@@ -58,18 +64,21 @@ static int parse_listen(const char *s, char **addr, int *port)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_STATE_DIR = 256, OPT_LISTEN, OPT_CHECK };
+    enum { OPT_STATE_DIR = 256, OPT_LISTEN, OPT_CHECK, OPT_STATE, OPT_LIMIT };
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
         {"state-dir", required_argument, NULL, OPT_STATE_DIR},
         {"listen", required_argument, NULL, OPT_LISTEN},
         {"check", no_argument, NULL, OPT_CHECK},
+        {"state", required_argument, NULL, OPT_STATE},
+        {"limit", required_argument, NULL, OPT_LIMIT},
         {"version", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *config_path = NULL, *state_dir = NULL, *listen = NULL;
     int check = 0, c;
+    struct rb_cli_opts cli = {0};
 
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":c:vh", opts, NULL)) != -1) {
@@ -86,6 +95,19 @@ int main(int argc, char **argv)
         case OPT_CHECK:
             check = 1;
             break;
+        case OPT_STATE:
+            cli.state = optarg;
+            break;
+        case OPT_LIMIT: {
+            char *end;
+            cli.limit = strtol(optarg, &end, 10);
+            if (*end || cli.limit <= 0 || cli.limit > 100000) {
+                fprintf(stderr, "rabtad: --limit %s: expected a number from 1 to 100000\n",
+                        optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        }
         case 'v':
             printf("rabtad %s (plugin ABI %u)\n", RB_VERSION, RB_PLUGIN_ABI);
             return 0;
@@ -102,9 +124,14 @@ int main(int argc, char **argv)
             return EXIT_USAGE;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "rabtad: unknown command \"%s\"\n", argv[optind]);
+    const char *command = optind < argc ? argv[optind] : NULL;
+    if (command && strcmp(command, "jobs") != 0) {
+        fprintf(stderr, "rabtad: unknown command \"%s\"\n", command);
         usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (!command && (cli.state || cli.limit)) {
+        fprintf(stderr, "rabtad: --state and --limit go with the jobs command\n");
         return EXIT_USAGE;
     }
     if (!config_path) {
@@ -138,6 +165,15 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     rb_errors_free(&errs);
+    if (command) {
+        rb_log_min_level = srv->cfg->log_level > RB_LOG_WARN ? srv->cfg->log_level : RB_LOG_WARN;
+        srv->state_dir = rb_strdup(state_dir ? state_dir : srv->cfg->state_dir);
+        int rc = rb_cli_jobs(srv, argc - optind - 1, argv + optind + 1, &cli);
+        rb_config_free(srv->cfg);
+        free(srv->state_dir);
+        free(addr);
+        return rc;
+    }
     if (check) {
         printf("configuration OK: %s (%zu departments, %zu services, %zu districts, %zu "
                "plugins)\n",

@@ -388,6 +388,14 @@ static int host_job_enqueue(struct rb_plugin_ctx *ctx, const char *kind, const c
     return rc;
 }
 
+static int host_job_register(struct rb_plugin_ctx *ctx, const char *kind, rb_plugin_job_fn fn,
+                             void *arg)
+{
+    if (!ctx->srv || !ctx->srv->jobs || ctx->started)
+        return RB_EINVAL;
+    return rb_jobs_register(ctx->srv->jobs, kind, fn, arg);
+}
+
 static void host_set_data(struct rb_plugin_ctx *ctx, void *data)
 {
     ctx->data = data;
@@ -420,6 +428,8 @@ static const struct rb_host_api host_api = {
     .job_enqueue = host_job_enqueue,
     .set_data = host_set_data,
     .get_data = host_get_data,
+    .job_register = host_job_register,
+    .job_finish = rb_job_finish,
 };
 
 const struct rb_host_api *rb_host_api_get(void)

@@ -10,6 +10,7 @@
 
 #include "db.h"
 #include "http.h"
+#include "jobs.h"
 #include "log.h"
 #include "metrics.h"
 #include "migrate.h"
@@ -39,8 +40,7 @@ int rb_server_open_database(struct rb_server *srv, char **err)
     return RB_OK;
 }
 
-/* Start-up only: connect (retrying while the server comes up) and apply migrations. */
-static int migrate(struct rb_server *srv)
+int rb_server_migrate(struct rb_server *srv, PGconn **keep)
 {
     const struct rb_config *cfg = srv->cfg;
     double deadline = rb_now_mono() + (cfg->database.connect_timeout > 30 ? cfg->database.connect_timeout : 30);
@@ -64,7 +64,10 @@ static int migrate(struct rb_server *srv)
     struct rb_errors errs;
     rb_errors_init(&errs);
     int n = rb_migrate(conn, cfg->migrations_dir, &errs);
-    PQfinish(conn);
+    if (keep && n >= 0)
+        *keep = conn;
+    else
+        PQfinish(conn);
     for (size_t i = 0; i < errs.n; i++)
         rb_error("migrate", "%s", errs.msgs[i]);
     rb_errors_free(&errs);
@@ -82,12 +85,13 @@ static void shutdown_tick(evutil_socket_t fd, short what, void *arg)
     struct rb_server *srv = arg;
     (void)fd;
     (void)what;
-    size_t left = rb_http_inflight(srv->http);
+    size_t left = rb_http_inflight(srv->http) + rb_jobs_pending(srv->jobs);
     if (left == 0) {
         event_base_loopexit(srv->base, NULL);
     } else if (rb_now_mono() >= srv->shutdown_deadline) {
-        rb_warn(NULL, "shutdown grace period over with %zu request%s unanswered; exiting", left,
-                left == 1 ? "" : "s");
+        rb_warn(NULL, "shutdown grace period over with %zu request%s or job%s unfinished; "
+                      "exiting (unfinished jobs run again after their lease)",
+                left, left == 1 ? "" : "s", left == 1 ? "" : "s");
         event_base_loopexit(srv->base, NULL);
     }
 }
@@ -106,6 +110,7 @@ static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
             rb_http_inflight(srv->http) == 1 ? "" : "s");
     srv->shutdown_deadline = rb_now_mono() + srv->cfg->server.shutdown_grace;
     rb_http_stop_accepting(srv->http);
+    rb_jobs_stop(srv->jobs);
     struct timeval tv = {0, 20 * 1000};
     srv->shutdown_timer = event_new(srv->base, -1, EV_PERSIST, shutdown_tick, srv);
     event_add(srv->shutdown_timer, &tv);
@@ -173,9 +178,15 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 
 /* ---- start and stop ---------------------------------------------------------------------- */
 
-static void server_cleanup(struct rb_server *srv)
+void rb_server_cleanup(struct rb_server *srv)
 {
+    /* The pool goes first: it fails queries still pending, and their callbacks may still
+     * touch requests, jobs and plugins, which therefore outlive it. */
+    rb_db_free(srv->db);
+    srv->db = NULL;
     rb_plugins_stop(srv->plugins);
+    rb_jobs_free(srv->jobs);
+    srv->jobs = NULL;
     struct event **evs[] = {&srv->sig_term, &srv->sig_int, &srv->sig_hup, &srv->shutdown_timer};
     for (size_t i = 0; i < RB_ARRAY_LEN(evs); i++)
         if (*evs[i]) {
@@ -184,8 +195,6 @@ static void server_cleanup(struct rb_server *srv)
         }
     rb_http_free(srv->http);
     srv->http = NULL;
-    rb_db_free(srv->db);
-    srv->db = NULL;
     if (srv->pg) {
         rb_pgembed_stop(srv->pg);
         srv->pg = NULL;
@@ -227,11 +236,11 @@ int rb_server_run(struct rb_server *srv)
     if (rb_server_open_database(srv, &err) != RB_OK) {
         rb_error("db", "%s", err);
         free(err);
-        server_cleanup(srv);
+        rb_server_cleanup(srv);
         return 1;
     }
-    if (migrate(srv) != RB_OK) {
-        server_cleanup(srv);
+    if (rb_server_migrate(srv, NULL) != RB_OK) {
+        rb_server_cleanup(srv);
         return 1;
     }
 
@@ -242,19 +251,20 @@ int rb_server_run(struct rb_server *srv)
     srv->db = rb_db_new(srv->base, srv->conninfo, cfg->database.pool_size, cfg->database.max_queue);
     if (!srv->db || rb_db_start(srv->db) != RB_OK) {
         rb_error("db", "cannot start the database pool");
-        server_cleanup(srv);
+        rb_server_cleanup(srv);
         return 1;
     }
+    srv->jobs = rb_jobs_new(srv->base, srv->db, srv->metrics, NULL);
     if (rb_status_init(srv) != RB_OK || rb_plugins_init(srv->plugins, srv) != RB_OK) {
-        server_cleanup(srv);
+        rb_server_cleanup(srv);
         return 1;
     }
     if (rb_http_listen(srv->http, srv->listen_addr, srv->listen_port) != RB_OK) {
-        server_cleanup(srv);
+        rb_server_cleanup(srv);
         return 1;
     }
-    if (rb_plugins_start(srv->plugins) != RB_OK) {
-        server_cleanup(srv);
+    if (rb_plugins_start(srv->plugins) != RB_OK || rb_jobs_start(srv->jobs) != RB_OK) {
+        rb_server_cleanup(srv);
         return 1;
     }
 
@@ -274,7 +284,7 @@ int rb_server_run(struct rb_server *srv)
     event_base_dispatch(srv->base);
 
     rb_info(NULL, "stopping");
-    server_cleanup(srv);
+    rb_server_cleanup(srv);
     rb_info(NULL, "stopped");
     return srv->exit_code;
 }

@@ -2,6 +2,7 @@
 #ifndef RB_SERVER_H
 #define RB_SERVER_H
 
+#include <libpq-fe.h>
 #include "config.h"
 
 struct event_base;
@@ -11,6 +12,7 @@ struct rb_db;
 struct rb_metrics;
 struct rb_pgembed;
 struct rb_plugins;
+struct rb_jobs;
 
 struct rb_server {
     struct event_base *base;    /* owned */
@@ -22,6 +24,7 @@ struct rb_server {
     struct rb_metrics *metrics; /* owned */
     struct rb_http *http;       /* owned */
     struct rb_db *db;           /* owned */
+    struct rb_jobs *jobs;       /* owned: the job runner of this process */
     struct rb_pgembed *pg;      /* owned; NULL with an external database */
     char *conninfo;             /* owned */
     struct rb_plugins *plugins; /* owned */
@@ -41,5 +44,11 @@ int rb_server_reload(struct rb_server *srv);
 /* Sets srv->conninfo from database.url, or starts the embedded PostgreSQL (srv->pg). */
 int rb_server_open_database(struct rb_server *srv, char **err);
 void rb_server_print_errors(const struct rb_errors *errs);
+/* Start-up only: connects (retrying for up to 30 s while the database comes up) and applies
+ * the migrations. With keep, the blocking connection is handed to the caller (a CLI command);
+ * otherwise it is closed. RB_OK or RB_ERR (logged). */
+int rb_server_migrate(struct rb_server *srv, PGconn **keep);
+/* Frees whatever of the server was built, stopping the embedded PostgreSQL if we started it. */
+void rb_server_cleanup(struct rb_server *srv);
 
 #endif

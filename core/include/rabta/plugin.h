@@ -75,6 +75,18 @@ enum rb_http_method {
 struct rb_plugin_ctx; /* one per loaded plugin; valid from init() until after stop() */
 struct rb_http_req;   /* one HTTP request; valid until it is answered */
 struct rb_db_result;  /* a query result; borrowed, valid until the callback returns */
+struct rb_job_run;    /* one run of a job; valid until job_finish is called */
+
+/* What a job handler is told about the job it runs. Borrowed: valid until job_finish. */
+struct rb_job_info {
+    size_t size; /* sizeof(struct rb_job_info) as the core was built */
+    long long id;
+    const char *kind;
+    const char *payload;   /* JSON object text */
+    const char *dedup_key; /* may be NULL */
+    int attempt;           /* 1 for the first run */
+    int max_attempts;
+};
 
 /* Declarative configuration: the plugin describes its config block, the core parses it and
  * reports every error as file:line:column with the key. */
@@ -101,6 +113,8 @@ struct rb_conf_field {
 typedef void (*rb_plugin_http_fn)(struct rb_http_req *req, void *arg);
 /* res is NULL and err is set when the query failed or the database is unavailable. */
 typedef void (*rb_plugin_db_fn)(const struct rb_db_result *res, const char *err, void *arg);
+/* Runs one job; must call api->job_finish(run, ...) exactly once, now or later. */
+typedef void (*rb_plugin_job_fn)(struct rb_job_run *run, const struct rb_job_info *job, void *arg);
 
 struct rb_host_api {
     size_t size; /* sizeof(struct rb_host_api) as the core was built */
@@ -153,6 +167,14 @@ struct rb_host_api {
     /* Private data the plugin attaches to its context. */
     void (*set_data)(struct rb_plugin_ctx *ctx, void *data);
     void *(*get_data)(struct rb_plugin_ctx *ctx);
+
+    /* Jobs: handle every job of kind (e.g. "message.send"). Only during init(). */
+    int (*job_register)(struct rb_plugin_ctx *ctx, const char *kind, rb_plugin_job_fn fn,
+                        void *arg);
+    /* Ends a run: ok 1 on success; else error (copied), retry_after seconds (< 0: the
+     * back-off schedule), permanent 1 to give up now (the job becomes dead). */
+    void (*job_finish)(struct rb_job_run *run, int ok, const char *error, double retry_after,
+                       int permanent);
 
     /* New entries go here, at the end, never above. */
 };
