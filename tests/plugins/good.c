@@ -1,5 +1,8 @@
 /* A well-formed test plugin: registers GET /test/good, GET /test/sleep?s=N (answers after a
- * database pg_sleep, to have a slow in-flight request) and reads a config block. */
+ * database pg_sleep, to have a slow in-flight request), POST /test/jobs?kind=K&delay=S&dedup=D
+ * (enqueues a job) and handlers for job kinds "test.record" (records the run in table
+ * test_job_runs, which the test creates) and "test.fail" (fails every time), and reads a
+ * config block. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <stddef.h>
@@ -47,6 +50,63 @@ static void on_sleep(struct rb_http_req *req, void *arg)
         api->reply_error(req, 503, "database_unavailable", "the database queue is full");
 }
 
+static void enqueued(const struct rb_db_result *res, const char *err, void *arg)
+{
+    struct rb_http_req *req = arg;
+    if (err) {
+        api->reply_error(req, 503, "database_unavailable", "%s", err);
+        return;
+    }
+    char body[64];
+    int n = api->db_ntuples(res) ? snprintf(body, sizeof(body), "{\"id\":%s}", api->db_value(res, 0, 0))
+                                 : snprintf(body, sizeof(body), "{\"id\":null}");
+    api->reply(req, 200, NULL, body, (size_t)n);
+}
+
+static void on_jobs(struct rb_http_req *req, void *arg)
+{
+    struct rb_plugin_ctx *ctx = arg;
+    const char *kind = api->req_query(req, "kind");
+    const char *delay = api->req_query(req, "delay");
+    size_t len;
+    const char *body = api->req_body(req, &len);
+    char payload[256];
+    snprintf(payload, sizeof(payload), "%.*s", len < sizeof(payload) ? (int)len : 0, body);
+    if (api->job_enqueue(ctx, kind ? kind : "test.record", len ? payload : NULL,
+                         delay ? atof(delay) : 0, api->req_query(req, "dedup"), enqueued,
+                         req) != RB_OK)
+        api->reply_error(req, 400, "bad_request", "job refused");
+}
+
+static void recorded(const struct rb_db_result *res, const char *err, void *arg)
+{
+    (void)res;
+    struct rb_job_run *run = arg;
+    api->job_finish(run, err == NULL, err, -1, 0);
+}
+
+static void run_record(struct rb_job_run *run, const struct rb_job_info *job, void *arg)
+{
+    struct rb_plugin_ctx *ctx = arg;
+    char id[24], attempt[16];
+    snprintf(id, sizeof(id), "%lld", job->id);
+    snprintf(attempt, sizeof(attempt), "%d", job->attempt);
+    const char *params[4] = {id, attempt, job->payload, job->kind};
+    if (api->db_query(ctx,
+                      "INSERT INTO test_job_runs (job_id, attempt, payload, kind, worker, at) "
+                      "VALUES ($1, $2, $3::jsonb, $4, pg_backend_pid(), clock_timestamp())",
+                      4, params, recorded, run) != RB_OK)
+        api->job_finish(run, 0, "queue full", 1, 0);
+}
+
+static void run_fail(struct rb_job_run *run, const struct rb_job_info *job, void *arg)
+{
+    (void)arg;
+    char why[64];
+    snprintf(why, sizeof(why), "failing on purpose (attempt %d)", job->attempt);
+    api->job_finish(run, 0, why, 0.2, 0);
+}
+
 static int good_init(struct rb_plugin_ctx *ctx, const struct rb_host_api *host)
 {
     api = host;
@@ -56,6 +116,11 @@ static int good_init(struct rb_plugin_ctx *ctx, const struct rb_host_api *host)
     if (api->http_route(ctx, RB_HTTP_GET, "/test/good", on_good, ctx) != RB_OK)
         return RB_ERR;
     if (api->http_route(ctx, RB_HTTP_GET, "/test/sleep", on_sleep, ctx) != RB_OK)
+        return RB_ERR;
+    if (api->http_route(ctx, RB_HTTP_POST, "/test/jobs", on_jobs, ctx) != RB_OK)
+        return RB_ERR;
+    if (api->job_register(ctx, "test.record", run_record, ctx) != RB_OK ||
+        api->job_register(ctx, "test.fail", run_fail, ctx) != RB_OK)
         return RB_ERR;
     api->log(ctx, RB_LOG_INFO, "good plugin ready");
     return RB_OK;

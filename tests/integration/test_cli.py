@@ -1,0 +1,111 @@
+"""rabtad's command line: --version, --help, usage errors, and --check on good and broken
+configurations (errors as path:line:col, every one reported, exit 2)."""
+import json
+import os
+import re
+import unittest
+
+import rbtest
+
+POS_RX = re.compile(r"^(?P<path>[^\s:][^:]*):(?P<line>\d+):(?P<col>\d+): (?P<msg>.+)$")
+
+
+def line_of(text, needle):
+    """1-based number of the first line of text containing needle."""
+    for i, line in enumerate(text.splitlines(), 1):
+        if needle in line:
+            return i
+    raise AssertionError("%r not in the config text" % needle)
+
+
+class CliTest(rbtest.TestCase):
+    def write_config(self, cfg):
+        """Writes cfg as indented JSON (one key per line) and returns (path, text)."""
+        path = os.path.join(self.tmp, "rabta.yaml")
+        text = json.dumps(cfg, indent=2) + "\n"
+        with open(path, "w") as f:
+            f.write(text)
+        return path, text
+
+    def positioned_errors(self, stderr, path):
+        """{line: [messages]} of the stderr lines that read path:line:col: message for path."""
+        out = {}
+        for raw in stderr.splitlines():
+            m = POS_RX.match(raw.strip())
+            if m and os.path.basename(m.group("path")) == os.path.basename(path):
+                self.assertGreater(int(m.group("col")), 0, "column must be 1-based: %r" % raw)
+                out.setdefault(int(m.group("line")), []).append(m.group("msg"))
+        return out
+
+    def broken_base(self):
+        return rbtest.default_config(rbtest.free_port(), os.path.join(self.tmp, "state"),
+                                     "host=127.0.0.1 port=1 dbname=rabta user=postgres")
+
+    def test_version_prints_version_and_plugin_abi(self):
+        r = rbtest.run_rabtad(["--version"])
+        self.assertEqual(r.returncode, 0, r)
+        self.assertRegex(r.stdout.strip(), r"^rabtad \d+\.\d+\.\d+ \(plugin ABI 1\)$")
+
+    def test_help_prints_usage_on_stdout_and_exits_0(self):
+        r = rbtest.run_rabtad(["--help"])
+        self.assertEqual(r.returncode, 0, r)
+        self.assertRegex(r.stdout, r"(?i)usage")
+        self.assertIn("--check", r.stdout)
+        self.assertIn("-c", r.stdout)
+
+    def test_unknown_option_is_a_usage_error_on_stderr_exit_2(self):
+        r = rbtest.run_rabtad(["--no-such-option"])
+        self.assertEqual(r.returncode, 2, r)
+        self.assertIn("--no-such-option", r.stderr)
+        self.assertRegex(r.stderr, r"(?i)usage")
+        self.assertEqual(r.stdout, "", "usage errors belong on stderr")
+
+    def test_check_accepts_the_sample_config(self):
+        sample = os.path.join(rbtest.SOURCE_DIR, "config", "rabta.yaml")
+        self.assertTrue(os.path.exists(sample), "no sample config at %s" % sample)
+        r = rbtest.run_rabtad(["--check", "-c", "config/rabta.yaml"], cwd=rbtest.SOURCE_DIR)
+        self.assertEqual(r.returncode, 0, "--check on config/rabta.yaml: %r" % r)
+        self.assertIn("configuration OK", r.stdout)
+
+    def test_check_rejects_a_wrong_type_with_file_line_col_exit_2(self):
+        cfg = self.broken_base()
+        cfg["database"]["pool_size"] = "four"
+        path, text = self.write_config(cfg)
+        r = rbtest.run_rabtad(["--check", "-c", path])
+        self.assertEqual(r.returncode, 2, r)
+        self.assertNotIn("configuration OK", r.stdout)
+        errs = self.positioned_errors(r.stderr, path)
+        want = line_of(text, '"pool_size"')
+        self.assertIn(want, errs, "no path:%d:col error for pool_size in stderr:\n%s"
+                      % (want, r.stderr))
+        self.assertTrue(any("pool_size" in m for m in errs[want]),
+                        "the message does not name the key: %r" % errs[want])
+
+    def test_check_reports_a_yaml_syntax_error_with_position(self):
+        path = os.path.join(self.tmp, "rabta.yaml")
+        with open(path, "w") as f:
+            f.write("server:\n  listen: 127.0.0.1:8080\n  max_body: [1MiB\nlog: {level: info}\n")
+        r = rbtest.run_rabtad(["--check", "-c", path])
+        self.assertEqual(r.returncode, 2, r)
+        errs = self.positioned_errors(r.stderr, path)
+        self.assertTrue(errs, "no path:line:col error in stderr:\n%s" % r.stderr)
+        self.assertTrue(all(3 <= ln <= 5 for ln in errs),
+                        "syntax error not placed near line 3: %r" % errs)
+
+    def test_check_reports_every_error_one_per_line(self):
+        cfg = self.broken_base()
+        cfg["database"]["pool_size"] = "four"
+        cfg["log"]["level"] = "loudest"
+        cfg["server"]["max_body"] = "a lot"
+        path, text = self.write_config(cfg)
+        r = rbtest.run_rabtad(["--check", "-c", path])
+        self.assertEqual(r.returncode, 2, r)
+        errs = self.positioned_errors(r.stderr, path)
+        for key in ('"pool_size"', '"level"', '"max_body"'):
+            ln = line_of(text, key)
+            self.assertIn(ln, errs, "the error for %s (line %d) is missing; stderr:\n%s"
+                          % (key, ln, r.stderr))
+
+
+if __name__ == "__main__":
+    rbtest.main()

@@ -1,0 +1,58 @@
+"""Plugins at start: a plugin that does not match the ABI is refused with one sentence naming
+the file (exit 1 or 2, never a crash); a good one loads and serves its route."""
+import os
+
+import rbtest
+
+BROKEN = ("bad_abi", "bad_size", "no_symbol")
+
+
+def plugin_path(name):
+    return os.path.join(rbtest.TEST_PLUGIN_DIR, name + ".so")
+
+
+class PluginsTest(rbtest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.pgs = cls.class_pg()
+
+    def with_plugin(self, name):
+        path = plugin_path(name)
+        if not os.path.exists(path):
+            self.fail("test plugin %s not built (RB_TEST_PLUGIN_DIR=%s)" % (path,
+                                                                          rbtest.TEST_PLUGIN_DIR))
+        rd = self.rabtad(pg=self.pgs, name=name)
+        rd.config["plugins"] = rd.config["plugins"] + [{"name": name, "path": path}]
+        return rd
+
+    def refuses(self, name):
+        rd = self.with_plugin(name)
+        rd.start(wait=False)
+        code = rd.wait(30.0)
+        self.assertIn(code, (1, 2), "rabtad with %s.so: exit %r (negative = killed by signal)"
+                      % (name, code))
+        lines = [ln for ln in rd.log_text().splitlines() if name + ".so" in ln]
+        self.assertTrue(lines, "no log line names %s.so; log:\n%s" % (name, rd.log_tail()))
+        self.assertNotRegex(rd.log_text(), r"(?i)\bready\b", "it got ready despite %s" % name)
+
+    def test_plugin_with_another_abi_is_refused_naming_the_file(self):
+        self.refuses("bad_abi")
+
+    def test_plugin_with_another_descriptor_size_is_refused_naming_the_file(self):
+        self.refuses("bad_size")
+
+    def test_plugin_without_entry_symbol_is_refused_naming_the_file(self):
+        self.refuses("no_symbol")
+
+    def test_good_plugin_loads_and_serves_its_route(self):
+        rd = self.with_plugin("good")
+        rd.start()
+        r = rd.get("/test/good")
+        self.assertEqual(r.status, 200, r)
+        self.assertIsInstance(r.json, dict, r)
+        self.assertEqual(r.json.get("plugin"), "good", r)
+
+
+if __name__ == "__main__":
+    rbtest.main()

@@ -1,0 +1,86 @@
+"""SIGTERM and SIGINT stop rabtad cleanly: exit 0, nothing left behind, and a request in
+flight is answered before the process exits."""
+import os
+import signal
+import threading
+import time
+
+import rbtest
+
+
+def good_plugin():
+    return os.path.join(rbtest.TEST_PLUGIN_DIR, "good.so")
+
+
+class SignalsTest(rbtest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.pgs = cls.class_pg()
+
+    def stops_cleanly_on(self, sig):
+        rd = self.rabtad(pg=self.pgs, start=True)
+        pid = rd.pid
+        kids = rbtest.descendants_of(pid)
+        t0 = time.monotonic()
+        rd.send_signal(sig)
+        code = rd.wait(10.0)
+        took = time.monotonic() - t0
+        self.assertEqual(code, 0, "exit code after %s" % sig.name)
+        self.assertLess(took, 10.0)
+        self.assertFalse(rbtest.pid_alive(pid), "pid %d still there" % pid)
+        left = rbtest.processes_in_group(pid) + [k for k in kids if rbtest.pid_alive(k)]
+        self.assertEqual(left, [], "processes left behind after %s: %r" % (sig.name, left))
+        self.assertRegex(rd.log_text(), r"(?i)stop", "no shutdown in the log")
+
+    def test_sigterm_exits_0_within_10s_leaving_no_process(self):
+        self.stops_cleanly_on(signal.SIGTERM)
+
+    def test_sigint_exits_0_within_10s_leaving_no_process(self):
+        self.stops_cleanly_on(signal.SIGINT)
+
+    def test_sigterm_finishes_the_request_in_flight_and_stops_accepting(self):
+        if not os.path.exists(good_plugin()):
+            self.skipTest("test plugin %s not built (it provides the slow route)" % good_plugin())
+        rd = self.rabtad(pg=self.pgs)
+        rd.config["plugins"] = rd.config["plugins"] + [{"name": "good", "path": good_plugin()}]
+        rd.start()
+        if rd.get("/test/sleep?s=0").status == 404:
+            self.skipTest("no slow test route /test/sleep")
+
+        result = {}
+
+        def slow():
+            try:
+                result["resp"] = rd.get("/test/sleep?s=2", timeout=15.0)
+            except Exception as e:  # reported by the assertions below
+                result["error"] = e
+
+        th = threading.Thread(target=slow)
+        th.start()
+        # In flight = PostgreSQL is running its pg_sleep.
+        rbtest.wait_until(
+            lambda: int(self.pgs.scalar("SELECT count(*) FROM pg_stat_activity WHERE query "
+                                        "LIKE 'SELECT pg_sleep%' AND state = 'active'")) > 0,
+            5.0, what="the slow request to reach PostgreSQL")
+        rd.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        refused = False
+        try:
+            r = rd.get("/healthz", timeout=2.0)
+            refused = r.status != 200
+        except OSError:
+            refused = True
+        self.assertTrue(refused, "a new request was served after SIGTERM")
+        code = rd.wait(10.0)
+        th.join(20.0)
+        self.assertNotIn("error", result, "the in-flight request failed: %r" % result.get("error"))
+        resp = result.get("resp")
+        self.assertIsNotNone(resp, "the in-flight request got no answer")
+        self.assertEqual(resp.status, 200, resp)
+        self.assertEqual(resp.json, {"slept": True})
+        self.assertEqual(code, 0)
+
+
+if __name__ == "__main__":
+    rbtest.main()
