@@ -49,13 +49,19 @@ void rb_errors_at(struct rb_errors *e, const struct rb_node *node, const char *f
 struct rb_doc *rb_doc_load(const char *path, struct rb_errors *errs);
 /* Same from memory; name is used in messages. */
 struct rb_doc *rb_doc_parse(const char *name, const char *text, size_t len, struct rb_errors *errs);
+/* Like rb_doc_load, for a file another file names: when path cannot be read (missing, not a
+ * regular file, over 4 MiB) the error is placed at node from and names key, e.g.
+ * "config/rabta.yaml:9:12: key \"districts\": cannot open config/d.yaml: No such file ...". */
+struct rb_doc *rb_doc_load_from(const char *path, const struct rb_node *from, const char *key,
+                                struct rb_errors *errs);
 void rb_doc_free(struct rb_doc *doc);
 
 /* Map lookup; NULL when absent or node is not a map. Borrowed. */
 const struct rb_node *rb_node_get(const struct rb_node *map, const char *key);
 
 /* Scalar conversions. Each returns RB_OK, or RB_EINVAL after adding an error naming key
- * ("expected a whole number for key \"pool_size\", got \"four\""). */
+ * ("file:3:14: key \"pool_size\": expected a whole number, got \"four\""). Quoting never changes
+ * the type: "4" reads as 4 and "yes" as true for an int or bool key. */
 int rb_node_str(const struct rb_node *n, const char *key, struct rb_errors *e, char **out);
 int rb_node_int(const struct rb_node *n, const char *key, struct rb_errors *e, long long *out);
 int rb_node_bool(const struct rb_node *n, const char *key, struct rb_errors *e, int *out);
@@ -66,7 +72,10 @@ int rb_node_size(const struct rb_node *n, const char *key, struct rb_errors *e, 
 /* Declarative parse of map into out using fields (struct rb_conf_field from rabta/plugin.h).
  * Unknown keys, wrong types, missing required keys and out-of-range values are errors. If
  * extra_keys is non-NULL, keys it lists (NULL-terminated) are allowed and left to the caller.
- * Returns RB_OK or RB_EINVAL (errors added). what names the block ("plugin sms_kannel"). */
+ * Returns RB_OK or RB_EINVAL (errors added). what names the block ("plugin sms_kannel").
+ * Absent keys (and null values: "key:", "~") leave out's member as it was, so preset defaults
+ * stay; a STRING member that is set is freed first, so it must start NULL or malloc'd.
+ * A NULL map is an empty block. */
 int rb_conf_parse(const struct rb_node *map, const char *what, const struct rb_conf_field *fields,
                   size_t nfields, const char *const *extra_keys, void *out, struct rb_errors *e);
 void rb_conf_free(const struct rb_conf_field *fields, size_t nfields, void *out);

@@ -82,6 +82,7 @@ struct rb_jobs {
     struct event *lease_timer; /* periodic lease recovery and counts */
     int busy;    /* a claim is in flight */
     int limit;   /* rows asked for by the claim in flight */
+    double armed_wall; /* wall-clock time the timer fires; 0 when not armed */
     int want;    /* claim again when the current one completes */
     int started, stopped;
     size_t running;
@@ -129,6 +130,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct rb_jobs *jobs = arg;
+    jobs->armed_wall = 0;
     jobs->want = 1;
     pump(jobs);
 }
@@ -196,8 +198,12 @@ static const struct handler *find_handler(const struct rb_jobs *jobs, const char
 static void on_notify(const char *channel, const char *payload, void *arg)
 {
     (void)channel;
-    (void)payload;
     struct rb_jobs *jobs = arg;
+    /* Due no sooner than our timer, which will find it then. Not while a claim is in flight:
+     * its peek may have run before this job was visible and would arm the timer too late. */
+    if (payload && *payload && !jobs->busy && jobs->armed_wall > 0 &&
+        atof(payload) >= jobs->armed_wall)
+        return;
     jobs->want = 1;
     pump(jobs);
 }
@@ -260,6 +266,7 @@ static void arm_timer(struct rb_jobs *jobs, double seconds)
         seconds = 3600; /* wake hourly anyway: cheap insurance against a lost notification */
     struct timeval tv = {(time_t)seconds, (suseconds_t)((seconds - floor(seconds)) * 1e6)};
     evtimer_add(jobs->timer, &tv);
+    jobs->armed_wall = rb_now_wall() + seconds;
 }
 
 static void dispatch(struct rb_jobs *jobs, PGresult *res)
