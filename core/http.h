@@ -23,9 +23,14 @@ void rb_http_free(struct rb_http *h);
 void rb_http_set_max_body(struct rb_http *h, size_t bytes);
 void rb_http_set_timeout(struct rb_http *h, double seconds);
 
-/* Binds addr:port (port 0: any free port). RB_OK, or RB_ERR with a logged reason. */
+/* Binds addr:port (port 0: any free port) with SO_REUSEPORT, so that several rabtad processes
+ * can share one port. RB_OK, or RB_ERR with a logged reason. */
 int rb_http_listen(struct rb_http *h, const char *addr, int port);
 int rb_http_bound_port(const struct rb_http *h); /* the actual port, after listen */
+/* Accepts on fd, a socket that is already bound (and perhaps listening): a socket inherited
+ * from a supervisor or shared between workers. Takes ownership of fd on success. RB_OK, or
+ * RB_ERR with a logged reason (fd is then left open). */
+int rb_http_listen_fd(struct rb_http *h, int fd);
 /* Stops accepting new connections; requests under way go on. */
 void rb_http_stop_accepting(struct rb_http *h);
 /* Requests received and not yet answered. */
