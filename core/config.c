@@ -26,6 +26,7 @@ struct loader {
      * cfg->services; borrowed from cfg->docs. */
     const struct rb_node **dep_maps;
     const struct rb_node **svc_maps;
+    size_t errors_before; /* e->n when loading began */
 };
 
 /* ---- small helpers ----------------------------------------------------------------------- */
@@ -302,6 +303,33 @@ static void parse_database(struct loader *l, const struct rb_node *map)
     cfg->database.max_queue = (size_t)in.max_queue;
     cfg->database.connect_timeout = in.connect_timeout;
     rb_conf_free(fields, RB_ARRAY_LEN(fields), &in);
+}
+
+/* jobs: the durable queue's runner in this process. */
+static void parse_jobs(struct loader *l, const struct rb_node *map)
+{
+    static const struct rb_conf_field fields[] = {
+        {"concurrency", RB_CONF_INT, offsetof(struct rb_jobs_conf, concurrency), 0, 1, 100000},
+        {"batch", RB_CONF_INT, offsetof(struct rb_jobs_conf, batch), 0, 1, 10000},
+        {"lease", RB_CONF_DURATION, offsetof(struct rb_jobs_conf, lease), 0, 0, 0},
+        {"backoff_base", RB_CONF_DURATION, offsetof(struct rb_jobs_conf, backoff_base), 0, 0, 0},
+        {"backoff_max", RB_CONF_DURATION, offsetof(struct rb_jobs_conf, backoff_max), 0, 0, 0},
+    };
+    struct rb_jobs_conf in = l->cfg->jobs;
+    if (!map)
+        return;
+    if (rb_conf_parse(map, "jobs", fields, RB_ARRAY_LEN(fields), NULL, &in, l->e) != RB_OK)
+        return;
+    static const char *const positive[] = {"lease", "backoff_base", "backoff_max"};
+    const double values[] = {in.lease, in.backoff_base, in.backoff_max};
+    for (size_t i = 0; i < RB_ARRAY_LEN(positive); i++)
+        if (values[i] <= 0)
+            rb_errors_at(l->e, rb_node_get(map, positive[i]),
+                         "key \"%s\": must be more than 0 seconds", positive[i]);
+    if (in.backoff_max < in.backoff_base)
+        rb_errors_at(l->e, rb_node_get(map, "backoff_max"),
+                     "key \"backoff_max\": must not be shorter than backoff_base");
+    l->cfg->jobs = in;
 }
 
 struct log_in {
@@ -677,9 +705,19 @@ static const char *plugin_name_at(const struct rb_config *cfg, size_t i)
     return cfg->plugins[i].name;
 }
 
-static void check_references(struct loader *l)
+static void check_references(struct loader *l, const struct rb_node *root)
 {
     struct rb_config *cfg = l->cfg;
+    /* Only when the departments loaded cleanly: a broken bureau file is reported already. */
+    if (l->e->n == l->errors_before && !rb_config_department(cfg, cfg->triage_department)) {
+        const struct rb_node *at = rb_node_get(root, "triage_department");
+        char *known = known_list(department_id_at, cfg, cfg->n_departments);
+        rb_errors_at(l->e, at ? at : root,
+                     "key \"triage_department\": no department \"%s\" to receive the cases no "
+                     "rule can route (known: %s)",
+                     cfg->triage_department, known[0] ? known : "none");
+        free(known);
+    }
     for (size_t i = 0; i < cfg->n_departments; i++) {
         const struct rb_department *d = &cfg->departments[i];
         const struct rb_plugin_conf *pc = rb_config_plugin(cfg, d->plugin);
@@ -713,7 +751,7 @@ static void check_references(struct loader *l)
 /* ---- the whole ---------------------------------------------------------------------------- */
 
 struct top_in {
-    char *state_dir, *lua_dir, *migrations_dir, *plugin_dir, *districts;
+    char *state_dir, *lua_dir, *migrations_dir, *plugin_dir, *districts, *triage;
 };
 
 static const struct rb_node *section(struct loader *l, const struct rb_node *root,
@@ -744,11 +782,12 @@ static void load_all(struct loader *l, const struct rb_node *root)
         {"migrations_dir", RB_CONF_STRING, offsetof(struct top_in, migrations_dir), 0, 0, 0},
         {"plugin_dir", RB_CONF_STRING, offsetof(struct top_in, plugin_dir), 0, 0, 0},
         {"districts", RB_CONF_STRING, offsetof(struct top_in, districts), 0, 0, 0},
+        {"triage_department", RB_CONF_STRING, offsetof(struct top_in, triage), 0, 0, 0},
     };
-    static const char *const extra[] = {"server", "database", "log", "plugins", "departments",
-                                        "services", NULL};
+    static const char *const extra[] = {"server", "database", "log", "jobs", "plugins",
+                                        "departments", "services", NULL};
     struct rb_config *cfg = l->cfg;
-    struct top_in in = {NULL, NULL, NULL, NULL, NULL};
+    struct top_in in = {NULL, NULL, NULL, NULL, NULL, NULL};
     rb_conf_parse(root, "the top level", fields, RB_ARRAY_LEN(fields), extra, &in, l->e);
     set_dir(cfg, &cfg->state_dir, in.state_dir, "../var");
     set_dir(cfg, &cfg->lua_dir, in.lua_dir, "../lua");
@@ -759,6 +798,7 @@ static void load_all(struct loader *l, const struct rb_node *root)
     parse_server(l, section(l, root, "server", RB_NODE_MAP));
     parse_database(l, section(l, root, "database", RB_NODE_MAP));
     parse_log(l, section(l, root, "log", RB_NODE_MAP));
+    parse_jobs(l, section(l, root, "jobs", RB_NODE_MAP));
     parse_plugins(l, section(l, root, "plugins", RB_NODE_SEQ));
 
     const struct rb_node *deps = rb_node_get(root, "departments");
@@ -773,7 +813,12 @@ static void load_all(struct loader *l, const struct rb_node *root)
         load_one(l, rb_node_get(root, "districts"), "districts", path, on_districts);
         free(path);
     }
-    check_references(l);
+    if (in.triage && in.triage[0]) {
+        free(cfg->triage_department);
+        cfg->triage_department = in.triage;
+        in.triage = NULL;
+    }
+    check_references(l, root);
     rb_conf_free(fields, RB_ARRAY_LEN(fields), &in);
 }
 
@@ -792,8 +837,14 @@ struct rb_config *rb_config_load(const char *path, struct rb_errors *errs)
     cfg->database.connect_timeout = 5;
     cfg->database.max_queue = 10000;
     cfg->log_level = RB_LOG_INFO;
+    cfg->triage_department = rb_strdup("bureau");
+    cfg->jobs.concurrency = 256;
+    cfg->jobs.batch = 256;
+    cfg->jobs.lease = 300;
+    cfg->jobs.backoff_base = 10;
+    cfg->jobs.backoff_max = 3600;
 
-    struct loader l = {.cfg = cfg, .e = errs, .include_dir = dir_of(path)};
+    struct loader l = {.cfg = cfg, .e = errs, .include_dir = dir_of(path), .errors_before = before};
     struct rb_doc *doc = rb_doc_load(path, errs);
     if (doc) {
         keep_doc(cfg, doc);
@@ -855,6 +906,7 @@ void rb_config_free(struct rb_config *cfg)
     free(cfg->file);
     free(cfg->base_dir);
     free(cfg->server.addr);
+    free(cfg->triage_department);
     free(cfg->database.url);
     free(cfg->database.pg_bindir);
     free(cfg->state_dir);

@@ -48,6 +48,15 @@ struct rb_plugin_conf {
     int line, col;
 };
 
+/* jobs: the runner of the durable queue in each process. */
+struct rb_jobs_conf {
+    long long concurrency; /* jobs running at once; default 256 */
+    long long batch;       /* rows claimed per query; default 256 */
+    double lease;          /* a run not finished after this is presumed lost; default 300 s */
+    double backoff_base;   /* first retry after a failure; default 10 s, doubling */
+    double backoff_max;    /* longest wait between retries; default 3600 s */
+};
+
 struct rb_config {
     char *file;     /* owned; path of rabta.yaml as given */
     char *base_dir; /* owned; its directory */
@@ -71,6 +80,8 @@ struct rb_config {
     } database;
 
     int log_level;    /* RB_LOG_*; default info */
+    char *triage_department; /* owned; cases no rule can route go here; default "bureau" */
+    struct rb_jobs_conf jobs;
     char *lua_dir;    /* owned; resolved; default "<base_dir>/../lua" */
     char *migrations_dir; /* owned; resolved; default "<base_dir>/../migrations" */
     char *plugin_dir; /* owned; NULL: the build's plugin directory */

@@ -254,7 +254,14 @@ int rb_server_run(struct rb_server *srv)
         rb_server_cleanup(srv);
         return 1;
     }
-    srv->jobs = rb_jobs_new(srv->base, srv->db, srv->metrics, NULL);
+    struct rb_jobs_options jo = {
+        .concurrency = (int)cfg->jobs.concurrency,
+        .batch = (int)cfg->jobs.batch,
+        .lease = cfg->jobs.lease,
+        .backoff_base = cfg->jobs.backoff_base,
+        .backoff_max = cfg->jobs.backoff_max,
+    };
+    srv->jobs = rb_jobs_new(srv->base, srv->db, srv->metrics, &jo);
     if (rb_status_init(srv) != RB_OK || rb_plugins_init(srv->plugins, srv) != RB_OK) {
         rb_server_cleanup(srv);
         return 1;

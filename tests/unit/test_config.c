@@ -576,6 +576,34 @@ static void zero_timeout(void **state)
     expect_errors(f, 1, "rabta.yaml", 3, 20, "key \"request_timeout\": must be more than 0");
 }
 
+static void jobs_settings_are_read_and_checked(void **state)
+{
+    FX;
+    put_rabta(f, "departments: departments/*.yaml\njobs:\n  concurrency: 8\n  lease: 1m\n");
+    struct rb_errors e;
+    struct rb_config *cfg = load(f, &e);
+    assert_non_null(cfg);
+    assert_int_equal(cfg->jobs.concurrency, 8);
+    assert_true(cfg->jobs.lease == 60);
+    assert_int_equal(cfg->jobs.batch, 256);      /* default */
+    assert_true(cfg->jobs.backoff_base == 10); /* default */
+    rb_config_free(cfg);
+    rb_errors_free(&e);
+    put_rabta(f, "departments: departments/*.yaml\njobs:\n  backoff_base: 1h\n"
+                 "  backoff_max: 1m\n");
+    expect_errors(f, 1, "rabta.yaml", 4, 16, "key \"backoff_max\": must not be shorter");
+    put_rabta(f, "departments: departments/*.yaml\njobs:\n  concurrency: 0\n");
+    expect_errors(f, 1, "rabta.yaml", 3, 16, "concurrency");
+}
+
+static void triage_department_must_exist(void **state)
+{
+    FX;
+    put_rabta(f, "departments: departments/*.yaml\ntriage_department: triage\n");
+    expect_errors(f, 1, "rabta.yaml", 2, 20,
+                  "key \"triage_department\": no department \"triage\"");
+}
+
 static void bad_size_unit(void **state)
 {
     FX;
@@ -819,6 +847,8 @@ int main(void)
         T(negative_duration),
         T(zero_timeout),
         T(bad_size_unit),
+        T(jobs_settings_are_read_and_checked),
+        T(triage_department_must_exist),
         T(bad_id_slug),
         T(department_plugin_not_listed),
         T(department_plugin_disabled),
