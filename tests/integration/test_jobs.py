@@ -1,0 +1,166 @@
+"""The durable jobs queue, end to end: real rabtad processes, a real PostgreSQL, and the test
+plugin good.so, which enqueues jobs (POST /test/jobs) and handles kinds "test.record" (records
+each run in test_job_runs) and "test.fail" (fails every time, retry in 0.2 s)."""
+import os
+import time
+
+import rbtest
+
+GOOD = os.path.join(rbtest.TEST_PLUGIN_DIR, "good.so")
+
+RUNS_TABLE = """
+CREATE TABLE IF NOT EXISTS test_job_runs (
+    job_id bigint NOT NULL, attempt int NOT NULL, payload jsonb, kind text,
+    worker int, at timestamptz NOT NULL, late interval)
+"""
+
+
+class JobsTest(rbtest.TestCase):
+    def setUp(self):
+        super().setUp()
+        self.pgs = self.pg()
+        self.pgs.psql(RUNS_TABLE)
+
+    def server(self, name="rabtad", jobs=None, start=True):
+        rd = self.rabtad(pg=self.pgs, name=name)
+        rd.config["plugins"] = rd.config["plugins"] + [{"name": "good", "path": GOOD}]
+        rd.config["jobs"] = dict({"backoff_base": "200ms", "backoff_max": "1s"}, **(jobs or {}))
+        if start:
+            rd.start()
+        return rd
+
+    def enqueue(self, rd, kind="test.record", delay=0, dedup=None, payload=None):
+        path = "/test/jobs?kind=%s&delay=%s" % (kind, delay)
+        if dedup:
+            path += "&dedup=" + dedup
+        r = rd.post(path, payload or {"n": 1})
+        self.assertEqual(r.status, 200, r)
+        return r.json["id"]
+
+    def runs(self, where="true"):
+        return int(self.pgs.scalar("SELECT count(*) FROM test_job_runs WHERE " + where))
+
+    def jobs_cli(self, rd, *args):
+        return rbtest.run_rabtad(["jobs", "-c", rd.config_path] + list(args))
+
+    def test_due_job_runs_once_and_leaves_the_queue(self):
+        rd = self.server()
+        jid = self.enqueue(rd, payload={"hello": "سلام"})
+        rbtest.wait_until(lambda: self.runs("job_id = %d" % jid) == 1, 5, what="the job's run")
+        time.sleep(0.5)
+        self.assertEqual(self.runs("job_id = %d" % jid), 1, "ran more than once")
+        self.assertEqual(self.pgs.scalar("SELECT payload->>'hello' FROM test_job_runs"), "سلام")
+        rbtest.wait_until(lambda: self.pgs.scalar("SELECT count(*) FROM jobs") == "0", 5,
+                          what="the finished job to leave the queue")
+
+    def test_delayed_job_fires_within_a_second_of_its_time(self):
+        rd = self.server()
+        t0 = time.monotonic()
+        jid = self.enqueue(rd, delay=2)
+        rbtest.wait_until(lambda: self.runs("job_id = %d" % jid) == 1, 10, what="the delayed run")
+        elapsed = time.monotonic() - t0
+        self.assertGreaterEqual(elapsed, 1.9, "ran before its time")
+        self.assertLess(elapsed, 3.0, "ran more than a second late")
+
+    def test_an_earlier_job_added_later_wakes_the_timer(self):
+        rd = self.server()
+        late = self.enqueue(rd, delay=60)
+        t0 = time.monotonic()
+        soon = self.enqueue(rd, delay=0.5)
+        rbtest.wait_until(lambda: self.runs("job_id = %d" % soon) == 1, 5, what="the early job")
+        self.assertLess(time.monotonic() - t0, 2.0)
+        self.assertEqual(self.runs("job_id = %d" % late), 0)
+
+    def test_dedup_key_keeps_one_pending_job(self):
+        rd = self.server()
+        first = self.enqueue(rd, delay=1, dedup="sla:case-1:ack")
+        self.assertIsNotNone(first)
+        second = self.enqueue(rd, delay=1, dedup="sla:case-1:ack")
+        self.assertIsNone(second, "a second job with a pending dedup key was stored")
+        rbtest.wait_until(lambda: self.runs() == 1, 5, what="the deduplicated run")
+        time.sleep(0.5)
+        self.assertEqual(self.runs(), 1)
+
+    def test_failing_job_backs_off_then_dies_and_cli_retries_or_cancels_it(self):
+        rd = self.server()
+        jid = self.enqueue(rd, kind="test.fail")
+        self.pgs.psql("UPDATE jobs SET max_attempts = 3 WHERE id = %d" % jid)
+        rbtest.wait_until(
+            lambda: self.pgs.scalar("SELECT state FROM jobs WHERE id = %d" % jid) == "dead", 10,
+            what="the failing job to become dead")
+        row = self.pgs.query("SELECT attempts, last_error FROM jobs WHERE id = %d" % jid)[0]
+        self.assertEqual(row[0], "3")
+        self.assertIn("failing on purpose (attempt 3)", row[1])
+
+        out = self.jobs_cli(rd, "list", "--state", "dead")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("test.fail", out.stdout)
+        self.assertIn(str(jid), out.stdout)
+
+        out = self.jobs_cli(rd, "retry", str(jid))
+        self.assertEqual(out.returncode, 0, out.stderr)
+        rbtest.wait_until(
+            lambda: self.pgs.scalar("SELECT attempts FROM jobs WHERE id = %d" % jid) == "3" and
+            self.pgs.scalar("SELECT state FROM jobs WHERE id = %d" % jid) == "dead", 10,
+            what="the retried job to run its attempts again")
+
+        out = self.jobs_cli(rd, "cancel", str(jid))
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(self.pgs.scalar("SELECT state FROM jobs WHERE id = %d" % jid),
+                         "cancelled")
+        out = self.jobs_cli(rd, "cancel", str(jid))
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("is cancelled", out.stderr)
+
+    def test_cli_refuses_bad_arguments(self):
+        rd = self.server(start=False)
+        rd.write_config()
+        for args, needle in ((["retry", "abc"], "ID is a job number"),
+                             (["retry"], "ID is a job number"),
+                             (["frobnicate"], "unknown jobs command"),
+                             (["list", "--state", "sleeping"], "expected queued")):
+            out = self.jobs_cli(rd, *args)
+            self.assertEqual(out.returncode, 2, (args, out.stderr))
+            self.assertIn(needle, out.stderr, args)
+        out = self.jobs_cli(rd, "retry", "999999")
+        self.assertEqual(out.returncode, 1)
+        self.assertIn("there is no job 999999", out.stderr)
+
+    def test_missed_jobs_run_at_next_start(self):
+        rd = self.server()
+        rd.stop()
+        # Due while no process was running.
+        self.pgs.psql("INSERT INTO jobs (kind, run_at) SELECT 'test.record', "
+                      "now() - make_interval(secs => g) FROM generate_series(1, 50) g")
+        rd2 = self.server(name="again")
+        rbtest.wait_until(lambda: self.runs() == 50, 10, what="the 50 missed jobs")
+        self.assertEqual(self.runs("attempt = 1"), 50)
+        rd2.stop()
+
+    def test_lost_run_is_requeued_after_its_lease(self):
+        # A run whose worker died (state running, lock older than the lease) runs again.
+        self.server(jobs={"lease": "2s"})
+        self.pgs.psql("INSERT INTO jobs (kind, state, attempts, locked_by, locked_at) VALUES "
+                      "('test.record', 'running', 1, 'gone:1', now() - interval '10 minutes')")
+        rbtest.wait_until(lambda: self.runs("attempt = 2") == 1, 10,
+                          what="the lost run to run again")
+
+    def test_three_processes_run_each_job_exactly_once(self):
+        servers = [self.server(name="p%d" % i, jobs={"batch": 50}) for i in range(3)]
+        n = 3000
+        # Spread over the next two seconds so all three processes wake for them.
+        self.pgs.psql("INSERT INTO jobs (kind, run_at, payload) SELECT 'test.record', "
+                      "now() + make_interval(secs => (g %% 20) / 10.0), "
+                      "jsonb_build_object('g', g) FROM generate_series(1, %d) g" % n)
+        rbtest.wait_until(lambda: self.runs() >= n, 60, interval=0.2, what="all runs")
+        time.sleep(1.0)
+        self.assertEqual(self.runs(), n, "some job ran twice")
+        self.assertEqual(int(self.pgs.scalar("SELECT count(DISTINCT job_id) FROM test_job_runs")),
+                         n)
+        self.assertEqual(self.pgs.scalar("SELECT count(*) FROM jobs"), "0")
+        for s in servers:
+            self.assertEqual(s.stop(), 0)
+
+
+if __name__ == "__main__":
+    rbtest.main()
