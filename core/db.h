@@ -38,12 +38,17 @@ struct rb_db *rb_db_new(struct event_base *base, const char *conninfo, int pool_
 int rb_db_start(struct rb_db *db);
 void rb_db_free(struct rb_db *db); /* fails pending queries with "shutting down" */
 
-/* sql and params are copied. Returns RB_OK (fn will be called exactly once), or RB_EAGAIN
- * when the wait queue is full (fn is not called). */
+/* sql and params are copied. Returns RB_OK (fn will be called exactly once, never from inside
+ * this call), or RB_EAGAIN when the wait queue is full, RB_EINVAL for bad arguments, or
+ * RB_EUNAVAIL once rb_db_free has begun (fn is not called). Not for COPY. fn must not call
+ * rb_db_free. */
 int rb_db_query(struct rb_db *db, const char *sql, int nparams, const char *const *params,
                 rb_db_fn fn, void *arg);
 /* Runs n statements back to back in pipeline mode on one connection; with txn they are one
- * transaction (BEGIN/COMMIT added; any failure rolls back and err names the statement). */
+ * transaction (BEGIN/COMMIT added; any failure rolls back and err names the statement).
+ * With txn, results is NULL whenever err is set (nothing was committed). Without txn each
+ * statement commits on its own; err names the first that failed and results[i] is NULL for
+ * every statement that failed. */
 int rb_db_batch(struct rb_db *db, const struct rb_db_stmt *stmts, int n, int txn,
                 rb_db_batch_fn fn, void *arg);
 
@@ -53,5 +58,17 @@ void rb_db_get_stats(const struct rb_db *db, struct rb_db_stats *out);
 /* Start-up only (before the loop runs): a blocking connection with a timeout. Returns NULL
  * and a new message in *err (caller frees) on failure. */
 PGconn *rb_db_connect_blocking(const char *conninfo, double timeout_s, char **err);
+
+/* Timeouts for the pool: connecting (default 10 s) and a query from the moment it was
+ * submitted, queue wait included (default 30 s; on expiry the connection running it is closed
+ * and err is "query timed out"). Values <= 0 leave the setting unchanged. */
+void rb_db_set_timeouts(struct rb_db *db, double connect_s, double query_s);
+
+/* LISTEN on channel over a dedicated extra connection (not one of the pool's). fn is called
+ * with each NOTIFY payload (borrowed strings, valid until fn returns) and, after that
+ * connection was lost and re-established, once with payload NULL: notifications may have been
+ * missed meanwhile. channel is copied. Returns RB_OK or RB_EINVAL (empty or > 63 bytes). */
+typedef void (*rb_db_notify_fn)(const char *channel, const char *payload, void *arg);
+int rb_db_listen(struct rb_db *db, const char *channel, rb_db_notify_fn fn, void *arg);
 
 #endif

@@ -8,6 +8,7 @@
 #include "config.h"
 #include "log.h"
 #include "plugin.h"
+#include "script.h"
 #include "server.h"
 
 #define EXIT_USAGE 2
@@ -27,7 +28,8 @@ static void usage(FILE *out)
             "      --state-dir DIR   where the embedded PostgreSQL and other state live\n"
             "                        (overrides state_dir in the config; default var/)\n"
             "      --listen ADDR:PORT  address to serve HTTP on (overrides server.listen)\n"
-            "      --check           validate the configuration, its includes and plugins;\n"
+            "      --check           validate the configuration, its includes, plugins and\n"
+            "                        Lua rules (with their self-tests);\n"
             "                        print every error; exit 2 on error, 0 if fine\n"
             "      --state S         jobs list: only jobs in state S (queued, running,\n"
             "                        failed, dead, cancelled)\n"
@@ -154,6 +156,8 @@ int main(int argc, char **argv)
     if (check && srv->cfg) {
         struct rb_plugins *ps = rb_plugins_load(srv->cfg, &errs);
         rb_plugins_free(ps);
+        /* Compiles the Lua rules and runs their self-tests, as a reload would. */
+        rb_script_free(rb_script_load(srv->cfg->lua_dir, srv->cfg, &errs));
     }
     if (errs.n || !srv->cfg) {
         rb_server_print_errors(&errs);

@@ -15,6 +15,9 @@
 
 #include "db.h"
 #include "http.h"
+#include "intake.h"
+#include "phone.h"
+#include "tracking.h"
 #include "jobs.h"
 #include "log.h"
 #include "server.h"
@@ -396,6 +399,82 @@ static int host_job_register(struct rb_plugin_ctx *ctx, const char *kind, rb_plu
     return rb_jobs_register(ctx->srv->jobs, kind, fn, arg);
 }
 
+struct case_call {
+    rb_plugin_case_fn fn;
+    void *arg;
+};
+
+static void case_done(const struct rb_case_receipt *r, int status, const char *err, void *arg)
+{
+    struct case_call call = *(struct case_call *)arg;
+    free(arg);
+    if (!r) {
+        call.fn(NULL, status ? status : 500, err, call.arg);
+        return;
+    }
+    const struct rb_case_result res = {
+        .size = sizeof(res), .id = r->id, .tracking_no = r->tracking_no, .status = r->status,
+        .department = r->department, .category = r->category, .sla_policy = r->sla_policy,
+        .priority = r->priority, .triage = r->triage, .replayed = r->replayed,
+    };
+    call.fn(&res, 0, NULL, call.arg);
+}
+
+static int host_case_submit(struct rb_plugin_ctx *ctx, const struct rb_case_submission *sub,
+                            rb_plugin_case_fn fn, void *arg, char *why, size_t whylen)
+{
+    if (!ctx->srv || !ctx->srv->intake || !fn)
+        return RB_EUNAVAIL;
+    /* A plugin built against an older, shorter struct: refuse rather than read past it. */
+    if (!sub || sub->size < offsetof(struct rb_case_submission, idem_hash) + sizeof(char *)) {
+        snprintf(why, whylen, "plugin %s passed a case submission of an unknown size",
+                 ctx->desc->name);
+        return RB_EINVAL;
+    }
+    const struct rb_case_in in = {
+        .kind = sub->kind, .service = sub->service, .district = sub->district,
+        .text = sub->text, .text_len = sub->text_len, .channel = sub->channel,
+        .language = sub->language, .phone = sub->phone, .email = sub->email, .lat = sub->lat,
+        .lon = sub->lon, .anonymous = sub->anonymous, .share_contact = sub->share_contact,
+        .official = sub->official, .rating = sub->rating, .idem_scope = sub->idem_scope,
+        .idem_key = sub->idem_key, .idem_hash = sub->idem_hash,
+    };
+    struct case_call *c = rb_malloc(sizeof(*c));
+    c->fn = fn;
+    c->arg = arg;
+    int rc = rb_intake_submit(ctx->srv->intake, &in, case_done, c, why, whylen);
+    if (rc != RB_OK)
+        free(c);
+    return rc;
+}
+
+static int host_tracking_parse(const char *in, char *out, size_t outlen, const char **why)
+{
+    char buf[RB_TRACKING_LEN];
+    enum rb_tracking_fault fault;
+    if (outlen < RB_TRACKING_LEN) {
+        *why = "output buffer too small";
+        return RB_EINVAL;
+    }
+    if (rb_tracking_parse_why(in, buf, &fault, why) != RB_OK)
+        return RB_EINVAL;
+    memcpy(out, buf, RB_TRACKING_LEN);
+    return RB_OK;
+}
+
+static int host_phone_normalize(const char *in, char *out, size_t outlen, const char **why)
+{
+    char buf[RB_PHONE_MAX];
+    if (outlen < RB_PHONE_MAX) {
+        *why = "output buffer too small";
+        return RB_EINVAL;
+    }
+    if (rb_phone_normalize(in, buf, why) != RB_OK)
+        return RB_EINVAL;
+    memcpy(out, buf, RB_PHONE_MAX);
+    return RB_OK;
+}
+
 static void host_set_data(struct rb_plugin_ctx *ctx, void *data)
 {
     ctx->data = data;
@@ -430,6 +509,9 @@ static const struct rb_host_api host_api = {
     .get_data = host_get_data,
     .job_register = host_job_register,
     .job_finish = rb_job_finish,
+    .case_submit = host_case_submit,
+    .tracking_parse = host_tracking_parse,
+    .phone_normalize = host_phone_normalize,
 };
 
 const struct rb_host_api *rb_host_api_get(void)

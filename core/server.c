@@ -10,12 +10,14 @@
 
 #include "db.h"
 #include "http.h"
+#include "intake.h"
 #include "jobs.h"
 #include "log.h"
 #include "metrics.h"
 #include "migrate.h"
 #include "pgembed.h"
 #include "plugin.h"
+#include "script.h"
 #include "status.h"
 
 struct rb_server rb_server;
@@ -85,7 +87,8 @@ static void shutdown_tick(evutil_socket_t fd, short what, void *arg)
     struct rb_server *srv = arg;
     (void)fd;
     (void)what;
-    size_t left = rb_http_inflight(srv->http) + rb_jobs_pending(srv->jobs);
+    size_t left = rb_http_inflight(srv->http) + rb_jobs_pending(srv->jobs) +
+                  rb_intake_pending(srv->intake);
     if (left == 0) {
         event_base_loopexit(srv->base, NULL);
     } else if (rb_now_mono() >= srv->shutdown_deadline) {
@@ -138,9 +141,12 @@ int rb_server_reload(struct rb_server *srv)
     struct rb_errors errs;
     rb_errors_init(&errs);
     struct rb_config *cfg = rb_config_load(srv->config_path, &errs);
-    if (cfg)
+    struct rb_script *rules = NULL;
+    if (cfg) {
         same_plugins(srv->cfg, cfg, &errs);
-    /* Lua scripts are compiled and self-tested here once the rules engine exists. */
+        /* A fresh Lua state: compiled and self-tested before anything is swapped. */
+        rules = rb_script_load(cfg->lua_dir, cfg, &errs);
+    }
     if (errs.n) {
         for (size_t i = 0; i < errs.n; i++)
             rb_error("reload", "%s", errs.msgs[i]);
@@ -148,6 +154,7 @@ int rb_server_reload(struct rb_server *srv)
                            "in force",
                  errs.n, errs.n == 1 ? "" : "s", srv->config_path);
         rb_errors_free(&errs);
+        rb_script_free(rules);
         rb_config_free(cfg);
         return RB_ERR;
     }
@@ -159,7 +166,11 @@ int rb_server_reload(struct rb_server *srv)
         (cfg->database.url && strcmp(cfg->database.url, srv->cfg->database.url) != 0))
         rb_warn("reload", "database settings changed; they take effect at the next restart");
     struct rb_config *old = srv->cfg;
+    struct rb_script *old_rules = srv->rules;
     srv->cfg = cfg;
+    srv->rules = rules;
+    rb_intake_set_rules(srv->intake, cfg, rules);
+    rb_script_free(old_rules);
     rb_log_min_level = cfg->log_level;
     rb_http_set_max_body(srv->http, cfg->server.max_body);
     rb_http_set_timeout(srv->http, cfg->server.request_timeout);
@@ -184,6 +195,8 @@ void rb_server_cleanup(struct rb_server *srv)
      * touch requests, jobs and plugins, which therefore outlive it. */
     rb_db_free(srv->db);
     srv->db = NULL;
+    rb_intake_free(srv->intake);
+    srv->intake = NULL;
     rb_plugins_stop(srv->plugins);
     rb_jobs_free(srv->jobs);
     srv->jobs = NULL;
@@ -201,6 +214,8 @@ void rb_server_cleanup(struct rb_server *srv)
     }
     rb_plugins_free(srv->plugins);
     srv->plugins = NULL;
+    rb_script_free(srv->rules);
+    srv->rules = NULL;
     rb_metrics_free(srv->metrics);
     srv->metrics = NULL;
     if (srv->base)
@@ -229,6 +244,16 @@ int rb_server_run(struct rb_server *srv)
     }
     rb_errors_free(&errs);
 
+    rb_errors_init(&errs);
+    srv->rules = rb_script_load(cfg->lua_dir, cfg, &errs);
+    if (!srv->rules) {
+        for (size_t i = 0; i < errs.n; i++)
+            rb_error("rules", "%s", errs.msgs[i]);
+        rb_errors_free(&errs);
+        rb_server_cleanup(srv);
+        return 2;
+    }
+    rb_errors_free(&errs);
     srv->base = event_base_new();
     if (!srv->base)
         rb_fatal("cannot create the event loop");
@@ -262,6 +287,7 @@ int rb_server_run(struct rb_server *srv)
         .backoff_max = cfg->jobs.backoff_max,
     };
     srv->jobs = rb_jobs_new(srv->base, srv->db, srv->metrics, &jo);
+    srv->intake = rb_intake_new(srv->base, srv->db, srv->metrics, srv->cfg, srv->rules);
     if (rb_status_init(srv) != RB_OK || rb_plugins_init(srv->plugins, srv) != RB_OK) {
         rb_server_cleanup(srv);
         return 1;

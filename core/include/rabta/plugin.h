@@ -113,6 +113,44 @@ struct rb_conf_field {
 typedef void (*rb_plugin_http_fn)(struct rb_http_req *req, void *arg);
 /* res is NULL and err is set when the query failed or the database is unavailable. */
 typedef void (*rb_plugin_db_fn)(const struct rb_db_result *res, const char *err, void *arg);
+/* A new case from a channel. Strings are borrowed for the duration of case_submit only. */
+struct rb_case_submission {
+    size_t size;          /* sizeof(struct rb_case_submission) as the plugin was built */
+    const char *kind;     /* "complaint", "feedback" or "information" */
+    const char *service;  /* service id, or NULL */
+    const char *district; /* district id, or NULL */
+    const char *text;     /* UTF-8, text_len bytes */
+    size_t text_len;
+    const char *channel;  /* "app", "sms", "ivr", "web", "open311" */
+    const char *language; /* "ur" or "en"; NULL: "ur" */
+    const char *phone;    /* any accepted form, or NULL */
+    const char *email;    /* or NULL */
+    double lat, lon;      /* NAN when absent */
+    int anonymous;
+    int share_contact;
+    const char *official; /* an official the complaint names, or NULL */
+    int rating;           /* feedback 1-5, 0 none */
+    const char *idem_scope, *idem_key, *idem_hash; /* idempotency, or NULL */
+};
+
+/* What the channel learns once the case is stored (after COMMIT). Borrowed for the callback. */
+struct rb_case_result {
+    size_t size;
+    long long id;
+    const char *tracking_no;
+    const char *status;
+    const char *department;
+    const char *category;
+    const char *sla_policy;
+    int priority;
+    int triage;   /* the rules failed; the triage department has it */
+    int replayed; /* the answer to an earlier request with the same idempotency key */
+};
+
+/* status 0: r is set. Otherwise an HTTP-like status (422, 503, ...) and err. */
+typedef void (*rb_plugin_case_fn)(const struct rb_case_result *r, int status, const char *err,
+                                  void *arg);
+
 /* Runs one job; must call api->job_finish(run, ...) exactly once, now or later. */
 typedef void (*rb_plugin_job_fn)(struct rb_job_run *run, const struct rb_job_info *job, void *arg);
 
@@ -175,6 +213,16 @@ struct rb_host_api {
      * back-off schedule), permanent 1 to give up now (the job becomes dead). */
     void (*job_finish)(struct rb_job_run *run, int ok, const char *error, double retry_after,
                        int permanent);
+
+    /* Cases: validate, route, number and store a new case; fn is called after COMMIT.
+     * RB_OK; RB_EINVAL with why set (nothing stored, fn not called); RB_EAGAIN overloaded. */
+    int (*case_submit)(struct rb_plugin_ctx *ctx, const struct rb_case_submission *sub,
+                       rb_plugin_case_fn fn, void *arg, char *why, size_t whylen);
+    /* Tracking numbers: canonical form of what a citizen typed into out (>= 24 bytes).
+     * RB_OK, or RB_EINVAL with why ("mistyped" vs "not a tracking number"). */
+    int (*tracking_parse)(const char *in, char *out, size_t outlen, const char **why);
+    /* Phone numbers to E.164 into out (>= 17 bytes). RB_OK or RB_EINVAL with why. */
+    int (*phone_normalize)(const char *in, char *out, size_t outlen, const char **why);
 
     /* New entries go here, at the end, never above. */
 };

@@ -1,0 +1,673 @@
+/* Intake: validate, route, number and store new cases in batches. See intake.h. */
+#include "intake.h"
+
+#include <event2/event.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "log.h"
+#include "metrics.h"
+#include "phone.h"
+#include "script.h"
+#include "text.h"
+
+#define BATCH_MAX 256       /* submissions per transaction */
+#define INFLIGHT_MAX 3      /* transactions at once */
+#define PENDING_MAX 20000   /* submissions waiting: beyond, RB_EAGAIN (503) */
+
+struct sub {
+    struct sub *next;
+    char *kind, *service, *district, *text, *channel, *language, *phone, *email, *official;
+    char *idem_scope, *idem_key, *idem_hash; /* owned; NULL when absent */
+    char *route_json;                         /* owned; the routing decision for the event */
+    double lat, lon;
+    int anonymous, share_contact, rating;
+    struct rb_route_out route;
+    char tracking[RB_TRACKING_LEN];
+    rb_intake_fn fn;
+    void *arg;
+};
+
+struct batch {
+    struct rb_intake *in;
+    struct sub *head; /* owned */
+    int n;
+};
+
+struct rb_intake {
+    struct event_base *base;      /* borrowed */
+    struct rb_db *db;             /* borrowed */
+    struct rb_metrics *m;         /* borrowed; may be NULL */
+    const struct rb_config *cfg;  /* borrowed; replaced at reload */
+    struct rb_script *rules;      /* borrowed; replaced at reload */
+    struct sub *head, **tail;     /* waiting, in arrival order */
+    size_t waiting, storing;
+    int inflight;
+    struct event *flush_ev;
+};
+
+/* ---- the statement ---------------------------------------------------------------------- */
+
+/* One statement stores a whole batch: citizens (found or added), cases, their first two events
+ * and idempotency keys. Arrays in, (id, tracking_no) out. */
+static const char store_sql[] =
+    "WITH input AS ("
+    "  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
+    "    $6::text[], $7::text[], $8::text[], $9::int[], $10::text[], $11::text[], $12::text[],"
+    "    $13::text[], $14::float8[], $15::float8[], $16::bool[], $17::bool[], $18::text[],"
+    "    $19::int[], $20::jsonb[], $21::text[], $22::text[], $23::text[])"
+    "  AS t(tracking_no, kind, phone, email, channel, service_id, department_id, category,"
+    "    priority, sla_policy, district_id, text, language, lat, long, anonymous, share_contact,"
+    "    names_official, rating, route, idem_scope, idem_key, idem_hash)),"
+    " cit_phone AS ("
+    "  INSERT INTO citizens (phone, language)"
+    "  SELECT DISTINCT ON (phone) phone, language FROM input WHERE phone IS NOT NULL"
+    "  ORDER BY phone"
+    "  ON CONFLICT (phone) DO UPDATE SET language = citizens.language"
+    "  RETURNING id, phone),"
+    " cit_email AS ("
+    "  INSERT INTO citizens (email, language)"
+    "  SELECT DISTINCT ON (lower(email)) email, language FROM input"
+    "  WHERE phone IS NULL AND email IS NOT NULL ORDER BY lower(email)"
+    "  ON CONFLICT ((lower(email))) WHERE email IS NOT NULL"
+    "  DO UPDATE SET language = citizens.language"
+    "  RETURNING id, lower(email) AS email),"
+    " ins AS ("
+    "  INSERT INTO cases (tracking_no, kind, status, citizen_id, channel, service_id,"
+    "    department_id, category, priority, sla_policy, district_id, text, language, lat, long,"
+    "    anonymous, share_contact, names_official, rating)"
+    "  SELECT i.tracking_no, i.kind, 'routed', coalesce(p.id, e.id), i.channel, i.service_id,"
+    "    i.department_id, i.category, i.priority, i.sla_policy, i.district_id, i.text,"
+    "    i.language, i.lat, i.long, i.anonymous, i.share_contact, i.names_official, i.rating"
+    "  FROM input i LEFT JOIN cit_phone p ON p.phone = i.phone"
+    "  LEFT JOIN cit_email e ON e.email = lower(i.email)"
+    "  RETURNING id, tracking_no),"
+    " ev AS ("
+    "  INSERT INTO case_events (case_id, actor_type, actor_id, event, from_status, to_status,"
+    "    data)"
+    "  SELECT ins.id, 'system', x.actor, x.event, x.from_status, x.to_status, x.data"
+    "  FROM ins JOIN input i USING (tracking_no) CROSS JOIN LATERAL (VALUES"
+    "    ('intake', 'submitted', NULL, 'submitted', jsonb_build_object('channel', i.channel)),"
+    "    ('routing', 'routed', 'submitted', 'routed', i.route))"
+    "    AS x(actor, event, from_status, to_status, data)),"
+    " idem AS ("
+    "  INSERT INTO idempotency_keys (scope, key, request_hash, case_id)"
+    "  SELECT i.idem_scope, i.idem_key, i.idem_hash, ins.id"
+    "  FROM ins JOIN input i USING (tracking_no) WHERE i.idem_key IS NOT NULL)"
+    " SELECT id, tracking_no FROM ins";
+
+#define STORE_NPARAMS 23
+
+/* An earlier answer for an idempotency key: the case it created and the request's digest. */
+/* The first answer is rebuilt from the case's first "routed" event (append-only), not from the
+ * case as it is now: a replay answers exactly what the first request was told. */
+static const char idem_sql[] =
+    "SELECT k.request_hash, c.id, c.tracking_no, e.data->>'to_status',"
+    "  e.data->>'department', e.data->>'category', e.data->>'sla_policy',"
+    "  (e.data->>'priority')::int, (e.data->>'triage')::boolean "
+    "FROM idempotency_keys k JOIN cases c ON c.id = k.case_id "
+    "CROSS JOIN LATERAL (SELECT data || jsonb_build_object('to_status', to_status) AS data"
+    "  FROM case_events WHERE case_id = c.id AND event = 'routed' ORDER BY id LIMIT 1) e "
+    "WHERE k.scope = $1 AND k.key = $2";
+
+/* ---- a growing string for array literals -------------------------------------------------- */
+
+struct sbuf {
+    char *p; /* owned */
+    size_t n, cap;
+};
+
+static void sb_putn(struct sbuf *b, const char *s, size_t n)
+{
+    if (b->n + n + 1 > b->cap) {
+        b->cap = (b->n + n + 1) * 2;
+        b->p = rb_realloc(b->p, b->cap);
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+}
+
+static void sb_puts(struct sbuf *b, const char *s)
+{
+    sb_putn(b, s, strlen(s));
+}
+
+/* Appends one element of a PostgreSQL array literal: NULL, or a double-quoted string. */
+static void sb_elem(struct sbuf *b, const char *s)
+{
+    sb_puts(b, b->n > 1 ? "," : "");
+    if (!s) {
+        sb_puts(b, "NULL");
+        return;
+    }
+    sb_putn(b, "\"", 1);
+    const char *run = s;
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') {
+            sb_putn(b, run, (size_t)(s - run));
+            sb_putn(b, "\\", 1);
+            run = s;
+        }
+    }
+    sb_putn(b, run, (size_t)(s - run));
+    sb_putn(b, "\"", 1);
+}
+
+/* ---- validation ------------------------------------------------------------------------- */
+
+static int fail(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *why, size_t whylen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (why && whylen)
+        vsnprintf(why, whylen, fmt, ap);
+    va_end(ap);
+    return RB_EINVAL;
+}
+
+static int one_of(const char *s, const char *const *list)
+{
+    for (; s && *list; list++)
+        if (strcmp(s, *list) == 0)
+            return 1;
+    return 0;
+}
+
+/* A short single-line field (ids, keys): present, valid UTF-8, no control characters. */
+static int short_field(const char *name, const char *v, size_t max, char *why, size_t whylen)
+{
+    const char *what;
+    if (rb_text_check(v, strlen(v), max, RB_TEXT_REQUIRED, &what) != RB_OK)
+        return fail(why, whylen, "field \"%s\": %s", name, what);
+    return RB_OK;
+}
+
+static void sub_free(struct sub *s)
+{
+    char *owned[] = {s->kind, s->service, s->district, s->text, s->channel, s->language,
+                     s->phone, s->email, s->official, s->idem_scope, s->idem_key,
+                     s->idem_hash, s->route_json};
+    for (size_t i = 0; i < RB_ARRAY_LEN(owned); i++)
+        free(owned[i]);
+    free(s);
+}
+
+static char *json_route(const struct rb_route_out *r, const char *error)
+{
+    /* Values are slugs from the rules (checked by rb_script_route); error is free text. */
+    struct sbuf b = {0};
+    char head[512];
+    snprintf(head, sizeof(head),
+             "{\"department\":\"%s\",\"category\":\"%s\",\"priority\":%d,\"sla_policy\":\"%s\","
+             "\"triage\":%s,\"flags\":[",
+             r->department, r->category, r->priority, r->sla_policy,
+             r->triage ? "true" : "false");
+    sb_puts(&b, head);
+    int first = 1;
+    for (unsigned bit = 1; bit; bit <<= 1)
+        if (r->flags & bit) {
+            const char *name = rb_route_flag_name(bit);
+            if (!name)
+                continue;
+            sb_puts(&b, first ? "\"" : ",\"");
+            sb_puts(&b, name);
+            sb_puts(&b, "\"");
+            first = 0;
+        }
+    sb_puts(&b, "]");
+    if (error) {
+        sb_puts(&b, ",\"rule_error\":\"");
+        for (const char *p = error; *p; p++) {
+            char esc[8];
+            unsigned char c = (unsigned char)*p;
+            if (c == '"' || c == '\\') {
+                esc[0] = '\\';
+                esc[1] = (char)c;
+                sb_putn(&b, esc, 2);
+            } else if (c < 0x20) {
+                snprintf(esc, sizeof(esc), "\\u%04x", c);
+                sb_puts(&b, esc);
+            } else {
+                sb_putn(&b, p, 1);
+            }
+        }
+        sb_puts(&b, "\"");
+    }
+    sb_puts(&b, "}");
+    return b.p;
+}
+
+static const char *const kinds[] = {"complaint", "feedback", "information", NULL};
+static const char *const channels[] = {"app", "sms", "ivr", "web", "open311", NULL};
+static const char *const languages[] = {"ur", "en", NULL};
+
+/* Checks c and builds a queued submission from it, or returns NULL with why set. */
+static struct sub *validate(struct rb_intake *in, const struct rb_case_in *c, char *why,
+                            size_t whylen)
+{
+    const struct rb_config *cfg = in->cfg;
+    const char *what;
+    char phone[RB_PHONE_MAX] = "";
+
+    if (!c->kind || !one_of(c->kind, kinds)) {
+        fail(why, whylen, "field \"kind\": expected complaint, feedback or information");
+        return NULL;
+    }
+    if (!c->channel || !one_of(c->channel, channels)) {
+        fail(why, whylen, "field \"channel\": expected app, sms, ivr, web or open311");
+        return NULL;
+    }
+    if (c->language && !one_of(c->language, languages)) {
+        fail(why, whylen, "field \"language\": expected ur or en");
+        return NULL;
+    }
+    if (c->service && (short_field("service", c->service, 64, why, whylen) != RB_OK ||
+                       (!rb_config_service(cfg, c->service) &&
+                        fail(why, whylen, "field \"service\": no service \"%.64s\"",
+                             c->service))))
+        return NULL;
+    if (c->district && (short_field("district", c->district, 64, why, whylen) != RB_OK ||
+                        (!rb_config_district(cfg, c->district) &&
+                         fail(why, whylen, "field \"district\": no district \"%.64s\"",
+                              c->district))))
+        return NULL;
+    if (!c->text) {
+        fail(why, whylen, "field \"text\" is required");
+        return NULL;
+    }
+    if (memchr(c->text, '\0', c->text_len)) {
+        fail(why, whylen, "field \"text\": contains a NUL character");
+        return NULL;
+    }
+    if (c->phone && rb_phone_normalize(c->phone, phone, &what) != RB_OK) {
+        fail(why, whylen, "field \"phone\": %s", what);
+        return NULL;
+    }
+    if (c->email) {
+        const char *at = strchr(c->email, '@');
+        if (short_field("email", c->email, 254, why, whylen) != RB_OK)
+            return NULL;
+        if (!at || at == c->email || !at[1] || strchr(at + 1, '@') || strpbrk(c->email, " \t")) {
+            fail(why, whylen, "field \"email\": not an email address");
+            return NULL;
+        }
+    }
+    if (!c->phone && !c->email && !c->anonymous) {
+        fail(why, whylen, "a phone number or an email is needed to keep you informed (or "
+                          "submit anonymously)");
+        return NULL;
+    }
+    if (isnan(c->lat) != isnan(c->lon)) {
+        fail(why, whylen, "fields \"lat\" and \"long\": give both or neither");
+        return NULL;
+    }
+    if (!isnan(c->lat) && (!(c->lat >= -90 && c->lat <= 90) || !(c->lon >= -180 && c->lon <= 180))) {
+        fail(why, whylen, "fields \"lat\" and \"long\": out of range");
+        return NULL;
+    }
+    if (c->rating && (c->rating < 1 || c->rating > 5)) {
+        fail(why, whylen, "field \"rating\": expected a whole number from 1 to 5");
+        return NULL;
+    }
+    if (c->official && short_field("official", c->official, 200, why, whylen) != RB_OK)
+        return NULL;
+    if (c->idem_key && (!c->idem_scope || !c->idem_hash)) {
+        fail(why, whylen, "an Idempotency-Key needs a scope and a request digest");
+        return NULL;
+    }
+    if (c->idem_key && short_field("Idempotency-Key", c->idem_key, 200, why, whylen) != RB_OK)
+        return NULL;
+    /* Last, as it copies: tidied (line ends, bidi overrides, stray spaces), then checked. */
+    char *text = rb_strndup(c->text, c->text_len);
+    size_t text_len = c->text_len;
+    if (rb_text_sanitize(text, &text_len, RB_INTAKE_TEXT_MAX,
+                         RB_TEXT_BODY | RB_TEXT_TABS | RB_TEXT_REQUIRED, &what) != RB_OK) {
+        free(text);
+        fail(why, whylen, "field \"text\": %s", what);
+        return NULL;
+    }
+
+    struct sub *s = rb_calloc(1, sizeof(*s));
+    s->kind = rb_strdup(c->kind);
+    s->service = rb_strdup(c->service);
+    s->district = rb_strdup(c->district);
+    s->text = text;
+    s->channel = rb_strdup(c->channel);
+    s->language = rb_strdup(c->language ? c->language : "ur");
+    s->phone = phone[0] ? rb_strdup(phone) : NULL;
+    s->email = rb_strdup(c->email);
+    s->official = rb_strdup(c->official);
+    s->lat = c->lat;
+    s->lon = c->lon;
+    s->anonymous = c->anonymous;
+    s->share_contact = c->share_contact;
+    s->rating = c->rating;
+    if (c->idem_key) {
+        s->idem_scope = rb_strdup(c->idem_scope);
+        s->idem_key = rb_strdup(c->idem_key);
+        s->idem_hash = rb_strdup(c->idem_hash);
+    }
+    return s;
+}
+
+/* ---- routing and queueing --------------------------------------------------------------- */
+
+static void route(struct rb_intake *in, struct sub *s)
+{
+    struct rb_route_in ri = {
+        .service = s->service, .kind = s->kind, .text = s->text, .district = s->district,
+        .channel = s->channel, .language = s->language, .lat = s->lat, .lon = s->lon,
+        .official = s->official,
+    };
+    char err[256] = "";
+    int rc = in->rules ? rb_script_route(in->rules, &ri, &s->route, err, sizeof(err)) : RB_ERR;
+    if (!in->rules) {
+        memset(&s->route, 0, sizeof(s->route));
+        s->route.triage = 1;
+        snprintf(err, sizeof(err), "no routing rules are loaded");
+    }
+    if (s->route.triage || rc != RB_OK) {
+        /* The rules failed: the configured triage department takes it, never lost. */
+        snprintf(s->route.department, sizeof(s->route.department), "%s",
+                 in->cfg->triage_department);
+        if (!s->route.category[0])
+            snprintf(s->route.category, sizeof(s->route.category), "triage");
+        if (!s->route.sla_policy[0])
+            snprintf(s->route.sla_policy, sizeof(s->route.sla_policy), "default");
+        if (s->route.priority < 1 || s->route.priority > 5)
+            s->route.priority = 3;
+        s->route.triage = 1;
+        if (in->m)
+            rb_metrics_count(in->m, "rabta_routing_failures_total",
+                             "Cases sent to triage because the routing rules failed.", NULL, 1);
+    }
+    s->route_json = json_route(&s->route, rc != RB_OK || s->route.triage ? err : NULL);
+}
+
+static void flush(struct rb_intake *in);
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    flush(arg);
+}
+
+struct rb_intake *rb_intake_new(struct event_base *base, struct rb_db *db,
+                                struct rb_metrics *m, const struct rb_config *cfg,
+                                struct rb_script *rules)
+{
+    struct rb_intake *in = rb_calloc(1, sizeof(*in));
+    in->base = base;
+    in->db = db;
+    in->m = m;
+    in->cfg = cfg;
+    in->rules = rules;
+    in->tail = &in->head;
+    in->flush_ev = event_new(base, -1, 0, on_flush, in);
+    if (!in->flush_ev)
+        rb_fatal("out of memory");
+    return in;
+}
+
+void rb_intake_set_rules(struct rb_intake *in, const struct rb_config *cfg,
+                         struct rb_script *rules)
+{
+    in->cfg = cfg;
+    in->rules = rules;
+}
+
+size_t rb_intake_pending(const struct rb_intake *in)
+{
+    return in ? in->waiting + in->storing : 0;
+}
+
+int rb_intake_submit(struct rb_intake *in, const struct rb_case_in *c, rb_intake_fn fn,
+                     void *arg, char *why, size_t whylen)
+{
+    if (in->waiting >= PENDING_MAX) {
+        fail(why, whylen, "too many submissions are waiting to be stored; try again shortly");
+        return RB_EAGAIN;
+    }
+    struct sub *s = validate(in, c, why, whylen);
+    if (!s)
+        return RB_EINVAL;
+    route(in, s);
+    rb_tracking_new(s->tracking);
+    s->fn = fn;
+    s->arg = arg;
+    *in->tail = s;
+    in->tail = &s->next;
+    in->waiting++;
+    /* Send at the end of this turn of the loop, so everything that arrived with it joins. */
+    if (in->waiting >= BATCH_MAX)
+        flush(in);
+    else if (in->waiting == 1)
+        event_active(in->flush_ev, EV_TIMEOUT, 0);
+    return RB_OK;
+}
+
+/* ---- storing ------------------------------------------------------------------------------ */
+
+static void answer(struct sub *s, const struct rb_case_receipt *r, int status, const char *err)
+{
+    s->fn(r, status, err, s->arg);
+    sub_free(s);
+}
+
+static void receipt_of(const struct sub *s, long long id, struct rb_case_receipt *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->id = id;
+    snprintf(r->tracking_no, sizeof(r->tracking_no), "%s", s->tracking);
+    snprintf(r->status, sizeof(r->status), "routed");
+    snprintf(r->department, sizeof(r->department), "%s", s->route.department);
+    snprintf(r->category, sizeof(r->category), "%s", s->route.category);
+    snprintf(r->sla_policy, sizeof(r->sla_policy), "%s", s->route.sla_policy);
+    r->priority = s->route.priority;
+    r->flags = s->route.flags;
+    r->triage = s->route.triage;
+}
+
+static int sqlstate_is(const char *err, const char *prefix)
+{
+    const char *p = err ? strstr(err, "(SQLSTATE ") : NULL;
+    return p && strncmp(p + 10, prefix, strlen(prefix)) == 0;
+}
+
+static void send_batch(struct rb_intake *in, struct sub *head, int n);
+
+struct idem_lookup {
+    struct rb_intake *in;
+    struct sub *s;
+};
+
+static void idem_found(PGresult *res, const char *err, void *arg)
+{
+    struct idem_lookup *l = arg;
+    struct sub *s = l->s;
+    l->in->storing--;
+    free(l);
+    if (err) {
+        answer(s, NULL, 503, err);
+        return;
+    }
+    if (PQntuples(res) != 1) { /* the key's case vanished: cannot happen, say so */
+        answer(s, NULL, 500, "the idempotency key is taken but its case was not found");
+        return;
+    }
+    if (strcmp(PQgetvalue(res, 0, 0), s->idem_hash) != 0) {
+        answer(s, NULL, 422, "this Idempotency-Key was already used for a different request");
+        return;
+    }
+    struct rb_case_receipt r;
+    memset(&r, 0, sizeof(r));
+    r.id = atoll(PQgetvalue(res, 0, 1));
+    snprintf(r.tracking_no, sizeof(r.tracking_no), "%s", PQgetvalue(res, 0, 2));
+    snprintf(r.status, sizeof(r.status), "%s", PQgetvalue(res, 0, 3));
+    snprintf(r.department, sizeof(r.department), "%s", PQgetvalue(res, 0, 4));
+    snprintf(r.category, sizeof(r.category), "%s", PQgetvalue(res, 0, 5));
+    snprintf(r.sla_policy, sizeof(r.sla_policy), "%s", PQgetvalue(res, 0, 6));
+    r.priority = atoi(PQgetvalue(res, 0, 7));
+    r.triage = strcmp(PQgetvalue(res, 0, 8), "t") == 0;
+    r.replayed = 1;
+    answer(s, &r, 0, NULL);
+}
+
+/* A retried submission: answer as the first time, or 422 for a different request. */
+static void replay(struct rb_intake *in, struct sub *s)
+{
+    struct idem_lookup *l = rb_malloc(sizeof(*l));
+    l->in = in;
+    l->s = s;
+    const char *params[2] = {s->idem_scope, s->idem_key};
+    in->storing++;
+    if (rb_db_query(in->db, idem_sql, 2, params, idem_found, l) != RB_OK) {
+        in->storing--;
+        free(l);
+        answer(s, NULL, 503, "the database is overloaded; try again shortly");
+    }
+}
+
+static void stored(PGresult **results, int n, const char *err, void *arg)
+{
+    struct batch *b = arg;
+    struct rb_intake *in = b->in;
+    struct sub *s = b->head, *next;
+    in->inflight--;
+    in->storing -= (size_t)b->n;
+    if (err) {
+        int data_error = sqlstate_is(err, "22") || sqlstate_is(err, "23");
+        if (b->n > 1 && data_error) {
+            /* One row spoiled the batch: store each on its own so only it fails. */
+            rb_warn("intake", "a batch of %d failed (%s); storing them one by one", b->n, err);
+            for (; s; s = next) {
+                next = s->next;
+                s->next = NULL;
+                send_batch(in, s, 1);
+            }
+        } else if (b->n == 1 && s->idem_key && sqlstate_is(err, "23505")) {
+            replay(in, s);
+        } else {
+            for (; s; s = next) {
+                next = s->next;
+                answer(s, NULL, data_error ? 422 : 503, err);
+            }
+        }
+        free(b);
+        flush(in);
+        return;
+    }
+    /* RETURNING does not promise input order: match rows by tracking number. */
+    PGresult *res = results[n - 1];
+    int rows = PQntuples(res);
+    for (; s; s = next) {
+        next = s->next;
+        long long id = -1;
+        for (int i = 0; i < rows; i++)
+            if (strcmp(PQgetvalue(res, i, 1), s->tracking) == 0) {
+                id = atoll(PQgetvalue(res, i, 0));
+                break;
+            }
+        struct rb_case_receipt r;
+        receipt_of(s, id, &r);
+        if (id < 0)
+            answer(s, NULL, 500, "the case was not stored (no row came back)");
+        else
+            answer(s, &r, 0, NULL);
+    }
+    if (in->m) {
+        rb_metrics_count(in->m, "rabta_intake_cases_total", "Cases stored.", NULL, rows);
+        rb_metrics_count(in->m, "rabta_intake_batches_total", "Intake transactions.", NULL, 1);
+    }
+    free(b);
+    flush(in);
+}
+
+static void send_batch(struct rb_intake *in, struct sub *head, int n)
+{
+    struct sbuf a[STORE_NPARAMS];
+    memset(a, 0, sizeof(a));
+    for (int i = 0; i < STORE_NPARAMS; i++)
+        sb_puts(&a[i], "{");
+    for (struct sub *s = head; s; s = s->next) {
+        char prio[8], rating[8], lat[40], lon[40];
+        snprintf(prio, sizeof(prio), "%d", s->route.priority);
+        snprintf(rating, sizeof(rating), "%d", s->rating);
+        snprintf(lat, sizeof(lat), "%.8f", s->lat);
+        snprintf(lon, sizeof(lon), "%.8f", s->lon);
+        const char *v[STORE_NPARAMS] = {
+            s->tracking, s->kind, s->phone, s->email,
+            s->channel, s->service, s->route.department, s->route.category, prio,
+            s->route.sla_policy, s->district, s->text, s->language,
+            isnan(s->lat) ? NULL : lat, isnan(s->lon) ? NULL : lon,
+            s->anonymous ? "t" : "f", s->share_contact ? "t" : "f", s->official,
+            s->rating ? rating : NULL, s->route_json, s->idem_scope, s->idem_key,
+            s->idem_hash,
+        };
+        for (int i = 0; i < STORE_NPARAMS; i++)
+            sb_elem(&a[i], v[i]);
+    }
+    const char *params[STORE_NPARAMS];
+    for (int i = 0; i < STORE_NPARAMS; i++) {
+        sb_puts(&a[i], "}");
+        params[i] = a[i].p;
+    }
+    struct batch *b = rb_malloc(sizeof(*b));
+    b->in = in;
+    b->head = head;
+    b->n = n;
+    const struct rb_db_stmt stmt = {store_sql, STORE_NPARAMS, params};
+    in->inflight++;
+    in->storing += (size_t)n;
+    if (rb_db_batch(in->db, &stmt, 1, 1, stored, b) != RB_OK) {
+        in->inflight--;
+        in->storing -= (size_t)n;
+        struct sub *s = head, *next;
+        for (; s; s = next) {
+            next = s->next;
+            answer(s, NULL, 503, "the database is overloaded; try again shortly");
+        }
+        free(b);
+    }
+    for (int i = 0; i < STORE_NPARAMS; i++)
+        free(a[i].p);
+}
+
+/* Sends waiting submissions as batches while fewer than INFLIGHT_MAX are being stored. */
+static void flush(struct rb_intake *in)
+{
+    while (in->head && in->inflight < INFLIGHT_MAX) {
+        struct sub *head = in->head, **cut = &in->head;
+        int n = 0;
+        while (*cut && n < BATCH_MAX) {
+            cut = &(*cut)->next;
+            n++;
+        }
+        in->head = *cut;
+        *cut = NULL;
+        if (!in->head)
+            in->tail = &in->head;
+        in->waiting -= (size_t)n;
+        send_batch(in, head, n);
+    }
+}
+
+void rb_intake_free(struct rb_intake *in)
+{
+    if (!in)
+        return;
+    struct sub *s = in->head, *next;
+    for (; s; s = next) {
+        next = s->next;
+        answer(s, NULL, 503, "shutting down");
+    }
+    event_free(in->flush_ev);
+    free(in);
+}

@@ -1,0 +1,1 @@
+function route(case) return { department = "police" } end

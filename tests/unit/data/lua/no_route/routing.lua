@@ -1,0 +1,4 @@
+-- Forgets to define route().
+function rout(case)
+  return { department = "police" }
+end
