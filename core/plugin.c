@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
 #include <libpq-fe.h>
 
 #include "db.h"
@@ -30,6 +31,7 @@ struct rb_plugin_ctx {
     const struct rb_node *config; /* borrowed from the current config; NULL for none */
     struct rb_server *srv;        /* borrowed */
     void *data;                   /* the plugin's own */
+    char *services_json;          /* owned: last answer of host_services_json */
     int inited, started;
 };
 
@@ -268,6 +270,7 @@ void rb_plugins_free(struct rb_plugins *ps)
 #endif
         free(ps->v[i].path);
         free(ps->v[i].conf_name);
+        free(ps->v[i].services_json);
     }
     free(ps->v);
     free(ps);
@@ -475,6 +478,29 @@ static int host_phone_normalize(const char *in, char *out, size_t outlen, const 
     return RB_OK;
 }
 
+static const char *host_services_json(struct rb_plugin_ctx *ctx)
+{
+    const struct rb_config *cfg = ctx->srv ? ctx->srv->cfg : NULL;
+    json_t *arr = json_array();
+    for (size_t i = 0; cfg && i < cfg->n_services; i++) {
+        const struct rb_service *sv = &cfg->services[i];
+        const struct rb_department *d = rb_config_department(cfg, sv->department);
+        json_array_append_new(
+            arr, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b}", "id", sv->id, "name_en",
+                           sv->name.en ? sv->name.en : "", "name_ur",
+                           sv->name.ur ? sv->name.ur : "", "department", sv->department,
+                           "department_name_en", d && d->name.en ? d->name.en : "",
+                           "department_name_ur", d && d->name.ur ? d->name.ur : "",
+                           "feedback", sv->feedback));
+    }
+    free(ctx->services_json);
+    ctx->services_json = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    if (!ctx->services_json)
+        rb_fatal("out of memory encoding the services");
+    return ctx->services_json;
+}
+
 static void host_set_data(struct rb_plugin_ctx *ctx, void *data)
 {
     ctx->data = data;
@@ -512,6 +538,7 @@ static const struct rb_host_api host_api = {
     .case_submit = host_case_submit,
     .tracking_parse = host_tracking_parse,
     .phone_normalize = host_phone_normalize,
+    .services_json = host_services_json,
 };
 
 const struct rb_host_api *rb_host_api_get(void)

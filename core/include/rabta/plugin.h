@@ -224,6 +224,11 @@ struct rb_host_api {
     /* Phone numbers to E.164 into out (>= 17 bytes). RB_OK or RB_EINVAL with why. */
     int (*phone_normalize)(const char *in, char *out, size_t outlen, const char **why);
 
+    /* The configured services as a JSON array of {"id", "name_en", "name_ur", "department",
+     * "department_name_en", "department_name_ur", "feedback"}. Owned by the core: valid until
+     * the next call from this plugin or the next reload. */
+    const char *(*services_json)(struct rb_plugin_ctx *ctx);
+
     /* New entries go here, at the end, never above. */
 };
 
