@@ -14,6 +14,7 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 
+#include "auth.h"
 #include "db.h"
 #include "http.h"
 #include "intake.h"
@@ -501,6 +502,46 @@ static const char *host_services_json(struct rb_plugin_ctx *ctx)
     return ctx->services_json;
 }
 
+struct citizen_call {
+    rb_plugin_citizen_fn fn;
+    void *arg;
+};
+
+static void citizen_done(const struct rb_citizen *c, const char *err, void *arg)
+{
+    struct citizen_call call = *(struct citizen_call *)arg;
+    free(arg);
+    if (!c) {
+        call.fn(NULL, err, call.arg);
+        return;
+    }
+    const struct rb_citizen_info info = {
+        .size = sizeof(info), .id = c->id, .phone = c->phone[0] ? c->phone : NULL,
+        .email = c->email[0] ? c->email : NULL,
+    };
+    call.fn(&info, NULL, call.arg);
+}
+
+static int host_citizen_auth(struct rb_plugin_ctx *ctx, const char *token,
+                             rb_plugin_citizen_fn fn, void *arg)
+{
+    if (!ctx->srv || !ctx->srv->auth || !fn)
+        return RB_EUNAVAIL;
+    struct citizen_call *c = rb_malloc(sizeof(*c));
+    c->fn = fn;
+    c->arg = arg;
+    int rc = rb_auth_citizen(ctx->srv->auth, token, citizen_done, c);
+    if (rc != RB_OK)
+        free(c);
+    return rc;
+}
+
+static void host_citizen_forget(struct rb_plugin_ctx *ctx, const char *token)
+{
+    if (ctx->srv && ctx->srv->auth)
+        rb_auth_forget(ctx->srv->auth, token);
+}
+
 static void host_set_data(struct rb_plugin_ctx *ctx, void *data)
 {
     ctx->data = data;
@@ -539,6 +580,8 @@ static const struct rb_host_api host_api = {
     .tracking_parse = host_tracking_parse,
     .phone_normalize = host_phone_normalize,
     .services_json = host_services_json,
+    .citizen_auth = host_citizen_auth,
+    .citizen_forget = host_citizen_forget,
 };
 
 const struct rb_host_api *rb_host_api_get(void)

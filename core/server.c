@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth.h"
 #include "db.h"
 #include "http.h"
 #include "intake.h"
@@ -197,6 +198,8 @@ void rb_server_cleanup(struct rb_server *srv)
     srv->db = NULL;
     rb_intake_free(srv->intake);
     srv->intake = NULL;
+    rb_auth_free(srv->auth);
+    srv->auth = NULL;
     rb_plugins_stop(srv->plugins);
     rb_jobs_free(srv->jobs);
     srv->jobs = NULL;
@@ -287,6 +290,7 @@ int rb_server_run(struct rb_server *srv)
         .backoff_max = cfg->jobs.backoff_max,
     };
     srv->jobs = rb_jobs_new(srv->base, srv->db, srv->metrics, &jo);
+    srv->auth = rb_auth_new(srv->db);
     srv->intake = rb_intake_new(srv->base, srv->db, srv->metrics, srv->cfg, srv->rules);
     if (rb_status_init(srv) != RB_OK || rb_plugins_init(srv->plugins, srv) != RB_OK) {
         rb_server_cleanup(srv);

@@ -15,6 +15,7 @@ struct rb_plugins;
 struct rb_jobs;
 struct rb_script;
 struct rb_intake;
+struct rb_auth;
 
 struct rb_server {
     struct event_base *base;    /* owned */
@@ -29,6 +30,7 @@ struct rb_server {
     struct rb_jobs *jobs;       /* owned: the job runner of this process */
     struct rb_script *rules;    /* owned: compiled Lua rules; replaced as a whole on reload */
     struct rb_intake *intake;   /* owned */
+    struct rb_auth *auth;       /* owned: citizens' tokens */
     struct rb_pgembed *pg;      /* owned; NULL with an external database */
     char *conninfo;             /* owned */
     struct rb_plugins *plugins; /* owned */

@@ -151,6 +151,18 @@ struct rb_case_result {
 typedef void (*rb_plugin_case_fn)(const struct rb_case_result *r, int status, const char *err,
                                   void *arg);
 
+/* A signed-in citizen. Borrowed for the callback. */
+struct rb_citizen_info {
+    size_t size;
+    long long id;
+    const char *phone; /* E.164, or NULL */
+    const char *email; /* or NULL */
+};
+
+/* c NULL: the token is unknown, expired or revoked (err NULL) or the database failed (err). */
+typedef void (*rb_plugin_citizen_fn)(const struct rb_citizen_info *c, const char *err,
+                                     void *arg);
+
 /* Runs one job; must call api->job_finish(run, ...) exactly once, now or later. */
 typedef void (*rb_plugin_job_fn)(struct rb_job_run *run, const struct rb_job_info *job, void *arg);
 
@@ -228,6 +240,14 @@ struct rb_host_api {
      * "department_name_en", "department_name_ur", "feedback"}. Owned by the core: valid until
      * the next call from this plugin or the next reload. */
     const char *(*services_json)(struct rb_plugin_ctx *ctx);
+
+    /* Citizens' bearer tokens (the text after "Bearer "), resolved through a short-lived
+     * cache. fn is called exactly once, possibly before this returns. RB_OK; RB_EINVAL for
+     * a malformed token and RB_EAGAIN when overloaded (fn not called). */
+    int (*citizen_auth)(struct rb_plugin_ctx *ctx, const char *token, rb_plugin_citizen_fn fn,
+                        void *arg);
+    /* After revoking a token in the database: forget it in this process's cache at once. */
+    void (*citizen_forget)(struct rb_plugin_ctx *ctx, const char *token);
 
     /* New entries go here, at the end, never above. */
 };

@@ -1,0 +1,132 @@
+# Shared pieces of the benchmarks: sourced, not run. Each benchmark calls bench_init BUILD_DIR
+# first; everything started through these functions is stopped by PID on exit.
+#   bench_pg_start [fsync]     a throwaway PostgreSQL on a Unix socket (fsync on|off)
+#   bench_rabtad_start         the real rabtad on it with the sample config
+#   bench_wait_ready NAME PID URL
+#   bench_wrk ARGS...          wrk bounded by a timeout; output on stdout
+
+die() { echo "$(basename "$0"): $*" >&2; exit 1; }
+
+bench_init() {
+  [ $# -eq 1 ] && [ -d "$1" ] || { echo "usage: $0 BUILD_DIR" >&2; exit 2; }
+  BUILD=$(cd "$1" && pwd)
+  SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+  DURATION=${BENCH_DURATION:-10s}
+  CONNS=${BENCH_CONNECTIONS:-64}
+  THREADS=${BENCH_THREADS:-2}
+  RABTAD=$BUILD/rabtad
+  command -v wrk >/dev/null || die "wrk is not installed (tools/deps.sh installs it)"
+  command -v curl >/dev/null || die "curl is not installed"
+  [ -x "$RABTAD" ] || die "$RABTAD is missing; build it first (cmake --build $BUILD)"
+  for p in inbox webhook app; do # the sample departments name these plugins
+    [ -f "$BUILD/plugins/$p.so" ] || die "$BUILD/plugins/$p.so is missing; build the plugins"
+  done
+  PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+  [ -n "$PGBIN" ] && [ -x "$PGBIN/initdb" ] || die "no PostgreSQL under /usr/lib/postgresql/*/bin"
+  TMP=$(mktemp -d /tmp/rabta-bench.XXXXXX)
+  chmod 755 "$TMP"
+  BENCH_PIDS=()
+  PG_STARTED=""
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT TERM
+}
+
+as_pg() { # a PostgreSQL command as postgres when we are root, as ourselves otherwise
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+stop_pid() { # SIGTERM, wait up to 10 s, then SIGKILL
+  local pid=$1
+  [ -n "$pid" ] || return 0
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for _ in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+}
+
+bench_cleanup() {
+  local pid
+  for pid in "${BENCH_PIDS[@]}"; do stop_pid "$pid"; done
+  if [ -n "$PG_STARTED" ]; then
+    as_pg "$PGBIN/pg_ctl" stop -D "$TMP/pgdata" -m fast -w -t 20 >/dev/null 2>&1 ||
+      stop_pid "$(head -1 "$TMP/pgdata/postmaster.pid" 2>/dev/null)"
+  fi
+  rm -rf "$TMP"
+}
+
+bench_pg_start() { # [fsync on|off]; sets PGPORT, PGSOCK; psql via bench_psql
+  local fsync=${1:-on}
+  mkdir -p "$TMP/pgdata" "$TMP/pgsock"
+  chmod 700 "$TMP/pgdata"
+  chmod 777 "$TMP/pgsock"
+  [ "$(id -u)" = 0 ] && chown postgres:postgres "$TMP/pgdata" "$TMP/pgsock"
+  as_pg "$PGBIN/initdb" -D "$TMP/pgdata" -U rabta -A trust -E UTF8 --locale=C --no-sync \
+    >"$TMP/initdb.log" 2>&1 || { cat "$TMP/initdb.log" >&2; die "initdb failed"; }
+  PGPORT=$(free_port) # names the socket file only; nothing listens on TCP
+  PGSOCK=$TMP/pgsock
+  as_pg "$PGBIN/pg_ctl" start -D "$TMP/pgdata" -w -t 30 -l "$TMP/pgsock/postgres.log" \
+    -o "-c listen_addresses='' -c unix_socket_directories=$PGSOCK -p $PGPORT -c fsync=$fsync -c synchronous_commit=$fsync -c max_connections=200" \
+    >/dev/null || { cat "$TMP/pgsock/postgres.log" >&2; die "PostgreSQL did not start"; }
+  PG_STARTED=1
+  as_pg "$PGBIN/createdb" -h "$PGSOCK" -p "$PGPORT" -U rabta rabta
+}
+
+bench_psql() { # SQL -> rows, unaligned
+  "$PGBIN/psql" -h "$PGSOCK" -p "$PGPORT" -U rabta -d rabta -v ON_ERROR_STOP=1 -qAt -c "$1"
+}
+
+bench_rabtad_start() { # [pool_size]; sets RPORT, RABTAD_PID
+  local pool=${1:-4}
+  RPORT=$(free_port)
+  cat >"$TMP/rabta.yaml" <<EOF
+server:
+  listen: "127.0.0.1:$RPORT"
+  max_body: 1MiB
+  shutdown_grace: 2s
+state_dir: "$TMP/state"
+database:
+  url: "host=$PGSOCK port=$PGPORT dbname=rabta user=rabta"
+  pool_size: $pool
+log:
+  level: warn
+lua_dir: "$SRC/lua"
+migrations_dir: "$SRC/migrations"
+plugin_dir: "$BUILD/plugins"
+districts: "$SRC/config/districts.yaml"
+departments: "$SRC/config/departments/*.yaml"
+services: "$SRC/config/services/*.yaml"
+plugins:
+  - name: inbox
+  - name: webhook
+  - name: app
+EOF
+  "$RABTAD" -c "$TMP/rabta.yaml" >"$TMP/rabtad.log" 2>&1 &
+  RABTAD_PID=$!
+  BENCH_PIDS+=("$RABTAD_PID")
+  bench_wait_ready rabtad "$RABTAD_PID" "http://127.0.0.1:$RPORT/healthz"
+}
+
+bench_wait_ready() { # NAME PID URL: until GET URL answers 200, at most 60 s
+  local name=$1 pid=$2 url=$3
+  for _ in $(seq 1 600); do
+    kill -0 "$pid" 2>/dev/null || { cat "$TMP/$name.log" >&2; die "$name exited early"; }
+    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$url" || true)" = 200 ] && return 0
+    sleep 0.1
+  done
+  cat "$TMP/$name.log" >&2
+  die "$name did not answer $url within 60 s"
+}
+
+bench_wrk() { # wrk ARGS... bounded by a timeout
+  local out
+  out=$(timeout 300 wrk "$@" 2>&1) || die "wrk failed: $* -- $out"
+  echo "$out"
+}
+
+max() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b) ? a : b }'; }
