@@ -15,6 +15,7 @@
 #include <libpq-fe.h>
 
 #include "auth.h"
+#include "case_read.h"
 #include "db.h"
 #include "http.h"
 #include "intake.h"
@@ -542,6 +543,43 @@ static void host_citizen_forget(struct rb_plugin_ctx *ctx, const char *token)
         rb_auth_forget(ctx->srv->auth, token);
 }
 
+struct status_call {
+    rb_plugin_case_status_fn fn;
+    void *arg;
+};
+
+static void status_done(const struct rb_case_status *st, const char *err, void *arg)
+{
+    struct status_call call = *(struct status_call *)arg;
+    free(arg);
+    if (!st) {
+        call.fn(NULL, err, call.arg);
+        return;
+    }
+    const struct rb_case_status_info info = {
+        .size = sizeof(info), .citizen_id = st->citizen_id, .tracking_no = st->tracking_no,
+        .kind = st->kind, .status = st->status, .service = st->service,
+        .department = st->department, .created_at = st->created_at,
+        .updated_at = st->updated_at, .resolve_due_at = st->resolve_due_at,
+        .phone_last4 = st->phone_last4,
+    };
+    call.fn(&info, NULL, call.arg);
+}
+
+static int host_case_status(struct rb_plugin_ctx *ctx, const char *tracking,
+                            rb_plugin_case_status_fn fn, void *arg)
+{
+    if (!ctx->srv || !ctx->srv->case_read || !fn)
+        return RB_EUNAVAIL;
+    struct status_call *c = rb_malloc(sizeof(*c));
+    c->fn = fn;
+    c->arg = arg;
+    int rc = rb_case_status_get(ctx->srv->case_read, tracking, status_done, c);
+    if (rc != RB_OK)
+        free(c);
+    return rc;
+}
+
 static void host_set_data(struct rb_plugin_ctx *ctx, void *data)
 {
     ctx->data = data;
@@ -582,6 +620,7 @@ static const struct rb_host_api host_api = {
     .services_json = host_services_json,
     .citizen_auth = host_citizen_auth,
     .citizen_forget = host_citizen_forget,
+    .case_status = host_case_status,
 };
 
 const struct rb_host_api *rb_host_api_get(void)

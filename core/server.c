@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "auth.h"
+#include "case_read.h"
 #include "db.h"
 #include "http.h"
 #include "intake.h"
@@ -200,6 +201,8 @@ void rb_server_cleanup(struct rb_server *srv)
     srv->intake = NULL;
     rb_auth_free(srv->auth);
     srv->auth = NULL;
+    rb_case_read_free(srv->case_read);
+    srv->case_read = NULL;
     rb_plugins_stop(srv->plugins);
     rb_jobs_free(srv->jobs);
     srv->jobs = NULL;
@@ -291,6 +294,7 @@ int rb_server_run(struct rb_server *srv)
     };
     srv->jobs = rb_jobs_new(srv->base, srv->db, srv->metrics, &jo);
     srv->auth = rb_auth_new(srv->db);
+    srv->case_read = rb_case_read_new(srv->base, srv->db);
     srv->intake = rb_intake_new(srv->base, srv->db, srv->metrics, srv->cfg, srv->rules);
     if (rb_status_init(srv) != RB_OK || rb_plugins_init(srv->plugins, srv) != RB_OK) {
         rb_server_cleanup(srv);

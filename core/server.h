@@ -16,6 +16,7 @@ struct rb_jobs;
 struct rb_script;
 struct rb_intake;
 struct rb_auth;
+struct rb_case_read;
 
 struct rb_server {
     struct event_base *base;    /* owned */
@@ -31,6 +32,7 @@ struct rb_server {
     struct rb_script *rules;    /* owned: compiled Lua rules; replaced as a whole on reload */
     struct rb_intake *intake;   /* owned */
     struct rb_auth *auth;       /* owned: citizens' tokens */
+    struct rb_case_read *case_read; /* owned: batched status look-ups */
     struct rb_pgembed *pg;      /* owned; NULL with an external database */
     char *conninfo;             /* owned */
     struct rb_plugins *plugins; /* owned */

@@ -163,6 +163,20 @@ struct rb_citizen_info {
 typedef void (*rb_plugin_citizen_fn)(const struct rb_citizen_info *c, const char *err,
                                      void *arg);
 
+/* A case as the public may see it, plus what a channel needs to check who is asking.
+ * Borrowed for the callback; absent values are "". */
+struct rb_case_status_info {
+    size_t size;
+    long long citizen_id; /* 0: anonymous */
+    const char *tracking_no, *kind, *status, *service, *department;
+    const char *created_at, *updated_at, *resolve_due_at; /* ISO 8601 UTC */
+    const char *phone_last4;
+};
+
+/* st NULL: no such case (err NULL) or the database failed (err). */
+typedef void (*rb_plugin_case_status_fn)(const struct rb_case_status_info *st, const char *err,
+                                         void *arg);
+
 /* Runs one job; must call api->job_finish(run, ...) exactly once, now or later. */
 typedef void (*rb_plugin_job_fn)(struct rb_job_run *run, const struct rb_job_info *job, void *arg);
 
@@ -248,6 +262,11 @@ struct rb_host_api {
                         void *arg);
     /* After revoking a token in the database: forget it in this process's cache at once. */
     void (*citizen_forget)(struct rb_plugin_ctx *ctx, const char *token);
+
+    /* A case's public status by canonical tracking number (from tracking_parse); look-ups
+     * arriving together share one query. RB_OK (fn called later), RB_EINVAL, RB_EAGAIN. */
+    int (*case_status)(struct rb_plugin_ctx *ctx, const char *tracking,
+                       rb_plugin_case_status_fn fn, void *arg);
 
     /* New entries go here, at the end, never above. */
 };
