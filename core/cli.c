@@ -7,7 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+#include <math.h>
+
 #include "log.h"
+#include "script.h"
 #include "server.h"
 
 /* Opens the database of srv's config. Returns a connection or NULL (message printed). */
@@ -169,4 +173,77 @@ int rb_cli_jobs(struct rb_server *srv, int nargs, char **args, const struct rb_c
     PQfinish(conn);
     rb_server_cleanup(srv);
     return rc;
+}
+
+int rb_cli_route(struct rb_server *srv, const struct rb_cli_opts *o)
+{
+    if (!o->dry_run) {
+        fprintf(stderr, "rabtad: usage: rabtad route -c FILE --dry-run '{\"service\": ..., "
+                        "\"kind\": ..., \"text\": ...}'\n");
+        return 2;
+    }
+    json_error_t je;
+    json_t *in = json_loads(o->dry_run, JSON_REJECT_DUPLICATES, &je);
+    if (!in || !json_is_object(in)) {
+        fprintf(stderr, "rabtad: --dry-run: %s (expected a JSON object, column %d)\n",
+                in ? "not an object" : je.text, je.column);
+        json_decref(in);
+        return 2;
+    }
+    static const char *const str_keys[] = {"service", "kind", "text", "district", "channel",
+                                           "language", "official"};
+    const char *v[RB_ARRAY_LEN(str_keys)] = {0};
+    const char *key;
+    json_t *val;
+    json_object_foreach(in, key, val) {
+        size_t i = 0;
+        while (i < RB_ARRAY_LEN(str_keys) && strcmp(str_keys[i], key) != 0)
+            i++;
+        if (i < RB_ARRAY_LEN(str_keys) && json_is_string(val)) {
+            v[i] = json_string_value(val);
+        } else if ((strcmp(key, "lat") == 0 || strcmp(key, "long") == 0) && json_is_number(val)) {
+            continue;
+        } else {
+            fprintf(stderr, "rabtad: --dry-run: field \"%s\" is unknown or of the wrong type "
+                            "(strings: service, kind, text, district, channel, language, "
+                            "official; numbers: lat, long)\n", key);
+            json_decref(in);
+            return 2;
+        }
+    }
+    json_t *lat = json_object_get(in, "lat"), *lon = json_object_get(in, "long");
+    struct rb_route_in ri = {
+        .service = v[0], .kind = v[1] ? v[1] : "complaint", .text = v[2], .district = v[3],
+        .channel = v[4] ? v[4] : "app", .language = v[5] ? v[5] : "ur", .official = v[6],
+        .lat = lat ? json_number_value(lat) : NAN, .lon = lon ? json_number_value(lon) : NAN,
+    };
+    struct rb_errors errs;
+    rb_errors_init(&errs);
+    struct rb_script *rules = rb_script_load(srv->cfg->lua_dir, srv->cfg, &errs);
+    if (!rules) {
+        rb_server_print_errors(&errs);
+        rb_errors_free(&errs);
+        json_decref(in);
+        return 2;
+    }
+    rb_errors_free(&errs);
+    struct rb_route_out out;
+    char err[512] = "";
+    int rc = rb_script_route(rules, &ri, &out, err, sizeof(err));
+    json_t *flags = json_array();
+    for (unsigned bit = 1; bit; bit <<= 1)
+        if ((out.flags & bit) && rb_route_flag_name(bit))
+            json_array_append_new(flags, json_string(rb_route_flag_name(bit)));
+    json_t *res = json_pack("{s:s, s:s, s:i, s:s, s:o, s:b}", "department", out.department,
+                            "category", out.category, "priority", out.priority, "sla_policy",
+                            out.sla_policy, "flags", flags, "triage", out.triage);
+    if (rc != RB_OK)
+        json_object_set_new(res, "error", json_string(err));
+    char *text = json_dumps(res, JSON_INDENT(2) | JSON_SORT_KEYS);
+    printf("%s\n", text);
+    free(text);
+    json_decref(res);
+    json_decref(in);
+    rb_script_free(rules);
+    return 0;
 }

@@ -8,9 +8,15 @@ struct rb_server;
 struct rb_cli_opts {
     const char *state;  /* jobs list --state */
     long limit;         /* jobs list --limit; 0: default */
+    const char *dry_run; /* route --dry-run JSON */
 };
 
 /* args[0] is the subcommand's verb ("list", "retry", ...). Returns the exit code. */
 int rb_cli_jobs(struct rb_server *srv, int nargs, char **args, const struct rb_cli_opts *o);
+
+/* `rabtad route -c FILE --dry-run JSON`: prints the routing decision for one case (JSON with
+ * service, kind, text, district, channel, language, lat, long, official) without storing
+ * anything. Exit 0 with the decision (even a triage one, which says why), 2 on bad input. */
+int rb_cli_route(struct rb_server *srv, const struct rb_cli_opts *o);
 
 #endif

@@ -20,6 +20,7 @@ static void usage(FILE *out)
             "       rabtad --check -c FILE\n"
             "       rabtad jobs -c FILE [--state-dir DIR] [list [--state S] [--limit N] |\n"
             "                                             retry ID | cancel ID]\n"
+            "       rabtad route -c FILE --dry-run JSON   print one routing decision\n"
             "       rabtad --version | --help\n"
             "\n"
             "Rabta, the one-window citizen relations server.\n"
@@ -66,7 +67,7 @@ static int parse_listen(const char *s, char **addr, int *port)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_STATE_DIR = 256, OPT_LISTEN, OPT_CHECK, OPT_STATE, OPT_LIMIT };
+    enum { OPT_STATE_DIR = 256, OPT_LISTEN, OPT_CHECK, OPT_STATE, OPT_LIMIT, OPT_DRY_RUN };
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
         {"state-dir", required_argument, NULL, OPT_STATE_DIR},
@@ -74,6 +75,7 @@ int main(int argc, char **argv)
         {"check", no_argument, NULL, OPT_CHECK},
         {"state", required_argument, NULL, OPT_STATE},
         {"limit", required_argument, NULL, OPT_LIMIT},
+        {"dry-run", required_argument, NULL, OPT_DRY_RUN},
         {"version", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -99,6 +101,9 @@ int main(int argc, char **argv)
             break;
         case OPT_STATE:
             cli.state = optarg;
+            break;
+        case OPT_DRY_RUN:
+            cli.dry_run = optarg;
             break;
         case OPT_LIMIT: {
             char *end;
@@ -127,13 +132,14 @@ int main(int argc, char **argv)
         }
     }
     const char *command = optind < argc ? argv[optind] : NULL;
-    if (command && strcmp(command, "jobs") != 0) {
+    if (command && strcmp(command, "jobs") != 0 && strcmp(command, "route") != 0) {
         fprintf(stderr, "rabtad: unknown command \"%s\"\n", command);
         usage(stderr);
         return EXIT_USAGE;
     }
-    if (!command && (cli.state || cli.limit)) {
-        fprintf(stderr, "rabtad: --state and --limit go with the jobs command\n");
+    if (!command && (cli.state || cli.limit || cli.dry_run)) {
+        fprintf(stderr, "rabtad: --state and --limit go with the jobs command, --dry-run with "
+                        "route\n");
         return EXIT_USAGE;
     }
     if (!config_path) {
@@ -172,7 +178,9 @@ int main(int argc, char **argv)
     if (command) {
         rb_log_min_level = srv->cfg->log_level > RB_LOG_WARN ? srv->cfg->log_level : RB_LOG_WARN;
         srv->state_dir = rb_strdup(state_dir ? state_dir : srv->cfg->state_dir);
-        int rc = rb_cli_jobs(srv, argc - optind - 1, argv + optind + 1, &cli);
+        int rc = strcmp(command, "route") == 0
+                     ? rb_cli_route(srv, &cli)
+                     : rb_cli_jobs(srv, argc - optind - 1, argv + optind + 1, &cli);
         rb_config_free(srv->cfg);
         free(srv->state_dir);
         free(addr);

@@ -322,6 +322,9 @@ int rb_server_run(struct rb_server *srv)
             v6 ? "[" : "", host, v6 ? "]" : "", rb_http_bound_port(srv->http),
             srv->pg ? "embedded" : "external");
 
+    printf("rabtad is serving http://%s%s%s:%d/ (Ctrl-C stops it)\n", v6 ? "[" : "", host,
+           v6 ? "]" : "", rb_http_bound_port(srv->http));
+    fflush(stdout);
     event_base_dispatch(srv->base);
 
     rb_info(NULL, "stopping");
