@@ -751,7 +751,7 @@ static void check_references(struct loader *l, const struct rb_node *root)
 /* ---- the whole ---------------------------------------------------------------------------- */
 
 struct top_in {
-    char *state_dir, *lua_dir, *migrations_dir, *plugin_dir, *districts, *triage;
+    char *state_dir, *lua_dir, *migrations_dir, *plugin_dir, *districts, *triage, *sla;
 };
 
 static const struct rb_node *section(struct loader *l, const struct rb_node *root,
@@ -783,17 +783,20 @@ static void load_all(struct loader *l, const struct rb_node *root)
         {"plugin_dir", RB_CONF_STRING, offsetof(struct top_in, plugin_dir), 0, 0, 0},
         {"districts", RB_CONF_STRING, offsetof(struct top_in, districts), 0, 0, 0},
         {"triage_department", RB_CONF_STRING, offsetof(struct top_in, triage), 0, 0, 0},
+        {"sla", RB_CONF_STRING, offsetof(struct top_in, sla), 0, 0, 0},
     };
     static const char *const extra[] = {"server", "database", "log", "jobs", "plugins",
                                         "departments", "services", NULL};
     struct rb_config *cfg = l->cfg;
-    struct top_in in = {NULL, NULL, NULL, NULL, NULL, NULL};
+    struct top_in in = {NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     rb_conf_parse(root, "the top level", fields, RB_ARRAY_LEN(fields), extra, &in, l->e);
     set_dir(cfg, &cfg->state_dir, in.state_dir, "../var");
     set_dir(cfg, &cfg->lua_dir, in.lua_dir, "../lua");
     set_dir(cfg, &cfg->migrations_dir, in.migrations_dir, "../migrations");
     if (in.plugin_dir && in.plugin_dir[0])
         cfg->plugin_dir = path_join(cfg->base_dir, in.plugin_dir);
+    if (in.sla && in.sla[0])
+        cfg->sla_file = path_join(cfg->base_dir, in.sla);
 
     parse_server(l, section(l, root, "server", RB_NODE_MAP));
     parse_database(l, section(l, root, "database", RB_NODE_MAP));
@@ -815,6 +818,7 @@ static void load_all(struct loader *l, const struct rb_node *root)
     }
     if (in.triage && in.triage[0]) {
         free(cfg->triage_department);
+    free(cfg->sla_file);
         cfg->triage_department = in.triage;
         in.triage = NULL;
     }
@@ -907,6 +911,7 @@ void rb_config_free(struct rb_config *cfg)
     free(cfg->base_dir);
     free(cfg->server.addr);
     free(cfg->triage_department);
+    free(cfg->sla_file);
     free(cfg->database.url);
     free(cfg->database.pg_bindir);
     free(cfg->state_dir);

@@ -81,6 +81,7 @@ struct rb_config {
 
     int log_level;    /* RB_LOG_*; default info */
     char *triage_department; /* owned; cases no rule can route go here; default "bureau" */
+    char *sla_file;   /* owned; resolved; NULL: no SLA deadlines */
     struct rb_jobs_conf jobs;
     char *lua_dir;    /* owned; resolved; default "<base_dir>/../lua" */
     char *migrations_dir; /* owned; resolved; default "<base_dir>/../migrations" */
