@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_apikey.h"
 #include "config.h"
 #include "log.h"
 #include "plugin.h"
@@ -21,6 +22,7 @@ static void usage(FILE *out)
             "       rabtad jobs -c FILE [--state-dir DIR] [list [--state S] [--limit N] |\n"
             "                                             retry ID | cancel ID]\n"
             "       rabtad route -c FILE --dry-run JSON   print one routing decision\n"
+            "       rabtad apikey -c FILE [--state-dir DIR] add NAME | list | revoke NAME\n"
             "       rabtad --version | --help\n"
             "\n"
             "Rabta, the one-window citizen relations server.\n"
@@ -132,7 +134,8 @@ int main(int argc, char **argv)
         }
     }
     const char *command = optind < argc ? argv[optind] : NULL;
-    if (command && strcmp(command, "jobs") != 0 && strcmp(command, "route") != 0) {
+    if (command && strcmp(command, "jobs") != 0 && strcmp(command, "route") != 0 &&
+        strcmp(command, "apikey") != 0) {
         fprintf(stderr, "rabtad: unknown command \"%s\"\n", command);
         usage(stderr);
         return EXIT_USAGE;
@@ -178,9 +181,11 @@ int main(int argc, char **argv)
     if (command) {
         rb_log_min_level = srv->cfg->log_level > RB_LOG_WARN ? srv->cfg->log_level : RB_LOG_WARN;
         srv->state_dir = rb_strdup(state_dir ? state_dir : srv->cfg->state_dir);
-        int rc = strcmp(command, "route") == 0
-                     ? rb_cli_route(srv, &cli)
-                     : rb_cli_jobs(srv, argc - optind - 1, argv + optind + 1, &cli);
+        int nargs = argc - optind - 1;
+        char **args = argv + optind + 1;
+        int rc = strcmp(command, "route") == 0    ? rb_cli_route(srv, &cli)
+                 : strcmp(command, "apikey") == 0 ? rb_cli_apikey(srv, nargs, args)
+                                                  : rb_cli_jobs(srv, nargs, args, &cli);
         rb_config_free(srv->cfg);
         free(srv->state_dir);
         free(addr);
