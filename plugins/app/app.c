@@ -1,8 +1,13 @@
 /* app: the mobile-app channel, a JSON API under /api/v1/ (docs/api.md).
  *
- *   GET  /api/v1                     discovery
- *   POST /api/v1/cases               submit a complaint, feedback or information request
- *   GET  /api/v1/cases/:tracking     public status (with ?phone_last4= or the citizen's token)
+ *   GET  /api/v1                              discovery
+ *   POST /api/v1/cases                        submit a complaint, feedback or information request
+ *   GET  /api/v1/cases/:tracking              public status (?phone_last4= or the citizen's token)
+ *   POST /api/v1/register, /verify, /logout   sign-in with a one-time SMS code (app_auth.c)
+ *   GET  /api/v1/me/cases                     the citizen's own cases (app_citizen.c)
+ *   GET  /api/v1/cases/:tracking/timeline     ... and their history, comments, rating
+ *   POST /api/v1/cases/:tracking/comments
+ *   POST /api/v1/cases/:tracking/rating
  *
  * Citizens sign in with a bearer token (Authorization: Bearer ...), given after a one-time
  * code; only its SHA-256 is stored. A submission without a token must be anonymous. */
@@ -17,21 +22,28 @@
 #include <sodium.h>
 #include <rabta/plugin.h>
 
+#include "app.h"
+
 static const struct rb_host_api *api;
 
-/* ---- small helpers ------------------------------------------------------------------------ */
+/* Defaults; the plugin's "config:" block may change them (docs/api.md). */
+static struct rb_app_conf conf = {
+    .otp_ttl = 300,
+    .otp_attempts = 5,
+    .otp_per_window = 3,
+    .otp_window = 900,
+    .otp_interval = 30,
+    .token_ttl = 30 * 86400,
+};
 
-static void reply_json(struct rb_http_req *req, int status, json_t *body /* stolen */)
-{
-    char *text = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
-    if (!text) {
-        api->reply_error(req, 500, "internal", "could not encode the answer");
-        return;
-    }
-    api->reply(req, status, NULL, text, strlen(text));
-    free(text);
-}
+static const struct rb_conf_field conf_fields[] = {
+    {"otp_ttl", RB_CONF_DURATION, offsetof(struct rb_app_conf, otp_ttl), 0, 0, 0},
+    {"otp_attempts", RB_CONF_INT, offsetof(struct rb_app_conf, otp_attempts), 0, 1, 20},
+    {"otp_per_window", RB_CONF_INT, offsetof(struct rb_app_conf, otp_per_window), 0, 1, 100},
+    {"otp_window", RB_CONF_DURATION, offsetof(struct rb_app_conf, otp_window), 0, 0, 0},
+    {"otp_interval", RB_CONF_DURATION, offsetof(struct rb_app_conf, otp_interval), 0, 0, 0},
+    {"token_ttl", RB_CONF_DURATION, offsetof(struct rb_app_conf, token_ttl), 0, 0, 0},
+};
 
 static void hex(const unsigned char *in, size_t n, char *out)
 {
@@ -42,27 +54,6 @@ static void hex(const unsigned char *in, size_t n, char *out)
     }
     out[2 * n] = '\0';
 }
-
-/* "\\x" + hex of the SHA-256 of the bearer token, as a bytea literal; or "" without one. */
-static int bearer_hash(struct rb_http_req *req, char out[2 + 64 + 1])
-{
-    const char *h = api->req_header(req, "Authorization");
-    out[0] = '\0';
-    if (!h)
-        return 0;
-    if (strncmp(h, "Bearer ", 7) != 0 || strlen(h + 7) < 16 || strlen(h + 7) > 200)
-        return -1;
-    unsigned char d[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256(d, (const unsigned char *)h + 7, strlen(h + 7));
-    out[0] = '\\';
-    out[1] = 'x';
-    hex(d, sizeof(d), out + 2);
-    return 1;
-}
-
-static const char token_sql[] =
-    "SELECT c.id, c.phone, c.email FROM citizen_tokens t JOIN citizens c ON c.id = t.citizen_id "
-    "WHERE t.token_hash = $1::bytea AND t.expires_at > now() AND t.revoked_at IS NULL";
 
 /* ---- POST /api/v1/cases ------------------------------------------------------------------- */
 
@@ -97,56 +88,8 @@ static void case_stored(const struct rb_case_result *r, int status, const char *
     json_t *out = json_pack("{s:s, s:s, s:s, s:s, s:i, s:s}", "tracking_no", r->tracking_no,
                             "status", r->status, "department", r->department, "category",
                             r->category, "priority", r->priority, "sla_policy", r->sla_policy);
-    reply_json(s->req, 201, out);
+    rb_app_reply_json(s->req, 201, out);
     submit_free(s);
-}
-
-/* Reads an optional string field; -1 (and answers 400) on a wrong type. */
-static int opt_str(struct rb_http_req *req, json_t *o, const char *key, const char **out)
-{
-    json_t *v = json_object_get(o, key);
-    *out = NULL;
-    if (!v || json_is_null(v))
-        return 0;
-    if (!json_is_string(v)) {
-        api->reply_error(req, 400, "invalid_field", "field \"%s\": expected a string", key);
-        return -1;
-    }
-    *out = json_string_value(v);
-    if (strlen(*out) != json_string_length(v)) {
-        api->reply_error(req, 400, "invalid_field", "field \"%s\": contains a NUL character",
-                         key);
-        return -1;
-    }
-    return 0;
-}
-
-static int opt_bool(struct rb_http_req *req, json_t *o, const char *key, int *out)
-{
-    json_t *v = json_object_get(o, key);
-    *out = 0;
-    if (!v || json_is_null(v))
-        return 0;
-    if (!json_is_boolean(v)) {
-        api->reply_error(req, 400, "invalid_field", "field \"%s\": expected true or false", key);
-        return -1;
-    }
-    *out = json_is_true(v);
-    return 0;
-}
-
-static int opt_num(struct rb_http_req *req, json_t *o, const char *key, double *out)
-{
-    json_t *v = json_object_get(o, key);
-    *out = NAN;
-    if (!v || json_is_null(v))
-        return 0;
-    if (!json_is_number(v)) {
-        api->reply_error(req, 400, "invalid_field", "field \"%s\": expected a number", key);
-        return -1;
-    }
-    *out = json_number_value(v);
-    return 0;
 }
 
 static const char *const case_fields[] = {"kind", "service", "district", "text", "lat", "long",
@@ -160,13 +103,13 @@ static void submit_as(struct submit *s, const char *phone, const char *email, lo
     struct rb_case_submission sub = {.size = sizeof(sub), .channel = "app", .lat = NAN,
                                      .lon = NAN};
     double rating = NAN;
-    if (opt_str(req, o, "kind", &sub.kind) || opt_str(req, o, "service", &sub.service) ||
-        opt_str(req, o, "district", &sub.district) || opt_str(req, o, "text", &sub.text) ||
-        opt_str(req, o, "language", &sub.language) ||
-        opt_str(req, o, "official", &sub.official) || opt_num(req, o, "lat", &sub.lat) ||
-        opt_num(req, o, "long", &sub.lon) || opt_bool(req, o, "anonymous", &sub.anonymous) ||
-        opt_bool(req, o, "share_contact", &sub.share_contact) ||
-        opt_num(req, o, "rating", &rating)) {
+    if (rb_app_opt_str(req, o, "kind", &sub.kind) || rb_app_opt_str(req, o, "service", &sub.service) ||
+        rb_app_opt_str(req, o, "district", &sub.district) || rb_app_opt_str(req, o, "text", &sub.text) ||
+        rb_app_opt_str(req, o, "language", &sub.language) ||
+        rb_app_opt_str(req, o, "official", &sub.official) || rb_app_opt_num(req, o, "lat", &sub.lat) ||
+        rb_app_opt_num(req, o, "long", &sub.lon) || rb_app_opt_bool(req, o, "anonymous", &sub.anonymous) ||
+        rb_app_opt_bool(req, o, "share_contact", &sub.share_contact) ||
+        rb_app_opt_num(req, o, "rating", &rating)) {
         submit_free(s);
         return;
     }
@@ -223,7 +166,7 @@ static void submit_as(struct submit *s, const char *phone, const char *email, lo
     }
 }
 
-static void submit_authed(const struct rb_db_result *res, const char *err, void *arg)
+static void submit_authed(const struct rb_citizen_info *c, const char *err, void *arg)
 {
     struct submit *s = arg;
     if (err) {
@@ -231,64 +174,22 @@ static void submit_authed(const struct rb_db_result *res, const char *err, void 
         submit_free(s);
         return;
     }
-    if (api->db_ntuples(res) != 1) {
+    if (!c) {
         api->reply_error(s->req, 401, "unauthorized",
                          "your sign-in has expired or is not valid; sign in again");
         submit_free(s);
         return;
     }
-    submit_as(s, api->db_value(res, 0, 1), api->db_value(res, 0, 2),
-              atoll(api->db_value(res, 0, 0)));
-}
-
-/* Parses the body as a JSON object, or answers 400/415 and returns NULL. */
-static json_t *body_object(struct rb_http_req *req)
-{
-    const char *ct = api->req_header(req, "Content-Type");
-    if (!ct || strncasecmp(ct, "application/json", 16) != 0 || (ct[16] && ct[16] != ';')) {
-        api->reply_error(req, 415, "unsupported_media_type",
-                         "send the body as JSON with Content-Type: application/json");
-        return NULL;
-    }
-    size_t len;
-    const char *body = api->req_body(req, &len);
-    json_error_t e;
-    json_t *o = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &e);
-    if (!o) {
-        api->reply_error(req, 400, "invalid_json", "the body is not valid JSON: %s (line %d, "
-                                                   "column %d)", e.text, e.line, e.column);
-        return NULL;
-    }
-    if (!json_is_object(o)) {
-        api->reply_error(req, 400, "invalid_json", "the body must be a JSON object");
-        json_decref(o);
-        return NULL;
-    }
-    return o;
-}
-
-static int known_fields(struct rb_http_req *req, json_t *o, const char *const *allowed)
-{
-    const char *key;
-    json_t *v;
-    json_object_foreach(o, key, v) {
-        const char *const *a = allowed;
-        while (*a && strcmp(*a, key) != 0)
-            a++;
-        if (!*a) {
-            api->reply_error(req, 400, "unknown_field", "unknown field \"%.64s\"", key);
-            return -1;
-        }
-    }
-    return 0;
+    submit_as(s, c->phone && *c->phone ? c->phone : NULL, c->email && *c->email ? c->email : NULL,
+              c->id);
 }
 
 static void on_submit(struct rb_http_req *req, void *arg)
 {
-    json_t *o = body_object(req);
+    json_t *o = rb_app_body_object(req);
     if (!o)
         return;
-    if (known_fields(req, o, case_fields) != 0) {
+    if (rb_app_known_fields(req, o, case_fields) != 0) {
         json_decref(o);
         return;
     }
@@ -307,19 +208,23 @@ static void on_submit(struct rb_http_req *req, void *arg)
     crypto_hash_sha256(d, (const unsigned char *)body, len);
     hex(d, sizeof(d), s->digest);
 
-    char th[2 + 64 + 1];
-    int auth = bearer_hash(req, th);
-    if (auth < 0) {
+    int malformed;
+    const char *token = rb_app_bearer(req, &malformed);
+    if (malformed) {
         api->reply_error(req, 401, "unauthorized", "expected Authorization: Bearer <token>");
         submit_free(s);
         return;
     }
-    if (auth == 0) {
+    if (!token) {
         submit_as(s, NULL, NULL, 0);
         return;
     }
-    const char *params[1] = {th};
-    if (api->db_query(s->ctx, token_sql, 1, params, submit_authed, s) != RB_OK) {
+    int rc = api->citizen_auth(s->ctx, token, submit_authed, s);
+    if (rc == RB_EINVAL) {
+        api->reply_error(req, 401, "unauthorized",
+                         "your sign-in has expired or is not valid; sign in again");
+        submit_free(s);
+    } else if (rc != RB_OK) {
         api->reply_error(req, 503, "unavailable", "the server is overloaded; try again");
         submit_free(s);
     }
@@ -330,9 +235,9 @@ static void on_submit(struct rb_http_req *req, void *arg)
 static const char status_sql[] =
     "SELECT c.tracking_no, c.kind, c.status, coalesce(c.service_id, ''), "
     "  coalesce(c.department_id, ''), "
-    "  to_char(c.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-    "  to_char(c.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-    "  to_char(c.resolve_due_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+    "  to_char(c.created_at AT TIME ZONE 'UTC', " RB_APP_TS "), "
+    "  to_char(c.updated_at AT TIME ZONE 'UTC', " RB_APP_TS "), "
+    "  to_char(c.resolve_due_at AT TIME ZONE 'UTC', " RB_APP_TS "), "
     "  right(ci.phone, 4) = $2 OR t.citizen_id IS NOT NULL "
     "FROM cases c LEFT JOIN citizens ci ON ci.id = c.citizen_id "
     "LEFT JOIN citizen_tokens t ON t.token_hash = $3::bytea AND t.citizen_id = c.citizen_id "
@@ -361,7 +266,7 @@ static void status_found(const struct rb_db_result *res, const char *err, void *
                             "created_at", api->db_value(res, 0, 5), "updated_at",
                             api->db_value(res, 0, 6), "resolve_due_at",
                             due ? json_string(due) : json_null());
-    reply_json(req, 200, out);
+    rb_app_reply_json(req, 200, out);
 }
 
 static void on_status(struct rb_http_req *req, void *arg)
@@ -374,11 +279,18 @@ static void on_status(struct rb_http_req *req, void *arg)
         return;
     }
     const char *last4 = api->req_query(req, "phone_last4");
-    char th[2 + 64 + 1];
-    int auth = bearer_hash(req, th);
-    if (auth < 0) {
+    int malformed;
+    const char *token = rb_app_bearer(req, &malformed);
+    if (malformed) {
         api->reply_error(req, 401, "unauthorized", "expected Authorization: Bearer <token>");
         return;
+    }
+    int auth = token != NULL;
+    char th[2 + 2 * crypto_hash_sha256_BYTES + 1];
+    if (auth) {
+        unsigned char d[crypto_hash_sha256_BYTES];
+        crypto_hash_sha256(d, (const unsigned char *)token, strlen(token));
+        rb_app_bytea(d, sizeof(d), th);
     }
     if (!auth && (!last4 || strlen(last4) != 4 || strspn(last4, "0123456789") != 4)) {
         api->reply_error(req, 400, "missing_field",
@@ -401,21 +313,51 @@ static void on_root(struct rb_http_req *req, void *arg)
     api->reply(req, 200, NULL, body, sizeof(body) - 1);
 }
 
+/* Parses the plugin's config block over the defaults already in out. */
+static int conf_load(struct rb_plugin_ctx *ctx, struct rb_app_conf *out)
+{
+    struct rb_app_conf c = *out;
+    if (api->conf_parse(ctx, conf_fields, sizeof(conf_fields) / sizeof(conf_fields[0]), &c) !=
+        RB_OK)
+        return RB_EINVAL;
+    if (!(c.otp_ttl >= 30 && c.otp_ttl <= 3600) || !(c.otp_window > 0) ||
+        !(c.otp_interval >= 0) || !(c.token_ttl >= 60)) {
+        api->log(ctx, RB_LOG_ERROR, "plugin app: otp_ttl must be 30s to 1h, otp_window more "
+                                    "than 0, otp_interval 0 or more, token_ttl at least 1m");
+        return RB_EINVAL;
+    }
+    *out = c;
+    return RB_OK;
+}
+
 static int app_init(struct rb_plugin_ctx *ctx, const struct rb_host_api *host)
 {
     api = host;
-    if (!RB_HOST_HAS(api, phone_normalize)) {
-        api->log(ctx, RB_LOG_ERROR, "this rabtad is too old for the app plugin (no case API)");
+    if (!RB_HOST_HAS(api, citizen_forget)) {
+        api->log(ctx, RB_LOG_ERROR, "this rabtad is too old for the app plugin (no citizen "
+                                    "sign-in API)");
         return RB_ERR;
     }
     if (sodium_init() < 0)
         return RB_ERR;
-    if (api->conf_parse(ctx, NULL, 0, NULL) != RB_OK)
+    if (conf_load(ctx, &conf) != RB_OK)
         return RB_EINVAL;
+    rb_app_util_init(api);
     if (api->http_route(ctx, RB_HTTP_GET, "/api/v1", on_root, NULL) != RB_OK ||
         api->http_route(ctx, RB_HTTP_POST, "/api/v1/cases", on_submit, ctx) != RB_OK ||
-        api->http_route(ctx, RB_HTTP_GET, "/api/v1/cases/:tracking", on_status, ctx) != RB_OK)
+        api->http_route(ctx, RB_HTTP_GET, "/api/v1/cases/:tracking", on_status, ctx) != RB_OK ||
+        rb_app_auth_init(ctx, api, &conf) != RB_OK || rb_app_citizen_init(ctx, api) != RB_OK)
         return RB_ERR;
+    return RB_OK;
+}
+
+/* After SIGHUP: new limits apply to the next request; a bad block keeps the old ones. */
+static int app_reload(struct rb_plugin_ctx *ctx)
+{
+    struct rb_app_conf next = conf;
+    if (conf_load(ctx, &next) != RB_OK)
+        return RB_EINVAL;
+    conf = next;
     return RB_OK;
 }
 
@@ -423,9 +365,10 @@ static const struct rb_plugin app = {
     RB_PLUGIN_HEADER,
     .name = "app",
     .kind = RB_PLUGIN_CHANNEL,
-    .version = "0.2.0",
+    .version = "0.3.0",
     .description = "mobile-app JSON API",
     .init = app_init,
+    .reload = app_reload,
 };
 
 RB_PLUGIN_DEFINE(app)

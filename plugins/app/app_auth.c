@@ -1,0 +1,472 @@
+/* app plugin: citizens sign in with a one-time code sent by SMS.
+ *
+ *   POST /api/v1/register {phone, language?}  → 202 {"expires_in": N}; the code goes out as SMS
+ *   POST /api/v1/verify   {phone, code}       → 200 {"token", "expires_at"}
+ *   POST /api/v1/logout   (Bearer token)      → 204
+ *
+ * Codes: 6 digits from randombytes_uniform, stored as SHA-256(salt || code) with a random
+ * 16-byte salt per code (migrations/0004_citizen_auth.sql), never in clear — except in the SMS
+ * itself, which is in `messages` for the SMS work to deliver. A new code retires the phone's
+ * earlier ones. Every guess spends one of the code's attempts BEFORE it is compared (one UPDATE
+ * ... RETURNING), so parallel guesses cannot get past the limit; the comparison is constant
+ * time (sodium_memcmp).
+ *
+ * Tokens: 32 random bytes, base64url without padding (43 characters); citizen_tokens keeps the
+ * SHA-256 of the token text, which is what the host's citizen_auth looks up.
+ *
+ * Privacy: register answers the same whether or not the phone belongs to a known citizen, and
+ * verify looks at codes only, so neither reveals who is registered.
+ *
+ * Rate limits (per phone): a row per phone in citizen_otp_limits holds the times of the latest
+ * codes; the insert that takes a code is an INSERT ... ON CONFLICT DO UPDATE ... WHERE <limit
+ * not reached>, which locks that row, so concurrent requests for one phone are counted
+ * exactly. There is no per-address limit: the host API gives plugins no peer address (and
+ * X-Forwarded-For is not to be trusted), see docs/api.md. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <sodium.h>
+
+#include "app.h"
+
+static const struct rb_host_api *api;
+static const struct rb_app_conf *conf; /* borrowed from app.c */
+
+#define SALT_BYTES 16
+#define CODE_DIGITS 6
+#define TOKEN_BYTES 32
+
+/* ---- POST /api/v1/register ---------------------------------------------------------------- */
+
+/* One statement, so the limit, the code, the SMS and the job that sends it commit together:
+ *   $1 phone (E.164)   $2 language   $3 salt   $4 code hash   $5 SMS text   $6 code ttl (s)
+ *   $7 attempts        $8 codes per window     $9 window (s)  $10 seconds between codes
+ * Answers one row: issued (bool), retry_after (seconds, when not issued). */
+static const char register_sql[] =
+    "WITH lim AS ("
+    "  INSERT INTO citizen_otp_limits AS l (phone, sent_at) VALUES ($1, ARRAY[now()])"
+    "  ON CONFLICT (phone) DO UPDATE"
+    "    SET sent_at = (l.sent_at || now())"
+    "        [greatest(1, cardinality(l.sent_at) + 2 - $8::int):]"
+    "  WHERE l.sent_at[cardinality(l.sent_at)] <= now() - make_interval(secs => $10::float8)"
+    "    AND (cardinality(l.sent_at) < $8::int"
+    "         OR l.sent_at[cardinality(l.sent_at) + 1 - $8::int]"
+    "            <= now() - make_interval(secs => $9::float8))"
+    "  RETURNING phone),"
+    " retire AS ("
+    "  UPDATE citizen_otps SET attempts_left = 0"
+    "  WHERE phone = $1 AND used_at IS NULL AND attempts_left > 0 AND expires_at > now()"
+    "    AND EXISTS (SELECT 1 FROM lim)),"
+    " tidy AS ("
+    "  DELETE FROM citizen_otps WHERE phone = $1 AND expires_at < now() - interval '1 day'),"
+    " msg AS ("
+    "  INSERT INTO messages (citizen_id, channel, to_address, body, template, language)"
+    "  SELECT (SELECT id FROM citizens WHERE phone = $1), 'sms', $1, $5, 'otp', $2 FROM lim"
+    "  RETURNING id),"
+    " job AS ("
+    "  INSERT INTO jobs (kind, payload)"
+    "  SELECT 'message.send', jsonb_build_object('message_id', id) FROM msg),"
+    " otp AS ("
+    "  INSERT INTO citizen_otps (phone, language, salt, code_hash, attempts_left, message_id,"
+    "    expires_at)"
+    "  SELECT $1, $2, $3::bytea, $4::bytea, $7::int, id,"
+    "    now() + make_interval(secs => $6::float8) FROM msg"
+    "  RETURNING id)"
+    " SELECT EXISTS (SELECT 1 FROM otp),"
+    "  (SELECT ceil(greatest(1,"
+    "     extract(epoch FROM s.sent_at[cardinality(s.sent_at)]"
+    "       + make_interval(secs => $10::float8) - now()),"
+    "     CASE WHEN cardinality(s.sent_at) >= $8::int THEN"
+    "       extract(epoch FROM s.sent_at[cardinality(s.sent_at) + 1 - $8::int]"
+    "         + make_interval(secs => $9::float8) - now()) ELSE 0 END))::bigint"
+    "   FROM citizen_otp_limits s WHERE s.phone = $1)";
+
+static void registered(const struct rb_db_result *res, const char *err, void *arg)
+{
+    struct rb_http_req *req = arg;
+    if (err || api->db_ntuples(res) != 1) {
+        api->reply_error(req, 503, "unavailable", "no code could be sent right now; try again "
+                                                  "in a minute");
+        return;
+    }
+    const char *issued = api->db_value(res, 0, 0);
+    if (!issued || strcmp(issued, "t") != 0) {
+        const char *ra = api->db_value(res, 0, 1);
+        long long secs = ra ? atoll(ra) : 30;
+        if (secs < 1)
+            secs = 1;
+        api->reply_error(req, 429, "rate_limited",
+                         "too many codes were asked for this phone; try again in %lld second%s",
+                         secs, secs == 1 ? "" : "s");
+        return;
+    }
+    json_t *out = json_pack("{s:I}", "expires_in", (json_int_t)llround(conf->otp_ttl));
+    rb_app_reply_json(req, 202, out);
+}
+
+/* The SMS: one short line in the citizen's language; the code in ASCII digits. */
+static void sms_text(char *out, size_t n, const char *language, const char *code)
+{
+    long minutes = (long)ceil(conf->otp_ttl / 60.0);
+    if (strcmp(language, "en") == 0)
+        snprintf(out, n, "Your Rabta code is %s. It expires in %ld minute%s. Do not share it "
+                         "with anyone; Rabta staff will never ask for it.",
+                 code, minutes, minutes == 1 ? "" : "s");
+    else
+        snprintf(out, n, "آپ کا رابطہ کوڈ %s ہے۔ یہ %ld منٹ میں ختم ہو جائے گا۔ یہ کوڈ کسی کو "
+                         "نہ بتائیں، رابطہ کا عملہ کبھی یہ کوڈ نہیں مانگے گا۔",
+                 code, minutes);
+}
+
+static void code_hash(const unsigned char salt[SALT_BYTES], const char *code,
+                      unsigned char out[crypto_hash_sha256_BYTES])
+{
+    crypto_hash_sha256_state st;
+    crypto_hash_sha256_init(&st);
+    crypto_hash_sha256_update(&st, salt, SALT_BYTES);
+    crypto_hash_sha256_update(&st, (const unsigned char *)code, strlen(code));
+    crypto_hash_sha256_final(&st, out);
+}
+
+/* Normalises the "phone" field into e164, or answers 400/422 and returns -1. */
+static int phone_field(struct rb_http_req *req, json_t *o, char e164[24])
+{
+    const char *phone, *why = NULL;
+    if (rb_app_opt_str(req, o, "phone", &phone) != 0)
+        return -1;
+    if (!phone) {
+        api->reply_error(req, 400, "missing_field", "field \"phone\" is required");
+        return -1;
+    }
+    if (api->phone_normalize(phone, e164, 24, &why) != RB_OK) {
+        api->reply_error(req, 422, "invalid_phone", "field \"phone\": %s",
+                         why ? why : "not a phone number");
+        return -1;
+    }
+    return 0;
+}
+
+static void on_register(struct rb_http_req *req, void *arg)
+{
+    static const char *const fields[] = {"phone", "language", NULL};
+    json_t *o = rb_app_body_object(req);
+    if (!o)
+        return;
+    char phone[24];
+    const char *language;
+    if (rb_app_known_fields(req, o, fields) != 0 || phone_field(req, o, phone) != 0 ||
+        rb_app_opt_str(req, o, "language", &language) != 0) {
+        json_decref(o);
+        return;
+    }
+    if (!language)
+        language = "ur";
+    if (strcmp(language, "ur") != 0 && strcmp(language, "en") != 0) {
+        api->reply_error(req, 400, "invalid_field", "field \"language\": expected \"ur\" or "
+                                                    "\"en\"");
+        json_decref(o);
+        return;
+    }
+
+    char code[CODE_DIGITS + 1];
+    snprintf(code, sizeof(code), "%06u", (unsigned)randombytes_uniform(1000000));
+    unsigned char salt[SALT_BYTES], hash[crypto_hash_sha256_BYTES];
+    randombytes_buf(salt, sizeof(salt));
+    code_hash(salt, code, hash);
+    char salt_hex[2 * SALT_BYTES + 3], hash_hex[2 * sizeof(hash) + 3], text[512];
+    rb_app_bytea(salt, sizeof(salt), salt_hex);
+    rb_app_bytea(hash, sizeof(hash), hash_hex);
+    sms_text(text, sizeof(text), language, code);
+    sodium_memzero(code, sizeof(code));
+
+    char ttl[32], attempts[24], per[24], window[32], interval[32];
+    snprintf(ttl, sizeof(ttl), "%.3f", conf->otp_ttl);
+    snprintf(attempts, sizeof(attempts), "%lld", conf->otp_attempts);
+    snprintf(per, sizeof(per), "%lld", conf->otp_per_window);
+    snprintf(window, sizeof(window), "%.3f", conf->otp_window);
+    snprintf(interval, sizeof(interval), "%.3f", conf->otp_interval);
+    const char *params[10] = {phone, language, salt_hex, hash_hex, text, ttl, attempts, per,
+                              window, interval};
+    int rc = api->db_query(arg, register_sql, 10, params, registered, req);
+    sodium_memzero(text, sizeof(text));
+    json_decref(o);
+    if (rc != RB_OK)
+        api->reply_error(req, 503, "unavailable", "the server is overloaded; try again");
+}
+
+/* ---- POST /api/v1/verify ------------------------------------------------------------------ */
+
+/* Spends one attempt of the phone's newest live code and hands back what to compare with. */
+static const char attempt_sql[] =
+    "UPDATE citizen_otps SET attempts_left = attempts_left - 1 "
+    "WHERE id = (SELECT id FROM citizen_otps WHERE phone = $1 AND used_at IS NULL"
+    "            AND expires_at > now() AND attempts_left > 0 ORDER BY id DESC LIMIT 1)"
+    "  AND used_at IS NULL AND expires_at > now() AND attempts_left > 0 "
+    "RETURNING id, salt, code_hash, attempts_left";
+
+/* The code was right: use it up, find or create the citizen, mark the phone verified and
+ * store the token's hash. $1 code id  $2 token hash  $3 token ttl (s). */
+static const char signin_sql[] =
+    "WITH o AS ("
+    "  UPDATE citizen_otps SET used_at = now()"
+    "  WHERE id = $1::bigint AND used_at IS NULL AND expires_at > now()"
+    "  RETURNING phone, language),"
+    " c AS ("
+    "  INSERT INTO citizens (phone, language, verified_at) SELECT phone, language, now() FROM o"
+    "  ON CONFLICT (phone) DO UPDATE"
+    "    SET verified_at = coalesce(citizens.verified_at, excluded.verified_at)"
+    "  RETURNING id),"
+    " t AS ("
+    "  INSERT INTO citizen_tokens (token_hash, citizen_id, expires_at)"
+    "  SELECT $2::bytea, id, now() + make_interval(secs => $3::float8) FROM c"
+    "  RETURNING expires_at)"
+    " SELECT to_char(expires_at AT TIME ZONE 'UTC', " RB_APP_TS ") FROM t";
+
+struct verifying {
+    struct rb_plugin_ctx *ctx;
+    struct rb_http_req *req;
+    char code[CODE_DIGITS + 1];
+    char token[64]; /* base64url of TOKEN_BYTES */
+};
+
+static void verifying_free(struct verifying *v)
+{
+    sodium_memzero(v, sizeof(*v));
+    free(v);
+}
+
+static void no_code(struct rb_http_req *req)
+{
+    api->reply_error(req, 401, "code_invalid",
+                     "there is no valid code for this phone: it expired, was already used or "
+                     "had too many wrong attempts; ask for a new one");
+}
+
+static void signed_in(const struct rb_db_result *res, const char *err, void *arg)
+{
+    struct verifying *v = arg;
+    if (err) {
+        api->reply_error(v->req, 503, "unavailable", "you could not be signed in right now; "
+                                                     "try again");
+    } else if (api->db_ntuples(res) != 1) {
+        no_code(v->req); /* used or expired between the two statements */
+    } else {
+        json_t *out = json_pack("{s:s, s:s}", "token", v->token, "expires_at",
+                                api->db_value(res, 0, 0));
+        rb_app_reply_json(v->req, 200, out);
+    }
+    verifying_free(v);
+}
+
+static void attempted(const struct rb_db_result *res, const char *err, void *arg)
+{
+    struct verifying *v = arg;
+    if (err) {
+        api->reply_error(v->req, 503, "unavailable", "the code cannot be checked right now; "
+                                                     "try again");
+        verifying_free(v);
+        return;
+    }
+    if (api->db_ntuples(res) != 1) {
+        no_code(v->req);
+        verifying_free(v);
+        return;
+    }
+    unsigned char salt[SALT_BYTES], want[crypto_hash_sha256_BYTES], got[sizeof(want)];
+    size_t salt_len = 0, want_len = 0;
+    const char *salt_hex = api->db_value(res, 0, 1), *want_hex = api->db_value(res, 0, 2);
+    if (!salt_hex || !want_hex || strncmp(salt_hex, "\\x", 2) != 0 ||
+        strncmp(want_hex, "\\x", 2) != 0 ||
+        sodium_hex2bin(salt, sizeof(salt), salt_hex + 2, strlen(salt_hex + 2), NULL, &salt_len,
+                       NULL) != 0 ||
+        sodium_hex2bin(want, sizeof(want), want_hex + 2, strlen(want_hex + 2), NULL, &want_len,
+                       NULL) != 0 ||
+        salt_len != sizeof(salt) || want_len != sizeof(want)) {
+        api->log(v->ctx, RB_LOG_ERROR, "citizen_otps row %s has a malformed salt or hash",
+                 api->db_value(res, 0, 0));
+        api->reply_error(v->req, 500, "internal_error", "the code cannot be checked");
+        verifying_free(v);
+        return;
+    }
+    code_hash(salt, v->code, got);
+    int match = sodium_memcmp(got, want, sizeof(want)) == 0;
+    sodium_memzero(got, sizeof(got));
+    if (!match) {
+        long left = atol(api->db_value(res, 0, 3));
+        if (left > 0)
+            api->reply_error(v->req, 401, "wrong_code",
+                             "the code is wrong; %ld attempt%s left", left,
+                             left == 1 ? "" : "s");
+        else
+            api->reply_error(v->req, 401, "wrong_code",
+                             "the code is wrong and may not be tried again; ask for a new one");
+        verifying_free(v);
+        return;
+    }
+
+    unsigned char raw[TOKEN_BYTES], th[crypto_hash_sha256_BYTES];
+    randombytes_buf(raw, sizeof(raw));
+    sodium_bin2base64(v->token, sizeof(v->token), raw, sizeof(raw),
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_memzero(raw, sizeof(raw));
+    crypto_hash_sha256(th, (const unsigned char *)v->token, strlen(v->token));
+    char th_hex[2 * sizeof(th) + 3], ttl[32];
+    rb_app_bytea(th, sizeof(th), th_hex);
+    snprintf(ttl, sizeof(ttl), "%.3f", conf->token_ttl);
+    const char *params[3] = {api->db_value(res, 0, 0), th_hex, ttl};
+    if (api->db_query(v->ctx, signin_sql, 3, params, signed_in, v) != RB_OK) {
+        api->reply_error(v->req, 503, "unavailable", "the server is overloaded; try again");
+        verifying_free(v);
+    }
+}
+
+/* The code as typed: 6 digits, ASCII or Urdu/Arabic-Indic (folded to ASCII), spaces ignored.
+ * 0, or -1 when it is not a 6-digit code. */
+static int parse_code(const char *in, char out[CODE_DIGITS + 1])
+{
+    const unsigned char *s = (const unsigned char *)in;
+    size_t n = 0;
+    while (*s) {
+        int d = -1;
+        if (*s >= '0' && *s <= '9') {
+            d = *s - '0';
+            s++;
+        } else if (*s == ' ' || *s == '-') {
+            s++;
+            continue;
+        } else if (s[0] == 0xD9 && s[1] >= 0xA0 && s[1] <= 0xA9) { /* U+0660..0669 */
+            d = s[1] - 0xA0;
+            s += 2;
+        } else if (s[0] == 0xDB && s[1] >= 0xB0 && s[1] <= 0xB9) { /* U+06F0..06F9 */
+            d = s[1] - 0xB0;
+            s += 2;
+        } else {
+            return -1;
+        }
+        if (n == CODE_DIGITS)
+            return -1;
+        out[n++] = (char)('0' + d);
+    }
+    out[n] = '\0';
+    return n == CODE_DIGITS ? 0 : -1;
+}
+
+static void on_verify(struct rb_http_req *req, void *arg)
+{
+    static const char *const fields[] = {"phone", "code", NULL};
+    json_t *o = rb_app_body_object(req);
+    if (!o)
+        return;
+    char phone[24];
+    const char *code;
+    if (rb_app_known_fields(req, o, fields) != 0 || phone_field(req, o, phone) != 0 ||
+        rb_app_opt_str(req, o, "code", &code) != 0) {
+        json_decref(o);
+        return;
+    }
+    if (!code) {
+        api->reply_error(req, 400, "missing_field", "field \"code\" is required");
+        json_decref(o);
+        return;
+    }
+    struct verifying *v = calloc(1, sizeof(*v));
+    if (!v) {
+        api->reply_error(req, 503, "unavailable", "out of memory");
+        json_decref(o);
+        return;
+    }
+    v->ctx = arg;
+    v->req = req;
+    int bad = parse_code(code, v->code);
+    json_decref(o);
+    if (bad) {
+        /* Not a guess at all: costs no attempt. */
+        api->reply_error(req, 400, "invalid_field",
+                         "field \"code\": expected the %d digits from the SMS", CODE_DIGITS);
+        verifying_free(v);
+        return;
+    }
+    const char *params[1] = {phone};
+    if (api->db_query(v->ctx, attempt_sql, 1, params, attempted, v) != RB_OK) {
+        api->reply_error(req, 503, "unavailable", "the server is overloaded; try again");
+        verifying_free(v);
+    }
+}
+
+/* ---- POST /api/v1/logout ------------------------------------------------------------------ */
+
+static const char logout_sql[] =
+    "UPDATE citizen_tokens SET revoked_at = now() "
+    "WHERE token_hash = $1::bytea AND revoked_at IS NULL AND expires_at > now() RETURNING 1";
+
+struct logging_out {
+    struct rb_plugin_ctx *ctx;
+    struct rb_http_req *req;
+    char *token; /* owned */
+};
+
+static void logged_out(const struct rb_db_result *res, const char *err, void *arg)
+{
+    struct logging_out *l = arg;
+    if (err) {
+        api->reply_error(l->req, 503, "unavailable", "you could not be signed out right now; "
+                                                     "try again");
+    } else {
+        /* Forget it here even if it was already revoked elsewhere. */
+        api->citizen_forget(l->ctx, l->token);
+        if (api->db_ntuples(res) == 1)
+            api->reply(l->req, 204, NULL, "", 0);
+        else
+            api->reply_error(l->req, 401, "unauthorized",
+                             "your sign-in has expired or is not valid");
+    }
+    sodium_memzero(l->token, strlen(l->token));
+    free(l->token);
+    free(l);
+}
+
+static void on_logout(struct rb_http_req *req, void *arg)
+{
+    int malformed;
+    const char *token = rb_app_bearer(req, &malformed);
+    if (!token) {
+        api->reply_error(req, 401, "unauthorized", "expected Authorization: Bearer <token>");
+        return;
+    }
+    struct logging_out *l = calloc(1, sizeof(*l));
+    char *copy = strdup(token);
+    if (!l || !copy) {
+        free(l);
+        free(copy);
+        api->reply_error(req, 503, "unavailable", "out of memory");
+        return;
+    }
+    l->ctx = arg;
+    l->req = req;
+    l->token = copy;
+    unsigned char th[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(th, (const unsigned char *)token, strlen(token));
+    char th_hex[2 * sizeof(th) + 3];
+    rb_app_bytea(th, sizeof(th), th_hex);
+    const char *params[1] = {th_hex};
+    if (api->db_query(l->ctx, logout_sql, 1, params, logged_out, l) != RB_OK) {
+        api->reply_error(req, 503, "unavailable", "the server is overloaded; try again");
+        free(l->token);
+        free(l);
+    }
+}
+
+int rb_app_auth_init(struct rb_plugin_ctx *ctx, const struct rb_host_api *host,
+                     const struct rb_app_conf *c)
+{
+    api = host;
+    conf = c;
+    if (api->http_route(ctx, RB_HTTP_POST, "/api/v1/register", on_register, ctx) != RB_OK ||
+        api->http_route(ctx, RB_HTTP_POST, "/api/v1/verify", on_verify, ctx) != RB_OK ||
+        api->http_route(ctx, RB_HTTP_POST, "/api/v1/logout", on_logout, ctx) != RB_OK)
+        return RB_ERR;
+    return RB_OK;
+}
