@@ -621,6 +621,8 @@ static const struct rb_host_api host_api = {
     .citizen_auth = host_citizen_auth,
     .citizen_forget = host_citizen_forget,
     .case_status = host_case_status,
+    .reply_header = rb_http_add_header,
+    .req_peer = rb_http_req_peer,
 };
 
 const struct rb_host_api *rb_host_api_get(void)

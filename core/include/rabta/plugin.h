@@ -268,6 +268,11 @@ struct rb_host_api {
     int (*case_status)(struct rb_plugin_ctx *ctx, const char *tracking,
                        rb_plugin_case_status_fn fn, void *arg);
 
+    /* HTTP, continued: add a response header before answering (e.g. Retry-After), and the
+     * client's address (the TCP peer; proxies' headers are not trusted). Borrowed. */
+    void (*reply_header)(struct rb_http_req *req, const char *name, const char *value);
+    const char *(*req_peer)(struct rb_http_req *req);
+
     /* New entries go here, at the end, never above. */
 };
 
