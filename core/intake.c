@@ -13,6 +13,7 @@
 #include "metrics.h"
 #include "phone.h"
 #include "script.h"
+#include "sla_engine.h"
 #include "text.h"
 
 #define BATCH_MAX 256       /* submissions per transaction */
@@ -27,6 +28,8 @@ struct sub {
     double lat, lon;
     int anonymous, share_contact, rating;
     struct rb_route_out route;
+    int64_t ack_due, resolve_due;  /* 0: no SLA */
+    struct rb_sla_event first;     /* the case's first SLA event (valid when resolve_due) */
     char tracking[RB_TRACKING_LEN];
     rb_intake_fn fn;
     void *arg;
@@ -44,6 +47,7 @@ struct rb_intake {
     struct rb_metrics *m;         /* borrowed; may be NULL */
     const struct rb_config *cfg;  /* borrowed; replaced at reload */
     struct rb_script *rules;      /* borrowed; replaced at reload */
+    const struct rb_sla *sla;     /* borrowed; replaced at reload; NULL: no deadlines */
     struct sub *head, **tail;     /* waiting, in arrival order */
     size_t waiting, storing;
     int inflight;
@@ -59,10 +63,12 @@ static const char store_sql[] =
     "  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
     "    $6::text[], $7::text[], $8::text[], $9::int[], $10::text[], $11::text[], $12::text[],"
     "    $13::text[], $14::float8[], $15::float8[], $16::bool[], $17::bool[], $18::text[],"
-    "    $19::int[], $20::jsonb[], $21::text[], $22::text[], $23::text[])"
+    "    $19::int[], $20::jsonb[], $21::text[], $22::text[], $23::text[], $24::float8[],"
+    "    $25::float8[], $26::text[], $27::int[], $28::float8[], $29::float8[])"
     "  AS t(tracking_no, kind, phone, email, channel, service_id, department_id, category,"
     "    priority, sla_policy, district_id, text, language, lat, long, anonymous, share_contact,"
-    "    names_official, rating, route, idem_scope, idem_key, idem_hash)),"
+    "    names_official, rating, route, idem_scope, idem_key, idem_hash, ack_due, resolve_due,"
+    "    sla_check, sla_level, sla_due, sla_deadline)),"
     " cit_phone AS ("
     "  INSERT INTO citizens (phone, language)"
     "  SELECT DISTINCT ON (phone) phone, language FROM input WHERE phone IS NOT NULL"
@@ -79,10 +85,11 @@ static const char store_sql[] =
     " ins AS ("
     "  INSERT INTO cases (tracking_no, kind, status, citizen_id, channel, service_id,"
     "    department_id, category, priority, sla_policy, district_id, text, language, lat, long,"
-    "    anonymous, share_contact, names_official, rating)"
+    "    anonymous, share_contact, names_official, rating, ack_due_at, resolve_due_at)"
     "  SELECT i.tracking_no, i.kind, 'routed', coalesce(p.id, e.id), i.channel, i.service_id,"
     "    i.department_id, i.category, i.priority, i.sla_policy, i.district_id, i.text,"
-    "    i.language, i.lat, i.long, i.anonymous, i.share_contact, i.names_official, i.rating"
+    "    i.language, i.lat, i.long, i.anonymous, i.share_contact, i.names_official, i.rating,"
+    "    to_timestamp(i.ack_due), to_timestamp(i.resolve_due)"
     "  FROM input i LEFT JOIN cit_phone p ON p.phone = i.phone"
     "  LEFT JOIN cit_email e ON e.email = lower(i.email)"
     "  RETURNING id, tracking_no),"
@@ -97,10 +104,18 @@ static const char store_sql[] =
     " idem AS ("
     "  INSERT INTO idempotency_keys (scope, key, request_hash, case_id)"
     "  SELECT i.idem_scope, i.idem_key, i.idem_hash, ins.id"
-    "  FROM ins JOIN input i USING (tracking_no) WHERE i.idem_key IS NOT NULL)"
+    "  FROM ins JOIN input i USING (tracking_no) WHERE i.idem_key IS NOT NULL),"
+    /* One pending SLA job per case: its first event (see sla_engine.c for the payload). */
+    " sla AS ("
+    "  INSERT INTO jobs (kind, payload, run_at, dedup_key)"
+    "  SELECT 'sla.check', jsonb_build_object('case_id', ins.id, 'check', i.sla_check,"
+    "    'level', i.sla_level, 'due', i.sla_due::bigint, 'deadline', i.sla_deadline::bigint),"
+    "    to_timestamp(i.sla_due),"
+    "    'sla:' || ins.id || ':' || i.sla_check || ':' || i.sla_level || ':' || i.sla_due::bigint"
+    "  FROM ins JOIN input i USING (tracking_no) WHERE i.sla_check IS NOT NULL)"
     " SELECT id, tracking_no FROM ins";
 
-#define STORE_NPARAMS 23
+#define STORE_NPARAMS 29
 
 /* An earlier answer for an idempotency key: the case it created and the request's digest. */
 /* The first answer is rebuilt from the case's first "routed" event (append-only), not from the
@@ -387,6 +402,19 @@ static void route(struct rb_intake *in, struct sub *s)
             rb_metrics_count(in->m, "rabta_routing_failures_total",
                              "Cases sent to triage because the routing rules failed.", NULL, 1);
     }
+    if (in->sla) {
+        /* Overrides in sla.yaml may change the policy the rules named. */
+        const struct rb_sla_policy *p = rb_sla_pick(in->sla, s->route.department, s->service,
+                                                    s->kind, s->route.sla_policy);
+        if (p) {
+            int64_t now = (int64_t)rb_now_wall();
+            snprintf(s->route.sla_policy, sizeof(s->route.sla_policy), "%s", p->name);
+            rb_sla_deadlines(in->sla, p, now, &s->ack_due, &s->resolve_due);
+            if (rb_sla_next_event(in->sla, p, now, s->ack_due, s->resolve_due, NULL,
+                                  &s->first) != 0)
+                s->resolve_due = s->ack_due = 0;
+        }
+    }
     s->route_json = json_route(&s->route, rc != RB_OK || s->route.triage ? err : NULL);
 }
 
@@ -401,7 +429,7 @@ static void on_flush(evutil_socket_t fd, short what, void *arg)
 
 struct rb_intake *rb_intake_new(struct event_base *base, struct rb_db *db,
                                 struct rb_metrics *m, const struct rb_config *cfg,
-                                struct rb_script *rules)
+                                struct rb_script *rules, const struct rb_sla *sla)
 {
     struct rb_intake *in = rb_calloc(1, sizeof(*in));
     in->base = base;
@@ -409,6 +437,7 @@ struct rb_intake *rb_intake_new(struct event_base *base, struct rb_db *db,
     in->m = m;
     in->cfg = cfg;
     in->rules = rules;
+    in->sla = sla;
     in->tail = &in->head;
     in->flush_ev = event_new(base, -1, 0, on_flush, in);
     if (!in->flush_ev)
@@ -417,10 +446,11 @@ struct rb_intake *rb_intake_new(struct event_base *base, struct rb_db *db,
 }
 
 void rb_intake_set_rules(struct rb_intake *in, const struct rb_config *cfg,
-                         struct rb_script *rules)
+                         struct rb_script *rules, const struct rb_sla *sla)
 {
     in->cfg = cfg;
     in->rules = rules;
+    in->sla = sla;
 }
 
 size_t rb_intake_pending(const struct rb_intake *in)
@@ -597,7 +627,14 @@ static void send_batch(struct rb_intake *in, struct sub *head, int n)
     for (int i = 0; i < STORE_NPARAMS; i++)
         sb_puts(&a[i], "{");
     for (struct sub *s = head; s; s = s->next) {
-        char prio[8], rating[8], lat[40], lon[40];
+        char prio[8], rating[8], lat[40], lon[40], ack[24], res[24], lvl[12], due[24], dl[24];
+        static const char *const checks[] = {"ack", "warn", "resolve"};
+        snprintf(ack, sizeof(ack), "%lld", (long long)s->ack_due);
+        snprintf(res, sizeof(res), "%lld", (long long)s->resolve_due);
+        snprintf(lvl, sizeof(lvl), "%d", s->first.level);
+        snprintf(due, sizeof(due), "%lld", (long long)s->first.due);
+        snprintf(dl, sizeof(dl), "%lld", (long long)s->first.deadline);
+        int has_sla = s->resolve_due != 0;
         snprintf(prio, sizeof(prio), "%d", s->route.priority);
         snprintf(rating, sizeof(rating), "%d", s->rating);
         snprintf(lat, sizeof(lat), "%.8f", s->lat);
@@ -609,7 +646,9 @@ static void send_batch(struct rb_intake *in, struct sub *head, int n)
             isnan(s->lat) ? NULL : lat, isnan(s->lon) ? NULL : lon,
             s->anonymous ? "t" : "f", s->share_contact ? "t" : "f", s->official,
             s->rating ? rating : NULL, s->route_json, s->idem_scope, s->idem_key,
-            s->idem_hash,
+            s->idem_hash, has_sla ? ack : NULL, has_sla ? res : NULL,
+            has_sla ? checks[s->first.check] : NULL, has_sla ? lvl : NULL,
+            has_sla ? due : NULL, has_sla ? dl : NULL,
         };
         for (int i = 0; i < STORE_NPARAMS; i++)
             sb_elem(&a[i], v[i]);

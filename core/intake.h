@@ -18,6 +18,7 @@ struct event_base;
 struct rb_db;
 struct rb_metrics;
 struct rb_script;
+struct rb_sla;
 struct rb_intake;
 
 #define RB_INTAKE_TEXT_MAX 5000   /* characters of a case's text */
@@ -68,9 +69,10 @@ typedef void (*rb_intake_fn)(const struct rb_case_receipt *r, int status, const 
 /* All borrowed; cfg and rules may be replaced with rb_intake_set_rules. m may be NULL. */
 struct rb_intake *rb_intake_new(struct event_base *base, struct rb_db *db,
                                 struct rb_metrics *m, const struct rb_config *cfg,
-                                struct rb_script *rules);
+                                struct rb_script *rules, const struct rb_sla *sla);
+/* sla may be NULL: no deadlines. */
 void rb_intake_set_rules(struct rb_intake *in, const struct rb_config *cfg,
-                         struct rb_script *rules);
+                         struct rb_script *rules, const struct rb_sla *sla);
 void rb_intake_free(struct rb_intake *in); /* pending submissions fail with "shutting down" */
 
 /* Validates and queues one submission. RB_OK: fn is called exactly once, later. RB_EINVAL:

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "plugin.h"
 #include "script.h"
+#include "sla.h"
 #include "server.h"
 
 #define EXIT_USAGE 2
@@ -167,6 +168,8 @@ int main(int argc, char **argv)
         rb_plugins_free(ps);
         /* Compiles the Lua rules and runs their self-tests, as a reload would. */
         rb_script_free(rb_script_load(srv->cfg->lua_dir, srv->cfg, &errs));
+        if (srv->cfg->sla_file)
+            rb_sla_free(rb_sla_load(srv->cfg->sla_file, srv->cfg, &errs));
     }
     if (errs.n || !srv->cfg) {
         rb_server_print_errors(&errs);

@@ -20,6 +20,8 @@
 #include "pgembed.h"
 #include "plugin.h"
 #include "script.h"
+#include "sla.h"
+#include "sla_engine.h"
 #include "status.h"
 
 struct rb_server rb_server;
@@ -144,10 +146,13 @@ int rb_server_reload(struct rb_server *srv)
     rb_errors_init(&errs);
     struct rb_config *cfg = rb_config_load(srv->config_path, &errs);
     struct rb_script *rules = NULL;
+    struct rb_sla *sla = NULL;
     if (cfg) {
         same_plugins(srv->cfg, cfg, &errs);
         /* A fresh Lua state: compiled and self-tested before anything is swapped. */
         rules = rb_script_load(cfg->lua_dir, cfg, &errs);
+        if (cfg->sla_file)
+            sla = rb_sla_load(cfg->sla_file, cfg, &errs);
     }
     if (errs.n) {
         for (size_t i = 0; i < errs.n; i++)
@@ -157,6 +162,7 @@ int rb_server_reload(struct rb_server *srv)
                  errs.n, errs.n == 1 ? "" : "s", srv->config_path);
         rb_errors_free(&errs);
         rb_script_free(rules);
+        rb_sla_free(sla);
         rb_config_free(cfg);
         return RB_ERR;
     }
@@ -169,10 +175,14 @@ int rb_server_reload(struct rb_server *srv)
         rb_warn("reload", "database settings changed; they take effect at the next restart");
     struct rb_config *old = srv->cfg;
     struct rb_script *old_rules = srv->rules;
+    struct rb_sla *old_sla = srv->sla;
     srv->cfg = cfg;
     srv->rules = rules;
-    rb_intake_set_rules(srv->intake, cfg, rules);
+    srv->sla = sla;
+    rb_intake_set_rules(srv->intake, cfg, rules, sla);
+    rb_sla_engine_set(srv->sla_engine, sla);
     rb_script_free(old_rules);
+    rb_sla_free(old_sla);
     rb_log_min_level = cfg->log_level;
     rb_http_set_max_body(srv->http, cfg->server.max_body);
     rb_http_set_timeout(srv->http, cfg->server.request_timeout);
@@ -222,6 +232,10 @@ void rb_server_cleanup(struct rb_server *srv)
     srv->plugins = NULL;
     rb_script_free(srv->rules);
     srv->rules = NULL;
+    rb_sla_engine_free(srv->sla_engine);
+    srv->sla_engine = NULL;
+    rb_sla_free(srv->sla);
+    srv->sla = NULL;
     rb_metrics_free(srv->metrics);
     srv->metrics = NULL;
     if (srv->base)
@@ -252,9 +266,11 @@ int rb_server_run(struct rb_server *srv)
 
     rb_errors_init(&errs);
     srv->rules = rb_script_load(cfg->lua_dir, cfg, &errs);
-    if (!srv->rules) {
+    if (cfg->sla_file)
+        srv->sla = rb_sla_load(cfg->sla_file, cfg, &errs);
+    if (!srv->rules || errs.n) {
         for (size_t i = 0; i < errs.n; i++)
-            rb_error("rules", "%s", errs.msgs[i]);
+            rb_error("config", "%s", errs.msgs[i]);
         rb_errors_free(&errs);
         rb_server_cleanup(srv);
         return 2;
@@ -295,7 +311,9 @@ int rb_server_run(struct rb_server *srv)
     srv->jobs = rb_jobs_new(srv->base, srv->db, srv->metrics, &jo);
     srv->auth = rb_auth_new(srv->db);
     srv->case_read = rb_case_read_new(srv->base, srv->db);
-    srv->intake = rb_intake_new(srv->base, srv->db, srv->metrics, srv->cfg, srv->rules);
+    srv->intake = rb_intake_new(srv->base, srv->db, srv->metrics, srv->cfg, srv->rules, srv->sla);
+    srv->sla_engine = rb_sla_engine_new(srv->db, srv->metrics, srv->sla);
+    rb_sla_engine_register(srv->sla_engine, srv->jobs);
     if (rb_status_init(srv) != RB_OK || rb_plugins_init(srv->plugins, srv) != RB_OK) {
         rb_server_cleanup(srv);
         return 1;

@@ -17,6 +17,8 @@ struct rb_script;
 struct rb_intake;
 struct rb_auth;
 struct rb_case_read;
+struct rb_sla;
+struct rb_sla_engine;
 
 struct rb_server {
     struct event_base *base;    /* owned */
@@ -33,6 +35,8 @@ struct rb_server {
     struct rb_intake *intake;   /* owned */
     struct rb_auth *auth;       /* owned: citizens' tokens */
     struct rb_case_read *case_read; /* owned: batched status look-ups */
+    struct rb_sla *sla;         /* owned; NULL without an sla file; replaced on reload */
+    struct rb_sla_engine *sla_engine; /* owned */
     struct rb_pgembed *pg;      /* owned; NULL with an external database */
     char *conninfo;             /* owned */
     struct rb_plugins *plugins; /* owned */

@@ -1,0 +1,187 @@
+"""The SLA engine with the real binary and a real PostgreSQL, on a calendar that is always
+open (business time = wall time) and durations of seconds, so the test runs fast:
+acknowledgement and resolution deadlines fire within a second of their time, exactly once;
+the escalation ladder climbs level by level; an acknowledged case stops its acknowledgement
+timer; waiting for the citizen pauses the clock; a deadline missed while no process ran fires
+at the next start; three processes fire every deadline once."""
+import hashlib
+import json
+import os
+import secrets
+import time
+
+import rbtest
+
+SLA = """
+calendar: always.yaml
+policies:
+  default: { acknowledge: %(ack)s, resolve: %(resolve)s, warn_at: [0.5] }
+  urgent:  { acknowledge: %(ack)s, resolve: %(resolve)s, warn_at: [0.5] }
+  information: { acknowledge: %(ack)s, resolve: %(resolve)s }
+  feedback: { acknowledge: %(ack)s, resolve: %(resolve)s }
+escalation:
+  - after: 0s
+    actions: [ { notify: supervisor, via: inbox }, { raise_priority: 1 } ]
+  - after: 2s
+    actions: [ { reassign: supervisor }, { notify: supervisor, via: sms } ]
+  - after: 4s
+    actions: [ { flag: oversight } ]
+"""
+
+ALWAYS = """
+timezone: UTC
+hours:
+  mon-sun: [00:00-24:00]
+"""
+
+
+class SlaTest(rbtest.TestCase):
+    def setUp(self):
+        super().setUp()
+        self.pgs = self.pg()
+
+    def server(self, name="rabtad", ack="2s", resolve="4s", start=True):
+        rd = self.rabtad(pg=self.pgs, name=name)
+        d = os.path.join(self.tmp, "sla-" + name)
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "always.yaml"), "w") as f:
+            f.write(ALWAYS)
+        with open(os.path.join(d, "sla.yaml"), "w") as f:
+            f.write(SLA % {"ack": ack, "resolve": resolve})
+        rd.config["sla"] = os.path.join(d, "sla.yaml")
+        if start:
+            rd.start()
+        return rd
+
+    def submit(self, rd, n=1):
+        out = []
+        for _ in range(n):
+            r = rd.post("/api/v1/cases", {"kind": "complaint", "anonymous": True,
+                                          "service": "domicile_certificate",
+                                          "text": "pending for weeks"})
+            self.assertEqual(r.status, 201, r)
+            out.append(r.json["tracking_no"])
+        return out
+
+    def case_id(self, tn):
+        return int(self.pgs.scalar("SELECT id FROM cases WHERE tracking_no = '%s'" % tn))
+
+    def firings(self, cid, where="true"):
+        return self.pgs.query("SELECT check_kind, level, breached, "
+                              "extract(epoch from fired_at - due) FROM sla_firings "
+                              "WHERE case_id = %d AND %s ORDER BY due, check_kind, level"
+                              % (cid, where))
+
+    def test_deadlines_are_stored_and_breach_fires_within_a_second(self):
+        rd = self.server()
+        cid = self.case_id(self.submit(rd)[0])
+        row = self.pgs.query("SELECT extract(epoch from ack_due_at - created_at), "
+                             "extract(epoch from resolve_due_at - created_at) FROM cases "
+                             "WHERE id = %d" % cid)[0]
+        self.assertAlmostEqual(float(row[0]), 2, delta=1.0)
+        self.assertAlmostEqual(float(row[1]), 4, delta=1.0)
+        rbtest.wait_until(lambda: self.firings(cid, "check_kind = 'resolve'"), 10,
+                          what="the resolution breach")
+        for check, level, breached, late in self.firings(cid):
+            self.assertEqual(breached, "t", (check, level))
+            self.assertLess(float(late), 1.0, "%s level %s fired %.2f s late" % (check, level,
+                                                                                  float(late)))
+
+    def test_ladder_climbs_level_by_level_with_its_actions(self):
+        rd = self.server()
+        cid = self.case_id(self.submit(rd)[0])
+        rbtest.wait_until(lambda: len(self.firings(cid, "check_kind = 'resolve'")) == 3, 15,
+                          what="three escalation levels")
+        levels = [int(f[1]) for f in self.firings(cid, "check_kind = 'resolve'")]
+        self.assertEqual(levels, [0, 1, 2])
+        events = self.pgs.query("SELECT event, data->>'level' FROM case_events WHERE case_id = %d "
+                                "AND event LIKE 'sla.%%' ORDER BY id" % cid)
+        self.assertEqual([e[0] for e in events],
+                         ["sla.ack_breached", "sla.warning", "sla.escalated", "sla.escalated",
+                          "sla.escalated"])
+        self.assertEqual([e[1] for e in events if e[0] == "sla.escalated"], ["1", "2", "3"])
+        row = self.pgs.query("SELECT escalation_level, priority, flagged_oversight_at IS NOT NULL "
+                             "FROM cases WHERE id = %d" % cid)[0]
+        self.assertEqual(row[0], "3")
+        self.assertEqual(row[2], "t")
+        msgs = self.pgs.query("SELECT channel, to_address FROM messages WHERE case_id = %d "
+                              "ORDER BY id" % cid)
+        self.assertEqual(msgs, [["inbox", "supervisor@district_administration"],
+                                ["sms", "supervisor@district_administration"]])
+        time.sleep(1)
+        self.assertEqual(self.pgs.scalar("SELECT count(*) FROM jobs WHERE kind = 'sla.check'"),
+                         "0", "the ladder ended but a job is left")
+
+    def test_acknowledged_case_stops_its_acknowledgement_timer(self):
+        rd = self.server(ack="2s", resolve="30s")
+        cid = self.case_id(self.submit(rd)[0])
+        self.pgs.psql("UPDATE cases SET status = 'acknowledged' WHERE id = %d" % cid)
+        rbtest.wait_until(lambda: self.firings(cid, "check_kind = 'ack'"), 6,
+                          what="the acknowledgement check")
+        self.assertEqual(self.firings(cid, "check_kind = 'ack'")[0][2], "f")
+        self.assertEqual(self.pgs.scalar("SELECT count(*) FROM case_events WHERE case_id = %d "
+                                         "AND event = 'sla.ack_breached'" % cid), "0")
+
+    def test_closed_case_fires_nothing_more(self):
+        rd = self.server(ack="1s", resolve="3s")
+        cid = self.case_id(self.submit(rd)[0])
+        self.pgs.psql("UPDATE cases SET status = 'resolved' WHERE id = %d" % cid)
+        time.sleep(5)
+        self.assertEqual(self.pgs.scalar("SELECT count(*) FROM case_events WHERE case_id = %d "
+                                         "AND event LIKE 'sla.%%'" % cid), "0")
+
+    def test_waiting_for_the_citizen_pauses_the_clock(self):
+        rd = self.server(ack="1s", resolve="4s")
+        cid = self.case_id(self.submit(rd)[0])
+        due0 = float(self.pgs.scalar("SELECT extract(epoch from resolve_due_at) FROM cases "
+                                     "WHERE id = %d" % cid))
+        self.pgs.psql("UPDATE cases SET status = 'acknowledged' WHERE id = %d;"
+                      "UPDATE cases SET status = 'awaiting_citizen' WHERE id = %d" % (cid, cid))
+        time.sleep(5)  # past the original deadline: paused, so no breach
+        self.assertEqual(self.pgs.scalar("SELECT count(*) FROM case_events WHERE case_id = %d "
+                                         "AND event = 'sla.escalated'" % cid), "0")
+        self.pgs.psql("UPDATE cases SET status = 'in_progress' WHERE id = %d" % cid)
+        rbtest.wait_until(lambda: self.pgs.scalar(
+            "SELECT count(*) FROM case_events WHERE case_id = %d AND event = 'sla.resumed'" % cid)
+            == "1", 5, what="the resume")
+        due1 = float(self.pgs.scalar("SELECT extract(epoch from resolve_due_at) FROM cases "
+                                     "WHERE id = %d" % cid))
+        self.assertGreater(due1, due0 + 4, "the deadline did not move by the pause")
+        rbtest.wait_until(lambda: self.firings(cid, "check_kind = 'resolve' AND breached"), 10,
+                          what="the breach after the resume")
+
+    def test_deadline_missed_while_down_fires_at_next_start(self):
+        rd = self.server(ack="1s", resolve="2s")
+        cid = self.case_id(self.submit(rd)[0])
+        self.assertEqual(rd.stop(), 0)
+        time.sleep(3)
+        self.assertEqual(self.firings(cid), [])
+        self.server(name="again", ack="1s", resolve="2s")
+        rbtest.wait_until(lambda: self.firings(cid, "check_kind = 'resolve'"), 10,
+                          what="the missed breach")
+
+    def test_three_processes_fire_each_deadline_once(self):
+        servers = [self.server(name="p%d" % i, ack="2s", resolve="3s") for i in range(3)]
+        tns = []
+        for i in range(60):
+            tns += self.submit(servers[i % 3])
+        ids = [self.case_id(t) for t in tns]
+        # every case: ack, warn, resolve levels 0..2 = 5 events
+        rbtest.wait_until(lambda: int(self.pgs.scalar(
+            "SELECT count(*) FROM sla_firings")) >= 5 * len(ids), 40, interval=0.3,
+            what="every event of every case")
+        time.sleep(1.5)
+        self.assertEqual(int(self.pgs.scalar("SELECT count(*) FROM sla_firings")), 5 * len(ids))
+        dup = self.pgs.scalar("SELECT count(*) FROM (SELECT case_id, event, data->>'level' "
+                              "FROM case_events WHERE event LIKE 'sla.%' "
+                              "GROUP BY 1, 2, 3 HAVING count(*) > 1) d")
+        self.assertEqual(dup, "0", "an SLA event fired twice")
+        late = float(self.pgs.scalar("SELECT percentile_cont(0.99) WITHIN GROUP (ORDER BY "
+                                     "extract(epoch from lateness)) FROM sla_firings"))
+        self.assertLess(late, 1.0, "p99 lateness %.2f s" % late)
+        for s in servers:
+            self.assertEqual(s.stop(), 0)
+
+
+if __name__ == "__main__":
+    rbtest.main()
