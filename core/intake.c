@@ -30,6 +30,7 @@ struct sub {
     struct rb_route_out route;
     int64_t ack_due, resolve_due;  /* 0: no SLA */
     struct rb_sla_event first;     /* the case's first SLA event (valid when resolve_due) */
+    char *sla_payload;             /* owned: its job payload, without the case id */
     char tracking[RB_TRACKING_LEN];
     rb_intake_fn fn;
     void *arg;
@@ -64,11 +65,11 @@ static const char store_sql[] =
     "    $6::text[], $7::text[], $8::text[], $9::int[], $10::text[], $11::text[], $12::text[],"
     "    $13::text[], $14::float8[], $15::float8[], $16::bool[], $17::bool[], $18::text[],"
     "    $19::int[], $20::jsonb[], $21::text[], $22::text[], $23::text[], $24::float8[],"
-    "    $25::float8[], $26::text[], $27::int[], $28::float8[], $29::float8[])"
+    "    $25::float8[], $26::text[], $27::int[], $28::float8[], $29::float8[], $30::text[])"
     "  AS t(tracking_no, kind, phone, email, channel, service_id, department_id, category,"
     "    priority, sla_policy, district_id, text, language, lat, long, anonymous, share_contact,"
     "    names_official, rating, route, idem_scope, idem_key, idem_hash, ack_due, resolve_due,"
-    "    sla_check, sla_level, sla_due, sla_deadline)),"
+    "    sla_check, sla_level, sla_due, sla_deadline, sla_payload)),"
     " cit_phone AS ("
     "  INSERT INTO citizens (phone, language)"
     "  SELECT DISTINCT ON (phone) phone, language FROM input WHERE phone IS NOT NULL"
@@ -108,14 +109,13 @@ static const char store_sql[] =
     /* One pending SLA job per case: its first event (see sla_engine.c for the payload). */
     " sla AS ("
     "  INSERT INTO jobs (kind, payload, run_at, dedup_key)"
-    "  SELECT 'sla.check', jsonb_build_object('case_id', ins.id, 'check', i.sla_check,"
-    "    'level', i.sla_level, 'due', i.sla_due::bigint, 'deadline', i.sla_deadline::bigint),"
+    "  SELECT 'sla.check', i.sla_payload::jsonb || jsonb_build_object('case_id', ins.id),"
     "    to_timestamp(i.sla_due),"
     "    'sla:' || ins.id || ':' || i.sla_check || ':' || i.sla_level || ':' || i.sla_due::bigint"
     "  FROM ins JOIN input i USING (tracking_no) WHERE i.sla_check IS NOT NULL)"
     " SELECT id, tracking_no FROM ins";
 
-#define STORE_NPARAMS 29
+#define STORE_NPARAMS 30
 
 /* An earlier answer for an idempotency key: the case it created and the request's digest. */
 /* The first answer is rebuilt from the case's first "routed" event (append-only), not from the
@@ -207,7 +207,7 @@ static void sub_free(struct sub *s)
 {
     char *owned[] = {s->kind, s->service, s->district, s->text, s->channel, s->language,
                      s->phone, s->email, s->official, s->idem_scope, s->idem_key,
-                     s->idem_hash, s->route_json};
+                     s->idem_hash, s->route_json, s->sla_payload};
     for (size_t i = 0; i < RB_ARRAY_LEN(owned); i++)
         free(owned[i]);
     free(s);
@@ -410,9 +410,16 @@ static void route(struct rb_intake *in, struct sub *s)
             int64_t now = (int64_t)rb_now_wall();
             snprintf(s->route.sla_policy, sizeof(s->route.sla_policy), "%s", p->name);
             rb_sla_deadlines(in->sla, p, now, &s->ack_due, &s->resolve_due);
-            if (rb_sla_next_event(in->sla, p, now, s->ack_due, s->resolve_due, NULL,
-                                  &s->first) != 0)
+            struct rb_sla_event plan[RB_SLA_PLAN_MAX];
+            int n = rb_sla_plan(in->sla, p, now, s->ack_due, s->resolve_due,
+                                1u << RB_SLA_ACK | 1u << RB_SLA_WARN | 1u << RB_SLA_RESOLVE,
+                                plan);
+            if (n > 0) {
+                s->first = plan[0];
+                s->sla_payload = rb_sla_event_payload(-1, plan, n);
+            } else {
                 s->resolve_due = s->ack_due = 0;
+            }
         }
     }
     s->route_json = json_route(&s->route, rc != RB_OK || s->route.triage ? err : NULL);
@@ -648,7 +655,7 @@ static void send_batch(struct rb_intake *in, struct sub *head, int n)
             s->rating ? rating : NULL, s->route_json, s->idem_scope, s->idem_key,
             s->idem_hash, has_sla ? ack : NULL, has_sla ? res : NULL,
             has_sla ? checks[s->first.check] : NULL, has_sla ? lvl : NULL,
-            has_sla ? due : NULL, has_sla ? dl : NULL,
+            has_sla ? due : NULL, has_sla ? dl : NULL, has_sla ? s->sla_payload : NULL,
         };
         for (int i = 0; i < STORE_NPARAMS; i++)
             sb_elem(&a[i], v[i]);

@@ -31,41 +31,51 @@ static int event_cmp(const struct rb_sla_event *a, const struct rb_sla_event *b)
     return a->level - b->level;
 }
 
-int rb_sla_next_event(const struct rb_sla *sla, const struct rb_sla_policy *p, int64_t created,
-                      int64_t ack_due, int64_t resolve_due, const struct rb_sla_event *after,
-                      struct rb_sla_event *next)
+static int event_order(const void *a, const void *b)
 {
-    int found = 0;
-    struct rb_sla_event cand;
-#define CONSIDER(ev)                                                                          \
-    do {                                                                                      \
-        cand = (ev);                                                                          \
-        if ((!after || event_cmp(&cand, after) > 0) && (!found || event_cmp(&cand, next) < 0)) { \
-            *next = cand;                                                                     \
-            found = 1;                                                                        \
-        }                                                                                     \
-    } while (0)
-    CONSIDER(((struct rb_sla_event){RB_SLA_ACK, 0, ack_due, ack_due}));
-    for (int i = 0; i < p->n_warn; i++)
-        CONSIDER(((struct rb_sla_event){RB_SLA_WARN, i,
-                                        rb_cal_add(sla->cal, created,
-                                                   (int64_t)(p->resolve * p->warn_at[i])),
-                                        resolve_due}));
-    for (size_t l = 0; l < sla->n_levels; l++)
-        CONSIDER(((struct rb_sla_event){RB_SLA_RESOLVE, (int)l,
-                                        rb_cal_add(sla->cal, resolve_due,
-                                                   (int64_t)sla->levels[l].after),
-                                        resolve_due}));
-#undef CONSIDER
-    return found ? 0 : -1;
+    return event_cmp(a, b);
 }
 
-char *rb_sla_event_payload(long long case_id, const struct rb_sla_event *ev)
+int rb_sla_plan(const struct rb_sla *sla, const struct rb_sla_policy *p, int64_t created,
+                int64_t ack_due, int64_t resolve_due, unsigned checks,
+                struct rb_sla_event out[RB_SLA_PLAN_MAX])
 {
-    return rb_sprintf("{\"case_id\":%lld,\"check\":\"%s\",\"level\":%d,\"due\":%lld,"
-                      "\"deadline\":%lld}",
-                      case_id, check_names[ev->check], ev->level, (long long)ev->due,
-                      (long long)ev->deadline);
+    int n = 0;
+    if (checks & (1u << RB_SLA_ACK))
+        out[n++] = (struct rb_sla_event){RB_SLA_ACK, 0, ack_due, ack_due};
+    for (int i = 0; (checks & (1u << RB_SLA_WARN)) && i < p->n_warn; i++)
+        out[n++] = (struct rb_sla_event){
+            RB_SLA_WARN, i, rb_cal_add(sla->cal, created, (int64_t)(p->resolve * p->warn_at[i])),
+            resolve_due};
+    for (size_t l = 0; (checks & (1u << RB_SLA_RESOLVE)) && l < sla->n_levels &&
+                       n < RB_SLA_PLAN_MAX; l++)
+        out[n++] = (struct rb_sla_event){RB_SLA_RESOLVE, (int)l,
+                                         rb_cal_add(sla->cal, resolve_due,
+                                                    (int64_t)sla->levels[l].after),
+                                         resolve_due};
+    qsort(out, (size_t)n, sizeof(*out), event_order);
+    return n;
+}
+
+char *rb_sla_event_payload(long long case_id, const struct rb_sla_event *ev, int n)
+{
+    /* The event to run and the rest of the plan: later runs never recompute times, so a
+     * rounding difference cannot bring an event back twice. */
+    char *rest = rb_strdup("");
+    for (int i = 1; i < n; i++) {
+        char *more = rb_sprintf("%s%s[%d,%d,%lld,%lld]", rest, i > 1 ? "," : "", ev[i].check,
+                                ev[i].level, (long long)ev[i].due, (long long)ev[i].deadline);
+        free(rest);
+        rest = more;
+    }
+    char *id = case_id >= 0 ? rb_sprintf("\"case_id\":%lld,", case_id) : rb_strdup("");
+    char *out = rb_sprintf("{%s\"check\":\"%s\",\"level\":%d,\"due\":%lld,\"deadline\":%lld,"
+                           "\"rest\":[%s]}",
+                           id, check_names[ev[0].check], ev[0].level, (long long)ev[0].due,
+                           (long long)ev[0].deadline, rest);
+    free(id);
+    free(rest);
+    return out;
 }
 
 char *rb_sla_event_key(long long case_id, const struct rb_sla_event *ev)
@@ -132,7 +142,8 @@ struct check {
     struct rb_sla_engine *e;
     struct rb_job_run *run;
     long long case_id;
-    struct rb_sla_event ev;
+    struct rb_sla_event plan[RB_SLA_PLAN_MAX]; /* plan[0] is this run's event */
+    int n;
 };
 
 static int open_status(const char *s)
@@ -158,7 +169,7 @@ static void fired(PGresult *res, const char *err, void *arg)
     } else {
         if (c->e->m && atoi(PQgetvalue(res, 0, 1)) > 0) {
             char labels[48];
-            snprintf(labels, sizeof(labels), "check=\"%s\"", check_names[c->ev.check]);
+            snprintf(labels, sizeof(labels), "check=\"%s\"", check_names[c->plan[0].check]);
             rb_metrics_count(c->e->m, "rabta_sla_breaches_total",
                              "SLA events that found a case in breach.", labels, 1);
         }
@@ -206,10 +217,10 @@ static void case_read(PGresult *res, const char *err, void *arg)
     int64_t created = atoll(PQgetvalue(res, 0, 1));
     int64_t ack_due = atoll(PQgetvalue(res, 0, 2)), resolve_due = atoll(PQgetvalue(res, 0, 3));
     int paused = strcmp(PQgetvalue(res, 0, 8), "t") == 0;
-    int64_t deadline = c->ev.check == RB_SLA_ACK ? ack_due : resolve_due;
+    int64_t deadline = c->plan[0].check == RB_SLA_ACK ? ack_due : resolve_due;
     /* Stale: the deadlines moved (a pause, a transfer) and a newer job carries the event. Paused:
      * sla.resume queues the next event when the citizen answers. Done: nothing more to watch. */
-    if (deadline != c->ev.deadline || paused || !open_status(status)) {
+    if (deadline != c->plan[0].deadline || paused || !open_status(status)) {
         rb_job_finish(c->run, 1, NULL, 0, 0);
         free(c);
         return;
@@ -217,10 +228,10 @@ static void case_read(PGresult *res, const char *err, void *arg)
     const struct rb_sla_policy *p =
         rb_sla_pick(sla, PQgetvalue(res, 0, 5), PQgetvalue(res, 0, 6), PQgetvalue(res, 0, 7),
                     PQgetvalue(res, 0, 4));
-    int breached = c->ev.check == RB_SLA_ACK ? unacknowledged(status) : 1;
+    int breached = c->plan[0].check == RB_SLA_ACK ? unacknowledged(status) : 1;
     const struct rb_sla_level *lv =
-        c->ev.check == RB_SLA_RESOLVE && (size_t)c->ev.level < sla->n_levels
-            ? &sla->levels[c->ev.level]
+        c->plan[0].check == RB_SLA_RESOLVE && (size_t)c->plan[0].level < sla->n_levels
+            ? &sla->levels[c->plan[0].level]
             : NULL;
     int raise = 0, flag = 0, reassign = 0;
     for (size_t i = 0; lv && i < lv->n; i++) {
@@ -228,31 +239,31 @@ static void case_read(PGresult *res, const char *err, void *arg)
         flag |= lv->actions[i].type == RB_SLA_FLAG;
         reassign |= lv->actions[i].type == RB_SLA_REASSIGN;
     }
-    const char *event = c->ev.check == RB_SLA_ACK    ? "sla.ack_breached"
-                        : c->ev.check == RB_SLA_WARN ? "sla.warning"
+    const char *event = c->plan[0].check == RB_SLA_ACK    ? "sla.ack_breached"
+                        : c->plan[0].check == RB_SLA_WARN ? "sla.warning"
                                                      : "sla.escalated";
     char data[256];
     snprintf(data, sizeof(data),
              "{\"check\":\"%s\",\"level\":%d,\"due\":%lld,\"policy\":\"%s\",\"reassigned_to\":%s,"
              "\"flagged\":%s,\"raised_by\":%d}",
-             check_names[c->ev.check], c->ev.check == RB_SLA_RESOLVE ? c->ev.level + 1 : c->ev.level,
-             (long long)c->ev.due, p ? p->name : "", reassign ? "\"supervisor\"" : "null",
+             check_names[c->plan[0].check], c->plan[0].check == RB_SLA_RESOLVE ? c->plan[0].level + 1 : c->plan[0].level,
+             (long long)c->plan[0].due, p ? p->name : "", reassign ? "\"supervisor\"" : "null",
              flag ? "true" : "false", raise);
     char *msgs = messages_json(lv, PQgetvalue(res, 0, 5), c->case_id,
                                lv ? "the resolution deadline has passed" : "SLA notice");
-    struct rb_sla_event next;
+    (void)created;
     char *payload = NULL, *key = NULL, when[32] = "";
-    if (p && rb_sla_next_event(sla, p, created, ack_due, resolve_due, &c->ev, &next) == 0) {
-        payload = rb_sla_event_payload(c->case_id, &next);
-        key = rb_sla_event_key(c->case_id, &next);
-        snprintf(when, sizeof(when), "%lld", (long long)next.due);
+    if (c->n > 1) {
+        payload = rb_sla_event_payload(c->case_id, c->plan + 1, c->n - 1);
+        key = rb_sla_event_key(c->case_id, &c->plan[1]);
+        snprintf(when, sizeof(when), "%lld", (long long)c->plan[1].due);
     }
     char id[24], level[12], due[24], raise_s[12];
     snprintf(id, sizeof(id), "%lld", c->case_id);
-    snprintf(level, sizeof(level), "%d", c->ev.level);
-    snprintf(due, sizeof(due), "%lld", (long long)c->ev.due);
+    snprintf(level, sizeof(level), "%d", c->plan[0].level);
+    snprintf(due, sizeof(due), "%lld", (long long)c->plan[0].due);
     snprintf(raise_s, sizeof(raise_s), "%d", breached ? raise : 0);
-    const char *params[13] = {id, check_names[c->ev.check], level, due,
+    const char *params[13] = {id, check_names[c->plan[0].check], level, due,
                               breached ? "true" : "false", raise_s,
                               breached && flag ? "true" : "false", event, data, msgs,
                               payload, payload ? when : NULL, key};
@@ -265,27 +276,45 @@ static void case_read(PGresult *res, const char *err, void *arg)
     free(key);
 }
 
-static int parse_event(const char *payload, long long *case_id, struct rb_sla_event *ev)
+static int valid_event(const struct rb_sla_event *ev)
 {
-    json_error_t je;
-    json_t *o = json_loads(payload, 0, &je);
+    return ev->check >= RB_SLA_ACK && ev->check <= RB_SLA_RESOLVE && ev->level >= 0 &&
+           ev->level < 1000;
+}
+
+static int parse_event(const char *payload, long long *case_id, struct rb_sla_event *plan,
+                       int *n)
+{
+    json_t *o = json_loads(payload, 0, NULL), *rest = NULL;
     const char *check = NULL;
     json_int_t id = 0, level = 0, due = 0, deadline = 0;
-    int rc = o && json_unpack(o, "{s:I, s:s, s:I, s:I, s:I}", "case_id", &id, "check", &check,
-                              "level", &level, "due", &due, "deadline", &deadline) == 0
+    int rc = o && json_unpack(o, "{s:I, s:s, s:I, s:I, s:I, s?o}", "case_id", &id, "check",
+                              &check, "level", &level, "due", &due, "deadline", &deadline,
+                              "rest", &rest) == 0
                  ? RB_OK
                  : RB_EINVAL;
+    *n = 0;
     if (rc == RB_OK) {
         int k = -1;
         for (int i = 0; i < 3; i++)
             if (strcmp(check, check_names[i]) == 0)
                 k = i;
-        if (k < 0 || level < 0 || level > 1000)
+        plan[0] = (struct rb_sla_event){(enum rb_sla_check)k, (int)level, due, deadline};
+        *n = 1;
+        if (!valid_event(&plan[0]))
             rc = RB_EINVAL;
-        ev->check = (enum rb_sla_check)k;
-        ev->level = (int)level;
-        ev->due = due;
-        ev->deadline = deadline;
+        size_t i;
+        json_t *item;
+        json_array_foreach(rest, i, item) {
+            json_int_t c = -1, l = -1, d = 0, dl = 0;
+            if (*n >= RB_SLA_PLAN_MAX || json_unpack(item, "[IIII]", &c, &l, &d, &dl) != 0) {
+                rc = RB_EINVAL;
+                break;
+            }
+            plan[*n] = (struct rb_sla_event){(enum rb_sla_check)c, (int)l, d, dl};
+            if (!valid_event(&plan[(*n)++]))
+                rc = RB_EINVAL;
+        }
         *case_id = id;
     }
     json_decref(o);
@@ -297,7 +326,7 @@ static void run_check(struct rb_job_run *run, const struct rb_job_info *job, voi
     struct check *c = rb_calloc(1, sizeof(*c));
     c->e = arg;
     c->run = run;
-    if (parse_event(job->payload, &c->case_id, &c->ev) != RB_OK) {
+    if (parse_event(job->payload, &c->case_id, c->plan, &c->n) != RB_OK) {
         rb_job_finish(run, 0, "malformed sla.check payload", -1, 1);
         free(c);
         return;
@@ -360,13 +389,23 @@ static void resume_read(PGresult *res, const char *err, void *arg)
     const struct rb_sla_policy *p =
         rb_sla_pick(sla, PQgetvalue(res, 0, 5), PQgetvalue(res, 0, 6), PQgetvalue(res, 0, 7),
                     PQgetvalue(res, 0, 4));
-    /* The next event is the first one still ahead of the reply. */
-    struct rb_sla_event next, from = {RB_SLA_ACK, -1, r->resumed_at - 1, 0};
+    /* A new plan from the reply on: the acknowledgement (if still owed) and the resolution
+     * ladder at the moved deadlines; warnings are not repeated after a pause. */
+    struct rb_sla_event plan[RB_SLA_PLAN_MAX], ahead[RB_SLA_PLAN_MAX];
+    int n = 0, m = 0;
+    (void)created;
+    if (p)
+        n = rb_sla_plan(sla, p, created, new_ack, new_resolve,
+                        (unacknowledged(status) ? 1u << RB_SLA_ACK : 0) | 1u << RB_SLA_RESOLVE,
+                        plan);
+    for (int i = 0; i < n; i++)
+        if (plan[i].due >= r->resumed_at || plan[i].check == RB_SLA_RESOLVE)
+            ahead[m++] = plan[i];
     char *payload = NULL, *key = NULL, when[24] = "";
-    if (p && rb_sla_next_event(sla, p, created, new_ack, new_resolve, &from, &next) == 0) {
-        payload = rb_sla_event_payload(r->case_id, &next);
-        key = rb_sla_event_key(r->case_id, &next);
-        snprintf(when, sizeof(when), "%lld", (long long)next.due);
+    if (m > 0) {
+        payload = rb_sla_event_payload(r->case_id, ahead, m);
+        key = rb_sla_event_key(r->case_id, &ahead[0]);
+        snprintf(when, sizeof(when), "%lld", (long long)ahead[0].due);
     }
     char id[24], a[24], z[24], data[128];
     snprintf(id, sizeof(id), "%lld", r->case_id);

@@ -32,14 +32,20 @@ void rb_sla_engine_set(struct rb_sla_engine *e, const struct rb_sla *sla);
 int rb_sla_engine_register(struct rb_sla_engine *e, struct rb_jobs *jobs);
 void rb_sla_engine_free(struct rb_sla_engine *e);
 
-/* The event that follows after (NULL: the first) for a case with these deadlines. Returns 0
- * and fills next, or -1 when there is none. */
-int rb_sla_next_event(const struct rb_sla *sla, const struct rb_sla_policy *p, int64_t created,
-                      int64_t ack_due, int64_t resolve_due, const struct rb_sla_event *after,
-                      struct rb_sla_event *next);
+#define RB_SLA_PLAN_MAX (1 + RB_SLA_MAX_WARN + 16)
 
-/* The job payload and dedup key of an event, for intake's transaction. Returns new strings. */
-char *rb_sla_event_payload(long long case_id, const struct rb_sla_event *ev);
+/* Every SLA event of a case, in time order: the acknowledgement deadline, the warnings and
+ * the escalation levels (checks: a mask of 1 << RB_SLA_* to include). Computed ONCE, at
+ * intake or at a resume, and carried in the job payload, so later runs never recompute a
+ * time. Returns the number of events (at most RB_SLA_PLAN_MAX). */
+int rb_sla_plan(const struct rb_sla *sla, const struct rb_sla_policy *p, int64_t created,
+                int64_t ack_due, int64_t resolve_due, unsigned checks,
+                struct rb_sla_event out[RB_SLA_PLAN_MAX]);
+
+/* The job payload for ev[0] with ev[1..n) as the rest of the plan; case_id < 0 leaves the
+ * case id out (intake adds it in SQL). Returns a new string. */
+char *rb_sla_event_payload(long long case_id, const struct rb_sla_event *ev, int n);
+/* The dedup key of an event. Returns a new string. */
 char *rb_sla_event_key(long long case_id, const struct rb_sla_event *ev);
 
 #endif
