@@ -171,7 +171,13 @@ class SlaTest(rbtest.TestCase):
             "SELECT count(*) FROM sla_firings")) >= 5 * len(ids), 40, interval=0.3,
             what="every event of every case")
         time.sleep(1.5)
-        self.assertEqual(int(self.pgs.scalar("SELECT count(*) FROM sla_firings")), 5 * len(ids))
+        extra = self.pgs.query("SELECT case_id, check_kind, level, extract(epoch from due), "
+                               "(SELECT extract(epoch from created_at) FROM cases c WHERE c.id = f.case_id) "
+                               "FROM sla_firings f WHERE (case_id, check_kind, level) IN "
+                               "(SELECT case_id, check_kind, level FROM sla_firings GROUP BY 1, 2, 3 "
+                               "HAVING count(*) > 1) ORDER BY 1, 2, 3 LIMIT 12")
+        self.assertEqual(int(self.pgs.scalar("SELECT count(*) FROM sla_firings")), 5 * len(ids),
+                         extra)
         dup = self.pgs.scalar("SELECT count(*) FROM (SELECT case_id, event, data->>'level' "
                               "FROM case_events WHERE event LIKE 'sla.%' "
                               "GROUP BY 1, 2, 3 HAVING count(*) > 1) d")
