@@ -151,14 +151,25 @@ class SlaTest(rbtest.TestCase):
                           what="the breach after the resume")
 
     def test_deadline_missed_while_down_fires_at_next_start(self):
-        rd = self.server(ack="1s", resolve="2s")
+        rd = self.server(ack="3s", resolve="4s")
         cid = self.case_id(self.submit(rd)[0])
         self.assertEqual(rd.stop(), 0)
-        time.sleep(3)
-        self.assertEqual(self.firings(cid), [])
-        self.server(name="again", ack="1s", resolve="2s")
+        due = float(self.pgs.scalar("SELECT extract(epoch from resolve_due_at) FROM cases "
+                                    "WHERE id = %d" % cid))
+        while time.time() < due + 1.5:
+            time.sleep(0.2)
+        self.assertEqual(self.firings(cid, "check_kind = 'resolve'"), [],
+                         "a breach fired while no process was running")
+        self.server(name="again", ack="3s", resolve="4s")
         rbtest.wait_until(lambda: self.firings(cid, "check_kind = 'resolve'"), 10,
                           what="the missed breach")
+        # Oldest first: the missed events fired in the order of their deadlines.
+        by_fired = self.pgs.query("SELECT check_kind, level FROM sla_firings WHERE case_id = %d "
+                                  "ORDER BY fired_at, due" % cid)
+        by_due = self.pgs.query("SELECT check_kind, level FROM sla_firings WHERE case_id = %d "
+                                "ORDER BY due, fired_at" % cid)
+        self.assertEqual(by_fired, by_due)
+        self.assertEqual([f[0] for f in by_due][:3], ["warn", "ack", "resolve"])
 
     def test_three_processes_fire_each_deadline_once(self):
         servers = [self.server(name="p%d" % i, ack="2s", resolve="3s") for i in range(3)]
