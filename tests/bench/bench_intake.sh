@@ -86,7 +86,8 @@ if [ "$BIG" -gt 0 ]; then
   echo "  loading $BIG cases ..."
   bench_psql "INSERT INTO cases (tracking_no, kind, status, citizen_id, channel, service_id, department_id, category, priority, sla_policy, district_id, text, language)
     SELECT 'BG-' || g, 'complaint', 'routed', (g % $CITIZENS) + 1, 'web', 'domicile_certificate', 'district_administration', 'general', 3, 'default', 'lahore', 'pre-loaded case number ' || g, 'en'
-    FROM generate_series(1, $BIG) g; VACUUM ANALYZE cases;" >/dev/null
+    FROM generate_series(1, $BIG) g" >/dev/null
+  bench_psql "VACUUM ANALYZE cases" >/dev/null
   intake_round "rabtad POST /api/v1/cases ($(bench_psql 'SELECT count(*) FROM cases') cases stored)"
   printf '  with %s stored / empty: %s\n' "$BIG" "$(awk -v a="$RATE" -v b="$empty_rate" 'BEGIN { printf "%.2f", a / b }')"
 fi
