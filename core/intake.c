@@ -31,6 +31,8 @@ struct sub {
     int64_t ack_due, resolve_due;  /* 0: no SLA */
     struct rb_sla_event first;     /* the case's first SLA event (valid when resolve_due) */
     char *sla_payload;             /* owned: its job payload, without the case id */
+    char *photo_hex;               /* owned: "\\x..." bytea literal, or NULL */
+    const char *photo_type;        /* static string */
     char tracking[RB_TRACKING_LEN];
     rb_intake_fn fn;
     void *arg;
@@ -65,11 +67,12 @@ static const char store_sql[] =
     "    $6::text[], $7::text[], $8::text[], $9::int[], $10::text[], $11::text[], $12::text[],"
     "    $13::text[], $14::float8[], $15::float8[], $16::bool[], $17::bool[], $18::text[],"
     "    $19::int[], $20::jsonb[], $21::text[], $22::text[], $23::text[], $24::float8[],"
-    "    $25::float8[], $26::text[], $27::int[], $28::float8[], $29::float8[], $30::text[])"
+    "    $25::float8[], $26::text[], $27::int[], $28::float8[], $29::float8[], $30::text[],"
+    "    $31::bytea[], $32::text[])"
     "  AS t(tracking_no, kind, phone, email, channel, service_id, department_id, category,"
     "    priority, sla_policy, district_id, text, language, lat, long, anonymous, share_contact,"
     "    names_official, rating, route, idem_scope, idem_key, idem_hash, ack_due, resolve_due,"
-    "    sla_check, sla_level, sla_due, sla_deadline, sla_payload)),"
+    "    sla_check, sla_level, sla_due, sla_deadline, sla_payload, photo, photo_type)),"
     " cit_phone AS ("
     "  INSERT INTO citizens (phone, language)"
     "  SELECT DISTINCT ON (phone) phone, language FROM input WHERE phone IS NOT NULL"
@@ -106,6 +109,11 @@ static const char store_sql[] =
     "  INSERT INTO idempotency_keys (scope, key, request_hash, case_id)"
     "  SELECT i.idem_scope, i.idem_key, i.idem_hash, ins.id"
     "  FROM ins JOIN input i USING (tracking_no) WHERE i.idem_key IS NOT NULL),"
+    " att AS ("
+    "  INSERT INTO case_attachments (case_id, content_type, bytes)"
+    "  SELECT ins.id, i.photo_type, i.photo FROM ins JOIN input i USING (tracking_no)"
+    "  WHERE i.photo IS NOT NULL),"
+
     /* One pending SLA job per case: its first event (see sla_engine.c for the payload). */
     " sla AS ("
     "  INSERT INTO jobs (kind, payload, run_at, dedup_key)"
@@ -115,7 +123,7 @@ static const char store_sql[] =
     "  FROM ins JOIN input i USING (tracking_no) WHERE i.sla_check IS NOT NULL)"
     " SELECT id, tracking_no FROM ins";
 
-#define STORE_NPARAMS 30
+#define STORE_NPARAMS 32
 
 /* An earlier answer for an idempotency key: the case it created and the request's digest. */
 /* The first answer is rebuilt from the case's first "routed" event (append-only), not from the
@@ -207,7 +215,7 @@ static void sub_free(struct sub *s)
 {
     char *owned[] = {s->kind, s->service, s->district, s->text, s->channel, s->language,
                      s->phone, s->email, s->official, s->idem_scope, s->idem_key,
-                     s->idem_hash, s->route_json, s->sla_payload};
+                     s->idem_hash, s->route_json, s->sla_payload, s->photo_hex};
     for (size_t i = 0; i < RB_ARRAY_LEN(owned); i++)
         free(owned[i]);
     free(s);
@@ -338,6 +346,27 @@ static struct sub *validate(struct rb_intake *in, const struct rb_case_in *c, ch
     }
     if (c->idem_key && short_field("Idempotency-Key", c->idem_key, 200, why, whylen) != RB_OK)
         return NULL;
+    const char *photo_type = NULL;
+    if (c->photo) {
+        static const unsigned char jpeg[] = {0xff, 0xd8, 0xff};
+        static const unsigned char png[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+        const unsigned char *b = c->photo;
+        if (c->photo_len > RB_INTAKE_PHOTO_MAX) {
+            fail(why, whylen, "field \"photo\": %zu bytes is over the limit of %u bytes",
+                 c->photo_len, RB_INTAKE_PHOTO_MAX);
+            return NULL;
+        }
+        if (c->photo_len > sizeof(png) && memcmp(b, png, sizeof(png)) == 0)
+            photo_type = "image/png";
+        else if (c->photo_len > sizeof(jpeg) && memcmp(b, jpeg, sizeof(jpeg)) == 0)
+            photo_type = "image/jpeg";
+        if (!photo_type || (c->photo_type && strcmp(c->photo_type, photo_type) != 0)) {
+            fail(why, whylen, "field \"photo\": expected a JPEG or PNG image (its content "
+                              "does not match%s%s)", c->photo_type ? " " : "",
+                 c->photo_type ? c->photo_type : "");
+            return NULL;
+        }
+    }
     /* Last, as it copies: tidied (line ends, bidi overrides, stray spaces), then checked. */
     char *text = rb_strndup(c->text, c->text_len);
     size_t text_len = c->text_len;
@@ -349,6 +378,19 @@ static struct sub *validate(struct rb_intake *in, const struct rb_case_in *c, ch
     }
 
     struct sub *s = rb_calloc(1, sizeof(*s));
+    if (photo_type) {
+        static const char digits[] = "0123456789abcdef";
+        const unsigned char *b = c->photo;
+        s->photo_hex = rb_malloc(2 + 2 * c->photo_len + 1);
+        s->photo_hex[0] = '\\';
+        s->photo_hex[1] = 'x';
+        for (size_t i = 0; i < c->photo_len; i++) {
+            s->photo_hex[2 + 2 * i] = digits[b[i] >> 4];
+            s->photo_hex[3 + 2 * i] = digits[b[i] & 15];
+        }
+        s->photo_hex[2 + 2 * c->photo_len] = '\0';
+        s->photo_type = photo_type;
+    }
     s->kind = rb_strdup(c->kind);
     s->service = rb_strdup(c->service);
     s->district = rb_strdup(c->district);
@@ -656,6 +698,7 @@ static void send_batch(struct rb_intake *in, struct sub *head, int n)
             s->idem_hash, has_sla ? ack : NULL, has_sla ? res : NULL,
             has_sla ? checks[s->first.check] : NULL, has_sla ? lvl : NULL,
             has_sla ? due : NULL, has_sla ? dl : NULL, has_sla ? s->sla_payload : NULL,
+            s->photo_hex, s->photo_type,
         };
         for (int i = 0; i < STORE_NPARAMS; i++)
             sb_elem(&a[i], v[i]);

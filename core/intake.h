@@ -45,7 +45,12 @@ struct rb_case_in {
     const char *idem_scope; /* e.g. "citizen:42" or "apikey:7" */
     const char *idem_key;
     const char *idem_hash; /* hex digest of the request body */
+    const void *photo;      /* or NULL; checked: JPEG or PNG by its first bytes */
+    size_t photo_len;
+    const char *photo_type; /* "image/jpeg" or "image/png" */
 };
+
+#define RB_INTAKE_PHOTO_MAX (8u * 1024 * 1024) /* bytes; channels set their own lower limits */
 
 /* What the caller learns after COMMIT. */
 struct rb_case_receipt {

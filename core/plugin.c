@@ -18,6 +18,7 @@
 #include "case_read.h"
 #include "db.h"
 #include "http.h"
+#include "http_client.h"
 #include "intake.h"
 #include "phone.h"
 #include "tracking.h"
@@ -34,6 +35,7 @@ struct rb_plugin_ctx {
     struct rb_server *srv;        /* borrowed */
     void *data;                   /* the plugin's own */
     char *services_json;          /* owned: last answer of host_services_json */
+    struct rb_http_client *http_client; /* owned: made on the first http_fetch */
     int inited, started;
 };
 
@@ -273,6 +275,7 @@ void rb_plugins_free(struct rb_plugins *ps)
         free(ps->v[i].path);
         free(ps->v[i].conf_name);
         free(ps->v[i].services_json);
+        rb_http_client_free(ps->v[i].http_client);
     }
     free(ps->v);
     free(ps);
@@ -436,7 +439,7 @@ static int host_case_submit(struct rb_plugin_ctx *ctx, const struct rb_case_subm
                  ctx->desc->name);
         return RB_EINVAL;
     }
-    const struct rb_case_in in = {
+    struct rb_case_in in = {
         .kind = sub->kind, .service = sub->service, .district = sub->district,
         .text = sub->text, .text_len = sub->text_len, .channel = sub->channel,
         .language = sub->language, .phone = sub->phone, .email = sub->email, .lat = sub->lat,
@@ -444,6 +447,11 @@ static int host_case_submit(struct rb_plugin_ctx *ctx, const struct rb_case_subm
         .official = sub->official, .rating = sub->rating, .idem_scope = sub->idem_scope,
         .idem_key = sub->idem_key, .idem_hash = sub->idem_hash,
     };
+    if (sub->size >= offsetof(struct rb_case_submission, photo_type) + sizeof(char *)) {
+        in.photo = sub->photo;
+        in.photo_len = sub->photo_len;
+        in.photo_type = sub->photo_type;
+    }
     struct case_call *c = rb_malloc(sizeof(*c));
     c->fn = fn;
     c->arg = arg;
@@ -590,6 +598,17 @@ static void *host_get_data(struct rb_plugin_ctx *ctx)
     return ctx->data;
 }
 
+static int host_http_fetch(struct rb_plugin_ctx *ctx, enum rb_http_method method,
+                           const char *url, const char *const *headers, const char *body,
+                           size_t len, double timeout, rb_plugin_fetch_fn fn, void *arg)
+{
+    if (!ctx->srv || !ctx->srv->base)
+        return RB_EUNAVAIL;
+    if (!ctx->http_client)
+        ctx->http_client = rb_http_client_new(ctx->srv->base);
+    return rb_http_fetch(ctx->http_client, method, url, headers, body, len, timeout, fn, arg);
+}
+
 static const struct rb_host_api host_api = {
     .size = sizeof(struct rb_host_api),
     .abi = RB_PLUGIN_ABI,
@@ -623,6 +642,7 @@ static const struct rb_host_api host_api = {
     .case_status = host_case_status,
     .reply_header = rb_http_add_header,
     .req_peer = rb_http_req_peer,
+    .http_fetch = host_http_fetch,
 };
 
 const struct rb_host_api *rb_host_api_get(void)

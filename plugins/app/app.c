@@ -34,6 +34,7 @@ static struct rb_app_conf conf = {
     .otp_window = 900,
     .otp_interval = 30,
     .token_ttl = 30 * 86400,
+    .photo_max = 512 * 1024,
 };
 
 static const struct rb_conf_field conf_fields[] = {
@@ -43,6 +44,7 @@ static const struct rb_conf_field conf_fields[] = {
     {"otp_window", RB_CONF_DURATION, offsetof(struct rb_app_conf, otp_window), 0, 0, 0},
     {"otp_interval", RB_CONF_DURATION, offsetof(struct rb_app_conf, otp_interval), 0, 0, 0},
     {"token_ttl", RB_CONF_DURATION, offsetof(struct rb_app_conf, token_ttl), 0, 0, 0},
+    {"photo_max", RB_CONF_SIZE, offsetof(struct rb_app_conf, photo_max), 0, 1, 8 << 20},
 };
 
 static void hex(const unsigned char *in, size_t n, char *out)
@@ -94,7 +96,60 @@ static void case_stored(const struct rb_case_result *r, int status, const char *
 
 static const char *const case_fields[] = {"kind", "service", "district", "text", "lat", "long",
                                           "anonymous", "share_contact", "language", "official",
-                                          "rating", NULL};
+                                          "rating", "photo", NULL};
+
+/* "photo": {"content_type": "image/jpeg", "data": "<base64>"} -> decoded bytes (new; caller
+ * frees), or NULL with the answer already sent (*failed = 1). */
+static unsigned char *photo_of(struct rb_http_req *req, json_t *o, size_t *len,
+                               const char **type, int *failed)
+{
+    json_t *p = json_object_get(o, "photo"), *data, *ct;
+    *failed = 0;
+    *len = 0;
+    *type = NULL;
+    if (!p || json_is_null(p))
+        return NULL;
+    *failed = 1;
+    if (!json_is_object(p) || !json_is_string(data = json_object_get(p, "data")) ||
+        json_object_size(p) != 2 || !json_is_string(ct = json_object_get(p, "content_type"))) {
+        api->reply_error(req, 400, "invalid_field",
+                         "field \"photo\": expected {\"content_type\": \"image/jpeg\" or "
+                         "\"image/png\", \"data\": base64}");
+        return NULL;
+    }
+    *type = json_string_value(ct);
+    if (strcmp(*type, "image/jpeg") != 0 && strcmp(*type, "image/png") != 0) {
+        api->reply_error(req, 415, "unsupported_media_type",
+                         "field \"photo\": only image/jpeg and image/png are accepted");
+        return NULL;
+    }
+    size_t b64 = json_string_length(data);
+    size_t max = b64 / 4 * 3 + 3;
+    if (b64 / 4 * 3 > conf.photo_max + 2) { /* too large before decoding a byte */
+        api->reply_error(req, 413, "photo_too_large",
+                         "field \"photo\": the photo is larger than %zu bytes", conf.photo_max);
+        return NULL;
+    }
+    unsigned char *bin = malloc(max ? max : 1);
+    if (!bin) {
+        api->reply_error(req, 503, "unavailable", "out of memory");
+        return NULL;
+    }
+    if (sodium_base642bin(bin, max, json_string_value(data), b64, NULL, len, NULL,
+                          sodium_base64_VARIANT_ORIGINAL) != 0 || *len == 0) {
+        free(bin);
+        api->reply_error(req, 400, "invalid_field", "field \"photo\": \"data\" is not base64");
+        return NULL;
+    }
+    if (*len > conf.photo_max) {
+        free(bin);
+        api->reply_error(req, 413, "photo_too_large",
+                         "field \"photo\": the photo is larger than %zu bytes", conf.photo_max);
+        return NULL;
+    }
+    *failed = 0;
+    return bin;
+}
 
 static void submit_as(struct submit *s, const char *phone, const char *email, long long citizen)
 {
@@ -140,6 +195,13 @@ static void submit_as(struct submit *s, const char *phone, const char *email, lo
         submit_free(s);
         return;
     }
+    int photo_failed;
+    unsigned char *photo = photo_of(req, o, &sub.photo_len, &sub.photo_type, &photo_failed);
+    if (photo_failed) {
+        submit_free(s);
+        return;
+    }
+    sub.photo = photo;
     sub.text_len = strlen(sub.text);
     sub.phone = phone;
     sub.email = email;
@@ -156,6 +218,7 @@ static void submit_as(struct submit *s, const char *phone, const char *email, lo
     }
     char why[256];
     int rc = api->case_submit(s->ctx, &sub, case_stored, s, why, sizeof(why));
+    free(photo); /* intake copied it */
     if (rc == RB_EINVAL) {
         api->reply_error(req, 422, "invalid_case", "%s", why);
         submit_free(s);

@@ -19,6 +19,8 @@ struct rb_app_conf {
     double otp_window;        /* seconds (900) */
     double otp_interval;      /* seconds between two codes to one phone (30) */
     double token_ttl;         /* seconds a sign-in token lives (30 days) */
+    size_t photo_max;         /* bytes of one photo, decoded (512 KiB); server.max_body must
+                                 allow its base64 (4/3 of it) plus the case */
 };
 
 /* The longest text a citizen may send in one comment (code points), as intake's case text. */

@@ -159,6 +159,32 @@ class CasesTest(rbtest.TestCase):
         self.assertErrorJSON(typo, 400, "invalid_tracking_number")
         self.assertIn("mistake", typo.json["error"]["message"])
 
+    def test_photo_is_stored_with_the_case_and_bad_photos_are_refused(self):
+        import base64
+        tok = self.citizen("+923009990000")
+        png = b"\x89PNG\r\n\x1a\n" + b"\0" * 200
+        body = {"kind": "complaint", "service": "fard", "text": "broken road",
+                "photo": {"content_type": "image/png", "data": base64.b64encode(png).decode()}}
+        r = self.submit(body, tok)
+        self.assertEqual(r.status, 201, r)
+        row = self.pgs.query("SELECT a.content_type, length(a.bytes) FROM case_attachments a "
+                             "JOIN cases c ON c.id = a.case_id WHERE c.tracking_no = '%s'"
+                             % r.json["tracking_no"])
+        self.assertEqual(row, [["image/png", str(len(png))]])
+        before = self.count_cases()
+        for photo, status, code in (
+                ({"content_type": "image/png", "data": "!!!not base64!!!"}, 400, "invalid_field"),
+                ({"content_type": "image/gif", "data": "R0lGODlh"}, 415, "unsupported_media_type"),
+                ({"content_type": "image/jpeg", "data": base64.b64encode(png).decode()}, 422,
+                 "invalid_case"),  # says JPEG, is PNG
+                ({"content_type": "image/png", "data": base64.b64encode(b"hello world").decode()},
+                 422, "invalid_case"),  # not an image at all
+                ({"content_type": "image/png",
+                  "data": base64.b64encode(png + b"\0" * (600 * 1024)).decode()}, 413, None),
+                ("a string", 400, "invalid_field")):
+            r = self.submit(dict(body, photo=photo), tok)
+            self.assertErrorJSON(r, status, code)
+        self.assertEqual(self.count_cases(), before, "a refused photo's case was stored")
 
 if __name__ == "__main__":
     rbtest.main()

@@ -131,6 +131,11 @@ struct rb_case_submission {
     const char *official; /* an official the complaint names, or NULL */
     int rating;           /* feedback 1-5, 0 none */
     const char *idem_scope, *idem_key, *idem_hash; /* idempotency, or NULL */
+    /* A photo (decoded bytes), or NULL. Fields added after the first release of this struct:
+     * the core reads them only when size says they are there. */
+    const void *photo;
+    size_t photo_len;
+    const char *photo_type; /* "image/jpeg" or "image/png" */
 };
 
 /* What the channel learns once the case is stored (after COMMIT). Borrowed for the callback. */
@@ -179,6 +184,12 @@ typedef void (*rb_plugin_case_status_fn)(const struct rb_case_status_info *st, c
 
 /* Runs one job; must call api->job_finish(run, ...) exactly once, now or later. */
 typedef void (*rb_plugin_job_fn)(struct rb_job_run *run, const struct rb_job_info *job, void *arg);
+
+/* The answer to http_fetch. status: the HTTP status, or 0 when none came (err says why:
+ * "connection refused or reset", "timed out", ...). body: borrowed for the callback,
+ * NUL-terminated after len bytes, never NULL. */
+typedef void (*rb_plugin_fetch_fn)(int status, const char *body, size_t len, const char *err,
+                                   void *arg);
 
 struct rb_host_api {
     size_t size; /* sizeof(struct rb_host_api) as the core was built */
@@ -272,6 +283,15 @@ struct rb_host_api {
      * client's address (the TCP peer; proxies' headers are not trusted). Borrowed. */
     void (*reply_header)(struct rb_http_req *req, const char *name, const char *value);
     const char *(*req_peer)(struct rb_http_req *req);
+
+    /* HTTP client on the loop: method is one rb_http_method, url "http://host[:port]/..."
+     * (copied), headers NULL or a NULL-terminated array of "Name: value" (copied), body/len
+     * (copied), timeout seconds for the connect and each read/write (<= 0: 30 s). fn is
+     * called exactly once and never before this returns; requests still in flight when the
+     * plugin is unloaded are cancelled without a call. RB_OK or RB_EINVAL (fn not called). */
+    int (*http_fetch)(struct rb_plugin_ctx *ctx, enum rb_http_method method, const char *url,
+                      const char *const *headers, const char *body, size_t len,
+                      double timeout, rb_plugin_fetch_fn fn, void *arg);
 
     /* New entries go here, at the end, never above. */
 };
