@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "cli_apikey.h"
+#include "cli_staff.h"
 #include "config.h"
 #include "log.h"
 #include "plugin.h"
@@ -24,6 +25,9 @@ static void usage(FILE *out)
             "                                             retry ID | cancel ID]\n"
             "       rabtad route -c FILE --dry-run JSON   print one routing decision\n"
             "       rabtad apikey -c FILE [--state-dir DIR] add NAME | list | revoke NAME\n"
+            "       rabtad staff -c FILE [--state-dir DIR] add USERNAME --role R\n"
+            "              [--department D] [--name NAME] [--districts a,b] | list |\n"
+            "              disable USERNAME | passwd USERNAME   (password on stdin)\n"
             "       rabtad --version | --help\n"
             "\n"
             "Rabta, the one-window citizen relations server.\n"
@@ -70,7 +74,8 @@ static int parse_listen(const char *s, char **addr, int *port)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_STATE_DIR = 256, OPT_LISTEN, OPT_CHECK, OPT_STATE, OPT_LIMIT, OPT_DRY_RUN };
+    enum { OPT_STATE_DIR = 256, OPT_LISTEN, OPT_CHECK, OPT_STATE, OPT_LIMIT, OPT_DRY_RUN,
+           OPT_STAFF };
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
         {"state-dir", required_argument, NULL, OPT_STATE_DIR},
@@ -79,6 +84,11 @@ int main(int argc, char **argv)
         {"state", required_argument, NULL, OPT_STATE},
         {"limit", required_argument, NULL, OPT_LIMIT},
         {"dry-run", required_argument, NULL, OPT_DRY_RUN},
+        /* staff add: handed on to rb_cli_staff as "--role R" ... after its own words */
+        {"role", required_argument, NULL, OPT_STAFF},
+        {"department", required_argument, NULL, OPT_STAFF},
+        {"name", required_argument, NULL, OPT_STAFF},
+        {"districts", required_argument, NULL, OPT_STAFF},
         {"version", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -86,9 +96,11 @@ int main(int argc, char **argv)
     const char *config_path = NULL, *state_dir = NULL, *listen = NULL;
     int check = 0, c;
     struct rb_cli_opts cli = {0};
+    char *staff_opts[8];
+    int n_staff_opts = 0, opt_index = 0;
 
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":c:vh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":c:vh", opts, &opt_index)) != -1) {
         switch (c) {
         case 'c':
             config_path = optarg;
@@ -107,6 +119,20 @@ int main(int argc, char **argv)
             break;
         case OPT_DRY_RUN:
             cli.dry_run = optarg;
+            break;
+        case OPT_STAFF:
+            if (n_staff_opts + 2 > (int)RB_ARRAY_LEN(staff_opts)) {
+                fprintf(stderr, "rabtad: too many staff options\n");
+                return EXIT_USAGE;
+            }
+            {
+                static const char *const flags[] = {"--role", "--department", "--name",
+                                                    "--districts"};
+                for (size_t i = 0; i < RB_ARRAY_LEN(flags); i++)
+                    if (strcmp(flags[i] + 2, opts[opt_index].name) == 0)
+                        staff_opts[n_staff_opts++] = (char *)flags[i];
+            }
+            staff_opts[n_staff_opts++] = optarg;
             break;
         case OPT_LIMIT: {
             char *end;
@@ -136,9 +162,14 @@ int main(int argc, char **argv)
     }
     const char *command = optind < argc ? argv[optind] : NULL;
     if (command && strcmp(command, "jobs") != 0 && strcmp(command, "route") != 0 &&
-        strcmp(command, "apikey") != 0) {
+        strcmp(command, "apikey") != 0 && strcmp(command, "staff") != 0) {
         fprintf(stderr, "rabtad: unknown command \"%s\"\n", command);
         usage(stderr);
+        return EXIT_USAGE;
+    }
+    if ((!command || strcmp(command, "staff") != 0) && n_staff_opts) {
+        fprintf(stderr, "rabtad: --role, --department, --name and --districts go with staff "
+                        "add\n");
         return EXIT_USAGE;
     }
     if (!command && (cli.state || cli.limit || cli.dry_run)) {
@@ -186,9 +217,19 @@ int main(int argc, char **argv)
         srv->state_dir = rb_strdup(state_dir ? state_dir : srv->cfg->state_dir);
         int nargs = argc - optind - 1;
         char **args = argv + optind + 1;
-        int rc = strcmp(command, "route") == 0    ? rb_cli_route(srv, &cli)
+        int rc;
+        if (strcmp(command, "staff") == 0) {
+            /* its words, then the options getopt took out of them */
+            char **all = rb_calloc((size_t)(nargs + n_staff_opts + 1), sizeof(*all));
+            memcpy(all, args, (size_t)nargs * sizeof(*all));
+            memcpy(all + nargs, staff_opts, (size_t)n_staff_opts * sizeof(*all));
+            rc = rb_cli_staff(srv, nargs + n_staff_opts, all);
+            free(all);
+        } else {
+            rc = strcmp(command, "route") == 0    ? rb_cli_route(srv, &cli)
                  : strcmp(command, "apikey") == 0 ? rb_cli_apikey(srv, nargs, args)
                                                   : rb_cli_jobs(srv, nargs, args, &cli);
+        }
         rb_config_free(srv->cfg);
         free(srv->state_dir);
         free(addr);

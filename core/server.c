@@ -22,6 +22,7 @@
 #include "script.h"
 #include "sla.h"
 #include "sla_engine.h"
+#include "staff_api.h"
 #include "status.h"
 
 struct rb_server rb_server;
@@ -211,6 +212,7 @@ void rb_server_cleanup(struct rb_server *srv)
     srv->intake = NULL;
     rb_auth_free(srv->auth);
     srv->auth = NULL;
+    rb_staff_api_free(); /* joins the password threads before the loop goes */
     rb_case_read_free(srv->case_read);
     srv->case_read = NULL;
     rb_plugins_stop(srv->plugins);
@@ -314,7 +316,8 @@ int rb_server_run(struct rb_server *srv)
     srv->intake = rb_intake_new(srv->base, srv->db, srv->metrics, srv->cfg, srv->rules, srv->sla);
     srv->sla_engine = rb_sla_engine_new(srv->db, srv->metrics, srv->sla);
     rb_sla_engine_register(srv->sla_engine, srv->jobs);
-    if (rb_status_init(srv) != RB_OK || rb_plugins_init(srv->plugins, srv) != RB_OK) {
+    if (rb_status_init(srv) != RB_OK || rb_staff_api_init(srv) != RB_OK ||
+        rb_plugins_init(srv->plugins, srv) != RB_OK) {
         rb_server_cleanup(srv);
         return 1;
     }

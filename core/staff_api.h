@@ -1,0 +1,26 @@
+/* The staff API under /api/v1/staff/: sign-in and sign-out, the department inbox, a case with
+ * its whole timeline, and every staff action on a case (each a state-machine step and its
+ * case event written by one SQL statement). See docs/api.md "Staff API".
+ *
+ *   POST /api/v1/staff/login                       {username, password} → token
+ *   POST /api/v1/staff/logout
+ *   GET  /api/v1/staff/me
+ *   GET  /api/v1/staff/inbox                       ?status service district priority
+ *                                                  overdue department limit cursor
+ *   GET  /api/v1/staff/cases/:tracking
+ *   POST /api/v1/staff/cases/:tracking/{acknowledge,start,assign,comment,ask,transfer,
+ *                                       resolve,reject,answer,actions}
+ */
+#ifndef RB_STAFF_API_H
+#define RB_STAFF_API_H
+
+struct rb_server;
+
+/* Registers the routes and starts the password threads. Needs srv->http, srv->db and
+ * srv->base. RB_OK or RB_ERR (logged). */
+int rb_staff_api_init(struct rb_server *srv);
+/* Stops the password threads and frees what rb_staff_api_init made (call it before the
+ * database pool and the event base are freed). Safe without init. */
+void rb_staff_api_free(void);
+
+#endif
