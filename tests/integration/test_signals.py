@@ -63,8 +63,10 @@ class SignalsTest(rbtest.TestCase):
             lambda: int(self.pgs.scalar("SELECT count(*) FROM pg_stat_activity WHERE query "
                                         "LIKE 'SELECT pg_sleep%' AND state = 'active'")) > 0,
             5.0, what="the slow request to reach PostgreSQL")
+        since = rd.log_offset()
         rd.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
+        # Once the server says it stopped accepting (a loaded machine may take a moment):
+        rd.wait_for_log(r"no longer accepting", timeout=10.0, since=since)
         refused = False
         try:
             r = rd.get("/healthz", timeout=2.0)
