@@ -1,0 +1,71 @@
+/* The SMS channel through Kannel: internals shared by the plugin's files.
+ *
+ *   sms_kannel.c  configuration, routes, the job handler's registration
+ *   sms_text.c    pure text work: UTF-8, script detection, digits, commands, reply texts
+ *   sms_mo.c      GET/POST /sms/kannel/mo (Kannel's sms-service): complaints and commands
+ *   sms_mt.c      the 'message.send' handler (sendsms), the token bucket, delivery reports
+ */
+#ifndef RB_SMS_KANNEL_H
+#define RB_SMS_KANNEL_H
+
+#include <stddef.h>
+
+#include <rabta/plugin.h>
+
+struct rb_sms_conf {
+    char *secret;       /* owned; required: Kannel's get-url carries ?secret=... */
+    char *sendsms_url;  /* owned; NULL: http://127.0.0.1:13013/cgi-bin/sendsms */
+    char *username;     /* owned; sendsms-user */
+    char *password;     /* owned */
+    char *sender;       /* owned; the short code our SMS come from; NULL: "8080" */
+    char *dlr_base;     /* owned; how Kannel reaches us, e.g. http://127.0.0.1:8080 */
+    double rate;        /* messages per second to the gateway */
+    long long burst;    /* bucket size */
+    double timeout;     /* seconds for one sendsms request */
+    long long max_text; /* bytes of one MO text */
+};
+
+/* Shared by the plugin's files; set once in init. */
+extern const struct rb_host_api *rb_sms_api;
+extern struct rb_sms_conf rb_sms_conf;
+
+/* ---- sms_text.c ---------------------------------------------------------------------- */
+
+enum rb_sms_cmd {
+    RB_SMS_COMPLAINT = 0, /* free text */
+    RB_SMS_STATUS,
+    RB_SMS_HELP,
+    RB_SMS_STOP,
+    RB_SMS_START,
+};
+
+/* 1 if s[0..len) is well-formed UTF-8 without NUL bytes. */
+int rb_sms_utf8_valid(const char *s, size_t len);
+/* "ur" if the text holds an Arabic-script letter, else "en". */
+const char *rb_sms_language(const char *s, size_t len);
+/* Recognises a command. For STATUS, arg receives the rest with Urdu/Arabic digits made
+ * ASCII and spaces removed (argsz bytes, NUL-terminated; "" when none). *lang is the
+ * language of the keyword ("ur" for حالت / مدد, "en" for the English words). */
+enum rb_sms_cmd rb_sms_command(const char *s, size_t len, char *arg, size_t argsz,
+                               const char **lang);
+/* Name of a command, as stored in sms_mo.command. */
+const char *rb_sms_cmd_name(enum rb_sms_cmd c);
+/* Reply texts in lang. Returns a new string; caller frees. */
+char *rb_sms_text_received(const char *lang, const char *tracking);
+char *rb_sms_text_status(const char *lang, const char *tracking, const char *status);
+char *rb_sms_text_not_found(const char *lang, const char *what);
+char *rb_sms_text_help(const char *lang);
+char *rb_sms_text_stop(const char *lang);
+char *rb_sms_text_start(const char *lang);
+/* Percent-encodes s for a query string. Returns a new string; caller frees. */
+char *rb_sms_urlencode(const char *s);
+/* Constant-time string comparison; 1 when equal. */
+int rb_sms_secret_ok(const char *given, const char *want);
+
+/* ---- sms_mo.c / sms_mt.c ------------------------------------------------------------- */
+
+void rb_sms_on_mo(struct rb_http_req *req, void *arg);   /* arg: plugin ctx */
+void rb_sms_on_dlr(struct rb_http_req *req, void *arg);  /* arg: plugin ctx */
+void rb_sms_send_job(struct rb_job_run *run, const struct rb_job_info *job, void *arg);
+
+#endif

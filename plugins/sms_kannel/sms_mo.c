@@ -1,0 +1,316 @@
+/* GET/POST /sms/kannel/mo: one SMS from a citizen, as Kannel's sms-service hands it over.
+ *
+ *   get-url  = "http://HOST/sms/kannel/mo?secret=S&from=%p&to=%P&text=%a&id=%I"
+ *   post-url = "http://HOST/sms/kannel/mo?secret=S&id=%I"  (text in the body, the sender
+ *              in X-Kannel-From)
+ *
+ * Kannel retries on connection refused and on 5xx with the same %I, so: 2xx only after
+ * COMMIT, and %I de-duplicates. A complaint is stored by case_submit with the idempotency key
+ * ("sms_kannel", %I), so a retry gets the first case back; then ONE statement records the MO
+ * in sms_mo (kannel_id unique), and only when that row is new adds the reply (messages row +
+ * 'message.send' job) and, for STOP/START, the citizen's opt-out. A retry of any kind thus
+ * yields one case and one reply. 4xx answers are for input no retry can fix (Kannel logs
+ * them). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "sms_kannel.h"
+
+#define api rb_sms_api
+
+struct mo {
+    struct rb_plugin_ctx *ctx; /* borrowed */
+    struct rb_http_req *req;   /* borrowed until answered */
+    char phone[24];            /* E.164 sender */
+    char *to;                  /* owned; our short code as Kannel saw it, or NULL */
+    char *kannel_id;           /* owned */
+    char *text;                /* owned, NUL-terminated */
+    size_t text_len;
+    const char *lang;          /* static "ur"/"en" */
+    enum rb_sms_cmd cmd;
+    char arg[48];              /* STATUS: what followed the keyword */
+    char tracking[32];         /* canonical tracking number, when there is one */
+    long long case_id;
+    char *reply;               /* owned: the SMS we answer with */
+    const char *template;      /* static */
+};
+
+static void mo_free(struct mo *m)
+{
+    free(m->to);
+    free(m->kannel_id);
+    free(m->text);
+    free(m->reply);
+    free(m);
+}
+
+static char *dup_n(const char *s, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (!d)
+        abort();
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+/* One statement: the MO row (dedup on kannel_id); only when it is new, the opt-out change,
+ * the reply message and its job.
+ *   $1 kannel_id  $2 phone  $3 to  $4 command  $5 case id or NULL  $6 reply text
+ *   $7 language   $8 template  $9 'stop' | 'start' | NULL
+ * Answers one row: 1 when the MO was new, 0 for a retry. */
+static const char record_sql[] =
+    "WITH mo AS ("
+    "  INSERT INTO sms_mo (kannel_id, phone, to_number, command, case_id)"
+    "  VALUES ($1, $2, $3, $4, $5::bigint)"
+    "  ON CONFLICT (kannel_id) DO NOTHING RETURNING id),"
+    " cit AS ("
+    "  INSERT INTO citizens AS c (phone, language, opted_out_at)"
+    "  SELECT $2, $7, CASE WHEN $9::text = 'stop' THEN now() END FROM mo"
+    "  WHERE $9::text IS NOT NULL"
+    "  ON CONFLICT (phone) DO UPDATE SET opted_out_at ="
+    "    CASE WHEN $9::text = 'stop' THEN coalesce(c.opted_out_at, now()) END"
+    "  RETURNING id),"
+    " msg AS ("
+    "  INSERT INTO messages (case_id, citizen_id, channel, to_address, body, template,"
+    "    language)"
+    "  SELECT $5::bigint, coalesce((SELECT id FROM cit),"
+    "    (SELECT id FROM citizens WHERE phone = $2)), 'sms', $2, $6, $8, $7 FROM mo"
+    "  RETURNING id),"
+    " job AS ("
+    "  INSERT INTO jobs (kind, payload)"
+    "  SELECT 'message.send', jsonb_build_object('message_id', id) FROM msg)"
+    " SELECT count(*) FROM mo";
+
+static void recorded(const struct rb_db_result *res, const char *err, void *arg)
+{
+    struct mo *m = arg;
+    if (err || api->db_ntuples(res) != 1) {
+        api->log(m->ctx, RB_LOG_WARN, "SMS %s from %s not recorded: %s", m->kannel_id,
+                 m->phone, err ? err : "no answer");
+        api->reply(m->req, 503, "text/plain", "try again\n", 10);
+    } else {
+        const char *n = api->db_value(res, 0, 0);
+        int fresh = n && strcmp(n, "1") == 0;
+        api->log(m->ctx, RB_LOG_INFO, "SMS %s from %s: %s%s%s%s", m->kannel_id, m->phone,
+                 rb_sms_cmd_name(m->cmd), m->tracking[0] ? " " : "", m->tracking,
+                 fresh ? "" : " (a retry; nothing new)");
+        api->reply(m->req, 200, "text/plain", "ok\n", 3);
+    }
+    mo_free(m);
+}
+
+static void record(struct mo *m)
+{
+    char case_id[24];
+    snprintf(case_id, sizeof(case_id), "%lld", m->case_id);
+    const char *params[9] = {
+        m->kannel_id, m->phone, m->to, rb_sms_cmd_name(m->cmd), m->case_id ? case_id : NULL,
+        m->reply, m->lang, m->template,
+        m->cmd == RB_SMS_STOP ? "stop" : m->cmd == RB_SMS_START ? "start" : NULL,
+    };
+    if (api->db_query(m->ctx, record_sql, 9, params, recorded, m) != RB_OK) {
+        api->reply(m->req, 503, "text/plain", "try again\n", 10);
+        mo_free(m);
+    }
+}
+
+/* ---- complaints ---------------------------------------------------------------------- */
+
+static void submitted(const struct rb_case_result *r, int status, const char *err, void *arg)
+{
+    struct mo *m = arg;
+    if (!r) {
+        api->log(m->ctx, RB_LOG_WARN, "SMS %s from %s: no case (%d %s)", m->kannel_id,
+                 m->phone, status, err ? err : "");
+        /* 4xx: the text itself was refused; a retry cannot help. Otherwise let Kannel retry. */
+        if (status >= 400 && status < 500)
+            api->reply(m->req, 400, "text/plain", "refused\n", 8);
+        else
+            api->reply(m->req, 503, "text/plain", "try again\n", 10);
+        mo_free(m);
+        return;
+    }
+    m->case_id = r->id;
+    snprintf(m->tracking, sizeof(m->tracking), "%s", r->tracking_no);
+    m->reply = rb_sms_text_received(m->lang, r->tracking_no);
+    m->template = "sms.received";
+    record(m);
+}
+
+static void submit(struct mo *m)
+{
+    /* The idempotency hash: the same %I with another sender or text is refused (422). */
+    unsigned char h[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_state st;
+    crypto_hash_sha256_init(&st);
+    crypto_hash_sha256_update(&st, (const unsigned char *)m->phone, strlen(m->phone) + 1);
+    crypto_hash_sha256_update(&st, (const unsigned char *)m->text, m->text_len);
+    crypto_hash_sha256_final(&st, h);
+    char hex[2 * sizeof(h) + 1];
+    sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+
+    struct rb_case_submission sub = {
+        .size = sizeof(sub), .kind = "complaint", .text = m->text, .text_len = m->text_len,
+        .channel = "sms", .language = m->lang, .phone = m->phone,
+        .lat = __builtin_nan(""), .lon = __builtin_nan(""),
+        .idem_scope = "sms_kannel", .idem_key = m->kannel_id, .idem_hash = hex,
+    };
+    char why[256] = "";
+    int rc = api->case_submit(m->ctx, &sub, submitted, m, why, sizeof(why));
+    if (rc == RB_EINVAL) {
+        api->log(m->ctx, RB_LOG_WARN, "SMS %s from %s refused: %s", m->kannel_id, m->phone,
+                 why);
+        api->reply(m->req, 400, "text/plain", "refused\n", 8);
+        mo_free(m);
+    } else if (rc != RB_OK) {
+        api->reply(m->req, 503, "text/plain", "try again\n", 10);
+        mo_free(m);
+    }
+}
+
+/* ---- STATUS -------------------------------------------------------------------------- */
+
+static void status_found(const struct rb_case_status_info *st, const char *err, void *arg);
+
+/* The sender's citizen id, to check the case is theirs. */
+static void sender_found(const struct rb_db_result *res, const char *err, void *arg)
+{
+    struct mo *m = arg;
+    if (err) {
+        api->reply(m->req, 503, "text/plain", "try again\n", 10);
+        mo_free(m);
+        return;
+    }
+    const char *id = api->db_ntuples(res) == 1 ? api->db_value(res, 0, 0) : NULL;
+    m->case_id = id ? -atoll(id) : 0; /* parked here (negated) until the status arrives */
+    if (api->case_status(m->ctx, m->tracking, status_found, m) != RB_OK) {
+        api->reply(m->req, 503, "text/plain", "try again\n", 10);
+        mo_free(m);
+    }
+}
+
+static void status_found(const struct rb_case_status_info *st, const char *err, void *arg)
+{
+    struct mo *m = arg;
+    long long citizen = -m->case_id;
+    m->case_id = 0;
+    if (!st && err) {
+        api->reply(m->req, 503, "text/plain", "try again\n", 10);
+        mo_free(m);
+        return;
+    }
+    /* Only the citizen who filed it learns anything; for everyone else it does not exist. */
+    if (st && citizen > 0 && st->citizen_id == citizen) {
+        m->reply = rb_sms_text_status(m->lang, st->tracking_no, st->status);
+        m->template = "sms.status";
+    } else {
+        m->reply = rb_sms_text_not_found(m->lang, m->tracking);
+        m->template = "sms.not_found";
+    }
+    record(m);
+}
+
+static void status(struct mo *m)
+{
+    const char *why = NULL;
+    if (!m->arg[0] || api->tracking_parse(m->arg, m->tracking, sizeof(m->tracking), &why) !=
+                          RB_OK) {
+        snprintf(m->tracking, sizeof(m->tracking), "%.31s", m->arg[0] ? m->arg : "-");
+        m->reply = m->arg[0] ? rb_sms_text_not_found(m->lang, m->tracking)
+                             : rb_sms_text_help(m->lang);
+        m->template = m->arg[0] ? "sms.not_found" : "sms.help";
+        m->tracking[0] = '\0';
+        record(m);
+        return;
+    }
+    const char *params[1] = {m->phone};
+    if (api->db_query(m->ctx, "SELECT id FROM citizens WHERE phone = $1", 1, params,
+                      sender_found, m) != RB_OK) {
+        api->reply(m->req, 503, "text/plain", "try again\n", 10);
+        mo_free(m);
+    }
+}
+
+/* ---- the endpoint -------------------------------------------------------------------- */
+
+static void bad(struct rb_plugin_ctx *ctx, struct rb_http_req *req, int code, const char *what,
+                const char *from)
+{
+    api->log(ctx, RB_LOG_WARN, "SMS refused (%d): %s; from %s", code, what,
+             from ? from : "(none)");
+    api->reply(req, code, "text/plain", what, strlen(what));
+}
+
+void rb_sms_on_mo(struct rb_http_req *req, void *arg)
+{
+    struct rb_plugin_ctx *ctx = arg;
+    if (!rb_sms_secret_ok(api->req_query(req, "secret"), rb_sms_conf.secret)) {
+        api->reply(req, 403, "text/plain", "forbidden\n", 10);
+        return;
+    }
+    int post = api->req_method(req) == RB_HTTP_POST;
+    const char *from = api->req_query(req, "from");
+    if (!from && post)
+        from = api->req_header(req, "X-Kannel-From");
+    const char *to = api->req_query(req, "to");
+    if (!to && post)
+        to = api->req_header(req, "X-Kannel-To");
+    const char *id = api->req_query(req, "id");
+    const char *text;
+    size_t len;
+    if (post) {
+        text = api->req_body(req, &len);
+    } else {
+        text = api->req_query(req, "text");
+        len = text ? strlen(text) : 0;
+    }
+    if (!id || !*id || strlen(id) > 100)
+        return bad(ctx, req, 400, "missing or bad id (%I)\n", from);
+    char phone[24];
+    const char *why = NULL;
+    if (!from || api->phone_normalize(from, phone, sizeof(phone), &why) != RB_OK)
+        return bad(ctx, req, 400, "the sender is not a phone number\n", from);
+    if (!text || len == 0)
+        return bad(ctx, req, 400, "empty message\n", phone);
+    if ((long long)len > rb_sms_conf.max_text)
+        return bad(ctx, req, 400, "message too long\n", phone);
+    if (!rb_sms_utf8_valid(text, len))
+        return bad(ctx, req, 400, "message is not valid UTF-8\n", phone);
+
+    struct mo *m = calloc(1, sizeof(*m));
+    if (!m)
+        abort();
+    m->ctx = ctx;
+    m->req = req;
+    snprintf(m->phone, sizeof(m->phone), "%s", phone);
+    m->to = to ? dup_n(to, strnlen(to, 32)) : NULL;
+    m->kannel_id = dup_n(id, strlen(id));
+    m->text = dup_n(text, len);
+    m->text_len = len;
+    m->cmd = rb_sms_command(m->text, len, m->arg, sizeof(m->arg), &m->lang);
+    switch (m->cmd) {
+    case RB_SMS_COMPLAINT:
+        submit(m);
+        return;
+    case RB_SMS_STATUS:
+        status(m);
+        return;
+    case RB_SMS_HELP:
+        m->reply = rb_sms_text_help(m->lang);
+        m->template = "sms.help";
+        break;
+    case RB_SMS_STOP:
+        m->reply = rb_sms_text_stop(m->lang);
+        m->template = "sms.stop";
+        break;
+    case RB_SMS_START:
+        m->reply = rb_sms_text_start(m->lang);
+        m->template = "sms.start";
+        break;
+    }
+    record(m);
+}

@@ -1,0 +1,122 @@
+/* Unit tests of the SMS plugin's text work (plugins/sms_kannel/sms_text.c): UTF-8 checks,
+ * Urdu detection, command recognition (with Urdu/Arabic digits), reply texts, URL encoding. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../../plugins/sms_kannel/sms_text.c"
+
+#define S(x) x, strlen(x)
+
+static void utf8_valid_accepts_urdu_and_refuses_malformed(void **state)
+{
+    (void)state;
+    assert_true(rb_sms_utf8_valid(S("سڑک ٹوٹی ہوئی ہے")));
+    assert_true(rb_sms_utf8_valid(S("plain ascii")));
+    assert_true(rb_sms_utf8_valid(S("emoji \xF0\x9F\x98\x80")));
+    assert_false(rb_sms_utf8_valid(S("bad \xFF byte")));
+    assert_false(rb_sms_utf8_valid(S("overlong \xC0\x80")));
+    assert_false(rb_sms_utf8_valid(S("surrogate \xED\xA0\x80")));
+    assert_false(rb_sms_utf8_valid(S("truncated \xD8")));
+    assert_false(rb_sms_utf8_valid("nul\0inside", 10));
+}
+
+static void language_is_urdu_for_arabic_script_letters(void **state)
+{
+    (void)state;
+    assert_string_equal(rb_sms_language(S("پانی نہیں آ رہا")), "ur");
+    assert_string_equal(rb_sms_language(S("no water since Monday")), "en");
+    assert_string_equal(rb_sms_language(S("mixed text with پانی")), "ur");
+    /* digits alone are not letters */
+    assert_string_equal(rb_sms_language(S("۱۲۳ 456")), "en");
+}
+
+static void commands_are_recognised(void **state)
+{
+    (void)state;
+    char arg[48];
+    const char *lang;
+    assert_int_equal(rb_sms_command(S("STATUS RB-9T1SG-GK0QM-9"), arg, sizeof(arg), &lang),
+                     RB_SMS_STATUS);
+    assert_string_equal(arg, "RB-9T1SG-GK0QM-9");
+    assert_string_equal(lang, "en");
+    assert_int_equal(rb_sms_command(S("  status   rb 9t1sg gk0qm 9 \n"), arg, sizeof(arg), &lang),
+                     RB_SMS_STATUS);
+    assert_string_equal(arg, "rb9t1sggk0qm9");
+    assert_int_equal(rb_sms_command(S("حالت ۱۲۳٤٥"), arg, sizeof(arg), &lang), RB_SMS_STATUS);
+    assert_string_equal(arg, "12345");
+    assert_string_equal(lang, "ur");
+    assert_int_equal(rb_sms_command(S("STATUS"), arg, sizeof(arg), &lang), RB_SMS_STATUS);
+    assert_string_equal(arg, "");
+    assert_int_equal(rb_sms_command(S("help"), arg, sizeof(arg), &lang), RB_SMS_HELP);
+    assert_int_equal(rb_sms_command(S("مدد"), arg, sizeof(arg), &lang), RB_SMS_HELP);
+    assert_string_equal(lang, "ur");
+    assert_int_equal(rb_sms_command(S("Stop"), arg, sizeof(arg), &lang), RB_SMS_STOP);
+    assert_int_equal(rb_sms_command(S(" START "), arg, sizeof(arg), &lang), RB_SMS_START);
+}
+
+static void free_text_that_starts_like_a_command_is_a_complaint(void **state)
+{
+    (void)state;
+    char arg[48];
+    const char *lang;
+    assert_int_equal(rb_sms_command(S("stop the noise from the factory"), arg, sizeof(arg),
+                                    &lang), RB_SMS_COMPLAINT);
+    assert_int_equal(rb_sms_command(S("Status of my domicile is pending for months, please"),
+                                    arg, sizeof(arg), &lang), RB_SMS_COMPLAINT);
+    assert_int_equal(rb_sms_command(S("STATUSES"), arg, sizeof(arg), &lang), RB_SMS_COMPLAINT);
+    assert_int_equal(rb_sms_command(S("help me, the road is broken"), arg, sizeof(arg), &lang),
+                     RB_SMS_COMPLAINT);
+    assert_int_equal(rb_sms_command(S("حالت بہت خراب ہے"), arg, sizeof(arg), &lang),
+                     RB_SMS_COMPLAINT);
+    assert_string_equal(lang, "ur");
+}
+
+static void replies_carry_the_tracking_number_in_the_language(void **state)
+{
+    (void)state;
+    char *s = rb_sms_text_received("ur", "RB-9T1SG-GK0QM-9");
+    assert_non_null(strstr(s, "RB-9T1SG-GK0QM-9"));
+    assert_non_null(strstr(s, "شکایت"));
+    free(s);
+    s = rb_sms_text_received("en", "RB-9T1SG-GK0QM-9");
+    assert_non_null(strstr(s, "Tracking number: RB-9T1SG-GK0QM-9"));
+    free(s);
+    s = rb_sms_text_status("en", "RB-1", "in_progress");
+    assert_string_equal(s, "Rabta: complaint RB-1 is in progress.");
+    free(s);
+    s = rb_sms_text_status("ur", "RB-1", "resolved");
+    assert_non_null(strstr(s, "حل ہو گئی"));
+    free(s);
+}
+
+static void urlencode_and_secret(void **state)
+{
+    (void)state;
+    char *s = rb_sms_urlencode("a b+/ک%");
+    assert_string_equal(s, "a%20b%2B%2F%DA%A9%25");
+    free(s);
+    assert_true(rb_sms_secret_ok("same-secret", "same-secret"));
+    assert_false(rb_sms_secret_ok("same-secreT", "same-secret"));
+    assert_false(rb_sms_secret_ok("same", "same-secret"));
+    assert_false(rb_sms_secret_ok("", "same-secret"));
+    assert_false(rb_sms_secret_ok(NULL, "same-secret"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(utf8_valid_accepts_urdu_and_refuses_malformed),
+        cmocka_unit_test(language_is_urdu_for_arabic_script_letters),
+        cmocka_unit_test(commands_are_recognised),
+        cmocka_unit_test(free_text_that_starts_like_a_command_is_a_complaint),
+        cmocka_unit_test(replies_carry_the_tracking_number_in_the_language),
+        cmocka_unit_test(urlencode_and_secret),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
