@@ -95,7 +95,11 @@ static void shutdown_tick(evutil_socket_t fd, short what, void *arg)
     size_t left = rb_http_inflight(srv->http) + rb_jobs_pending(srv->jobs) +
                   rb_intake_pending(srv->intake);
     if (left == 0) {
-        event_base_loopexit(srv->base, NULL);
+        /* The last answers are queued, not yet written: the loop runs a little longer so
+         * their bytes reach the sockets before the connections are closed. */
+        struct timeval flush = {0, 100 * 1000};
+        event_del(srv->shutdown_timer);
+        event_base_loopexit(srv->base, &flush);
     } else if (rb_now_mono() >= srv->shutdown_deadline) {
         rb_warn(NULL, "shutdown grace period over with %zu request%s or job%s unfinished; "
                       "exiting (unfinished jobs run again after their lease)",

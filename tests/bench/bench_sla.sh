@@ -1,0 +1,317 @@
+#!/usr/bin/env bash
+# The SLA engine at national scale, on the real rabtad and a throwaway PostgreSQL:
+#   1. resident memory (VmRSS) with 1,000 open cases each with its pending sla.check job, and
+#      with 1,000,000: just after start and after 10 s idle. DESIGN.md: memory does not grow
+#      with the number of open cases, so RSS(1,000,000) / RSS(1,000) must stay within 1.10.
+#   2. start-to-ready (exec to the first /healthz 200) with 1,000 and with 1,000,000 open cases.
+#   3. a burst of 100,000 simultaneous breaches: 100,000 cases pass their resolution deadline at
+#      the same second; time until sla_firings holds all of them, escalations/s, and lateness
+#      (fired_at - due) percentiles from sla_firings.
+# Cases and jobs are inserted with SQL (bench_sla_load.sql), shaped like intake's: one case
+# submitted through POST /api/v1/cases is compared with a generated one first. The SLA config
+# uses an always-open calendar (business time = wall time), as tests/integration/test_sla.py.
+# Times are printed, never judged; the run fails (non-zero) when something is wrong: a breach
+# fired twice or not at all, a non-burst case fired, a job died, payloads differ from intake's,
+# memory grew with the open cases, or rabtad did not stop cleanly.
+#
+#   tests/bench/bench_sla.sh BUILD_DIR
+#
+# Environment: BENCH_SLA_SMALL (1000), BENCH_SLA_BIG (1000000), BENCH_SLA_BURST (100000),
+# BENCH_SLA_CONCURRENCY (512) and BENCH_SLA_BATCH (500): rabta.yaml jobs:, BENCH_SLA_POOL (8):
+# database.pool_size, BENCH_SLA_FSYNC (on), BENCH_SLA_IDLE (10: seconds idle), BENCH_SLA_LEAD
+# (seconds from the burst's UPDATE to its deadline; default: twice what a dry run took, + 5 s).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+bench_init "$@"
+HERE=$(cd "$(dirname "$0")" && pwd)
+SMALL=${BENCH_SLA_SMALL:-1000}
+BIG=${BENCH_SLA_BIG:-1000000}
+BURST=${BENCH_SLA_BURST:-100000}
+CONC=${BENCH_SLA_CONCURRENCY:-512}
+BATCH=${BENCH_SLA_BATCH:-500}
+POOL=${BENCH_SLA_POOL:-8}
+FSYNC=${BENCH_SLA_FSYNC:-on}
+IDLE=${BENCH_SLA_IDLE:-10}
+[ "$SMALL" -ge 2 ] && [ "$BIG" -gt "$SMALL" ] && [ "$BURST" -ge 1 ] && [ "$BURST" -lt "$BIG" ] ||
+  die "need 2 <= BENCH_SLA_SMALL < BENCH_SLA_BIG and 1 <= BENCH_SLA_BURST < BENCH_SLA_BIG"
+
+# The SLA policy (seconds): deadlines far in the future, nothing due while idle.
+ACK=2592000  # acknowledge: 30d
+RES=7776000  # resolve: 90d
+WARN=3888000 # warn_at: [0.5]
+L1=86400     # escalation level 2: 1d after the breach
+L2=172800    # escalation level 3: 2d after the breach
+FAILED=0
+fail() { echo "  FAILED: $*"; FAILED=1; }
+
+# ---- PostgreSQL, the SLA config, rabtad ------------------------------------------------------
+
+bench_pg_start "$FSYNC"
+mkdir -p "$TMP/sla"
+cat >"$TMP/sla/always.yaml" <<'EOF'
+timezone: UTC
+hours:
+  mon-sun: [00:00-24:00]
+EOF
+cat >"$TMP/sla/sla.yaml" <<'EOF'
+calendar: always.yaml
+policies:
+  default:     { acknowledge: 30d, resolve: 90d, warn_at: [0.5] }
+  urgent:      { acknowledge: 30d, resolve: 90d, warn_at: [0.5] }
+  information: { acknowledge: 30d, resolve: 90d, warn_at: [0.5] }
+  feedback:    { acknowledge: 30d, resolve: 90d, warn_at: [0.5] }
+escalation:
+  - after: 0s
+    actions: [ { notify: supervisor, via: inbox }, { raise_priority: 1 } ]
+  - after: 1d
+    actions: [ { reassign: supervisor }, { notify: supervisor, via: sms } ]
+  - after: 2d
+    actions: [ { flag: oversight } ]
+EOF
+RPORT=$(free_port)
+cat >"$TMP/rabta.yaml" <<EOF
+server:
+  listen: "127.0.0.1:$RPORT"
+  max_body: 1MiB
+  shutdown_grace: 2s
+state_dir: "$TMP/state"
+database:
+  url: "host=$PGSOCK port=$PGPORT dbname=rabta user=rabta"
+  pool_size: $POOL
+log:
+  level: warn
+jobs: { concurrency: $CONC, batch: $BATCH }
+sla: "$TMP/sla/sla.yaml"
+lua_dir: "$SRC/lua"
+migrations_dir: "$SRC/migrations"
+plugin_dir: "$BUILD/plugins"
+districts: "$SRC/config/districts.yaml"
+departments: "$SRC/config/departments/*.yaml"
+services: "$SRC/config/services/*.yaml"
+plugins:
+  - name: inbox
+  - name: webhook
+  - name: app
+EOF
+
+now_s() { date +%s.%N; }
+sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
+cpu_s() { # PID: user + system CPU seconds it has used
+  awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat"
+}
+
+rabtad_start() { # sets RABTAD_PID, READY_S: seconds from exec to the first /healthz 200
+  local t0 t1
+  t0=$(now_s)
+  "$RABTAD" -c "$TMP/rabta.yaml" >>"$TMP/rabtad.log" 2>&1 &
+  RABTAD_PID=$!
+  BENCH_PIDS+=("$RABTAD_PID")
+  for _ in $(seq 1 6000); do # 120 s
+    kill -0 "$RABTAD_PID" 2>/dev/null || { cat "$TMP/rabtad.log" >&2; die "rabtad exited early"; }
+    if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 \
+            "http://127.0.0.1:$RPORT/healthz" || true)" = 200 ]; then
+      t1=$(now_s)
+      READY_S=$(sub "$t1" "$t0")
+      return 0
+    fi
+    sleep 0.02
+  done
+  cat "$TMP/rabtad.log" >&2
+  die "rabtad did not answer /healthz within 120 s"
+}
+
+rabtad_stop() { # SIGTERM; the exit status must be 0
+  local pid=$RABTAD_PID rc=0 keep=() p
+  stop_pid "$pid"
+  wait "$pid" || rc=$?
+  for p in "${BENCH_PIDS[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
+  BENCH_PIDS=("${keep[@]}")
+  RABTAD_PID=""
+  [ "$rc" -eq 0 ] || fail "rabtad exited with status $rc on SIGTERM (log: $(tail -3 "$TMP/rabtad.log"))"
+}
+
+load_cases() { # LO HI: open cases SB-LO .. SB-HI and their sla.check jobs
+  "$PGBIN/psql" -h "$PGSOCK" -p "$PGPORT" -U rabta -d rabta -qAt -v ON_ERROR_STOP=1 \
+    -v lo="$1" -v hi="$2" -v t0="$(date +%s)" -v ack=$ACK -v res=$RES -v warn=$WARN \
+    -v l1=$L1 -v l2=$L2 -f "$HERE/bench_sla_load.sql" >/dev/null
+}
+
+# A job's payload, dedup key and run_at, and its case's deadlines, with every time made
+# relative to the payload's own due, so that two cases created at different times compare.
+shape() { # CASE_ID
+  bench_psql "SELECT concat_ws(' ',
+      (SELECT string_agg(k, ',' ORDER BY k) FROM jsonb_object_keys(p) k),
+      p->>'check', p->>'level', (p->>'deadline')::bigint - d,
+      (SELECT string_agg(format('[%s,%s,%s,%s]', e->>0, e->>1, (e->>2)::bigint - d,
+                                (e->>3)::bigint - d), ',' ORDER BY o)
+       FROM jsonb_array_elements(p->'rest') WITH ORDINALITY AS r(e, o)),
+      'key:' || (j.dedup_key = format('sla:%s:%s:%s:%s', p->>'case_id', p->>'check', p->>'level', d)),
+      'run_at:' || (extract(epoch FROM j.run_at)::bigint - d),
+      'ack_due:' || (extract(epoch FROM c.ack_due_at)::bigint - d),
+      'resolve_due:' || (extract(epoch FROM c.resolve_due_at)::bigint - d),
+      c.status, c.sla_policy)
+    FROM jobs j CROSS JOIN LATERAL (SELECT j.payload AS p, (j.payload->>'due')::bigint AS d) x
+    JOIN cases c ON c.id = (x.p->>'case_id')::bigint
+    WHERE j.kind = 'sla.check' AND j.state = 'queued' AND c.id = $1"
+}
+
+idle_round() { # LABEL: restart rabtad, print ready time and RSS at start and after IDLE s
+  rabtad_start
+  local a b
+  a=$(rss_kb "$RABTAD_PID")
+  sleep "$IDLE"
+  b=$(rss_kb "$RABTAD_PID")
+  printf '  %-22s start-to-ready %6.3f s   VmRSS at ready %s, after %ss idle %s (x%s)\n' \
+    "$1" "$READY_S" "$(mib "$a")" "$IDLE" "$(mib "$b")" \
+    "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", b / a }')"
+  RSS_START=$a
+  RSS_IDLE=$b
+}
+
+echo "PostgreSQL fsync=$FSYNC; rabtad jobs: {concurrency: $CONC, batch: $BATCH}, database.pool_size $POOL"
+echo "SLA: always-open calendar; acknowledge 30d, resolve 90d, warn_at [0.5]; escalation after 0s, 1d, 2d"
+
+# ---- 1 and 2: idle memory and start-up with SMALL and BIG open cases ------------------------
+
+rabtad_start # applies the migrations
+out=$(curl -s -w '\n%{http_code}' --max-time 10 -H 'Content-Type: application/json' \
+      -d '{"kind":"complaint","anonymous":true,"service":"domicile_certificate","text":"pending for weeks, nobody answers"}' \
+      "http://127.0.0.1:$RPORT/api/v1/cases")
+[ "$(echo "$out" | tail -1)" = 201 ] || die "POST /api/v1/cases: $out"
+tn=$(echo "$out" | head -1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["tracking_no"])')
+real_id=$(bench_psql "SELECT id FROM cases WHERE tracking_no = '$tn'")
+load_cases 1 $((SMALL - 1))
+gen_id=$(bench_psql "SELECT min(id) FROM cases WHERE tracking_no LIKE 'SB-%'")
+real_shape=$(shape "$real_id")
+gen_shape=$(shape "$gen_id")
+echo "  sla.check job of a case from intake: $real_shape"
+echo "  sla.check job generated with SQL:    $gen_shape"
+[ -n "$real_shape" ] && [ "$real_shape" = "$gen_shape" ] ||
+  die "the generated sla.check jobs are not shaped like intake's"
+rabtad_stop
+
+check_open() { # N: open cases and queued sla.check jobs, one per case
+  local c j
+  c=$(bench_psql "SELECT count(*) FROM cases WHERE status = 'routed' AND resolve_due_at > now()")
+  j=$(bench_psql "SELECT count(*) FROM jobs WHERE kind = 'sla.check' AND state = 'queued'")
+  [ "$c" = "$1" ] && [ "$j" = "$1" ] || fail "expected $1 open cases and sla.check jobs, found $c and $j"
+}
+
+check_open "$SMALL"
+idle_round "$SMALL open cases:"
+small_start=$RSS_START
+small_idle=$RSS_IDLE
+small_ready=$READY_S
+rabtad_stop
+
+echo "  loading $((BIG - SMALL)) more cases and their sla.check jobs ..."
+t0=$(now_s)
+load_cases "$SMALL" $((BIG - 1))
+bench_psql "VACUUM ANALYZE cases" && bench_psql "VACUUM ANALYZE jobs"
+echo "  ... $(sub "$(now_s)" "$t0") s"
+check_open "$BIG"
+idle_round "$BIG open cases:"
+big_start=$RSS_START
+big_idle=$RSS_IDLE
+r_start=$(awk -v a="$big_start" -v b="$small_start" 'BEGIN { printf "%.3f", a / b }')
+r_idle=$(awk -v a="$big_idle" -v b="$small_idle" 'BEGIN { printf "%.3f", a / b }')
+echo "  VmRSS $BIG / $SMALL open cases: at ready x$r_start, after ${IDLE}s idle x$r_idle (limit 1.10)"
+echo "  start-to-ready $BIG / $SMALL open cases: $READY_S s / $small_ready s"
+awk -v r="$r_start" 'BEGIN { exit !(r <= 1.10) }' || fail "resident memory at ready grew with the open cases: x$r_start"
+awk -v r="$r_idle" 'BEGIN { exit !(r <= 1.10) }' || fail "resident memory after idling grew with the open cases: x$r_idle"
+
+# ---- 3: a burst of BURST simultaneous breaches ------------------------------------------------
+
+burst_sql() { # T
+  "$PGBIN/psql" -h "$PGSOCK" -p "$PGPORT" -U rabta -d rabta -qAt -v ON_ERROR_STOP=1 \
+    -v n="$BURST" -v t="$1" -v l1=$L1 -v l2=$L2 -f "$HERE/bench_sla_burst.sql" >/dev/null
+}
+# The deadline must come after the UPDATE commits, or the wait for the commit counts as
+# lateness: time a dry run (rolled back) first unless BENCH_SLA_LEAD says how long it takes.
+if [ -n "${BENCH_SLA_LEAD:-}" ]; then
+  lead=$BENCH_SLA_LEAD
+else
+  t0=$(now_s)
+  { sed 's/^COMMIT;$/ROLLBACK;/' "$HERE/bench_sla_burst.sql"; } >"$TMP/burst_dry.sql"
+  "$PGBIN/psql" -h "$PGSOCK" -p "$PGPORT" -U rabta -d rabta -qAt -v ON_ERROR_STOP=1 \
+    -v n="$BURST" -v t=$(($(date +%s) + 86400)) -v l1=$L1 -v l2=$L2 -f "$TMP/burst_dry.sql" >/dev/null
+  lead=$(awk -v d="$(sub "$(now_s)" "$t0")" 'BEGIN { printf "%d", d * 2 + 5 }')
+fi
+T=$(($(date +%s) + lead))
+cpu0=$(cpu_s "$RABTAD_PID")
+burst_sql "$T"
+committed=$(now_s)
+n=$(bench_psql "SELECT count(*) FROM jobs WHERE kind = 'sla.check' AND state = 'queued' AND run_at = to_timestamp($T)")
+[ "$n" = "$BURST" ] || die "the burst update prepared $n jobs, not $BURST"
+printf '  burst: %s cases pass their resolve deadline at T (committed %.1f s before T)\n' \
+  "$BURST" "$(sub "$T" "$committed")"
+awk -v c="$committed" -v t="$T" 'BEGIN { exit !(c < t) }' ||
+  echo "  (the update committed after T: the lateness below includes the wait for the commit)"
+# Wait for every firing, then for the runner to finish (the burst's jobs deleted).
+deadline=$(($(date +%s) + lead + 300))
+while :; do
+  fired=$(bench_psql "SELECT count(*) FROM sla_firings")
+  [ "$fired" -ge "$BURST" ] && break
+  [ "$(date +%s)" -lt "$deadline" ] || { fail "only $fired of $BURST breaches fired within 300 s of T"; break; }
+  sleep 0.2
+done
+for _ in $(seq 1 300); do
+  left=$(bench_psql "SELECT count(*) FROM jobs WHERE kind = 'sla.check' AND run_at <= to_timestamp($T)")
+  [ "$left" = 0 ] && break
+  sleep 0.1
+done
+[ "$left" = 0 ] || fail "$left burst jobs still in the queue 30 s after the last firing"
+sleep 2 # anything that would fire twice has had the time to
+rss_after=$(rss_kb "$RABTAD_PID")
+cpu=$(sub "$(cpu_s "$RABTAD_PID")" "$cpu0")
+
+IFS='|' read -r span first p50 p99 pmax < <(bench_psql "SELECT
+    extract(epoch FROM max(fired_at)) - greatest($T, $committed),
+    extract(epoch FROM min(fired_at)) - $T,
+    percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM lateness)),
+    percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM lateness)),
+    extract(epoch FROM max(lateness))
+  FROM sla_firings")
+printf '  all %s fired %.2f s after T (first at T%+.3f s): %s escalations/s\n' "$BURST" "$span" \
+  "$first" "$(awk -v n="$BURST" -v s="$span" 'BEGIN { printf "%.0f", n / s }')"
+printf '  lateness (fired_at - due): p50 %.3f s, p99 %.3f s, max %.3f s\n' "$p50" "$p99" "$pmax"
+echo "  rabtad used $cpu s of CPU for the burst; VmRSS after it: $(mib "$rss_after")" \
+  "(x$(awk -v a="$rss_after" -v b="$big_idle" 'BEGIN { printf "%.3f", a / b }') of idle)"
+
+# Exactly once, all of them, nothing else.
+IFS='|' read -r f_rows f_cases f_other f_wrong ev ev_cases esc msgs nxt dead running queued \
+  < <(bench_psql "SELECT
+    (SELECT count(*) FROM sla_firings),
+    (SELECT count(DISTINCT case_id) FROM sla_firings f JOIN bench_burst b ON b.id = f.case_id),
+    (SELECT count(*) FROM sla_firings f WHERE NOT EXISTS (SELECT 1 FROM bench_burst b WHERE b.id = f.case_id)),
+    (SELECT count(*) FROM sla_firings WHERE NOT breached OR check_kind <> 'resolve' OR level <> 0
+       OR due <> to_timestamp($T)),
+    (SELECT count(*) FROM case_events WHERE event = 'sla.escalated'),
+    (SELECT count(DISTINCT e.case_id) FROM case_events e JOIN bench_burst b ON b.id = e.case_id
+       WHERE e.event = 'sla.escalated' AND e.data->>'level' = '1'),
+    (SELECT count(*) FROM cases c JOIN bench_burst b ON b.id = c.id
+       WHERE c.escalation_level = 1 AND c.priority = 2),
+    (SELECT count(*) FROM messages m JOIN bench_burst b ON b.id = m.case_id
+       WHERE m.channel = 'inbox' AND m.to_address = 'supervisor@district_administration'),
+    (SELECT count(*) FROM jobs j JOIN bench_burst b ON b.id = (j.payload->>'case_id')::bigint
+       WHERE j.kind = 'sla.check' AND j.state = 'queued'
+         AND j.dedup_key = 'sla:' || b.id || ':resolve:1:' || ($T + $L1)),
+    (SELECT count(*) FROM jobs WHERE state = 'dead'),
+    (SELECT count(*) FROM jobs WHERE state = 'running'),
+    (SELECT count(*) FROM jobs WHERE kind = 'sla.check' AND state = 'queued')")
+echo "  checks: $f_rows firings for $f_cases burst cases ($f_other outside the burst, $f_wrong malformed);" \
+  "$ev sla.escalated events ($ev_cases cases); $esc cases at level 1, priority 2; $msgs inbox" \
+  "notices; $nxt next-level jobs queued; $dead dead, $running running; $queued sla.check queued"
+[ "$f_rows" = "$BURST" ] && [ "$f_cases" = "$BURST" ] && [ "$f_other" = 0 ] && [ "$f_wrong" = 0 ] ||
+  fail "breaches did not fire exactly once each for the $BURST burst cases"
+[ "$ev" = "$BURST" ] && [ "$ev_cases" = "$BURST" ] || fail "sla.escalated events: $ev for $ev_cases cases, want $BURST each once"
+[ "$esc" = "$BURST" ] || fail "escalation actions applied to $esc cases, want $BURST"
+[ "$msgs" = "$BURST" ] || fail "notices queued: $msgs, want $BURST"
+[ "$nxt" = "$BURST" ] || fail "next-level sla.check jobs: $nxt, want $BURST"
+[ "$dead" = 0 ] && [ "$running" = 0 ] || fail "$dead dead and $running running jobs after the burst"
+[ "$queued" = "$BIG" ] || fail "$queued sla.check jobs queued after the burst, want one per open case ($BIG)"
+rabtad_stop
+grep -E '"level":"(warn|error)"|WARN|ERROR' "$TMP/rabtad.log" | head -5 | sed 's/^/  rabtad: /' || true
+[ "$FAILED" -eq 0 ] || die "something was wrong (see FAILED above)"
