@@ -14,12 +14,11 @@
 #include "script.h"
 #include "server.h"
 
-/* Opens the database of srv's config. Returns a connection or NULL (message printed). */
-static PGconn *cli_connect(struct rb_server *srv)
+PGconn *rb_cli_connect(struct rb_server *srv)
 {
     char *err = NULL;
     if (rb_server_open_database(srv, &err) != RB_OK) {
-        fprintf(stderr, "rabtad: %s\n", err);
+        fprintf(stderr, "rabtad: %s\n", err ? err : "the database cannot be opened");
         free(err);
         return NULL;
     }
@@ -158,7 +157,7 @@ int rb_cli_jobs(struct rb_server *srv, int nargs, char **args, const struct rb_c
                 verb);
         return 2;
     }
-    PGconn *conn = cli_connect(srv);
+    PGconn *conn = rb_cli_connect(srv);
     if (!conn) {
         rb_server_cleanup(srv);
         return 1;

@@ -3,7 +3,13 @@
 #ifndef RB_CLI_H
 #define RB_CLI_H
 
+#include <libpq-fe.h>
+
 struct rb_server;
+
+/* Opens the database of srv's config (starting the embedded PostgreSQL if nothing runs it)
+ * and applies migrations. A blocking connection, or NULL with the reason printed. */
+PGconn *rb_cli_connect(struct rb_server *srv);
 
 struct rb_cli_opts {
     const char *state;  /* jobs list --state */

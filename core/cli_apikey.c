@@ -8,26 +8,13 @@
 
 #include <sodium.h>
 
+#include "cli.h"
 #include "log.h"
 #include "server.h"
 
 #define APIKEY_PREFIX "rbk_"
 #define APIKEY_BYTES 32 /* of randomness: 256 bits */
 
-/* Opens the database of srv's config and applies migrations. A connection or NULL (printed). */
-static PGconn *apikey_connect(struct rb_server *srv)
-{
-    char *err = NULL;
-    if (rb_server_open_database(srv, &err) != RB_OK) {
-        fprintf(stderr, "rabtad: %s\n", err ? err : "the database cannot be opened");
-        free(err);
-        return NULL;
-    }
-    PGconn *conn = NULL;
-    if (rb_server_migrate(srv, &conn) != RB_OK)
-        return NULL;
-    return conn;
-}
 
 /* Same rule as the api_keys.name CHECK: 1-64 of [A-Za-z0-9._@-]. */
 static int valid_name(const char *s)
@@ -162,7 +149,7 @@ int rb_cli_apikey(struct rb_server *srv, int nargs, char **args)
         fprintf(stderr, "rabtad: libsodium failed to initialise\n");
         return 1;
     }
-    PGconn *conn = apikey_connect(srv);
+    PGconn *conn = rb_cli_connect(srv);
     if (!conn) {
         rb_server_cleanup(srv);
         return 1;

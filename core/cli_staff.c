@@ -10,25 +10,13 @@
 #include <sodium.h>
 
 #include "config.h"
+#include "cli.h"
 #include "log.h"
 #include "server.h"
 #include "staff.h"
 
 #define PASSWORD_MIN 8
 
-static PGconn *staff_connect(struct rb_server *srv)
-{
-    char *err = NULL;
-    if (rb_server_open_database(srv, &err) != RB_OK) {
-        fprintf(stderr, "rabtad: %s\n", err ? err : "the database cannot be opened");
-        free(err);
-        return NULL;
-    }
-    PGconn *conn = NULL;
-    if (rb_server_migrate(srv, &conn) != RB_OK)
-        return NULL;
-    return conn;
-}
 
 /* Same rule as the staff.username CHECK: 1-64 of [A-Za-z0-9._@-]. */
 static int valid_username(const char *s)
@@ -309,7 +297,7 @@ int rb_cli_staff(struct rb_server *srv, int nargs, char **args)
     if ((strcmp(verb, "add") == 0 || strcmp(verb, "passwd") == 0) &&
         read_password(pw, sizeof(pw), &generated) != RB_OK)
         return 2;
-    PGconn *conn = staff_connect(srv);
+    PGconn *conn = rb_cli_connect(srv);
     int rc = 1;
     if (conn) {
         if (strcmp(verb, "add") == 0)
