@@ -4,13 +4,14 @@
  * A cached entry lives at most RB_AUTH_CACHE_TTL seconds (and never past the token's own
  * expiry), so a token revoked by another rabtad process stops working here within that time;
  * revocation through this process (rb_auth_forget) takes effect at once. Invalid tokens are
- * never cached. */
+ * never cached. Look-ups that miss the cache in one turn of the loop share one query. */
 #ifndef RB_AUTH_H
 #define RB_AUTH_H
 
 #include <stdint.h>
 #include "phone.h"
 
+struct event_base;
 struct rb_db;
 struct rb_auth;
 
@@ -27,7 +28,9 @@ struct rb_citizen {
  * failure (err set). c is borrowed for the callback. */
 typedef void (*rb_auth_fn)(const struct rb_citizen *c, const char *err, void *arg);
 
-struct rb_auth *rb_auth_new(struct rb_db *db); /* db borrowed */
+/* db and base borrowed. Misses arriving in one turn of base's loop share one query; without a
+ * base (tests) each miss is queried at once. */
+struct rb_auth *rb_auth_new(struct event_base *base, struct rb_db *db);
 void rb_auth_free(struct rb_auth *a);
 
 /* Resolves a bearer token (the text after "Bearer "). fn is called exactly once, possibly

@@ -27,6 +27,7 @@ struct sub {
     char *route_json;                         /* owned; the routing decision for the event */
     double lat, lon;
     int anonymous, share_contact, rating;
+    long long citizen_id; /* 0: find or add by phone/email */
     struct rb_route_out route;
     int64_t ack_due, resolve_due;  /* 0: no SLA */
     struct rb_sla_event first;     /* the case's first SLA event (valid when resolve_due) */
@@ -68,21 +69,23 @@ static const char store_sql[] =
     "    $13::text[], $14::float8[], $15::float8[], $16::bool[], $17::bool[], $18::text[],"
     "    $19::int[], $20::jsonb[], $21::text[], $22::text[], $23::text[], $24::float8[],"
     "    $25::float8[], $26::text[], $27::int[], $28::float8[], $29::float8[], $30::text[],"
-    "    $31::bytea[], $32::text[])"
+    "    $31::bytea[], $32::text[], $33::int8[])"
     "  AS t(tracking_no, kind, phone, email, channel, service_id, department_id, category,"
     "    priority, sla_policy, district_id, text, language, lat, long, anonymous, share_contact,"
     "    names_official, rating, route, idem_scope, idem_key, idem_hash, ack_due, resolve_due,"
-    "    sla_check, sla_level, sla_due, sla_deadline, sla_payload, photo, photo_type)),"
+    "    sla_check, sla_level, sla_due, sla_deadline, sla_payload, photo, photo_type,"
+    "    citizen_id)),"
     " cit_phone AS ("
     "  INSERT INTO citizens (phone, language)"
-    "  SELECT DISTINCT ON (phone) phone, language FROM input WHERE phone IS NOT NULL"
-    "  ORDER BY phone"
+    "  SELECT DISTINCT ON (phone) phone, language FROM input"
+    "  WHERE phone IS NOT NULL AND citizen_id IS NULL ORDER BY phone"
     "  ON CONFLICT (phone) DO UPDATE SET language = citizens.language"
     "  RETURNING id, phone),"
     " cit_email AS ("
     "  INSERT INTO citizens (email, language)"
     "  SELECT DISTINCT ON (lower(email)) email, language FROM input"
-    "  WHERE phone IS NULL AND email IS NOT NULL ORDER BY lower(email)"
+    "  WHERE phone IS NULL AND email IS NOT NULL AND citizen_id IS NULL"
+    "  ORDER BY lower(email)"
     "  ON CONFLICT ((lower(email))) WHERE email IS NOT NULL"
     "  DO UPDATE SET language = citizens.language"
     "  RETURNING id, lower(email) AS email),"
@@ -90,7 +93,8 @@ static const char store_sql[] =
     "  INSERT INTO cases (tracking_no, kind, status, citizen_id, channel, service_id,"
     "    department_id, category, priority, sla_policy, district_id, text, language, lat, long,"
     "    anonymous, share_contact, names_official, rating, ack_due_at, resolve_due_at)"
-    "  SELECT i.tracking_no, i.kind, 'routed', coalesce(p.id, e.id), i.channel, i.service_id,"
+    "  SELECT i.tracking_no, i.kind, 'routed', coalesce(i.citizen_id, p.id, e.id), i.channel,"
+    "    i.service_id,"
     "    i.department_id, i.category, i.priority, i.sla_policy, i.district_id, i.text,"
     "    i.language, i.lat, i.long, i.anonymous, i.share_contact, i.names_official, i.rating,"
     "    to_timestamp(i.ack_due), to_timestamp(i.resolve_due)"
@@ -123,7 +127,7 @@ static const char store_sql[] =
     "  FROM ins JOIN input i USING (tracking_no) WHERE i.sla_check IS NOT NULL)"
     " SELECT id, tracking_no FROM ins";
 
-#define STORE_NPARAMS 32
+#define STORE_NPARAMS 33
 
 /* An earlier answer for an idempotency key: the case it created and the request's digest. */
 /* The first answer is rebuilt from the case's first "routed" event (append-only), not from the
@@ -405,6 +409,7 @@ static struct sub *validate(struct rb_intake *in, const struct rb_case_in *c, ch
     s->anonymous = c->anonymous;
     s->share_contact = c->share_contact;
     s->rating = c->rating;
+    s->citizen_id = c->citizen_id > 0 ? c->citizen_id : 0;
     if (c->idem_key) {
         s->idem_scope = rb_strdup(c->idem_scope);
         s->idem_key = rb_strdup(c->idem_key);
@@ -684,6 +689,8 @@ static void send_batch(struct rb_intake *in, struct sub *head, int n)
         snprintf(due, sizeof(due), "%lld", (long long)s->first.due);
         snprintf(dl, sizeof(dl), "%lld", (long long)s->first.deadline);
         int has_sla = s->resolve_due != 0;
+        char cit[24];
+        snprintf(cit, sizeof(cit), "%lld", s->citizen_id);
         snprintf(prio, sizeof(prio), "%d", s->route.priority);
         snprintf(rating, sizeof(rating), "%d", s->rating);
         snprintf(lat, sizeof(lat), "%.8f", s->lat);
@@ -698,7 +705,7 @@ static void send_batch(struct rb_intake *in, struct sub *head, int n)
             s->idem_hash, has_sla ? ack : NULL, has_sla ? res : NULL,
             has_sla ? checks[s->first.check] : NULL, has_sla ? lvl : NULL,
             has_sla ? due : NULL, has_sla ? dl : NULL, has_sla ? s->sla_payload : NULL,
-            s->photo_hex, s->photo_type,
+            s->photo_hex, s->photo_type, s->citizen_id > 0 ? cit : NULL,
         };
         for (int i = 0; i < STORE_NPARAMS; i++)
             sb_elem(&a[i], v[i]);

@@ -48,6 +48,7 @@ struct rb_case_in {
     const void *photo;      /* or NULL; checked: JPEG or PNG by its first bytes */
     size_t photo_len;
     const char *photo_type; /* "image/jpeg" or "image/png" */
+    long long citizen_id;   /* already known (signed in): no look-up by phone; 0: unknown */
 };
 
 #define RB_INTAKE_PHOTO_MAX (8u * 1024 * 1024) /* bytes; channels set their own lower limits */

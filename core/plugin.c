@@ -452,6 +452,8 @@ static int host_case_submit(struct rb_plugin_ctx *ctx, const struct rb_case_subm
         in.photo_len = sub->photo_len;
         in.photo_type = sub->photo_type;
     }
+    if (sub->size >= offsetof(struct rb_case_submission, citizen_id) + sizeof(long long))
+        in.citizen_id = sub->citizen_id;
     struct case_call *c = rb_malloc(sizeof(*c));
     c->fn = fn;
     c->arg = arg;

@@ -315,7 +315,7 @@ int rb_server_run(struct rb_server *srv)
         .backoff_max = cfg->jobs.backoff_max,
     };
     srv->jobs = rb_jobs_new(srv->base, srv->db, srv->metrics, &jo);
-    srv->auth = rb_auth_new(srv->db);
+    srv->auth = rb_auth_new(srv->base, srv->db);
     srv->case_read = rb_case_read_new(srv->base, srv->db);
     srv->intake = rb_intake_new(srv->base, srv->db, srv->metrics, srv->cfg, srv->rules, srv->sla);
     srv->sla_engine = rb_sla_engine_new(srv->db, srv->metrics, srv->sla);

@@ -205,6 +205,7 @@ static void submit_as(struct submit *s, const char *phone, const char *email, lo
     sub.text_len = strlen(sub.text);
     sub.phone = phone;
     sub.email = email;
+    sub.citizen_id = citizen > 0 ? citizen : 0;
     char scope[48];
     const char *key = api->req_header(req, "Idempotency-Key");
     if (key) {

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <event2/event.h>
+
 #include "../../core/auth.c"
 
 /* ---- a fake pool: answers from a table, counts queries ---- */
@@ -29,19 +31,20 @@ int rb_db_query(struct rb_db *db, const char *sql, int nparams, const char *cons
         return RB_OK;
     }
     PGresult *res = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
-    if (known_hash && strcmp(params[0], known_hash) == 0) {
-        PGresAttDesc cols[4];
+    /* params[0] is the batch: {"\\x<hex>",...}; the known token answers if it is in it. */
+    if (known_hash && strstr(params[0], known_hash + 2)) {
+        PGresAttDesc cols[5];
         memset(cols, 0, sizeof(cols));
-        const char *names[4] = {"id", "phone", "email", "left"};
-        for (int i = 0; i < 4; i++) {
+        const char *names[5] = {"id", "phone", "email", "left", "hash"};
+        for (int i = 0; i < 5; i++) {
             cols[i].name = (char *)names[i];
             cols[i].format = 0;
             cols[i].typid = 25;
             cols[i].typlen = -1;
         }
-        assert_true(PQsetResultAttrs(res, 4, cols));
-        const char *vals[4] = {"42", "+923001234567", "", "86400"};
-        for (int i = 0; i < 4; i++)
+        assert_true(PQsetResultAttrs(res, 5, cols));
+        const char *vals[5] = {"42", "+923001234567", "", "86400", known_hash + 2};
+        for (int i = 0; i < 5; i++)
             assert_true(PQsetvalue(res, 0, i, (char *)vals[i], (int)strlen(vals[i])));
     }
     fn(res, NULL, arg);
@@ -68,7 +71,7 @@ static char hash[2 + 64 + 1];
 
 static int setup(void **state)
 {
-    *state = rb_auth_new(NULL);
+    *state = rb_auth_new(NULL, NULL);
     queries = calls = 0;
     fail_next = 0;
     rb_auth_token_hash(TOKEN, hash);
@@ -162,6 +165,25 @@ static void a_full_neighbourhood_evicts_instead_of_growing(void **state)
     assert_int_equal(queries, 5000);
 }
 
+static void misses_in_one_turn_of_the_loop_share_one_query(void **state)
+{
+    (void)state;
+    struct event_base *base = event_base_new();
+    struct rb_auth *a = rb_auth_new(base, NULL);
+    rb_auth_citizen(a, TOKEN, got, NULL);
+    rb_auth_citizen(a, "another-token-0123456789", got, NULL);
+    rb_auth_citizen(a, TOKEN, got, NULL);
+    assert_int_equal(queries, 0); /* nothing until the loop turns */
+    event_base_loop(base, EVLOOP_NONBLOCK);
+    assert_int_equal(queries, 1);
+    assert_int_equal(calls, 3);
+    rb_auth_citizen(a, TOKEN, got, NULL); /* now cached */
+    assert_int_equal(queries, 1);
+    assert_int_equal(seen_id, 42);
+    rb_auth_free(a);
+    event_base_free(base);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -173,6 +195,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(malformed_tokens_never_reach_the_database, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_full_neighbourhood_evicts_instead_of_growing, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(misses_in_one_turn_of_the_loop_share_one_query, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -136,6 +136,9 @@ struct rb_case_submission {
     const void *photo;
     size_t photo_len;
     const char *photo_type; /* "image/jpeg" or "image/png" */
+    /* The citizen, when the channel has already identified them (a signed-in app user): the
+     * case is linked to it without looking the phone up. 0: find or add by phone/email. */
+    long long citizen_id;
 };
 
 /* What the channel learns once the case is stored (after COMMIT). Borrowed for the callback. */
