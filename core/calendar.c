@@ -82,17 +82,6 @@ struct loader {
     size_t n_hol, cap_hol;
 };
 
-static int is_null(const struct rb_node *n)
-{
-    return n && n->type == RB_NODE_SCALAR && !n->quoted &&
-           (!n->scalar[0] || strcmp(n->scalar, "~") == 0 || strcasecmp(n->scalar, "null") == 0);
-}
-
-static const char *kind_of(const struct rb_node *n)
-{
-    return n->type == RB_NODE_MAP ? "a map" : n->type == RB_NODE_SEQ ? "a list" : "a value";
-}
-
 /* "HH:MM" (hours 0-24, "24:00" only when end_ok) at s, exactly len characters. Returns the
  * seconds after midnight, -1 when it is not shaped like a time, -2 when out of range. */
 static int parse_clock(const char *s, size_t len, int end_ok)
@@ -117,7 +106,7 @@ static int parse_interval(struct loader *l, const struct rb_node *n, const char 
 {
     if (n->type != RB_NODE_SCALAR) {
         rb_errors_at(l->e, n, "key \"%s\": expected an interval such as 09:00-17:00, got %s", key,
-                     kind_of(n));
+                     rb_node_kind(n));
         return -1;
     }
     const char *s = n->scalar, *dash = strchr(s, '-');
@@ -166,7 +155,7 @@ static int parse_day(struct loader *l, const struct rb_node *v, const char *key,
                      struct cal_day *out)
 {
     memset(out, 0, sizeof(*out));
-    if (!v || is_null(v) || (v->type == RB_NODE_SCALAR && strcasecmp(v->scalar, "closed") == 0))
+    if (!v || rb_node_is_null(v) || (v->type == RB_NODE_SCALAR && strcasecmp(v->scalar, "closed") == 0))
         return 0;
     const struct rb_node *const *items = &v;
     size_t n = 1;
@@ -177,7 +166,7 @@ static int parse_day(struct loader *l, const struct rb_node *v, const char *key,
         rb_errors_at(l->e, v,
                      "key \"%s\": expected a list of intervals such as [09:00-13:00, "
                      "14:00-17:00], or closed; got %s",
-                     key, kind_of(v));
+                     key, rb_node_kind(v));
         return -1;
     }
     if (n > RB_CAL_MAX_INTERVALS) {
@@ -240,7 +229,7 @@ static void parse_week(struct loader *l, const struct rb_node *hours)
         rb_errors_at(l->e, hours,
                      "key \"hours\": expected a map of weekdays to intervals (mon-thu: "
                      "[09:00-13:00, 14:00-17:00]), got %s",
-                     kind_of(hours));
+                     rb_node_kind(hours));
         return;
     }
     const struct rb_node *given_by[7] = {0};
@@ -295,7 +284,7 @@ static int parse_date(struct loader *l, const struct rb_node *n, int64_t *out)
     if (!ok) {
         rb_errors_at(l->e, n, "key \"date\": expected a date such as 2026-03-23, got %s%s%s",
                      n->type == RB_NODE_SCALAR ? "\"" : "",
-                     n->type == RB_NODE_SCALAR ? s : kind_of(n),
+                     n->type == RB_NODE_SCALAR ? s : rb_node_kind(n),
                      n->type == RB_NODE_SCALAR ? "\"" : "");
         return -1;
     }
@@ -330,7 +319,7 @@ static void parse_holiday(struct loader *l, const struct rb_node *map)
         rb_errors_at(l->e, map,
                      "key \"holidays\": each entry must be a map such as { date: 2026-03-23, "
                      "name: Pakistan Day }, got %s",
-                     kind_of(map));
+                     rb_node_kind(map));
         return;
     }
     struct holiday_fields in = {NULL, NULL, 1};
@@ -361,13 +350,13 @@ static void parse_holiday(struct loader *l, const struct rb_node *map)
 
 static void parse_holiday_list(struct loader *l, const struct rb_node *list)
 {
-    if (!list || is_null(list))
+    if (!list || rb_node_is_null(list))
         return;
     if (list->type != RB_NODE_SEQ) {
         rb_errors_at(l->e, list,
                      "key \"holidays\": expected a list of { date: ..., name: ... } entries, got "
                      "%s",
-                     kind_of(list));
+                     rb_node_kind(list));
         return;
     }
     for (size_t i = 0; i < list->n; i++)
@@ -403,47 +392,15 @@ static void load_holiday_file(struct loader *l, const char *path, const struct r
     parse_holiday_list(l, list);
 }
 
-static char *path_join(const char *dir, const char *p)
+static void holiday_file_found(const char *path, const struct rb_node *at, void *arg)
 {
-    if (p[0] == '/' || !dir[0])
-        return rb_strdup(p);
-    size_t n = strlen(dir);
-    return rb_sprintf("%s%s%s", dir, dir[n - 1] == '/' ? "" : "/", p);
+    load_holiday_file(arg, path, at);
 }
 
 static void load_holiday_files(struct loader *l, const struct rb_node *v)
 {
-    if (!v || is_null(v))
-        return;
-    const struct rb_node *const *pats = &v;
-    size_t n = 1;
-    if (v->type == RB_NODE_SEQ) {
-        pats = (const struct rb_node *const *)v->items;
-        n = v->n;
-    }
-    for (size_t i = 0; i < n; i++) {
-        const struct rb_node *p = pats[i];
-        if (p->type != RB_NODE_SCALAR || !p->scalar[0]) {
-            rb_errors_at(l->e, p,
-                         "key \"holiday_files\": expected a file pattern such as "
-                         "../holidays/pk-*.yaml, or a list of them, got %s",
-                         p->type == RB_NODE_SCALAR ? "nothing" : kind_of(p));
-            continue;
-        }
-        char *pattern = path_join(l->base_dir, p->scalar);
-        glob_t g;
-        int rc = glob(pattern, 0, NULL, &g);
-        if (rc == GLOB_NOMATCH)
-            rb_errors_at(l->e, p, "key \"holiday_files\": no file matches \"%s\"", pattern);
-        else if (rc != 0)
-            rb_errors_at(l->e, p, "key \"holiday_files\": cannot list the files matching \"%s\"",
-                         pattern);
-        for (size_t j = 0; rc == 0 && j < g.gl_pathc; j++)
-            load_holiday_file(l, g.gl_pathv[j], p);
-        if (rc == 0)
-            globfree(&g);
-        free(pattern);
-    }
+    rb_conf_glob(v, "holiday_files", "../holidays/pk-*.yaml", l->base_dir, holiday_file_found,
+                 l, l->e);
 }
 
 static int cmp_hol(const void *a, const void *b)

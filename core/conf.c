@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -182,6 +183,55 @@ static void node_reserve(struct rb_node *n)
 static const char *type_name(enum rb_node_type t)
 {
     return t == RB_NODE_MAP ? "a map" : t == RB_NODE_SEQ ? "a list" : "a value";
+}
+
+const char *rb_node_kind(const struct rb_node *n)
+{
+    return type_name(n->type);
+}
+
+char *rb_path_join(const char *dir, const char *p)
+{
+    if (p[0] == '/' || !dir[0])
+        return rb_strdup(p);
+    size_t n = strlen(dir);
+    return rb_sprintf("%s%s%s", dir, dir[n - 1] == '/' ? "" : "/", p);
+}
+
+void rb_conf_glob(const struct rb_node *v, const char *key, const char *example, const char *dir,
+                  rb_conf_file_fn fn, void *arg, struct rb_errors *e)
+{
+    if (!v || rb_node_is_null(v))
+        return;
+    const struct rb_node *const *pats = &v;
+    size_t n = 1;
+    if (v->type == RB_NODE_SEQ) {
+        pats = (const struct rb_node *const *)v->items;
+        n = v->n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct rb_node *p = pats[i];
+        if (p->type != RB_NODE_SCALAR || !p->scalar[0]) {
+            rb_errors_at(e, p,
+                         "key \"%s\": expected a file pattern such as %s, or a list of them, "
+                         "got %s",
+                         key, example, p->type == RB_NODE_SCALAR ? "nothing" : rb_node_kind(p));
+            continue;
+        }
+        char *pattern = rb_path_join(dir, p->scalar);
+        glob_t g;
+        int rc = glob(pattern, 0, NULL, &g);
+        if (rc == GLOB_NOMATCH)
+            rb_errors_at(e, p, "key \"%s\": no file matches \"%s\"", key, pattern);
+        else if (rc != 0)
+            rb_errors_at(e, p, "key \"%s\": cannot list the files matching \"%s\"", key,
+                         pattern);
+        for (size_t j = 0; rc == 0 && j < g.gl_pathc; j++)
+            fn(g.gl_pathv[j], p, arg);
+        if (rc == 0)
+            globfree(&g);
+        free(pattern);
+    }
 }
 
 /* Hands a finished node to its parent (or makes it the root). Takes ownership of n. */
@@ -533,8 +583,7 @@ struct rb_doc *rb_doc_load(const char *path, struct rb_errors *errs)
 
 /* ---- scalar conversions ------------------------------------------------------------------ */
 
-/* A plain empty, "~" or "null" value: YAML's null, which typed keys treat as "not given". */
-static int node_is_null(const struct rb_node *n)
+int rb_node_is_null(const struct rb_node *n)
 {
     if (!n || n->type != RB_NODE_SCALAR || n->quoted)
         return 0;
@@ -551,7 +600,7 @@ static char *describe(const struct rb_node *n)
         return rb_strdup("nothing");
     if (n->type != RB_NODE_SCALAR)
         return rb_strdup(type_name(n->type));
-    if (node_is_null(n))
+    if (rb_node_is_null(n))
         return rb_strdup("nothing");
     size_t len = strlen(n->scalar);
     if (len <= 40)
@@ -586,7 +635,7 @@ int rb_node_int(const struct rb_node *n, const char *key, struct rb_errors *e, l
     const char *p = s;
     if (p && (*p == '-' || *p == '+'))
         p++;
-    if (!p || *p < '0' || *p > '9' || node_is_null(n)) {
+    if (!p || *p < '0' || *p > '9' || rb_node_is_null(n)) {
         type_error(n, key, e, "a whole number");
         return RB_EINVAL;
     }
@@ -857,7 +906,7 @@ int rb_conf_parse(const struct rb_node *map, const char *what, const struct rb_c
     size_t before = e->n;
     if (!what)
         what = "this block";
-    if (map && node_is_null(map))
+    if (map && rb_node_is_null(map))
         map = NULL; /* "config:" with nothing after it is an empty block */
     if (map && map->type != RB_NODE_MAP) {
         char *got = describe(map);
@@ -881,7 +930,7 @@ int rb_conf_parse(const struct rb_node *map, const char *what, const struct rb_c
     for (size_t i = 0; i < nfields; i++) {
         const struct rb_conf_field *f = &fields[i];
         const struct rb_node *v = rb_node_get(map, f->key);
-        if (!v || node_is_null(v)) {
+        if (!v || rb_node_is_null(v)) {
             if (!(f->flags & RB_CONF_REQUIRED))
                 continue;
             if (map)

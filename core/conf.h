@@ -56,6 +56,22 @@ struct rb_doc *rb_doc_load_from(const char *path, const struct rb_node *from, co
                                 struct rb_errors *errs);
 void rb_doc_free(struct rb_doc *doc);
 
+/* A plain empty, "~" or "null" value: YAML's null, which typed keys treat as "not given". */
+int rb_node_is_null(const struct rb_node *n);
+/* "a map", "a list" or "a value", for messages. */
+const char *rb_node_kind(const struct rb_node *n);
+
+/* Returns a new string: dir/p, or p itself when p is absolute or dir is "". */
+char *rb_path_join(const char *dir, const char *p);
+
+/* Included files: v is a file pattern or a list of them, relative to dir. Calls fn(path, the
+ * pattern's node, arg) for every matching file in name order; a malformed pattern, one that
+ * matches nothing, or one that cannot be listed is an error naming key (example shows a good
+ * pattern in the message). Absent or null v: nothing. */
+typedef void (*rb_conf_file_fn)(const char *path, const struct rb_node *at, void *arg);
+void rb_conf_glob(const struct rb_node *v, const char *key, const char *example, const char *dir,
+                  rb_conf_file_fn fn, void *arg, struct rb_errors *e);
+
 /* Map lookup; NULL when absent or node is not a map. Borrowed. */
 const struct rb_node *rb_node_get(const struct rb_node *map, const char *key);
 

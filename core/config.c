@@ -31,15 +31,6 @@ struct loader {
 
 /* ---- small helpers ----------------------------------------------------------------------- */
 
-/* Returns a new string: dir/p, or p itself when p is absolute or dir is empty. */
-static char *path_join(const char *dir, const char *p)
-{
-    if (p[0] == '/' || !dir[0])
-        return rb_strdup(p);
-    size_t n = strlen(dir);
-    return rb_sprintf("%s%s%s", dir, dir[n - 1] == '/' ? "" : "/", p);
-}
-
 /* Returns a new string: the directory part of path, "" when there is none. */
 static char *dir_of(const char *path)
 {
@@ -60,22 +51,10 @@ static char *abs_dir_of(const char *path)
     char *cwd = getcwd(NULL, 0);
     if (!cwd)
         rb_fatal("cannot find the current directory: %s", strerror(errno));
-    char *abs = dir[0] ? path_join(cwd, dir) : rb_strdup(cwd);
+    char *abs = dir[0] ? rb_path_join(cwd, dir) : rb_strdup(cwd);
     free(cwd);
     free(dir);
     return abs;
-}
-
-static int is_null(const struct rb_node *n)
-{
-    return n && n->type == RB_NODE_SCALAR && !n->quoted &&
-           (!n->scalar[0] || strcmp(n->scalar, "~") == 0 || strcmp(n->scalar, "null") == 0 ||
-            strcmp(n->scalar, "Null") == 0 || strcmp(n->scalar, "NULL") == 0);
-}
-
-static const char *kind_of(const struct rb_node *n)
-{
-    return n->type == RB_NODE_MAP ? "a map" : n->type == RB_NODE_SEQ ? "a list" : "a value";
 }
 
 /* Takes ownership of doc. */
@@ -140,7 +119,7 @@ static int parse_i18n(struct loader *l, const struct rb_node *map, struct rb_i18
         {"ur", RB_CONF_STRING, offsetof(struct rb_i18n, ur), RB_CONF_REQUIRED, 0, 0},
     };
     const struct rb_node *name = rb_node_get(map, "name");
-    if (!name || is_null(name)) {
+    if (!name || rb_node_is_null(name)) {
         rb_errors_at(l->e, map, "missing required key \"name\" (with \"en\" and \"ur\")");
         return RB_EINVAL;
     }
@@ -148,7 +127,7 @@ static int parse_i18n(struct loader *l, const struct rb_node *map, struct rb_i18
         rb_errors_at(l->e, name,
                      "key \"name\": expected a map with an English \"en\" and an Urdu \"ur\" "
                      "name, got %s",
-                     kind_of(name));
+                     rb_node_kind(name));
         return RB_EINVAL;
     }
     int rc = rb_conf_parse(name, "name", fields, RB_ARRAY_LEN(fields), NULL, out, l->e);
@@ -175,10 +154,10 @@ static void i18n_free(struct rb_i18n *n)
 static const struct rb_node *config_block(struct loader *l, const struct rb_node *map)
 {
     const struct rb_node *c = rb_node_get(map, "config");
-    if (!c || is_null(c))
+    if (!c || rb_node_is_null(c))
         return NULL;
     if (c->type != RB_NODE_MAP) {
-        rb_errors_at(l->e, c, "key \"config\": expected a map of settings, got %s", kind_of(c));
+        rb_errors_at(l->e, c, "key \"config\": expected a map of settings, got %s", rb_node_kind(c));
         return NULL;
     }
     return c;
@@ -298,7 +277,7 @@ static void parse_database(struct loader *l, const struct rb_node *map)
         in.url = NULL;
     }
     if (in.pg_bindir && in.pg_bindir[0])
-        cfg->database.pg_bindir = path_join(cfg->base_dir, in.pg_bindir);
+        cfg->database.pg_bindir = rb_path_join(cfg->base_dir, in.pg_bindir);
     cfg->database.pool_size = (int)in.pool_size;
     cfg->database.max_queue = (size_t)in.max_queue;
     cfg->database.connect_timeout = in.connect_timeout;
@@ -375,7 +354,7 @@ static void parse_plugins(struct loader *l, const struct rb_node *seq)
         return;
     if (seq->type != RB_NODE_SEQ) {
         rb_errors_at(l->e, seq, "key \"plugins\": expected a list of plugins, got %s",
-                     kind_of(seq));
+                     rb_node_kind(seq));
         return;
     }
     cfg->plugins = rb_calloc(seq->n, sizeof(*cfg->plugins));
@@ -384,7 +363,7 @@ static void parse_plugins(struct loader *l, const struct rb_node *seq)
         if (map->type != RB_NODE_MAP) {
             rb_errors_at(l->e, map,
                          "key \"plugins\": each entry must be a map with at least a name, got %s",
-                         kind_of(map));
+                         rb_node_kind(map));
             continue;
         }
         struct plugin_in in = {NULL, NULL, 1};
@@ -406,7 +385,7 @@ static void parse_plugins(struct loader *l, const struct rb_node *seq)
         }
         struct rb_plugin_conf *pc = &cfg->plugins[cfg->n_plugins++];
         pc->name = in.name;
-        pc->path = in.path ? path_join(cfg->base_dir, in.path) : NULL;
+        pc->path = in.path ? rb_path_join(cfg->base_dir, in.path) : NULL;
         free(in.path);
         pc->enabled = in.enabled;
         pc->config = block;
@@ -431,42 +410,26 @@ static void load_one(struct loader *l, const struct rb_node *at, const char *key
     fn(l, doc);
 }
 
+struct glob_ctx {
+    struct loader *l;
+    const char *key;
+    file_fn fn;
+};
+
+static void glob_one(const char *path, const struct rb_node *at, void *arg)
+{
+    const struct glob_ctx *g = arg;
+    load_one(g->l, at, g->key, path, g->fn);
+}
+
 /* key: "pattern" or a list of patterns, relative to rabta.yaml's directory. Every file that
  * matches is loaded, in name order. A pattern without wildcards names one file. */
 static void load_glob(struct loader *l, const struct rb_node *parent, const char *key, file_fn fn)
 {
-    const struct rb_node *v = rb_node_get(parent, key);
-    if (!v || is_null(v))
-        return;
-    const struct rb_node *const *pats = &v;
-    size_t n = 1;
-    if (v->type == RB_NODE_SEQ) {
-        pats = (const struct rb_node *const *)v->items;
-        n = v->n;
-    }
-    for (size_t i = 0; i < n; i++) {
-        const struct rb_node *p = pats[i];
-        if (p->type != RB_NODE_SCALAR || !p->scalar[0]) {
-            rb_errors_at(l->e, p,
-                         "key \"%s\": expected a file pattern such as %s/*.yaml, or a list of "
-                         "them, got %s",
-                         key, key, p->type == RB_NODE_SCALAR ? "nothing" : kind_of(p));
-            continue;
-        }
-        char *pattern = path_join(l->include_dir, p->scalar);
-        glob_t g;
-        int rc = glob(pattern, 0, NULL, &g);
-        if (rc == GLOB_NOMATCH)
-            rb_errors_at(l->e, p, "key \"%s\": no file matches \"%s\"", key, pattern);
-        else if (rc != 0)
-            rb_errors_at(l->e, p, "key \"%s\": cannot list the files matching \"%s\"", key,
-                         pattern);
-        for (size_t j = 0; rc == 0 && j < g.gl_pathc; j++)
-            load_one(l, p, key, g.gl_pathv[j], fn);
-        if (rc == 0)
-            globfree(&g);
-        free(pattern);
-    }
+    struct glob_ctx g = {l, key, fn};
+    char *example = rb_sprintf("%s/*.yaml", key);
+    rb_conf_glob(rb_node_get(parent, key), key, example, l->include_dir, glob_one, &g, l->e);
+    free(example);
 }
 
 /* The document's root must be a map: one department or service per file. */
@@ -479,7 +442,7 @@ static const struct rb_node *root_map(struct loader *l, const struct rb_doc *doc
     }
     if (doc->root->type != RB_NODE_MAP) {
         rb_errors_at(l->e, doc->root, "expected %s (a map with %s), got %s", what, keys,
-                     kind_of(doc->root));
+                     rb_node_kind(doc->root));
         return NULL;
     }
     return doc->root;
@@ -641,7 +604,7 @@ static void on_districts(struct loader *l, const struct rb_doc *doc)
     if (seq->type != RB_NODE_SEQ) {
         rb_errors_at(l->e, seq, "expected a list of districts (each with id, name, division), "
                                 "got %s",
-                     kind_of(seq));
+                     rb_node_kind(seq));
         return;
     }
     cfg->districts = rb_calloc(seq->n, sizeof(*cfg->districts));
@@ -650,7 +613,7 @@ static void on_districts(struct loader *l, const struct rb_doc *doc)
         const struct rb_node *map = seq->items[i];
         if (map->type != RB_NODE_MAP) {
             rb_errors_at(l->e, map, "expected a district (a map with id, name, division), got %s",
-                         kind_of(map));
+                         rb_node_kind(map));
             continue;
         }
         size_t before = l->e->n;
@@ -758,11 +721,11 @@ static const struct rb_node *section(struct loader *l, const struct rb_node *roo
                                      const char *key, enum rb_node_type type)
 {
     const struct rb_node *n = rb_node_get(root, key);
-    if (!n || is_null(n))
+    if (!n || rb_node_is_null(n))
         return NULL;
     if (n->type != type) {
         rb_errors_at(l->e, n, "key \"%s\": expected %s, got %s", key,
-                     type == RB_NODE_MAP ? "a map of settings" : "a list", kind_of(n));
+                     type == RB_NODE_MAP ? "a map of settings" : "a list", rb_node_kind(n));
         return NULL;
     }
     return n;
@@ -771,7 +734,7 @@ static const struct rb_node *section(struct loader *l, const struct rb_node *roo
 static void set_dir(struct rb_config *cfg, char **slot, const char *value, const char *dflt)
 {
     free(*slot);
-    *slot = path_join(cfg->base_dir, value ? value : dflt);
+    *slot = rb_path_join(cfg->base_dir, value ? value : dflt);
 }
 
 static void load_all(struct loader *l, const struct rb_node *root)
@@ -794,9 +757,9 @@ static void load_all(struct loader *l, const struct rb_node *root)
     set_dir(cfg, &cfg->lua_dir, in.lua_dir, "../lua");
     set_dir(cfg, &cfg->migrations_dir, in.migrations_dir, "../migrations");
     if (in.plugin_dir && in.plugin_dir[0])
-        cfg->plugin_dir = path_join(cfg->base_dir, in.plugin_dir);
+        cfg->plugin_dir = rb_path_join(cfg->base_dir, in.plugin_dir);
     if (in.sla && in.sla[0])
-        cfg->sla_file = path_join(cfg->base_dir, in.sla);
+        cfg->sla_file = rb_path_join(cfg->base_dir, in.sla);
 
     parse_server(l, section(l, root, "server", RB_NODE_MAP));
     parse_database(l, section(l, root, "database", RB_NODE_MAP));
@@ -805,14 +768,14 @@ static void load_all(struct loader *l, const struct rb_node *root)
     parse_plugins(l, section(l, root, "plugins", RB_NODE_SEQ));
 
     const struct rb_node *deps = rb_node_get(root, "departments");
-    if (!deps || is_null(deps))
+    if (!deps || rb_node_is_null(deps))
         rb_errors_at(l->e, root,
                      "missing required key \"departments\" in the top level (e.g. "
                      "departments: departments/*.yaml)");
     load_glob(l, root, "departments", on_department);
     load_glob(l, root, "services", on_service);
     if (in.districts && in.districts[0]) {
-        char *path = path_join(l->include_dir, in.districts);
+        char *path = rb_path_join(l->include_dir, in.districts);
         load_one(l, rb_node_get(root, "districts"), "districts", path, on_districts);
         free(path);
     }
@@ -860,7 +823,7 @@ struct rb_config *rb_config_load(const char *path, struct rb_errors *errs)
             rb_errors_at(errs, doc->root,
                          "expected a map of settings (server, database, departments, ...) at "
                          "the top of the file, got %s",
-                         kind_of(doc->root));
+                         rb_node_kind(doc->root));
         else
             load_all(&l, doc->root);
     }

@@ -9,19 +9,13 @@
 #include "calendar.h"
 #include "log.h"
 
+/* rel resolved against the directory of file. Returns a new string. */
 static char *dir_join(const char *file, const char *rel)
 {
-    if (rel[0] == '/')
-        return rb_strdup(rel);
     char *copy = rb_strdup(file);
-    char *out = rb_sprintf("%s/%s", dirname(copy), rel);
+    char *out = rb_path_join(dirname(copy), rel);
     free(copy);
     return out;
-}
-
-static const char *kind_of(const struct rb_node *n)
-{
-    return n->type == RB_NODE_MAP ? "a map" : n->type == RB_NODE_SEQ ? "a list" : "a value";
 }
 
 /* ---- policies --------------------------------------------------------------------------- */
@@ -42,7 +36,7 @@ static void parse_policy(struct rb_sla *sla, const struct rb_node *key, const st
     static const char *const extra[] = {"warn_at", NULL};
     if (map->type != RB_NODE_MAP) {
         rb_errors_at(e, map, "key \"%s\": a policy is a map (acknowledge, resolve, warn_at), "
-                             "got %s", key->scalar, kind_of(map));
+                             "got %s", key->scalar, rb_node_kind(map));
         return;
     }
     struct policy_in in = {0, 0};
@@ -110,7 +104,7 @@ static void parse_override(struct rb_sla *sla, const struct rb_node *map,
     if (map->type != RB_NODE_MAP) {
         rb_errors_at(e, map, "key \"overrides\": each entry is a map such as "
                              "{service: fir_registration, policy: urgent}, got %s",
-                     kind_of(map));
+                     rb_node_kind(map));
         return;
     }
     struct override_in in = {0};
