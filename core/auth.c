@@ -8,15 +8,8 @@
 #include <string.h>
 
 #include "db.h"
+#include "token_cache.h"
 #include "log.h"
-
-#define PROBE 8 /* slots tried per key before evicting */
-
-struct slot {
-    unsigned char key[crypto_hash_sha256_BYTES];
-    double until; /* monotonic; 0: empty */
-    struct rb_citizen c;
-};
 
 struct lookup {
     struct lookup *next;
@@ -29,7 +22,7 @@ struct lookup {
 
 struct rb_auth {
     struct rb_db *db;       /* borrowed */
-    struct slot *slots;     /* owned; RB_AUTH_CACHE_SLOTS */
+    struct rb_token_cache *cache; /* owned: token -> citizen */
     struct event *flush_ev; /* owned; NULL without a loop (then one query per look-up) */
     struct lookup *pending; /* misses waiting for the next batched query */
     size_t n_pending;
@@ -57,7 +50,7 @@ struct rb_auth *rb_auth_new(struct event_base *base, struct rb_db *db)
 {
     struct rb_auth *a = rb_calloc(1, sizeof(*a));
     a->db = db;
-    a->slots = rb_calloc(RB_AUTH_CACHE_SLOTS, sizeof(*a->slots));
+    a->cache = rb_token_cache_new(RB_AUTH_CACHE_SLOTS, sizeof(struct rb_citizen));
     if (base && !(a->flush_ev = event_new(base, -1, 0, on_flush, a)))
         rb_fatal("out of memory");
     return a;
@@ -75,8 +68,7 @@ void rb_auth_free(struct rb_auth *a)
     }
     if (a->flush_ev)
         event_free(a->flush_ev);
-    sodium_memzero(a->slots, RB_AUTH_CACHE_SLOTS * sizeof(*a->slots));
-    free(a->slots);
+    rb_token_cache_free(a->cache);
     free(a);
 }
 
@@ -89,43 +81,6 @@ static int valid_token(const char *t)
         if (*t <= ' ' || *t > '~')
             return 0;
     return 1;
-}
-
-static size_t slot_of(const unsigned char key[crypto_hash_sha256_BYTES])
-{
-    size_t h;
-    memcpy(&h, key, sizeof(h)); /* the key is a hash already */
-    return h & (RB_AUTH_CACHE_SLOTS - 1);
-}
-
-static struct slot *find(struct rb_auth *a, const unsigned char *key, double now)
-{
-    size_t i = slot_of(key);
-    for (int p = 0; p < PROBE; p++) {
-        struct slot *s = &a->slots[(i + (size_t)p) & (RB_AUTH_CACHE_SLOTS - 1)];
-        if (s->until > now && sodium_memcmp(s->key, key, sizeof(s->key)) == 0)
-            return s;
-    }
-    return NULL;
-}
-
-static void store(struct rb_auth *a, const unsigned char *key, const struct rb_citizen *c,
-                  double until)
-{
-    size_t i = slot_of(key);
-    struct slot *victim = NULL;
-    for (int p = 0; p < PROBE; p++) {
-        struct slot *s = &a->slots[(i + (size_t)p) & (RB_AUTH_CACHE_SLOTS - 1)];
-        if (s->until == 0 || sodium_memcmp(s->key, key, sizeof(s->key)) == 0) {
-            victim = s;
-            break;
-        }
-        if (!victim || s->until < victim->until)
-            victim = s; /* the one closest to expiry */
-    }
-    memcpy(victim->key, key, sizeof(victim->key));
-    victim->c = *c;
-    victim->until = until;
 }
 
 void rb_auth_token_hash(const char *token, char out[2 + 64 + 1])
@@ -157,7 +112,7 @@ static void looked_up(PGresult *res, const char *err, void *arg)
             snprintf(c.phone, sizeof(c.phone), "%s", PQgetvalue(res, row, 1));
             snprintf(c.email, sizeof(c.email), "%s", PQgetvalue(res, row, 2));
             double left = atof(PQgetvalue(res, row, 3));
-            store(l->a, l->key, &c,
+            rb_token_cache_put(l->a->cache, l->key, &c,
                   now + (left < RB_AUTH_CACHE_TTL ? left : RB_AUTH_CACHE_TTL));
             l->fn(&c, NULL, l->arg);
         }
@@ -195,11 +150,10 @@ int rb_auth_citizen(struct rb_auth *a, const char *token, rb_auth_fn fn, void *a
 {
     if (!valid_token(token))
         return RB_EINVAL;
-    unsigned char key[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256(key, (const unsigned char *)token, strlen(token));
-    const struct slot *hit = find(a, key, rb_now_mono());
-    if (hit) {
-        struct rb_citizen c = hit->c; /* a copy: fn may evict the slot */
+    unsigned char key[RB_TOKEN_KEY_BYTES];
+    rb_token_cache_key(token, key);
+    struct rb_citizen c;
+    if (rb_token_cache_get(a->cache, key, rb_now_mono(), &c)) { /* a copy: fn may evict */
         fn(&c, NULL, arg);
         return RB_OK;
     }
@@ -226,9 +180,7 @@ void rb_auth_forget(struct rb_auth *a, const char *token)
 {
     if (!token)
         return;
-    unsigned char key[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256(key, (const unsigned char *)token, strlen(token));
-    struct slot *s = find(a, key, rb_now_mono());
-    if (s)
-        s->until = 0;
+    unsigned char key[RB_TOKEN_KEY_BYTES];
+    rb_token_cache_key(token, key);
+    rb_token_cache_del(a->cache, key);
 }

@@ -1,6 +1,8 @@
 /* Staff roles, scope, passwords off the loop, session tokens. See staff.h. */
 #include "staff.h"
 
+#include "token_cache.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <event2/event.h>
@@ -169,12 +171,6 @@ struct pw_job {
     void *arg;
 };
 
-struct slot {
-    unsigned char key[crypto_hash_sha256_BYTES];
-    double until; /* monotonic; 0: empty */
-    struct rb_staff_user u;
-};
-
 struct rb_staff {
     struct event_base *base; /* borrowed */
     struct rb_db *db;        /* borrowed */
@@ -191,7 +187,7 @@ struct rb_staff {
     int pipe_rd, pipe_wr;
     struct event *wake; /* owned */
 
-    struct slot *slots; /* owned; RB_STAFF_CACHE_SLOTS */
+    struct rb_token_cache *cache; /* owned: token -> user, RB_STAFF_CACHE_SLOTS */
 };
 
 static void free_job(struct pw_job *j)
@@ -266,7 +262,7 @@ struct rb_staff *rb_staff_new(struct event_base *base, struct rb_db *db)
     s->pipe_rd = s->pipe_wr = -1;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
-    s->slots = rb_calloc(RB_STAFF_CACHE_SLOTS, sizeof(*s->slots));
+    s->cache = rb_token_cache_new(RB_STAFF_CACHE_SLOTS, sizeof(struct rb_staff_user));
 
     /* Unknown users are verified against this, so they cost what a wrong password costs. */
     char pw[RB_STAFF_TOKEN_LEN + 1];
@@ -327,8 +323,7 @@ void rb_staff_free(struct rb_staff *s)
         close(s->pipe_wr);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
-    sodium_memzero(s->slots, RB_STAFF_CACHE_SLOTS * sizeof(*s->slots));
-    free(s->slots);
+    rb_token_cache_free(s->cache);
     free(s);
 }
 
@@ -366,43 +361,6 @@ int rb_staff_pending(const struct rb_staff *s)
 
 /* ---- token cache -------------------------------------------------------------------------- */
 
-static size_t slot_of(const unsigned char *key)
-{
-    size_t h;
-    memcpy(&h, key, sizeof(h));
-    return h & (RB_STAFF_CACHE_SLOTS - 1);
-}
-
-static struct slot *cache_find(struct rb_staff *s, const unsigned char *key, double now)
-{
-    size_t i = slot_of(key);
-    for (int p = 0; p < PROBE; p++) {
-        struct slot *sl = &s->slots[(i + (size_t)p) & (RB_STAFF_CACHE_SLOTS - 1)];
-        if (sl->until > now && sodium_memcmp(sl->key, key, sizeof(sl->key)) == 0)
-            return sl;
-    }
-    return NULL;
-}
-
-static void cache_store(struct rb_staff *s, const unsigned char *key,
-                        const struct rb_staff_user *u, double until)
-{
-    size_t i = slot_of(key);
-    struct slot *victim = NULL;
-    for (int p = 0; p < PROBE; p++) {
-        struct slot *sl = &s->slots[(i + (size_t)p) & (RB_STAFF_CACHE_SLOTS - 1)];
-        if (sl->until == 0 || sodium_memcmp(sl->key, key, sizeof(sl->key)) == 0) {
-            victim = sl;
-            break;
-        }
-        if (!victim || sl->until < victim->until)
-            victim = sl;
-    }
-    memcpy(victim->key, key, sizeof(victim->key));
-    victim->u = *u;
-    victim->until = until;
-}
-
 static const char token_sql[] =
     "SELECT s.id, s.username, s.display_name, s.role, coalesce(s.department_id, ''),"
     "  array_to_string(s.districts, ','), extract(epoch from t.expires_at - now())"
@@ -434,7 +392,7 @@ static void looked_up(PGresult *res, const char *err, void *arg)
         snprintf(u.display_name, sizeof(u.display_name), "%s", PQgetvalue(res, 0, 2));
         snprintf(u.department, sizeof(u.department), "%s", PQgetvalue(res, 0, 4));
         double left = atof(PQgetvalue(res, 0, 6));
-        cache_store(l->s, l->key, &u,
+        rb_token_cache_put(l->s->cache, l->key, &u,
                     rb_now_mono() + (left < RB_STAFF_CACHE_TTL ? left : RB_STAFF_CACHE_TTL));
         l->fn(&u, NULL, l->arg);
     }
@@ -452,11 +410,10 @@ int rb_staff_auth(struct rb_staff *s, const char *token, rb_staff_auth_fn fn, vo
 {
     if (!valid_token(token))
         return RB_EINVAL;
-    unsigned char key[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256(key, (const unsigned char *)token, strlen(token));
-    const struct slot *hit = cache_find(s, key, rb_now_mono());
-    if (hit) {
-        struct rb_staff_user u = hit->u; /* a copy: fn may evict the slot */
+    unsigned char key[RB_TOKEN_KEY_BYTES];
+    rb_token_cache_key(token, key);
+    struct rb_staff_user u;
+    if (rb_token_cache_get(s->cache, key, rb_now_mono(), &u)) {
         fn(&u, NULL, arg);
         return RB_OK;
     }
@@ -478,9 +435,7 @@ void rb_staff_forget(struct rb_staff *s, const char *token)
 {
     if (!token)
         return;
-    unsigned char key[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256(key, (const unsigned char *)token, strlen(token));
-    struct slot *sl = cache_find(s, key, rb_now_mono());
-    if (sl)
-        sl->until = 0;
+    unsigned char key[RB_TOKEN_KEY_BYTES];
+    rb_token_cache_key(token, key);
+    rb_token_cache_del(s->cache, key);
 }
