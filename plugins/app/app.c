@@ -206,13 +206,15 @@ static void submit_as(struct submit *s, const char *phone, const char *email, lo
     sub.phone = phone;
     sub.email = email;
     sub.citizen_id = citizen > 0 ? citizen : 0;
-    char scope[48];
+    char scope[80];
     const char *key = api->req_header(req, "Idempotency-Key");
     if (key) {
         if (citizen > 0)
             snprintf(scope, sizeof(scope), "citizen:%lld", citizen);
         else
-            snprintf(scope, sizeof(scope), "anonymous");
+            /* Anonymous keys are per client address: one stranger's retry never replays
+             * another's tracking number. */
+            snprintf(scope, sizeof(scope), "anonymous:%.60s", api->req_peer(req));
         sub.idem_scope = scope;
         sub.idem_key = key;
         sub.idem_hash = s->digest;
