@@ -140,7 +140,7 @@ static void flush(struct rb_auth *a)
         arr[pos] = '\0';
         a->n_pending -= n;
         const char *params[1] = {arr};
-        if (rb_db_query(a->db, token_sql, 1, params, looked_up, batch) != RB_OK)
+        if (rb_db_query_prepared(a->db, token_sql, 1, params, looked_up, batch) != RB_OK)
             looked_up(NULL, "the database is overloaded; try again shortly", batch);
         free(arr);
     }

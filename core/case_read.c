@@ -170,7 +170,7 @@ static void flush(struct rb_case_read *r)
         r->waiting -= q->n;
         r->asking += q->n;
         const char *params[1] = {arr};
-        if (rb_db_query(r->db, status_sql, 1, params, answered, q) != RB_OK) {
+        if (rb_db_query_prepared(r->db, status_sql, 1, params, answered, q) != RB_OK) {
             r->asking -= q->n;
             fail_all(q->head, "the database is overloaded; try again shortly");
             free(q);

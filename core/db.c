@@ -19,6 +19,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,16 @@ struct db_stmt {
     char *sql;      /* owned */
     int nparams;
     char **params;  /* owned, each owned; NULL entries are SQL NULL */
+    int prepare;    /* run as a named prepared statement */
+    int prep;       /* while sent: 0 no Parse sent ahead; 1 its result is awaited; 2 read */
+    int slot;       /* the connection's prepared slot when prep > 0 */
+};
+
+/* A statement prepared on one connection: "rbN", N its slot. */
+struct db_prepared {
+    uint64_t hash;
+    char *sql; /* owned; NULL: free slot */
+    int ready; /* the Parse succeeded (until then a failure frees the slot) */
 };
 
 struct db_req {
@@ -76,6 +87,7 @@ struct db_conn {
     int ever_connected;
     int tell_missed; /* listener: call fns with NULL once the LISTENs are confirmed */
     int id;
+    struct db_prepared prepared[RB_DB_PREPARED_MAX]; /* of this session; cleared on close */
 };
 
 struct db_listen {
@@ -204,6 +216,7 @@ static void stmt_copy(struct db_stmt *dst, const char *sql, int nparams,
                       const char *const *params)
 {
     dst->sql = rb_strdup(sql);
+    dst->prepare = 0;
     dst->nparams = nparams;
     dst->params = nparams > 0 ? rb_calloc((size_t)nparams, sizeof(char *)) : NULL;
     for (int i = 0; i < nparams; i++)
@@ -421,8 +434,47 @@ static void conn_arm(struct db_conn *c, short what)
     c->ev_what = what;
 }
 
+static void prepared_clear(struct db_conn *c)
+{
+    for (int i = 0; i < RB_DB_PREPARED_MAX; i++) {
+        free(c->prepared[i].sql);
+        c->prepared[i] = (struct db_prepared){0};
+    }
+}
+
+static uint64_t sql_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+/* The slot of sql on c: *fresh = 1 when it must be prepared first. -1: no room (run unnamed). */
+static int prepared_slot(struct db_conn *c, const char *sql, int *fresh)
+{
+    uint64_t h = sql_hash(sql);
+    int empty = -1;
+    for (int i = 0; i < RB_DB_PREPARED_MAX; i++) {
+        const struct db_prepared *p = &c->prepared[i];
+        if (!p->sql) {
+            if (empty < 0)
+                empty = i;
+        } else if (p->hash == h && strcmp(p->sql, sql) == 0) {
+            *fresh = 0;
+            return i;
+        }
+    }
+    if (empty >= 0) {
+        c->prepared[empty] = (struct db_prepared){h, rb_strdup(sql), 0};
+        *fresh = 1;
+    }
+    return empty;
+}
+
 static void conn_close(struct db_conn *c)
 {
+    prepared_clear(c);
     if (c->ev)
         event_free(c->ev);
     c->ev = NULL;
@@ -588,9 +640,26 @@ static int conn_send(struct db_conn *c, struct db_req *r)
             ok = PQsendQueryParams(pg, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
         else if (item == ITEM_COMMIT)
             ok = PQsendQueryParams(pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0);
-        else
-            ok = PQsendQueryParams(pg, r->stmts[item].sql, r->stmts[item].nparams, NULL,
-                                   (const char *const *)r->stmts[item].params, NULL, NULL, 0);
+        else {
+            struct db_stmt *st = &r->stmts[item];
+            int fresh = 0, slot = st->prepare ? prepared_slot(c, st->sql, &fresh) : -1;
+            st->prep = 0;
+            if (slot < 0) {
+                ok = PQsendQueryParams(pg, st->sql, st->nparams, NULL,
+                                       (const char *const *)st->params, NULL, NULL, 0);
+            } else {
+                char name[16];
+                snprintf(name, sizeof(name), "rb%d", slot);
+                ok = 1;
+                if (fresh) {
+                    ok = PQsendPrepare(pg, name, st->sql, st->nparams, NULL);
+                    st->prep = 1;
+                    st->slot = slot;
+                }
+                ok = ok && PQsendQueryPrepared(pg, name, st->nparams,
+                                               (const char *const *)st->params, NULL, NULL, 0);
+            }
+        }
         if (!ok) {
             conn_broken(c, PQerrorMessage(pg));
             return RB_ERR;
@@ -736,8 +805,24 @@ static int conn_read_results(struct db_conn *c)
             free(e);
             return RB_ERR;
         }
+        struct db_stmt *cur = item >= 0 ? &r->stmts[item] : NULL;
         if (!res) {
-            r->pos++;
+            if (cur && cur->prep == 1)
+                cur->prep = 2; /* the Parse's results are read; the statement's follow */
+            else
+                r->pos++;
+            continue;
+        }
+        if (cur && cur->prep == 1) {
+            /* The result of the Parse sent ahead of this statement. */
+            if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+                c->prepared[cur->slot].ready = 1;
+                PQclear(res);
+            } else {
+                free(c->prepared[cur->slot].sql);
+                c->prepared[cur->slot] = (struct db_prepared){0};
+                req_take_result(c, r, res); /* records the error */
+            }
             continue;
         }
         ExecStatusType st = PQresultStatus(res);
@@ -973,6 +1058,21 @@ int rb_db_query(struct rb_db *db, const char *sql, int nparams, const char *cons
     return db_submit(db, r);
 }
 
+int rb_db_query_prepared(struct rb_db *db, const char *sql, int nparams,
+                         const char *const *params, rb_db_fn fn, void *arg)
+{
+    if (!db || !sql || !fn || nparams < 0 || (nparams > 0 && !params))
+        return RB_EINVAL;
+    if (db->closing)
+        return RB_EUNAVAIL;
+    struct db_req *r = req_new(db, REQ_QUERY, 1);
+    stmt_copy(&r->stmts[0], sql, nparams, params);
+    r->stmts[0].prepare = 1;
+    r->fn = fn;
+    r->arg = arg;
+    return db_submit(db, r);
+}
+
 int rb_db_batch(struct rb_db *db, const struct rb_db_stmt *stmts, int n, int txn,
                 rb_db_batch_fn fn, void *arg)
 {
@@ -984,8 +1084,10 @@ int rb_db_batch(struct rb_db *db, const struct rb_db_stmt *stmts, int n, int txn
     if (db->closing)
         return RB_EUNAVAIL;
     struct db_req *r = req_new(db, REQ_BATCH, n);
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         stmt_copy(&r->stmts[i], stmts[i].sql, stmts[i].nparams, stmts[i].params);
+        r->stmts[i].prepare = stmts[i].prepare;
+    }
     r->txn = txn ? 1 : 0;
     r->bfn = fn;
     r->arg = arg;

@@ -612,7 +612,7 @@ static void replay(struct rb_intake *in, struct sub *s)
     l->s = s;
     const char *params[2] = {s->idem_scope, s->idem_key};
     in->storing++;
-    if (rb_db_query(in->db, idem_sql, 2, params, idem_found, l) != RB_OK) {
+    if (rb_db_query_prepared(in->db, idem_sql, 2, params, idem_found, l) != RB_OK) {
         in->storing--;
         free(l);
         answer(s, NULL, 503, "the database is overloaded; try again shortly");
@@ -719,7 +719,7 @@ static void send_batch(struct rb_intake *in, struct sub *head, int n)
     b->in = in;
     b->head = head;
     b->n = n;
-    const struct rb_db_stmt stmt = {store_sql, STORE_NPARAMS, params};
+    const struct rb_db_stmt stmt = {store_sql, STORE_NPARAMS, params, 1};
     in->inflight++;
     in->storing += (size_t)n;
     if (rb_db_batch(in->db, &stmt, 1, 1, stored, b) != RB_OK) {

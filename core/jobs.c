@@ -339,8 +339,8 @@ static void pump(struct rb_jobs *jobs)
     const char *claim_params[3] = {jobs->worker_id, jobs->kinds, lim};
     const char *peek_params[1] = {jobs->kinds};
     const struct rb_db_stmt stmts[2] = {
-        {claim_sql, 3, claim_params},
-        {peek_sql, 1, peek_params},
+        {claim_sql, 3, claim_params, 1},
+        {peek_sql, 1, peek_params, 1},
     };
     if (rb_db_batch(jobs->db, stmts, 2, 0, claimed, jobs) == RB_OK)
         jobs->busy = 1;
@@ -383,7 +383,7 @@ static void flush_done(struct rb_jobs *jobs)
     arr[pos++] = '}';
     arr[pos] = '\0';
     const char *params[1] = {arr};
-    if (rb_db_query(jobs->db, done_sql, 1, params, flushed, jobs) == RB_OK) {
+    if (rb_db_query_prepared(jobs->db, done_sql, 1, params, flushed, jobs) == RB_OK) {
         jobs->flush_busy = 1;
     } else {
         rb_warn("jobs", "database queue full: %zu finished jobs will be retried by lease",
@@ -437,7 +437,7 @@ void rb_job_finish(struct rb_job_run *run, int ok, const char *error, double ret
         char *what = rb_sprintf("job %lld (%s, attempt %d of %d)", run->job.id, run->kind,
                                 run->job.attempt, run->job.max_attempts);
         rb_info("jobs", "%s failed: %s", what, error ? error : "failed");
-        if (rb_db_query(jobs->db, fail_sql, 4, params, failed_done, what) != RB_OK) {
+        if (rb_db_query_prepared(jobs->db, fail_sql, 4, params, failed_done, what) != RB_OK) {
             rb_warn("jobs", "database queue full; %s will be retried by lease", what);
             free(what);
         }

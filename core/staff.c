@@ -425,7 +425,7 @@ int rb_staff_auth(struct rb_staff *s, const char *token, rb_staff_auth_fn fn, vo
     char hash[2 + 64 + 1];
     rb_auth_token_hash(token, hash);
     const char *params[1] = {hash};
-    int rc = rb_db_query(s->db, token_sql, 1, params, looked_up, l);
+    int rc = rb_db_query_prepared(s->db, token_sql, 1, params, looked_up, l);
     if (rc != RB_OK)
         free(l);
     return rc;

@@ -220,6 +220,96 @@ static void batch_cb(PGresult **results, int n, const char *err, void *arg)
             b->null_results++;
 }
 
+static void prepared_sync(struct rb_db *db, const char *sql, int n, const char *const *params,
+                          struct qres *q)
+{
+    memset(q, 0, sizeof(*q));
+    assert_int_equal(rb_db_query_prepared(db, sql, n, params, query_cb, q), RB_OK);
+    assert_true(run_until(&q->calls, 1, 20));
+    assert_int_equal(q->calls, 1);
+}
+
+/* Prepared statements: prepared once per connection, then bound; a statement that does not
+ * parse fails like an unnamed one and leaves nothing behind; more distinct texts than slots
+ * still run; a new session (after the backend is killed) prepares again. */
+static void test_prepared_statements(void **state)
+{
+    (void)state;
+    struct rb_db *db = pool_new(1, 100);
+    struct qres q;
+    const char *sql = "SELECT $1::int * 2";
+    for (int i = 0; i < 10; i++) {
+        char v[16], want[16];
+        snprintf(v, sizeof(v), "%d", i);
+        snprintf(want, sizeof(want), "%d", i * 2);
+        const char *p[] = {v};
+        prepared_sync(db, sql, 1, p, &q);
+        assert_null(q.err);
+        assert_string_equal(q.value, want);
+        qres_clear(&q);
+    }
+    /* One prepared statement on the session, however many runs. */
+    query_sync(db, "SELECT count(*) FROM pg_prepared_statements WHERE statement = 'SELECT $1::int * 2'",
+               0, NULL, &q);
+    assert_string_equal(q.value, "1");
+    qres_clear(&q);
+
+    prepared_sync(db, "SELEC $1::int", 1, (const char *const[]){"1"}, &q);
+    assert_non_null(q.err);
+    assert_contains(q.err, "syntax error");
+    qres_clear(&q);
+    prepared_sync(db, "SELEC $1::int", 1, (const char *const[]){"1"}, &q); /* tried again */
+    assert_non_null(q.err);
+    assert_contains(q.err, "syntax error");
+    qres_clear(&q);
+
+    /* In a transaction batch, a failing earlier statement aborts the Parse: still clean. */
+    struct rb_db_stmt bad[] = {
+        {"SELECT 1/0", 0, NULL, 0},
+        {"SELECT $1::text || 'x'", 1, (const char *const[]){"a"}, 1},
+    };
+    struct bres b = {0};
+    assert_int_equal(rb_db_batch(db, bad, 2, 1, batch_cb, &b), RB_OK);
+    assert_true(run_until(&b.calls, 1, 10));
+    assert_non_null(b.err);
+    assert_contains(b.err, "division by zero");
+    free(b.err);
+    free(b.last_value);
+    prepared_sync(db, "SELECT $1::text || 'x'", 1, (const char *const[]){"a"}, &q);
+    assert_null(q.err);
+    assert_string_equal(q.value, "ax");
+    qres_clear(&q);
+
+    /* More distinct texts than slots: the rest run unnamed, all answer. */
+    for (int i = 0; i < RB_DB_PREPARED_MAX + 10; i++) {
+        char text[64], want[16];
+        snprintf(text, sizeof(text), "SELECT %d + $1::int", i);
+        snprintf(want, sizeof(want), "%d", i + 1);
+        prepared_sync(db, text, 1, (const char *const[]){"1"}, &q);
+        assert_null(q.err);
+        assert_string_equal(q.value, want);
+        qres_clear(&q);
+    }
+    query_sync(db, "SELECT count(*) FROM pg_prepared_statements", 0, NULL, &q);
+    assert_int_equal(atoi(q.value), RB_DB_PREPARED_MAX);
+    qres_clear(&q);
+
+    /* The session dies: the next run prepares on the new session. */
+    query_sync(db, "SELECT pg_terminate_backend(pg_backend_pid())", 0, NULL, &q);
+    qres_clear(&q);
+    for (int tries = 0; tries < 50; tries++) {
+        prepared_sync(db, sql, 1, (const char *const[]){"21"}, &q);
+        if (!q.err)
+            break;
+        qres_clear(&q);
+        run_for(0.1);
+    }
+    assert_null(q.err);
+    assert_string_equal(q.value, "42");
+    qres_clear(&q);
+    rb_db_free(db);
+}
+
 static char *count_rows(struct rb_db *db, const char *table)
 {
     struct qres q;
@@ -244,9 +334,10 @@ static void test_batch_in_transaction_commits(void **state)
 
     const char *p1[] = {"1", "one"}, *p2[] = {"2", NULL};
     struct rb_db_stmt stmts[] = {
-        {"INSERT INTO batch_ok VALUES ($1, $2)", 2, p1},
-        {"INSERT INTO batch_ok VALUES ($1, $2)", 2, p2},
-        {"SELECT count(*) FROM batch_ok", 0, NULL},
+        /* the same text twice, prepared: one Parse, pipelined ahead of both */
+        {"INSERT INTO batch_ok VALUES ($1, $2)", 2, p1, 1},
+        {"INSERT INTO batch_ok VALUES ($1, $2)", 2, p2, 1},
+        {"SELECT count(*) FROM batch_ok", 0, NULL, 0},
     };
     struct bres b = {0};
     assert_int_equal(rb_db_batch(db, stmts, 3, 1, batch_cb, &b), RB_OK);
@@ -272,9 +363,9 @@ static void test_batch_failure_rolls_back_everything(void **state)
 
     const char *p1[] = {"1"}, *p2[] = {"not a number"};
     struct rb_db_stmt stmts[] = {
-        {"INSERT INTO batch_fail VALUES ($1)", 1, p1},
-        {"INSERT INTO batch_fail VALUES ($1::int)", 1, p2},
-        {"INSERT INTO batch_fail VALUES (3)", 0, NULL},
+        {"INSERT INTO batch_fail VALUES ($1)", 1, p1, 0},
+        {"INSERT INTO batch_fail VALUES ($1::int)", 1, p2, 1},
+        {"INSERT INTO batch_fail VALUES (3)", 0, NULL, 0},
     };
     struct bres b = {0};
     assert_int_equal(rb_db_batch(db, stmts, 3, 1, batch_cb, &b), RB_OK);
@@ -408,7 +499,7 @@ static void test_queue_full_returns_eagain(void **state)
     /* one running, two waiting: the queue (max 2) is full */
     assert_int_equal(rb_db_query(db, "SELECT 1", 0, NULL, query_cb, &r[3]), RB_EAGAIN);
     const char *p[] = {"1"};
-    struct rb_db_stmt s = {"SELECT $1", 1, p};
+    struct rb_db_stmt s = {"SELECT $1", 1, p, 0};
     struct bres b = {0};
     assert_int_equal(rb_db_batch(db, &s, 1, 1, batch_cb, &b), RB_EAGAIN);
     int total = 0;
@@ -726,6 +817,7 @@ int main(void)
         cmocka_unit_test(test_null_params_are_sql_null),
         cmocka_unit_test(test_bad_sql_sets_err_and_null_result),
         cmocka_unit_test(test_batch_in_transaction_commits),
+        cmocka_unit_test(test_prepared_statements),
         cmocka_unit_test(test_batch_failure_rolls_back_everything),
         cmocka_unit_test(test_many_concurrent_queries_beyond_pool_size),
         cmocka_unit_test(test_queue_full_returns_eagain),

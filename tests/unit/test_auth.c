@@ -1,7 +1,7 @@
 /* The citizens' token cache: a second request with the same token costs no query; a
  * forgotten or expired entry is looked up again; unknown tokens and database failures are
  * not cached; malformed tokens never reach the database. The database is a fake here (this
- * file includes auth.c and provides rb_db_query). */
+ * file includes auth.c and provides rb_db_query_prepared). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,8 +18,8 @@ static int queries;
 static int fail_next;
 static const char *known_hash; /* the one token the "database" knows */
 
-int rb_db_query(struct rb_db *db, const char *sql, int nparams, const char *const *params,
-                rb_db_fn fn, void *arg)
+int rb_db_query_prepared(struct rb_db *db, const char *sql, int nparams, const char *const *params,
+                         rb_db_fn fn, void *arg)
 {
     (void)db;
     (void)sql;
