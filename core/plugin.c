@@ -755,7 +755,7 @@ static int host_case_event(struct rb_plugin_ctx *ctx, long long case_id, const c
     int rc = rb_db_query(ctx->srv->db,
                          "INSERT INTO case_events (case_id, actor_type, actor_id, event, note, data)"
                          " VALUES ($1::bigint, 'department', $2::text, $3::text, $4::text,"
-                         " $5::jsonb) RETURNING id",
+                         " coalesce($5::jsonb, '{}') || '{\"internal\": true}') RETURNING id",
                          5, p, db_trampoline, c);
     if (rc != RB_OK)
         free(c);

@@ -341,6 +341,14 @@ class WebhookTest(SignIn, rbtest.TestCase):
         self.assertEqual(note, ["Counter clerk suspended; certificate issued"])
         mine = self.rd.get("/api/v1/cases/" + tn, headers=self.auth(token))
         self.assertEqual((mine.status, mine.json["status"]), (200, "resolved"), mine)
+        tl = self.rd.get("/api/v1/cases/%s/timeline" % tn, headers=self.auth(token))
+        self.assertEqual(tl.status, 200, tl)
+        seen = [(e["event"], e["actor"]) for e in tl.json["events"]]
+        self.assertIn(("resolve", "department"), seen)
+        self.assertFalse([e for e in seen if e[0].startswith("webhook.")],
+                         "delivery attempts are the department's business, not the citizen's")
+        self.assertTrue(self.events(tn, "webhook.delivery"))
+        self.assertEqual(json.loads(self.events(tn, "webhook.delivery")[0][3])["internal"], True)
         # the state machine still rules: nothing follows a resolution from the department
         again = self.callback("police", {"tracking_no": tn, "status": "rejected",
                                          "text": "duplicate"})

@@ -361,7 +361,8 @@ struct rb_host_api {
     /* Appends an event to a case's timeline (actor_type "department", actor_id the plugin's
      * name): event must be "<plugin name>.<what>" in [a-z0-9_.] (at most 64 bytes), so a
      * plugin can neither forge nor trigger the core's own events; note NULL or text,
-     * data_json a JSON object or NULL. fn (may be NULL) gets the row {id} or err. RB_OK or
+     * data_json a JSON object or NULL. The event is internal (data.internal = true): staff
+     * see it, the citizen's timeline does not. fn (may be NULL) gets the row {id} or err. RB_OK or
      * RB_EINVAL (fn not called); RB_EAGAIN. */
     int (*case_event)(struct rb_plugin_ctx *ctx, long long case_id, const char *event,
                       const char *note, const char *data_json, rb_plugin_db_fn fn, void *arg);
