@@ -446,6 +446,42 @@ class WebhookTest(SignIn, rbtest.TestCase):
             "SELECT count(*) FROM webhook_signatures WHERE signature = '\\x%s'::bytea"
             % sig[3:]), "1", "the signature is remembered in PostgreSQL")
 
+    # configuration -------------------------------------------------------------------------
+    def test_a_webhook_department_without_usable_settings_stops_the_start(self):
+        deps = os.path.join(self.tmp, "deps")
+        os.makedirs(deps)
+        for f in os.listdir(os.path.join(rbtest.SOURCE_DIR, "config", "departments")):
+            shutil.copy(os.path.join(rbtest.SOURCE_DIR, "config", "departments", f), deps)
+        bad = {
+            "no url": 'config:\n  secret: "%s"\n' % POLICE_SECRET,
+            "https url": 'config:\n  url: "https://x.example/"\n  secret: "%s"\n'
+                         % POLICE_SECRET,
+            "unset env": 'config:\n  url: "http://127.0.0.1:9/"\n  secret_env: '
+                         'RB_TEST_NOT_SET_ANYWHERE\n',
+            "short secret": 'config:\n  url: "http://127.0.0.1:9/"\n  secret: "short"\n',
+            "both secrets": 'config:\n  url: "http://127.0.0.1:9/"\n  secret: "%s"\n'
+                            '  secret_env: %s\n' % (POLICE_SECRET, REVENUE_ENV),
+        }
+        want = {"no url": "url", "https url": "http://", "unset env": "RB_TEST_NOT_SET_ANYWHERE",
+                "short secret": "shorter than 16", "both secrets": "exactly one"}
+        for i, (what, block) in enumerate(bad.items()):
+            with open(os.path.join(rbtest.SOURCE_DIR, "config", "departments",
+                                   "health.yaml")) as f:
+                text = f.read().replace("plugin: inbox", "plugin: webhook")
+            with open(os.path.join(deps, "health.yaml"), "w") as f:
+                f.write(text.rstrip("\n") + "\n" + block)
+            rd = rbtest.Rabtad(self.tmp, pg=self.pgs, name="bad%d" % i)
+            rd.config["departments"] = os.path.join(deps, "*.yaml")
+            self.addCleanup(rd.cleanup)
+            rd.start(wait=False)
+            code = rd.wait(30)
+            self.assertNotEqual(code, 0, "%s: rabtad started anyway" % what)
+            log = rd.log_text()
+            self.assertTrue([ln for ln in log.splitlines() if "department health" in ln
+                             and want[what] in ln],
+                            "%s: the log must name the department and what is wrong:\n%s"
+                            % (what, log))
+
     def unknown_tracking(self):
         """A well-formed tracking number (valid check character) that no case has: a real
         case's number, after that case is given another one."""
