@@ -482,6 +482,52 @@ class WebhookTest(SignIn, rbtest.TestCase):
                             "%s: the log must name the department and what is wrong:\n%s"
                             % (what, log))
 
+    def test_reload_changes_the_secret_for_deliveries_and_callbacks(self):
+        # its own database and server: this one's deliveries must not meet the class's
+        pg = self.pg()
+        rcv = Receiver(POLICE_SECRET).start()
+        self.addCleanup(rcv.stop)
+        deps = os.path.join(self.tmp, "deps")
+        os.makedirs(deps)
+        for f in os.listdir(os.path.join(rbtest.SOURCE_DIR, "config", "departments")):
+            shutil.copy(os.path.join(rbtest.SOURCE_DIR, "config", "departments", f), deps)
+        src = os.path.join(rbtest.SOURCE_DIR, "config", "departments", "police.yaml")
+
+        def police(secret):
+            with open(src) as f:
+                text = f.read().replace("plugin: inbox", "plugin: webhook")
+            with open(os.path.join(deps, "police.yaml"), "w") as f:
+                f.write(text + 'config:\n  url: "http://127.0.0.1:%d/p"\n  secret: "%s"\n'
+                        % (rcv.port, secret))
+
+        police(POLICE_SECRET)
+        rd = rbtest.Rabtad(self.tmp, pg=pg, name="hup")
+        self.addCleanup(rd.cleanup)
+        rd.config["departments"] = os.path.join(deps, "*.yaml")
+        rd.start()
+        main_rd, self.rd = self.rd, rd  # the helpers talk to this server for now
+        main_pg, self.pgs = self.pgs, pg
+        try:
+            first = self.submit()
+            self.assertTrue(self.delivered(rcv, first)["valid"])
+            new_secret = "a-brand-new-secret-after-rotation"
+            police(new_secret)
+            since = rd.log_offset()
+            rd.send_signal(1)  # SIGHUP
+            rd.wait_for_log("configuration reloaded", since=since)
+            rcv.secret = new_secret
+            second = self.submit()
+            self.assertTrue(self.delivered(rcv, second)["valid"],
+                            "deliveries are signed with the new secret")
+            old = self.callback("police", {"tracking_no": second, "status": "acknowledged"},
+                                secret=POLICE_SECRET)
+            self.assertEqual(old.status, 401, old)
+            new = self.callback("police", {"tracking_no": second, "status": "acknowledged"},
+                                secret=new_secret)
+            self.assertEqual(new.status, 200, new)
+        finally:
+            self.rd, self.pgs = main_rd, main_pg
+
     def unknown_tracking(self):
         """A well-formed tracking number (valid check character) that no case has: a real
         case's number, after that case is given another one."""
