@@ -61,7 +61,8 @@ int rb_case_step_apply(struct rb_db *db, const struct rb_case_step *s, enum rb_c
                          s->to_department,
                          to_citizen ? s->text : NULL,
                          s->actor_type};
-    return rb_db_query(db, step_sql, 10, p, fn, arg);
+    /* Any failure to send is "busy": the refusals above are the only other answers. */
+    return rb_db_query(db, step_sql, 10, p, fn, arg) == RB_OK ? RB_OK : RB_EAGAIN;
 }
 
 /* ---- by tracking number, for a department's system ----------------------------------------- */

@@ -31,7 +31,8 @@ struct rb_case_step {
  * the statement. On RB_OK *to is the new state and fn gets one row: (cases changed: 0 or 1,
  * messages queued for the citizen). Refusals, nothing sent, fn not called, *why a sentence
  * (static): RB_EINVAL / RB_ECASE_ACTOR (not allowed from this state, for this kind),
- * RB_ECASE_REASON (the step needs text). RB_EAGAIN: the pool's queue is full. */
+ * RB_ECASE_REASON (the step needs text). RB_EAGAIN: the statement could not be sent (the
+ * pool's queue is full or the pool is stopping); fn not called. */
 int rb_case_step_apply(struct rb_db *db, const struct rb_case_step *s, enum rb_case_state *to,
                        const char **why, rb_db_fn fn, void *arg);
 
