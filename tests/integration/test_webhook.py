@@ -528,6 +528,48 @@ class WebhookTest(SignIn, rbtest.TestCase):
         finally:
             self.rd, self.pgs = main_rd, main_pg
 
+    def test_two_processes_deliver_each_case_once_and_share_the_replay_guard(self):
+        pg = self.pg()
+        rcv = Receiver(POLICE_SECRET).start()
+        self.addCleanup(rcv.stop)
+        deps = os.path.join(self.tmp, "deps")
+        os.makedirs(deps)
+        for f in os.listdir(os.path.join(rbtest.SOURCE_DIR, "config", "departments")):
+            shutil.copy(os.path.join(rbtest.SOURCE_DIR, "config", "departments", f), deps)
+        with open(os.path.join(deps, "police.yaml"), "a") as f:
+            f.write('config:\n  url: "http://127.0.0.1:%d/p"\n  secret: "%s"\n'
+                    % (rcv.port, POLICE_SECRET))
+        with open(os.path.join(deps, "police.yaml")) as f:
+            text = f.read().replace("plugin: inbox", "plugin: webhook")
+        with open(os.path.join(deps, "police.yaml"), "w") as f:
+            f.write(text)
+        procs = []
+        for name in ("one", "two"):
+            rd = rbtest.Rabtad(self.tmp, pg=pg, name=name)
+            self.addCleanup(rd.cleanup)
+            rd.config["departments"] = os.path.join(deps, "*.yaml")
+            rd.start()
+            procs.append(rd)
+        body = {"kind": "complaint", "service": "character_certificate", "district": "lahore",
+                "language": "en", "text": "Asked for a bribe", "anonymous": True}
+        tns = []
+        for i in range(20):
+            r = procs[i % 2].post("/api/v1/cases", body)
+            self.assertEqual(r.status, 201, r)
+            tns.append(r.json["tracking_no"])
+        rbtest.wait_until(lambda: all(rcv.accepted(tn) for tn in tns), 30,
+                          what="all 20 cases delivered")
+        time.sleep(1)
+        self.assertEqual(sorted(len(rcv.of(tn)) for tn in tns), [1] * 20,
+                         "each case delivered exactly once by the two processes together")
+        # a callback accepted by one process is a replay for the other
+        doc = json.dumps({"tracking_no": tns[0], "status": "acknowledged"}).encode()
+        ts = str(int(time.time()))
+        h = {"X-Rabta-Timestamp": ts, "X-Rabta-Signature": sign(POLICE_SECRET, ts, doc)}
+        a = procs[0].post("/api/v1/departments/police/callback", doc, headers=h)
+        b = procs[1].post("/api/v1/departments/police/callback", doc, headers=h)
+        self.assertEqual((a.status, b.status), (200, 409), (a, b))
+
     def unknown_tracking(self):
         """A well-formed tracking number (valid check character) that no case has: a real
         case's number, after that case is given another one."""
