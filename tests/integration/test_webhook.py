@@ -358,6 +358,24 @@ class WebhookTest(SignIn, rbtest.TestCase):
         refused = self.events(tn, "webhook.callback")
         self.assertEqual(len(refused), 2, "the two refused reports are on the record")
 
+    def test_answering_an_information_request_texts_the_citizen(self):
+        phone, token = self.sign_in()
+        tn = self.submit(token=token, kind="information",
+                         text="Which documents does a character certificate need?")
+        self.delivered(self.police, tn)
+        r = self.callback("police", {"tracking_no": tn, "status": "resolved",
+                                     "text": "CNIC copy and two photos"})
+        self.assertEqual(r.status, 409, "an information request is answered, not resolved")
+        self.assertEqual(self.callback("police", {"tracking_no": tn, "status": "acknowledged",
+                                                  "ref": 1}).status, 200)
+        r = self.callback("police", {"tracking_no": tn, "status": "answered",
+                                     "text": "CNIC copy and two photos"})
+        self.assertEqual((r.status, r.json["status"]), (200, "answered"), r)
+        sms = self.pgs.query("SELECT m.to_address, m.body FROM messages m JOIN cases c ON "
+                             "c.id = m.case_id WHERE c.tracking_no = '%s'" % tn)
+        self.assertEqual(sms, [[phone, "CNIC copy and two photos"]],
+                         "the answer goes to the citizen, as a staff answer would")
+
     def test_resolving_a_case_not_yet_acknowledged_is_409_with_the_reason(self):
         tn = self.submit()
         r = self.callback("police", {"tracking_no": tn, "status": "resolved", "text": "done"})
