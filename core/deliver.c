@@ -15,14 +15,10 @@
 
 #define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
-/* $1 case  $2 event  $3 job  $4 attempts the queue allows. One row: tracking number, the
- * department the event sends the case to, whether the case is still there, the event's name,
- * the case as the department may see it. Raises the job's max_attempts so that the plugin,
- * not the queue's default, decides when to give up. */
+/* $1 case  $2 event. One row: tracking number, the department the event sends the case to,
+ * whether the case is still there, the event's name, the case as the department may see it. */
 static const char deliver_sql[] =
-    "WITH j AS (UPDATE jobs SET max_attempts = $4::int"
-    "  WHERE id = $3::bigint AND max_attempts <> $4::int)"
-    " SELECT c.tracking_no, d.dept, d.dept IS NOT DISTINCT FROM c.department_id, e.event,"
+    "SELECT c.tracking_no, d.dept, d.dept IS NOT DISTINCT FROM c.department_id, e.event,"
     " json_build_object("
     "  'tracking_no', c.tracking_no, 'kind', c.kind, 'status', c.status,"
     "  'service', c.service_id, 'category', c.category, 'priority', c.priority,"
@@ -120,13 +116,11 @@ static void on_deliver(struct rb_job_run *run, const struct rb_job_info *job, vo
     r->job = job;
     r->case_id = case_id;
     r->event_id = event_id;
-    char cid[24], eid[24], jid[24], max[16];
+    char cid[24], eid[24];
     snprintf(cid, sizeof(cid), "%lld", case_id);
     snprintf(eid, sizeof(eid), "%lld", event_id);
-    snprintf(jid, sizeof(jid), "%lld", job->id);
-    snprintf(max, sizeof(max), "%d", RB_DELIVER_MAX_ATTEMPTS);
-    const char *params[4] = {cid, eid, jid, max};
-    if (rb_db_query(srv->db, deliver_sql, 4, params, loaded, r) != RB_OK) {
+    const char *params[2] = {cid, eid};
+    if (rb_db_query(srv->db, deliver_sql, 2, params, loaded, r) != RB_OK) {
         free(r);
         rb_job_finish(run, 0, "database queue full", 5, 0);
     }

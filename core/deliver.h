@@ -7,14 +7,14 @@
  * contact left out unless RB_SQL_CONTACT_VISIBLE), finds the department the event sends it to
  * and that department's plugin, and hands the run to the plugin's delivery function (host API
  * department_deliver), which finishes it: retries use the jobs queue's back-off. A department
- * whose plugin registered no delivery function (or that no longer exists) finishes at once. */
+ * whose plugin registered no delivery function (or that no longer exists) finishes at once.
+ *
+ * The queue allows a delivery 100 attempts (migration 0012); the plugin gives up sooner by
+ * finishing a run as permanent (the webhook plugin's max_attempts). */
 #ifndef RB_DELIVER_H
 #define RB_DELIVER_H
 
 struct rb_server;
-
-/* The queue allows a delivery this many attempts; the plugin gives up sooner (permanent). */
-#define RB_DELIVER_MAX_ATTEMPTS 100
 
 /* Registers the "case.deliver" handler on srv->jobs. Needs srv->db; reads srv->cfg and
  * srv->plugins at each run. RB_OK or an error code. */

@@ -10,6 +10,20 @@ INSERT INTO case_event_jobs (event, kind, to_status) VALUES
     ('routed', 'case.deliver', NULL),
     ('transfer', 'case.deliver', NULL);
 
+-- A delivery is retried until the department's plugin gives up (the webhook plugin's
+-- max_attempts, at most 100), not the queue's default of 10: its jobs may run 100 times.
+CREATE FUNCTION rabta_case_deliver_attempts() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.max_attempts := 100;
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER jobs_case_deliver_attempts BEFORE INSERT ON jobs
+    FOR EACH ROW WHEN (NEW.kind = 'case.deliver')
+    EXECUTE FUNCTION rabta_case_deliver_attempts();
+
 -- Signatures of department callbacks already accepted (webhook plugin). A callback carries a
 -- timestamp and an HMAC over "timestamp.body"; within the timestamp window the same
 -- signature is refused a second time. Kept in PostgreSQL so that every rabtad process on the

@@ -373,6 +373,8 @@ static void test_real_migrations_apply(void **state)
                   "payload->>'event' = 'routed' AND payload->>'case_id' = "
                   "(SELECT id::text FROM cases)",
                   "1");
+    /* ... and may be tried until the department's plugin gives up, up to 100 times */
+    assert_scalar(m.conn, "SELECT max_attempts FROM jobs WHERE kind = 'case.deliver'", "100");
 
     /* Jobs de-duplicate while pending, and again once done. */
     char *first = scalar(m.conn, enqueue);
@@ -380,6 +382,7 @@ static void test_real_migrations_apply(void **state)
     free(first);
     assert_scalar(m.conn, enqueue, "<null>"); /* duplicate: no row */
     expect_ok(m.conn, "UPDATE jobs SET state = 'done'");
+    assert_scalar(m.conn, "SELECT max(max_attempts) FROM jobs WHERE kind = 'sla.check'", "10");
     char *v = scalar(m.conn, enqueue);
     assert_true(v[0] >= '1' && v[0] <= '9'); /* a new id */
     free(v);
