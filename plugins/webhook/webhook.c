@@ -94,8 +94,10 @@ static char *dup_str(const char *s)
 static int dept_parse(struct rb_plugin_ctx *ctx, const char *id, struct dept *d)
 {
     struct dept_in in = {0};
-    if (api->department_conf_parse(ctx, id, dept_fields, N_FIELDS(dept_fields), &in) != RB_OK)
+    if (api->department_conf_parse(ctx, id, dept_fields, N_FIELDS(dept_fields), &in) != RB_OK) {
+        api->conf_free(dept_fields, N_FIELDS(dept_fields), &in); /* what did parse */
         return RB_EINVAL;
+    }
     const char *secret = in.secret;
     int rc = RB_EINVAL;
     if (strncmp(in.url, "http://", 7) != 0 || strlen(in.url) < 8) {
@@ -152,6 +154,9 @@ static int state_load(struct rb_plugin_ctx *ctx, struct state *out)
         }
         struct dept *v = realloc(s.depts, (s.n + 1) * sizeof(*v));
         if (!v) {
+            free(d.id);
+            free(d.url);
+            free(d.secret);
             rc = RB_ERR;
             break;
         }

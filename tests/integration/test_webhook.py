@@ -488,9 +488,8 @@ class WebhookTest(SignIn, rbtest.TestCase):
                 text = f.read().replace("plugin: inbox", "plugin: webhook")
             with open(os.path.join(deps, "health.yaml"), "w") as f:
                 f.write(text.rstrip("\n") + "\n" + block)
-            rd = rbtest.Rabtad(self.tmp, pg=self.pgs, name="bad%d" % i)
+            rd = self.rabtad(pg=self.pgs, name="bad%d" % i)
             rd.config["departments"] = os.path.join(deps, "*.yaml")
-            self.addCleanup(rd.cleanup)
             rd.start(wait=False)
             code = rd.wait(30)
             self.assertNotEqual(code, 0, "%s: rabtad started anyway" % what)
@@ -519,8 +518,7 @@ class WebhookTest(SignIn, rbtest.TestCase):
                         % (rcv.port, secret))
 
         police(POLICE_SECRET)
-        rd = rbtest.Rabtad(self.tmp, pg=pg, name="hup")
-        self.addCleanup(rd.cleanup)
+        rd = self.rabtad(pg=pg, name="hup")
         rd.config["departments"] = os.path.join(deps, "*.yaml")
         rd.start()
         main_rd, self.rd = self.rd, rd  # the helpers talk to this server for now
@@ -563,8 +561,7 @@ class WebhookTest(SignIn, rbtest.TestCase):
             f.write(text)
         procs = []
         for name in ("one", "two"):
-            rd = rbtest.Rabtad(self.tmp, pg=pg, name=name)
-            self.addCleanup(rd.cleanup)
+            rd = self.rabtad(pg=pg, name=name)
             rd.config["departments"] = os.path.join(deps, "*.yaml")
             rd.start()
             procs.append(rd)
