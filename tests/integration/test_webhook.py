@@ -315,6 +315,12 @@ class WebhookTest(SignIn, rbtest.TestCase):
         self.assertEqual(b["transfer"], {"from_department": "police",
                                          "reason": "land record, not police"})
         self.assertEqual(len(self.police.accepted(tn)), 1, "police got it once, at routing")
+        gone = self.callback("police", {"tracking_no": tn, "status": "acknowledged"})
+        self.assertEqual(gone.status, 404, "police no longer holds the case: %r" % gone)
+        r = self.callback("revenue", {"tracking_no": tn, "status": "acknowledged"},
+                          secret=REVENUE_SECRET)
+        self.assertEqual((r.status, r.json["from_status"], r.json["status"]),
+                         (200, "transferred", "acknowledged"), r)
 
     # callbacks ------------------------------------------------------------------------------
     def test_acknowledged_then_resolved_is_applied_and_visible(self):
@@ -324,6 +330,9 @@ class WebhookTest(SignIn, rbtest.TestCase):
         r = self.callback("police", {"tracking_no": tn, "status": "acknowledged"})
         self.assertEqual((r.status, r.json["status"], r.json["from_status"]),
                          (200, "acknowledged", "routed"), r)
+        r = self.callback("police", {"tracking_no": tn, "status": "in_progress",
+                                     "text": "inquiry opened"})
+        self.assertEqual((r.status, r.json["status"]), (200, "in_progress"), r)
         early = self.callback("police", {"tracking_no": tn, "status": "resolved"})
         self.assertEqual(early.status, 400, "resolving needs the text: %r" % early)
         r = self.callback("police", {"tracking_no": tn, "status": "resolved",
@@ -337,6 +346,8 @@ class WebhookTest(SignIn, rbtest.TestCase):
                  and e["event"] in ("acknowledge", "resolve")]
         self.assertEqual(steps, [("acknowledge", "department", "webhook", "acknowledged"),
                                  ("resolve", "department", "webhook", "resolved")])
+        self.assertIn(("start", "in_progress"), [(e["event"], e["to_status"])
+                                                 for e in view.json["timeline"]])
         note = [e["note"] for e in view.json["timeline"] if e["event"] == "resolve"]
         self.assertEqual(note, ["Counter clerk suspended; certificate issued"])
         mine = self.rd.get("/api/v1/cases/" + tn, headers=self.auth(token))
