@@ -42,6 +42,31 @@ def sign(secret, ts, body):
                             hashlib.sha256).hexdigest()
 
 
+SAMPLE_DEPARTMENTS = os.path.join(rbtest.SOURCE_DIR, "config", "departments")
+
+
+def departments(dirpath, **webhooks):
+    """The sample's department files copied into dirpath (made if missing), with each
+    department named in webhooks switched to the webhook plugin and given that "config:" body
+    (the YAML lines below "config:"). Returns the glob for rabta.yaml's departments key."""
+    os.makedirs(dirpath, exist_ok=True)
+    for f in os.listdir(SAMPLE_DEPARTMENTS):
+        shutil.copy(os.path.join(SAMPLE_DEPARTMENTS, f), dirpath)
+    for name, block in webhooks.items():
+        with open(os.path.join(SAMPLE_DEPARTMENTS, name + ".yaml")) as f:
+            text = f.read().replace("plugin: inbox", "plugin: webhook")
+        at = text.find("\nconfig:")
+        if at >= 0:  # a sample that already has a config block: replace it
+            text = text[:at + 1]
+        with open(os.path.join(dirpath, name + ".yaml"), "w") as f:
+            f.write(text.rstrip("\n") + "\nconfig:\n" + block)
+    return os.path.join(dirpath, "*.yaml")
+
+
+def settings(port, secret, path="/p"):
+    return '  url: "http://127.0.0.1:%d%s"\n  secret: "%s"\n' % (port, path, secret)
+
+
 class Receiver:
     """A department's system: an HTTP server on 127.0.0.1 that checks every delivery's
     signature and timestamp, records it, and answers with self.answer (200 by default).
@@ -110,30 +135,16 @@ class WebhookTest(SignIn, rbtest.TestCase):
         tmp = cls.class_tmp()
         cls.police = Receiver(POLICE_SECRET).start()
         cls.revenue = Receiver(REVENUE_SECRET).start()
-        deps = os.path.join(tmp, "departments")
-        os.makedirs(deps)
-        for f in os.listdir(os.path.join(rbtest.SOURCE_DIR, "config", "departments")):
-            shutil.copy(os.path.join(rbtest.SOURCE_DIR, "config", "departments", f), deps)
-
-        def to_webhook(name, extra):
-            path = os.path.join(deps, name + ".yaml")
-            with open(path) as f:
-                text = f.read().replace("plugin: inbox", "plugin: webhook")
-            self_config = text.find("\nconfig:")
-            if self_config >= 0:  # a sample that already has a config block: replace it
-                text = text[:self_config + 1]
-            with open(path, "w") as f:
-                f.write(text.rstrip("\n") + "\nconfig:\n" + extra)
-
-        to_webhook("police", '  url: "http://127.0.0.1:%d/rabta/police"\n  secret: "%s"\n'
-                   % (cls.police.port, POLICE_SECRET))
-        to_webhook("revenue", '  url: "http://127.0.0.1:%d/rabta"\n  secret_env: %s\n'
-                   % (cls.revenue.port, REVENUE_ENV))
+        deps = departments(
+            os.path.join(tmp, "departments"),
+            police=settings(cls.police.port, POLICE_SECRET, "/rabta/police"),
+            revenue='  url: "http://127.0.0.1:%d/rabta"\n  secret_env: %s\n'
+                    % (cls.revenue.port, REVENUE_ENV))
         os.environ[REVENUE_ENV] = REVENUE_SECRET  # inherited by rabtad
         cls.pgs = cls.class_pg()
         cls.rd = cls.class_rabtad(pg=cls.pgs, start=False)
         cfg = cls.rd.config
-        cfg["departments"] = os.path.join(deps, "*.yaml")
+        cfg["departments"] = deps
         cfg["jobs"] = {"backoff_base": "200ms", "backoff_max": "1s"}
         cfg["plugins"] = [{"name": "inbox"},
                           {"name": "webhook", "config": {
@@ -477,30 +488,20 @@ class WebhookTest(SignIn, rbtest.TestCase):
 
     # configuration -------------------------------------------------------------------------
     def test_a_webhook_department_without_usable_settings_stops_the_start(self):
-        deps = os.path.join(self.tmp, "deps")
-        os.makedirs(deps)
-        for f in os.listdir(os.path.join(rbtest.SOURCE_DIR, "config", "departments")):
-            shutil.copy(os.path.join(rbtest.SOURCE_DIR, "config", "departments", f), deps)
         bad = {
-            "no url": 'config:\n  secret: "%s"\n' % POLICE_SECRET,
-            "https url": 'config:\n  url: "https://x.example/"\n  secret: "%s"\n'
-                         % POLICE_SECRET,
-            "unset env": 'config:\n  url: "http://127.0.0.1:9/"\n  secret_env: '
-                         'RB_TEST_NOT_SET_ANYWHERE\n',
-            "short secret": 'config:\n  url: "http://127.0.0.1:9/"\n  secret: "short"\n',
-            "both secrets": 'config:\n  url: "http://127.0.0.1:9/"\n  secret: "%s"\n'
-                            '  secret_env: %s\n' % (POLICE_SECRET, REVENUE_ENV),
+            "no url": '  secret: "%s"\n' % POLICE_SECRET,
+            "https url": '  url: "https://x.example/"\n  secret: "%s"\n' % POLICE_SECRET,
+            "unset env": '  url: "http://127.0.0.1:9/"\n  secret_env: RB_TEST_NOT_SET_ANYWHERE\n',
+            "short secret": '  url: "http://127.0.0.1:9/"\n  secret: "short"\n',
+            "both secrets": '  url: "http://127.0.0.1:9/"\n  secret: "%s"\n  secret_env: %s\n'
+                            % (POLICE_SECRET, REVENUE_ENV),
         }
         want = {"no url": "url", "https url": "http://", "unset env": "RB_TEST_NOT_SET_ANYWHERE",
                 "short secret": "shorter than 16", "both secrets": "exactly one"}
         for i, (what, block) in enumerate(bad.items()):
-            with open(os.path.join(rbtest.SOURCE_DIR, "config", "departments",
-                                   "health.yaml")) as f:
-                text = f.read().replace("plugin: inbox", "plugin: webhook")
-            with open(os.path.join(deps, "health.yaml"), "w") as f:
-                f.write(text.rstrip("\n") + "\n" + block)
             rd = self.rabtad(pg=self.pgs, name="bad%d" % i)
-            rd.config["departments"] = os.path.join(deps, "*.yaml")
+            rd.config["departments"] = departments(os.path.join(self.tmp, "deps%d" % i),
+                                                   health=block)
             rd.start(wait=False)
             code = rd.wait(30)
             self.assertNotEqual(code, 0, "%s: rabtad started anyway" % what)
@@ -516,21 +517,12 @@ class WebhookTest(SignIn, rbtest.TestCase):
         rcv = Receiver(POLICE_SECRET).start()
         self.addCleanup(rcv.stop)
         deps = os.path.join(self.tmp, "deps")
-        os.makedirs(deps)
-        for f in os.listdir(os.path.join(rbtest.SOURCE_DIR, "config", "departments")):
-            shutil.copy(os.path.join(rbtest.SOURCE_DIR, "config", "departments", f), deps)
-        src = os.path.join(rbtest.SOURCE_DIR, "config", "departments", "police.yaml")
 
         def police(secret):
-            with open(src) as f:
-                text = f.read().replace("plugin: inbox", "plugin: webhook")
-            with open(os.path.join(deps, "police.yaml"), "w") as f:
-                f.write(text + 'config:\n  url: "http://127.0.0.1:%d/p"\n  secret: "%s"\n'
-                        % (rcv.port, secret))
+            return departments(deps, police=settings(rcv.port, secret))
 
-        police(POLICE_SECRET)
         rd = self.rabtad(pg=pg, name="hup")
-        rd.config["departments"] = os.path.join(deps, "*.yaml")
+        rd.config["departments"] = police(POLICE_SECRET)
         rd.start()
         main_rd, self.rd = self.rd, rd  # the helpers talk to this server for now
         main_pg, self.pgs = self.pgs, pg
@@ -559,21 +551,12 @@ class WebhookTest(SignIn, rbtest.TestCase):
         pg = self.pg()
         rcv = Receiver(POLICE_SECRET).start()
         self.addCleanup(rcv.stop)
-        deps = os.path.join(self.tmp, "deps")
-        os.makedirs(deps)
-        for f in os.listdir(os.path.join(rbtest.SOURCE_DIR, "config", "departments")):
-            shutil.copy(os.path.join(rbtest.SOURCE_DIR, "config", "departments", f), deps)
-        with open(os.path.join(deps, "police.yaml"), "a") as f:
-            f.write('config:\n  url: "http://127.0.0.1:%d/p"\n  secret: "%s"\n'
-                    % (rcv.port, POLICE_SECRET))
-        with open(os.path.join(deps, "police.yaml")) as f:
-            text = f.read().replace("plugin: inbox", "plugin: webhook")
-        with open(os.path.join(deps, "police.yaml"), "w") as f:
-            f.write(text)
+        deps = departments(os.path.join(self.tmp, "deps"),
+                           police=settings(rcv.port, POLICE_SECRET))
         procs = []
         for name in ("one", "two"):
             rd = self.rabtad(pg=pg, name=name)
-            rd.config["departments"] = os.path.join(deps, "*.yaml")
+            rd.config["departments"] = deps
             rd.start()
             procs.append(rd)
         body = {"kind": "complaint", "service": "character_certificate", "district": "lahore",
