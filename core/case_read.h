@@ -7,6 +7,12 @@
 #include <stddef.h>
 #include "tracking.h"
 
+/* SQL: may the department see the complainant's contact (phone, e-mail, name) of case c?
+ * Only when the citizen agreed to share it, or when the case is neither anonymous nor about
+ * a named official (DESIGN.md, privacy). One definition for the staff API and deliveries. */
+#define RB_SQL_CONTACT_VISIBLE                                                                \
+    "(c.share_contact OR (NOT c.anonymous AND c.names_official IS NULL))"
+
 struct event_base;
 struct rb_db;
 struct rb_case_read;

@@ -15,6 +15,7 @@
 #include <libpq-fe.h>
 
 #include "auth.h"
+#include "case_act.h"
 #include "case_read.h"
 #include "db.h"
 #include "http.h"
@@ -36,6 +37,8 @@ struct rb_plugin_ctx {
     void *data;                   /* the plugin's own */
     char *services_json;          /* owned: last answer of host_services_json */
     struct rb_http_client *http_client; /* owned: made on the first http_fetch */
+    rb_plugin_deliver_fn deliver_fn;     /* department plugins: see department_deliver */
+    void *deliver_arg;
     int inited, started;
 };
 
@@ -209,6 +212,21 @@ const struct rb_plugin *rb_plugins_get(const struct rb_plugins *ps, const char *
         if (strcmp(ps->v[i].desc->name, name) == 0)
             return ps->v[i].desc;
     return NULL;
+}
+
+int rb_plugins_deliver(struct rb_plugins *ps, const char *name, struct rb_job_run *run,
+                       const struct rb_job_info *job, const struct rb_delivery *d)
+{
+    for (size_t i = 0; ps && name && i < ps->n; i++) {
+        struct rb_plugin_ctx *c = &ps->v[i];
+        if (strcmp(c->desc->name, name) != 0)
+            continue;
+        if (!c->deliver_fn || !c->inited)
+            return RB_ENOTFOUND;
+        c->deliver_fn(run, job, d, c->deliver_arg);
+        return RB_OK;
+    }
+    return RB_ENOTFOUND;
 }
 
 int rb_plugins_init(struct rb_plugins *ps, struct rb_server *srv)
@@ -611,6 +629,139 @@ static int host_http_fetch(struct rb_plugin_ctx *ctx, enum rb_http_method method
     return rb_http_fetch(ctx->http_client, method, url, headers, body, len, timeout, fn, arg);
 }
 
+/* ---- departments -------------------------------------------------------------------------- */
+
+static int host_department_deliver(struct rb_plugin_ctx *ctx, rb_plugin_deliver_fn fn, void *arg)
+{
+    if (!fn || ctx->started || ctx->desc->kind != RB_PLUGIN_DEPARTMENT)
+        return RB_EINVAL;
+    ctx->deliver_fn = fn;
+    ctx->deliver_arg = arg;
+    return RB_OK;
+}
+
+/* The department of the current config with this id that uses this plugin, or NULL. */
+static const struct rb_department *own_department(struct rb_plugin_ctx *ctx, const char *id)
+{
+    const struct rb_department *d =
+        ctx->srv && ctx->srv->cfg ? rb_config_department(ctx->srv->cfg, id) : NULL;
+    return d && strcmp(d->plugin, ctx->desc->name) == 0 ? d : NULL;
+}
+
+static const char *host_department_id(struct rb_plugin_ctx *ctx, size_t i)
+{
+    const struct rb_config *cfg = ctx->srv ? ctx->srv->cfg : NULL;
+    for (size_t k = 0; cfg && k < cfg->n_departments; k++)
+        if (strcmp(cfg->departments[k].plugin, ctx->desc->name) == 0 && i-- == 0)
+            return cfg->departments[k].id;
+    return NULL;
+}
+
+static int host_department_conf_parse(struct rb_plugin_ctx *ctx, const char *department,
+                                      const struct rb_conf_field *fields, size_t nfields,
+                                      void *out)
+{
+    const struct rb_department *d = own_department(ctx, department);
+    if (!d)
+        return RB_ENOTFOUND;
+    struct rb_errors errs;
+    rb_errors_init(&errs);
+    const struct rb_node empty = {.type = RB_NODE_MAP, .file = d->file, .line = d->line,
+                                  .col = d->col};
+    char *what = rb_sprintf("department %s (plugin %s)", d->id, ctx->desc->name);
+    int rc = rb_conf_parse(d->plugin_config ? d->plugin_config : &empty, what, fields, nfields,
+                           NULL, out, &errs);
+    for (size_t i = 0; i < errs.n; i++)
+        rb_error(ctx->desc->name, "%s", errs.msgs[i]);
+    free(what);
+    rb_errors_free(&errs);
+    return rc;
+}
+
+struct act_call {
+    rb_plugin_case_act_fn fn;
+    void *arg;
+};
+
+static void act_done(const struct rb_case_act_outcome *o, void *arg)
+{
+    struct act_call call = *(struct act_call *)arg;
+    free(arg);
+    const struct rb_case_act_result r = {
+        .size = sizeof(r), .status = o->status, .case_id = o->case_id,
+        .from_status = o->from_status, .to_status = o->to_status, .error = o->error,
+    };
+    call.fn(&r, call.arg);
+}
+
+/* A JSON object, or NULL: what a case event's data may be. */
+static int json_object_text(const char *s)
+{
+    if (!s)
+        return 1;
+    json_t *j = json_loads(s, JSON_REJECT_DUPLICATES, NULL);
+    int ok = json_is_object(j);
+    json_decref(j);
+    return ok;
+}
+
+static int host_case_act(struct rb_plugin_ctx *ctx, const char *tracking, const char *department,
+                         const char *action, const char *text, const char *data_json,
+                         rb_plugin_case_act_fn fn, void *arg)
+{
+    /* What a department's own system may report: the staff's steps on its own cases. */
+    static const enum rb_case_action allowed[] = {RB_CASE_DO_ACKNOWLEDGE, RB_CASE_DO_START,
+                                                  RB_CASE_DO_RESOLVE, RB_CASE_DO_REJECT,
+                                                  RB_CASE_DO_ANSWER};
+    enum rb_case_action a;
+    char canon[RB_TRACKING_LEN];
+    int known = 0;
+    if (!fn || !action || rb_case_action_from_str(action, &a) != RB_OK || !tracking ||
+        rb_tracking_parse(tracking, canon) != RB_OK || !json_object_text(data_json))
+        return RB_EINVAL;
+    for (size_t i = 0; i < RB_ARRAY_LEN(allowed); i++)
+        known |= allowed[i] == a;
+    if (!known)
+        return RB_EINVAL;
+    if (!ctx->srv || !ctx->srv->db)
+        return RB_EUNAVAIL;
+    if (text && strspn(text, " \t\r\n") == strlen(text))
+        text = NULL; /* blank is no text: the step that needs one is refused */
+    struct act_call *c = rb_malloc(sizeof(*c));
+    c->fn = fn;
+    c->arg = arg;
+    int rc = rb_case_act(ctx->srv->db, canon, department, a, "department", ctx->desc->name, text,
+                         data_json, act_done, c);
+    if (rc != RB_OK)
+        free(c);
+    return rc;
+}
+
+static int host_case_event(struct rb_plugin_ctx *ctx, long long case_id, const char *event,
+                           const char *note, const char *data_json, rb_plugin_db_fn fn, void *arg)
+{
+    size_t nl = strlen(ctx->desc->name);
+    if (case_id <= 0 || !event || strlen(event) > 64 || strncmp(event, ctx->desc->name, nl) != 0 ||
+        event[nl] != '.' || !event[nl + 1] ||
+        strspn(event + nl + 1, "abcdefghijklmnopqrstuvwxyz0123456789_.") != strlen(event + nl + 1) ||
+        !json_object_text(data_json))
+        return RB_EINVAL;
+    if (!ctx->srv || !ctx->srv->db)
+        return RB_EUNAVAIL;
+    char id[24];
+    snprintf(id, sizeof(id), "%lld", case_id);
+    const char *p[5] = {id, ctx->desc->name, event, note, data_json};
+    struct db_call *c = db_call_new(fn, arg);
+    int rc = rb_db_query(ctx->srv->db,
+                         "INSERT INTO case_events (case_id, actor_type, actor_id, event, note, data)"
+                         " VALUES ($1::bigint, 'department', $2::text, $3::text, $4::text,"
+                         " coalesce($5::jsonb, '{}') || '{\"internal\": true}') RETURNING id",
+                         5, p, db_trampoline, c);
+    if (rc != RB_OK)
+        free(c);
+    return rc;
+}
+
 static const struct rb_host_api host_api = {
     .size = sizeof(struct rb_host_api),
     .abi = RB_PLUGIN_ABI,
@@ -645,6 +796,11 @@ static const struct rb_host_api host_api = {
     .reply_header = rb_http_add_header,
     .req_peer = rb_http_req_peer,
     .http_fetch = host_http_fetch,
+    .department_deliver = host_department_deliver,
+    .department_id = host_department_id,
+    .department_conf_parse = host_department_conf_parse,
+    .case_act = host_case_act,
+    .case_event = host_case_event,
 };
 
 const struct rb_host_api *rb_host_api_get(void)

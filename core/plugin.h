@@ -27,6 +27,11 @@ void rb_plugins_free(struct rb_plugins *ps);                          /* dlclose
 size_t rb_plugins_count(const struct rb_plugins *ps);
 const struct rb_plugin *rb_plugins_get(const struct rb_plugins *ps, const char *name);
 
+/* Hands a case.deliver run to the delivery function of plugin `name`; RB_ENOTFOUND (nothing
+ * called) when no such plugin is loaded or it registered none. */
+int rb_plugins_deliver(struct rb_plugins *ps, const char *name, struct rb_job_run *run,
+                       const struct rb_job_info *job, const struct rb_delivery *d);
+
 /* The host API table core hands to plugins. */
 const struct rb_host_api *rb_host_api_get(void);
 

@@ -21,6 +21,7 @@
 #include "plugin.h"
 #include "script.h"
 #include "sla.h"
+#include "deliver.h"
 #include "sla_engine.h"
 #include "staff_api.h"
 #include "status.h"
@@ -320,6 +321,7 @@ int rb_server_run(struct rb_server *srv)
     srv->intake = rb_intake_new(srv->base, srv->db, srv->metrics, srv->cfg, srv->rules, srv->sla);
     srv->sla_engine = rb_sla_engine_new(srv->db, srv->metrics, srv->sla);
     rb_sla_engine_register(srv->sla_engine, srv->jobs);
+    rb_deliver_register(srv); /* case.deliver: cases to their department's plugin */
     if (rb_status_init(srv) != RB_OK || rb_staff_api_init(srv) != RB_OK ||
         rb_plugins_init(srv->plugins, srv) != RB_OK) {
         rb_server_cleanup(srv);

@@ -14,6 +14,8 @@
 #include <strings.h>
 
 #include "auth.h"
+#include "case_act.h"
+#include "case_read.h"
 #include "case_state.h"
 #include "config.h"
 #include "db.h"
@@ -71,18 +73,17 @@ static const struct {
     int transition;
     enum rb_case_action action;
     const char *field;    /* the body's text: the reason, question, answer, note */
-    int to_citizen;       /* the text is sent to the citizen by SMS */
 } ops[OP_COUNT] = {
-    [OP_ACKNOWLEDGE] = {"acknowledge", 1, RB_CASE_DO_ACKNOWLEDGE, "note", 0},
-    [OP_START] = {"start", 1, RB_CASE_DO_START, "note", 0},
-    [OP_ASSIGN] = {"assign", 0, 0, NULL, 0},
-    [OP_COMMENT] = {"comment", 0, 0, "text", 0},
-    [OP_ASK] = {"ask", 1, RB_CASE_DO_ASK_CITIZEN, "question", 1},
-    [OP_TRANSFER] = {"transfer", 1, RB_CASE_DO_TRANSFER, "reason", 0},
-    [OP_RESOLVE] = {"resolve", 1, RB_CASE_DO_RESOLVE, "note", 0},
-    [OP_REJECT] = {"reject", 1, RB_CASE_DO_REJECT, "reason", 0},
-    [OP_ANSWER] = {"answer", 1, RB_CASE_DO_ANSWER, "answer", 1},
-    [OP_ACTIONS] = {"actions", 0, 0, "note", 0},
+    [OP_ACKNOWLEDGE] = {"acknowledge", 1, RB_CASE_DO_ACKNOWLEDGE, "note"},
+    [OP_START] = {"start", 1, RB_CASE_DO_START, "note"},
+    [OP_ASSIGN] = {"assign", 0, 0, NULL},
+    [OP_COMMENT] = {"comment", 0, 0, "text"},
+    [OP_ASK] = {"ask", 1, RB_CASE_DO_ASK_CITIZEN, "question"},
+    [OP_TRANSFER] = {"transfer", 1, RB_CASE_DO_TRANSFER, "reason"},
+    [OP_RESOLVE] = {"resolve", 1, RB_CASE_DO_RESOLVE, "note"},
+    [OP_REJECT] = {"reject", 1, RB_CASE_DO_REJECT, "reason"},
+    [OP_ANSWER] = {"answer", 1, RB_CASE_DO_ANSWER, "answer"},
+    [OP_ACTIONS] = {"actions", 0, 0, "note"},
 };
 
 static const char *const official_actions[] = {"warning", "show_cause", "coaching",
@@ -553,9 +554,8 @@ static const char case_sql[] =
     "  'closed_at', to_char(c.closed_at AT TIME ZONE 'UTC', " TS_FMT "),"
     "  'overdue', coalesce(c.resolve_due_at < now() AND c.status IN ('routed', 'acknowledged',"
     "    'in_progress', 'awaiting_citizen', 'transferred', 'reopened'), false),"
-    "  'contact_hidden', NOT (c.share_contact OR (NOT c.anonymous AND c.names_official IS NULL)),"
-    "  'citizen', CASE WHEN z.id IS NOT NULL AND (c.share_contact OR"
-    "    (NOT c.anonymous AND c.names_official IS NULL))"
+    "  'contact_hidden', NOT " RB_SQL_CONTACT_VISIBLE ","
+    "  'citizen', CASE WHEN z.id IS NOT NULL AND " RB_SQL_CONTACT_VISIBLE
     "    THEN json_build_object('phone', z.phone, 'email', z.email, 'name', z.name) END,"
     "  'timeline', (SELECT coalesce(json_agg(json_build_object("
     "      'at', to_char(e.at AT TIME ZONE 'UTC', " TS_FMT "), 'actor_type', e.actor_type,"
@@ -615,35 +615,6 @@ static void case_loaded(PGresult *res, const char *err, void *arg)
 }
 
 /* ---- case actions -------------------------------------------------------------------------- */
-
-/* $1 case  $2 from  $3 to  $4 event  $5 staff username  $6 note  $7 data  $8 new department
- * $9 text for the citizen. Changes the case only if it is still in $2. */
-static const char transition_sql[] =
-    "WITH u AS ("
-    "  UPDATE cases SET status = $3::text,"
-    "    acknowledged_at = CASE WHEN $3::text = 'acknowledged'"
-    "      THEN coalesce(acknowledged_at, now()) ELSE acknowledged_at END,"
-    "    resolved_at = CASE WHEN $3::text IN ('resolved', 'answered') THEN now()"
-    "      ELSE resolved_at END,"
-    "    closed_at = CASE WHEN $3::text IN ('closed', 'rejected') THEN now() ELSE closed_at END,"
-    "    department_id = coalesce($8::text, department_id),"
-    "    assigned_staff_id = CASE WHEN $8::text IS NULL THEN assigned_staff_id END"
-    "  WHERE id = $1::bigint AND status = $2::text"
-    "  RETURNING id, citizen_id, language),"
-    " ev AS ("
-    "  INSERT INTO case_events (case_id, actor_type, actor_id, event, from_status, to_status,"
-    "    note, data)"
-    "  SELECT id, 'staff', $5::text, $4::text, $2::text, $3::text, $6::text, $7::jsonb FROM u),"
-    " msg AS ("
-    "  INSERT INTO messages (case_id, citizen_id, channel, to_address, body, language)"
-    "  SELECT u.id, u.citizen_id, 'sms', z.phone, $9::text,"
-    "    CASE WHEN u.language IN ('ur', 'en') THEN u.language ELSE z.language END"
-    "  FROM u JOIN citizens z ON z.id = u.citizen_id"
-    "  WHERE $9::text IS NOT NULL AND z.phone IS NOT NULL RETURNING id),"
-    " job AS ("
-    "  INSERT INTO jobs (kind, payload)"
-    "  SELECT 'message.send', jsonb_build_object('message_id', id) FROM msg)"
-    " SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM msg)";
 
 /* $1 case  $2 event  $3 staff username  $4 note  $5 data  $6 assign to (staff id)  $7 assign?
  * $8 text for the citizen. Not a status change: notes, assignment, actions on officials. */
@@ -733,21 +704,6 @@ static void do_transition(struct call *c)
             return;
         }
     }
-    int rc = rb_case_transition(c->kind, c->status, ops[c->op].action, RB_CASE_BY_STAFF,
-                                text != NULL, &c->to, &why);
-    if (rc == RB_ECASE_REASON) {
-        rb_http_reply_error(c->req, 400, "missing_field", "%s (send it as \"%s\")", why,
-                            ops[c->op].field);
-        call_free(c);
-        return;
-    }
-    if (rc != RB_OK) {
-        rb_http_reply_error(c->req, 409, "invalid_transition", "%s", why ? why : "not allowed");
-        call_free(c);
-        return;
-    }
-    char id[24];
-    snprintf(id, sizeof(id), "%lld", c->case_id);
     char *data = NULL;
     if (new_dept) {
         json_t *d = json_pack("{s:s?, s:s}", "from_department", c->department, "to_department",
@@ -755,17 +711,26 @@ static void do_transition(struct call *c)
         data = json_dumps(d, JSON_COMPACT);
         json_decref(d);
     }
-    const char *p[9] = {id,
-                        rb_case_state_str(c->status),
-                        rb_case_state_str(c->to),
-                        ops[c->op].path,
-                        c->u.username,
-                        text,
-                        data,
-                        new_dept,
-                        ops[c->op].to_citizen ? text : NULL};
-    submit(c, transition_sql, 9, p);
+    /* the step, its event and any SMS to the citizen: case_act.c, shared with departments'
+     * own systems */
+    const struct rb_case_step step = {
+        .case_id = c->case_id, .kind = c->kind, .from = c->status, .action = ops[c->op].action,
+        .event = ops[c->op].path, .actor_type = "staff", .actor_id = c->u.username,
+        .text = text, .data_json = data, .to_department = new_dept,
+    };
+    int rc = rb_case_step_apply(c->a->srv->db, &step, &c->to, &why, written, c);
     free(data);
+    if (rc == RB_ECASE_REASON) {
+        rb_http_reply_error(c->req, 400, "missing_field", "%s (send it as \"%s\")", why,
+                            ops[c->op].field);
+        call_free(c);
+    } else if (rc == RB_EINVAL || rc == RB_ECASE_ACTOR) {
+        rb_http_reply_error(c->req, 409, "invalid_transition", "%s", why ? why : "not allowed");
+        call_free(c);
+    } else if (rc != RB_OK) {
+        busy(c->req);
+        call_free(c);
+    }
 }
 
 static void assign_target(PGresult *res, const char *err, void *arg)

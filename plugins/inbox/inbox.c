@@ -1,7 +1,6 @@
 /* inbox: the department plugin for departments whose staff work inside Rabta. New cases
- * appear in the department's inbox (the staff API); optionally the duty officer is notified.
- * The foundation loads it and reads its settings; delivery arrives with the cases and staff
- * work. */
+ * appear in the department's inbox by themselves (the staff API lists the department's open
+ * cases); delivery is where the duty officer will be told of each new case. */
 #include <stddef.h>
 #include <rabta/plugin.h>
 
@@ -16,11 +15,41 @@ static const struct rb_conf_field inbox_fields[] = {
 static const struct rb_host_api *api;
 static struct inbox_conf conf;
 
+/* A new case (or one transferred) for `department`: case_json is the case as the department
+ * may see it (struct rb_delivery in rabta/plugin.h). Nothing to do yet: the case is in the
+ * inbox already.
+ *
+ * TODO(lead, after the SMS work's message templates are merged): when conf.notify_duty_officer
+ * is on and the department has a duty_phone, queue the duty-officer notice here (a template
+ * such as "duty_officer.new_case" rendered with the case's tracking number, service and
+ * priority, as an outgoing message job), and record it with api->case_event(ctx, case_id,
+ * "inbox.notice", ...). Return RB_OK, or an error code to have the job retried. */
+static int notify_new_case(struct rb_plugin_ctx *ctx, const char *department,
+                           const char *case_json)
+{
+    (void)ctx;
+    (void)department;
+    (void)case_json;
+    return RB_OK;
+}
+
+static void inbox_deliver(struct rb_job_run *run, const struct rb_job_info *job,
+                          const struct rb_delivery *d, void *arg)
+{
+    struct rb_plugin_ctx *ctx = arg;
+    (void)job;
+    int rc = notify_new_case(ctx, d->department, d->case_json);
+    api->job_finish(run, rc == RB_OK, rc == RB_OK ? NULL : "duty officer notice failed", -1, 0);
+}
+
 static int inbox_init(struct rb_plugin_ctx *ctx, const struct rb_host_api *host)
 {
     api = host;
     if (api->conf_parse(ctx, inbox_fields, 1, &conf) != RB_OK)
         return RB_EINVAL;
+    if (RB_HOST_HAS(api, department_deliver) &&
+        api->department_deliver(ctx, inbox_deliver, ctx) != RB_OK)
+        return RB_ERR;
     api->log(ctx, RB_LOG_DEBUG, "inbox ready (duty officer notices %s)",
              conf.notify_duty_officer ? "on" : "off");
     return RB_OK;

@@ -366,10 +366,23 @@ static void test_real_migrations_apply(void **state)
     expect_ok(m.conn, "INSERT INTO messages (case_id, channel, to_address, body) "
                       "SELECT id, 'sms', '+923001234567', 'received' FROM cases");
 
+    /* The routed event queued the case's delivery to its department (0011's trigger, 0012's
+     * row), in the same statement. */
+    assert_scalar(m.conn,
+                  "SELECT count(*) FROM jobs WHERE kind = 'case.deliver' AND "
+                  "payload->>'event' = 'routed' AND payload->>'case_id' = "
+                  "(SELECT id::text FROM cases)",
+                  "1");
+    /* ... and may be tried until the department's plugin gives up, up to 100 times */
+    assert_scalar(m.conn, "SELECT max_attempts FROM jobs WHERE kind = 'case.deliver'", "100");
+
     /* Jobs de-duplicate while pending, and again once done. */
-    assert_scalar(m.conn, enqueue, "1");
+    char *first = scalar(m.conn, enqueue);
+    assert_true(first[0] >= '1' && first[0] <= '9'); /* an id */
+    free(first);
     assert_scalar(m.conn, enqueue, "<null>"); /* duplicate: no row */
     expect_ok(m.conn, "UPDATE jobs SET state = 'done'");
+    assert_scalar(m.conn, "SELECT max(max_attempts) FROM jobs WHERE kind = 'sla.check'", "10");
     char *v = scalar(m.conn, enqueue);
     assert_true(v[0] >= '1' && v[0] <= '9'); /* a new id */
     free(v);

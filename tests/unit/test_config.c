@@ -109,12 +109,10 @@ static void sample_config_loads_with_every_department_service_and_district(void 
     assert_true(rb_config_plugin(cfg, "app")->enabled);
     assert_null(rb_config_plugin(cfg, "app")->path);
     const struct rb_department *police = rb_config_department(cfg, "police");
-    assert_string_equal(police->plugin, "webhook");
-    assert_non_null(police->plugin_config);
-    assert_string_equal(rb_node_get(police->plugin_config, "url")->scalar,
-                        "http://127.0.0.1:9911/rabta");
-    assert_string_equal(rb_node_get(police->plugin_config, "secret_env")->scalar,
-                        "RABTA_POLICE_SECRET");
+    /* The sample runs without secrets: every department on inbox; police.yaml shows the
+     * webhook settings in a comment (docs/webhook.md). */
+    assert_string_equal(police->plugin, "inbox");
+    assert_null(police->plugin_config);
     assert_string_equal(rb_config_department(cfg, "bureau")->plugin, "inbox");
 
     /* Server and paths. */

@@ -194,6 +194,43 @@ typedef void (*rb_plugin_job_fn)(struct rb_job_run *run, const struct rb_job_inf
 typedef void (*rb_plugin_fetch_fn)(int status, const char *body, size_t len, const char *err,
                                    void *arg);
 
+/* A case handed to a department (job kind "case.deliver": a new case, or one transferred to
+ * the department). Borrowed: valid until the delivery function returns; copy what is kept. */
+struct rb_delivery {
+    size_t size;             /* sizeof(struct rb_delivery) as the core was built */
+    long long case_id;       /* for case_event */
+    long long event_id;      /* the 'routed' or 'transfer' event that asked for it */
+    const char *event;       /* "routed" or "transfer" */
+    const char *tracking_no;
+    const char *department;  /* the department the case goes to (one of this plugin's) */
+    /* The case as the department may see it, a JSON object: tracking_no, kind, status,
+     * service, category, priority, text, district, lat, long, language, channel, created_at,
+     * ack_due_at, resolve_due_at, department, event, event_id, contact_hidden and citizen
+     * ({phone, email, name}, or null when the case is anonymous or names an official and the
+     * citizen did not agree to share it). */
+    const char *case_json;
+};
+
+/* Delivers one case; must call api->job_finish(run, ...) exactly once, now or later: ok, or a
+ * failure that the jobs queue retries with exponential back-off (permanent = 1 gives up; the
+ * plugin decides after how many attempts, the queue allows up to 100). */
+typedef void (*rb_plugin_deliver_fn)(struct rb_job_run *run, const struct rb_job_info *job,
+                                     const struct rb_delivery *d, void *arg);
+
+/* The outcome of case_act. Borrowed for the callback. status: 200 applied; 400 the step needs
+ * text; 404 no such case with that department; 409 the step is not allowed now (error is the
+ * sentence, e.g. "cannot resolve a case that is already with a department"), or the case
+ * changed at the same moment; 503 the database failed. */
+struct rb_case_act_result {
+    size_t size;
+    int status;
+    long long case_id;       /* 0 when not found */
+    const char *from_status; /* "" when not found */
+    const char *to_status;   /* "" unless applied */
+    const char *error;       /* NULL when applied */
+};
+typedef void (*rb_plugin_case_act_fn)(const struct rb_case_act_result *r, void *arg);
+
 struct rb_host_api {
     size_t size; /* sizeof(struct rb_host_api) as the core was built */
     uint32_t abi;
@@ -295,6 +332,40 @@ struct rb_host_api {
     int (*http_fetch)(struct rb_plugin_ctx *ctx, enum rb_http_method method, const char *url,
                       const char *const *headers, const char *body, size_t len,
                       double timeout, rb_plugin_fetch_fn fn, void *arg);
+
+    /* ---- departments (appended; check RB_HOST_HAS(api, case_event)) ---- */
+
+    /* Registers the plugin's delivery function: every case handed to a department whose file
+     * names this plugin (plugin: NAME) is a "case.deliver" job run handed to fn. Without it
+     * those jobs finish at once. Only during init(). RB_OK or RB_EINVAL. */
+    int (*department_deliver)(struct rb_plugin_ctx *ctx, rb_plugin_deliver_fn fn, void *arg);
+    /* The i-th (from 0) configured department that uses this plugin, or NULL past the last.
+     * Borrowed: valid until the next reload. */
+    const char *(*department_id)(struct rb_plugin_ctx *ctx, size_t i);
+    /* Parses the "config:" block of that department's file into out, as conf_parse (errors
+     * logged with file:line:column; an absent block is an empty map). RB_OK, RB_EINVAL, or
+     * RB_ENOTFOUND when no such department uses this plugin. */
+    int (*department_conf_parse)(struct rb_plugin_ctx *ctx, const char *department,
+                                 const struct rb_conf_field *fields, size_t nfields, void *out);
+    /* Applies a step of the case state machine for a department's own system, through the
+     * same code as the staff API: action "acknowledge", "start", "resolve" (text: what was
+     * done), "reject" (text: why) or "answer" (text: the answer, sent to the citizen).
+     * tracking canonical (tracking_parse); department non-NULL: only a case with that
+     * department (otherwise 404). The case event is written with actor_type "department",
+     * actor_id the plugin's name, and data_json (a JSON object or NULL). fn is called exactly
+     * once, never before this returns. RB_OK; RB_EINVAL (unknown action or malformed
+     * tracking/data; fn not called); RB_EAGAIN. */
+    int (*case_act)(struct rb_plugin_ctx *ctx, const char *tracking, const char *department,
+                    const char *action, const char *text, const char *data_json,
+                    rb_plugin_case_act_fn fn, void *arg);
+    /* Appends an event to a case's timeline (actor_type "department", actor_id the plugin's
+     * name): event must be "<plugin name>.<what>" in [a-z0-9_.] (at most 64 bytes), so a
+     * plugin can neither forge nor trigger the core's own events; note NULL or text,
+     * data_json a JSON object or NULL. The event is internal (data.internal = true): staff
+     * see it, the citizen's timeline does not. fn (may be NULL) gets the row {id} or err. RB_OK or
+     * RB_EINVAL (fn not called); RB_EAGAIN. */
+    int (*case_event)(struct rb_plugin_ctx *ctx, long long case_id, const char *event,
+                      const char *note, const char *data_json, rb_plugin_db_fn fn, void *arg);
 
     /* New entries go here, at the end, never above. */
 };
