@@ -15,11 +15,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <time.h>
+
+#include <jansson.h>
 #include <sodium.h>
 
 #include "sms_kannel.h"
 
 #define api rb_sms_api
+
+static double api_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 struct mo {
     struct rb_plugin_ctx *ctx; /* borrowed */
@@ -34,8 +44,9 @@ struct mo {
     char arg[48];              /* STATUS: what followed the keyword */
     char tracking[32];         /* canonical tracking number, when there is one */
     long long case_id;
-    char *reply;               /* owned: the SMS we answer with */
+    char *reply;               /* owned: the SMS we answer with; NULL: none */
     const char *template;      /* static */
+    long long citizen_id;      /* STATUS / rating: the sender's citizen row */
 };
 
 static void mo_free(struct mo *m)
@@ -57,15 +68,36 @@ static char *dup_n(const char *s, size_t n)
     return d;
 }
 
+/* The reply: template name in the MO's language with params (a JSON object or NULL). A
+ * template that does not render leaves no reply (logged); the MO is stored all the same. */
+static void reply_with(struct mo *m, const char *name, const char *params)
+{
+    char why[256];
+    m->template = name;
+    m->reply = api->template_render(m->ctx, name, m->lang, params, why, sizeof(why));
+    if (!m->reply)
+        api->log(m->ctx, RB_LOG_ERROR, "SMS %s from %s: no reply: %s", m->kannel_id, m->phone,
+                 why);
+}
+
+/* {"tracking": t} */
+static void reply_tracking(struct mo *m, const char *name, const char *tracking)
+{
+    char params[96];
+    snprintf(params, sizeof(params), "{\"tracking\":\"%.40s\"}", tracking);
+    reply_with(m, name, params);
+}
+
 /* One statement: the MO row (dedup on kannel_id); only when it is new, the opt-out change,
- * the reply message and its job.
- *   $1 kannel_id  $2 phone  $3 to  $4 command  $5 case id or NULL  $6 reply text
- *   $7 language   $8 template  $9 'stop' | 'start' | NULL
+ * the reply message (when there is one) and its job.
+ *   $1 kannel_id  $2 phone  $3 to  $4 command  $5 case id or NULL  $6 reply text or NULL
+ *   $7 language   $8 template  $9 'stop' | 'start' | NULL  $10 the text (not kept for a
+ *   complaint: its case holds it)
  * Answers one row: 1 when the MO was new, 0 for a retry. */
 static const char record_sql[] =
     "WITH mo AS ("
-    "  INSERT INTO sms_mo (kannel_id, phone, to_number, command, case_id)"
-    "  VALUES ($1, $2, $3, $4, $5::bigint)"
+    "  INSERT INTO sms_mo (kannel_id, phone, to_number, command, case_id, text)"
+    "  VALUES ($1, $2, $3, $4, $5::bigint, $10)"
     "  ON CONFLICT (kannel_id) DO NOTHING RETURNING id),"
     " cit AS ("
     "  INSERT INTO citizens AS c (phone, language, opted_out_at)"
@@ -79,6 +111,7 @@ static const char record_sql[] =
     "    language)"
     "  SELECT $5::bigint, coalesce((SELECT id FROM cit),"
     "    (SELECT id FROM citizens WHERE phone = $2)), 'sms', $2, $6, $8, $7 FROM mo"
+    "  WHERE $6::text IS NOT NULL"
     "  RETURNING id),"
     " job AS ("
     "  INSERT INTO jobs (kind, payload)"
@@ -107,12 +140,13 @@ static void record(struct mo *m)
 {
     char case_id[24];
     snprintf(case_id, sizeof(case_id), "%lld", m->case_id);
-    const char *params[9] = {
+    const char *params[10] = {
         m->kannel_id, m->phone, m->to, rb_sms_cmd_name(m->cmd), m->case_id ? case_id : NULL,
         m->reply, m->lang, m->template,
         m->cmd == RB_SMS_STOP ? "stop" : m->cmd == RB_SMS_START ? "start" : NULL,
+        m->cmd == RB_SMS_COMPLAINT ? NULL : m->text,
     };
-    if (api->db_query(m->ctx, record_sql, 9, params, recorded, m) != RB_OK) {
+    if (api->db_query(m->ctx, record_sql, 10, params, recorded, m) != RB_OK) {
         api->reply(m->req, 503, "text/plain", "try again\n", 10);
         mo_free(m);
     }
@@ -136,8 +170,7 @@ static void submitted(const struct rb_case_result *r, int status, const char *er
     }
     m->case_id = r->id;
     snprintf(m->tracking, sizeof(m->tracking), "%s", r->tracking_no);
-    m->reply = rb_sms_text_received(m->lang, r->tracking_no);
-    m->template = "sms.received";
+    reply_tracking(m, "sms.received", r->tracking_no);
     record(m);
 }
 
@@ -205,11 +238,18 @@ static void status_found(const struct rb_case_status_info *st, const char *err, 
     }
     /* Only the citizen who filed it learns anything; for everyone else it does not exist. */
     if (st && citizen > 0 && st->citizen_id == citizen) {
-        m->reply = rb_sms_text_status(m->lang, st->tracking_no, st->status);
-        m->template = "sms.status";
+        char name[64], why[200];
+        snprintf(name, sizeof(name), "status.%.40s", st->status);
+        char *words = api->template_render(m->ctx, name, m->lang, NULL, why, sizeof(why));
+        json_t *p = json_pack("{s:s, s:s}", "tracking", st->tracking_no, "status",
+                              words ? words : st->status);
+        char *params = json_dumps(p, 0);
+        reply_with(m, "sms.status", params);
+        free(params);
+        json_decref(p);
+        free(words);
     } else {
-        m->reply = rb_sms_text_not_found(m->lang, m->tracking);
-        m->template = "sms.not_found";
+        reply_tracking(m, "sms.not_found", m->tracking);
     }
     record(m);
 }
@@ -220,9 +260,10 @@ static void status(struct mo *m)
     if (!m->arg[0] || api->tracking_parse(m->arg, m->tracking, sizeof(m->tracking), &why) !=
                           RB_OK) {
         snprintf(m->tracking, sizeof(m->tracking), "%.31s", m->arg[0] ? m->arg : "-");
-        m->reply = m->arg[0] ? rb_sms_text_not_found(m->lang, m->tracking)
-                             : rb_sms_text_help(m->lang);
-        m->template = m->arg[0] ? "sms.not_found" : "sms.help";
+        if (m->arg[0])
+            reply_tracking(m, "sms.not_found", m->tracking);
+        else
+            reply_with(m, "sms.help", NULL);
         m->tracking[0] = '\0';
         record(m);
         return;
@@ -230,6 +271,83 @@ static void status(struct mo *m)
     const char *params[1] = {m->phone};
     if (api->db_query(m->ctx, "SELECT id FROM citizens WHERE phone = $1", 1, params,
                       sender_found, m) != RB_OK) {
+        api->reply(m->req, 503, "text/plain", "try again\n", 10);
+        mo_free(m);
+    }
+}
+
+/* ---- "1" / "2": the answer to a resolve notice's request to rate ---------------------- */
+
+/* The sender's case waiting for a rating (resolved or answered, and its notice asked), the
+ * newest first, and whether this MO was stored before (a retry: nothing more to do).
+ * $1 phone  $2 kannel_id. */
+static const char pending_sql[] =
+    "SELECT EXISTS (SELECT 1 FROM sms_mo WHERE kannel_id = $2), p.id, p.tracking_no,"
+    "  p.citizen_id, p.language"
+    " FROM (SELECT 1) x LEFT JOIN LATERAL ("
+    "  SELECT c.id, c.tracking_no, c.citizen_id, c.language FROM citizens ci"
+    "  JOIN cases c ON c.citizen_id = ci.id"
+    "  WHERE ci.phone = $1 AND c.status IN ('resolved', 'answered')"
+    "    AND EXISTS (SELECT 1 FROM messages n WHERE n.case_id = c.id"
+    "                AND n.template IN ('notice.resolve', 'notice.answer'))"
+    "  ORDER BY c.updated_at DESC, c.id DESC LIMIT 1) p ON true";
+
+static void rated(const struct rb_db_result *res, const char *err, void *arg)
+{
+    struct mo *m = arg;
+    if (err) {
+        api->reply(m->req, 503, "text/plain", "try again\n", 10);
+        mo_free(m);
+        return;
+    }
+    const char *to = api->db_ntuples(res) == 1 ? api->db_value(res, 0, 2) : NULL;
+    if (!to)
+        reply_with(m, "sms.help", NULL); /* no longer waiting for a rating */
+    else
+        reply_tracking(m, strcmp(to, "reopened") == 0 ? "sms.reopened" : "sms.rated",
+                       m->tracking);
+    record(m);
+}
+
+static void pending_found(const struct rb_db_result *res, const char *err, void *arg)
+{
+    struct mo *m = arg;
+    if (err || api->db_ntuples(res) != 1) {
+        api->reply(m->req, 503, "text/plain", "try again\n", 10);
+        mo_free(m);
+        return;
+    }
+    const char *seen = api->db_value(res, 0, 0), *id = api->db_value(res, 0, 1);
+    if (seen && seen[0] == 't') {
+        api->log(m->ctx, RB_LOG_INFO, "SMS %s from %s: rating (a retry; nothing new)",
+                 m->kannel_id, m->phone);
+        api->reply(m->req, 200, "text/plain", "ok\n", 3);
+        mo_free(m);
+        return;
+    }
+    if (!id) { /* nothing to rate: say how the service works */
+        reply_with(m, "sms.help", NULL);
+        record(m);
+        return;
+    }
+    m->case_id = atoll(id);
+    snprintf(m->tracking, sizeof(m->tracking), "%s", api->db_value(res, 0, 2));
+    m->citizen_id = atoll(api->db_value(res, 0, 3));
+    const char *lang = api->db_value(res, 0, 4);
+    m->lang = lang && strcmp(lang, "en") == 0 ? "en" : "ur";
+    int satisfied = m->arg[0] == '1';
+    /* The app's scale is 1-5: "1 satisfied" records 5, "2 unsatisfied" records 1. */
+    if (api->case_rate(m->ctx, m->tracking, m->citizen_id, satisfied ? 5 : 1, satisfied, NULL,
+                       rated, m) != RB_OK) {
+        api->reply(m->req, 503, "text/plain", "try again\n", 10);
+        mo_free(m);
+    }
+}
+
+static void rating(struct mo *m)
+{
+    const char *params[2] = {m->phone, m->kannel_id};
+    if (api->db_query(m->ctx, pending_sql, 2, params, pending_found, m) != RB_OK) {
         api->reply(m->req, 503, "text/plain", "try again\n", 10);
         mo_free(m);
     }
@@ -292,6 +410,18 @@ void rb_sms_on_mo(struct rb_http_req *req, void *arg)
     m->text = dup_n(text, len);
     m->text_len = len;
     m->cmd = rb_sms_command(m->text, len, m->arg, sizeof(m->arg), &m->lang);
+    /* The flood limit: past it, texts are stored but make no case (STOP/START always work). */
+    if (m->cmd != RB_SMS_STOP && m->cmd != RB_SMS_START) {
+        enum rb_sms_flood f = rb_sms_flood_check(m->phone, api_now(), rb_sms_conf.flood_max,
+                                                 rb_sms_conf.flood_window);
+        if (f != RB_SMS_FLOOD_OK) {
+            m->cmd = RB_SMS_FLOOD;
+            if (f == RB_SMS_FLOOD_REPLY)
+                reply_with(m, "sms.flood", NULL);
+            record(m);
+            return;
+        }
+    }
     switch (m->cmd) {
     case RB_SMS_COMPLAINT:
         submit(m);
@@ -299,17 +429,19 @@ void rb_sms_on_mo(struct rb_http_req *req, void *arg)
     case RB_SMS_STATUS:
         status(m);
         return;
+    case RB_SMS_RATING:
+        rating(m);
+        return;
     case RB_SMS_HELP:
-        m->reply = rb_sms_text_help(m->lang);
-        m->template = "sms.help";
+        reply_with(m, "sms.help", NULL);
         break;
     case RB_SMS_STOP:
-        m->reply = rb_sms_text_stop(m->lang);
-        m->template = "sms.stop";
+        reply_with(m, "sms.stop", NULL);
         break;
     case RB_SMS_START:
-        m->reply = rb_sms_text_start(m->lang);
-        m->template = "sms.start";
+        reply_with(m, "sms.start", NULL);
+        break;
+    case RB_SMS_FLOOD:
         break;
     }
     record(m);
