@@ -8,7 +8,8 @@
  * COMMIT, and %I de-duplicates. A complaint is stored by case_submit with the idempotency key
  * ("sms_kannel", %I), so a retry gets the first case back; then ONE statement records the MO
  * in sms_mo (kannel_id unique), and only when that row is new adds the reply (messages row +
- * 'message.send' job) and, for STOP/START, the citizen's opt-out. A retry of any kind thus
+ * 'message.send' job) and, for STOP/START, the citizen's opt-out. MOs ready together are
+ * recorded by one statement (group commit; see record()). A retry of any kind thus
  * yields one case and one reply. 4xx answers are for input no retry can fix (Kannel logs
  * them). */
 #include <stdio.h>
@@ -88,46 +89,68 @@ static void reply_tracking(struct mo *m, const char *name, const char *tracking)
     reply_with(m, name, params);
 }
 
-/* One statement: the MO row (dedup on kannel_id); only when it is new, the opt-out change,
- * the reply message (when there is one) and its job.
- *   $1 kannel_id  $2 phone  $3 to  $4 command  $5 case id or NULL  $6 reply text or NULL
- *   $7 language   $8 template  $9 'stop' | 'start' | NULL  $10 the text (not kept for a
- *   complaint: its case holds it)
- * Answers one row: 1 when the MO was new, 0 for a retry. */
+/* Recording, batched. The MOs that are ready while a recording statement is in flight wait
+ * and go together in the next one (group commit: no timer, no added delay when idle), each
+ * answered after that statement commits. One statement per batch: the MO rows (dedup on
+ * kannel_id); only for the new ones, the opt-out changes, the replies and their jobs.
+ *   $1 a JSON array of {i, kannel_id, phone, to_number, command, case_id, reply, lang,
+ *      template, optout ('stop' | 'start' | null), text (null for a complaint: its case holds
+ *      it)}
+ * Answers one row per input: i, 1 when the MO was new or 0 for a retry. Two STOP/START of
+ * one phone in a batch: the later one wins. */
 static const char record_sql[] =
-    "WITH mo AS ("
+    "WITH input AS ("
+    "  SELECT * FROM jsonb_to_recordset($1::jsonb) AS t(i int, kannel_id text, phone text,"
+    "    to_number text, command text, case_id bigint, reply text, lang text, template text,"
+    "    optout text, text text)),"
+    " mo AS ("
     "  INSERT INTO sms_mo (kannel_id, phone, to_number, command, case_id, text)"
-    "  VALUES ($1, $2, $3, $4, $5::bigint, $10)"
-    "  ON CONFLICT (kannel_id) DO NOTHING RETURNING id),"
+    "  SELECT kannel_id, phone, to_number, command, case_id, text FROM input ORDER BY i"
+    "  ON CONFLICT (kannel_id) DO NOTHING RETURNING kannel_id),"
+    " fresh AS ("
+    "  SELECT DISTINCT ON (n.kannel_id) n.* FROM input n JOIN mo USING (kannel_id)"
+    "  ORDER BY n.kannel_id, n.i),"
     " cit AS ("
     "  INSERT INTO citizens AS c (phone, language, opted_out_at)"
-    "  SELECT $2, $7, CASE WHEN $9::text = 'stop' THEN now() END FROM mo"
-    "  WHERE $9::text IS NOT NULL"
+    "  SELECT DISTINCT ON (phone) phone, lang, CASE WHEN optout = 'stop' THEN now() END"
+    "  FROM fresh WHERE optout IS NOT NULL ORDER BY phone, i DESC"
     "  ON CONFLICT (phone) DO UPDATE SET opted_out_at ="
-    "    CASE WHEN $9::text = 'stop' THEN coalesce(c.opted_out_at, now()) END"
-    "  RETURNING id),"
+    "    CASE WHEN excluded.opted_out_at IS NOT NULL THEN coalesce(c.opted_out_at, now()) END"
+    "  RETURNING id, phone),"
     " msg AS ("
     "  INSERT INTO messages (case_id, citizen_id, channel, to_address, body, template,"
     "    language)"
-    "  SELECT $5::bigint, coalesce((SELECT id FROM cit),"
-    "    (SELECT id FROM citizens WHERE phone = $2)), 'sms', $2, $6, $8, $7 FROM mo"
-    "  WHERE $6::text IS NOT NULL"
+    "  SELECT f.case_id, coalesce((SELECT id FROM cit WHERE cit.phone = f.phone),"
+    "    (SELECT id FROM citizens z WHERE z.phone = f.phone)), 'sms', f.phone, f.reply,"
+    "    f.template, f.lang FROM fresh f"
+    "  WHERE f.reply IS NOT NULL ORDER BY f.i"
     "  RETURNING id),"
     " job AS ("
     "  INSERT INTO jobs (kind, payload)"
     "  SELECT 'message.send', jsonb_build_object('message_id', id) FROM msg)"
-    " SELECT count(*) FROM mo";
+    " SELECT i, (i IN (SELECT i FROM fresh))::int FROM input ORDER BY i";
 
-static void recorded(const struct rb_db_result *res, const char *err, void *arg)
+#define BATCH_MAX 512     /* MOs in one statement */
+#define BATCH_INFLIGHT 2  /* statements in flight at once */
+
+struct batch {
+    struct mo **v; /* owned array; the MOs are owned until answered */
+    size_t n;
+};
+
+static struct mo *waiting[BATCH_MAX * 4];
+static size_t n_waiting;
+static int in_flight;
+
+static void flush(struct rb_plugin_ctx *ctx);
+
+static void answer(struct mo *m, int ok, int fresh, const char *err)
 {
-    struct mo *m = arg;
-    if (err || api->db_ntuples(res) != 1) {
+    if (!ok) {
         api->log(m->ctx, RB_LOG_WARN, "SMS %s from %s not recorded: %s", m->kannel_id,
                  m->phone, err ? err : "no answer");
         api->reply(m->req, 503, "text/plain", "try again\n", 10);
     } else {
-        const char *n = api->db_value(res, 0, 0);
-        int fresh = n && strcmp(n, "1") == 0;
         api->log(m->ctx, RB_LOG_INFO, "SMS %s from %s: %s%s%s%s", m->kannel_id, m->phone,
                  rb_sms_cmd_name(m->cmd), m->tracking[0] ? " " : "", m->tracking,
                  fresh ? "" : " (a retry; nothing new)");
@@ -136,20 +159,81 @@ static void recorded(const struct rb_db_result *res, const char *err, void *arg)
     mo_free(m);
 }
 
+static void recorded(const struct rb_db_result *res, const char *err, void *arg)
+{
+    struct batch *b = arg;
+    struct rb_plugin_ctx *ctx = b->v[0]->ctx;
+    int rows = err ? 0 : api->db_ntuples(res);
+    for (size_t k = 0; k < b->n; k++) {
+        int ok = !err && rows == (int)b->n;
+        const char *fresh = ok ? api->db_value(res, (int)k, 1) : NULL;
+        answer(b->v[k], ok, fresh && fresh[0] == '1', err ? err : "short answer");
+    }
+    free(b->v);
+    free(b);
+    in_flight--;
+    flush(ctx);
+}
+
+static json_t *mo_json(const struct mo *m, size_t i)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "i", json_integer((json_int_t)i));
+    json_object_set_new(o, "kannel_id", json_string(m->kannel_id));
+    json_object_set_new(o, "phone", json_string(m->phone));
+    json_object_set_new(o, "to_number", m->to ? json_string(m->to) : json_null());
+    json_object_set_new(o, "command", json_string(rb_sms_cmd_name(m->cmd)));
+    json_object_set_new(o, "case_id", m->case_id ? json_integer(m->case_id) : json_null());
+    json_object_set_new(o, "reply", m->reply ? json_string(m->reply) : json_null());
+    json_object_set_new(o, "lang", json_string(m->lang));
+    json_object_set_new(o, "template", m->template ? json_string(m->template) : json_null());
+    json_object_set_new(o, "optout", m->cmd == RB_SMS_STOP    ? json_string("stop")
+                                     : m->cmd == RB_SMS_START ? json_string("start")
+                                                              : json_null());
+    json_object_set_new(o, "text", m->cmd == RB_SMS_COMPLAINT
+                                       ? json_null()
+                                       : json_stringn(m->text, m->text_len));
+    return o;
+}
+
+static void flush(struct rb_plugin_ctx *ctx)
+{
+    while (n_waiting > 0 && in_flight < BATCH_INFLIGHT) {
+        struct batch *b = malloc(sizeof(*b));
+        size_t n = n_waiting < BATCH_MAX ? n_waiting : BATCH_MAX;
+        if (!b || !(b->v = malloc(n * sizeof(*b->v))))
+            abort();
+        b->n = n;
+        memcpy(b->v, waiting, n * sizeof(*b->v));
+        memmove(waiting, waiting + n, (n_waiting - n) * sizeof(*waiting));
+        n_waiting -= n;
+        json_t *arr = json_array();
+        for (size_t k = 0; k < n; k++)
+            json_array_append_new(arr, mo_json(b->v[k], k));
+        char *text = json_dumps(arr, JSON_COMPACT);
+        json_decref(arr);
+        const char *params[1] = {text};
+        in_flight++;
+        int rc = text ? api->db_query(ctx, record_sql, 1, params, recorded, b) : RB_ERR;
+        free(text);
+        if (rc != RB_OK) {
+            in_flight--;
+            for (size_t k = 0; k < n; k++)
+                answer(b->v[k], 0, 0, "database unavailable");
+            free(b->v);
+            free(b);
+        }
+    }
+}
+
 static void record(struct mo *m)
 {
-    char case_id[24];
-    snprintf(case_id, sizeof(case_id), "%lld", m->case_id);
-    const char *params[10] = {
-        m->kannel_id, m->phone, m->to, rb_sms_cmd_name(m->cmd), m->case_id ? case_id : NULL,
-        m->reply, m->lang, m->template,
-        m->cmd == RB_SMS_STOP ? "stop" : m->cmd == RB_SMS_START ? "start" : NULL,
-        m->cmd == RB_SMS_COMPLAINT ? NULL : m->text,
-    };
-    if (api->db_query(m->ctx, record_sql, 10, params, recorded, m) != RB_OK) {
-        api->reply(m->req, 503, "text/plain", "try again\n", 10);
-        mo_free(m);
+    if (n_waiting == sizeof(waiting) / sizeof(waiting[0])) {
+        answer(m, 0, 0, "too many SMS waiting to be recorded");
+        return;
     }
+    waiting[n_waiting++] = m;
+    flush(m->ctx);
 }
 
 /* ---- complaints ---------------------------------------------------------------------- */

@@ -26,15 +26,16 @@
  * back then (job_finish with that delay); its slot is kept for it by job id, so on its return
  * it goes at once instead of queueing again behind newer jobs. Slots not claimed within
  * ten minutes (the job went elsewhere) are dropped. Per process. */
-#define SLOTS_MAX 100000
+#define SLOTS_CAP 131072u /* a power of two */
+#define SLOTS_MAX 100000u /* slots kept at once; past that a job waits without one */
 
 struct slot {
-    long long job;
+    long long job; /* 0: free */
     double at;
 };
 
 static double next_at;
-static struct slot *slots;
+static struct slot *slots; /* open addressing, linear probing */
 static size_t n_slots;
 
 static double now_mono(void)
@@ -44,21 +45,73 @@ static double now_mono(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static size_t slot_home(long long job)
+{
+    unsigned long long h = (unsigned long long)job * 0x9E3779B97F4A7C15ull;
+    return (size_t)(h >> 40) & (SLOTS_CAP - 1);
+}
+
+/* Removes the entry at i, shifting back the ones that probed past it. */
+static void slot_delete(size_t i)
+{
+    size_t j = i;
+    slots[i].job = 0;
+    n_slots--;
+    for (;;) {
+        j = (j + 1) & (SLOTS_CAP - 1);
+        if (!slots[j].job)
+            return;
+        size_t k = slot_home(slots[j].job);
+        /* k cyclically in (i, j]: the entry can stay */
+        if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
+            continue;
+        slots[i] = slots[j];
+        slots[j].job = 0;
+        i = j;
+    }
+}
+
+/* 1 when job held a slot (now released). Stale slots met on the way are dropped. */
+static int slot_claim(long long job, double t)
+{
+    if (!slots)
+        return 0;
+    for (size_t i = slot_home(job); slots[i].job; i = (i + 1) & (SLOTS_CAP - 1)) {
+        if (slots[i].job == job) {
+            slot_delete(i);
+            return 1;
+        }
+    }
+    (void)t;
+    return 0;
+}
+
+static void slot_keep(long long job, double at, double t)
+{
+    if (!slots && !(slots = calloc(SLOTS_CAP, sizeof(*slots))))
+        abort();
+    size_t i = slot_home(job);
+    while (slots[i].job) {
+        if (slots[i].at < t - 600) { /* its job went elsewhere: reuse */
+            slots[i].job = job;
+            slots[i].at = at;
+            return;
+        }
+        i = (i + 1) & (SLOTS_CAP - 1);
+    }
+    if (n_slots >= SLOTS_MAX)
+        return;
+    slots[i].job = job;
+    slots[i].at = at;
+    n_slots++;
+}
+
 /* 0 when the message may go now, else the seconds until its slot. */
 static double slot_take(long long job)
 {
     double t = now_mono(), interval = 1.0 / rb_sms_conf.rate;
     double tolerance = (double)(rb_sms_conf.burst - 1) * interval;
-    size_t keep = 0;
-    int found = 0;
-    for (size_t i = 0; i < n_slots; i++) {
-        if (slots[i].job == job)
-            found = 1;
-        else if (slots[i].at > t - 600)
-            slots[keep++] = slots[i];
-    }
-    n_slots = keep;
-    if (found)
+    if (slot_claim(job, t))
         return 0;
     if (next_at < t)
         next_at = t;
@@ -66,11 +119,7 @@ static double slot_take(long long job)
     next_at += interval;
     if (allowed <= t)
         return 0;
-    if (n_slots < SLOTS_MAX) {
-        if (!slots && !(slots = malloc(SLOTS_MAX * sizeof(*slots))))
-            abort();
-        slots[n_slots++] = (struct slot){job, allowed};
-    }
+    slot_keep(job, allowed, t);
     return allowed - t;
 }
 
