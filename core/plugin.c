@@ -456,6 +456,11 @@ static int host_case_submit(struct rb_plugin_ctx *ctx, const struct rb_case_subm
     }
     if (sub->size >= offsetof(struct rb_case_submission, citizen_id) + sizeof(long long))
         in.citizen_id = sub->citizen_id;
+    if (sub->size >= offsetof(struct rb_case_submission, reply_to) + sizeof(char *)) {
+        in.reply_template = sub->reply_template;
+        in.reply_channel = sub->reply_channel;
+        in.reply_to = sub->reply_to;
+    }
     struct case_call *c = rb_malloc(sizeof(*c));
     c->fn = fn;
     c->arg = arg;

@@ -48,6 +48,7 @@ struct mo {
     char *reply;               /* owned: the SMS we answer with; NULL: none */
     const char *template;      /* static */
     long long citizen_id;      /* STATUS / rating: the sender's citizen row */
+    int answered;              /* the 200 went out already (a complaint: see submitted()) */
 };
 
 static void mo_free(struct mo *m)
@@ -146,7 +147,11 @@ static void flush(struct rb_plugin_ctx *ctx);
 
 static void answer(struct mo *m, int ok, int fresh, const char *err)
 {
-    if (!ok) {
+    if (m->answered) { /* a complaint's sms_mo row, written after its answer */
+        if (!ok)
+            api->log(m->ctx, RB_LOG_WARN, "SMS %s from %s (case %s): its sms_mo row was not "
+                     "written: %s", m->kannel_id, m->phone, m->tracking, err ? err : "?");
+    } else if (!ok) {
         api->log(m->ctx, RB_LOG_WARN, "SMS %s from %s not recorded: %s", m->kannel_id,
                  m->phone, err ? err : "no answer");
         api->reply(m->req, 503, "text/plain", "try again\n", 10);
@@ -252,9 +257,15 @@ static void submitted(const struct rb_case_result *r, int status, const char *er
         mo_free(m);
         return;
     }
+    /* The case, its idempotency key (%I) and the reply with the tracking number were committed
+     * together: Kannel can have its 200 now. The sms_mo row follows (it only indexes the SMS;
+     * the case holds the text, and a retry is recognised by the idempotency key). */
     m->case_id = r->id;
     snprintf(m->tracking, sizeof(m->tracking), "%s", r->tracking_no);
-    reply_tracking(m, "sms.received", r->tracking_no);
+    m->template = "sms.received";
+    api->reply(m->req, 200, "text/plain", "ok\n", 3);
+    m->req = NULL;
+    m->answered = 1;
     record(m);
 }
 
@@ -275,6 +286,7 @@ static void submit(struct mo *m)
         .channel = "sms", .language = m->lang, .phone = m->phone,
         .lat = __builtin_nan(""), .lon = __builtin_nan(""),
         .idem_scope = "sms_kannel", .idem_key = m->kannel_id, .idem_hash = hex,
+        .reply_template = "sms.received", .reply_channel = "sms", .reply_to = m->phone,
     };
     char why[256] = "";
     int rc = api->case_submit(m->ctx, &sub, submitted, m, why, sizeof(why));

@@ -175,6 +175,10 @@ class SmsTest(rbtest.TestCase):
                          "1", "one case for one Kannel id")
         self.assertEqual(self.db.scalar("SELECT count(*) FROM messages WHERE"
                                         " to_address = '+923001110006'"), "1", "one reply")
+        rbtest.wait_until(lambda: self.db.scalar(
+            "SELECT count(*) FROM sms_mo WHERE kannel_id = 'dup-0001'") == "1", 5.0,
+            what="one sms_mo row for the Kannel id")
+        time.sleep(0.3)
         self.assertEqual(self.db.scalar("SELECT count(*) FROM sms_mo WHERE kannel_id = 'dup-0001'"),
                          "1")
 
@@ -427,6 +431,10 @@ class SmsTest(rbtest.TestCase):
         cases = self.db.scalar("SELECT count(*) FROM cases c JOIN citizens z ON"
                                " z.id = c.citizen_id WHERE z.phone = '%s'" % phone)
         self.assertEqual(cases, str(FLOOD_MAX), "only the texts within the limit made cases")
+        # a complaint's sms_mo row is written just after its 200 (the case and reply before)
+        rbtest.wait_until(lambda: self.db.scalar(
+            "SELECT count(*) FROM sms_mo WHERE phone = '%s'" % phone) == str(FLOOD_MAX + 4),
+            5.0, what="every text in sms_mo")
         rows = self.db.query("SELECT command, count(*), count(text) FROM sms_mo"
                              " WHERE phone = '%s' GROUP BY command ORDER BY command" % phone)
         self.assertEqual(rows, [["complaint", str(FLOOD_MAX), "0"], ["flood", "4", "4"]],

@@ -139,6 +139,9 @@ struct rb_case_submission {
     /* The citizen, when the channel has already identified them (a signed-in app user): the
      * case is linked to it without looking the phone up. 0: find or add by phone/email. */
     long long citizen_id;
+    /* A reply committed with the case (NULL: none): template (lua/templates.lua) rendered
+     * with {tracking} in the case's language, sent on reply_channel ("sms") to reply_to. */
+    const char *reply_template, *reply_channel, *reply_to;
 };
 
 /* What the channel learns once the case is stored (after COMMIT). Borrowed for the callback. */
