@@ -103,7 +103,9 @@ done
 sleep 2
 python3 - "$TMP/arrivals.txt" "$SMS_RATE" "$SMS_N" <<'PY'
 import sys
-ts = sorted(float(x) for x in open(sys.argv[1]) if x.strip())
+rows = [x.split() for x in open(sys.argv[1]) if x.strip()]
+ts = sorted(float(r[0]) for r in rows)
+tos = [r[1] for r in rows if len(r) > 1]
 rate, n = float(sys.argv[2]), int(sys.argv[3])
 if not ts:
     print("    no message arrived"); sys.exit(1)
@@ -114,12 +116,13 @@ for t in minute:
     per_sec[int(t - t0)] += 1
 achieved = len(minute) / 60.0
 overall = (len(ts) - 1) / (ts[-1] - t0) if len(ts) > 1 else 0
-print("    arrivals: %d of %d (%s)" % (len(ts), n, "none doubled" if len(ts) <= n else "MORE THAN SENT"))
+dup = len(tos) - len(set(tos))
+print("    arrivals: %d of %d, %d distinct recipients, %d sent twice" % (len(ts), n, len(set(tos)), dup))
 print("    first minute: %.2f msg/s (%.1f%% of %g)   whole run: %.2f msg/s over %.1f s"
       % (achieved, 100 * achieved / rate, rate, overall, ts[-1] - t0))
 print("    per second in the first minute: min %d, max %d" % (min(per_sec[1:59]), max(per_sec)))
 PY
 sent=$(bench_psql "SELECT count(*) FROM messages WHERE template = 'bench' AND status = 'sent'")
 dead=$(bench_psql "SELECT count(*) FROM jobs WHERE kind = 'message.send' AND state = 'dead'")
-echo "    marked sent: $sent; dead jobs: $dead"
+echo "    marked sent: $sent; dead jobs: $dead; sends that got no answer and were retried: $(grep -c 'Kannel: ' "$TMP/rabtad.log" || true)"
 [ "$LOST" -eq 0 ] || die "MO rows stored differ from 200 answers"

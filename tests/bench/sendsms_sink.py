@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """A stand-in for Kannel's sendsms on 127.0.0.1: answers every GET with 202 "0: Accepted for
-delivery" and appends the monotonic arrival time of each request to a file, one a line.
+delivery" and appends the monotonic arrival time and the `to` of each request to a file, one
+request a line.
 
     sendsms_sink.py PORT ARRIVALS_FILE
 """
 import http.server
 import sys
 import time
+import urllib.parse
 
 
 class Sink(http.server.BaseHTTPRequestHandler):
@@ -14,7 +16,8 @@ class Sink(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         t = time.monotonic()
-        Sink.out.write("%.6f\n" % t)
+        q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+        Sink.out.write("%.6f %s\n" % (t, q.get("to", ["-"])[0]))
         Sink.out.flush()
         body = b"0: Accepted for delivery"
         self.send_response(202)
