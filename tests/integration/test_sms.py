@@ -32,7 +32,14 @@ def case_event(db, tracking, event, to_status=None):
         % (tracking, "'%s'" % to_status if to_status else "NULL", event))
 
 
-class SmsTest(rbtest.TestCase):
+class KannelCase(rbtest.TestCase):
+    """A PostgreSQL, a Kannel (bearerbox + smsbox + fake SMSC) and rabtad with sms_kannel.
+    Subclasses set PLUGIN (extra sms_kannel settings), CONFIG (extra rabta.yaml sections) and
+    KANNEL_AT_START (False: rabtad starts while Kannel is down)."""
+    PLUGIN = {}
+    CONFIG = {}
+    KANNEL_AT_START = True
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -44,12 +51,15 @@ class SmsTest(rbtest.TestCase):
               % (port, SECRET))
         cls.k = kannel.Kannel(cls.class_tmp(), mo)
         cfg = rbtest.default_config(port, cls.class_tmp() + "/state", cls.db.url())
-        cfg["plugins"].append({"name": "sms_kannel", "config": {
-            "secret": SECRET, "sendsms_url": cls.k.sendsms_url,
-            "username": kannel.SEND_USER, "password": kannel.SEND_PASSWORD, "sender": "8080",
-            "dlr_base_url": "http://127.0.0.1:%d" % port, "rate": 50, "burst": 50,
-            "flood_max": FLOOD_MAX, "flood_window": "1h"}})
+        cfg.update(cls.config())
+        plugin = {"secret": SECRET, "sendsms_url": cls.k.sendsms_url,
+                  "username": kannel.SEND_USER, "password": kannel.SEND_PASSWORD,
+                  "dlr_base_url": "http://127.0.0.1:%d" % port}
+        plugin.update(cls.PLUGIN)
+        cfg["plugins"].append({"name": "sms_kannel", "config": plugin})
         cls.r = cls.class_rabtad(pg=cls.db, port=port, config=cfg)
+        if not cls.KANNEL_AT_START:
+            return
         try:
             cls.k.start()
         except BaseException:
@@ -57,6 +67,10 @@ class SmsTest(rbtest.TestCase):
             cls.k.stop()
             cls.tearDownClass()
             raise
+
+    @classmethod
+    def config(cls):
+        return dict(cls.CONFIG)
 
     @classmethod
     def tearDownClass(cls):
@@ -69,6 +83,11 @@ class SmsTest(rbtest.TestCase):
         super().tearDownClass()
         if code != 0:
             raise AssertionError("rabtad exited with %r after SIGTERM" % code)
+
+
+class SmsTest(KannelCase):
+    PLUGIN = {"sender": "8080", "rate": 50, "burst": 50, "flood_max": FLOOD_MAX,
+              "flood_window": "1h"}
 
     def tearDown(self):
         if self._failed():
@@ -450,47 +469,16 @@ class SmsTest(rbtest.TestCase):
             "SELECT opted_out_at FROM citizens WHERE phone = '%s'" % phone))
 
 
-class SmsQuietHoursTest(rbtest.TestCase):
+class SmsQuietHoursTest(KannelCase):
     """Quiet hours around now: notices wait for their end; answers go at once."""
 
     @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        if not kannel.available():
-            raise unittest.SkipTest("Kannel (bearerbox, smsbox) is not installed")
-        cls.db = cls.class_pg()
-        port = rbtest.free_port()
-        mo = ("http://127.0.0.1:%d/sms/kannel/mo?secret=%s&from=%%p&to=%%P&text=%%a&id=%%I"
-              % (port, SECRET))
-        cls.k = kannel.Kannel(cls.class_tmp(), mo)
-        cfg = rbtest.default_config(port, cls.class_tmp() + "/state", cls.db.url())
+    def config(cls):
         now = time.gmtime()
         start = (now.tm_hour * 60 + now.tm_min - 60) % 1440
         cls.end_min = (now.tm_hour * 60 + now.tm_min + 60) % 1440
-        cfg["messages"] = {"quiet_hours": "%02d:%02d-%02d:%02d" % (
-            start // 60, start % 60, cls.end_min // 60, cls.end_min % 60), "timezone": "UTC"}
-        cfg["plugins"].append({"name": "sms_kannel", "config": {
-            "secret": SECRET, "sendsms_url": cls.k.sendsms_url,
-            "username": kannel.SEND_USER, "password": kannel.SEND_PASSWORD,
-            "dlr_base_url": "http://127.0.0.1:%d" % port}})
-        cls.r = cls.class_rabtad(pg=cls.db, port=port, config=cfg)
-        try:
-            cls.k.start()
-        except BaseException:
-            cls.k.stop()
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        k = getattr(cls, "k", None)
-        if k:
-            k.stop()
-        r = getattr(cls, "r", None)
-        code = r.stop() if r else 0
-        super().tearDownClass()
-        if code != 0:
-            raise AssertionError("rabtad exited with %r after SIGTERM" % code)
+        return {"messages": {"quiet_hours": "%02d:%02d-%02d:%02d" % (
+            start // 60, start % 60, cls.end_min // 60, cls.end_min % 60), "timezone": "UTC"}}
 
     def test_a_notice_waits_for_the_end_of_quiet_hours_and_a_reply_does_not(self):
         phone = "+923004440001"
@@ -535,39 +523,11 @@ class SmsQuietHoursTest(rbtest.TestCase):
         self.assertFalse(self.k.smsc.messages_to(phone))
 
 
-class SmsGatewayTest(rbtest.TestCase):
+class SmsGatewayTest(KannelCase):
     """Kannel down at first (messages wait and retry), then up; the per-gateway rate."""
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        if not kannel.available():
-            raise unittest.SkipTest("Kannel (bearerbox, smsbox) is not installed")
-        cls.db = cls.class_pg()
-        port = rbtest.free_port()
-        mo = ("http://127.0.0.1:%d/sms/kannel/mo?secret=%s&from=%%p&to=%%P&text=%%a&id=%%I"
-              % (port, SECRET))
-        cls.k = kannel.Kannel(cls.class_tmp(), mo)
-        cfg = rbtest.default_config(port, cls.class_tmp() + "/state", cls.db.url())
-        cfg["jobs"] = {"backoff_base": "1s", "backoff_max": "2s"}
-        cfg["plugins"].append({"name": "sms_kannel", "config": {
-            "secret": SECRET, "sendsms_url": cls.k.sendsms_url,
-            "username": kannel.SEND_USER, "password": kannel.SEND_PASSWORD,
-            "dlr_base_url": "http://127.0.0.1:%d" % port, "rate": 2, "burst": 1,
-            "timeout": "3s"}})
-        # rabtad starts although Kannel is not running
-        cls.r = cls.class_rabtad(pg=cls.db, port=port, config=cfg)
-
-    @classmethod
-    def tearDownClass(cls):
-        k = getattr(cls, "k", None)
-        if k:
-            k.stop()
-        r = getattr(cls, "r", None)
-        code = r.stop() if r else 0
-        super().tearDownClass()
-        if code != 0:
-            raise AssertionError("rabtad exited with %r after SIGTERM" % code)
+    KANNEL_AT_START = False  # rabtad starts although Kannel is not running
+    CONFIG = {"jobs": {"backoff_base": "1s", "backoff_max": "2s"}}
+    PLUGIN = {"rate": 2, "burst": 1, "timeout": "3s"}
 
     def ensure_kannel(self):
         if not self.k.bb:
