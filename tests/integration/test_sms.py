@@ -539,7 +539,7 @@ class SmsGatewayTest(KannelCase):
         self.assertEqual(r.status, 200, "HELP accepted: %r" % r)
 
     def test_a_kannel_down_message_waits_and_retries_then_goes_out(self):
-        phone = "+923002220001"
+        phone, citizen = "+923002220001", "+923002220002"
         self.help_sms(phone, "down-1")
         rbtest.wait_until(lambda: int(self.db.scalar(
             "SELECT attempts FROM jobs WHERE kind = 'message.send' AND payload->>'message_id' ="
@@ -550,12 +550,33 @@ class SmsGatewayTest(KannelCase):
         err = self.db.scalar("SELECT last_error FROM jobs WHERE payload->>'message_id' ="
                              " (SELECT id::text FROM messages WHERE to_address = '%s')" % phone)
         self.assertIn("Kannel", err or "", "the job says why: %r" % err)
+        # notices queued while Kannel is down: a complaint (its reply), then two case events
+        q = {"secret": SECRET, "from": citizen, "to": "8080", "id": "down-2",
+             "text": "Gas leak reported near the girls school, nobody came"}
+        r = self.r.get("/sms/kannel/mo?" + urllib.parse.urlencode(q))
+        self.assertEqual(r.status, 200, "complaint accepted while Kannel is down: %r" % r)
+        t = self.db.scalar("SELECT c.tracking_no FROM cases c JOIN citizens z ON"
+                           " z.id = c.citizen_id WHERE z.phone = '%s'" % citizen)
+        case_event(self.db, t, "acknowledge", "acknowledged")
+        case_event(self.db, t, "transfer", "transferred")
+        rbtest.wait_until(lambda: self.db.scalar(
+            "SELECT count(*) FROM messages WHERE to_address = '%s'" % citizen) == "3", 10.0,
+            what="the reply and two notices to be queued")
         self.ensure_kannel()
         self.k.smsc.wait_mt(lambda m: m[1] == phone and "STATUS" in m[2], 20.0,
                             "the HELP answer once Kannel is up")
         rbtest.wait_until(lambda: self.db.scalar(
             "SELECT status FROM messages WHERE to_address = '%s'" % phone) in ("sent", "delivered"),
             10.0, what="the message to be marked sent")
+        for rx in ("Tracking number", "has received your complaint", "has been transferred"):
+            self.k.smsc.wait_mt(lambda m, rx=rx: m[1] == citizen and rx in m[2], 30.0,
+                                "%r once Kannel is up" % rx)
+        rbtest.wait_until(lambda: self.db.scalar(
+            "SELECT count(*) FROM messages WHERE to_address = '%s' AND status IN"
+            " ('sent', 'delivered')" % citizen) == "3", 10.0, what="all three marked sent")
+        time.sleep(1.5)
+        got = [m[2] for m in self.k.smsc.messages_to(citizen)]
+        self.assertEqual(len(got), 3, "each arrived once: %r" % got)
 
     def test_b_rate_limit_spaces_the_sends(self):
         self.ensure_kannel()
