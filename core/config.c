@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "message.h"
+#include "tz.h"
 
 #define ID_MIN 2
 #define ID_MAX 40
@@ -309,6 +311,36 @@ static void parse_jobs(struct loader *l, const struct rb_node *map)
         rb_errors_at(l->e, rb_node_get(map, "backoff_max"),
                      "key \"backoff_max\": must not be shorter than backoff_base");
     l->cfg->jobs = in;
+}
+
+/* messages: quiet hours for notices. */
+static void parse_messages(struct loader *l, const struct rb_node *map)
+{
+    static const struct rb_conf_field fields[] = {
+        {"quiet_hours", RB_CONF_STRING, offsetof(struct rb_messages_conf, quiet_hours), 0, 0, 0},
+        {"timezone", RB_CONF_STRING, offsetof(struct rb_messages_conf, timezone), 0, 0, 0},
+    };
+    struct rb_messages_conf in = {NULL, NULL};
+    if (!map)
+        return;
+    if (rb_conf_parse(map, "messages", fields, RB_ARRAY_LEN(fields), NULL, &in, l->e) != RB_OK) {
+        rb_conf_free(fields, RB_ARRAY_LEN(fields), &in);
+        return;
+    }
+    struct rb_quiet q;
+    if (in.quiet_hours && rb_quiet_parse(in.quiet_hours, &q) != RB_OK)
+        rb_errors_at(l->e, rb_node_get(map, "quiet_hours"),
+                     "key \"quiet_hours\": expected \"HH:MM-HH:MM\" such as \"21:00-08:00\"");
+    if (in.timezone) {
+        char *why = NULL;
+        struct rb_tz *tz = rb_tz_load(in.timezone, &why);
+        if (!tz)
+            rb_errors_at(l->e, rb_node_get(map, "timezone"), "key \"timezone\": %s",
+                         why ? why : "unknown zone");
+        free(why);
+        rb_tz_free(tz);
+    }
+    l->cfg->messages = in;
 }
 
 struct log_in {
@@ -748,7 +780,7 @@ static void load_all(struct loader *l, const struct rb_node *root)
         {"triage_department", RB_CONF_STRING, offsetof(struct top_in, triage), 0, 0, 0},
         {"sla", RB_CONF_STRING, offsetof(struct top_in, sla), 0, 0, 0},
     };
-    static const char *const extra[] = {"server", "database", "log", "jobs", "plugins",
+    static const char *const extra[] = {"server", "database", "log", "jobs", "messages", "plugins",
                                         "departments", "services", NULL};
     struct rb_config *cfg = l->cfg;
     struct top_in in = {NULL, NULL, NULL, NULL, NULL, NULL, NULL};
@@ -765,6 +797,7 @@ static void load_all(struct loader *l, const struct rb_node *root)
     parse_database(l, section(l, root, "database", RB_NODE_MAP));
     parse_log(l, section(l, root, "log", RB_NODE_MAP));
     parse_jobs(l, section(l, root, "jobs", RB_NODE_MAP));
+    parse_messages(l, section(l, root, "messages", RB_NODE_MAP));
     parse_plugins(l, section(l, root, "plugins", RB_NODE_SEQ));
 
     const struct rb_node *deps = rb_node_get(root, "departments");
@@ -781,7 +814,6 @@ static void load_all(struct loader *l, const struct rb_node *root)
     }
     if (in.triage && in.triage[0]) {
         free(cfg->triage_department);
-    free(cfg->sla_file);
         cfg->triage_department = in.triage;
         in.triage = NULL;
     }
@@ -874,6 +906,8 @@ void rb_config_free(struct rb_config *cfg)
     free(cfg->base_dir);
     free(cfg->server.addr);
     free(cfg->triage_department);
+    free(cfg->messages.quiet_hours);
+    free(cfg->messages.timezone);
     free(cfg->sla_file);
     free(cfg->database.url);
     free(cfg->database.pg_bindir);

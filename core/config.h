@@ -57,6 +57,12 @@ struct rb_jobs_conf {
     double backoff_max;    /* longest wait between retries; default 3600 s */
 };
 
+/* messages: outgoing messages (core/message.c, docs/sms.md). */
+struct rb_messages_conf {
+    char *quiet_hours; /* owned; "21:00-08:00" (local, may cross midnight), or NULL: none */
+    char *timezone;    /* owned; NULL: the SLA calendar's zone, else Asia/Karachi */
+};
+
 struct rb_config {
     char *file;     /* owned; path of rabta.yaml as given */
     char *base_dir; /* owned; its directory */
@@ -83,6 +89,7 @@ struct rb_config {
     char *triage_department; /* owned; cases no rule can route go here; default "bureau" */
     char *sla_file;   /* owned; resolved; NULL: no SLA deadlines */
     struct rb_jobs_conf jobs;
+    struct rb_messages_conf messages;
     char *lua_dir;    /* owned; resolved; default "<base_dir>/../lua" */
     char *migrations_dir; /* owned; resolved; default "<base_dir>/../migrations" */
     char *plugin_dir; /* owned; NULL: the build's plugin directory */

@@ -10,6 +10,7 @@
 
 #include "db.h"
 #include "log.h"
+#include "message.h"
 #include "metrics.h"
 #include "phone.h"
 #include "script.h"
@@ -33,6 +34,7 @@ struct sub {
     struct rb_sla_event first;     /* the case's first SLA event (valid when resolve_due) */
     char *sla_payload;             /* owned: its job payload, without the case id */
     char *photo_hex;               /* owned: "\\x..." bytea literal, or NULL */
+    char *reply_body, *reply_template, *reply_channel, *reply_to; /* owned; NULL: no reply */
     const char *photo_type;        /* static string */
     char tracking[RB_TRACKING_LEN];
     rb_intake_fn fn;
@@ -69,12 +71,13 @@ static const char store_sql[] =
     "    $13::text[], $14::float8[], $15::float8[], $16::bool[], $17::bool[], $18::text[],"
     "    $19::int[], $20::jsonb[], $21::text[], $22::text[], $23::text[], $24::float8[],"
     "    $25::float8[], $26::text[], $27::int[], $28::float8[], $29::float8[], $30::text[],"
-    "    $31::bytea[], $32::text[], $33::int8[])"
+    "    $31::bytea[], $32::text[], $33::int8[], $34::text[], $35::text[], $36::text[],"
+    "    $37::text[])"
     "  AS t(tracking_no, kind, phone, email, channel, service_id, department_id, category,"
     "    priority, sla_policy, district_id, text, language, lat, long, anonymous, share_contact,"
     "    names_official, rating, route, idem_scope, idem_key, idem_hash, ack_due, resolve_due,"
     "    sla_check, sla_level, sla_due, sla_deadline, sla_payload, photo, photo_type,"
-    "    citizen_id)),"
+    "    citizen_id, reply_channel, reply_to, reply_body, reply_template)),"
     " cit_phone AS ("
     "  INSERT INTO citizens (phone, language)"
     "  SELECT DISTINCT ON (phone) phone, language FROM input"
@@ -100,7 +103,7 @@ static const char store_sql[] =
     "    to_timestamp(i.ack_due), to_timestamp(i.resolve_due)"
     "  FROM input i LEFT JOIN cit_phone p ON p.phone = i.phone"
     "  LEFT JOIN cit_email e ON e.email = lower(i.email)"
-    "  RETURNING id, tracking_no),"
+    "  RETURNING id, tracking_no, citizen_id),"
     " ev AS ("
     "  INSERT INTO case_events (case_id, actor_type, actor_id, event, from_status, to_status,"
     "    data)"
@@ -117,6 +120,16 @@ static const char store_sql[] =
     "  INSERT INTO case_attachments (case_id, content_type, bytes)"
     "  SELECT ins.id, i.photo_type, i.photo FROM ins JOIN input i USING (tracking_no)"
     "  WHERE i.photo IS NOT NULL),"
+    /* The channel's reply (the tracking number), committed with the case. */
+    " rmsg AS ("
+    "  INSERT INTO messages (case_id, citizen_id, channel, to_address, body, template,"
+    "    language)"
+    "  SELECT ins.id, ins.citizen_id, i.reply_channel, i.reply_to, i.reply_body,"
+    "    i.reply_template, i.language FROM ins JOIN input i USING (tracking_no)"
+    "  WHERE i.reply_body IS NOT NULL RETURNING id),"
+    " rjob AS ("
+    "  INSERT INTO jobs (kind, payload)"
+    "  SELECT 'message.send', jsonb_build_object('message_id', id) FROM rmsg),"
 
     /* One pending SLA job per case: its first event (see sla_engine.c for the payload). */
     " sla AS ("
@@ -127,7 +140,7 @@ static const char store_sql[] =
     "  FROM ins JOIN input i USING (tracking_no) WHERE i.sla_check IS NOT NULL)"
     " SELECT id, tracking_no FROM ins";
 
-#define STORE_NPARAMS 33
+#define STORE_NPARAMS 37
 
 /* An earlier answer for an idempotency key: the case it created and the request's digest. */
 /* The first answer is rebuilt from the case's first "routed" event (append-only), not from the
@@ -219,7 +232,8 @@ static void sub_free(struct sub *s)
 {
     char *owned[] = {s->kind, s->service, s->district, s->text, s->channel, s->language,
                      s->phone, s->email, s->official, s->idem_scope, s->idem_key,
-                     s->idem_hash, s->route_json, s->sla_payload, s->photo_hex};
+                     s->idem_hash, s->route_json, s->sla_payload, s->photo_hex,
+                     s->reply_body, s->reply_template, s->reply_channel, s->reply_to};
     for (size_t i = 0; i < RB_ARRAY_LEN(owned); i++)
         free(owned[i]);
     free(s);
@@ -524,6 +538,20 @@ int rb_intake_submit(struct rb_intake *in, const struct rb_case_in *c, rb_intake
         return RB_EINVAL;
     route(in, s);
     rb_tracking_new(s->tracking);
+    if (c->reply_template && c->reply_channel && c->reply_to) {
+        json_t *p = json_pack("{s:s}", "tracking", s->tracking);
+        char err[256];
+        s->reply_body = rb_template_render(in->rules, c->reply_template, s->language, p, err,
+                                           sizeof(err));
+        json_decref(p);
+        if (!s->reply_body)
+            rb_warn("intake", "case %s: no reply: %s", s->tracking, err);
+        else {
+            s->reply_template = rb_strdup(c->reply_template);
+            s->reply_channel = rb_strdup(c->reply_channel);
+            s->reply_to = rb_strdup(c->reply_to);
+        }
+    }
     s->fn = fn;
     s->arg = arg;
     *in->tail = s;
@@ -706,6 +734,7 @@ static void send_batch(struct rb_intake *in, struct sub *head, int n)
             has_sla ? checks[s->first.check] : NULL, has_sla ? lvl : NULL,
             has_sla ? due : NULL, has_sla ? dl : NULL, has_sla ? s->sla_payload : NULL,
             s->photo_hex, s->photo_type, s->citizen_id > 0 ? cit : NULL,
+            s->reply_channel, s->reply_to, s->reply_body, s->reply_template,
         };
         for (int i = 0; i < STORE_NPARAMS; i++)
             sb_elem(&a[i], v[i]);

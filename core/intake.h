@@ -49,6 +49,10 @@ struct rb_case_in {
     size_t photo_len;
     const char *photo_type; /* "image/jpeg" or "image/png" */
     long long citizen_id;   /* already known (signed in): no look-up by phone; 0: unknown */
+    /* A reply stored with the case, in the same transaction (NULL: none): the template
+     * (lua/templates.lua) rendered with {tracking} in the case's language, to reply_to on
+     * reply_channel ("sms"); a message and its 'message.send' job. */
+    const char *reply_template, *reply_channel, *reply_to;
 };
 
 #define RB_INTAKE_PHOTO_MAX (8u * 1024 * 1024) /* bytes; channels set their own lower limits */

@@ -16,6 +16,7 @@
 
 #include "auth.h"
 #include "case_act.h"
+#include "case_rating.h"
 #include "case_read.h"
 #include "db.h"
 #include "http.h"
@@ -25,6 +26,7 @@
 #include "tracking.h"
 #include "jobs.h"
 #include "log.h"
+#include "message.h"
 #include "server.h"
 
 struct rb_plugin_ctx {
@@ -472,6 +474,11 @@ static int host_case_submit(struct rb_plugin_ctx *ctx, const struct rb_case_subm
     }
     if (sub->size >= offsetof(struct rb_case_submission, citizen_id) + sizeof(long long))
         in.citizen_id = sub->citizen_id;
+    if (sub->size >= offsetof(struct rb_case_submission, reply_to) + sizeof(char *)) {
+        in.reply_template = sub->reply_template;
+        in.reply_channel = sub->reply_channel;
+        in.reply_to = sub->reply_to;
+    }
     struct case_call *c = rb_malloc(sizeof(*c));
     c->fn = fn;
     c->arg = arg;
@@ -762,6 +769,79 @@ static int host_case_event(struct rb_plugin_ctx *ctx, long long case_id, const c
     return rc;
 }
 
+/* ---- messages and ratings (issue 6: SMS notices) ---------------------------------------- */
+
+static json_t *params_parse(const char *params_json, char *why, size_t whylen)
+{
+    if (!params_json)
+        return json_object();
+    json_error_t e;
+    json_t *p = json_loads(params_json, 0, &e);
+    if (!json_is_object(p)) {
+        snprintf(why, whylen, "params_json is not a JSON object");
+        json_decref(p);
+        return NULL;
+    }
+    return p;
+}
+
+static char *host_template_render(struct rb_plugin_ctx *ctx, const char *name,
+                                  const char *language, const char *params_json, char *why,
+                                  size_t whylen)
+{
+    if (!ctx->srv || !ctx->srv->rules || !name) {
+        snprintf(why, whylen, "no templates are loaded");
+        return NULL;
+    }
+    json_t *p = params_parse(params_json, why, whylen);
+    if (!p)
+        return NULL;
+    char *out = rb_template_render(ctx->srv->rules, name, language, p, why, whylen);
+    json_decref(p);
+    return out;
+}
+
+static int host_message_queue(struct rb_plugin_ctx *ctx, const struct rb_message_out *m,
+                              rb_plugin_message_fn fn, void *arg, char *why, size_t whylen)
+{
+    if (!ctx->srv || !ctx->srv->db || !ctx->srv->rules)
+        return RB_EUNAVAIL;
+    if (!m || m->size < offsetof(struct rb_message_out, urgent) + sizeof(m->urgent)) {
+        snprintf(why, whylen, "struct rb_message_out is too small");
+        return RB_EINVAL;
+    }
+    json_t *p = params_parse(m->params_json, why, whylen);
+    if (!p)
+        return RB_EINVAL;
+    struct rb_message_req r = {
+        .template = m->template, .language = m->language, .params = p, .channel = m->channel,
+        .to = m->to, .case_id = m->case_id, .citizen_id = m->citizen_id,
+        .event_id = m->event_id, .notice = m->notice, .urgent = m->urgent,
+    };
+    int rc = rb_message_queue(ctx->srv, &r, fn, arg, why, whylen);
+    json_decref(p);
+    return rc;
+}
+
+static double host_quiet_wait(struct rb_plugin_ctx *ctx)
+{
+    return rb_message_quiet_wait(ctx->srv);
+}
+
+static int host_case_rate(struct rb_plugin_ctx *ctx, const char *tracking, long long citizen_id,
+                          int rating, int satisfied, const char *comment, rb_plugin_db_fn fn,
+                          void *arg)
+{
+    if (!ctx->srv || !ctx->srv->db)
+        return RB_EUNAVAIL;
+    struct db_call *c = db_call_new(fn, arg);
+    int rc = rb_case_rate(ctx->srv->db, tracking, citizen_id, rating, satisfied, comment,
+                          db_trampoline, c);
+    if (rc != RB_OK)
+        free(c);
+    return rc;
+}
+
 static const struct rb_host_api host_api = {
     .size = sizeof(struct rb_host_api),
     .abi = RB_PLUGIN_ABI,
@@ -801,6 +881,10 @@ static const struct rb_host_api host_api = {
     .department_conf_parse = host_department_conf_parse,
     .case_act = host_case_act,
     .case_event = host_case_event,
+    .template_render = host_template_render,
+    .message_queue = host_message_queue,
+    .quiet_wait = host_quiet_wait,
+    .case_rate = host_case_rate,
 };
 
 const struct rb_host_api *rb_host_api_get(void)

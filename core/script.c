@@ -37,6 +37,8 @@
 #include <lualib.h>
 
 #include "log.h"
+#include "message.h"
+#include "text.h"
 
 #define RB_SCRIPT_HOOK_COUNT 1000
 #define RB_SCRIPT_MAX_FILE (4u * 1024u * 1024u)
@@ -63,6 +65,11 @@ struct rb_script {
     char triage[RB_SCRIPT_NAME_MAX]; /* the config's triage department */
     char **departments; /* owned; copies of the config's department ids */
     size_t n_departments;
+
+    struct rb_template *templates; /* owned; from lua/templates.lua (template(...) calls) */
+    size_t n_templates;
+    int loading; /* template() may only be called while the files' top level runs */
+    int has_templates_file; /* lua/templates.lua exists */
 
     int ref_chunk; /* registry: routing.lua's main chunk (its _ENV is every chunk's _ENV) */
     int ref_route; /* registry: the route function */
@@ -398,6 +405,59 @@ static int valid_name(const char *p, size_t len)
     return 1;
 }
 
+/* ---- message templates (lua/templates.lua) ----------------------------------------------- */
+
+/* template(name, {en = "...", ur = "..."}): declares one message template. Only while the
+ * files' top level runs; checked here so that errors carry the caller's file:line (the
+ * message handler adds it). The texts are copied into the rb_script: rendering them later
+ * runs no Lua. */
+static int sb_template(lua_State *L)
+{
+    struct rb_script *s = script_of(L);
+    size_t nlen;
+    const char *name = luaL_checklstring(L, 1, &nlen);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (!s->loading)
+        return luaL_error(L, "template(): templates are declared when the files load, not "
+                             "inside route()");
+    if (!rb_template_name_ok(name, nlen))
+        return luaL_error(L, "template(\"%s\"): a name is lowercase letters, digits, _ and . "
+                             "(at most 63)", name);
+    for (size_t i = 0; i < s->n_templates; i++)
+        if (strcmp(s->templates[i].name, name) == 0)
+            return luaL_error(L, "template(\"%s\"): declared twice (first at line %d)", name,
+                              s->templates[i].line);
+    lua_pushnil(L);
+    while (lua_next(L, 2)) {
+        if (lua_type(L, -2) != LUA_TSTRING || (strcmp(lua_tostring(L, -2), "en") != 0 &&
+                                               strcmp(lua_tostring(L, -2), "ur") != 0))
+            return luaL_error(L, "template(\"%s\"): only the keys en and ur are allowed", name);
+        lua_pop(L, 1);
+    }
+    const char *text[2];
+    static const char *const langs[2] = {"en", "ur"};
+    for (int k = 0; k < 2; k++) {
+        size_t len;
+        if (lua_getfield(L, 2, langs[k]) != LUA_TSTRING)
+            return luaL_error(L, "template(\"%s\"): %s must be a text (it is %s)", name,
+                              langs[k], luaL_typename(L, -1));
+        text[k] = lua_tolstring(L, -1, &len);
+        const char *why = rb_template_text_check(text[k], len);
+        if (why)
+            return luaL_error(L, "template(\"%s\"): the %s text %s", name, langs[k], why);
+    }
+    lua_Debug ar;
+    int line = lua_getstack(L, 1, &ar) && lua_getinfo(L, "l", &ar) ? ar.currentline : 0;
+    s->templates = rb_realloc(s->templates, (s->n_templates + 1) * sizeof(*s->templates));
+    struct rb_template *t = &s->templates[s->n_templates++];
+    t->name = rb_strndup(name, nlen);
+    t->en = rb_strdup(text[0]);
+    t->ur = rb_strdup(text[1]);
+    t->line = line;
+    lua_pop(L, 2);
+    return 0;
+}
+
 /* require(name): the file lua/<name>.lua, compiled at load, run once, result cached.
  * Upvalues: 1 = name -> chunk, 2 = name -> result. */
 static int sb_require(lua_State *L)
@@ -539,6 +599,8 @@ static void push_shared_env(lua_State *L, const struct rb_config *cfg)
     lua_setfield(L, env, "print");
     lua_pushcfunction(L, sb_collectgarbage);
     lua_setfield(L, env, "collectgarbage");
+    lua_pushcfunction(L, sb_template);
+    lua_setfield(L, env, "template");
     lua_getfield(L, g, "setmetatable");
     lua_pushcclosure(L, sb_setmetatable, 1);
     lua_setfield(L, env, "setmetatable");
@@ -756,8 +818,18 @@ static int load_step(lua_State *L)
 
     lua_pushvalue(L, chunk);
     s->ref_chunk = luaL_ref(L, LUA_REGISTRYINDEX);
+    s->loading = 1;
     lua_pushvalue(L, chunk);
     lua_call(L, 0, 0);
+    /* lua/templates.lua runs even when routing.lua does not require it. */
+    if (lua_getfield(L, modules, RB_TEMPLATES_MODULE) == LUA_TFUNCTION) {
+        s->has_templates_file = 1;
+        lua_getfield(L, shared, "require");
+        lua_pushliteral(L, RB_TEMPLATES_MODULE);
+        lua_call(L, 1, 0);
+    }
+    lua_pop(L, 1);
+    s->loading = 0;
 
     lua_pushliteral(L, "route");
     if (lua_rawget(L, loadenv) != LUA_TFUNCTION)
@@ -1178,6 +1250,11 @@ struct rb_script *rb_script_load(const char *lua_dir, const struct rb_config *cf
     ld.files = NULL;
     ld.n_files = 0;
     run_tests(s, errs);
+    if (s->has_templates_file)
+        rb_templates_check(s, errs);
+    else
+        rb_warn("script", "there is no lua/%s.lua: no SMS or notice can be written",
+                RB_TEMPLATES_MODULE);
     if (errs->n > nerr)
         goto fail;
     lua_gc(s->L, LUA_GCCOLLECT);
@@ -1219,5 +1296,25 @@ void rb_script_free(struct rb_script *s)
     for (size_t i = 0; i < s->n_departments; i++)
         free(s->departments[i]);
     free(s->departments);
+    for (size_t i = 0; i < s->n_templates; i++) {
+        free(s->templates[i].name);
+        free(s->templates[i].en);
+        free(s->templates[i].ur);
+    }
+    free(s->templates);
     free(s);
+}
+
+const struct rb_template *rb_script_template(const struct rb_script *s, const char *name)
+{
+    for (size_t i = 0; s && i < s->n_templates; i++)
+        if (strcmp(s->templates[i].name, name) == 0)
+            return &s->templates[i];
+    return NULL;
+}
+
+const struct rb_template *rb_script_templates(const struct rb_script *s, size_t *n)
+{
+    *n = s->n_templates;
+    return s->templates;
 }

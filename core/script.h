@@ -99,6 +99,18 @@ size_t rb_script_memory(const struct rb_script *s);
 /* Flag name ("corruption") for one RB_ROUTE_F_* bit, or NULL. */
 const char *rb_route_flag_name(unsigned flag);
 
+/* One message template of lua/templates.lua: template("name", {en = "...", ur = "..."}).
+ * Owned by the rules set; valid while it lives (a reload swaps rules and templates together). */
+struct rb_template {
+    char *name, *en, *ur; /* owned */
+    int line;             /* where template() was called in lua/templates.lua */
+};
+
+/* The template called name, or NULL. Borrowed. */
+const struct rb_template *rb_script_template(const struct rb_script *s, const char *name);
+/* All templates, in the order declared; *n receives their number. Borrowed. */
+const struct rb_template *rb_script_templates(const struct rb_script *s, size_t *n);
+
 /* Frees the rules set and its lua_State. NULL is fine. */
 void rb_script_free(struct rb_script *s);
 

@@ -23,6 +23,8 @@
 #include "sla.h"
 #include "deliver.h"
 #include "sla_engine.h"
+#include "notice.h"
+#include "message.h"
 #include "staff_api.h"
 #include "status.h"
 
@@ -239,6 +241,7 @@ void rb_server_cleanup(struct rb_server *srv)
     srv->plugins = NULL;
     rb_script_free(srv->rules);
     srv->rules = NULL;
+    rb_message_cleanup();
     rb_sla_engine_free(srv->sla_engine);
     srv->sla_engine = NULL;
     rb_sla_free(srv->sla);
@@ -322,6 +325,7 @@ int rb_server_run(struct rb_server *srv)
     srv->sla_engine = rb_sla_engine_new(srv->db, srv->metrics, srv->sla);
     rb_sla_engine_register(srv->sla_engine, srv->jobs);
     rb_deliver_register(srv); /* case.deliver: cases to their department's plugin */
+    rb_notice_register(srv);
     if (rb_status_init(srv) != RB_OK || rb_staff_api_init(srv) != RB_OK ||
         rb_plugins_init(srv->plugins, srv) != RB_OK) {
         rb_server_cleanup(srv);

@@ -107,18 +107,24 @@ static void registered(const struct rb_db_result *res, const char *err, void *ar
     rb_app_reply_json(req, 202, out);
 }
 
-/* The SMS: one short line in the citizen's language; the code in ASCII digits. */
-static void sms_text(char *out, size_t n, const char *language, const char *code)
+/* The SMS: template "otp" of lua/templates.lua in the citizen's language; the code in ASCII
+ * digits. RB_OK, or RB_ERR when the template does not render (logged). */
+static int sms_text(struct rb_plugin_ctx *ctx, char *out, size_t n, const char *language,
+                    const char *code)
 {
-    long minutes = (long)ceil(conf->otp_ttl / 60.0);
-    if (strcmp(language, "en") == 0)
-        snprintf(out, n, "Your Rabta code is %s. It expires in %ld minute%s. Do not share it "
-                         "with anyone; Rabta staff will never ask for it.",
-                 code, minutes, minutes == 1 ? "" : "s");
-    else
-        snprintf(out, n, "آپ کا رابطہ کوڈ %s ہے۔ یہ %ld منٹ میں ختم ہو جائے گا۔ یہ کوڈ کسی کو "
-                         "نہ بتائیں، رابطہ کا عملہ کبھی یہ کوڈ نہیں مانگے گا۔",
-                 code, minutes);
+    char params[96], why[200];
+    snprintf(params, sizeof(params), "{\"code\":\"%s\",\"minutes\":%ld}", code,
+             (long)ceil(conf->otp_ttl / 60.0));
+    char *text = api->template_render(ctx, "otp", language, params, why, sizeof(why));
+    sodium_memzero(params, sizeof(params));
+    if (!text) {
+        api->log(ctx, RB_LOG_ERROR, "no one-time code SMS: %s", why);
+        return RB_ERR;
+    }
+    snprintf(out, n, "%s", text);
+    sodium_memzero(text, strlen(text));
+    free(text);
+    return RB_OK;
 }
 
 static void code_hash(const unsigned char salt[SALT_BYTES], const char *code,
@@ -179,8 +185,14 @@ static void on_register(struct rb_http_req *req, void *arg)
     char salt_hex[2 * SALT_BYTES + 3], hash_hex[2 * sizeof(hash) + 3], text[512];
     rb_app_bytea(salt, sizeof(salt), salt_hex);
     rb_app_bytea(hash, sizeof(hash), hash_hex);
-    sms_text(text, sizeof(text), language, code);
+    int ok = sms_text(arg, text, sizeof(text), language, code);
     sodium_memzero(code, sizeof(code));
+    if (ok != RB_OK) {
+        api->reply_error(req, 503, "unavailable", "no code could be sent right now; try again "
+                                                  "in a minute");
+        json_decref(o);
+        return;
+    }
 
     char ttl[32], attempts[24], per[24], window[32], interval[32];
     snprintf(ttl, sizeof(ttl), "%.3f", conf->otp_ttl);

@@ -356,47 +356,8 @@ static void on_comment(struct rb_http_req *req, void *arg)
 
 /* ---- POST /api/v1/cases/:tracking/rating -------------------------------------------------- */
 
-/* $1 tracking  $2 citizen  $3 rating  $4 satisfied  $5 comment (NULL: none).
- * Satisfied: rate → closed. Unsatisfied: reopen → reopened, escalation_level + 1 and an
- * escalation.requested event for the SLA work. Feedback cannot be reopened (case_state.c), so
- * an unsatisfied rating of feedback closes it like a satisfied one, keeping the rating.
- * Answers: kind, status before, status after (NULL: refused), escalation level; no row: not
- * the citizen's case. */
-static const char rating_sql[] =
-    "WITH c AS ("
-    "  SELECT id, kind, status FROM cases WHERE tracking_no = $1 AND citizen_id = $2::bigint"
-    "  FOR UPDATE),"
-    " a AS ("
-    "  SELECT id, status AS from_status, NOT ($4::boolean OR kind = 'feedback') AS reopen"
-    "  FROM c WHERE CASE WHEN $4::boolean OR kind = 'feedback' THEN"
-    "      (status = 'resolved' AND kind IN ('complaint', 'feedback'))"
-    "      OR (status = 'answered' AND kind = 'information') OR status = 'closed'"
-    "    ELSE"
-    "      (status = 'resolved' AND kind = 'complaint')"
-    "      OR (status = 'answered' AND kind = 'information')"
-    "      OR (status = 'closed' AND kind IN ('complaint', 'information')) END),"
-    " u AS ("
-    "  UPDATE cases SET"
-    "    status = CASE WHEN a.reopen THEN 'reopened' ELSE 'closed' END,"
-    "    rating = $3::int,"
-    "    closed_at = CASE WHEN a.reopen THEN NULL ELSE coalesce(cases.closed_at, now()) END,"
-    "    escalation_level = cases.escalation_level + CASE WHEN a.reopen THEN 1 ELSE 0 END"
-    "  FROM a WHERE cases.id = a.id AND cases.status = a.from_status"
-    "  RETURNING cases.id, a.from_status, cases.status AS to_status, a.reopen,"
-    "    cases.escalation_level),"
-    " ev AS ("
-    "  INSERT INTO case_events (case_id, actor_type, actor_id, event, from_status, to_status,"
-    "    note, data)"
-    "  SELECT id, 'citizen', $2::bigint::text, CASE WHEN reopen THEN 'reopened' ELSE 'rated' END,"
-    "    from_status, to_status, $5,"
-    "    jsonb_build_object('rating', $3::int, 'satisfied', $4::boolean) FROM u),"
-    " esc AS ("
-    "  INSERT INTO case_events (case_id, actor_type, actor_id, event, data)"
-    "  SELECT id, 'citizen', $2::bigint::text, 'escalation.requested',"
-    "    jsonb_build_object('level', escalation_level, 'reason', 'citizen_unsatisfied',"
-    "      'rating', $3::int) FROM u WHERE reopen)"
-    " SELECT c.kind, c.status, u.to_status, u.escalation_level FROM c LEFT JOIN u ON true";
-
+/* The statement lives in the core (core/case_rating.c, host API case_rate), shared with the
+ * SMS channel's "reply 1 or 2". */
 struct rating {
     struct rb_http_req *req;
     char tracking[32];
@@ -484,11 +445,7 @@ static void rating_authed(struct rb_http_req *req, long long citizen, void *arg)
     memcpy(r->tracking, tracking, sizeof(r->tracking));
     r->rating = (int)rating;
     r->satisfied = satisfied;
-    char cid[24], rs[4];
-    snprintf(cid, sizeof(cid), "%lld", citizen);
-    snprintf(rs, sizeof(rs), "%d", r->rating);
-    const char *params[5] = {tracking, cid, rs, satisfied ? "true" : "false", comment};
-    int rc = api->db_query(arg, rating_sql, 5, params, rated, r);
+    int rc = api->case_rate(arg, tracking, citizen, r->rating, satisfied, comment, rated, r);
     json_decref(o);
     if (rc != RB_OK) {
         free(r);

@@ -20,12 +20,15 @@ const struct rb_host_api *rb_sms_api;
 
 /* Defaults; the plugin's config block may change them (docs/sms.md). Strings stay NULL here
  * (conf_parse frees what it replaces) and fall back where they are used. */
-struct rb_sms_conf rb_sms_conf = {
+static const struct rb_sms_conf conf_defaults = {
     .rate = 10.0,
     .burst = 10,
     .timeout = 10.0,
     .max_text = 1600,
+    .flood_max = 20,
+    .flood_window = 3600.0,
 };
+struct rb_sms_conf rb_sms_conf;
 
 static const struct rb_conf_field conf_fields[] = {
     {"secret", RB_CONF_STRING, offsetof(struct rb_sms_conf, secret), RB_CONF_REQUIRED, 0, 0},
@@ -38,6 +41,8 @@ static const struct rb_conf_field conf_fields[] = {
     {"burst", RB_CONF_INT, offsetof(struct rb_sms_conf, burst), 0, 1, 10000},
     {"timeout", RB_CONF_DURATION, offsetof(struct rb_sms_conf, timeout), 0, 0, 0},
     {"max_text", RB_CONF_INT, offsetof(struct rb_sms_conf, max_text), 0, 160, 20000},
+    {"flood_max", RB_CONF_INT, offsetof(struct rb_sms_conf, flood_max), 0, 0, 1000000},
+    {"flood_window", RB_CONF_DURATION, offsetof(struct rb_sms_conf, flood_window), 0, 0, 0},
 };
 #define NFIELDS (sizeof(conf_fields) / sizeof(conf_fields[0]))
 
@@ -46,6 +51,11 @@ static int conf_check(struct rb_plugin_ctx *ctx, const struct rb_sms_conf *c)
     if (!c->secret || strlen(c->secret) < 8) {
         rb_sms_api->log(ctx, RB_LOG_ERROR, "plugin sms_kannel: secret must be at least 8 "
                                            "characters");
+        return RB_EINVAL;
+    }
+    if (!(c->flood_window > 0 && c->flood_window <= 7 * 86400.0)) {
+        rb_sms_api->log(ctx, RB_LOG_ERROR, "plugin sms_kannel: flood_window must be more than "
+                                           "0s and at most 7d");
         return RB_EINVAL;
     }
     if (!(c->rate > 0 && c->rate <= 10000) || !(c->timeout > 0 && c->timeout <= 300)) {
@@ -60,14 +70,14 @@ static int conf_check(struct rb_plugin_ctx *ctx, const struct rb_sms_conf *c)
 static int sms_init(struct rb_plugin_ctx *ctx, const struct rb_host_api *host)
 {
     rb_sms_api = host;
-    if (!RB_HOST_HAS(host, http_fetch)) {
+    if (!RB_HOST_HAS(host, case_rate)) {
         host->log(ctx, RB_LOG_ERROR, "this rabtad is too old for the sms_kannel plugin (no "
-                                     "http_fetch in the host API)");
+                                     "templates or case_rate in the host API)");
         return RB_ERR;
     }
     if (sodium_init() < 0)
         return RB_ERR;
-    struct rb_sms_conf c = rb_sms_conf;
+    struct rb_sms_conf c = conf_defaults;
     if (host->conf_parse(ctx, conf_fields, NFIELDS, &c) != RB_OK) {
         host->conf_free(conf_fields, NFIELDS, &c);
         return RB_EINVAL;
@@ -90,12 +100,13 @@ static void sms_stop(struct rb_plugin_ctx *ctx)
 {
     (void)ctx;
     rb_sms_api->conf_free(conf_fields, NFIELDS, &rb_sms_conf);
+    rb_sms_slots_free();
 }
 
 /* After SIGHUP: a bad block keeps the old settings. */
 static int sms_reload(struct rb_plugin_ctx *ctx)
 {
-    struct rb_sms_conf c = {.rate = 10.0, .burst = 10, .timeout = 10.0, .max_text = 1600};
+    struct rb_sms_conf c = conf_defaults;
     if (rb_sms_api->conf_parse(ctx, conf_fields, NFIELDS, &c) != RB_OK ||
         conf_check(ctx, &c) != RB_OK) {
         rb_sms_api->conf_free(conf_fields, NFIELDS, &c);

@@ -1,7 +1,8 @@
 /* The SMS channel through Kannel: internals shared by the plugin's files.
  *
  *   sms_kannel.c  configuration, routes, the job handler's registration
- *   sms_text.c    pure text work: UTF-8, script detection, digits, commands, reply texts
+ *   sms_text.c    pure text work: UTF-8, script detection, digits, commands, flood limit
+ *                 (the reply texts are templates in lua/templates.lua)
  *   sms_mo.c      GET/POST /sms/kannel/mo (Kannel's sms-service): complaints and commands
  *   sms_mt.c      the 'message.send' handler (sendsms), the token bucket, delivery reports
  */
@@ -23,6 +24,8 @@ struct rb_sms_conf {
     long long burst;    /* bucket size */
     double timeout;     /* seconds for one sendsms request */
     long long max_text; /* bytes of one MO text */
+    long long flood_max;  /* texts one phone may send within flood_window; 0: no limit */
+    double flood_window;  /* seconds */
 };
 
 /* Shared by the plugin's files; set once in init. */
@@ -37,6 +40,14 @@ enum rb_sms_cmd {
     RB_SMS_HELP,
     RB_SMS_STOP,
     RB_SMS_START,
+    RB_SMS_RATING, /* a lone 1 or 2: the answer to a resolve notice's "reply 1 or 2" */
+    RB_SMS_FLOOD,  /* any text past the flood limit (stored, no case) */
+};
+
+enum rb_sms_flood {
+    RB_SMS_FLOOD_OK = 0, /* within the limit */
+    RB_SMS_FLOOD_REPLY,  /* the first text past it: one polite reply */
+    RB_SMS_FLOOD_SILENT, /* the following ones: stored, no answer */
 };
 
 /* 1 if s[0..len) is well-formed UTF-8 without NUL bytes. */
@@ -50,13 +61,11 @@ enum rb_sms_cmd rb_sms_command(const char *s, size_t len, char *arg, size_t args
                                const char **lang);
 /* Name of a command, as stored in sms_mo.command. */
 const char *rb_sms_cmd_name(enum rb_sms_cmd c);
-/* Reply texts in lang. Returns a new string; caller frees. */
-char *rb_sms_text_received(const char *lang, const char *tracking);
-char *rb_sms_text_status(const char *lang, const char *tracking, const char *status);
-char *rb_sms_text_not_found(const char *lang, const char *what);
-char *rb_sms_text_help(const char *lang);
-char *rb_sms_text_stop(const char *lang);
-char *rb_sms_text_start(const char *lang);
+/* The flood limit per phone: more than max texts within window seconds (from the first) are
+ * over it. Counts this text. Per process; at most 4096 phones are tracked at once. */
+enum rb_sms_flood rb_sms_flood_check(const char *phone, double now, long long max,
+                                     double window);
+void rb_sms_flood_reset(void); /* tests */
 /* Percent-encodes s for a query string. Returns a new string; caller frees. */
 char *rb_sms_urlencode(const char *s);
 /* Constant-time string comparison; 1 when equal. */
@@ -66,6 +75,7 @@ int rb_sms_secret_ok(const char *given, const char *want);
 
 void rb_sms_on_mo(struct rb_http_req *req, void *arg);   /* arg: plugin ctx */
 void rb_sms_on_dlr(struct rb_http_req *req, void *arg);  /* arg: plugin ctx */
+void rb_sms_slots_free(void);
 void rb_sms_send_job(struct rb_job_run *run, const struct rb_job_info *job, void *arg);
 
 #endif

@@ -8,18 +8,29 @@
  * COMMIT, and %I de-duplicates. A complaint is stored by case_submit with the idempotency key
  * ("sms_kannel", %I), so a retry gets the first case back; then ONE statement records the MO
  * in sms_mo (kannel_id unique), and only when that row is new adds the reply (messages row +
- * 'message.send' job) and, for STOP/START, the citizen's opt-out. A retry of any kind thus
+ * 'message.send' job) and, for STOP/START, the citizen's opt-out. MOs ready together are
+ * recorded by one statement (group commit; see record()). A retry of any kind thus
  * yields one case and one reply. 4xx answers are for input no retry can fix (Kannel logs
  * them). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <time.h>
+
+#include <jansson.h>
 #include <sodium.h>
 
 #include "sms_kannel.h"
 
 #define api rb_sms_api
+
+static double api_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 struct mo {
     struct rb_plugin_ctx *ctx; /* borrowed */
@@ -34,8 +45,10 @@ struct mo {
     char arg[48];              /* STATUS: what followed the keyword */
     char tracking[32];         /* canonical tracking number, when there is one */
     long long case_id;
-    char *reply;               /* owned: the SMS we answer with */
+    char *reply;               /* owned: the SMS we answer with; NULL: none */
     const char *template;      /* static */
+    long long citizen_id;      /* STATUS / rating: the sender's citizen row */
+    int answered;              /* the 200 went out already (a complaint: see submitted()) */
 };
 
 static void mo_free(struct mo *m)
@@ -57,44 +70,92 @@ static char *dup_n(const char *s, size_t n)
     return d;
 }
 
-/* One statement: the MO row (dedup on kannel_id); only when it is new, the opt-out change,
- * the reply message and its job.
- *   $1 kannel_id  $2 phone  $3 to  $4 command  $5 case id or NULL  $6 reply text
- *   $7 language   $8 template  $9 'stop' | 'start' | NULL
- * Answers one row: 1 when the MO was new, 0 for a retry. */
+/* The reply: template name in the MO's language with params (a JSON object or NULL). A
+ * template that does not render leaves no reply (logged); the MO is stored all the same. */
+static void reply_with(struct mo *m, const char *name, const char *params)
+{
+    char why[256];
+    m->template = name;
+    m->reply = api->template_render(m->ctx, name, m->lang, params, why, sizeof(why));
+    if (!m->reply)
+        api->log(m->ctx, RB_LOG_ERROR, "SMS %s from %s: no reply: %s", m->kannel_id, m->phone,
+                 why);
+}
+
+/* {"tracking": t} */
+static void reply_tracking(struct mo *m, const char *name, const char *tracking)
+{
+    char params[96];
+    snprintf(params, sizeof(params), "{\"tracking\":\"%.40s\"}", tracking);
+    reply_with(m, name, params);
+}
+
+/* Recording, batched. The MOs that are ready while a recording statement is in flight wait
+ * and go together in the next one (group commit: no timer, no added delay when idle), each
+ * answered after that statement commits. One statement per batch: the MO rows (dedup on
+ * kannel_id); only for the new ones, the opt-out changes, the replies and their jobs.
+ *   $1 a JSON array of {i, kannel_id, phone, to_number, command, case_id, reply, lang,
+ *      template, optout ('stop' | 'start' | null), text (null for a complaint: its case holds
+ *      it)}
+ * Answers one row per input: i, 1 when the MO was new or 0 for a retry. Two STOP/START of
+ * one phone in a batch: the later one wins. */
 static const char record_sql[] =
-    "WITH mo AS ("
-    "  INSERT INTO sms_mo (kannel_id, phone, to_number, command, case_id)"
-    "  VALUES ($1, $2, $3, $4, $5::bigint)"
-    "  ON CONFLICT (kannel_id) DO NOTHING RETURNING id),"
+    "WITH input AS ("
+    "  SELECT * FROM jsonb_to_recordset($1::jsonb) AS t(i int, kannel_id text, phone text,"
+    "    to_number text, command text, case_id bigint, reply text, lang text, template text,"
+    "    optout text, text text)),"
+    " mo AS ("
+    "  INSERT INTO sms_mo (kannel_id, phone, to_number, command, case_id, text)"
+    "  SELECT kannel_id, phone, to_number, command, case_id, text FROM input ORDER BY i"
+    "  ON CONFLICT (kannel_id) DO NOTHING RETURNING kannel_id),"
+    " fresh AS ("
+    "  SELECT DISTINCT ON (n.kannel_id) n.* FROM input n JOIN mo USING (kannel_id)"
+    "  ORDER BY n.kannel_id, n.i),"
     " cit AS ("
     "  INSERT INTO citizens AS c (phone, language, opted_out_at)"
-    "  SELECT $2, $7, CASE WHEN $9::text = 'stop' THEN now() END FROM mo"
-    "  WHERE $9::text IS NOT NULL"
+    "  SELECT DISTINCT ON (phone) phone, lang, CASE WHEN optout = 'stop' THEN now() END"
+    "  FROM fresh WHERE optout IS NOT NULL ORDER BY phone, i DESC"
     "  ON CONFLICT (phone) DO UPDATE SET opted_out_at ="
-    "    CASE WHEN $9::text = 'stop' THEN coalesce(c.opted_out_at, now()) END"
-    "  RETURNING id),"
+    "    CASE WHEN excluded.opted_out_at IS NOT NULL THEN coalesce(c.opted_out_at, now()) END"
+    "  RETURNING id, phone),"
     " msg AS ("
     "  INSERT INTO messages (case_id, citizen_id, channel, to_address, body, template,"
     "    language)"
-    "  SELECT $5::bigint, coalesce((SELECT id FROM cit),"
-    "    (SELECT id FROM citizens WHERE phone = $2)), 'sms', $2, $6, $8, $7 FROM mo"
+    "  SELECT f.case_id, coalesce((SELECT id FROM cit WHERE cit.phone = f.phone),"
+    "    (SELECT id FROM citizens z WHERE z.phone = f.phone)), 'sms', f.phone, f.reply,"
+    "    f.template, f.lang FROM fresh f"
+    "  WHERE f.reply IS NOT NULL ORDER BY f.i"
     "  RETURNING id),"
     " job AS ("
     "  INSERT INTO jobs (kind, payload)"
     "  SELECT 'message.send', jsonb_build_object('message_id', id) FROM msg)"
-    " SELECT count(*) FROM mo";
+    " SELECT i, (i IN (SELECT i FROM fresh))::int FROM input ORDER BY i";
 
-static void recorded(const struct rb_db_result *res, const char *err, void *arg)
+#define BATCH_MAX 512     /* MOs in one statement */
+#define BATCH_INFLIGHT 2  /* statements in flight at once */
+
+struct batch {
+    struct mo **v; /* owned array; the MOs are owned until answered */
+    size_t n;
+};
+
+static struct mo *waiting[BATCH_MAX * 4];
+static size_t n_waiting;
+static int in_flight;
+
+static void flush(struct rb_plugin_ctx *ctx);
+
+static void answer(struct mo *m, int ok, int fresh, const char *err)
 {
-    struct mo *m = arg;
-    if (err || api->db_ntuples(res) != 1) {
+    if (m->answered) { /* a complaint's sms_mo row, written after its answer */
+        if (!ok)
+            api->log(m->ctx, RB_LOG_WARN, "SMS %s from %s (case %s): its sms_mo row was not "
+                     "written: %s", m->kannel_id, m->phone, m->tracking, err ? err : "?");
+    } else if (!ok) {
         api->log(m->ctx, RB_LOG_WARN, "SMS %s from %s not recorded: %s", m->kannel_id,
                  m->phone, err ? err : "no answer");
         api->reply(m->req, 503, "text/plain", "try again\n", 10);
     } else {
-        const char *n = api->db_value(res, 0, 0);
-        int fresh = n && strcmp(n, "1") == 0;
         api->log(m->ctx, RB_LOG_INFO, "SMS %s from %s: %s%s%s%s", m->kannel_id, m->phone,
                  rb_sms_cmd_name(m->cmd), m->tracking[0] ? " " : "", m->tracking,
                  fresh ? "" : " (a retry; nothing new)");
@@ -103,19 +164,81 @@ static void recorded(const struct rb_db_result *res, const char *err, void *arg)
     mo_free(m);
 }
 
+static void recorded(const struct rb_db_result *res, const char *err, void *arg)
+{
+    struct batch *b = arg;
+    struct rb_plugin_ctx *ctx = b->v[0]->ctx;
+    int rows = err ? 0 : api->db_ntuples(res);
+    for (size_t k = 0; k < b->n; k++) {
+        int ok = !err && rows == (int)b->n;
+        const char *fresh = ok ? api->db_value(res, (int)k, 1) : NULL;
+        answer(b->v[k], ok, fresh && fresh[0] == '1', err ? err : "short answer");
+    }
+    free(b->v);
+    free(b);
+    in_flight--;
+    flush(ctx);
+}
+
+static json_t *mo_json(const struct mo *m, size_t i)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "i", json_integer((json_int_t)i));
+    json_object_set_new(o, "kannel_id", json_string(m->kannel_id));
+    json_object_set_new(o, "phone", json_string(m->phone));
+    json_object_set_new(o, "to_number", m->to ? json_string(m->to) : json_null());
+    json_object_set_new(o, "command", json_string(rb_sms_cmd_name(m->cmd)));
+    json_object_set_new(o, "case_id", m->case_id ? json_integer(m->case_id) : json_null());
+    json_object_set_new(o, "reply", m->reply ? json_string(m->reply) : json_null());
+    json_object_set_new(o, "lang", json_string(m->lang));
+    json_object_set_new(o, "template", m->template ? json_string(m->template) : json_null());
+    json_object_set_new(o, "optout", m->cmd == RB_SMS_STOP    ? json_string("stop")
+                                     : m->cmd == RB_SMS_START ? json_string("start")
+                                                              : json_null());
+    json_object_set_new(o, "text", m->cmd == RB_SMS_COMPLAINT
+                                       ? json_null()
+                                       : json_stringn(m->text, m->text_len));
+    return o;
+}
+
+static void flush(struct rb_plugin_ctx *ctx)
+{
+    while (n_waiting > 0 && in_flight < BATCH_INFLIGHT) {
+        struct batch *b = malloc(sizeof(*b));
+        size_t n = n_waiting < BATCH_MAX ? n_waiting : BATCH_MAX;
+        if (!b || !(b->v = malloc(n * sizeof(*b->v))))
+            abort();
+        b->n = n;
+        memcpy(b->v, waiting, n * sizeof(*b->v));
+        memmove(waiting, waiting + n, (n_waiting - n) * sizeof(*waiting));
+        n_waiting -= n;
+        json_t *arr = json_array();
+        for (size_t k = 0; k < n; k++)
+            json_array_append_new(arr, mo_json(b->v[k], k));
+        char *text = json_dumps(arr, JSON_COMPACT);
+        json_decref(arr);
+        const char *params[1] = {text};
+        in_flight++;
+        int rc = text ? api->db_query(ctx, record_sql, 1, params, recorded, b) : RB_ERR;
+        free(text);
+        if (rc != RB_OK) {
+            in_flight--;
+            for (size_t k = 0; k < n; k++)
+                answer(b->v[k], 0, 0, "database unavailable");
+            free(b->v);
+            free(b);
+        }
+    }
+}
+
 static void record(struct mo *m)
 {
-    char case_id[24];
-    snprintf(case_id, sizeof(case_id), "%lld", m->case_id);
-    const char *params[9] = {
-        m->kannel_id, m->phone, m->to, rb_sms_cmd_name(m->cmd), m->case_id ? case_id : NULL,
-        m->reply, m->lang, m->template,
-        m->cmd == RB_SMS_STOP ? "stop" : m->cmd == RB_SMS_START ? "start" : NULL,
-    };
-    if (api->db_query(m->ctx, record_sql, 9, params, recorded, m) != RB_OK) {
-        api->reply(m->req, 503, "text/plain", "try again\n", 10);
-        mo_free(m);
+    if (n_waiting == sizeof(waiting) / sizeof(waiting[0])) {
+        answer(m, 0, 0, "too many SMS waiting to be recorded");
+        return;
     }
+    waiting[n_waiting++] = m;
+    flush(m->ctx);
 }
 
 /* ---- complaints ---------------------------------------------------------------------- */
@@ -134,10 +257,15 @@ static void submitted(const struct rb_case_result *r, int status, const char *er
         mo_free(m);
         return;
     }
+    /* The case, its idempotency key (%I) and the reply with the tracking number were committed
+     * together: Kannel can have its 200 now. The sms_mo row follows (it only indexes the SMS;
+     * the case holds the text, and a retry is recognised by the idempotency key). */
     m->case_id = r->id;
     snprintf(m->tracking, sizeof(m->tracking), "%s", r->tracking_no);
-    m->reply = rb_sms_text_received(m->lang, r->tracking_no);
     m->template = "sms.received";
+    api->reply(m->req, 200, "text/plain", "ok\n", 3);
+    m->req = NULL;
+    m->answered = 1;
     record(m);
 }
 
@@ -158,6 +286,7 @@ static void submit(struct mo *m)
         .channel = "sms", .language = m->lang, .phone = m->phone,
         .lat = __builtin_nan(""), .lon = __builtin_nan(""),
         .idem_scope = "sms_kannel", .idem_key = m->kannel_id, .idem_hash = hex,
+        .reply_template = "sms.received", .reply_channel = "sms", .reply_to = m->phone,
     };
     char why[256] = "";
     int rc = api->case_submit(m->ctx, &sub, submitted, m, why, sizeof(why));
@@ -205,11 +334,18 @@ static void status_found(const struct rb_case_status_info *st, const char *err, 
     }
     /* Only the citizen who filed it learns anything; for everyone else it does not exist. */
     if (st && citizen > 0 && st->citizen_id == citizen) {
-        m->reply = rb_sms_text_status(m->lang, st->tracking_no, st->status);
-        m->template = "sms.status";
+        char name[64], why[200];
+        snprintf(name, sizeof(name), "status.%.40s", st->status);
+        char *words = api->template_render(m->ctx, name, m->lang, NULL, why, sizeof(why));
+        json_t *p = json_pack("{s:s, s:s}", "tracking", st->tracking_no, "status",
+                              words ? words : st->status);
+        char *params = json_dumps(p, 0);
+        reply_with(m, "sms.status", params);
+        free(params);
+        json_decref(p);
+        free(words);
     } else {
-        m->reply = rb_sms_text_not_found(m->lang, m->tracking);
-        m->template = "sms.not_found";
+        reply_tracking(m, "sms.not_found", m->tracking);
     }
     record(m);
 }
@@ -220,9 +356,10 @@ static void status(struct mo *m)
     if (!m->arg[0] || api->tracking_parse(m->arg, m->tracking, sizeof(m->tracking), &why) !=
                           RB_OK) {
         snprintf(m->tracking, sizeof(m->tracking), "%.31s", m->arg[0] ? m->arg : "-");
-        m->reply = m->arg[0] ? rb_sms_text_not_found(m->lang, m->tracking)
-                             : rb_sms_text_help(m->lang);
-        m->template = m->arg[0] ? "sms.not_found" : "sms.help";
+        if (m->arg[0])
+            reply_tracking(m, "sms.not_found", m->tracking);
+        else
+            reply_with(m, "sms.help", NULL);
         m->tracking[0] = '\0';
         record(m);
         return;
@@ -230,6 +367,83 @@ static void status(struct mo *m)
     const char *params[1] = {m->phone};
     if (api->db_query(m->ctx, "SELECT id FROM citizens WHERE phone = $1", 1, params,
                       sender_found, m) != RB_OK) {
+        api->reply(m->req, 503, "text/plain", "try again\n", 10);
+        mo_free(m);
+    }
+}
+
+/* ---- "1" / "2": the answer to a resolve notice's request to rate ---------------------- */
+
+/* The sender's case waiting for a rating (resolved or answered, and its notice asked), the
+ * newest first, and whether this MO was stored before (a retry: nothing more to do).
+ * $1 phone  $2 kannel_id. */
+static const char pending_sql[] =
+    "SELECT EXISTS (SELECT 1 FROM sms_mo WHERE kannel_id = $2), p.id, p.tracking_no,"
+    "  p.citizen_id, p.language"
+    " FROM (SELECT 1) x LEFT JOIN LATERAL ("
+    "  SELECT c.id, c.tracking_no, c.citizen_id, c.language FROM citizens ci"
+    "  JOIN cases c ON c.citizen_id = ci.id"
+    "  WHERE ci.phone = $1 AND c.status IN ('resolved', 'answered')"
+    "    AND EXISTS (SELECT 1 FROM messages n WHERE n.case_id = c.id"
+    "                AND n.template IN ('notice.resolve', 'notice.answer'))"
+    "  ORDER BY c.updated_at DESC, c.id DESC LIMIT 1) p ON true";
+
+static void rated(const struct rb_db_result *res, const char *err, void *arg)
+{
+    struct mo *m = arg;
+    if (err) {
+        api->reply(m->req, 503, "text/plain", "try again\n", 10);
+        mo_free(m);
+        return;
+    }
+    const char *to = api->db_ntuples(res) == 1 ? api->db_value(res, 0, 2) : NULL;
+    if (!to)
+        reply_with(m, "sms.help", NULL); /* no longer waiting for a rating */
+    else
+        reply_tracking(m, strcmp(to, "reopened") == 0 ? "sms.reopened" : "sms.rated",
+                       m->tracking);
+    record(m);
+}
+
+static void pending_found(const struct rb_db_result *res, const char *err, void *arg)
+{
+    struct mo *m = arg;
+    if (err || api->db_ntuples(res) != 1) {
+        api->reply(m->req, 503, "text/plain", "try again\n", 10);
+        mo_free(m);
+        return;
+    }
+    const char *seen = api->db_value(res, 0, 0), *id = api->db_value(res, 0, 1);
+    if (seen && seen[0] == 't') {
+        api->log(m->ctx, RB_LOG_INFO, "SMS %s from %s: rating (a retry; nothing new)",
+                 m->kannel_id, m->phone);
+        api->reply(m->req, 200, "text/plain", "ok\n", 3);
+        mo_free(m);
+        return;
+    }
+    if (!id) { /* nothing to rate: say how the service works */
+        reply_with(m, "sms.help", NULL);
+        record(m);
+        return;
+    }
+    m->case_id = atoll(id);
+    snprintf(m->tracking, sizeof(m->tracking), "%s", api->db_value(res, 0, 2));
+    m->citizen_id = atoll(api->db_value(res, 0, 3));
+    const char *lang = api->db_value(res, 0, 4);
+    m->lang = lang && strcmp(lang, "en") == 0 ? "en" : "ur";
+    int satisfied = m->arg[0] == '1';
+    /* The app's scale is 1-5: "1 satisfied" records 5, "2 unsatisfied" records 1. */
+    if (api->case_rate(m->ctx, m->tracking, m->citizen_id, satisfied ? 5 : 1, satisfied, NULL,
+                       rated, m) != RB_OK) {
+        api->reply(m->req, 503, "text/plain", "try again\n", 10);
+        mo_free(m);
+    }
+}
+
+static void rating(struct mo *m)
+{
+    const char *params[2] = {m->phone, m->kannel_id};
+    if (api->db_query(m->ctx, pending_sql, 2, params, pending_found, m) != RB_OK) {
         api->reply(m->req, 503, "text/plain", "try again\n", 10);
         mo_free(m);
     }
@@ -292,6 +506,18 @@ void rb_sms_on_mo(struct rb_http_req *req, void *arg)
     m->text = dup_n(text, len);
     m->text_len = len;
     m->cmd = rb_sms_command(m->text, len, m->arg, sizeof(m->arg), &m->lang);
+    /* The flood limit: past it, texts are stored but make no case (STOP/START always work). */
+    if (m->cmd != RB_SMS_STOP && m->cmd != RB_SMS_START) {
+        enum rb_sms_flood f = rb_sms_flood_check(m->phone, api_now(), rb_sms_conf.flood_max,
+                                                 rb_sms_conf.flood_window);
+        if (f != RB_SMS_FLOOD_OK) {
+            m->cmd = RB_SMS_FLOOD;
+            if (f == RB_SMS_FLOOD_REPLY)
+                reply_with(m, "sms.flood", NULL);
+            record(m);
+            return;
+        }
+    }
     switch (m->cmd) {
     case RB_SMS_COMPLAINT:
         submit(m);
@@ -299,17 +525,19 @@ void rb_sms_on_mo(struct rb_http_req *req, void *arg)
     case RB_SMS_STATUS:
         status(m);
         return;
+    case RB_SMS_RATING:
+        rating(m);
+        return;
     case RB_SMS_HELP:
-        m->reply = rb_sms_text_help(m->lang);
-        m->template = "sms.help";
+        reply_with(m, "sms.help", NULL);
         break;
     case RB_SMS_STOP:
-        m->reply = rb_sms_text_stop(m->lang);
-        m->template = "sms.stop";
+        reply_with(m, "sms.stop", NULL);
         break;
     case RB_SMS_START:
-        m->reply = rb_sms_text_start(m->lang);
-        m->template = "sms.start";
+        reply_with(m, "sms.start", NULL);
+        break;
+    case RB_SMS_FLOOD:
         break;
     }
     record(m);

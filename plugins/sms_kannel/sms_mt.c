@@ -2,7 +2,8 @@
  * reports.
  *
  * A run loads the message, skips what is already sent (a rerun after a crash), refuses
- * notices to citizens who sent STOP (direct answers still go), takes a token, and asks
+ * notices to citizens who sent STOP (direct answers still go), puts what is not urgent back
+ * until quiet hours end, takes a slot of the gateway's rate, and asks
  * smsbox's sendsms (coding=2, charset=UTF-8, our id in the dlr-url). 202 → 'sent'; no answer
  * or 5xx → the job's back-off; other 4xx → 'failed' for good. Kannel then calls
  * /sms/kannel/dlr?id=OUR_ID&type=%d: 1 → delivered, 2/16 → failed. */
@@ -18,9 +19,24 @@
 
 #define api rb_sms_api
 
-/* ---- token bucket -------------------------------------------------------------------- */
+/* ---- throughput limit ------------------------------------------------------------------ */
 
-static double bucket_tokens = -1, bucket_at;
+/* The gateway's rate as a virtual schedule (GCRA): `next` is when the next message may go if
+ * the bucket of `burst` were empty. A job that must wait is given a slot and told to come
+ * back then (job_finish with that delay); its slot is kept for it by job id, so on its return
+ * it goes at once instead of queueing again behind newer jobs. Slots not claimed within
+ * ten minutes (the job went elsewhere) are dropped. Per process. */
+#define SLOTS_CAP 131072u /* a power of two */
+#define SLOTS_MAX 100000u /* slots kept at once; past that a job waits without one */
+
+struct slot {
+    long long job; /* 0: free */
+    double at;
+};
+
+static double next_at;
+static struct slot *slots; /* open addressing, linear probing */
+static size_t n_slots;
 
 static double now_mono(void)
 {
@@ -29,21 +45,89 @@ static double now_mono(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* 0 when a token was taken, else the seconds until one will be there. */
-static double bucket_take(void)
+static size_t slot_home(long long job)
 {
-    double t = now_mono(), cap = (double)rb_sms_conf.burst;
-    if (bucket_tokens < 0) {
-        bucket_tokens = cap;
-        bucket_at = t;
+    unsigned long long h = (unsigned long long)job * 0x9E3779B97F4A7C15ull;
+    return (size_t)(h >> 40) & (SLOTS_CAP - 1);
+}
+
+/* Removes the entry at i, shifting back the ones that probed past it. */
+static void slot_delete(size_t i)
+{
+    size_t j = i;
+    slots[i].job = 0;
+    n_slots--;
+    for (;;) {
+        j = (j + 1) & (SLOTS_CAP - 1);
+        if (!slots[j].job)
+            return;
+        size_t k = slot_home(slots[j].job);
+        /* k cyclically in (i, j]: the entry can stay */
+        if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
+            continue;
+        slots[i] = slots[j];
+        slots[j].job = 0;
+        i = j;
     }
-    bucket_tokens = fmin(cap, bucket_tokens + (t - bucket_at) * rb_sms_conf.rate);
-    bucket_at = t;
-    if (bucket_tokens >= 1) {
-        bucket_tokens -= 1;
+}
+
+/* 1 when job held a slot (now released). Stale slots met on the way are dropped. */
+static int slot_claim(long long job, double t)
+{
+    if (!slots)
         return 0;
+    for (size_t i = slot_home(job); slots[i].job; i = (i + 1) & (SLOTS_CAP - 1)) {
+        if (slots[i].job == job) {
+            slot_delete(i);
+            return 1;
+        }
     }
-    return (1 - bucket_tokens) / rb_sms_conf.rate;
+    (void)t;
+    return 0;
+}
+
+static void slot_keep(long long job, double at, double t)
+{
+    if (!slots && !(slots = calloc(SLOTS_CAP, sizeof(*slots))))
+        abort();
+    size_t i = slot_home(job);
+    while (slots[i].job) {
+        if (slots[i].at < t - 600) { /* its job went elsewhere: reuse */
+            slots[i].job = job;
+            slots[i].at = at;
+            return;
+        }
+        i = (i + 1) & (SLOTS_CAP - 1);
+    }
+    if (n_slots >= SLOTS_MAX)
+        return;
+    slots[i].job = job;
+    slots[i].at = at;
+    n_slots++;
+}
+
+/* 0 when the message may go now, else the seconds until its slot. */
+static double slot_take(long long job)
+{
+    double t = now_mono(), interval = 1.0 / rb_sms_conf.rate;
+    double tolerance = (double)(rb_sms_conf.burst - 1) * interval;
+    if (slot_claim(job, t))
+        return 0;
+    if (next_at < t)
+        next_at = t;
+    double allowed = next_at - tolerance;
+    next_at += interval;
+    if (allowed <= t)
+        return 0;
+    slot_keep(job, allowed, t);
+    return allowed - t;
+}
+
+void rb_sms_slots_free(void)
+{
+    free(slots);
+    slots = NULL;
+    n_slots = 0;
 }
 
 /* ---- one send ------------------------------------------------------------------------ */
@@ -52,6 +136,7 @@ struct send {
     struct rb_plugin_ctx *ctx; /* borrowed */
     struct rb_job_run *run;    /* borrowed until job_finish */
     char id[24];               /* messages.id */
+    long long job;             /* jobs.id */
     int status;                /* sendsms answer */
     char *error;               /* owned */
     int permanent;
@@ -64,7 +149,7 @@ static void send_free(struct send *s)
 }
 
 static const char load_sql[] =
-    "SELECT m.channel, m.to_address, m.body, m.status, m.notice,"
+    "SELECT m.channel, m.to_address, m.body, m.status, m.notice, m.urgent,"
     "  EXISTS (SELECT 1 FROM citizens c WHERE c.phone = m.to_address"
     "          AND c.opted_out_at IS NOT NULL)"
     " FROM messages m WHERE m.id = $1::bigint";
@@ -184,7 +269,8 @@ static void loaded(const struct rb_db_result *res, const char *err, void *arg)
     }
     const char *channel = api->db_value(res, 0, 0), *to = api->db_value(res, 0, 1),
                *body = api->db_value(res, 0, 2), *status = api->db_value(res, 0, 3),
-               *notice = api->db_value(res, 0, 4), *opted_out = api->db_value(res, 0, 5);
+               *notice = api->db_value(res, 0, 4), *urgent = api->db_value(res, 0, 5),
+               *opted_out = api->db_value(res, 0, 6);
     if (!channel || strcmp(channel, "sms") != 0) {
         char msg[96];
         snprintf(msg, sizeof(msg), "no sender for %s messages", channel ? channel : "?");
@@ -207,7 +293,14 @@ static void loaded(const struct rb_db_result *res, const char *err, void *arg)
         send_free(s);
         return;
     }
-    double wait = bucket_take();
+    /* Quiet hours: what is not urgent waits for their end (the job's run_at, no sleep). */
+    double quiet = urgent && urgent[0] == 't' ? 0 : api->quiet_wait(s->ctx);
+    if (quiet > 0) {
+        api->job_finish(s->run, 0, "quiet hours", quiet, 0);
+        send_free(s);
+        return;
+    }
+    double wait = slot_take(s->job);
     if (wait > 0) {
         api->job_finish(s->run, 0, "throttled", wait, 0);
         send_free(s);
@@ -238,6 +331,7 @@ void rb_sms_send_job(struct rb_job_run *run, const struct rb_job_info *job, void
         abort();
     s->ctx = arg;
     s->run = run;
+    s->job = job->id;
     snprintf(s->id, sizeof(s->id), "%lld", (long long)json_integer_value(id));
     json_decref(p);
     const char *params[1] = {s->id};

@@ -1,26 +1,9 @@
 /* Pure text work for the SMS channel: no I/O, no host API (unit-tested on its own). */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "sms_kannel.h"
-
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    int n = vsnprintf(NULL, 0, f, ap);
-    va_end(ap);
-    char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (!s)
-        abort(); /* out of memory: the core's rb_fatal is out of reach for a plugin */
-    va_start(ap, f);
-    vsnprintf(s, (size_t)n + 1, f, ap);
-    va_end(ap);
-    return s;
-}
 
 /* Decodes one code point at s[*i]; -1 for malformed input (overlongs, surrogates, > 10FFFF). */
 static long utf8_next(const unsigned char *s, size_t len, size_t *i)
@@ -119,7 +102,9 @@ enum rb_sms_cmd rb_sms_command(const char *s, size_t len, char *arg, size_t args
         {"HELP", RB_SMS_HELP, "en"},
         {"\xD9\x85\xD8\xAF\xD8\xAF", RB_SMS_HELP, "ur"}, /* مدد */
         {"STOP", RB_SMS_STOP, "en"},
+        {"\xD8\xA8\xD9\x86\xD8\xAF", RB_SMS_STOP, "ur"}, /* بند */
         {"START", RB_SMS_START, "en"},
+        {"\xD8\xB4\xD8\xB1\xD9\x88\xD8\xB9", RB_SMS_START, "ur"}, /* شروع */
     };
     const unsigned char *u = (const unsigned char *)s;
     size_t b = 0, e = len;
@@ -137,6 +122,23 @@ enum rb_sms_cmd rb_sms_command(const char *s, size_t len, char *arg, size_t args
     while (e > b && (u[e - 1] == ' ' || u[e - 1] == '\t' || u[e - 1] == '\r' ||
                      u[e - 1] == '\n'))
         e--;
+    /* A lone 1 or 2 (ASCII, Urdu or Arabic digit): an answer to "reply 1 or 2". */
+    if (b < e) {
+        size_t j = b;
+        long cp = utf8_next(u, e, &j);
+        int d = cp == '1' || cp == 0x06F1 || cp == 0x0661   ? 1
+                : cp == '2' || cp == 0x06F2 || cp == 0x0662 ? 2
+                                                            : 0;
+        if (d && j == e) {
+            if (arg && argsz >= 2) {
+                arg[0] = (char)('0' + d);
+                arg[1] = '\0';
+            }
+            if (cp > 0x7F)
+                *lang = "ur";
+            return RB_SMS_RATING;
+        }
+    }
     for (size_t k = 0; k < sizeof(kws) / sizeof(kws[0]); k++) {
         size_t n = keyword(s + b, e - b, kws[k].kw);
         if (!n)
@@ -192,82 +194,10 @@ const char *rb_sms_cmd_name(enum rb_sms_cmd c)
     case RB_SMS_HELP: return "help";
     case RB_SMS_STOP: return "stop";
     case RB_SMS_START: return "start";
+    case RB_SMS_RATING: return "rating";
+    case RB_SMS_FLOOD: return "flood";
     }
     return "complaint";
-}
-
-static int urdu(const char *lang)
-{
-    return lang && strcmp(lang, "ur") == 0;
-}
-
-char *rb_sms_text_received(const char *lang, const char *tracking)
-{
-    if (urdu(lang))
-        return fmt("رابطہ: آپ کی شکایت درج ہو گئی ہے۔ ٹریکنگ نمبر %s ہے۔ "
-                   "حالت جاننے کے لیے حالت %s لکھ کر بھیجیں۔", tracking, tracking);
-    return fmt("Rabta: your complaint is registered. Tracking number: %s. "
-               "Send STATUS %s to follow it.", tracking, tracking);
-}
-
-static const char *status_ur(const char *st)
-{
-    static const char *const map[][2] = {
-        {"submitted", "درج"}, {"routed", "متعلقہ محکمے کو بھیج دی گئی"},
-        {"acknowledged", "محکمے کو موصول"}, {"in_progress", "زیر کارروائی"},
-        {"awaiting_citizen", "آپ کے جواب کی منتظر"}, {"resolved", "حل ہو گئی"},
-        {"closed", "بند"}, {"rejected", "مسترد"}, {"transferred", "دوسرے محکمے کو منتقل"},
-        {"reopened", "دوبارہ کھولی گئی"}, {"answered", "جواب دے دیا گیا"},
-    };
-    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-        if (strcmp(map[i][0], st) == 0)
-            return map[i][1];
-    return st;
-}
-
-char *rb_sms_text_status(const char *lang, const char *tracking, const char *status)
-{
-    if (urdu(lang))
-        return fmt("رابطہ: شکایت %s کی حالت: %s۔", tracking, status_ur(status));
-    char st[64];
-    snprintf(st, sizeof(st), "%s", status);
-    for (char *p = st; *p; p++)
-        if (*p == '_')
-            *p = ' ';
-    return fmt("Rabta: complaint %s is %s.", tracking, st);
-}
-
-char *rb_sms_text_not_found(const char *lang, const char *what)
-{
-    if (urdu(lang))
-        return fmt("رابطہ: اس نمبر سے %s کی کوئی شکایت نہیں ملی۔ ٹریکنگ نمبر دوبارہ دیکھیں۔",
-                   what);
-    return fmt("Rabta: no complaint %s was found for this phone. Please check the tracking "
-               "number.", what);
-}
-
-char *rb_sms_text_help(const char *lang)
-{
-    if (urdu(lang))
-        return fmt("رابطہ: شکایت درج کرنے کے لیے اپنی شکایت لکھ کر بھیجیں۔ حالت جاننے کے لیے "
-                   "حالت اور ٹریکنگ نمبر بھیجیں۔ پیغامات بند کرنے کے لیے STOP بھیجیں۔");
-    return fmt("Rabta: to complain, send your complaint as a message. To follow it, send "
-               "STATUS and the tracking number. Send STOP to get no more notices.");
-}
-
-char *rb_sms_text_stop(const char *lang)
-{
-    if (urdu(lang))
-        return fmt("رابطہ: آپ کو مزید اطلاعات نہیں بھیجی جائیں گی۔ دوبارہ شروع کرنے کے لیے "
-                   "START بھیجیں۔");
-    return fmt("Rabta: you will get no more notices. Send START to get them again.");
-}
-
-char *rb_sms_text_start(const char *lang)
-{
-    if (urdu(lang))
-        return fmt("رابطہ: اطلاعات دوبارہ شروع کر دی گئی ہیں۔");
-    return fmt("Rabta: notices are on again.");
 }
 
 char *rb_sms_urlencode(const char *s)
@@ -300,4 +230,64 @@ int rb_sms_secret_ok(const char *given, const char *want)
     for (size_t i = 0; i < b; i++)
         d |= (unsigned char)(given[i % (a ? a : 1)] ^ want[i]);
     return d == 0 && a > 0;
+}
+
+/* ---- flood limit ----------------------------------------------------------------------- */
+
+#define FLOOD_SLOTS 4096u /* phones tracked at once; a busy slot goes to the newest */
+#define FLOOD_PROBE 8u
+
+struct flood_slot {
+    char phone[20];
+    double start; /* the window began */
+    long long count;
+    int replied;
+};
+
+static struct flood_slot flood[FLOOD_SLOTS];
+
+static unsigned flood_hash(const char *s)
+{
+    unsigned h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+enum rb_sms_flood rb_sms_flood_check(const char *phone, double now, long long max,
+                                     double window)
+{
+    if (max <= 0)
+        return RB_SMS_FLOOD_OK;
+    unsigned h = flood_hash(phone);
+    struct flood_slot *slot = NULL, *oldest = NULL;
+    for (unsigned i = 0; i < FLOOD_PROBE; i++) {
+        struct flood_slot *c = &flood[(h + i) % FLOOD_SLOTS];
+        if (strcmp(c->phone, phone) == 0) {
+            slot = c;
+            break;
+        }
+        if (!oldest || c->start < oldest->start)
+            oldest = c;
+    }
+    if (!slot || now - slot->start >= window) {
+        if (!slot) {
+            slot = oldest;
+            snprintf(slot->phone, sizeof(slot->phone), "%s", phone);
+        }
+        slot->start = now;
+        slot->count = 0;
+        slot->replied = 0;
+    }
+    if (++slot->count <= max)
+        return RB_SMS_FLOOD_OK;
+    if (slot->replied)
+        return RB_SMS_FLOOD_SILENT;
+    slot->replied = 1;
+    return RB_SMS_FLOOD_REPLY;
+}
+
+void rb_sms_flood_reset(void)
+{
+    memset(flood, 0, sizeof(flood));
 }

@@ -27,16 +27,6 @@ bench_psql "INSERT INTO citizens (phone) SELECT '+92300' || lpad(g::text, 7, '0'
   SELECT sha256(convert_to('bench-token-' || lpad((c.id - m.lo + 1)::text, 8, '0'), 'UTF8')), c.id, now() + interval '1 day'
   FROM citizens c, (SELECT min(id) AS lo FROM citizens) m;" >/dev/null
 
-pgbench_rate() { # one case + its two events per transaction, like intake stores them
-  cat >"$TMP/pgbench.sql" <<'SQL'
-\set r random(1, 999999999999)
-WITH c AS (INSERT INTO cases (tracking_no, kind, status, citizen_id, channel, service_id, department_id, category, priority, sla_policy, district_id, text, language) VALUES ('PB-' || :client_id || '-' || :r, 'complaint', 'routed', (:r % 20000) + 1, 'app', 'domicile_certificate', 'district_administration', 'general', 3, 'default', 'lahore', 'My domicile certificate has been pending for two months without any reason given', 'en') RETURNING id)
-INSERT INTO case_events (case_id, actor_type, actor_id, event, from_status, to_status, data) SELECT id, 'system', x.a, x.e, x.f, x.t, '{}'::jsonb FROM c, (VALUES ('intake', 'submitted', NULL, 'submitted'), ('routing', 'routed', 'submitted', 'routed')) AS x(a, e, f, t);
-SQL
-  timeout 300 "$PGBIN/pgbench" -h "$PGSOCK" -p "$PGPORT" -U rabta -n -c "$CONNS" -j "$THREADS" \
-    -T "$secs" -f "$TMP/pgbench.sql" rabta 2>&1 | awk '/^tps = / {print $3}'
-}
-
 intake_round() { # label -> prints the figures; sets RATE
   local before after out ok rate
   before=$(bench_psql "SELECT count(*) FROM cases")
@@ -63,7 +53,7 @@ intake_round() { # label -> prints the figures; sets RATE
 
 LOST=0
 echo "PostgreSQL fsync=on synchronous_commit=on; $CONNS connections, $THREADS threads, $DURATION each"
-base=$(pgbench_rate)
+base=$(bench_pgbench_cases)
 echo "  pgbench, one case (+2 events) per transaction: $base tps"
 intake_round "rabtad POST /api/v1/cases (empty database)"
 empty_rate=$RATE

@@ -4,6 +4,8 @@
 #   bench_rabtad_start         the real rabtad on it with the sample config
 #   bench_wait_ready NAME PID URL
 #   bench_wrk ARGS...          wrk bounded by a timeout; output on stdout
+#   bench_pgbench_cases        pgbench tps storing a case + its two events per transaction
+# BENCH_EXTRA_YAML (optional) is appended to the rabtad config's plugins list.
 
 die() { echo "$(basename "$0"): $*" >&2; exit 1; }
 
@@ -105,6 +107,7 @@ plugins:
   - name: inbox
   - name: webhook
   - name: app
+${BENCH_EXTRA_YAML:-}
 EOF
   "$RABTAD" -c "$TMP/rabta.yaml" >"$TMP/rabtad.log" 2>&1 &
   RABTAD_PID=$!
@@ -130,3 +133,14 @@ bench_wrk() { # wrk ARGS... bounded by a timeout
 }
 
 max() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b) ? a : b }'; }
+
+bench_pgbench_cases() { # one case + its two events per transaction, like intake stores them
+  local secs=${DURATION%s}
+  cat >"$TMP/pgbench.sql" <<'SQL'
+\set r random(1, 999999999999)
+WITH c AS (INSERT INTO cases (tracking_no, kind, status, citizen_id, channel, service_id, department_id, category, priority, sla_policy, district_id, text, language) VALUES ('PB-' || :client_id || '-' || :r, 'complaint', 'routed', (:r % 20000) + 1, 'app', 'domicile_certificate', 'district_administration', 'general', 3, 'default', 'lahore', 'My domicile certificate has been pending for two months without any reason given', 'en') RETURNING id)
+INSERT INTO case_events (case_id, actor_type, actor_id, event, from_status, to_status, data) SELECT id, 'system', x.a, x.e, x.f, x.t, '{}'::jsonb FROM c, (VALUES ('intake', 'submitted', NULL, 'submitted'), ('routing', 'routed', 'submitted', 'routed')) AS x(a, e, f, t);
+SQL
+  timeout 300 "$PGBIN/pgbench" -h "$PGSOCK" -p "$PGPORT" -U rabta -n -c "$CONNS" -j "$THREADS" \
+    -T "$secs" -f "$TMP/pgbench.sql" rabta 2>&1 | awk '/^tps = / {print $3}'
+}

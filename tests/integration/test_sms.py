@@ -15,9 +15,31 @@ import rbtest
 SECRET = "kannel-test-secret"
 URDU_COMPLAINT = "ہسپتال میں ڈاکٹر موجود نہیں تھا اور دوائی بھی نہیں ملی"
 EN_COMPLAINT = "The police station refused to register my FIR about a stolen motorcycle"
+FLOOD_MAX = 8
+URDU_ONE, URDU_TWO, ARABIC_ONE = "\u06f1", "\u06f2", "\u0661"
 
 
-class SmsTest(rbtest.TestCase):
+def case_event(db, tracking, event, to_status=None):
+    """A case event as the staff API writes it (status change + event in one statement);
+    the case_event_jobs trigger queues its jobs. Returns the event id."""
+    return db.scalar(
+        "WITH c AS (SELECT id, status FROM cases WHERE tracking_no = '%s' FOR UPDATE),"
+        " u AS (UPDATE cases SET status = coalesce(%s, cases.status), updated_at = now()"
+        "       FROM c WHERE cases.id = c.id RETURNING cases.id, c.status AS from_status,"
+        "       cases.status AS to_status)"
+        " INSERT INTO case_events (case_id, actor_type, actor_id, event, from_status, to_status)"
+        " SELECT id, 'staff', 'test', '%s', from_status, to_status FROM u RETURNING id"
+        % (tracking, "'%s'" % to_status if to_status else "NULL", event))
+
+
+class KannelCase(rbtest.TestCase):
+    """A PostgreSQL, a Kannel (bearerbox + smsbox + fake SMSC) and rabtad with sms_kannel.
+    Subclasses set PLUGIN (extra sms_kannel settings), CONFIG (extra rabta.yaml sections) and
+    KANNEL_AT_START (False: rabtad starts while Kannel is down)."""
+    PLUGIN = {}
+    CONFIG = {}
+    KANNEL_AT_START = True
+
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -29,11 +51,15 @@ class SmsTest(rbtest.TestCase):
               % (port, SECRET))
         cls.k = kannel.Kannel(cls.class_tmp(), mo)
         cfg = rbtest.default_config(port, cls.class_tmp() + "/state", cls.db.url())
-        cfg["plugins"].append({"name": "sms_kannel", "config": {
-            "secret": SECRET, "sendsms_url": cls.k.sendsms_url,
-            "username": kannel.SEND_USER, "password": kannel.SEND_PASSWORD, "sender": "8080",
-            "dlr_base_url": "http://127.0.0.1:%d" % port, "rate": 50, "burst": 50}})
+        cfg.update(cls.config())
+        plugin = {"secret": SECRET, "sendsms_url": cls.k.sendsms_url,
+                  "username": kannel.SEND_USER, "password": kannel.SEND_PASSWORD,
+                  "dlr_base_url": "http://127.0.0.1:%d" % port}
+        plugin.update(cls.PLUGIN)
+        cfg["plugins"].append({"name": "sms_kannel", "config": plugin})
         cls.r = cls.class_rabtad(pg=cls.db, port=port, config=cfg)
+        if not cls.KANNEL_AT_START:
+            return
         try:
             cls.k.start()
         except BaseException:
@@ -41,6 +67,10 @@ class SmsTest(rbtest.TestCase):
             cls.k.stop()
             cls.tearDownClass()
             raise
+
+    @classmethod
+    def config(cls):
+        return dict(cls.CONFIG)
 
     @classmethod
     def tearDownClass(cls):
@@ -53,6 +83,11 @@ class SmsTest(rbtest.TestCase):
         super().tearDownClass()
         if code != 0:
             raise AssertionError("rabtad exited with %r after SIGTERM" % code)
+
+
+class SmsTest(KannelCase):
+    PLUGIN = {"sender": "8080", "rate": 50, "burst": 50, "flood_max": FLOOD_MAX,
+              "flood_window": "1h"}
 
     def tearDown(self):
         if self._failed():
@@ -129,12 +164,13 @@ class SmsTest(rbtest.TestCase):
         t = self.tracking_in(self.complain(phone, "Garbage not collected in street 5 for a month",
                                            "the first reply"))
         self.k.smsc.send_mo(phone, "8080", "status  %s" % t.lower())
-        got = self.reply_to(phone, r"is (routed|submitted|acknowledged)", "the status reply")
+        # the status in words (template status.routed of lua/templates.lua)
+        got = self.reply_to(phone, r"is sent to the department\.", "the status reply")
         self.assertIn(t, got)
         # Urdu keyword with Urdu digits where the number has digits
         urdu_t = t.translate(str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹"))
         self.k.smsc.send_mo(phone, "8080", "حالت %s" % urdu_t)
-        got = self.reply_to(phone, r"کی حالت", "the Urdu status reply")
+        got = self.reply_to(phone, r"کی حالت: متعلقہ محکمے کو بھیج دی گئی", "the Urdu status reply")
         self.assertIn(t, got)
         # mistyped: one character changed breaks the check character
         bad = t[:-1] + ("A" if t[-1] != "A" else "B")
@@ -158,6 +194,10 @@ class SmsTest(rbtest.TestCase):
                          "1", "one case for one Kannel id")
         self.assertEqual(self.db.scalar("SELECT count(*) FROM messages WHERE"
                                         " to_address = '+923001110006'"), "1", "one reply")
+        rbtest.wait_until(lambda: self.db.scalar(
+            "SELECT count(*) FROM sms_mo WHERE kannel_id = 'dup-0001'") == "1", 5.0,
+            what="one sms_mo row for the Kannel id")
+        time.sleep(0.3)
         self.assertEqual(self.db.scalar("SELECT count(*) FROM sms_mo WHERE kannel_id = 'dup-0001'"),
                          "1")
 
@@ -242,40 +282,251 @@ class SmsTest(rbtest.TestCase):
         self.assertEqual(self.db.scalar("SELECT count(*) FROM sms_mo"), before,
                          "nothing was recorded")
 
+    # notices on case events ---------------------------------------------------------------
+    def notice_to(self, phone, pattern, what):
+        return self.reply_to(phone, pattern, what)
 
-class SmsGatewayTest(rbtest.TestCase):
+    def notices_of(self, event_id):
+        """Once the event's notice jobs have run: how many messages it has."""
+        rbtest.wait_until(lambda: self.db.scalar(
+            "SELECT count(*) FROM jobs WHERE kind = 'notice' AND payload->>'event_id' = '%s'"
+            % event_id) == "0", 10.0, what="the notice jobs of event %s to finish" % event_id)
+        return self.db.scalar("SELECT count(*) FROM messages WHERE event_id = %s" % event_id)
+
+    def test_notices_per_event_reach_the_smsc_in_english_and_urdu(self):
+        en, ur = "+923001120001", "+923001120002"
+        t_en = self.tracking_in(self.complain(en, "Sewerage overflowing near the school gate",
+                                              "the English reply"))
+        t_ur = self.tracking_in(self.complain(ur, URDU_COMPLAINT, "the Urdu reply"))
+        # The case came by SMS: its reply carried the tracking number, so 'routed' (written by
+        # intake) gives no notice.
+        rbtest.wait_until(lambda: self.db.scalar(
+            "SELECT count(*) FROM jobs WHERE kind = 'notice' AND payload->>'case_id' IN"
+            " (SELECT id::text FROM cases WHERE tracking_no IN ('%s', '%s'))"
+            % (t_en, t_ur)) == "0", 10.0, what="the routed notice jobs to run")
+        self.assertEqual(self.db.scalar(
+            "SELECT count(*) FROM messages WHERE template = 'notice.routed' AND to_address IN"
+            " ('%s', '%s')" % (en, ur)), "0", "no 'registered' notice for an SMS case")
+        steps = [("acknowledge", "acknowledged", r"has received your complaint",
+                  r"کو آپ کی شکایت .* موصول ہو گئی ہے"),
+                 ("transfer", "transferred", r"has been transferred to", r"منتقل کر دی گئی ہے"),
+                 ("resolve", "resolved", r"is resolved\. .*Reply 1 satisfied, 2 unsatisfied",
+                  r"حل کر دی گئی ہے۔ .*۱ مطمئن، ۲ غیر مطمئن")]
+        for event, status, rx_en, rx_ur in steps:
+            case_event(self.db, t_en, event, status)
+            case_event(self.db, t_ur, event, status)
+            got = self.notice_to(en, rx_en, "the English %s notice" % event)
+            self.assertIn(t_en, got)
+            got = self.notice_to(ur, rx_ur, "the Urdu %s notice" % event)
+            self.assertIn(t_ur, got, "the tracking number in the Urdu notice")
+            self.assertNotIn("?", got, "Urdu intact")
+        # information request answered
+        case_event(self.db, t_en, "answer", None)
+        self.notice_to(en, r"has been answered by", "the 'answered' notice")
+        rows = self.db.query("SELECT template, language, notice, urgent FROM messages"
+                             " WHERE to_address = '%s' AND template LIKE 'notice.%%'"
+                             " ORDER BY id" % ur)
+        self.assertEqual(rows, [["notice.acknowledge", "ur", "t", "f"],
+                                ["notice.transfer", "ur", "t", "f"],
+                                ["notice.resolve", "ur", "t", "f"]])
+
+    def test_registered_notice_for_a_case_from_another_channel(self):
+        phone = "+923001120003"
+        cid = self.db.scalar("INSERT INTO citizens (phone, language) VALUES ('%s', 'en')"
+                             " RETURNING id" % phone)
+        self.db.scalar("INSERT INTO cases (tracking_no, kind, status, citizen_id, channel,"
+                       " department_id, language) VALUES ('RB-TEST-APP-1', 'complaint', 'routed',"
+                       " %s, 'app', 'police', 'en') RETURNING id" % cid)
+        case_event(self.db, "RB-TEST-APP-1", "routed", None)
+        got = self.notice_to(phone, r"registered with tracking number RB-TEST-APP-1",
+                             "the 'registered' notice of an app case")
+        self.assertIn("sent to", got)
+
+    def test_one_notice_per_event_even_if_the_job_runs_again(self):
+        phone = "+923001120004"
+        t = self.tracking_in(self.complain(phone, "Electricity pole fallen on the road",
+                                           "the reply"))
+        ev = case_event(self.db, t, "acknowledge", "acknowledged")
+        self.notice_to(phone, r"has received your complaint", "the first notice")
+        # The same job again (a retry after a crash): no second message.
+        self.db.scalar("INSERT INTO jobs (kind, payload) SELECT 'notice', jsonb_build_object("
+                       "'case_id', case_id, 'event_id', id, 'event', event) FROM case_events"
+                       " WHERE id = %s RETURNING id" % ev)
+        self.assertEqual(self.notices_of(ev), "1", "one message for the event")
+        time.sleep(1.0)
+        self.assertEqual(len([m for m in self.k.smsc.messages_to(phone)
+                              if "has received" in m[2]]), 1, "the SMSC got it once")
+
+    def test_stop_then_a_case_notice_is_not_queued_and_start_resumes(self):
+        phone = "+923001120005"
+        t = self.tracking_in(self.complain(phone, "Illegal parking blocks the ambulance road",
+                                           "the reply"))
+        self.k.smsc.send_mo(phone, "8080", "stop")
+        self.reply_to(phone, r"no more notices", "the STOP confirmation")
+        ev = case_event(self.db, t, "acknowledge", "acknowledged")
+        self.assertEqual(self.notices_of(ev), "0", "no notice written for a citizen who sent STOP")
+        time.sleep(1.0)
+        self.assertFalse([m for m in self.k.smsc.messages_to(phone) if "has received" in m[2]])
+        self.k.smsc.send_mo(phone, "8080", "START")
+        self.reply_to(phone, r"notices are on again", "the START confirmation")
+        case_event(self.db, t, "transfer", "transferred")
+        self.notice_to(phone, r"has been transferred", "a notice after START")
+
+    def test_urdu_stop_and_start(self):
+        phone = "+923001120006"
+        self.k.smsc.send_mo(phone, "8080", "بند")
+        self.reply_to(phone, r"مزید اطلاعات نہیں بھیجی جائیں گی", "the Urdu STOP confirmation")
+        self.assertIsNotNone(self.db.scalar(
+            "SELECT opted_out_at FROM citizens WHERE phone = '%s'" % phone))
+        self.assertEqual(self.db.scalar("SELECT command FROM sms_mo WHERE phone = '%s'" % phone),
+                         "stop")
+        self.k.smsc.send_mo(phone, "8080", " شروع ")
+        self.reply_to(phone, r"اطلاعات دوبارہ شروع", "the Urdu START confirmation")
+        self.assertEqual(self.db.scalar(
+            "SELECT opted_out_at IS NULL FROM citizens WHERE phone = '%s'" % phone), "t")
+
+    # "reply 1 satisfied / 2 unsatisfied" --------------------------------------------------
+    def resolved_case(self, phone, text):
+        t = self.tracking_in(self.complain(phone, text, "the reply"))
+        case_event(self.db, t, "resolve", "resolved")
+        self.notice_to(phone, r"is resolved", "the resolve notice asking for a rating")
+        return t
+
+    def test_rating_reply_1_in_urdu_digits_closes_the_case(self):
+        phone = "+923001120007"
+        t = self.resolved_case(phone, "Road repair left half done near the mosque")
+        self.k.smsc.send_mo(phone, "8080", URDU_ONE)
+        self.reply_to(phone, r"thank you\. Complaint %s is closed" % t, "the thanks")
+        row = self.db.query("SELECT status, rating FROM cases WHERE tracking_no = '%s'" % t)[0]
+        self.assertEqual(row, ["closed", "5"])
+        self.assertEqual(self.db.scalar(
+            "SELECT count(*) FROM case_events e JOIN cases c ON c.id = e.case_id"
+            " WHERE c.tracking_no = '%s' AND e.event = 'rated' AND e.actor_type = 'citizen'"
+            % t), "1")
+        self.assertEqual(self.db.scalar("SELECT command FROM sms_mo WHERE phone = '%s'"
+                                        " ORDER BY id DESC LIMIT 1" % phone), "rating")
+
+    def test_rating_reply_2_reopens_and_requests_escalation(self):
+        phone = "+923001120008"
+        t = self.resolved_case(phone, "Water tanker mafia charging triple in our sector")
+        self.k.smsc.send_mo(phone, "8080", "2")
+        self.reply_to(phone, r"reopened and sent to a senior officer", "the sorry reply")
+        row = self.db.query("SELECT status, rating, escalation_level FROM cases"
+                            " WHERE tracking_no = '%s'" % t)[0]
+        self.assertEqual(row, ["reopened", "1", "1"])
+        events = [r[0] for r in self.db.query(
+            "SELECT e.event FROM case_events e JOIN cases c ON c.id = e.case_id"
+            " WHERE c.tracking_no = '%s' ORDER BY e.id" % t)]
+        self.assertIn("reopened", events)
+        self.assertIn("escalation.requested", events)
+        # the same digit again: nothing left to rate, so the help text, and no second rating
+        self.k.smsc.send_mo(phone, "8080", ARABIC_ONE)
+        self.reply_to(phone, r"شکایت درج کرنے کے لیے اپنی شکایت لکھ کر بھیجیں",
+                      "help (in Urdu, for an Arabic digit) when nothing is left to rate")
+        self.assertEqual(self.db.scalar("SELECT status FROM cases WHERE tracking_no = '%s'" % t),
+                         "reopened")
+
+    def test_rating_reply_retried_by_kannel_rates_once(self):
+        phone = "+923001120009"
+        t = self.resolved_case(phone, "Streetlight pole sparking dangerously at night")
+        q = {"secret": SECRET, "from": phone, "to": "8080", "text": "1", "id": "rate-dup-1"}
+        self.assertEqual(self.mo_http(**q).status, 200)
+        self.assertEqual(self.mo_http(**q).status, 200)
+        self.assertEqual(self.db.scalar(
+            "SELECT count(*) FROM case_events e JOIN cases c ON c.id = e.case_id"
+            " WHERE c.tracking_no = '%s' AND e.event = 'rated'" % t), "1")
+        self.assertEqual(self.db.scalar("SELECT count(*) FROM messages WHERE to_address = '%s'"
+                                        " AND template = 'sms.rated'" % phone), "1")
+
+    # flood --------------------------------------------------------------------------------
+    def test_flood_from_one_number_gets_one_polite_reply_and_no_cases(self):
+        phone = "+923001130001"
+        for i in range(FLOOD_MAX + 4):
+            q = {"secret": SECRET, "from": phone, "to": "8080", "id": "flood-%d" % i,
+                 "text": "complaint number %d about the same broken drain" % i}
+            r = self.mo_http(**q)
+            self.assertEqual(r.status, 200, "text %d accepted (stored): %r" % (i, r))
+        cases = self.db.scalar("SELECT count(*) FROM cases c JOIN citizens z ON"
+                               " z.id = c.citizen_id WHERE z.phone = '%s'" % phone)
+        self.assertEqual(cases, str(FLOOD_MAX), "only the texts within the limit made cases")
+        # a complaint's sms_mo row is written just after its 200 (the case and reply before)
+        rbtest.wait_until(lambda: self.db.scalar(
+            "SELECT count(*) FROM sms_mo WHERE phone = '%s'" % phone) == str(FLOOD_MAX + 4),
+            5.0, what="every text in sms_mo")
+        rows = self.db.query("SELECT command, count(*), count(text) FROM sms_mo"
+                             " WHERE phone = '%s' GROUP BY command ORDER BY command" % phone)
+        self.assertEqual(rows, [["complaint", str(FLOOD_MAX), "0"], ["flood", "4", "4"]],
+                         "every text is stored; the flooded ones with their text")
+        self.assertEqual(self.db.scalar("SELECT count(*) FROM messages WHERE to_address = '%s'"
+                                        " AND template = 'sms.flood'" % phone), "1",
+                         "one polite reply")
+        self.reply_to(phone, r"many messages from this number", "the flood reply")
+        # STOP still works past the limit
+        q = {"secret": SECRET, "from": phone, "to": "8080", "id": "flood-stop", "text": "STOP"}
+        self.assertEqual(self.mo_http(**q).status, 200)
+        self.assertIsNotNone(self.db.scalar(
+            "SELECT opted_out_at FROM citizens WHERE phone = '%s'" % phone))
+
+
+class SmsQuietHoursTest(KannelCase):
+    """Quiet hours around now: notices wait for their end; answers go at once."""
+
+    @classmethod
+    def config(cls):
+        now = time.gmtime()
+        start = (now.tm_hour * 60 + now.tm_min - 60) % 1440
+        cls.end_min = (now.tm_hour * 60 + now.tm_min + 60) % 1440
+        return {"messages": {"quiet_hours": "%02d:%02d-%02d:%02d" % (
+            start // 60, start % 60, cls.end_min // 60, cls.end_min % 60), "timezone": "UTC"}}
+
+    def test_a_notice_waits_for_the_end_of_quiet_hours_and_a_reply_does_not(self):
+        phone = "+923004440001"
+        self.k.smsc.send_mo(phone, "8080", "Broken water main flooding the street")
+        got = self.k.smsc.wait_mt(lambda m: m[1] == phone, 20.0, "the direct reply")[2]
+        t = self.db.scalar("SELECT tracking_no FROM cases WHERE channel = 'sms'")
+        self.assertIn(t, got, "the reply (urgent) went at once in quiet hours")
+        ev = case_event(self.db, t, "acknowledge", "acknowledged")
+        rbtest.wait_until(lambda: self.db.scalar(
+            "SELECT count(*) FROM messages WHERE event_id = %s" % ev) == "1", 10.0,
+            what="the notice to be queued")
+        mid, status = self.db.query("SELECT id, status FROM messages WHERE event_id = %s"
+                                    % ev)[0]
+        self.assertEqual(status, "queued")
+        # its job is due at the end of the window (about an hour from now), not now
+        wait = float(self.db.scalar(
+            "SELECT extract(epoch FROM run_at - now()) FROM jobs WHERE kind = 'message.send'"
+            " AND payload->>'message_id' = '%s'" % mid))
+        end = time.gmtime()
+        to_end = ((self.end_min - (end.tm_hour * 60 + end.tm_min)) % 1440) * 60 - end.tm_sec
+        self.assertLess(abs(wait - to_end), 90, "due at the end of quiet hours: %.0f s vs %d s"
+                        % (wait, to_end))
+        time.sleep(2.0)
+        self.assertEqual(len(self.k.smsc.messages_to(phone)), 1, "only the reply went out")
+
+    def test_a_notice_that_falls_due_in_quiet_hours_is_put_back(self):
+        phone = "+923004440002"
+        # queued before the quiet hours began (as if): due now, not urgent
+        mid = self.db.scalar(
+            "WITH m AS (INSERT INTO messages (channel, to_address, body, notice, urgent)"
+            " VALUES ('sms', '%s', 'Notice queued earlier', true, false) RETURNING id),"
+            " j AS (INSERT INTO jobs (kind, payload) SELECT 'message.send',"
+            " jsonb_build_object('message_id', id) FROM m) SELECT id FROM m" % phone)
+        rbtest.wait_until(lambda: self.db.scalar(
+            "SELECT last_error FROM jobs WHERE payload->>'message_id' = '%s'" % mid)
+            == "quiet hours", 10.0, what="the send to be put back for quiet hours")
+        wait = float(self.db.scalar("SELECT extract(epoch FROM run_at - now()) FROM jobs"
+                                    " WHERE payload->>'message_id' = '%s'" % mid))
+        self.assertGreater(wait, 30 * 60, "put back until the end, not retried soon")
+        self.assertEqual(self.db.scalar("SELECT status FROM messages WHERE id = %s" % mid),
+                         "queued")
+        self.assertFalse(self.k.smsc.messages_to(phone))
+
+
+class SmsGatewayTest(KannelCase):
     """Kannel down at first (messages wait and retry), then up; the per-gateway rate."""
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        if not kannel.available():
-            raise unittest.SkipTest("Kannel (bearerbox, smsbox) is not installed")
-        cls.db = cls.class_pg()
-        port = rbtest.free_port()
-        mo = ("http://127.0.0.1:%d/sms/kannel/mo?secret=%s&from=%%p&to=%%P&text=%%a&id=%%I"
-              % (port, SECRET))
-        cls.k = kannel.Kannel(cls.class_tmp(), mo)
-        cfg = rbtest.default_config(port, cls.class_tmp() + "/state", cls.db.url())
-        cfg["jobs"] = {"backoff_base": "1s", "backoff_max": "2s"}
-        cfg["plugins"].append({"name": "sms_kannel", "config": {
-            "secret": SECRET, "sendsms_url": cls.k.sendsms_url,
-            "username": kannel.SEND_USER, "password": kannel.SEND_PASSWORD,
-            "dlr_base_url": "http://127.0.0.1:%d" % port, "rate": 2, "burst": 1,
-            "timeout": "3s"}})
-        # rabtad starts although Kannel is not running
-        cls.r = cls.class_rabtad(pg=cls.db, port=port, config=cfg)
-
-    @classmethod
-    def tearDownClass(cls):
-        k = getattr(cls, "k", None)
-        if k:
-            k.stop()
-        r = getattr(cls, "r", None)
-        code = r.stop() if r else 0
-        super().tearDownClass()
-        if code != 0:
-            raise AssertionError("rabtad exited with %r after SIGTERM" % code)
+    KANNEL_AT_START = False  # rabtad starts although Kannel is not running
+    CONFIG = {"jobs": {"backoff_base": "1s", "backoff_max": "2s"}}
+    PLUGIN = {"rate": 2, "burst": 1, "timeout": "3s"}
 
     def ensure_kannel(self):
         if not self.k.bb:
@@ -287,7 +538,7 @@ class SmsGatewayTest(rbtest.TestCase):
         self.assertEqual(r.status, 200, "HELP accepted: %r" % r)
 
     def test_a_kannel_down_message_waits_and_retries_then_goes_out(self):
-        phone = "+923002220001"
+        phone, citizen = "+923002220001", "+923002220002"
         self.help_sms(phone, "down-1")
         rbtest.wait_until(lambda: int(self.db.scalar(
             "SELECT attempts FROM jobs WHERE kind = 'message.send' AND payload->>'message_id' ="
@@ -298,12 +549,33 @@ class SmsGatewayTest(rbtest.TestCase):
         err = self.db.scalar("SELECT last_error FROM jobs WHERE payload->>'message_id' ="
                              " (SELECT id::text FROM messages WHERE to_address = '%s')" % phone)
         self.assertIn("Kannel", err or "", "the job says why: %r" % err)
+        # notices queued while Kannel is down: a complaint (its reply), then two case events
+        q = {"secret": SECRET, "from": citizen, "to": "8080", "id": "down-2",
+             "text": "Gas leak reported near the girls school, nobody came"}
+        r = self.r.get("/sms/kannel/mo?" + urllib.parse.urlencode(q))
+        self.assertEqual(r.status, 200, "complaint accepted while Kannel is down: %r" % r)
+        t = self.db.scalar("SELECT c.tracking_no FROM cases c JOIN citizens z ON"
+                           " z.id = c.citizen_id WHERE z.phone = '%s'" % citizen)
+        case_event(self.db, t, "acknowledge", "acknowledged")
+        case_event(self.db, t, "transfer", "transferred")
+        rbtest.wait_until(lambda: self.db.scalar(
+            "SELECT count(*) FROM messages WHERE to_address = '%s'" % citizen) == "3", 10.0,
+            what="the reply and two notices to be queued")
         self.ensure_kannel()
         self.k.smsc.wait_mt(lambda m: m[1] == phone and "STATUS" in m[2], 20.0,
                             "the HELP answer once Kannel is up")
         rbtest.wait_until(lambda: self.db.scalar(
             "SELECT status FROM messages WHERE to_address = '%s'" % phone) in ("sent", "delivered"),
             10.0, what="the message to be marked sent")
+        for rx in ("Tracking number", "has received your complaint", "has been transferred"):
+            self.k.smsc.wait_mt(lambda m, rx=rx: m[1] == citizen and rx in m[2], 30.0,
+                                "%r once Kannel is up" % rx)
+        rbtest.wait_until(lambda: self.db.scalar(
+            "SELECT count(*) FROM messages WHERE to_address = '%s' AND status IN"
+            " ('sent', 'delivered')" % citizen) == "3", 10.0, what="all three marked sent")
+        time.sleep(1.5)
+        got = [m[2] for m in self.k.smsc.messages_to(citizen)]
+        self.assertEqual(len(got), 3, "each arrived once: %r" % got)
 
     def test_b_rate_limit_spaces_the_sends(self):
         self.ensure_kannel()

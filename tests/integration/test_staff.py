@@ -313,15 +313,16 @@ class StaffTest(SignIn, rbtest.TestCase):
         cid = self.pgs.scalar("SELECT id FROM cases WHERE tracking_no = '%s'" % tn)
         r = self.act(tn, "comment", "off_pol", {"text": "Check with the SHO", "internal": True})
         self.assertEqual((r.status, r.json["message_queued"]), (201, False), r)
+        # (the case's 'registered' notice is a notice; the comment's message would not be)
         self.assertEqual(self.pgs.scalar("SELECT count(*) FROM messages WHERE case_id = %s"
-                                         % cid), "0")
+                                         " AND NOT notice" % cid), "0")
         r = self.act(tn, "comment", "off_pol", {"text": "We are looking into it",
                                                 "internal": False})
         self.assertEqual((r.status, r.json["message_queued"]), (201, True), r)
         self.assertEqual(self.pgs.query(
             "SELECT m.body, m.channel, (SELECT count(*) FROM jobs j WHERE j.kind = "
             "'message.send' AND (j.payload->>'message_id')::bigint = m.id) FROM messages m "
-            "WHERE m.case_id = %s" % cid), [["We are looking into it", "sms", "1"]])
+            "WHERE m.case_id = %s AND NOT m.notice" % cid), [["We are looking into it", "sms", "1"]])
         tl = self.rd.get("/api/v1/cases/%s/timeline" % tn, headers=self.auth(ctoken))
         self.assertIn("We are looking into it", tl.text)
         self.assertNotIn("Check with the SHO", tl.text)

@@ -551,6 +551,28 @@ static void bad_listen_address(void **state)
     expect_errors(f, 1, "rabta.yaml", 3, 11, "key \"listen\": \"[::1]:http\" is not an address");
 }
 
+static void messages_quiet_hours_and_zone(void **state)
+{
+    FX;
+    put_rabta(f, "departments: departments/*.yaml\nmessages:\n  quiet_hours: \"21:00-08:00\"\n"
+                 "  timezone: Asia/Karachi\n");
+    struct rb_errors e;
+    rb_errors_init(&e);
+    struct rb_config *cfg = load(f, &e);
+    assert_non_null(cfg);
+    assert_string_equal(cfg->messages.quiet_hours, "21:00-08:00");
+    assert_string_equal(cfg->messages.timezone, "Asia/Karachi");
+    rb_config_free(cfg);
+    rb_errors_free(&e);
+    put_rabta(f, "departments: departments/*.yaml\nmessages:\n  quiet_hours: \"25:00-08:00\"\n");
+    expect_errors(f, 1, "rabta.yaml", 3, 16,
+                  "key \"quiet_hours\": expected \"HH:MM-HH:MM\" such as \"21:00-08:00\"");
+    put_rabta(f, "departments: departments/*.yaml\nmessages:\n  timezone: Mars/Olympus\n");
+    expect_errors(f, 1, "rabta.yaml", 3, 13, "key \"timezone\": ");
+    put_rabta(f, "departments: departments/*.yaml\nmessages:\n  quiet: 1\n");
+    expect_errors(f, 1, "rabta.yaml", 3, 3, "unknown key \"quiet\" in messages");
+}
+
 static void port_out_of_range(void **state)
 {
     FX;
@@ -842,6 +864,7 @@ int main(void)
         T(duplicate_map_key),
         T(anchor_and_alias),
         T(bad_listen_address),
+        T(messages_quiet_hours_and_zone),
         T(port_out_of_range),
         T(negative_duration),
         T(zero_timeout),

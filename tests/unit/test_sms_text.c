@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,22 +78,58 @@ static void free_text_that_starts_like_a_command_is_a_complaint(void **state)
     assert_string_equal(lang, "ur");
 }
 
-static void replies_carry_the_tracking_number_in_the_language(void **state)
+static void urdu_stop_start_and_rating_digits(void **state)
 {
     (void)state;
-    char *s = rb_sms_text_received("ur", "RB-9T1SG-GK0QM-9");
-    assert_non_null(strstr(s, "RB-9T1SG-GK0QM-9"));
-    assert_non_null(strstr(s, "شکایت"));
-    free(s);
-    s = rb_sms_text_received("en", "RB-9T1SG-GK0QM-9");
-    assert_non_null(strstr(s, "Tracking number: RB-9T1SG-GK0QM-9"));
-    free(s);
-    s = rb_sms_text_status("en", "RB-1", "in_progress");
-    assert_string_equal(s, "Rabta: complaint RB-1 is in progress.");
-    free(s);
-    s = rb_sms_text_status("ur", "RB-1", "resolved");
-    assert_non_null(strstr(s, "حل ہو گئی"));
-    free(s);
+    char arg[48];
+    const char *lang;
+    assert_int_equal(rb_sms_command(S(" بند "), arg, sizeof(arg), &lang), RB_SMS_STOP);
+    assert_string_equal(lang, "ur");
+    assert_int_equal(rb_sms_command(S("شروع"), arg, sizeof(arg), &lang), RB_SMS_START);
+    assert_string_equal(lang, "ur");
+    assert_int_equal(rb_sms_command(S("بند سڑک کھولیں"), arg, sizeof(arg), &lang),
+                     RB_SMS_COMPLAINT);
+    /* "reply 1 / 2" in ASCII, Urdu (U+06F1/2) and Arabic (U+0661/2) digits */
+    static const char *const ones[] = {"1", " 1\n", "\xDB\xB1", "\xD9\xA1"};
+    static const char *const twos[] = {"2", "\xDB\xB2", "\xD9\xA2 "};
+    for (size_t i = 0; i < sizeof(ones) / sizeof(ones[0]); i++) {
+        assert_int_equal(rb_sms_command(S(ones[i]), arg, sizeof(arg), &lang), RB_SMS_RATING);
+        assert_string_equal(arg, "1");
+    }
+    for (size_t i = 0; i < sizeof(twos) / sizeof(twos[0]); i++) {
+        assert_int_equal(rb_sms_command(S(twos[i]), arg, sizeof(arg), &lang), RB_SMS_RATING);
+        assert_string_equal(arg, "2");
+    }
+    assert_int_equal(rb_sms_command(S("3"), arg, sizeof(arg), &lang), RB_SMS_COMPLAINT);
+    assert_int_equal(rb_sms_command(S("12"), arg, sizeof(arg), &lang), RB_SMS_COMPLAINT);
+    assert_int_equal(rb_sms_command(S("1 street lights out"), arg, sizeof(arg), &lang),
+                     RB_SMS_COMPLAINT);
+    assert_string_equal(rb_sms_cmd_name(RB_SMS_RATING), "rating");
+    assert_string_equal(rb_sms_cmd_name(RB_SMS_FLOOD), "flood");
+}
+
+static void flood_limit_replies_once_then_silence_until_the_window_passes(void **state)
+{
+    (void)state;
+    rb_sms_flood_reset();
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(rb_sms_flood_check("+923001234567", 100.0 + i, 3, 60), RB_SMS_FLOOD_OK);
+    assert_int_equal(rb_sms_flood_check("+923001234567", 104, 3, 60), RB_SMS_FLOOD_REPLY);
+    assert_int_equal(rb_sms_flood_check("+923001234567", 105, 3, 60), RB_SMS_FLOOD_SILENT);
+    assert_int_equal(rb_sms_flood_check("+923001234567", 159, 3, 60), RB_SMS_FLOOD_SILENT);
+    /* another phone is not affected */
+    assert_int_equal(rb_sms_flood_check("+923009999999", 106, 3, 60), RB_SMS_FLOOD_OK);
+    /* the window has passed: a fresh start */
+    assert_int_equal(rb_sms_flood_check("+923001234567", 160.5, 3, 60), RB_SMS_FLOOD_OK);
+    /* 0: no limit */
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(rb_sms_flood_check("+923001111111", 1, 0, 60), RB_SMS_FLOOD_OK);
+    /* many phones at once (more than the table holds) never crash nor block a new phone */
+    char phone[20];
+    for (int i = 0; i < 20000; i++) {
+        snprintf(phone, sizeof(phone), "+9230%08d", i);
+        assert_int_equal(rb_sms_flood_check(phone, 200, 3, 60), RB_SMS_FLOOD_OK);
+    }
 }
 
 static void urlencode_and_secret(void **state)
@@ -115,7 +152,8 @@ int main(void)
         cmocka_unit_test(language_is_urdu_for_arabic_script_letters),
         cmocka_unit_test(commands_are_recognised),
         cmocka_unit_test(free_text_that_starts_like_a_command_is_a_complaint),
-        cmocka_unit_test(replies_carry_the_tracking_number_in_the_language),
+        cmocka_unit_test(urdu_stop_start_and_rating_digits),
+        cmocka_unit_test(flood_limit_replies_once_then_silence_until_the_window_passes),
         cmocka_unit_test(urlencode_and_secret),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

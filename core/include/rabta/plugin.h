@@ -139,6 +139,9 @@ struct rb_case_submission {
     /* The citizen, when the channel has already identified them (a signed-in app user): the
      * case is linked to it without looking the phone up. 0: find or add by phone/email. */
     long long citizen_id;
+    /* A reply committed with the case (NULL: none): template (lua/templates.lua) rendered
+     * with {tracking} in the case's language, sent on reply_channel ("sms") to reply_to. */
+    const char *reply_template, *reply_channel, *reply_to;
 };
 
 /* What the channel learns once the case is stored (after COMMIT). Borrowed for the callback. */
@@ -230,6 +233,22 @@ struct rb_case_act_result {
     const char *error;       /* NULL when applied */
 };
 typedef void (*rb_plugin_case_act_fn)(const struct rb_case_act_result *r, void *arg);
+/* One outgoing message for message_queue. Strings are borrowed for the call. */
+struct rb_message_out {
+    size_t size;             /* sizeof(struct rb_message_out) as the plugin was built */
+    const char *template;    /* a template of lua/templates.lua, e.g. "sms.received" */
+    const char *language;    /* "ur" or "en" */
+    const char *params_json; /* a JSON object with the template's {placeholders}, or NULL */
+    const char *channel;     /* "sms" */
+    const char *to;          /* E.164 phone for sms */
+    long long case_id, citizen_id; /* 0: none (citizen: found by phone) */
+    long long event_id;      /* 0: none; else at most one message per case event */
+    int notice;              /* 1: not sent to a citizen who sent STOP */
+    int urgent;              /* 1: sent at once even in quiet hours (answers, codes) */
+};
+
+/* id: the stored message (0: a duplicate of event_id's message); err set on failure. */
+typedef void (*rb_plugin_message_fn)(long long id, const char *err, void *arg);
 
 struct rb_host_api {
     size_t size; /* sizeof(struct rb_host_api) as the core was built */
@@ -366,6 +385,26 @@ struct rb_host_api {
      * RB_EINVAL (fn not called); RB_EAGAIN. */
     int (*case_event)(struct rb_plugin_ctx *ctx, long long case_id, const char *event,
                       const char *note, const char *data_json, rb_plugin_db_fn fn, void *arg);
+    /* Messages (lua/templates.lua, docs/sms.md). Renders template name in language ("ur",
+     * "en") with the values of params_json (an object, or NULL). Returns a new string
+     * (caller frees with free()), or NULL with why set. */
+    char *(*template_render)(struct rb_plugin_ctx *ctx, const char *name, const char *language,
+                             const char *params_json, char *why, size_t whylen);
+    /* Renders and stores one outgoing message: its messages row and 'message.send' job in one
+     * statement, the job due after quiet hours unless urgent. RB_OK (fn called later, once);
+     * RB_EINVAL with why (fn not called); RB_EAGAIN/RB_EUNAVAIL (fn not called). */
+    int (*message_queue)(struct rb_plugin_ctx *ctx, const struct rb_message_out *m,
+                         rb_plugin_message_fn fn, void *arg, char *why, size_t whylen);
+    /* Seconds until the configured quiet hours (messages.quiet_hours) end; 0 outside them. */
+    double (*quiet_wait)(struct rb_plugin_ctx *ctx);
+    /* A citizen's rating of their case (tracking: canonical), as one statement: satisfied
+     * closes a resolved/answered case; unsatisfied reopens it (a complaint or information
+     * request) and writes 'escalation.requested'. fn gets one row (kind, status before,
+     * status after or NULL when refused, escalation level), or no row when the case is not
+     * the citizen's. comment may be NULL. Returns as db_query. */
+    int (*case_rate)(struct rb_plugin_ctx *ctx, const char *tracking, long long citizen_id,
+                     int rating, int satisfied, const char *comment, rb_plugin_db_fn fn,
+                     void *arg);
 
     /* New entries go here, at the end, never above. */
 };

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# The SMS channel without Kannel in the loop:
+#  1. MO intake: wrk at 64 connections calling GET /sms/kannel/mo as Kannel's sms-service
+#     would (unique Kannel id per request, 200,000 distinct phones, English and Urdu
+#     complaints); figure: messages/s durably stored (sms_mo rows counted after), next to a
+#     same-run pgbench baseline (a case + 2 events per transaction, as bench_intake.sh) and
+#     the same-run JSON intake rate (POST /api/v1/cases, anonymous).
+#  2. Outgoing dispatch: 3,000 queued messages with the plugin's rate at 50/s against a local
+#     HTTP receiver standing in for sendsms (sendsms_sink.py), which logs each arrival;
+#     figure: the achieved rate over the first minute and the spread per second.
+#
+#   tests/bench/bench_sms.sh BUILD_DIR
+#
+# Environment: BENCH_DURATION (15s), BENCH_CONNECTIONS (64), BENCH_THREADS (2),
+# BENCH_SMS_RATE (50), BENCH_SMS_MESSAGES (3000).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+BENCH_DURATION=${BENCH_DURATION:-15s}
+bench_init "$@"
+HERE=$(cd "$(dirname "$0")" && pwd)
+[ -f "$BUILD/plugins/sms_kannel.so" ] || die "$BUILD/plugins/sms_kannel.so is missing"
+secs=${DURATION%s}
+SMS_RATE=${BENCH_SMS_RATE:-50}
+SMS_N=${BENCH_SMS_MESSAGES:-3000}
+export RB_BENCH_SECRET=bench-sms-secret-0123
+export RB_BENCH_PHONES=200000
+
+SINKPORT=$(free_port)
+: >"$TMP/arrivals.txt"
+python3 "$HERE/sendsms_sink.py" "$SINKPORT" "$TMP/arrivals.txt" >"$TMP/sink.log" 2>&1 &
+BENCH_PIDS+=("$!")
+for _ in $(seq 1 100); do
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SINKPORT/ping" || true)" = 202 ] && break
+  sleep 0.1
+done
+: >"$TMP/arrivals.txt"
+
+BENCH_EXTRA_YAML="  - name: sms_kannel
+    config:
+      secret: \"$RB_BENCH_SECRET\"
+      sendsms_url: \"http://127.0.0.1:$SINKPORT/cgi-bin/sendsms\"
+      rate: $SMS_RATE
+      burst: 1"
+export BENCH_EXTRA_YAML
+
+bench_pg_start on
+bench_rabtad_start 8
+
+# The pgbench baseline's cases name citizens 1..20000 (as bench_intake.sh seeds them).
+bench_psql "INSERT INTO citizens (phone) SELECT '+92300' || lpad(g::text, 7, '0') FROM generate_series(1, 20000) g" >/dev/null
+
+echo "PostgreSQL fsync=on synchronous_commit=on; $CONNS connections, $THREADS threads, $DURATION each"
+base=$(bench_pgbench_cases)
+echo "  pgbench, one case (+2 events) per transaction: $base tps"
+
+out=$(RB_BENCH_ANONYMOUS=1 bench_wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" -s "$HERE/wrk/submit.lua" \
+      "http://127.0.0.1:$RPORT")
+json_ok=$(echo "$out" | awk '/^status 201:/ {print $3}')
+json_rate=$(awk -v n="${json_ok:-0}" -v s="$secs" 'BEGIN { printf "%.0f", n / s }')
+echo "  JSON intake POST /api/v1/cases (anonymous): $json_rate durable submissions/s"
+
+before=$(bench_psql "SELECT count(*) FROM sms_mo")
+cases_before=$(bench_psql "SELECT count(*) FROM cases WHERE channel = 'sms'")
+out=$(bench_wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$HERE/wrk/sms_mo.lua" \
+      "http://127.0.0.1:$RPORT")
+sleep 1
+after=$(bench_psql "SELECT count(*) FROM sms_mo")
+cases_after=$(bench_psql "SELECT count(*) FROM cases WHERE channel = 'sms'")
+ok=$(echo "$out" | awk '/^status 200:/ {print $3}')
+ok=${ok:-0}
+stored=$((after - before))
+mo_rate=$(awk -v n="$stored" -v s="$secs" 'BEGIN { printf "%.0f", n / s }')
+echo "  MO GET /sms/kannel/mo: $mo_rate messages/s stored ($stored sms_mo rows, $((cases_after - cases_before)) cases), p50 $(echo "$out" | awk '/^p50_ms/ {print $2}') ms, p99 $(echo "$out" | awk '/^p99_ms/ {print $2}') ms"
+echo "$out" | grep -E '^(status |4xx: )' | sed 's/^/    /'
+extra=$((stored - ok))
+LOST=0
+if [ "$extra" -ge 0 ] && [ "$extra" -le "$CONNS" ]; then
+  echo "    $ok answers 200, $stored rows (+$extra in flight at the cut-off): none lost"
+else
+  echo "    $ok answers 200 but $stored rows: LOST OR DOUBLED"
+  LOST=1
+fi
+printf '  MO/pgbench: %s   MO/JSON intake: %s   (targets: >= 5000/s and >= 0.5 x JSON)\n' \
+  "$(awk -v a="$mo_rate" -v b="$base" 'BEGIN { printf "%.2f", a / b }')" \
+  "$(awk -v a="$mo_rate" -v b="$json_rate" 'BEGIN { printf "%.2f", a / b }')"
+
+# ---- outgoing dispatch: a fresh rabtad (the MO replies are dropped with their jobs) -------
+stop_pid "$RABTAD_PID"
+bench_psql "DELETE FROM jobs; UPDATE messages SET status = 'failed' WHERE status = 'queued'" >/dev/null
+bench_rabtad_start 8
+: >"$TMP/arrivals.txt"
+bench_psql "WITH m AS (INSERT INTO messages (channel, to_address, body, template, language)
+  SELECT 'sms', '+92302' || lpad(g::text, 7, '0'), 'Rabta bench message ' || g, 'bench', 'en'
+  FROM generate_series(1, $SMS_N) g RETURNING id)
+  INSERT INTO jobs (kind, payload) SELECT 'message.send', jsonb_build_object('message_id', id) FROM m" >/dev/null
+expect=$(awk -v n="$SMS_N" -v r="$SMS_RATE" 'BEGIN { printf "%d", n / r }')
+echo "  dispatch: $SMS_N messages queued at once, rate $SMS_RATE/s (burst 1): about ${expect}s"
+limit=$((expect * 2 + 30))
+for _ in $(seq 1 "$limit"); do
+  [ "$(wc -l <"$TMP/arrivals.txt")" -ge "$SMS_N" ] && break
+  sleep 1
+done
+sleep 2
+python3 - "$TMP/arrivals.txt" "$SMS_RATE" "$SMS_N" <<'PY'
+import sys
+rows = [x.split() for x in open(sys.argv[1]) if x.strip()]
+# only this part's messages (+92302...): a late reply of part 1 would not count
+late = [r for r in rows if not (len(r) > 1 and r[1].startswith("+92302"))]
+rows = [r for r in rows if len(r) > 1 and r[1].startswith("+92302")]
+ts = sorted(float(r[0]) for r in rows)
+tos = [r[1] for r in rows]
+if late:
+    print("    (%d late arrivals of part 1's replies left out)" % len(late))
+rate, n = float(sys.argv[2]), int(sys.argv[3])
+if not ts:
+    print("    no message arrived"); sys.exit(1)
+t0 = ts[0]
+minute = [t for t in ts if t - t0 < 60.0]
+per_sec = [0] * 60
+for t in minute:
+    per_sec[int(t - t0)] += 1
+achieved = len(minute) / 60.0
+overall = (len(ts) - 1) / (ts[-1] - t0) if len(ts) > 1 else 0
+dup = len(tos) - len(set(tos))
+print("    arrivals: %d of %d, %d distinct recipients, %d sent twice" % (len(ts), n, len(set(tos)), dup))
+print("    first minute: %.2f msg/s (%.1f%% of %g)   whole run: %.2f msg/s over %.1f s"
+      % (achieved, 100 * achieved / rate, rate, overall, ts[-1] - t0))
+print("    per second in the first minute: min %d, max %d" % (min(per_sec[1:59]), max(per_sec)))
+PY
+sent=$(bench_psql "SELECT count(*) FROM messages WHERE template = 'bench' AND status = 'sent'")
+dead=$(bench_psql "SELECT count(*) FROM jobs WHERE kind = 'message.send' AND state = 'dead'")
+echo "    marked sent: $sent; dead jobs: $dead; sends that got no answer and were retried: $(grep -c 'Kannel: ' "$TMP/rabtad.log" || true)"
+[ "$LOST" -eq 0 ] || die "MO rows stored differ from 200 answers"
