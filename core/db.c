@@ -87,6 +87,7 @@ struct db_conn {
     int ever_connected;
     int tell_missed; /* listener: call fns with NULL once the LISTENs are confirmed */
     int id;
+    double jobs_due; /* earliest run_at of jobs our request queued (RBJ01 notices); 0: none */
     struct db_prepared prepared[RB_DB_PREPARED_MAX]; /* of this session; cleared on close */
 };
 
@@ -116,6 +117,8 @@ struct rb_db {
     int started, closing, unavailable;
     int api_depth, cb_depth;
     char *last_error;            /* owned; last connection failure */
+    rb_db_jobs_fn jobs_fn;       /* told of jobs our own statements queued */
+    void *jobs_arg;
     unsigned long long queries, failures, reconnects;
 };
 
@@ -187,6 +190,26 @@ static void notice_processor(void *arg, const char *message)
     free(m);
 }
 
+/* Pool sessions: the jobs trigger's wake-up arrives as a NOTICE with SQLSTATE RBJ01 whose
+ * message is the earliest run_at (epoch seconds) of the jobs just queued (migration 0018).
+ * It is kept on the connection and handed to the jobs hook once the request is complete, i.e.
+ * after its commit, so the claim that follows can see the rows. Other notices are logged. */
+static void notice_receiver(void *arg, const PGresult *res)
+{
+    struct db_conn *c = arg;
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    if (state && strcmp(state, "RBJ01") == 0) {
+        const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+        double due = m ? atof(m) : 0;
+        if (due <= 0)
+            due = 1; /* unreadable: "due long ago", so the runner looks now */
+        if (c->jobs_due == 0 || due < c->jobs_due)
+            c->jobs_due = due;
+        return;
+    }
+    notice_processor(arg, PQresultErrorMessage(res));
+}
+
 static void blocking_notice_processor(void *arg, const char *message)
 {
     (void)arg;
@@ -200,9 +223,13 @@ static const char *const conn_keywords[] = {"fallback_application_name", "option
 
 /* Starts a connection with our defaults (UTC sessions, application name), which conninfo
  * may override. */
-static PGconn *connect_start(const char *conninfo)
+static PGconn *connect_start(const char *conninfo, int pool)
 {
-    const char *values[] = {"rabtad", "-c TimeZone=UTC", conninfo, NULL};
+    /* Pool sessions take the jobs trigger's wake-up as a notice (notice_receiver). */
+    const char *values[] = {"rabtad",
+                            pool ? "-c TimeZone=UTC -c rabta.jobs_notify=client"
+                                 : "-c TimeZone=UTC",
+                            conninfo, NULL};
     PGconn *pg = PQconnectStartParams(conn_keywords, values, 1);
     if (!pg)
         rb_fatal("out of memory starting a PostgreSQL connection");
@@ -475,6 +502,7 @@ static int prepared_slot(struct db_conn *c, const char *sql, int *fresh)
 static void conn_close(struct db_conn *c)
 {
     prepared_clear(c);
+    c->jobs_due = 0;
     if (c->ev)
         event_free(c->ev);
     c->ev = NULL;
@@ -552,7 +580,7 @@ static void conn_connected(struct db_conn *c)
         conn_connect_failed(c, PQerrorMessage(c->pg));
         return;
     }
-    PQsetNoticeProcessor(c->pg, notice_processor, c);
+    PQsetNoticeReceiver(c->pg, notice_receiver, c);
     if (c->ever_connected)
         db->reconnects++;
     int reconnect = c->ever_connected;
@@ -600,7 +628,7 @@ static void conn_connect_step(struct db_conn *c)
 
 static void conn_connect(struct db_conn *c)
 {
-    c->pg = connect_start(c->db->conninfo);
+    c->pg = connect_start(c->db->conninfo, c->role == ROLE_POOL);
     if (PQstatus(c->pg) == CONNECTION_BAD) {
         conn_connect_failed(c, NULL);
         return;
@@ -735,8 +763,15 @@ static void conn_request_done(struct db_conn *c)
     int listened = r->kind == REQ_LISTEN;
     if (listened && r->err)
         rb_error(DB_CTX, "LISTEN failed: %s", r->err);
+    double jobs_due = c->jobs_due;
+    c->jobs_due = 0;
     conn_idle(c);
     req_complete(db, r);
+    if (jobs_due > 0 && db->jobs_fn) {
+        db->cb_depth++;
+        db->jobs_fn(jobs_due, db->jobs_arg);
+        db->cb_depth--;
+    }
     if (listened && c->tell_missed && c->pg) {
         /* Re-LISTENed after a reconnect: whatever was sent meanwhile may be lost. */
         c->tell_missed = 0;
@@ -1094,6 +1129,12 @@ int rb_db_batch(struct rb_db *db, const struct rb_db_stmt *stmts, int n, int txn
     return db_submit(db, r);
 }
 
+void rb_db_on_jobs(struct rb_db *db, rb_db_jobs_fn fn, void *arg)
+{
+    db->jobs_fn = fn;
+    db->jobs_arg = arg;
+}
+
 int rb_db_available(const struct rb_db *db)
 {
     return db && db->count[CONN_IDLE] + db->count[CONN_BUSY] > 0;
@@ -1133,7 +1174,7 @@ int rb_db_listen(struct rb_db *db, const char *channel, rb_db_notify_fn fn, void
 PGconn *rb_db_connect_blocking(const char *conninfo, double timeout_s, char **err)
 {
     *err = NULL;
-    PGconn *pg = connect_start(conninfo);
+    PGconn *pg = connect_start(conninfo, 0);
     double deadline = rb_now_mono() + timeout_s;
     PostgresPollingStatusType st = PGRES_POLLING_WRITING;
     while (PQstatus(pg) != CONNECTION_BAD) {

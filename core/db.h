@@ -63,6 +63,13 @@ int rb_db_query_prepared(struct rb_db *db, const char *sql, int nparams,
 int rb_db_batch(struct rb_db *db, const struct rb_db_stmt *stmts, int n, int txn,
                 rb_db_batch_fn fn, void *arg);
 
+/* Jobs queued by this pool's own statements (migration 0018: the jobs trigger tells pool
+ * sessions by a notice instead of NOTIFY, which would serialise their commits): fn gets the
+ * earliest run_at (epoch seconds) once the request that queued them is complete. One hook;
+ * core/jobs.c sets it. */
+typedef void (*rb_db_jobs_fn)(double due_epoch, void *arg);
+void rb_db_on_jobs(struct rb_db *db, rb_db_jobs_fn fn, void *arg);
+
 int rb_db_available(const struct rb_db *db); /* 1 if at least one connection is up */
 void rb_db_get_stats(const struct rb_db *db, struct rb_db_stats *out);
 

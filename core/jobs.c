@@ -14,7 +14,10 @@
 #define JOBS_CHANNEL "rabta_jobs"
 
 /* A statement-level trigger (migration 0002) NOTIFYs JOBS_CHANNEL with the earliest new
- * run_at, so enqueueing from any SQL wakes every process. */
+ * run_at, so enqueueing from any SQL wakes every process. In rabtad's own pool sessions it
+ * raises a notice instead (migration 0018: NOTIFY serialises commits); core/db.c hands it to
+ * on_local_jobs, which wakes this process and relays one coalesced NOTIFY to the others. */
+#define RELAY_DELAY 0.02 /* seconds: at most ~50 relayed NOTIFYs a second */
 const char rb_jobs_enqueue_sql[] =
     "INSERT INTO jobs (kind, payload, run_at, dedup_key) "
     "VALUES ($1, COALESCE($2::jsonb, '{}'::jsonb), "
@@ -91,6 +94,10 @@ struct rb_jobs {
     int flush_busy;
 
     double dead, due; /* last counts */
+
+    struct event *relay;  /* sends relay_due to the other processes (one NOTIFY) */
+    double relay_due;     /* earliest run_at to relay; 0: nothing */
+    int relay_busy;       /* its query in flight */
 };
 
 struct rb_job_run {
@@ -136,6 +143,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 static void on_lease_timer(evutil_socket_t fd, short what, void *arg);
+static void on_relay(evutil_socket_t fd, short what, void *arg);
 
 struct rb_jobs *rb_jobs_new(struct event_base *base, struct rb_db *db, struct rb_metrics *m,
                             const struct rb_jobs_options *opt)
@@ -168,7 +176,8 @@ struct rb_jobs *rb_jobs_new(struct event_base *base, struct rb_db *db, struct rb
     jobs->timer = evtimer_new(base, on_timer, jobs);
     jobs->kick = evtimer_new(base, on_timer, jobs);
     jobs->lease_timer = event_new(base, -1, EV_PERSIST, on_lease_timer, jobs);
-    if (!jobs->timer || !jobs->kick || !jobs->lease_timer)
+    jobs->relay = evtimer_new(base, on_relay, jobs);
+    if (!jobs->timer || !jobs->kick || !jobs->lease_timer || !jobs->relay)
         rb_fatal("out of memory creating job timers");
     return jobs;
 }
@@ -195,17 +204,68 @@ static const struct handler *find_handler(const struct rb_jobs *jobs, const char
 
 /* Notifications: something was enqueued (payload: epoch of its run_at) or, with a NULL
  * payload, the listening connection was re-established and we may have missed some. */
-static void on_notify(const char *channel, const char *payload, void *arg)
+/* Jobs due at `due` (epoch seconds; 0: unknown) were queued by someone. */
+static void wake(struct rb_jobs *jobs, double due)
 {
-    (void)channel;
-    struct rb_jobs *jobs = arg;
     /* Due no sooner than our timer, which will find it then. Not while a claim is in flight:
      * its peek may have run before this job was visible and would arm the timer too late. */
-    if (payload && *payload && !jobs->busy && jobs->armed_wall > 0 &&
-        atof(payload) >= jobs->armed_wall)
+    if (due > 0 && !jobs->busy && jobs->armed_wall > 0 && due >= jobs->armed_wall)
         return;
     jobs->want = 1;
     pump(jobs);
+}
+
+static void on_notify(const char *channel, const char *payload, void *arg)
+{
+    (void)channel;
+    wake(arg, payload && *payload ? atof(payload) : 0);
+}
+
+static void relayed(PGresult *res, const char *err, void *arg)
+{
+    (void)res;
+    struct rb_jobs *jobs = arg;
+    jobs->relay_busy = 0;
+    if (err && !jobs->stopped)
+        rb_warn("jobs", "could not tell the other processes of new jobs: %s", err);
+    if (jobs->relay_due > 0 && !jobs->stopped) {
+        struct timeval tv = {0, (suseconds_t)(RELAY_DELAY * 1e6)};
+        evtimer_add(jobs->relay, &tv);
+    }
+}
+
+static void relay_send(struct rb_jobs *jobs)
+{
+    if (jobs->relay_busy || jobs->relay_due <= 0)
+        return;
+    char due[40];
+    snprintf(due, sizeof(due), "%.6f", jobs->relay_due);
+    const char *params[2] = {JOBS_CHANNEL, due};
+    jobs->relay_due = 0;
+    if (rb_db_query_prepared(jobs->db, "SELECT pg_notify($1, $2)", 2, params, relayed, jobs) ==
+        RB_OK)
+        jobs->relay_busy = 1;
+}
+
+static void on_relay(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    relay_send(arg);
+}
+
+/* Our own statements queued jobs due at `due` (db.c, after their commit). */
+static void on_local_jobs(double due, void *arg)
+{
+    struct rb_jobs *jobs = arg;
+    if (jobs->relay_due <= 0 || due < jobs->relay_due)
+        jobs->relay_due = due;
+    if (!jobs->relay_busy && !evtimer_pending(jobs->relay, NULL)) {
+        struct timeval tv = {0, (suseconds_t)(RELAY_DELAY * 1e6)};
+        evtimer_add(jobs->relay, &tv);
+    }
+    if (jobs->started && !jobs->stopped)
+        wake(jobs, due);
 }
 
 static double gauge_running(void *arg)
@@ -247,6 +307,7 @@ int rb_jobs_start(struct rb_jobs *jobs)
     }
     if (rb_db_listen(jobs->db, JOBS_CHANNEL, on_notify, jobs) != RB_OK)
         return RB_ERR;
+    rb_db_on_jobs(jobs->db, on_local_jobs, jobs);
     double every = jobs->opt.lease / 4 < 5 ? jobs->opt.lease / 4 : 5;
     struct timeval tv = {(time_t)every, (suseconds_t)((every - floor(every)) * 1e6)};
     event_add(jobs->lease_timer, &tv);
@@ -509,11 +570,15 @@ void rb_jobs_stop(struct rb_jobs *jobs)
     evtimer_del(jobs->timer);
     event_del(jobs->kick);
     event_del(jobs->lease_timer);
+    evtimer_del(jobs->relay);
+    relay_send(jobs); /* the other processes still hear of what we queued last */
 }
 
 size_t rb_jobs_pending(const struct rb_jobs *jobs)
 {
-    return jobs ? jobs->running + (size_t)jobs->busy + (size_t)jobs->flush_busy : 0;
+    return jobs ? jobs->running + (size_t)jobs->busy + (size_t)jobs->flush_busy +
+                      (size_t)jobs->relay_busy
+                : 0;
 }
 
 void rb_jobs_free(struct rb_jobs *jobs)
@@ -523,6 +588,7 @@ void rb_jobs_free(struct rb_jobs *jobs)
     event_free(jobs->timer);
     event_free(jobs->kick);
     event_free(jobs->lease_timer);
+    event_free(jobs->relay); /* (the pool, freed first, calls no hook when it fails requests) */
     for (size_t i = 0; i < jobs->nhandlers; i++)
         free(jobs->handlers[i].kind);
     free(jobs->handlers);

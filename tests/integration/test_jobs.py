@@ -71,6 +71,25 @@ class JobsTest(rbtest.TestCase):
         self.assertLess(time.monotonic() - t0, 2.0)
         self.assertEqual(self.runs("job_id = %d" % late), 0)
 
+    def test_a_job_queued_by_another_process_wakes_this_one(self):
+        # rabtad's own sessions learn of the jobs they queue by a notice, not NOTIFY (which
+        # would serialise their commits: migration 0018); the other processes hear of them
+        # through the one NOTIFY relayed by the process that queued them. Here the queuing
+        # process handles no jobs at all, and the runner's timer is armed a minute ahead.
+        runner = self.server(name="runner")
+        late = self.enqueue(runner, delay=60)
+        queuer = self.rabtad(pg=self.pgs, name="queuer")
+        queuer.config["plugins"] = queuer.config["plugins"] + [
+            {"name": "good", "path": GOOD, "config": {"enqueue_only": True}}]
+        queuer.start()
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        soon = self.enqueue(queuer, delay=0.5)
+        rbtest.wait_until(lambda: self.runs("job_id = %d" % soon) == 1, 5,
+                          what="the runner to run the job the other process queued")
+        self.assertLess(time.monotonic() - t0, 2.0, "the runner was not woken")
+        self.assertEqual(self.runs("job_id = %d" % late), 0)
+
     def test_dedup_key_keeps_one_pending_job(self):
         rd = self.server()
         first = self.enqueue(rd, delay=1, dedup="sla:case-1:ack")

@@ -11,11 +11,13 @@
 struct good_conf {
     char *greeting;
     long long answer;
+    int enqueue_only; /* register no job handlers: this process only queues jobs */
 };
 
 static const struct rb_conf_field good_fields[] = {
     {"greeting", RB_CONF_STRING, offsetof(struct good_conf, greeting), 0, 0, 0},
     {"answer", RB_CONF_INT, offsetof(struct good_conf, answer), 0, 0, 100},
+    {"enqueue_only", RB_CONF_BOOL, offsetof(struct good_conf, enqueue_only), 0, 0, 0},
 };
 
 static const struct rb_host_api *api;
@@ -119,8 +121,8 @@ static int good_init(struct rb_plugin_ctx *ctx, const struct rb_host_api *host)
         return RB_ERR;
     if (api->http_route(ctx, RB_HTTP_POST, "/test/jobs", on_jobs, ctx) != RB_OK)
         return RB_ERR;
-    if (api->job_register(ctx, "test.record", run_record, ctx) != RB_OK ||
-        api->job_register(ctx, "test.fail", run_fail, ctx) != RB_OK)
+    if (!conf.enqueue_only && (api->job_register(ctx, "test.record", run_record, ctx) != RB_OK ||
+                               api->job_register(ctx, "test.fail", run_fail, ctx) != RB_OK))
         return RB_ERR;
     api->log(ctx, RB_LOG_INFO, "good plugin ready");
     return RB_OK;
