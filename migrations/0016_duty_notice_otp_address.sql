@@ -11,36 +11,47 @@ CREATE UNIQUE INDEX messages_event_template ON messages (event_id, template, to_
 -- Rate limits over a window, shared by the per-phone and per-address limits of one-time
 -- codes. sent_at holds the times of the latest codes, oldest first, at most `per` of them.
 -- A new code is allowed when the newest is at least `gap` seconds old and fewer than `per`
--- codes were sent in the last `win` seconds. NULL (no row yet) allows.
+-- codes were sent in the last `win` seconds. NULL (no row yet) allows. The time is
+-- clock_timestamp(), not now(): a request that waited for the row's lock must compare with
+-- (and append) the time it got it, else a code taken by a request that began later but got
+-- the lock first would look like one from its future.
 CREATE FUNCTION rabta_rate_allows(sent_at timestamptz[], per int, win float8, gap float8)
-RETURNS boolean LANGUAGE sql STABLE AS $$
+RETURNS boolean LANGUAGE sql VOLATILE AS $$
     SELECT sent_at IS NULL OR (
-        sent_at[cardinality(sent_at)] <= now() - make_interval(secs => gap)
+        (gap <= 0
+         OR sent_at[cardinality(sent_at)] <= clock_timestamp() - make_interval(secs => gap))
         AND (cardinality(sent_at) < per
-             OR sent_at[cardinality(sent_at) + 1 - per] <= now() - make_interval(secs => win)))
+             OR sent_at[cardinality(sent_at) + 1 - per]
+                <= clock_timestamp() - make_interval(secs => win)))
 $$;
 
 -- Seconds until rabta_rate_allows would allow again (at least 1).
 CREATE FUNCTION rabta_rate_wait(sent_at timestamptz[], per int, win float8, gap float8)
-RETURNS bigint LANGUAGE sql STABLE AS $$
+RETURNS bigint LANGUAGE sql VOLATILE AS $$
     SELECT ceil(greatest(1,
-        extract(epoch FROM sent_at[cardinality(sent_at)] + make_interval(secs => gap) - now()),
+        extract(epoch FROM sent_at[cardinality(sent_at)] + make_interval(secs => gap)
+                           - clock_timestamp()),
         CASE WHEN cardinality(sent_at) >= per THEN
             extract(epoch FROM sent_at[cardinality(sent_at) + 1 - per]
-                               + make_interval(secs => win) - now()) ELSE 0 END))::bigint
+                               + make_interval(secs => win) - clock_timestamp())
+             ELSE 0 END))::bigint
 $$;
 
--- sent_at with now() appended, keeping the latest `per` times.
+-- sent_at with clock_timestamp() appended, keeping the latest `per` times.
 CREATE FUNCTION rabta_rate_push(sent_at timestamptz[], per int)
-RETURNS timestamptz[] LANGUAGE sql STABLE AS $$
-    SELECT (sent_at || now())[greatest(1, cardinality(sent_at) + 2 - per):]
+RETURNS timestamptz[] LANGUAGE sql VOLATILE AS $$
+    SELECT (sent_at || clock_timestamp())[greatest(1, cardinality(sent_at) + 2 - per):]
 $$;
 
 -- Per-client-address limit of codes: the same shape as citizen_otp_limits, keyed by the TCP
--- peer's address (an IPv6 client by its /64). Locked by the INSERT ... ON CONFLICT DO UPDATE
--- that takes a code, so concurrent requests from one address are counted exactly, by every
--- rabtad process on the database.
+-- peer's address (an IPv6 client by its /64). Every request the phone allows goes through an
+-- INSERT ... ON CONFLICT DO UPDATE of its address's row, which locks it, so concurrent requests
+-- from one address are counted exactly, by every rabtad process on the database; the update
+-- appends to sent_at only when the limit allows, and then sets taken_by to the request's own
+-- random token, so RETURNING tells the request whether it got a code and, if not, the newest
+-- sent_at to compute its Retry-After from.
 CREATE TABLE citizen_otp_address_limits (
-    address  text PRIMARY KEY CHECK (length(address) BETWEEN 1 AND 64),
-    sent_at  timestamptz[] NOT NULL CHECK (cardinality(sent_at) >= 1)
+    address   text PRIMARY KEY CHECK (length(address) BETWEEN 1 AND 64),
+    sent_at   timestamptz[] NOT NULL CHECK (cardinality(sent_at) >= 1),
+    taken_by  text NOT NULL
 );
