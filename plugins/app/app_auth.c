@@ -19,10 +19,10 @@
  *
  * Rate limits, per phone and per client address: a row per phone in citizen_otp_limits and
  * one per address (the TCP peer, an IPv6 client by its /64; X-Forwarded-For is not trusted) in
- * citizen_otp_address_limits hold the times of the latest codes; the insert that takes a code
- * is an INSERT ... ON CONFLICT DO UPDATE ... WHERE <limit not reached>, which locks that row,
- * so concurrent requests are counted exactly, by every process on the database. A refusal is
- * 429 with Retry-After (docs/api.md). */
+ * citizen_otp_address_limits hold the times of the latest codes; the statement that takes a
+ * code locks both rows (SELECT ... FOR UPDATE, INSERT ... ON CONFLICT DO UPDATE) and appends
+ * to them only while their limits allow, so concurrent requests are counted exactly, by every
+ * process on the database. A refusal is 429 with Retry-After (docs/api.md). */
 #include <arpa/inet.h>
 #include <math.h>
 #include <netinet/in.h>
@@ -63,7 +63,8 @@ static const char register_sql[] =
     "   $10::float8) FROM ph), true) AS ok),"
     " addr AS ("
     "  INSERT INTO citizen_otp_address_limits AS a (address, sent_at, taken_by)"
-    "  SELECT $11::text, ARRAY[clock_timestamp()], $14::text FROM phone_ok WHERE ok AND $12::int > 0"
+    "  SELECT $11::text, ARRAY[clock_timestamp()], $14::text FROM phone_ok"
+    "  WHERE ok AND $12::int > 0"
     "  ON CONFLICT (address) DO UPDATE SET (sent_at, taken_by) = ("
     "    SELECT CASE WHEN x.ok THEN rabta_rate_push(a.sent_at, $12::int) ELSE a.sent_at END,"
     "      CASE WHEN x.ok THEN $14::text ELSE a.taken_by END"

@@ -23,7 +23,8 @@ struct inbox_conf {
 };
 
 static const struct rb_conf_field inbox_fields[] = {
-    {"notify_duty_officer", RB_CONF_BOOL, offsetof(struct inbox_conf, notify_duty_officer), 0, 0, 0},
+    {"notify_duty_officer", RB_CONF_BOOL, offsetof(struct inbox_conf, notify_duty_officer), 0, 0,
+     0},
     {"duty_language", RB_CONF_STRING, offsetof(struct inbox_conf, duty_language), 0, 0, 0},
 };
 #define N_FIELDS (sizeof(inbox_fields) / sizeof(inbox_fields[0]))

@@ -11,23 +11,14 @@ PostgreSQL:
 - a duty_phone that is not a phone stops --check and start and is refused at reload, each
   naming the department's file."""
 import os
-import shutil
 import signal
 
 import rbtest
 from test_app_auth import SignIn
+from test_webhook import departments as copy_departments  # the sample's files, copied
 
-SAMPLE_DEPARTMENTS = os.path.join(rbtest.SOURCE_DIR, "config", "departments")
 REVENUE_PHONE = "+924299000200"  # config/departments/revenue.yaml: "+92 42 99000200"
 CASE_TEXT = "Patwari Aslam asked me, Bilal Ahmed of house 12, for money to issue my fard"
-
-
-def copy_departments(dirpath):
-    """The sample's department files copied into dirpath; returns the glob for rabta.yaml."""
-    os.makedirs(dirpath, exist_ok=True)
-    for f in os.listdir(SAMPLE_DEPARTMENTS):
-        shutil.copy(os.path.join(SAMPLE_DEPARTMENTS, f), dirpath)
-    return os.path.join(dirpath, "*.yaml")
 
 
 def set_duty_phone(dirpath, department, phone):
