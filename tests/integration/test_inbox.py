@@ -5,19 +5,22 @@ PostgreSQL:
   (E.164), rendered from template duty.new_case, urgent and not a notice, tied to the
   delivery's event, with no personal data of the complainant; running the case.deliver job
   again stores no second one; the citizen's own notice of the same event is still there;
-- a department without duty_phone gets none;
+- a department without duty_phone gets none; a case transferred to a department with one
+  texts its duty officer (tied to the transfer event);
 - with notify_duty_officer false there is none; a reload switches it on (and duty_language
   picks the Urdu text), and the duty phone is normalised from a local form;
 - a duty_phone that is not a phone stops --check and start and is refused at reload, each
   naming the department's file."""
 import os
 import signal
+import subprocess
 
 import rbtest
 from test_app_auth import SignIn
 from test_webhook import departments as copy_departments  # the sample's files, copied
 
 REVENUE_PHONE = "+924299000200"  # config/departments/revenue.yaml: "+92 42 99000200"
+PASSWORD = "s3cret-pass-word"
 CASE_TEXT = "Patwari Aslam asked me, Bilal Ahmed of house 12, for money to issue my fard"
 
 
@@ -113,6 +116,30 @@ class InboxDutyNoticeTest(DutyNotice, rbtest.TestCase):
         self.wait_delivered(case_id)
         self.assertEqual(len(self.duty_messages(case_id)), 1,
                          "a delivery that ran twice texted the duty officer twice")
+
+    def test_a_case_transferred_to_the_department_texts_its_duty_officer(self):
+        r = subprocess.run([rbtest.RABTAD, "staff", "-c", self.rd.config_path, "add", "off_hea",
+                            "--role", "officer", "--department", "health", "--name", "Officer"],
+                           input=PASSWORD + "\n", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           universal_newlines=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        login = self.rd.post("/api/v1/staff/login", {"username": "off_hea",
+                                                     "password": PASSWORD})
+        self.assertEqual(login.status, 200, login)
+        tn, case_id, _ = self.submit("treatment_dhq")
+        self.wait_delivered(case_id)
+        self.assertEqual(self.duty_messages(case_id), [], "health has no duty phone")
+        r = self.rd.post("/api/v1/staff/cases/%s/transfer" % tn,
+                         {"department": "revenue", "reason": "Land record matter"},
+                         headers={"Authorization": "Bearer " + login.json["token"]})
+        self.assertEqual(r.status, 200, r)
+        self.wait_delivered(case_id)
+        transfer = self.pgs.scalar("SELECT id FROM case_events WHERE case_id = %s AND "
+                                   "event = 'transfer'" % case_id)
+        msgs = self.duty_messages(case_id)
+        self.assertEqual([(m[0], m[5]) for m in msgs], [(REVENUE_PHONE, transfer)], msgs)
+        self.assertIn("for Board of Revenue: Patient treatment at a DHQ hospital, lahore",
+                      msgs[0][1])
 
     def test_department_without_duty_phone_gets_no_sms(self):
         _, case_id, _ = self.submit("treatment_dhq")
