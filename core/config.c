@@ -14,6 +14,7 @@
 
 #include "log.h"
 #include "message.h"
+#include "phone.h"
 #include "tz.h"
 
 #define ID_MIN 2
@@ -484,18 +485,6 @@ struct department_in {
     char *id, *plugin, *duty_phone, *email;
 };
 
-static int valid_phone(const char *s)
-{
-    int digits = 0;
-    for (const char *p = s; *p; p++) {
-        if (*p >= '0' && *p <= '9')
-            digits++;
-        else if (!strchr("+ -()", *p))
-            return 0;
-    }
-    return digits >= 3 && digits <= 15;
-}
-
 static int valid_email(const char *s)
 {
     const char *at = strchr(s, '@');
@@ -533,10 +522,17 @@ static void on_department(struct loader *l, const struct rb_doc *doc)
     }
     if (in.plugin) /* plugin names follow the id rule */
         check_id(l, rb_node_get(map, "plugin"), "plugin", in.plugin);
-    if (in.duty_phone && !valid_phone(in.duty_phone))
+    char e164[RB_PHONE_MAX];
+    const char *phone_why = NULL;
+    if (in.duty_phone && rb_phone_normalize(in.duty_phone, e164, &phone_why) != RB_OK)
         rb_errors_at(l->e, rb_node_get(map, "duty_phone"),
-                     "key \"duty_phone\": \"%s\" is not a phone number such as +92 42 99200000",
-                     in.duty_phone);
+                     "key \"duty_phone\": \"%s\" is not a phone number (it %s); write the "
+                     "duty officer's number such as +92 42 99200000 or 0300 1234567",
+                     in.duty_phone, phone_why ? phone_why : "is malformed");
+    else if (in.duty_phone && strcmp(in.duty_phone, e164) != 0) { /* kept as E.164 */
+        free(in.duty_phone);
+        in.duty_phone = rb_strdup(e164);
+    }
     if (in.email && !valid_email(in.email))
         rb_errors_at(l->e, rb_node_get(map, "email"),
                      "key \"email\": \"%s\" is not an e-mail address such as "

@@ -483,7 +483,9 @@ void rb_http_reply(struct rb_http_req *req, int status, const char *content_type
 }
 
 /* {"error":{"code":..,"message":..,"request_id":..}} as a new string; caller frees. */
-static char *error_body(const char *code, const char *msg, const char *id)
+/* retry_after: seconds for "retry_after" (the Retry-After header's value), or -1 for none. */
+static char *error_body(const char *code, const char *msg, const char *id,
+                        long long retry_after)
 {
     json_t *j = json_pack("{s:{s:s, s:s, s:s}}", "error", "code", code, "message", msg,
                           "request_id", id);
@@ -492,6 +494,9 @@ static char *error_body(const char *code, const char *msg, const char *id)
                       "(the message was not valid UTF-8)", "request_id", id);
     if (!j)
         rb_fatal("cannot build an error body for code %s", code);
+    if (retry_after >= 0)
+        json_object_set_new(json_object_get(j, "error"), "retry_after",
+                            json_integer(retry_after));
     char *s = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     if (!s)
@@ -509,7 +514,14 @@ void rb_http_reply_error(struct rb_http_req *req, int status, const char *code, 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    char *body = error_body(code ? code : "error", msg, req->id);
+    /* A Retry-After in seconds set before the error is repeated in the body. */
+    const char *ra = req->ev ? evhttp_find_header(evhttp_request_get_output_headers(req->ev),
+                                                  "Retry-After")
+                             : NULL;
+    long long secs = -1;
+    if (ra && ra[0] && strlen(ra) <= 9 && strspn(ra, "0123456789") == strlen(ra))
+        secs = atoll(ra);
+    char *body = error_body(code ? code : "error", msg, req->id, secs);
     rb_http_reply(req, status, "application/json", body, strlen(body));
     free(body);
 }
@@ -633,7 +645,7 @@ static void rewrite_libevent_error(struct rb_http *h, struct evbuffer *buf)
         char id[17], msg[256];
         new_request_id(h, id);
         libevent_error_message(h, status, msg, sizeof(msg));
-        char *body = error_body(libevent_error_code(status), msg, id);
+        char *body = error_body(libevent_error_code(status), msg, id, -1);
         const char *eol = memchr(head, '\r', head_len);
         struct evbuffer *tmp = evbuffer_new();
         if (!tmp)

@@ -24,7 +24,7 @@
  * case state (the STATUS reply's status words). */
 static const struct {
     const char *name;
-    const char *params[4];
+    const char *params[6];
 } required[] = {
     {"sms.received", {"tracking"}},
     {"sms.status", {"tracking", "status"}},
@@ -41,6 +41,10 @@ static const struct {
     {"notice.transfer", {"tracking", "department"}},
     {"notice.resolve", {"tracking", "department"}},
     {"notice.answer", {"tracking", "department"}},
+    {"duty.new_case", {"kind", "tracking", "department", "service", "district", "priority"}},
+    {"kind.complaint", {NULL}},
+    {"kind.feedback", {NULL}},
+    {"kind.information", {NULL}},
 };
 
 /* Sample values for the length check: as long as real ones get. */
@@ -348,7 +352,8 @@ void rb_message_cleanup(void)
 
 /* ---- queueing ----------------------------------------------------------------------------- */
 
-/* One statement: the message (once per event when there is one) and its job.
+/* One statement: the message (once per event, template and address when there is an event)
+ * and its job.
  *   $1 case  $2 citizen  $3 channel  $4 to  $5 body  $6 template  $7 language  $8 notice
  *   $9 urgent  $10 event  $11 delay (s)
  * Answers the message id, or no row for a duplicate of the event's message. */
@@ -358,7 +363,7 @@ static const char queue_sql[] =
     "    language, notice, urgent, event_id)"
     "  VALUES ($1::bigint, coalesce($2::bigint, (SELECT id FROM citizens WHERE phone = $4"
     "    AND $3 = 'sms')), $3, $4, $5, $6, $7, $8::boolean, $9::boolean, $10::bigint)"
-    "  ON CONFLICT (event_id) WHERE event_id IS NOT NULL DO NOTHING"
+    "  ON CONFLICT (event_id, template, to_address) WHERE event_id IS NOT NULL DO NOTHING"
     "  RETURNING id),"
     " job AS ("
     "  INSERT INTO jobs (kind, payload, run_at)"

@@ -70,7 +70,8 @@ struct rb_message_req {
     const json_t *params; /* borrowed; may be NULL */
     const char *channel;  /* "sms" */
     const char *to;       /* E.164 phone for sms */
-    long long case_id, citizen_id, event_id; /* 0: none. event_id: one message per event */
+    long long case_id, citizen_id, event_id; /* 0: none. event_id: one message per event,
+                                              * template and address */
     int notice;           /* not sent to citizens who opted out (STOP) */
     int urgent;           /* sent at once even in quiet hours */
 };

@@ -685,6 +685,22 @@ static int host_department_conf_parse(struct rb_plugin_ctx *ctx, const char *dep
     return rc;
 }
 
+static int host_department_info(struct rb_plugin_ctx *ctx, const char *department,
+                                struct rb_department_info *out)
+{
+    if (!out || out->size < offsetof(struct rb_department_info, email) + sizeof(out->email))
+        return RB_EINVAL;
+    const struct rb_department *d = department ? own_department(ctx, department) : NULL;
+    if (!d)
+        return RB_ENOTFOUND;
+    out->id = d->id;
+    out->name_en = d->name.en;
+    out->name_ur = d->name.ur;
+    out->duty_phone = d->duty_phone;
+    out->email = d->email;
+    return RB_OK;
+}
+
 struct act_call {
     rb_plugin_case_act_fn fn;
     void *arg;
@@ -885,6 +901,7 @@ static const struct rb_host_api host_api = {
     .message_queue = host_message_queue,
     .quiet_wait = host_quiet_wait,
     .case_rate = host_case_rate,
+    .department_info = host_department_info,
 };
 
 const struct rb_host_api *rb_host_api_get(void)

@@ -96,6 +96,19 @@ template("notice.answer", {
   ur = "رابطہ: آپ کی درخواست {tracking} کا جواب {department} نے دے دیا ہے۔ جواب دیں: ۱ مطمئن، ۲ غیر مطمئن۔",
 })
 
+-- ---- the duty officer's notice of a new case (plugins/inbox) ------------------------------
+
+-- {kind} (a kind.* text below) {tracking} {department} {service} {district} {priority}
+-- (1 is the most urgent). Never the complainant's name, phone or text.
+template("duty.new_case", {
+  en = "Rabta: new {kind} {tracking} for {department}: {service}, {district}, priority {priority}.",
+  ur = "رابطہ: {department} کے لیے نئی {kind} {tracking}: {service}، {district}، ترجیح {priority}۔",
+})
+
+template("kind.complaint", { en = "complaint", ur = "شکایت" })
+template("kind.feedback", { en = "feedback", ur = "رائے" })
+template("kind.information", { en = "information request", ur = "معلومات کی درخواست" })
+
 -- ---- the words for a case's status (in sms.status) ----------------------------------------
 
 template("status.submitted", { en = "registered", ur = "درج" })

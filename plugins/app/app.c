@@ -33,6 +33,8 @@ static struct rb_app_conf conf = {
     .otp_per_window = 3,
     .otp_window = 900,
     .otp_interval = 30,
+    .otp_per_address = 60,
+    .otp_address_window = 600,
     .token_ttl = 30 * 86400,
     .photo_max = 512 * 1024,
 };
@@ -43,6 +45,9 @@ static const struct rb_conf_field conf_fields[] = {
     {"otp_per_window", RB_CONF_INT, offsetof(struct rb_app_conf, otp_per_window), 0, 1, 100},
     {"otp_window", RB_CONF_DURATION, offsetof(struct rb_app_conf, otp_window), 0, 0, 0},
     {"otp_interval", RB_CONF_DURATION, offsetof(struct rb_app_conf, otp_interval), 0, 0, 0},
+    {"otp_per_address", RB_CONF_INT, offsetof(struct rb_app_conf, otp_per_address), 0, 0, 100000},
+    {"otp_address_window", RB_CONF_DURATION, offsetof(struct rb_app_conf, otp_address_window), 0,
+     0, 0},
     {"token_ttl", RB_CONF_DURATION, offsetof(struct rb_app_conf, token_ttl), 0, 0, 0},
     {"photo_max", RB_CONF_SIZE, offsetof(struct rb_app_conf, photo_max), 0, 1, 8 << 20},
 };
@@ -434,9 +439,10 @@ static int conf_load(struct rb_plugin_ctx *ctx, struct rb_app_conf *out)
         RB_OK)
         return RB_EINVAL;
     if (!(c.otp_ttl >= 30 && c.otp_ttl <= 3600) || !(c.otp_window > 0) ||
-        !(c.otp_interval >= 0) || !(c.token_ttl >= 60)) {
-        api->log(ctx, RB_LOG_ERROR, "plugin app: otp_ttl must be 30s to 1h, otp_window more "
-                                    "than 0, otp_interval 0 or more, token_ttl at least 1m");
+        !(c.otp_interval >= 0) || !(c.token_ttl >= 60) || !(c.otp_address_window > 0)) {
+        api->log(ctx, RB_LOG_ERROR, "plugin app: otp_ttl must be 30s to 1h, otp_window and "
+                                    "otp_address_window more than 0, otp_interval 0 or more, "
+                                    "token_ttl at least 1m");
         return RB_EINVAL;
     }
     *out = c;

@@ -18,6 +18,9 @@ struct rb_app_conf {
     long long otp_per_window; /* codes per phone per otp_window (3) */
     double otp_window;        /* seconds (900) */
     double otp_interval;      /* seconds between two codes to one phone (30) */
+    long long otp_per_address;  /* codes per client address per otp_address_window (60);
+                                   0: no per-address limit */
+    double otp_address_window;  /* seconds (600) */
     double token_ttl;         /* seconds a sign-in token lives (30 days) */
     size_t photo_max;         /* bytes of one photo, decoded (512 KiB); server.max_body must
                                  allow its base64 (4/3 of it) plus the case */

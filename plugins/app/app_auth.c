@@ -17,12 +17,15 @@
  * Privacy: register answers the same whether or not the phone belongs to a known citizen, and
  * verify looks at codes only, so neither reveals who is registered.
  *
- * Rate limits (per phone): a row per phone in citizen_otp_limits holds the times of the latest
- * codes; the insert that takes a code is an INSERT ... ON CONFLICT DO UPDATE ... WHERE <limit
- * not reached>, which locks that row, so concurrent requests for one phone are counted
- * exactly. There is no per-address limit: the host API gives plugins no peer address (and
- * X-Forwarded-For is not to be trusted), see docs/api.md. */
+ * Rate limits, per phone and per client address: a row per phone in citizen_otp_limits and
+ * one per address (the TCP peer, an IPv6 client by its /64; X-Forwarded-For is not trusted) in
+ * citizen_otp_address_limits hold the times of the latest codes; the statement that takes a
+ * code locks both rows (SELECT ... FOR UPDATE, INSERT ... ON CONFLICT DO UPDATE) and appends
+ * to them only while their limits allow, so concurrent requests are counted exactly, by every
+ * process on the database. A refusal is 429 with Retry-After (docs/api.md). */
+#include <arpa/inet.h>
 #include <math.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,20 +44,38 @@ static const struct rb_app_conf *conf; /* borrowed from app.c */
 
 /* ---- POST /api/v1/register ---------------------------------------------------------------- */
 
-/* One statement, so the limit, the code, the SMS and the job that sends it commit together:
+/* One statement, so the limits, the code, the SMS and the job that sends it commit together:
  *   $1 phone (E.164)   $2 language   $3 salt   $4 code hash   $5 SMS text   $6 code ttl (s)
  *   $7 attempts        $8 codes per window     $9 window (s)  $10 seconds between codes
- * Answers one row: issued (bool), retry_after (seconds, when not issued). */
+ *   $11 client address (key)  $12 codes per address per window (0: no limit)
+ *   $13 address window (s)    $14 this request's random token (see migrations/0016)
+ * The phone's row is locked and checked first; only a request the phone allows is counted
+ * against the address; only one the address allows too is counted against the phone (the
+ * window arithmetic is rabta_rate_* of migrations/0016). Answers one row: issued (bool), the
+ * limit that refused ("phone" or "address") and its retry_after (seconds): for the address,
+ * from the row as the upsert left it (its newest version); for the phone, from the row as
+ * locked, or, when another request created it after this statement began (not visible), as
+ * if it held only codes of this very moment. In such a race a request the phone then
+ * refuses may have been counted against its address. */
 static const char register_sql[] =
-    "WITH lim AS ("
-    "  INSERT INTO citizen_otp_limits AS l (phone, sent_at) VALUES ($1, ARRAY[now()])"
-    "  ON CONFLICT (phone) DO UPDATE"
-    "    SET sent_at = (l.sent_at || now())"
-    "        [greatest(1, cardinality(l.sent_at) + 2 - $8::int):]"
-    "  WHERE l.sent_at[cardinality(l.sent_at)] <= now() - make_interval(secs => $10::float8)"
-    "    AND (cardinality(l.sent_at) < $8::int"
-    "         OR l.sent_at[cardinality(l.sent_at) + 1 - $8::int]"
-    "            <= now() - make_interval(secs => $9::float8))"
+    "WITH ph AS (SELECT sent_at FROM citizen_otp_limits WHERE phone = $1 FOR UPDATE),"
+    " phone_ok AS (SELECT coalesce((SELECT rabta_rate_allows(sent_at, $8::int, $9::float8,"
+    "   $10::float8) FROM ph), true) AS ok),"
+    " addr AS ("
+    "  INSERT INTO citizen_otp_address_limits AS a (address, sent_at, taken_by)"
+    "  SELECT $11::text, ARRAY[clock_timestamp()], $14::text FROM phone_ok"
+    "  WHERE ok AND $12::int > 0"
+    "  ON CONFLICT (address) DO UPDATE SET (sent_at, taken_by) = ("
+    "    SELECT CASE WHEN x.ok THEN rabta_rate_push(a.sent_at, $12::int) ELSE a.sent_at END,"
+    "      CASE WHEN x.ok THEN $14::text ELSE a.taken_by END"
+    "    FROM (SELECT rabta_rate_allows(a.sent_at, $12::int, $13::float8, 0) AS ok) x)"
+    "  RETURNING sent_at, taken_by = $14::text AS took),"
+    " addr_ok AS (SELECT $12::int = 0 OR coalesce((SELECT took FROM addr), false) AS ok),"
+    " lim AS ("
+    "  INSERT INTO citizen_otp_limits AS l (phone, sent_at)"
+    "  SELECT $1, ARRAY[clock_timestamp()] FROM addr_ok WHERE ok AND (SELECT ok FROM phone_ok)"
+    "  ON CONFLICT (phone) DO UPDATE SET sent_at = rabta_rate_push(l.sent_at, $8::int)"
+    "  WHERE rabta_rate_allows(l.sent_at, $8::int, $9::float8, $10::float8)"
     "  RETURNING phone),"
     " retire AS ("
     "  UPDATE citizen_otps SET attempts_left = 0"
@@ -74,15 +95,17 @@ static const char register_sql[] =
     "    expires_at)"
     "  SELECT $1, $2, $3::bytea, $4::bytea, $7::int, id,"
     "    now() + make_interval(secs => $6::float8) FROM msg"
-    "  RETURNING id)"
-    " SELECT EXISTS (SELECT 1 FROM otp),"
-    "  (SELECT ceil(greatest(1,"
-    "     extract(epoch FROM s.sent_at[cardinality(s.sent_at)]"
-    "       + make_interval(secs => $10::float8) - now()),"
-    "     CASE WHEN cardinality(s.sent_at) >= $8::int THEN"
-    "       extract(epoch FROM s.sent_at[cardinality(s.sent_at) + 1 - $8::int]"
-    "         + make_interval(secs => $9::float8) - now()) ELSE 0 END))::bigint"
-    "   FROM citizen_otp_limits s WHERE s.phone = $1)";
+    "  RETURNING id),"
+    " refused AS ("
+    "  SELECT CASE WHEN (SELECT ok FROM phone_ok) AND NOT (SELECT ok FROM addr_ok)"
+    "    THEN 'address' ELSE 'phone' END AS by)"
+    " SELECT EXISTS (SELECT 1 FROM otp), r.by,"
+    "  CASE WHEN r.by = 'address' THEN rabta_rate_wait((SELECT sent_at FROM addr),"
+    "      $12::int, $13::float8, 0)"
+    "    ELSE rabta_rate_wait(coalesce((SELECT sent_at FROM ph),"
+    "      array_fill(clock_timestamp(), ARRAY[$8::int])), $8::int, $9::float8, $10::float8)"
+    "  END"
+    " FROM refused r";
 
 static void registered(const struct rb_db_result *res, const char *err, void *arg)
 {
@@ -94,17 +117,46 @@ static void registered(const struct rb_db_result *res, const char *err, void *ar
     }
     const char *issued = api->db_value(res, 0, 0);
     if (!issued || strcmp(issued, "t") != 0) {
-        const char *ra = api->db_value(res, 0, 1);
+        const char *by = api->db_value(res, 0, 1), *ra = api->db_value(res, 0, 2);
+        int address = by && strcmp(by, "address") == 0;
         long long secs = ra ? atoll(ra) : 30;
         if (secs < 1)
             secs = 1;
+        char header[24];
+        snprintf(header, sizeof(header), "%lld", secs);
+        api->reply_header(req, "Retry-After", header); /* also "retry_after" in the body */
         api->reply_error(req, 429, "rate_limited",
-                         "too many codes were asked for this phone; try again in %lld second%s",
-                         secs, secs == 1 ? "" : "s");
+                         "too many codes were asked %s; try again in %lld second%s",
+                         address ? "from this address" : "for this phone", secs,
+                         secs == 1 ? "" : "s");
         return;
     }
     json_t *out = json_pack("{s:I}", "expires_in", (json_int_t)llround(conf->otp_ttl));
     rb_app_reply_json(req, 202, out);
+}
+
+/* The key of the per-address limit: the client's IPv4 address, or its IPv6 /64 (one
+ * subscriber's network: a client may pick any address in it). */
+static void address_key(const char *peer, char out[64])
+{
+    struct in6_addr a6;
+    struct in_addr a4;
+    char buf[INET6_ADDRSTRLEN];
+    if (peer && strchr(peer, ':') && inet_pton(AF_INET6, peer, &a6) == 1) {
+        if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+            memcpy(&a4, &a6.s6_addr[12], 4);
+            if (inet_ntop(AF_INET, &a4, buf, sizeof(buf))) {
+                snprintf(out, 64, "%s", buf);
+                return;
+            }
+        }
+        memset(&a6.s6_addr[8], 0, 8);
+        if (inet_ntop(AF_INET6, &a6, buf, sizeof(buf))) {
+            snprintf(out, 64, "%s/64", buf);
+            return;
+        }
+    }
+    snprintf(out, 64, "%.63s", peer && peer[0] ? peer : "unknown");
 }
 
 /* The SMS: template "otp" of lua/templates.lua in the citizen's language; the code in ASCII
@@ -194,15 +246,23 @@ static void on_register(struct rb_http_req *req, void *arg)
         return;
     }
 
-    char ttl[32], attempts[24], per[24], window[32], interval[32];
+    char ttl[32], attempts[24], per[24], window[32], interval[32], addr[64], per_addr[24],
+        addr_window[32];
     snprintf(ttl, sizeof(ttl), "%.3f", conf->otp_ttl);
     snprintf(attempts, sizeof(attempts), "%lld", conf->otp_attempts);
     snprintf(per, sizeof(per), "%lld", conf->otp_per_window);
     snprintf(window, sizeof(window), "%.3f", conf->otp_window);
     snprintf(interval, sizeof(interval), "%.3f", conf->otp_interval);
-    const char *params[10] = {phone, language, salt_hex, hash_hex, text, ttl, attempts, per,
-                              window, interval};
-    int rc = api->db_query(arg, register_sql, 10, params, registered, req);
+    address_key(api->req_peer(req), addr);
+    unsigned char nonce[8];
+    char token[2 * sizeof(nonce) + 3];
+    randombytes_buf(nonce, sizeof(nonce));
+    rb_app_bytea(nonce, sizeof(nonce), token);
+    snprintf(per_addr, sizeof(per_addr), "%lld", conf->otp_per_address);
+    snprintf(addr_window, sizeof(addr_window), "%.3f", conf->otp_address_window);
+    const char *params[14] = {phone, language, salt_hex, hash_hex, text, ttl, attempts, per,
+                              window, interval, addr, per_addr, addr_window, token};
+    int rc = api->db_query(arg, register_sql, 14, params, registered, req);
     sodium_memzero(text, sizeof(text));
     json_decref(o);
     if (rc != RB_OK)

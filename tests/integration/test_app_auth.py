@@ -5,6 +5,7 @@ parallel guesses, is rate-limited per phone, and buys a bearer token that logout
 
 The test reads the code from the SMS body in `messages`, exactly what the SMS gateway sends."""
 import hashlib
+import http.client
 import json
 import re
 import secrets
@@ -217,9 +218,13 @@ class AppAuthTest(SignIn, rbtest.TestCase):
         sms_before = self.count("messages WHERE to_address = '%s'" % phone)
         r = self.register(phone)
         err = self.assertErrorJSON(r, 429, "rate_limited")
-        m = re.search(r"try again in (\d+) second", err["message"])
+        m = re.search(r"try again in (\d+) seconds? *$", err["message"])
         self.assertTrue(m, err)
+        self.assertIn("for this phone", err["message"])
         self.assertTrue(25 <= int(m.group(1)) <= 30, err)
+        self.assertEqual((r.headers.get("retry-after"), err.get("retry_after")),
+                         (m.group(1), int(m.group(1))),
+                         "the seconds are in the Retry-After header and the JSON error")
         self.assertEqual(self.count("messages WHERE to_address = '%s'" % phone), sms_before,
                          "a refused request still queued an SMS")
         self.assertEqual(self.count("citizen_otps WHERE phone = '%s'" % phone), 1)
@@ -232,6 +237,8 @@ class AppAuthTest(SignIn, rbtest.TestCase):
         err = self.assertErrorJSON(r, 429, "rate_limited")
         wait = int(re.search(r"try again in (\d+) second", err["message"]).group(1))
         self.assertTrue(900 - 3 * 31 - 5 <= wait <= 900 - 3 * 31 + 1, err)
+        self.assertEqual((r.headers.get("retry-after"), err.get("retry_after")),
+                         (str(wait), wait))
         self.assertEqual(self.count("messages WHERE to_address = '%s'" % phone), 3)
         # Once the oldest code is 15 minutes old, one more may go.
         self.shift_limits(phone, wait)
@@ -319,6 +326,106 @@ class AppAuthTest(SignIn, rbtest.TestCase):
     def test_verify_without_any_code_reveals_nothing(self):
         r = self.verify(new_phone(), "123456")
         self.assertErrorJSON(r, 401, "code_invalid")
+
+
+def register_from(port, source, phone):
+    """POST /api/v1/register from the loopback address source (e.g. "127.0.0.2")."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10.0,
+                                      source_address=(source, 0))
+    try:
+        conn.request("POST", "/api/v1/register", body=json.dumps({"phone": phone}),
+                     headers={"Content-Type": "application/json"})
+        r = conn.getresponse()
+        data = r.read()
+        return rbtest.Response(r.status, {k.lower(): v for k, v in r.getheaders()}, data)
+    finally:
+        conn.close()
+
+
+class AppAuthAddressLimitTest(SignIn, rbtest.TestCase):
+    """Codes per client address (otp_per_address per otp_address_window), counted in
+    PostgreSQL: one address asking codes for many phones is refused with 429 + Retry-After;
+    another address is not affected; the per-phone limit still applies."""
+
+    PER_ADDRESS = 3
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.pgs = cls.class_pg()
+        cls.rd = cls.class_rabtad(pg=cls.pgs, start=False)
+        cls.rd.config["plugins"] = [
+            dict(p, config={"otp_per_address": cls.PER_ADDRESS, "otp_address_window": "10m"})
+            if p["name"] == "app" else p for p in cls.rd.config["plugins"]]
+        cls.rd.start()
+
+    def sms_count(self, phones):
+        return int(self.pgs.scalar("SELECT count(*) FROM messages WHERE to_address IN (%s)"
+                                   % ",".join("'%s'" % p for p in phones)))
+
+    def assertAddressRefusal(self, r):
+        err = self.assertErrorJSON(r, 429, "rate_limited")
+        self.assertIn("from this address", err["message"])
+        secs = err.get("retry_after")
+        self.assertIsInstance(secs, int, err)
+        # (601: a request that waited for the row sees codes taken after it began)
+        self.assertTrue(590 <= secs <= 601, "about the 10-minute window: %r" % err)
+        self.assertEqual(r.headers.get("retry-after"), str(secs))
+        self.assertIn("try again in %d seconds" % secs, err["message"])
+
+    def test_a_burst_from_one_address_over_many_phones_is_cut_at_the_limit(self):
+        source = "127.0.0.3"
+        phones = [new_phone() for _ in range(12)]
+        results = {}
+        lock = threading.Lock()
+
+        def ask(phone):
+            r = register_from(self.rd.port, source, phone)
+            with lock:
+                results[phone] = r
+        threads = [threading.Thread(target=ask, args=(p,)) for p in phones]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        ok = [p for p in phones if results[p].status == 202]
+        refused = [p for p in phones if results[p].status != 202]
+        self.assertEqual(len(ok), self.PER_ADDRESS, [results[p] for p in phones])
+        for p in refused:
+            self.assertAddressRefusal(results[p])
+        self.assertEqual(self.sms_count(ok), self.PER_ADDRESS)
+        self.assertEqual(self.sms_count(refused), 0, "a refused request queued an SMS")
+        self.assertEqual(self.pgs.scalar(
+            "SELECT cardinality(sent_at) FROM citizen_otp_address_limits WHERE address = '%s'"
+            % source), str(self.PER_ADDRESS))
+        # A refusal by the address is not counted against the phone: from another address
+        # the same phone gets its code at once.
+        r = register_from(self.rd.port, "127.0.0.4", refused[0])
+        self.assertEqual(r.status, 202, r)
+        # Once the window has passed, the address may ask again.
+        self.pgs.psql("UPDATE citizen_otp_address_limits SET sent_at = ARRAY(SELECT t - "
+                      "interval '601 seconds' FROM unnest(sent_at) t) WHERE address = '%s'"
+                      % source)
+        self.assertEqual(register_from(self.rd.port, source, new_phone()).status, 202)
+
+    def test_another_address_is_not_affected_and_the_phone_limit_still_applies(self):
+        phones = [new_phone() for _ in range(self.PER_ADDRESS + 1)]
+        for p in phones[:self.PER_ADDRESS]:
+            self.assertEqual(register_from(self.rd.port, "127.0.0.5", p).status, 202)
+        self.assertAddressRefusal(register_from(self.rd.port, "127.0.0.5", phones[-1]))
+        # 127.0.0.6 has its own count.
+        phone = new_phone()
+        self.assertEqual(register_from(self.rd.port, "127.0.0.6", phone).status, 202)
+        # ... and the same phone again at once is refused by the per-phone limit (30 s).
+        r = register_from(self.rd.port, "127.0.0.6", phone)
+        err = self.assertErrorJSON(r, 429, "rate_limited")
+        self.assertIn("for this phone", err["message"])
+        self.assertTrue(25 <= err["retry_after"] <= 30, err)
+        self.assertEqual(r.headers.get("retry-after"), str(err["retry_after"]))
+        # The phone's refusal is not counted against the address: 2 of 3 codes used so far.
+        self.assertEqual(register_from(self.rd.port, "127.0.0.6", new_phone()).status, 202)
+        self.assertEqual(register_from(self.rd.port, "127.0.0.6", new_phone()).status, 202)
+        self.assertAddressRefusal(register_from(self.rd.port, "127.0.0.6", new_phone()))
 
 
 class AppAuthConfigTest(SignIn, rbtest.TestCase):

@@ -779,6 +779,33 @@ static void bad_contact_details(void **state)
                   "services/general.yaml", 3, 13, "no department");
 }
 
+static void duty_phone_is_kept_in_e164(void **state)
+{
+    FX;
+    put(f, "departments/bureau.yaml",
+        "id: bureau\nname: {en: \"Bureau\", ur: \"بیورو\"}\nplugin: inbox\n"
+        "duty_phone: \"0300-123 4567\"\n");
+    struct rb_errors e;
+    struct rb_config *cfg = load(f, &e);
+    for (size_t i = 0; i < e.n; i++)
+        print_error("%s\n", e.msgs[i]);
+    assert_non_null(cfg);
+    assert_string_equal(cfg->departments[0].duty_phone, "+923001234567");
+    rb_config_free(cfg);
+    rb_errors_free(&e);
+}
+
+static void duty_phone_too_short_names_the_file(void **state)
+{
+    FX;
+    put(f, "departments/bureau.yaml",
+        "id: bureau\nname: {en: \"Bureau\", ur: \"بیورو\"}\nplugin: inbox\n"
+        "duty_phone: \"+92 42 123\"\n");
+    expect_errors(f, 2, "departments/bureau.yaml", 4, 13,
+                  "key \"duty_phone\": \"+92 42 123\" is not a phone number (it is too short",
+                  "services/general.yaml", 3, 13, "no department");
+}
+
 static void duplicate_plugin(void **state)
 {
     FX;
@@ -856,6 +883,8 @@ int main(void)
         T(missing_urdu_name),
         T(urdu_name_not_in_urdu),
         T(duplicate_department_id_across_files),
+        T(duty_phone_is_kept_in_e164),
+        T(duty_phone_too_short_names_the_file),
         T(duplicate_service_and_district_ids),
         T(service_names_missing_department),
         T(unreadable_include),

@@ -202,10 +202,16 @@ static void error_body_has_the_one_shape(void **state)
 {
     (void)state;
     char *s = error_body("payload_too_large", "request body is 2097152 bytes; the limit is 1048576",
-                         "0123456789abcdef");
+                         "0123456789abcdef", -1);
     assert_string_equal(s, "{\"error\":{\"code\":\"payload_too_large\",\"message\":\"request body "
                            "is 2097152 bytes; the limit is 1048576\",\"request_id\":"
                            "\"0123456789abcdef\"}}");
+    free(s);
+    /* With a Retry-After: its seconds in the body too. */
+    s = error_body("rate_limited", "try again in 42 seconds", "0123456789abcdef", 42);
+    assert_string_equal(s, "{\"error\":{\"code\":\"rate_limited\",\"message\":\"try again in "
+                           "42 seconds\",\"request_id\":\"0123456789abcdef\","
+                           "\"retry_after\":42}}");
     free(s);
 }
 

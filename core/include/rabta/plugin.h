@@ -242,12 +242,23 @@ struct rb_message_out {
     const char *channel;     /* "sms" */
     const char *to;          /* E.164 phone for sms */
     long long case_id, citizen_id; /* 0: none (citizen: found by phone) */
-    long long event_id;      /* 0: none; else at most one message per case event */
+    long long event_id;      /* 0: none; else at most one message per case event, template
+                                and address (a retried job writes it once) */
     int notice;              /* 1: not sent to a citizen who sent STOP */
     int urgent;              /* 1: sent at once even in quiet hours (answers, codes) */
 };
 
-/* id: the stored message (0: a duplicate of event_id's message); err set on failure. */
+/* A department's settings (department_info). */
+struct rb_department_info {
+    size_t size;            /* set by the plugin: sizeof(struct rb_department_info) */
+    const char *id;
+    const char *name_en, *name_ur;
+    const char *duty_phone; /* the duty officer's phone in E.164 (normalised at load), or NULL */
+    const char *email;      /* or NULL */
+};
+
+/* id: the stored message (0: a duplicate of that event's message with the same template and
+ * address); err set on failure. */
 typedef void (*rb_plugin_message_fn)(long long id, const char *err, void *arg);
 
 struct rb_host_api {
@@ -405,6 +416,15 @@ struct rb_host_api {
     int (*case_rate)(struct rb_plugin_ctx *ctx, const char *tracking, long long citizen_id,
                      int rating, int satisfied, const char *comment, rb_plugin_db_fn fn,
                      void *arg);
+
+    /* ---- appended after case_rate; check RB_HOST_HAS(api, department_info) ---- */
+
+    /* The settings of a department that uses this plugin, from its file: out->size must be set
+     * by the plugin (sizeof(struct rb_department_info) as it was built); the core fills what
+     * fits. Strings borrowed: valid until the next reload. RB_OK; RB_EINVAL (out too small);
+     * RB_ENOTFOUND when no such department uses this plugin. */
+    int (*department_info)(struct rb_plugin_ctx *ctx, const char *department,
+                           struct rb_department_info *out);
 
     /* New entries go here, at the end, never above. */
 };
