@@ -49,6 +49,8 @@ struct mo {
     const char *template;      /* static */
     long long citizen_id;      /* STATUS / rating: the sender's citizen row */
     int answered;              /* the 200 went out already (a complaint: see submitted()) */
+    char named[48];            /* free text: the tracking number it starts with, as typed */
+    size_t answer_off;         /* ... and where the answer after it begins (0: no number) */
 };
 
 static void mo_free(struct mo *m)
@@ -195,8 +197,9 @@ static json_t *mo_json(const struct mo *m, size_t i)
     json_object_set_new(o, "optout", m->cmd == RB_SMS_STOP    ? json_string("stop")
                                      : m->cmd == RB_SMS_START ? json_string("start")
                                                               : json_null());
-    json_object_set_new(o, "text", m->cmd == RB_SMS_COMPLAINT
-                                       ? json_null()
+    /* The text, unless a case holds it (a complaint, an answer added to its case). */
+    int held = m->cmd == RB_SMS_COMPLAINT || (m->cmd == RB_SMS_REPLY && m->case_id);
+    json_object_set_new(o, "text", held ? json_null()
                                        : json_stringn(m->text, m->text_len));
     return o;
 }
@@ -269,17 +272,26 @@ static void submitted(const struct rb_case_result *r, int status, const char *er
     record(m);
 }
 
-static void submit(struct mo *m)
+/* The idempotency hash of the MO (hex, 65 bytes): the same %I with another sender or text is
+ * refused (422). An answer added to a case hashes "reply" first, so the key's hash tells
+ * which of the two the first try became. */
+static void mo_hash(const struct mo *m, int reply, char hex[2 * crypto_hash_sha256_BYTES + 1])
 {
-    /* The idempotency hash: the same %I with another sender or text is refused (422). */
     unsigned char h[crypto_hash_sha256_BYTES];
     crypto_hash_sha256_state st;
     crypto_hash_sha256_init(&st);
+    if (reply)
+        crypto_hash_sha256_update(&st, (const unsigned char *)"reply", sizeof("reply"));
     crypto_hash_sha256_update(&st, (const unsigned char *)m->phone, strlen(m->phone) + 1);
     crypto_hash_sha256_update(&st, (const unsigned char *)m->text, m->text_len);
     crypto_hash_sha256_final(&st, h);
-    char hex[2 * sizeof(h) + 1];
-    sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+    sodium_bin2hex(hex, 2 * sizeof(h) + 1, h, sizeof(h));
+}
+
+static void submit(struct mo *m)
+{
+    char hex[2 * crypto_hash_sha256_BYTES + 1];
+    mo_hash(m, 0, hex);
 
     struct rb_case_submission sub = {
         .size = sizeof(sub), .kind = "complaint", .text = m->text, .text_len = m->text_len,
@@ -299,6 +311,153 @@ static void submit(struct mo *m)
         api->reply(m->req, 503, "text/plain", "try again\n", 10);
         mo_free(m);
     }
+}
+
+/* ---- free text: a new complaint, or the answer to an officer's question --------------- */
+
+/* What a free text is depends on the sender's cases (docs/sms.md, "Answering a question"):
+ * whether this MO was stored before (sms_mo, or the idempotency key its case or answer was
+ * committed with, and that key's hash), the sender's citizen, and the case awaiting their
+ * answer that it goes to: the one named ($3: canonical; '' for a mistyped number, which
+ * matches none) or else the most recently asked; and whether any case of theirs awaits.
+ * A case awaits the answer of this phone when its status is awaiting_citizen and the
+ * question went to this phone by SMS since it began waiting.
+ *   $1 phone  $2 kannel_id  $3 named tracking number or NULL */
+static const char free_sql[] =
+    "WITH w AS ("
+    "  SELECT c.id, c.tracking_no, c.paused_at FROM citizens ci"
+    "  JOIN cases c ON c.citizen_id = ci.id"
+    "  WHERE ci.phone = $1 AND c.status = 'awaiting_citizen'"
+    "    AND EXISTS (SELECT 1 FROM messages q WHERE q.case_id = c.id AND q.channel = 'sms'"
+    "                AND q.to_address = $1 AND q.created_at >= c.paused_at)),"
+    " k AS ("
+    "  SELECT case_id, request_hash FROM idempotency_keys"
+    "  WHERE scope = 'sms_kannel' AND key = $2)"
+    " SELECT EXISTS (SELECT 1 FROM sms_mo WHERE kannel_id = $2),"
+    "  (SELECT case_id FROM k), (SELECT request_hash FROM k),"
+    "  (SELECT id FROM citizens WHERE phone = $1),"
+    "  (SELECT tracking_no FROM w WHERE $3::text IS NULL OR tracking_no = $3::text"
+    "   ORDER BY paused_at DESC, id DESC LIMIT 1),"
+    "  EXISTS (SELECT 1 FROM w)";
+
+static void busy(struct mo *m)
+{
+    api->reply(m->req, 503, "text/plain", "try again\n", 10);
+    mo_free(m);
+}
+
+static void commented(const struct rb_db_result *res, const char *err, void *arg)
+{
+    struct mo *m = arg;
+    if (err) { /* nothing was committed: Kannel retries */
+        api->log(m->ctx, RB_LOG_WARN, "SMS %s from %s: answer to %s not stored: %s",
+                 m->kannel_id, m->phone, m->tracking, err);
+        busy(m);
+        return;
+    }
+    /* The confirmation, if any, was committed with the answer: never send it again. */
+    free(m->reply);
+    m->reply = NULL;
+    if (api->db_ntuples(res) != 1) { /* cannot happen: the look-up saw the case was theirs */
+        api->log(m->ctx, RB_LOG_ERROR, "SMS %s from %s: case %s is not this citizen's; the "
+                 "text becomes a complaint", m->kannel_id, m->phone, m->tracking);
+        m->cmd = RB_SMS_COMPLAINT;
+        m->tracking[0] = '\0';
+        m->template = NULL;
+        submit(m);
+        return;
+    }
+    const char *replayed = api->db_value(res, 0, 4);
+    m->case_id = atoll(api->db_value(res, 0, 3));
+    if (replayed && replayed[0] == 't') {
+        /* Another try of this MO committed its answer first: index it, answer 200. */
+        record(m);
+        return;
+    }
+    /* The answer, its key (%I) and the confirmation are committed: Kannel can have its 200.
+     * The sms_mo row follows, as for a complaint. */
+    api->log(m->ctx, RB_LOG_INFO, "SMS %s from %s: reply %s (%s -> %s)", m->kannel_id,
+             m->phone, m->tracking, api->db_value(res, 0, 0), api->db_value(res, 0, 1));
+    api->reply(m->req, 200, "text/plain", "ok\n", 3);
+    m->req = NULL;
+    m->answered = 1;
+    record(m);
+}
+
+/* Adds the text (after the number it named, if any) to case `tracking` as the citizen's
+ * answer, with the confirmation, in one statement (host API case_comment). */
+static void attach(struct mo *m, long long citizen, const char *tracking)
+{
+    char hex[2 * crypto_hash_sha256_BYTES + 1];
+    mo_hash(m, 1, hex);
+    m->cmd = RB_SMS_REPLY;
+    snprintf(m->tracking, sizeof(m->tracking), "%s", tracking);
+    reply_tracking(m, "sms.replied", m->tracking); /* none if it does not render (logged) */
+    const struct rb_case_comment c = {
+        .size = sizeof(c), .tracking = m->tracking, .citizen_id = citizen,
+        .text = m->text + m->answer_off, .channel = "sms",
+        .idem_scope = "sms_kannel", .idem_key = m->kannel_id, .idem_hash = hex,
+        .reply_body = m->reply, .reply_template = m->reply ? m->template : NULL,
+        .reply_language = m->lang, .reply_channel = "sms", .reply_to = m->phone,
+    };
+    if (api->case_comment(m->ctx, &c, commented, m) != RB_OK)
+        busy(m);
+}
+
+static void free_found(const struct rb_db_result *res, const char *err, void *arg)
+{
+    struct mo *m = arg;
+    if (err || api->db_ntuples(res) != 1) {
+        busy(m);
+        return;
+    }
+    const char *seen = api->db_value(res, 0, 0), *key_case = api->db_value(res, 0, 1);
+    const char *key_hash = api->db_value(res, 0, 2), *citizen = api->db_value(res, 0, 3);
+    const char *target = api->db_value(res, 0, 4), *awaits = api->db_value(res, 0, 5);
+    if (seen && seen[0] == 't') {
+        api->log(m->ctx, RB_LOG_INFO, "SMS %s from %s: a retry; nothing new", m->kannel_id,
+                 m->phone);
+        api->reply(m->req, 200, "text/plain", "ok\n", 3);
+        mo_free(m);
+        return;
+    }
+    if (key_case) { /* an earlier try was committed, its sms_mo row not (yet) */
+        char hex[2 * crypto_hash_sha256_BYTES + 1];
+        mo_hash(m, 1, hex);
+        if (key_hash && strcmp(key_hash, hex) == 0) {
+            m->cmd = RB_SMS_REPLY;
+            m->case_id = atoll(key_case);
+            record(m); /* no second confirmation: it was committed with the answer */
+        } else {
+            submit(m); /* the complaint's replay (or 400 for another text with this %I) */
+        }
+        return;
+    }
+    if (citizen && target) {
+        attach(m, atoll(citizen), target);
+        return;
+    }
+    if (m->answer_off && awaits && awaits[0] == 't') {
+        /* It names a case that is not one of theirs awaiting an answer (mistyped, someone
+         * else's, or not waiting): the same answer whatever the reason, the text kept. */
+        m->cmd = RB_SMS_REPLY;
+        reply_tracking(m, "sms.reply_not_found", m->named);
+        record(m);
+        return;
+    }
+    submit(m);
+}
+
+static void free_text(struct mo *m)
+{
+    char canon[32] = "";
+    const char *why = NULL, *named = NULL;
+    m->answer_off = rb_sms_reply_prefix(m->text, m->text_len, m->named, sizeof(m->named));
+    if (m->answer_off) /* a mistyped number names no case: '' matches none */
+        named = api->tracking_parse(m->named, canon, sizeof(canon), &why) == RB_OK ? canon : "";
+    const char *params[3] = {m->phone, m->kannel_id, named};
+    if (api->db_query(m->ctx, free_sql, 3, params, free_found, m) != RB_OK)
+        busy(m);
 }
 
 /* ---- STATUS -------------------------------------------------------------------------- */
@@ -520,7 +679,7 @@ void rb_sms_on_mo(struct rb_http_req *req, void *arg)
     }
     switch (m->cmd) {
     case RB_SMS_COMPLAINT:
-        submit(m);
+        free_text(m);
         return;
     case RB_SMS_STATUS:
         status(m);
@@ -538,6 +697,7 @@ void rb_sms_on_mo(struct rb_http_req *req, void *arg)
         reply_with(m, "sms.start", NULL);
         break;
     case RB_SMS_FLOOD:
+    case RB_SMS_REPLY: /* decided by free_text() */
         break;
     }
     record(m);
