@@ -73,6 +73,32 @@ static int space(long cp)
            cp == 0x200F || cp == 0x200E;
 }
 
+/* Skips the code points at s[i..len) for which keep() holds; returns the new offset. */
+static size_t skip_while(const unsigned char *u, size_t len, size_t i, int (*keep)(long))
+{
+    while (i < len) {
+        size_t j = i;
+        long cp = utf8_next(u, len, &j);
+        if (cp < 0 || !keep(cp))
+            break;
+        i = j;
+    }
+    return i;
+}
+
+/* A symbol of a tracking number as typed: an ASCII letter or digit as itself, an Urdu (۰-۹)
+ * or Arabic (٠-٩) digit as its ASCII digit; 0 for anything else. */
+static char symbol(long cp)
+{
+    if (cp >= 0x06F0 && cp <= 0x06F9)
+        return (char)('0' + (cp - 0x06F0));
+    if (cp >= 0x0660 && cp <= 0x0669)
+        return (char)('0' + (cp - 0x0660));
+    if ((cp >= '0' && cp <= '9') || (cp >= 'A' && cp <= 'Z') || (cp >= 'a' && cp <= 'z'))
+        return (char)cp;
+    return 0;
+}
+
 /* The keyword at s (case-insensitive for ASCII); returns its byte length or 0. */
 static size_t keyword(const char *s, size_t len, const char *kw)
 {
@@ -111,14 +137,7 @@ enum rb_sms_cmd rb_sms_command(const char *s, size_t len, char *arg, size_t args
     if (arg && argsz)
         arg[0] = '\0';
     *lang = rb_sms_language(s, len);
-    /* trim */
-    while (b < e) {
-        size_t j = b;
-        long cp = utf8_next(u, e, &j);
-        if (cp < 0 || !space(cp))
-            break;
-        b = j;
-    }
+    b = skip_while(u, e, b, space); /* trim */
     while (e > b && (u[e - 1] == ' ' || u[e - 1] == '\t' || u[e - 1] == '\r' ||
                      u[e - 1] == '\n'))
         e--;
@@ -158,17 +177,10 @@ enum rb_sms_cmd rb_sms_command(const char *s, size_t len, char *arg, size_t args
         int ok = 1;
         while (r < e && ok) {
             long cp = utf8_next(u, e, &r);
-            char c = 0;
-            if (cp >= 0x06F0 && cp <= 0x06F9)
-                c = (char)('0' + (cp - 0x06F0));
-            else if (cp >= 0x0660 && cp <= 0x0669)
-                c = (char)('0' + (cp - 0x0660));
-            else if ((cp >= '0' && cp <= '9') || (cp >= 'A' && cp <= 'Z') ||
-                     (cp >= 'a' && cp <= 'z') || cp == '-')
-                c = (char)cp;
-            else if (cp >= 0 && (space(cp) || cp == ':' || cp == '#' || cp == 0x06D4))
+            char c = cp == '-' ? '-' : symbol(cp);
+            if (!c && cp >= 0 && (space(cp) || cp == ':' || cp == '#' || cp == 0x06D4))
                 continue;
-            else
+            if (!c)
                 ok = 0;
             if (c) {
                 if (o + 1 >= argsz || o >= 40)
@@ -184,19 +196,6 @@ enum rb_sms_cmd rb_sms_command(const char *s, size_t len, char *arg, size_t args
         return RB_SMS_STATUS;
     }
     return RB_SMS_COMPLAINT;
-}
-
-/* Skips the code points at s[i..len) for which keep() holds; returns the new offset. */
-static size_t skip_while(const unsigned char *u, size_t len, size_t i, int (*keep)(long))
-{
-    while (i < len) {
-        size_t j = i;
-        long cp = utf8_next(u, len, &j);
-        if (cp < 0 || !keep(cp))
-            break;
-        i = j;
-    }
-    return i;
 }
 
 /* What may stand between a tracking number and the answer. */
@@ -224,19 +223,13 @@ size_t rb_sms_reply_prefix(const char *s, size_t len, char *out, size_t outsz)
     while (i < len) {
         size_t j = i;
         long cp = utf8_next(u, len, &j);
-        char c;
-        if (cp >= 0x06F0 && cp <= 0x06F9)
-            c = (char)('0' + (cp - 0x06F0));
-        else if (cp >= 0x0660 && cp <= 0x0669)
-            c = (char)('0' + (cp - 0x0660));
-        else if ((cp >= '0' && cp <= '9') || (cp >= 'A' && cp <= 'Z') || (cp >= 'a' && cp <= 'z'))
-            c = (char)cp;
+        char c = symbol(cp);
+        if (c)
+            symbols++;
         else if ((cp == '-' || cp == '.' || cp == '_') && symbols < 11)
             c = (char)cp; /* inside the number; after its last symbol it separates the answer */
         else
             break; /* the end of the word (or invalid UTF-8: the caller checked it) */
-        if (c != '-' && c != '.' && c != '_')
-            symbols++;
         if (symbols > 11 || o + 1 >= outsz)
             goto no;
         out[o++] = c;

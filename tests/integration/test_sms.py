@@ -4,6 +4,7 @@ A citizen's SMS enters at the fake SMSC, Kannel hands it to rabtad's sms_kannel 
 (/sms/kannel/mo), the answer goes back through sendsms to the fake SMSC, and Kannel's
 delivery report comes back to /sms/kannel/dlr."""
 
+import concurrent.futures
 import os
 import re
 import subprocess
@@ -522,12 +523,16 @@ class SmsTest(KannelCase):
             " WHERE c.tracking_no = '%s' AND m.command = 'reply' AND m.text IS NULL" % t)
             == "1", 5.0, what="the MO indexed as a reply to the case (its text in the case)")
 
+    def awaiting_answer(self, phone, complaint, question, answer, mo_id):
+        """awaiting_case, and the MO request (for mo_http) that answers it."""
+        t = self.awaiting_case(phone, complaint, question)
+        return t, {"secret": SECRET, "from": phone, "to": "8080", "text": answer, "id": mo_id}
+
     def test_retried_answer_attaches_once(self):
         phone = "+923001140002"
-        t = self.awaiting_case(phone, "Garbage not collected in Block C for two weeks",
-                               "Which street in Block C?")
-        q = {"secret": SECRET, "from": phone, "to": "8080", "text": "Street 7, near the park",
-             "id": "reply-dup-1"}
+        t, q = self.awaiting_answer(phone, "Garbage not collected in Block C for two weeks",
+                                    "Which street in Block C?", "Street 7, near the park",
+                                    "reply-dup-1")
         r1, r2 = self.mo_http(**q), self.mo_http(**q)
         self.assertEqual((r1.status, r2.status), (200, 200), "both 2xx: %r %r" % (r1, r2))
         self.assertEqual(self.cases_of(phone), "1", "no new case")
@@ -545,6 +550,21 @@ class SmsTest(KannelCase):
         # Once more after all of it: still nothing new.
         self.assertEqual(self.mo_http(**q).status, 200)
         self.assertEqual([e[0] for e in self.events_of(t)].count("comment"), 1)
+
+    def test_answer_retried_while_the_first_try_is_in_flight_attaches_once(self):
+        phone = "+923001140008"
+        t, q = self.awaiting_answer(phone, "Illegal parking blocks the hospital ambulance gate",
+                                    "Which gate of the hospital?", "The emergency gate",
+                                    "reply-race-1")
+        with concurrent.futures.ThreadPoolExecutor(4) as ex:
+            codes = sorted(f.result().status for f in [ex.submit(self.mo_http, **q)
+                                                       for _ in range(4)])
+        self.assertEqual(codes, [200] * 4, "every try answered 2xx")
+        ev = [e[0] for e in self.events_of(t)]
+        self.assertEqual((ev.count("comment"), ev.count("citizen_reply")), (1, 1), ev)
+        self.assertEqual(self.db.scalar("SELECT count(*) FROM messages WHERE to_address = '%s'"
+                                        " AND template = 'sms.replied'" % phone), "1")
+        self.assertEqual(self.cases_of(phone), "1")
 
     def test_free_text_without_an_awaiting_case_is_still_a_complaint(self):
         phone = "+923001140003"
