@@ -3,7 +3,8 @@
  *   sms_kannel.c  configuration, routes, the job handler's registration
  *   sms_text.c    pure text work: UTF-8, script detection, digits, commands, flood limit
  *                 (the reply texts are templates in lua/templates.lua)
- *   sms_mo.c      GET/POST /sms/kannel/mo (Kannel's sms-service): complaints and commands
+ *   sms_mo.c      GET/POST /sms/kannel/mo (Kannel's sms-service): complaints, answers to an
+ *                 officer's question, commands
  *   sms_mt.c      the 'message.send' handler (sendsms), the token bucket, delivery reports
  */
 #ifndef RB_SMS_KANNEL_H

@@ -6,7 +6,9 @@
  *
  * Kannel retries on connection refused and on 5xx with the same %I, so: 2xx only after
  * COMMIT, and %I de-duplicates. A complaint is stored by case_submit with the idempotency key
- * ("sms_kannel", %I), so a retry gets the first case back; then ONE statement records the MO
+ * ("sms_kannel", %I), so a retry gets the first case back; free text from a phone whose case
+ * awaits its answer to an officer's question is added to that case by case_comment with the
+ * same key (see free_text()), so a retry adds nothing; then ONE statement records the MO
  * in sms_mo (kannel_id unique), and only when that row is new adds the reply (messages row +
  * 'message.send' job) and, for STOP/START, the citizen's opt-out. MOs ready together are
  * recorded by one statement (group commit; see record()). A retry of any kind thus
@@ -136,26 +138,95 @@ static const char record_sql[] =
 #define BATCH_MAX 512     /* MOs in one statement */
 #define BATCH_INFLIGHT 2  /* statements in flight at once */
 
+/* A statement that serves many MOs at once: the MOs that are ready while one is in flight
+ * wait and go together in the next one (no timer, no added delay when idle). Its one
+ * parameter is a JSON array of row(m, i); it answers one row per MO, in order of i. */
+struct queue {
+    const char *sql;
+    json_t *(*row)(const struct mo *m, size_t i);
+    /* Each MO of a batch: res and its row, or err (res NULL) when the statement failed. */
+    void (*done)(struct mo *m, const struct rb_db_result *res, int row, const char *err);
+    struct mo *waiting[BATCH_MAX * 4];
+    size_t n;
+    int in_flight;
+};
+
 struct batch {
-    struct mo **v; /* owned array; the MOs are owned until answered */
+    struct queue *q; /* borrowed */
+    struct mo **v;   /* owned array; the MOs are owned until done */
     size_t n;
 };
 
-static struct mo *waiting[BATCH_MAX * 4];
-static size_t n_waiting;
-static int in_flight;
+static void flush(struct queue *q, struct rb_plugin_ctx *ctx);
 
-static void flush(struct rb_plugin_ctx *ctx);
-
-static void answer(struct mo *m, int ok, int fresh, const char *err)
+static void batch_done(const struct rb_db_result *res, const char *err, void *arg)
 {
-    if (m->answered) { /* a complaint's sms_mo row, written after its answer */
-        if (!ok)
+    struct batch *b = arg;
+    struct queue *q = b->q;
+    struct rb_plugin_ctx *ctx = b->v[0]->ctx;
+    if (!err && api->db_ntuples(res) != (int)b->n)
+        err = "short answer";
+    for (size_t k = 0; k < b->n; k++)
+        q->done(b->v[k], err ? NULL : res, (int)k, err);
+    free(b->v);
+    free(b);
+    q->in_flight--;
+    flush(q, ctx);
+}
+
+static void flush(struct queue *q, struct rb_plugin_ctx *ctx)
+{
+    while (q->n > 0 && q->in_flight < BATCH_INFLIGHT) {
+        struct batch *b = malloc(sizeof(*b));
+        size_t n = q->n < BATCH_MAX ? q->n : BATCH_MAX;
+        if (!b || !(b->v = malloc(n * sizeof(*b->v))))
+            abort();
+        b->q = q;
+        b->n = n;
+        memcpy(b->v, q->waiting, n * sizeof(*b->v));
+        memmove(q->waiting, q->waiting + n, (q->n - n) * sizeof(*q->waiting));
+        q->n -= n;
+        json_t *arr = json_array();
+        for (size_t k = 0; k < n; k++)
+            json_array_append_new(arr, q->row(b->v[k], k));
+        char *text = json_dumps(arr, JSON_COMPACT);
+        json_decref(arr);
+        const char *params[1] = {text};
+        q->in_flight++;
+        int rc = text ? api->db_query(ctx, q->sql, 1, params, batch_done, b) : RB_ERR;
+        free(text);
+        if (rc != RB_OK) {
+            q->in_flight--;
+            for (size_t k = 0; k < n; k++)
+                q->done(b->v[k], NULL, 0, "database unavailable");
+            free(b->v);
+            free(b);
+        }
+    }
+}
+
+static void enqueue(struct queue *q, struct mo *m)
+{
+    if (q->n == sizeof(q->waiting) / sizeof(q->waiting[0])) {
+        q->done(m, NULL, 0, "too many SMS waiting for the database");
+        return;
+    }
+    q->waiting[q->n++] = m;
+    flush(q, m->ctx);
+}
+
+/* The end of an MO: answered 200 once its sms_mo row (and reply) are committed. */
+static void answer(struct mo *m, const struct rb_db_result *res, int row, const char *err)
+{
+    const char *f = res ? api->db_value(res, row, 1) : NULL;
+    int fresh = f && f[0] == '1';
+    if (m->answered) { /* a complaint's or an answer's sms_mo row, written after its 200 */
+        if (err)
             api->log(m->ctx, RB_LOG_WARN, "SMS %s from %s (case %s): its sms_mo row was not "
-                     "written: %s", m->kannel_id, m->phone, m->tracking, err ? err : "?");
-    } else if (!ok) {
+                     "written: %s", m->kannel_id, m->phone, m->tracking, err);
+    } else if (err) {
         api->log(m->ctx, RB_LOG_WARN, "SMS %s from %s not recorded: %s", m->kannel_id,
-                 m->phone, err ? err : "no answer");
+                 m->phone, err);
         api->reply(m->req, 503, "text/plain", "try again\n", 10);
     } else {
         api->log(m->ctx, RB_LOG_INFO, "SMS %s from %s: %s%s%s%s", m->kannel_id, m->phone,
@@ -164,22 +235,6 @@ static void answer(struct mo *m, int ok, int fresh, const char *err)
         api->reply(m->req, 200, "text/plain", "ok\n", 3);
     }
     mo_free(m);
-}
-
-static void recorded(const struct rb_db_result *res, const char *err, void *arg)
-{
-    struct batch *b = arg;
-    struct rb_plugin_ctx *ctx = b->v[0]->ctx;
-    int rows = err ? 0 : api->db_ntuples(res);
-    for (size_t k = 0; k < b->n; k++) {
-        int ok = !err && rows == (int)b->n;
-        const char *fresh = ok ? api->db_value(res, (int)k, 1) : NULL;
-        answer(b->v[k], ok, fresh && fresh[0] == '1', err ? err : "short answer");
-    }
-    free(b->v);
-    free(b);
-    in_flight--;
-    flush(ctx);
 }
 
 static json_t *mo_json(const struct mo *m, size_t i)
@@ -204,44 +259,11 @@ static json_t *mo_json(const struct mo *m, size_t i)
     return o;
 }
 
-static void flush(struct rb_plugin_ctx *ctx)
-{
-    while (n_waiting > 0 && in_flight < BATCH_INFLIGHT) {
-        struct batch *b = malloc(sizeof(*b));
-        size_t n = n_waiting < BATCH_MAX ? n_waiting : BATCH_MAX;
-        if (!b || !(b->v = malloc(n * sizeof(*b->v))))
-            abort();
-        b->n = n;
-        memcpy(b->v, waiting, n * sizeof(*b->v));
-        memmove(waiting, waiting + n, (n_waiting - n) * sizeof(*waiting));
-        n_waiting -= n;
-        json_t *arr = json_array();
-        for (size_t k = 0; k < n; k++)
-            json_array_append_new(arr, mo_json(b->v[k], k));
-        char *text = json_dumps(arr, JSON_COMPACT);
-        json_decref(arr);
-        const char *params[1] = {text};
-        in_flight++;
-        int rc = text ? api->db_query(ctx, record_sql, 1, params, recorded, b) : RB_ERR;
-        free(text);
-        if (rc != RB_OK) {
-            in_flight--;
-            for (size_t k = 0; k < n; k++)
-                answer(b->v[k], 0, 0, "database unavailable");
-            free(b->v);
-            free(b);
-        }
-    }
-}
+static struct queue recording = {.sql = record_sql, .row = mo_json, .done = answer};
 
 static void record(struct mo *m)
 {
-    if (n_waiting == sizeof(waiting) / sizeof(waiting[0])) {
-        answer(m, 0, 0, "too many SMS waiting to be recorded");
-        return;
-    }
-    waiting[n_waiting++] = m;
-    flush(m->ctx);
+    enqueue(&recording, m);
 }
 
 /* ---- complaints ---------------------------------------------------------------------- */
@@ -318,27 +340,29 @@ static void submit(struct mo *m)
 /* What a free text is depends on the sender's cases (docs/sms.md, "Answering a question"):
  * whether this MO was stored before (sms_mo, or the idempotency key its case or answer was
  * committed with, and that key's hash), the sender's citizen, and the case awaiting their
- * answer that it goes to: the one named ($3: canonical; '' for a mistyped number, which
- * matches none) or else the most recently asked; and whether any case of theirs awaits.
- * A case awaits the answer of this phone when its status is awaiting_citizen and the
- * question went to this phone by SMS since it began waiting.
- *   $1 phone  $2 kannel_id  $3 named tracking number or NULL */
+ * answer: the one named (named: canonical; '' for a mistyped number, which matches none) or
+ * else the most recently asked. A case awaits the answer of this phone when its status is
+ * awaiting_citizen and the question went to this phone by SMS since it began waiting.
+ * Looked up for all the free texts ready together by one statement (a queue, as recording).
+ *   $1 a JSON array of {i, phone, kannel_id, named (or null)}
+ * Answers per input: i, seen, the key's case, the key's hash, the citizen, the case the text
+ * answers (NULL: none), whether any case of theirs awaits an answer. */
 static const char free_sql[] =
-    "WITH w AS ("
-    "  SELECT c.id, c.tracking_no, c.paused_at FROM citizens ci"
-    "  JOIN cases c ON c.citizen_id = ci.id"
-    "  WHERE ci.phone = $1 AND c.status = 'awaiting_citizen'"
+    "SELECT n.i, EXISTS (SELECT 1 FROM sms_mo WHERE kannel_id = n.kannel_id),"
+    "  k.case_id, k.request_hash, ci.id,"
+    "  CASE WHEN n.named IS NULL OR w.tracking_no = n.named THEN w.tracking_no END,"
+    "  w.id IS NOT NULL"
+    " FROM jsonb_to_recordset($1::jsonb) AS n(i int, phone text, kannel_id text, named text)"
+    " LEFT JOIN idempotency_keys k ON k.scope = 'sms_kannel' AND k.key = n.kannel_id"
+    " LEFT JOIN citizens ci ON ci.phone = n.phone"
+    " LEFT JOIN LATERAL ("
+    "  SELECT c.id, c.tracking_no FROM cases c"
+    "  WHERE c.citizen_id = ci.id AND c.status = 'awaiting_citizen'"
     "    AND EXISTS (SELECT 1 FROM messages q WHERE q.case_id = c.id AND q.channel = 'sms'"
-    "                AND q.to_address = $1 AND q.created_at >= c.paused_at)),"
-    " k AS ("
-    "  SELECT case_id, request_hash FROM idempotency_keys"
-    "  WHERE scope = 'sms_kannel' AND key = $2)"
-    " SELECT EXISTS (SELECT 1 FROM sms_mo WHERE kannel_id = $2),"
-    "  (SELECT case_id FROM k), (SELECT request_hash FROM k),"
-    "  (SELECT id FROM citizens WHERE phone = $1),"
-    "  (SELECT tracking_no FROM w WHERE $3::text IS NULL OR tracking_no = $3::text"
-    "   ORDER BY paused_at DESC, id DESC LIMIT 1),"
-    "  EXISTS (SELECT 1 FROM w)";
+    "                AND q.to_address = n.phone AND q.created_at >= c.paused_at)"
+    "  ORDER BY c.tracking_no = n.named DESC NULLS LAST, c.paused_at DESC, c.id DESC"
+    "  LIMIT 1) w ON true"
+    " ORDER BY n.i";
 
 static void busy(struct mo *m)
 {
@@ -404,16 +428,17 @@ static void attach(struct mo *m, long long citizen, const char *tracking)
         busy(m);
 }
 
-static void free_found(const struct rb_db_result *res, const char *err, void *arg)
+static void free_found(struct mo *m, const struct rb_db_result *res, int row, const char *err)
 {
-    struct mo *m = arg;
-    if (err || api->db_ntuples(res) != 1) {
+    if (err) {
+        api->log(m->ctx, RB_LOG_WARN, "SMS %s from %s not looked up: %s", m->kannel_id,
+                 m->phone, err);
         busy(m);
         return;
     }
-    const char *seen = api->db_value(res, 0, 0), *key_case = api->db_value(res, 0, 1);
-    const char *key_hash = api->db_value(res, 0, 2), *citizen = api->db_value(res, 0, 3);
-    const char *target = api->db_value(res, 0, 4), *awaits = api->db_value(res, 0, 5);
+    const char *seen = api->db_value(res, row, 1), *key_case = api->db_value(res, row, 2);
+    const char *key_hash = api->db_value(res, row, 3), *citizen = api->db_value(res, row, 4);
+    const char *target = api->db_value(res, row, 5), *awaits = api->db_value(res, row, 6);
     if (seen && seen[0] == 't') {
         api->log(m->ctx, RB_LOG_INFO, "SMS %s from %s: a retry; nothing new", m->kannel_id,
                  m->phone);
@@ -448,16 +473,22 @@ static void free_found(const struct rb_db_result *res, const char *err, void *ar
     submit(m);
 }
 
-static void free_text(struct mo *m)
+static json_t *free_json(const struct mo *m, size_t i)
 {
     char canon[32] = "";
     const char *why = NULL, *named = NULL;
-    m->answer_off = rb_sms_reply_prefix(m->text, m->text_len, m->named, sizeof(m->named));
     if (m->answer_off) /* a mistyped number names no case: '' matches none */
         named = api->tracking_parse(m->named, canon, sizeof(canon), &why) == RB_OK ? canon : "";
-    const char *params[3] = {m->phone, m->kannel_id, named};
-    if (api->db_query(m->ctx, free_sql, 3, params, free_found, m) != RB_OK)
-        busy(m);
+    return json_pack("{s:I, s:s, s:s, s:s?}", "i", (json_int_t)i, "phone", m->phone,
+                     "kannel_id", m->kannel_id, "named", named);
+}
+
+static struct queue looking_up = {.sql = free_sql, .row = free_json, .done = free_found};
+
+static void free_text(struct mo *m)
+{
+    m->answer_off = rb_sms_reply_prefix(m->text, m->text_len, m->named, sizeof(m->named));
+    enqueue(&looking_up, m);
 }
 
 /* ---- STATUS -------------------------------------------------------------------------- */
