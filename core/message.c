@@ -35,6 +35,8 @@ static const struct {
     {"sms.flood", {NULL}},
     {"sms.rated", {"tracking"}},
     {"sms.reopened", {"tracking"}},
+    {"sms.replied", {"tracking"}},
+    {"sms.reply_not_found", {"tracking"}},
     {"otp", {"code", "minutes"}},
     {"notice.routed", {"tracking", "department"}},
     {"notice.acknowledge", {"tracking", "department"}},

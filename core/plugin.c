@@ -16,6 +16,7 @@
 
 #include "auth.h"
 #include "case_act.h"
+#include "case_comment.h"
 #include "case_rating.h"
 #include "case_read.h"
 #include "db.h"
@@ -858,6 +859,22 @@ static int host_case_rate(struct rb_plugin_ctx *ctx, const char *tracking, long 
     return rc;
 }
 
+static int host_case_comment(struct rb_plugin_ctx *ctx, const struct rb_case_comment *in,
+                             rb_plugin_db_fn fn, void *arg)
+{
+    if (!in || in->size < offsetof(struct rb_case_comment, reply_to) + sizeof(in->reply_to))
+        return RB_EINVAL; /* every field is in the first version of the struct */
+    if (!ctx->srv || !ctx->srv->db)
+        return RB_EUNAVAIL;
+    struct rb_case_comment c = *in;
+    c.size = sizeof(c);
+    struct db_call *call = db_call_new(fn, arg);
+    int rc = rb_case_comment(ctx->srv->db, &c, db_trampoline, call);
+    if (rc != RB_OK)
+        free(call);
+    return rc;
+}
+
 static const struct rb_host_api host_api = {
     .size = sizeof(struct rb_host_api),
     .abi = RB_PLUGIN_ABI,
@@ -902,6 +919,7 @@ static const struct rb_host_api host_api = {
     .quiet_wait = host_quiet_wait,
     .case_rate = host_case_rate,
     .department_info = host_department_info,
+    .case_comment = host_case_comment,
 };
 
 const struct rb_host_api *rb_host_api_get(void)

@@ -61,6 +61,20 @@ template("sms.reopened", {
   ur = "رابطہ: معذرت۔ شکایت {tracking} دوبارہ کھول کر اعلیٰ افسر کو بھیج دی گئی ہے۔",
 })
 
+-- {tracking}: the citizen's text was added to that complaint as their answer to an
+-- officer's question
+template("sms.replied", {
+  en = "Rabta: thank you. Your answer was added to complaint {tracking}.",
+  ur = "رابطہ: شکریہ۔ آپ کا جواب شکایت {tracking} میں شامل کر دیا گیا ہے۔",
+})
+
+-- {tracking}: what the citizen typed before their answer, when it is not one of their
+-- complaints waiting for an answer (mistyped, someone else's, or not waiting)
+template("sms.reply_not_found", {
+  en = "Rabta: no complaint {tracking} of yours is waiting for an answer. Please check the number, or send your answer without it.",
+  ur = "رابطہ: آپ کی کوئی شکایت {tracking} جواب کی منتظر نہیں۔ نمبر دوبارہ دیکھیں یا اپنا جواب نمبر کے بغیر بھیجیں۔",
+})
+
 -- ---- one-time code for the app (plugins/app) ----------------------------------------------
 
 -- {code} {minutes}

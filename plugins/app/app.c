@@ -452,9 +452,9 @@ static int conf_load(struct rb_plugin_ctx *ctx, struct rb_app_conf *out)
 static int app_init(struct rb_plugin_ctx *ctx, const struct rb_host_api *host)
 {
     api = host;
-    if (!RB_HOST_HAS(api, case_rate)) {
+    if (!RB_HOST_HAS(api, case_comment)) {
         api->log(ctx, RB_LOG_ERROR, "this rabtad is too old for the app plugin (no citizen "
-                                    "sign-in, template or rating API)");
+                                    "sign-in, template, rating or comment API)");
         return RB_ERR;
     }
     if (sodium_init() < 0)

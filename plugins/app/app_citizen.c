@@ -254,28 +254,11 @@ static void on_timeline(struct rb_http_req *req, void *arg)
 
 /* ---- POST /api/v1/cases/:tracking/comments ------------------------------------------------ */
 
-/* $1 tracking  $2 citizen  $3 text. A comment on a case awaiting the citizen is also the
- * citizen's reply: awaiting_citizen → in_progress (citizen_reply), in the same statement.
- * Answers: status before, status after, the comment's time; no row: not the citizen's case. */
-static const char comment_sql[] =
-    "WITH c AS ("
-    "  SELECT id, status FROM cases WHERE tracking_no = $1 AND citizen_id = $2::bigint"
-    "  FOR UPDATE),"
-    " r AS ("
-    "  UPDATE cases SET status = 'in_progress' FROM c"
-    "  WHERE cases.id = c.id AND cases.status = 'awaiting_citizen' AND c.status = 'awaiting_citizen'"
-    "  RETURNING cases.id),"
-    " ev AS ("
-    "  INSERT INTO case_events (case_id, actor_type, actor_id, event, note)"
-    "  SELECT id, 'citizen', $2::bigint::text, 'comment', $3 FROM c RETURNING at),"
-    " rep AS ("
-    "  INSERT INTO case_events (case_id, actor_type, actor_id, event, from_status, to_status)"
-    "  SELECT id, 'citizen', $2::bigint::text, 'citizen_reply', 'awaiting_citizen',"
-    "    'in_progress' FROM r)"
-    " SELECT c.status, CASE WHEN EXISTS (SELECT 1 FROM r) THEN 'in_progress' ELSE c.status END,"
-    "  (SELECT to_char(at AT TIME ZONE 'UTC', " RB_APP_TS ") FROM ev)"
-    " FROM c";
-
+/* The statement lives in the core (core/case_comment.c, host API case_comment), shared with
+ * the SMS channel's replies to an officer's question. A comment on a case awaiting the
+ * citizen is also the citizen's reply: awaiting_citizen → in_progress (citizen_reply), in the
+ * same statement. Answers: status before, status after, the comment's time; no row: not the
+ * citizen's case. */
 struct commenting {
     struct rb_http_req *req;
     char tracking[32];
@@ -338,10 +321,11 @@ static void comment_authed(struct rb_http_req *req, long long citizen, void *arg
     }
     cm->req = req;
     memcpy(cm->tracking, tracking, sizeof(cm->tracking));
-    char cid[24];
-    snprintf(cid, sizeof(cid), "%lld", citizen);
-    const char *params[3] = {tracking, cid, text};
-    int rc = api->db_query(arg, comment_sql, 3, params, commented, cm);
+    const struct rb_case_comment c = {
+        .size = sizeof(c), .tracking = tracking, .citizen_id = citizen, .text = text,
+        .channel = "app",
+    };
+    int rc = api->case_comment(arg, &c, commented, cm);
     json_decref(o);
     if (rc != RB_OK) {
         free(cm);

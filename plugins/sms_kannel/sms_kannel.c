@@ -70,9 +70,9 @@ static int conf_check(struct rb_plugin_ctx *ctx, const struct rb_sms_conf *c)
 static int sms_init(struct rb_plugin_ctx *ctx, const struct rb_host_api *host)
 {
     rb_sms_api = host;
-    if (!RB_HOST_HAS(host, case_rate)) {
+    if (!RB_HOST_HAS(host, case_comment)) {
         host->log(ctx, RB_LOG_ERROR, "this rabtad is too old for the sms_kannel plugin (no "
-                                     "templates or case_rate in the host API)");
+                                     "templates, case_rate or case_comment in the host API)");
         return RB_ERR;
     }
     if (sodium_init() < 0)

@@ -3,7 +3,8 @@
  *   sms_kannel.c  configuration, routes, the job handler's registration
  *   sms_text.c    pure text work: UTF-8, script detection, digits, commands, flood limit
  *                 (the reply texts are templates in lua/templates.lua)
- *   sms_mo.c      GET/POST /sms/kannel/mo (Kannel's sms-service): complaints and commands
+ *   sms_mo.c      GET/POST /sms/kannel/mo (Kannel's sms-service): complaints, answers to an
+ *                 officer's question, commands
  *   sms_mt.c      the 'message.send' handler (sendsms), the token bucket, delivery reports
  */
 #ifndef RB_SMS_KANNEL_H
@@ -42,6 +43,8 @@ enum rb_sms_cmd {
     RB_SMS_START,
     RB_SMS_RATING, /* a lone 1 or 2: the answer to a resolve notice's "reply 1 or 2" */
     RB_SMS_FLOOD,  /* any text past the flood limit (stored, no case) */
+    RB_SMS_REPLY,  /* free text answering an officer's question (decided in sms_mo.c: the
+                      phone's citizen has a case awaiting their answer) */
 };
 
 enum rb_sms_flood {
@@ -59,6 +62,14 @@ const char *rb_sms_language(const char *s, size_t len);
  * language of the keyword ("ur" for حالت / مدد, "en" for the English words). */
 enum rb_sms_cmd rb_sms_command(const char *s, size_t len, char *arg, size_t argsz,
                                const char **lang);
+/* An answer that names its case first ("RB-7K3M9-QXPD2-3 the street is ..."): when the
+ * text's first word (after spaces and an optional '#') is "RB" followed by exactly 11 ASCII
+ * letters or digits (Urdu/Arabic digits count as digits; '-', '.' and '_' between them), copies
+ * that word, digits made ASCII, to out (outsz bytes, NUL-terminated) and returns the byte
+ * offset where the answer begins (past spaces and ':' ',' ';' '-' '.' '،' '؛' '۔'). Returns 0,
+ * out "", when the text does not start so, the word is too long for out, or nothing follows
+ * the number. The word may still be mistyped: check it with tracking_parse. */
+size_t rb_sms_reply_prefix(const char *s, size_t len, char *out, size_t outsz);
 /* Name of a command, as stored in sms_mo.command. */
 const char *rb_sms_cmd_name(enum rb_sms_cmd c);
 /* The flood limit per phone: more than max texts within window seconds (from the first) are

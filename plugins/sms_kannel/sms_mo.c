@@ -6,7 +6,9 @@
  *
  * Kannel retries on connection refused and on 5xx with the same %I, so: 2xx only after
  * COMMIT, and %I de-duplicates. A complaint is stored by case_submit with the idempotency key
- * ("sms_kannel", %I), so a retry gets the first case back; then ONE statement records the MO
+ * ("sms_kannel", %I), so a retry gets the first case back; free text from a phone whose case
+ * awaits its answer to an officer's question is added to that case by case_comment with the
+ * same key (see free_text()), so a retry adds nothing; then ONE statement records the MO
  * in sms_mo (kannel_id unique), and only when that row is new adds the reply (messages row +
  * 'message.send' job) and, for STOP/START, the citizen's opt-out. MOs ready together are
  * recorded by one statement (group commit; see record()). A retry of any kind thus
@@ -49,6 +51,8 @@ struct mo {
     const char *template;      /* static */
     long long citizen_id;      /* STATUS / rating: the sender's citizen row */
     int answered;              /* the 200 went out already (a complaint: see submitted()) */
+    char named[48];            /* free text: the tracking number it starts with, as typed */
+    size_t answer_off;         /* ... and where the answer after it begins (0: no number) */
 };
 
 static void mo_free(struct mo *m)
@@ -134,26 +138,95 @@ static const char record_sql[] =
 #define BATCH_MAX 512     /* MOs in one statement */
 #define BATCH_INFLIGHT 2  /* statements in flight at once */
 
+/* A statement that serves many MOs at once: the MOs that are ready while one is in flight
+ * wait and go together in the next one (no timer, no added delay when idle). Its one
+ * parameter is a JSON array of row(m, i); it answers one row per MO, in order of i. */
+struct queue {
+    const char *sql;
+    json_t *(*row)(const struct mo *m, size_t i);
+    /* Each MO of a batch: res and its row, or err (res NULL) when the statement failed. */
+    void (*done)(struct mo *m, const struct rb_db_result *res, int row, const char *err);
+    struct mo *waiting[BATCH_MAX * 4];
+    size_t n;
+    int in_flight;
+};
+
 struct batch {
-    struct mo **v; /* owned array; the MOs are owned until answered */
+    struct queue *q; /* borrowed */
+    struct mo **v;   /* owned array; the MOs are owned until done */
     size_t n;
 };
 
-static struct mo *waiting[BATCH_MAX * 4];
-static size_t n_waiting;
-static int in_flight;
+static void flush(struct queue *q, struct rb_plugin_ctx *ctx);
 
-static void flush(struct rb_plugin_ctx *ctx);
-
-static void answer(struct mo *m, int ok, int fresh, const char *err)
+static void batch_done(const struct rb_db_result *res, const char *err, void *arg)
 {
-    if (m->answered) { /* a complaint's sms_mo row, written after its answer */
-        if (!ok)
+    struct batch *b = arg;
+    struct queue *q = b->q;
+    struct rb_plugin_ctx *ctx = b->v[0]->ctx;
+    if (!err && api->db_ntuples(res) != (int)b->n)
+        err = "short answer";
+    for (size_t k = 0; k < b->n; k++)
+        q->done(b->v[k], err ? NULL : res, (int)k, err);
+    free(b->v);
+    free(b);
+    q->in_flight--;
+    flush(q, ctx);
+}
+
+static void flush(struct queue *q, struct rb_plugin_ctx *ctx)
+{
+    while (q->n > 0 && q->in_flight < BATCH_INFLIGHT) {
+        struct batch *b = malloc(sizeof(*b));
+        size_t n = q->n < BATCH_MAX ? q->n : BATCH_MAX;
+        if (!b || !(b->v = malloc(n * sizeof(*b->v))))
+            abort();
+        b->q = q;
+        b->n = n;
+        memcpy(b->v, q->waiting, n * sizeof(*b->v));
+        memmove(q->waiting, q->waiting + n, (q->n - n) * sizeof(*q->waiting));
+        q->n -= n;
+        json_t *arr = json_array();
+        for (size_t k = 0; k < n; k++)
+            json_array_append_new(arr, q->row(b->v[k], k));
+        char *text = json_dumps(arr, JSON_COMPACT);
+        json_decref(arr);
+        const char *params[1] = {text};
+        q->in_flight++;
+        int rc = text ? api->db_query(ctx, q->sql, 1, params, batch_done, b) : RB_ERR;
+        free(text);
+        if (rc != RB_OK) {
+            q->in_flight--;
+            for (size_t k = 0; k < n; k++)
+                q->done(b->v[k], NULL, 0, "database unavailable");
+            free(b->v);
+            free(b);
+        }
+    }
+}
+
+static void enqueue(struct queue *q, struct mo *m)
+{
+    if (q->n == sizeof(q->waiting) / sizeof(q->waiting[0])) {
+        q->done(m, NULL, 0, "too many SMS waiting for the database");
+        return;
+    }
+    q->waiting[q->n++] = m;
+    flush(q, m->ctx);
+}
+
+/* The end of an MO: answered 200 once its sms_mo row (and reply) are committed. */
+static void answer(struct mo *m, const struct rb_db_result *res, int row, const char *err)
+{
+    const char *f = res ? api->db_value(res, row, 1) : NULL;
+    int fresh = f && f[0] == '1';
+    if (m->answered) { /* a complaint's or an answer's sms_mo row, written after its 200 */
+        if (err)
             api->log(m->ctx, RB_LOG_WARN, "SMS %s from %s (case %s): its sms_mo row was not "
-                     "written: %s", m->kannel_id, m->phone, m->tracking, err ? err : "?");
-    } else if (!ok) {
+                     "written: %s", m->kannel_id, m->phone, m->tracking, err);
+    } else if (err) {
         api->log(m->ctx, RB_LOG_WARN, "SMS %s from %s not recorded: %s", m->kannel_id,
-                 m->phone, err ? err : "no answer");
+                 m->phone, err);
         api->reply(m->req, 503, "text/plain", "try again\n", 10);
     } else {
         api->log(m->ctx, RB_LOG_INFO, "SMS %s from %s: %s%s%s%s", m->kannel_id, m->phone,
@@ -162,22 +235,6 @@ static void answer(struct mo *m, int ok, int fresh, const char *err)
         api->reply(m->req, 200, "text/plain", "ok\n", 3);
     }
     mo_free(m);
-}
-
-static void recorded(const struct rb_db_result *res, const char *err, void *arg)
-{
-    struct batch *b = arg;
-    struct rb_plugin_ctx *ctx = b->v[0]->ctx;
-    int rows = err ? 0 : api->db_ntuples(res);
-    for (size_t k = 0; k < b->n; k++) {
-        int ok = !err && rows == (int)b->n;
-        const char *fresh = ok ? api->db_value(res, (int)k, 1) : NULL;
-        answer(b->v[k], ok, fresh && fresh[0] == '1', err ? err : "short answer");
-    }
-    free(b->v);
-    free(b);
-    in_flight--;
-    flush(ctx);
 }
 
 static json_t *mo_json(const struct mo *m, size_t i)
@@ -195,50 +252,18 @@ static json_t *mo_json(const struct mo *m, size_t i)
     json_object_set_new(o, "optout", m->cmd == RB_SMS_STOP    ? json_string("stop")
                                      : m->cmd == RB_SMS_START ? json_string("start")
                                                               : json_null());
-    json_object_set_new(o, "text", m->cmd == RB_SMS_COMPLAINT
-                                       ? json_null()
+    /* The text, unless a case holds it (a complaint, an answer added to its case). */
+    int held = m->cmd == RB_SMS_COMPLAINT || (m->cmd == RB_SMS_REPLY && m->case_id);
+    json_object_set_new(o, "text", held ? json_null()
                                        : json_stringn(m->text, m->text_len));
     return o;
 }
 
-static void flush(struct rb_plugin_ctx *ctx)
-{
-    while (n_waiting > 0 && in_flight < BATCH_INFLIGHT) {
-        struct batch *b = malloc(sizeof(*b));
-        size_t n = n_waiting < BATCH_MAX ? n_waiting : BATCH_MAX;
-        if (!b || !(b->v = malloc(n * sizeof(*b->v))))
-            abort();
-        b->n = n;
-        memcpy(b->v, waiting, n * sizeof(*b->v));
-        memmove(waiting, waiting + n, (n_waiting - n) * sizeof(*waiting));
-        n_waiting -= n;
-        json_t *arr = json_array();
-        for (size_t k = 0; k < n; k++)
-            json_array_append_new(arr, mo_json(b->v[k], k));
-        char *text = json_dumps(arr, JSON_COMPACT);
-        json_decref(arr);
-        const char *params[1] = {text};
-        in_flight++;
-        int rc = text ? api->db_query(ctx, record_sql, 1, params, recorded, b) : RB_ERR;
-        free(text);
-        if (rc != RB_OK) {
-            in_flight--;
-            for (size_t k = 0; k < n; k++)
-                answer(b->v[k], 0, 0, "database unavailable");
-            free(b->v);
-            free(b);
-        }
-    }
-}
+static struct queue recording = {.sql = record_sql, .row = mo_json, .done = answer};
 
 static void record(struct mo *m)
 {
-    if (n_waiting == sizeof(waiting) / sizeof(waiting[0])) {
-        answer(m, 0, 0, "too many SMS waiting to be recorded");
-        return;
-    }
-    waiting[n_waiting++] = m;
-    flush(m->ctx);
+    enqueue(&recording, m);
 }
 
 /* ---- complaints ---------------------------------------------------------------------- */
@@ -269,17 +294,26 @@ static void submitted(const struct rb_case_result *r, int status, const char *er
     record(m);
 }
 
-static void submit(struct mo *m)
+/* The idempotency hash of the MO (hex, 65 bytes): the same %I with another sender or text is
+ * refused (422). An answer added to a case hashes "reply" first, so the key's hash tells
+ * which of the two the first try became. */
+static void mo_hash(const struct mo *m, int reply, char hex[2 * crypto_hash_sha256_BYTES + 1])
 {
-    /* The idempotency hash: the same %I with another sender or text is refused (422). */
     unsigned char h[crypto_hash_sha256_BYTES];
     crypto_hash_sha256_state st;
     crypto_hash_sha256_init(&st);
+    if (reply)
+        crypto_hash_sha256_update(&st, (const unsigned char *)"reply", sizeof("reply"));
     crypto_hash_sha256_update(&st, (const unsigned char *)m->phone, strlen(m->phone) + 1);
     crypto_hash_sha256_update(&st, (const unsigned char *)m->text, m->text_len);
     crypto_hash_sha256_final(&st, h);
-    char hex[2 * sizeof(h) + 1];
-    sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+    sodium_bin2hex(hex, 2 * sizeof(h) + 1, h, sizeof(h));
+}
+
+static void submit(struct mo *m)
+{
+    char hex[2 * crypto_hash_sha256_BYTES + 1];
+    mo_hash(m, 0, hex);
 
     struct rb_case_submission sub = {
         .size = sizeof(sub), .kind = "complaint", .text = m->text, .text_len = m->text_len,
@@ -299,6 +333,162 @@ static void submit(struct mo *m)
         api->reply(m->req, 503, "text/plain", "try again\n", 10);
         mo_free(m);
     }
+}
+
+/* ---- free text: a new complaint, or the answer to an officer's question --------------- */
+
+/* What a free text is depends on the sender's cases (docs/sms.md, "Answering a question"):
+ * whether this MO was stored before (sms_mo, or the idempotency key its case or answer was
+ * committed with, and that key's hash), the sender's citizen, and the case awaiting their
+ * answer: the one named (named: canonical; '' for a mistyped number, which matches none) or
+ * else the most recently asked. A case awaits the answer of this phone when its status is
+ * awaiting_citizen and the question went to this phone by SMS since it began waiting.
+ * Looked up for all the free texts ready together by one statement (a queue, as recording).
+ *   $1 a JSON array of {i, phone, kannel_id, named (or null)}
+ * Answers per input: i, seen, the key's case, the key's hash, the citizen, the case the text
+ * answers (NULL: none), whether any case of theirs awaits an answer. */
+static const char free_sql[] =
+    "SELECT n.i, EXISTS (SELECT 1 FROM sms_mo WHERE kannel_id = n.kannel_id),"
+    "  k.case_id, k.request_hash, ci.id,"
+    "  CASE WHEN n.named IS NULL OR w.tracking_no = n.named THEN w.tracking_no END,"
+    "  w.id IS NOT NULL"
+    " FROM jsonb_to_recordset($1::jsonb) AS n(i int, phone text, kannel_id text, named text)"
+    " LEFT JOIN idempotency_keys k ON k.scope = 'sms_kannel' AND k.key = n.kannel_id"
+    " LEFT JOIN citizens ci ON ci.phone = n.phone"
+    " LEFT JOIN LATERAL ("
+    "  SELECT c.id, c.tracking_no FROM cases c"
+    "  WHERE c.citizen_id = ci.id AND c.status = 'awaiting_citizen'"
+    "    AND EXISTS (SELECT 1 FROM messages q WHERE q.case_id = c.id AND q.channel = 'sms'"
+    "                AND q.to_address = n.phone AND q.created_at >= c.paused_at)"
+    "  ORDER BY c.tracking_no = n.named DESC NULLS LAST, c.paused_at DESC, c.id DESC"
+    "  LIMIT 1) w ON true"
+    " ORDER BY n.i";
+
+static void busy(struct mo *m)
+{
+    api->reply(m->req, 503, "text/plain", "try again\n", 10);
+    mo_free(m);
+}
+
+static void commented(const struct rb_db_result *res, const char *err, void *arg)
+{
+    struct mo *m = arg;
+    if (err) { /* nothing was committed: Kannel retries */
+        api->log(m->ctx, RB_LOG_WARN, "SMS %s from %s: answer to %s not stored: %s",
+                 m->kannel_id, m->phone, m->tracking, err);
+        busy(m);
+        return;
+    }
+    /* The confirmation, if any, was committed with the answer: never send it again. */
+    free(m->reply);
+    m->reply = NULL;
+    if (api->db_ntuples(res) != 1) { /* cannot happen: the look-up saw the case was theirs */
+        api->log(m->ctx, RB_LOG_ERROR, "SMS %s from %s: case %s is not this citizen's; the "
+                 "text becomes a complaint", m->kannel_id, m->phone, m->tracking);
+        m->cmd = RB_SMS_COMPLAINT;
+        m->tracking[0] = '\0';
+        m->template = NULL;
+        submit(m);
+        return;
+    }
+    const char *replayed = api->db_value(res, 0, 4);
+    m->case_id = atoll(api->db_value(res, 0, 3));
+    if (replayed && replayed[0] == 't') {
+        /* Another try of this MO committed its answer first: index it, answer 200. */
+        record(m);
+        return;
+    }
+    /* The answer, its key (%I) and the confirmation are committed: Kannel can have its 200.
+     * The sms_mo row follows, as for a complaint. */
+    api->log(m->ctx, RB_LOG_INFO, "SMS %s from %s: reply %s (%s -> %s)", m->kannel_id,
+             m->phone, m->tracking, api->db_value(res, 0, 0), api->db_value(res, 0, 1));
+    api->reply(m->req, 200, "text/plain", "ok\n", 3);
+    m->req = NULL;
+    m->answered = 1;
+    record(m);
+}
+
+/* Adds the text (after the number it named, if any) to case `tracking` as the citizen's
+ * answer, with the confirmation, in one statement (host API case_comment). */
+static void attach(struct mo *m, long long citizen, const char *tracking)
+{
+    char hex[2 * crypto_hash_sha256_BYTES + 1];
+    mo_hash(m, 1, hex);
+    m->cmd = RB_SMS_REPLY;
+    snprintf(m->tracking, sizeof(m->tracking), "%s", tracking);
+    reply_tracking(m, "sms.replied", m->tracking); /* none if it does not render (logged) */
+    const struct rb_case_comment c = {
+        .size = sizeof(c), .tracking = m->tracking, .citizen_id = citizen,
+        .text = m->text + m->answer_off, .channel = "sms",
+        .idem_scope = "sms_kannel", .idem_key = m->kannel_id, .idem_hash = hex,
+        .reply_body = m->reply, .reply_template = m->reply ? m->template : NULL,
+        .reply_language = m->lang, .reply_channel = "sms", .reply_to = m->phone,
+    };
+    if (api->case_comment(m->ctx, &c, commented, m) != RB_OK)
+        busy(m);
+}
+
+static void free_found(struct mo *m, const struct rb_db_result *res, int row, const char *err)
+{
+    if (err) {
+        api->log(m->ctx, RB_LOG_WARN, "SMS %s from %s not looked up: %s", m->kannel_id,
+                 m->phone, err);
+        busy(m);
+        return;
+    }
+    const char *seen = api->db_value(res, row, 1), *key_case = api->db_value(res, row, 2);
+    const char *key_hash = api->db_value(res, row, 3), *citizen = api->db_value(res, row, 4);
+    const char *target = api->db_value(res, row, 5), *awaits = api->db_value(res, row, 6);
+    if (seen && seen[0] == 't') {
+        api->log(m->ctx, RB_LOG_INFO, "SMS %s from %s: a retry; nothing new", m->kannel_id,
+                 m->phone);
+        api->reply(m->req, 200, "text/plain", "ok\n", 3);
+        mo_free(m);
+        return;
+    }
+    if (key_case) { /* an earlier try was committed, its sms_mo row not (yet) */
+        char hex[2 * crypto_hash_sha256_BYTES + 1];
+        mo_hash(m, 1, hex);
+        if (key_hash && strcmp(key_hash, hex) == 0) {
+            m->cmd = RB_SMS_REPLY;
+            m->case_id = atoll(key_case);
+            record(m); /* no second confirmation: it was committed with the answer */
+        } else {
+            submit(m); /* the complaint's replay (or 400 for another text with this %I) */
+        }
+        return;
+    }
+    if (citizen && target) {
+        attach(m, atoll(citizen), target);
+        return;
+    }
+    if (m->answer_off && awaits && awaits[0] == 't') {
+        /* It names a case that is not one of theirs awaiting an answer (mistyped, someone
+         * else's, or not waiting): the same answer whatever the reason, the text kept. */
+        m->cmd = RB_SMS_REPLY;
+        reply_tracking(m, "sms.reply_not_found", m->named);
+        record(m);
+        return;
+    }
+    submit(m);
+}
+
+static json_t *free_json(const struct mo *m, size_t i)
+{
+    char canon[32] = "";
+    const char *why = NULL, *named = NULL;
+    if (m->answer_off) /* a mistyped number names no case: '' matches none */
+        named = api->tracking_parse(m->named, canon, sizeof(canon), &why) == RB_OK ? canon : "";
+    return json_pack("{s:I, s:s, s:s, s:s?}", "i", (json_int_t)i, "phone", m->phone,
+                     "kannel_id", m->kannel_id, "named", named);
+}
+
+static struct queue looking_up = {.sql = free_sql, .row = free_json, .done = free_found};
+
+static void free_text(struct mo *m)
+{
+    m->answer_off = rb_sms_reply_prefix(m->text, m->text_len, m->named, sizeof(m->named));
+    enqueue(&looking_up, m);
 }
 
 /* ---- STATUS -------------------------------------------------------------------------- */
@@ -520,7 +710,7 @@ void rb_sms_on_mo(struct rb_http_req *req, void *arg)
     }
     switch (m->cmd) {
     case RB_SMS_COMPLAINT:
-        submit(m);
+        free_text(m);
         return;
     case RB_SMS_STATUS:
         status(m);
@@ -538,6 +728,7 @@ void rb_sms_on_mo(struct rb_http_req *req, void *arg)
         reply_with(m, "sms.start", NULL);
         break;
     case RB_SMS_FLOOD:
+    case RB_SMS_REPLY: /* decided by free_text() */
         break;
     }
     record(m);

@@ -73,6 +73,32 @@ static int space(long cp)
            cp == 0x200F || cp == 0x200E;
 }
 
+/* Skips the code points at s[i..len) for which keep() holds; returns the new offset. */
+static size_t skip_while(const unsigned char *u, size_t len, size_t i, int (*keep)(long))
+{
+    while (i < len) {
+        size_t j = i;
+        long cp = utf8_next(u, len, &j);
+        if (cp < 0 || !keep(cp))
+            break;
+        i = j;
+    }
+    return i;
+}
+
+/* A symbol of a tracking number as typed: an ASCII letter or digit as itself, an Urdu (۰-۹)
+ * or Arabic (٠-٩) digit as its ASCII digit; 0 for anything else. */
+static char symbol(long cp)
+{
+    if (cp >= 0x06F0 && cp <= 0x06F9)
+        return (char)('0' + (cp - 0x06F0));
+    if (cp >= 0x0660 && cp <= 0x0669)
+        return (char)('0' + (cp - 0x0660));
+    if ((cp >= '0' && cp <= '9') || (cp >= 'A' && cp <= 'Z') || (cp >= 'a' && cp <= 'z'))
+        return (char)cp;
+    return 0;
+}
+
 /* The keyword at s (case-insensitive for ASCII); returns its byte length or 0. */
 static size_t keyword(const char *s, size_t len, const char *kw)
 {
@@ -111,14 +137,7 @@ enum rb_sms_cmd rb_sms_command(const char *s, size_t len, char *arg, size_t args
     if (arg && argsz)
         arg[0] = '\0';
     *lang = rb_sms_language(s, len);
-    /* trim */
-    while (b < e) {
-        size_t j = b;
-        long cp = utf8_next(u, e, &j);
-        if (cp < 0 || !space(cp))
-            break;
-        b = j;
-    }
+    b = skip_while(u, e, b, space); /* trim */
     while (e > b && (u[e - 1] == ' ' || u[e - 1] == '\t' || u[e - 1] == '\r' ||
                      u[e - 1] == '\n'))
         e--;
@@ -158,17 +177,10 @@ enum rb_sms_cmd rb_sms_command(const char *s, size_t len, char *arg, size_t args
         int ok = 1;
         while (r < e && ok) {
             long cp = utf8_next(u, e, &r);
-            char c = 0;
-            if (cp >= 0x06F0 && cp <= 0x06F9)
-                c = (char)('0' + (cp - 0x06F0));
-            else if (cp >= 0x0660 && cp <= 0x0669)
-                c = (char)('0' + (cp - 0x0660));
-            else if ((cp >= '0' && cp <= '9') || (cp >= 'A' && cp <= 'Z') ||
-                     (cp >= 'a' && cp <= 'z') || cp == '-')
-                c = (char)cp;
-            else if (cp >= 0 && (space(cp) || cp == ':' || cp == '#' || cp == 0x06D4))
+            char c = cp == '-' ? '-' : symbol(cp);
+            if (!c && cp >= 0 && (space(cp) || cp == ':' || cp == '#' || cp == 0x06D4))
                 continue;
-            else
+            if (!c)
                 ok = 0;
             if (c) {
                 if (o + 1 >= argsz || o >= 40)
@@ -186,6 +198,58 @@ enum rb_sms_cmd rb_sms_command(const char *s, size_t len, char *arg, size_t args
     return RB_SMS_COMPLAINT;
 }
 
+/* What may stand between a tracking number and the answer. */
+static int answer_sep(long cp)
+{
+    return space(cp) || cp == ':' || cp == ',' || cp == ';' || cp == '-' || cp == '.' ||
+           cp == 0x060C || cp == 0x061B || cp == 0x06D4; /* ، ؛ ۔ */
+}
+
+size_t rb_sms_reply_prefix(const char *s, size_t len, char *out, size_t outsz)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = skip_while(u, len, 0, space), o = 0;
+    int symbols = 0;
+    if (outsz == 0)
+        return 0;
+    out[0] = '\0';
+    if (i < len && u[i] == '#')
+        i++;
+    if (keyword(s + i, len - i, "RB") != 2 || outsz < 3)
+        return 0;
+    out[o++] = 'R';
+    out[o++] = 'B';
+    i += 2;
+    while (i < len) {
+        size_t j = i;
+        long cp = utf8_next(u, len, &j);
+        char c = symbol(cp);
+        if (c)
+            symbols++;
+        else if ((cp == '-' || cp == '.' || cp == '_') && symbols < 11)
+            c = (char)cp; /* inside the number; after its last symbol it separates the answer */
+        else
+            break; /* the end of the word (or invalid UTF-8: the caller checked it) */
+        if (symbols > 11 || o + 1 >= outsz)
+            goto no;
+        out[o++] = c;
+        i = j;
+    }
+    if (symbols != 11)
+        goto no;
+    /* The number must end its word: "RB-7K3M9-QXPD2-3x" is not one. */
+    size_t a = skip_while(u, len, i, answer_sep);
+    if (a == i && i < len)
+        goto no;
+    if (a >= len)
+        goto no; /* nothing after the number: not an answer that names its case */
+    out[o] = '\0';
+    return a;
+no:
+    out[0] = '\0';
+    return 0;
+}
+
 const char *rb_sms_cmd_name(enum rb_sms_cmd c)
 {
     switch (c) {
@@ -196,6 +260,7 @@ const char *rb_sms_cmd_name(enum rb_sms_cmd c)
     case RB_SMS_START: return "start";
     case RB_SMS_RATING: return "rating";
     case RB_SMS_FLOOD: return "flood";
+    case RB_SMS_REPLY: return "reply";
     }
     return "complaint";
 }

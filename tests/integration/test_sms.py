@@ -4,7 +4,10 @@ A citizen's SMS enters at the fake SMSC, Kannel hands it to rabtad's sms_kannel 
 (/sms/kannel/mo), the answer goes back through sendsms to the fake SMSC, and Kannel's
 delivery report comes back to /sms/kannel/dlr."""
 
+import concurrent.futures
+import os
 import re
+import subprocess
 import time
 import unittest
 import urllib.parse
@@ -17,6 +20,8 @@ URDU_COMPLAINT = "ہسپتال میں ڈاکٹر موجود نہیں تھا او
 EN_COMPLAINT = "The police station refused to register my FIR about a stolen motorcycle"
 FLOOD_MAX = 8
 URDU_ONE, URDU_TWO, ARABIC_ONE = "\u06f1", "\u06f2", "\u0661"
+STAFF_PASSWORD = "s3cret-pass-word"
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
 def case_event(db, tracking, event, to_status=None):
@@ -88,6 +93,8 @@ class KannelCase(rbtest.TestCase):
 class SmsTest(KannelCase):
     PLUGIN = {"sender": "8080", "rate": 50, "burst": 50, "flood_max": FLOOD_MAX,
               "flood_window": "1h"}
+    # The sample SLA (days-long deadlines): the clock pauses and resumes around a question.
+    CONFIG = {"sla": os.path.join(rbtest.SOURCE_DIR, "config", "sla.yaml")}
 
     def tearDown(self):
         if self._failed():
@@ -437,6 +444,206 @@ class SmsTest(KannelCase):
             " WHERE c.tracking_no = '%s' AND e.event = 'rated'" % t), "1")
         self.assertEqual(self.db.scalar("SELECT count(*) FROM messages WHERE to_address = '%s'"
                                         " AND template = 'sms.rated'" % phone), "1")
+
+    # answers to an officer's question -------------------------------------------------------
+    def staff_headers(self):
+        """An administrator of the staff API (added once per class with the CLI)."""
+        cls = type(self)
+        if not getattr(cls, "staff_token", None):
+            r = subprocess.run([rbtest.RABTAD, "staff", "-c", self.r.config_path, "add", "adm",
+                                "--role", "admin", "--name", "Admin"],
+                               input=STAFF_PASSWORD + "\n", stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, universal_newlines=True, timeout=60)
+            self.assertEqual(r.returncode, 0, "staff add: %s" % r.stderr)
+            r = self.r.post("/api/v1/staff/login", {"username": "adm",
+                                                    "password": STAFF_PASSWORD})
+            self.assertEqual(r.status, 200, r)
+            cls.staff_token = r.json["token"]
+        return {"Authorization": "Bearer " + cls.staff_token}
+
+    def staff_act(self, t, action, body):
+        r = self.r.post("/api/v1/staff/cases/%s/%s" % (t, action), body,
+                        headers=self.staff_headers())
+        self.assertEqual(r.status, 200, "staff %s on %s: %r" % (action, t, r))
+
+    def awaiting_case(self, phone, text, question, t=None):
+        """A complaint by SMS from phone (or case t) that an officer asked a question about
+        through the staff API; returns its tracking number once the fake SMSC got the
+        question."""
+        if t is None:
+            t = self.tracking_in(self.complain(phone, text, "the reply to the complaint"))
+        self.staff_act(t, "acknowledge", {})
+        self.staff_act(t, "ask", {"question": question})
+        self.reply_to(phone, re.escape(question), "the officer's question")
+        self.assertEqual(self.db.scalar("SELECT status FROM cases WHERE tracking_no = '%s'" % t),
+                         "awaiting_citizen")
+        return t
+
+    def events_of(self, t):
+        return self.db.query("SELECT e.event, e.actor_type, coalesce(e.note, ''),"
+                             " coalesce(e.from_status, ''), coalesce(e.to_status, '')"
+                             " FROM case_events e JOIN cases c ON c.id = e.case_id"
+                             " WHERE c.tracking_no = '%s' ORDER BY e.id" % t)
+
+    def cases_of(self, phone):
+        return self.db.scalar("SELECT count(*) FROM cases c JOIN citizens z"
+                              " ON z.id = c.citizen_id WHERE z.phone = '%s'" % phone)
+
+    def test_sms_answer_to_an_officers_question_goes_to_the_case_in_urdu(self):
+        phone = "+923001140001"
+        t = self.awaiting_case(phone, URDU_COMPLAINT, "Which hospital was it, and on what day?")
+        answer = "ضلعی ہسپتال، پیر کے دن صبح دس بجے"
+        self.k.smsc.send_mo(phone, "8080", answer)
+        body = self.reply_to(phone, "جواب شکایت %s" % re.escape(t),
+                             "the Urdu confirmation naming the case")
+        self.assertIn("آپ کا جواب شکایت %s میں شامل کر دیا گیا ہے" % t, body,
+                      "an Urdu confirmation for an Urdu answer, intact")
+        self.assertNotIn("?", body)
+        self.assertEqual(self.db.scalar("SELECT status FROM cases WHERE tracking_no = '%s'" % t),
+                         "in_progress")
+        ev = self.events_of(t)
+        self.assertIn(["comment", "citizen", answer, "", ""], ev, "the answer in the timeline")
+        self.assertIn(["citizen_reply", "citizen", "", "awaiting_citizen", "in_progress"], ev)
+        self.assertEqual(self.cases_of(phone), "1", "no new case for the answer")
+        # The citizen's own timeline (the app's view) shows it as well.
+        self.assertEqual(self.db.scalar(
+            "SELECT data->>'channel' FROM case_events e JOIN cases c ON c.id = e.case_id"
+            " WHERE c.tracking_no = '%s' AND e.event = 'comment'" % t), "sms")
+        # The SLA clock resumes as with the app (migration 0006's trigger, whatever the path):
+        # the pause ends and the engine records sla.resumed, once, with the time it waited.
+        self.assertEqual(self.db.scalar("SELECT paused_at IS NULL FROM cases"
+                                        " WHERE tracking_no = '%s'" % t), "t", "the pause ended")
+        rbtest.wait_until(lambda: self.db.scalar(
+            "SELECT count(*) FROM case_events e JOIN cases c ON c.id = e.case_id"
+            " WHERE c.tracking_no = '%s' AND e.event = 'sla.resumed'"
+            " AND (e.data->>'paused_seconds')::int >= 0" % t) == "1", 10.0,
+            what="the sla.resumed event after the answer")
+        rbtest.wait_until(lambda: self.db.scalar(
+            "SELECT count(*) FROM sms_mo m JOIN cases c ON c.id = m.case_id"
+            " WHERE c.tracking_no = '%s' AND m.command = 'reply' AND m.text IS NULL" % t)
+            == "1", 5.0, what="the MO indexed as a reply to the case (its text in the case)")
+
+    def awaiting_answer(self, phone, complaint, question, answer, mo_id):
+        """awaiting_case, and the MO request (for mo_http) that answers it."""
+        t = self.awaiting_case(phone, complaint, question)
+        return t, {"secret": SECRET, "from": phone, "to": "8080", "text": answer, "id": mo_id}
+
+    def test_retried_answer_attaches_once(self):
+        phone = "+923001140002"
+        t, q = self.awaiting_answer(phone, "Garbage not collected in Block C for two weeks",
+                                    "Which street in Block C?", "Street 7, near the park",
+                                    "reply-dup-1")
+        r1, r2 = self.mo_http(**q), self.mo_http(**q)
+        self.assertEqual((r1.status, r2.status), (200, 200), "both 2xx: %r %r" % (r1, r2))
+        self.assertEqual(self.cases_of(phone), "1", "no new case")
+        ev = [e[0] for e in self.events_of(t)]
+        self.assertEqual((ev.count("comment"), ev.count("citizen_reply")), (1, 1),
+                         "one answer for one Kannel id: %r" % ev)
+        self.assertEqual(self.db.scalar("SELECT count(*) FROM messages WHERE to_address = '%s'"
+                                        " AND template = 'sms.replied'" % phone), "1",
+                         "one confirmation")
+        self.reply_to(phone, r"Your answer was added to complaint %s" % re.escape(t),
+                      "the English confirmation")
+        rbtest.wait_until(lambda: self.db.scalar(
+            "SELECT count(*) FROM sms_mo WHERE kannel_id = 'reply-dup-1'") == "1", 5.0,
+            what="one sms_mo row")
+        # Once more after all of it: still nothing new.
+        self.assertEqual(self.mo_http(**q).status, 200)
+        self.assertEqual([e[0] for e in self.events_of(t)].count("comment"), 1)
+
+    def test_answer_retried_while_the_first_try_is_in_flight_attaches_once(self):
+        phone = "+923001140008"
+        t, q = self.awaiting_answer(phone, "Illegal parking blocks the hospital ambulance gate",
+                                    "Which gate of the hospital?", "The emergency gate",
+                                    "reply-race-1")
+        with concurrent.futures.ThreadPoolExecutor(4) as ex:
+            codes = sorted(f.result().status for f in [ex.submit(self.mo_http, **q)
+                                                       for _ in range(4)])
+        self.assertEqual(codes, [200] * 4, "every try answered 2xx")
+        ev = [e[0] for e in self.events_of(t)]
+        self.assertEqual((ev.count("comment"), ev.count("citizen_reply")), (1, 1), ev)
+        self.assertEqual(self.db.scalar("SELECT count(*) FROM messages WHERE to_address = '%s'"
+                                        " AND template = 'sms.replied'" % phone), "1")
+        self.assertEqual(self.cases_of(phone), "1")
+
+    def test_free_text_without_an_awaiting_case_is_still_a_complaint(self):
+        phone = "+923001140003"
+        t = self.tracking_in(self.complain(phone, "Broken water pipe flooding the main road",
+                                           "the first reply"))
+        self.staff_act(t, "acknowledge", {})  # with a department, not waiting for the citizen
+        self.k.smsc.send_mo(phone, "8080", "Also the streetlights on the main road are off")
+        rbtest.wait_until(lambda: self.cases_of(phone) == "2", 10.0, what="a new complaint")
+        t2 = self.db.scalar("SELECT c.tracking_no FROM cases c JOIN citizens z"
+                            " ON z.id = c.citizen_id WHERE z.phone = '%s'"
+                            " ORDER BY c.id DESC LIMIT 1" % phone)
+        self.reply_to(phone, r"your complaint is registered\. Tracking number: %s"
+                      % re.escape(t2), "the second complaint's reply")
+        self.assertNotIn("comment", [e[0] for e in self.events_of(t)])
+
+    def test_several_awaiting_the_most_recently_asked_or_the_one_named(self):
+        phone = "+923001140004"
+        # Both complaints first: once one awaits an answer, free text is that answer.
+        t1 = self.tracking_in(self.complain(phone, "Electricity meter reading doubled",
+                                            "the first reply"))
+        self.k.smsc.send_mo(phone, "8080", "School teacher absent for a week in our village")
+        rbtest.wait_until(lambda: self.cases_of(phone) == "2", 10.0, what="the second case")
+        t2 = self.db.scalar("SELECT c.tracking_no FROM cases c JOIN citizens z"
+                            " ON z.id = c.citizen_id WHERE z.phone = '%s'"
+                            " ORDER BY c.id DESC LIMIT 1" % phone)
+        self.awaiting_case(phone, None, "What is your reference number?", t=t1)
+        self.awaiting_case(phone, None, "Which school is it?", t=t2)
+        self.k.smsc.send_mo(phone, "8080", "Government Primary School No. 2")
+        self.reply_to(phone, r"added to complaint %s" % re.escape(t2), "the answer to t2")
+        self.assertEqual(self.db.scalar("SELECT status FROM cases WHERE tracking_no = '%s'"
+                                        % t1), "awaiting_citizen")
+        # t2 no longer waits; t1 named explicitly (lower case, no dashes) gets the next one.
+        self.k.smsc.send_mo(phone, "8080", "%s: 04 12345 6789012"
+                            % t1.replace("-", "").lower())
+        self.reply_to(phone, r"added to complaint %s" % re.escape(t1), "the answer to t1")
+        self.assertIn(["comment", "citizen", "04 12345 6789012", "", ""], self.events_of(t1))
+        self.assertEqual(self.cases_of(phone), "2")
+
+    def test_commands_stay_commands_while_a_case_awaits(self):
+        phone = "+923001140005"
+        t = self.awaiting_case(phone, "Ration shop closed during working hours every day",
+                               "Which ration shop?")
+        self.k.smsc.send_mo(phone, "8080", "STATUS %s" % t)
+        self.reply_to(phone, r"is waiting for your answer", "the STATUS answer")
+        self.k.smsc.send_mo(phone, "8080", "help")
+        self.reply_to(phone, r"to complain, send your complaint", "the help text")
+        self.assertEqual(self.db.scalar("SELECT status FROM cases WHERE tracking_no = '%s'" % t),
+                         "awaiting_citizen")
+        self.assertNotIn("comment", [e[0] for e in self.events_of(t)])
+
+    def test_someone_elses_or_a_mistyped_number_reveals_nothing_and_attaches_nothing(self):
+        a, b = "+923001140006", "+923001140007"
+        ta = self.awaiting_case(a, "Bus conductor overcharging students on route 12",
+                                "What time was the bus?")
+        tb = self.awaiting_case(b, "Park gate locked on Sundays by the chowkidar",
+                                "Which park?")
+        wrong = ta[:-1] + ("0" if ta[-1] != "0" else "1")  # the check symbol mistyped
+        bodies = []
+        for n, (named, what) in enumerate(((tb, "someone else's number"),
+                                           (wrong, "a mistyped number"))):
+            q = {"secret": SECRET, "from": a, "to": "8080", "id": "reply-other-%d" % n,
+                 "text": "%s it was at 8 in the morning" % named}
+            self.assertEqual(self.mo_http(**q).status, 200, what)
+            body = self.reply_to(a, r"no complaint %s of yours is waiting" % re.escape(named),
+                                 "the answer to " + what)
+            self.assertNotIn("Park", body)
+            self.assertNotIn("waiting for your answer", body)
+            bodies.append(body.replace(named, "X"))
+        self.assertEqual(bodies[0], bodies[1],
+                         "the same answer whether the number is someone else's or mistyped")
+        for t in (ta, tb):
+            self.assertEqual(self.db.scalar("SELECT status FROM cases WHERE tracking_no = '%s'"
+                                            % t), "awaiting_citizen")
+            self.assertNotIn("comment", [e[0] for e in self.events_of(t)])
+        self.assertEqual((self.cases_of(a), self.cases_of(b)), ("1", "1"), "no new case")
+        self.assertEqual(self.db.scalar(
+            "SELECT count(*) FROM sms_mo WHERE phone = '%s' AND command = 'reply'"
+            " AND case_id IS NULL AND text LIKE '%%8 in the morning'" % a), "2",
+            "both texts kept")
 
     # flood --------------------------------------------------------------------------------
     def test_flood_from_one_number_gets_one_polite_reply_and_no_cases(self):

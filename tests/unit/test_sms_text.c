@@ -145,6 +145,65 @@ static void urlencode_and_secret(void **state)
     assert_false(rb_sms_secret_ok(NULL, "same-secret"));
 }
 
+static void reply_prefix_finds_a_leading_tracking_number(void **state)
+{
+    (void)state;
+    char out[48];
+    const char *t = "RB-9T1SG-GK0QM-9 the street is Mall Road";
+    size_t off = rb_sms_reply_prefix(S(t), out, sizeof(out));
+    assert_string_equal(out, "RB-9T1SG-GK0QM-9");
+    assert_string_equal(t + off, "the street is Mall Road");
+    /* lower case, '#', no separators, a ':' after it, leading spaces */
+    t = "  #rb9t1sggk0qm9: yes, still leaking";
+    off = rb_sms_reply_prefix(S(t), out, sizeof(out));
+    assert_string_equal(out, "RB9t1sggk0qm9");
+    assert_string_equal(t + off, "yes, still leaking");
+    /* Urdu and Arabic digits are read as digits; Urdu separators before the answer */
+    t = "RB-۹T۱SG-GK٠QM-۹، گلی نمبر ۵";
+    off = rb_sms_reply_prefix(S(t), out, sizeof(out));
+    assert_string_equal(out, "RB-9T1SG-GK0QM-9");
+    assert_string_equal(t + off, "گلی نمبر ۵");
+    /* a mistyped number still looks like one (tracking_parse tells the typo) */
+    t = "RB-9T1SG-GK0QM-8 answer";
+    assert_int_not_equal(rb_sms_reply_prefix(S(t), out, sizeof(out)), 0);
+    assert_string_equal(out, "RB-9T1SG-GK0QM-8");
+    /* a separator right after the number, then the answer */
+    t = "RB-9T1SG-GK0QM-9-answer";
+    off = rb_sms_reply_prefix(S(t), out, sizeof(out));
+    assert_string_equal(t + off, "answer");
+}
+
+static void reply_prefix_refuses_what_is_not_one(void **state)
+{
+    (void)state;
+    char out[48];
+    static const char *const no[] = {
+        "the street is Mall Road",           /* no number */
+        "RB-9T1SG-GK0QM-9",                  /* nothing after it */
+        "RB-9T1SG-GK0QM-9   \n",             /* only spaces after it */
+        "RB-9T1SG-GK0QM-99 answer",          /* 12 symbols */
+        "RB-9T1SG-GK0QM answer",             /* 10 symbols */
+        "RB 9T1SG GK0QM 9 answer",           /* not one word */
+        "RB-9T1SG-GK0QM-9x answer",          /* does not end its word */
+        "RB-9T1SG-GK0QM-9پانی",              /* an Urdu letter glued to it */
+        "Rbx road is broken since Monday",   /* a word that starts with RB */
+        "9T1SG-GK0QM-9 answer",              /* no RB: electricity, ... would look alike */
+        "electricity is off since Monday",
+        "",
+    };
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
+        strcpy(out, "x");
+        if (rb_sms_reply_prefix(S(no[i]), out, sizeof(out)) != 0)
+            fail_msg("\"%s\" was taken for a tracking number and an answer", no[i]);
+        assert_string_equal(out, "");
+    }
+    /* too small a buffer: no prefix rather than a cut number */
+    char small[8];
+    assert_int_equal(rb_sms_reply_prefix(S("RB-9T1SG-GK0QM-9 answer"), small, sizeof(small)), 0);
+    assert_string_equal(small, "");
+    assert_string_equal(rb_sms_cmd_name(RB_SMS_REPLY), "reply");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -155,6 +214,8 @@ int main(void)
         cmocka_unit_test(urdu_stop_start_and_rating_digits),
         cmocka_unit_test(flood_limit_replies_once_then_silence_until_the_window_passes),
         cmocka_unit_test(urlencode_and_secret),
+        cmocka_unit_test(reply_prefix_finds_a_leading_tracking_number),
+        cmocka_unit_test(reply_prefix_refuses_what_is_not_one),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -261,6 +261,23 @@ struct rb_department_info {
  * address); err set on failure. */
 typedef void (*rb_plugin_message_fn)(long long id, const char *err, void *arg);
 
+/* A citizen's comment on their own case, for case_comment. Strings are borrowed for the
+ * call. */
+struct rb_case_comment {
+    size_t size;          /* sizeof(struct rb_case_comment) as the plugin was built */
+    const char *tracking; /* canonical (tracking_parse) */
+    long long citizen_id; /* only that citizen's case */
+    const char *text;     /* UTF-8, NUL-terminated: the comment (the reply) */
+    const char *channel;  /* where it came from ("app", "sms"): the event's data */
+    /* Idempotency (all three, or NULL): the key is stored with the comment; a request with a
+     * key already stored writes nothing and answers replayed (scopes are shared with
+     * case_submit: one key names one request, whichever of the two it became). */
+    const char *idem_scope, *idem_key, *idem_hash;
+    /* A confirmation committed with the comment (NULL: none): body already rendered, its
+     * template name and language, sent on reply_channel ("sms") to reply_to. */
+    const char *reply_body, *reply_template, *reply_language, *reply_channel, *reply_to;
+};
+
 struct rb_host_api {
     size_t size; /* sizeof(struct rb_host_api) as the core was built */
     uint32_t abi;
@@ -425,6 +442,14 @@ struct rb_host_api {
      * RB_ENOTFOUND when no such department uses this plugin. */
     int (*department_info)(struct rb_plugin_ctx *ctx, const char *department,
                            struct rb_department_info *out);
+    /* A citizen's comment on their own case (core/case_comment.c), as one statement: the
+     * 'comment' event and, when the case is awaiting the citizen, their reply: status
+     * in_progress and a 'citizen_reply' event (the SLA clock resumes). fn gets one row
+     * (status before, status after, the comment's time as ISO 8601 UTC, case id, replayed
+     * "t"/"f"), or no row when the case is not the citizen's. RB_EINVAL (fn not called) for a
+     * missing field; otherwise as db_query. */
+    int (*case_comment)(struct rb_plugin_ctx *ctx, const struct rb_case_comment *c,
+                        rb_plugin_db_fn fn, void *arg);
 
     /* New entries go here, at the end, never above. */
 };
