@@ -22,14 +22,16 @@ const char rb_jobs_enqueue_sql[] =
     "ON CONFLICT (dedup_key) WHERE state IN ('queued', 'running') DO NOTHING "
     "RETURNING id";
 
-/* Claims due rows of the kinds this process handles, oldest first. */
+/* Claims due rows of the kinds this process handles, oldest first (and hands them out in
+ * that order). */
 static const char claim_sql[] =
-    "UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $1, "
+    "WITH c AS (UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $1, "
     "locked_at = now(), updated_at = now() "
     "WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND run_at <= now() "
     "AND kind = ANY($2::text[]) ORDER BY run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) "
-    "RETURNING id, kind, payload::text, dedup_key, attempts, max_attempts, "
-    "extract(epoch from now() - run_at)";
+    "RETURNING id, kind, payload::text AS payload, dedup_key, attempts, max_attempts, run_at) "
+    "SELECT id, kind, payload, dedup_key, attempts, max_attempts, "
+    "extract(epoch from now() - run_at) FROM c ORDER BY run_at, id";
 
 /* Seconds until the earliest queued job of our kinds is due (negative: overdue), or NULL. */
 static const char peek_sql[] =
@@ -58,8 +60,12 @@ static const char counts_sql[] =
 
 struct handler {
     char *kind; /* owned */
-    rb_job_fn fn;
+    rb_job_fn fn;           /* one run at a time, or NULL for a batch handler */
+    rb_job_batch_fn batch;  /* up to max runs at a time */
+    size_t max;
     void *arg;
+    struct rb_job_run **pending; /* owned array; runs being gathered for batch */
+    size_t npending;
 };
 
 struct id_list {
@@ -173,19 +179,42 @@ struct rb_jobs *rb_jobs_new(struct event_base *base, struct rb_db *db, struct rb
     return jobs;
 }
 
-int rb_jobs_register(struct rb_jobs *jobs, const char *kind, rb_job_fn fn, void *arg)
+static int add_handler(struct rb_jobs *jobs, const char *kind, struct handler h)
 {
-    if (jobs->started || !kind || !*kind || !fn || strpbrk(kind, "{},\"\\ "))
+    if (jobs->started || !kind || !*kind || strpbrk(kind, "{},\"\\ "))
         return RB_EINVAL;
     for (size_t i = 0; i < jobs->nhandlers; i++)
         if (strcmp(jobs->handlers[i].kind, kind) == 0)
             return RB_EEXIST;
     jobs->handlers = rb_realloc(jobs->handlers, (jobs->nhandlers + 1) * sizeof(*jobs->handlers));
-    jobs->handlers[jobs->nhandlers++] = (struct handler){rb_strdup(kind), fn, arg};
+    h.kind = rb_strdup(kind);
+    if (h.batch)
+        h.pending = rb_calloc(h.max, sizeof(*h.pending));
+    jobs->handlers[jobs->nhandlers++] = h;
     return RB_OK;
 }
 
-static const struct handler *find_handler(const struct rb_jobs *jobs, const char *kind)
+int rb_jobs_register(struct rb_jobs *jobs, const char *kind, rb_job_fn fn, void *arg)
+{
+    if (!fn)
+        return RB_EINVAL;
+    return add_handler(jobs, kind, (struct handler){.fn = fn, .arg = arg});
+}
+
+int rb_jobs_register_batch(struct rb_jobs *jobs, const char *kind, rb_job_batch_fn fn,
+                           size_t max, void *arg)
+{
+    if (!fn || max < 1 || max > 100000)
+        return RB_EINVAL;
+    return add_handler(jobs, kind, (struct handler){.batch = fn, .max = max, .arg = arg});
+}
+
+const struct rb_job *rb_job_run_info(const struct rb_job_run *run)
+{
+    return &run->job;
+}
+
+static struct handler *find_handler(const struct rb_jobs *jobs, const char *kind)
 {
     for (size_t i = 0; i < jobs->nhandlers; i++)
         if (strcmp(jobs->handlers[i].kind, kind) == 0)
@@ -269,6 +298,19 @@ static void arm_timer(struct rb_jobs *jobs, double seconds)
     jobs->armed_wall = rb_now_wall() + seconds;
 }
 
+/* Hands a batch handler the runs gathered for it. */
+static void flush_batch(struct handler *h)
+{
+    size_t n = h->npending;
+    if (n == 0)
+        return;
+    h->npending = 0;
+    struct rb_job_run **runs = rb_malloc(n * sizeof(*runs));
+    memcpy(runs, h->pending, n * sizeof(*runs));
+    h->batch(runs, n, h->arg);
+    free(runs);
+}
+
 static void dispatch(struct rb_jobs *jobs, PGresult *res)
 {
     int n = PQntuples(res);
@@ -293,12 +335,19 @@ static void dispatch(struct rb_jobs *jobs, PGresult *res)
                              late > 0 ? late : 0);
             rb_metrics_count(jobs->m, "rabta_jobs_started_total", "Job runs started.", NULL, 1);
         }
-        const struct handler *h = find_handler(jobs, run->kind);
-        if (h)
+        struct handler *h = find_handler(jobs, run->kind);
+        if (h && h->batch) {
+            h->pending[h->npending++] = run;
+            if (h->npending == h->max)
+                flush_batch(h);
+        } else if (h) {
             h->fn(run, &run->job, h->arg);
-        else /* cannot happen: we claim only kinds we handle */
+        } else { /* cannot happen: we claim only kinds we handle */
             rb_job_finish(run, 0, "no handler for this kind of job", -1, 0);
+        }
     }
+    for (size_t i = 0; i < jobs->nhandlers; i++)
+        flush_batch(&jobs->handlers[i]);
 }
 
 static void claimed(PGresult **results, int n, const char *err, void *arg)
@@ -454,9 +503,12 @@ void rb_job_finish(struct rb_job_run *run, int ok, const char *error, double ret
     free(run->payload);
     free(run->dedup_key);
     free(run);
-    if (jobs->running + 1 == (size_t)jobs->opt.concurrency) {
-        jobs->want = 1; /* a slot freed up after we stopped claiming for lack of one */
-        pump(jobs);
+    if (jobs->running + 1 == (size_t)jobs->opt.concurrency || jobs->want) {
+        /* A slot freed up after we stopped claiming for lack of one. Claim from the next loop
+         * turn, so that a batch finishing together frees all its slots first. */
+        jobs->want = 1;
+        if (!jobs->stopped)
+            event_active(jobs->kick, EV_TIMEOUT, 0);
     }
 }
 
@@ -523,8 +575,10 @@ void rb_jobs_free(struct rb_jobs *jobs)
     event_free(jobs->timer);
     event_free(jobs->kick);
     event_free(jobs->lease_timer);
-    for (size_t i = 0; i < jobs->nhandlers; i++)
+    for (size_t i = 0; i < jobs->nhandlers; i++) {
         free(jobs->handlers[i].kind);
+        free(jobs->handlers[i].pending);
+    }
     free(jobs->handlers);
     free(jobs->kinds);
     free(jobs->worker_id);

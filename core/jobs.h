@@ -42,6 +42,17 @@ struct rb_jobs *rb_jobs_new(struct event_base *base, struct rb_db *db, struct rb
                             const struct rb_jobs_options *opt);
 /* Registers the handler for kind (copied). Call before rb_jobs_start. */
 int rb_jobs_register(struct rb_jobs *jobs, const char *kind, rb_job_fn fn, void *arg);
+/* A batch handler receives up to max claimed runs of its kind at once, oldest first (runs is
+ * borrowed for the call; each run stays valid until it is finished) and must call
+ * rb_job_finish() exactly once for each, now or later. For handlers that do their work set by
+ * set (one query for the whole batch) instead of one transaction per job. */
+typedef void (*rb_job_batch_fn)(struct rb_job_run **runs, size_t n, void *arg);
+/* Registers a batch handler for kind (copied); max >= 1. Call before rb_jobs_start. */
+int rb_jobs_register_batch(struct rb_jobs *jobs, const char *kind, rb_job_batch_fn fn,
+                           size_t max, void *arg);
+/* The claimed job of a run. Borrowed: valid until rb_job_finish(run, ...). */
+const struct rb_job *rb_job_run_info(const struct rb_job_run *run);
+
 /* Starts LISTEN, recovers expired leases and arms the timer. */
 int rb_jobs_start(struct rb_jobs *jobs);
 /* Stops claiming; runs already handed to handlers may still finish. */
