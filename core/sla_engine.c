@@ -557,10 +557,199 @@ static void run_resume(struct rb_job_run *run, const struct rb_job_info *job, vo
     }
 }
 
+/* ---- sla.citizen: a citizen's "unsatisfied" rating climbs one level ---------------------- */
+
+/* $1 event id. The app plugin has already raised escalation_level to data.level (1-based)
+ * and reopened the case in the rating's transaction; this performs that level's actions. */
+static const char request_sql[] =
+    "SELECT e.case_id, extract(epoch from e.at)::bigint, e.data->>'level',"
+    "  coalesce(c.department_id, ''), coalesce(c.service_id, ''), c.kind,"
+    "  coalesce(c.sla_policy, '')"
+    " FROM case_events e JOIN cases c ON c.id = e.case_id"
+    " WHERE e.id = $1::bigint AND e.event = 'escalation.requested'";
+
+struct event_job {
+    struct rb_sla_engine *e;
+    struct rb_job_run *run;
+    long long case_id, event_id;
+};
+
+/* The payload case event jobs carry (migration 0011): {"case_id", "event_id", "event"}. */
+static struct event_job *event_job_new(struct rb_sla_engine *e, struct rb_job_run *run,
+                                       const struct rb_job_info *job)
+{
+    json_t *o = json_loads(job->payload, 0, NULL);
+    json_int_t cid = 0, eid = 0;
+    int ok = o && json_unpack(o, "{s:I, s:I}", "case_id", &cid, "event_id", &eid) == 0 &&
+             cid > 0 && eid > 0;
+    json_decref(o);
+    if (!ok) {
+        rb_job_finish(run, 0, "malformed case event job payload", -1, 1);
+        return NULL;
+    }
+    struct event_job *j = rb_calloc(1, sizeof(*j));
+    j->e = e;
+    j->run = run;
+    j->case_id = cid;
+    j->event_id = eid;
+    return j;
+}
+
+static void request_read(PGresult *res, const char *err, void *arg)
+{
+    struct event_job *j = arg;
+    const struct rb_sla *sla = j->e->sla;
+    const char *level = err || PQntuples(res) != 1 ? NULL : PQgetvalue(res, 0, 2);
+    long lv = level && *level && strspn(level, "0123456789") == strlen(level) && strlen(level) < 6
+                  ? atol(level)
+                  : 0;
+    if (err || !sla || lv < 1 || (size_t)lv > sla->n_levels) {
+        /* No such event, SLA off, or past the top of the ladder: nothing to climb. */
+        if (!err && level)
+            rb_info("sla", "case %lld: the citizen asked to escalate to level %s, but the "
+                           "ladder has %zu levels", j->case_id, level, sla ? sla->n_levels : 0);
+        rb_job_finish(j->run, err == NULL, err, -1, 0);
+        free(j);
+        return;
+    }
+    const struct rb_sla_policy *p =
+        rb_sla_pick(sla, PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4), PQgetvalue(res, 0, 5),
+                    PQgetvalue(res, 0, 6));
+    /* Keyed on the request's own time: a retried run records nothing twice. */
+    json_t *items = json_array();
+    json_array_append_new(items, fire_item(j->case_id, "citizen", (int)lv - 1,
+                                           atoll(PQgetvalue(res, 0, 1)), 1,
+                                           &sla->levels[lv - 1], PQgetvalue(res, 0, 3),
+                                           p ? p->name : "", "the citizen is not satisfied",
+                                           NULL, 0));
+    struct rb_job_run **runs = rb_malloc(sizeof(*runs));
+    runs[0] = j->run;
+    fire_items(j->e, items, runs, 1);
+    free(j);
+}
+
+static void run_request(struct rb_job_run *run, const struct rb_job_info *job, void *arg)
+{
+    struct event_job *j = event_job_new(arg, run, job);
+    if (!j)
+        return;
+    char id[24];
+    snprintf(id, sizeof(id), "%lld", j->event_id);
+    const char *params[1] = {id};
+    if (rb_db_query(j->e->db, request_sql, 1, params, request_read, j) != RB_OK) {
+        rb_job_finish(run, 0, "database queue full", 1, 0);
+        free(j);
+    }
+}
+
+/* ---- sla.transfer: a transfer restarts the clock under the new department's policy ------ */
+
+/* $1 event id. The transfer, and the case as it is now. */
+static const char transfer_read_sql[] =
+    "SELECT e.case_id, extract(epoch from e.at)::bigint, coalesce(e.data->>'to_department', ''),"
+    "  coalesce(c.department_id, ''), coalesce(c.service_id, ''), c.kind,"
+    "  coalesce(c.sla_policy, ''), c.status, c.paused_at IS NOT NULL"
+    " FROM case_events e JOIN cases c ON c.id = e.case_id"
+    " WHERE e.id = $1::bigint AND e.event = 'transfer'";
+
+/* $1 case  $2 ack due  $3 resolve due  $4 department  $5 policy  $6 event data  $7 next job
+ * payload  $8 its run_at  $9 its dedup key. New deadlines (once: a retried run finds them
+ * stored and changes nothing), the old plan's pending job replaced by the new plan's. */
+static const char transfer_sql[] =
+    "WITH up AS (UPDATE cases SET ack_due_at = to_timestamp($2::float8),"
+    "   resolve_due_at = to_timestamp($3::float8), sla_policy = $5"
+    "  WHERE id = $1::bigint AND department_id = $4"
+    "   AND (ack_due_at, resolve_due_at) IS DISTINCT FROM"
+    "       (to_timestamp($2::float8), to_timestamp($3::float8)) RETURNING id),"
+    " old AS (DELETE FROM jobs WHERE kind = 'sla.check' AND state = 'queued'"
+    "  AND (payload->>'case_id')::bigint = $1::bigint AND EXISTS (SELECT 1 FROM up)),"
+    " ev AS (INSERT INTO case_events (case_id, actor_type, actor_id, event, data)"
+    "  SELECT id, 'system', 'sla', 'sla.recomputed', $6::jsonb FROM up),"
+    " nx AS (INSERT INTO jobs (kind, payload, run_at, dedup_key)"
+    "  SELECT 'sla.check', $7::jsonb, to_timestamp($8::float8), $9 FROM up"
+    "  WHERE $7::text IS NOT NULL"
+    "  ON CONFLICT (dedup_key) WHERE state IN ('queued', 'running') DO NOTHING)"
+    " SELECT count(*) FROM up";
+
+static void transferred(PGresult *res, const char *err, void *arg)
+{
+    struct event_job *j = arg;
+    (void)res;
+    rb_job_finish(j->run, err == NULL, err, -1, 0);
+    free(j);
+}
+
+static void transfer_read(PGresult *res, const char *err, void *arg)
+{
+    struct event_job *j = arg;
+    const struct rb_sla *sla = j->e->sla;
+    /* Nothing to do: no such event, SLA off, a later transfer moved the case on (its own job
+     * recomputes), the case is closed or waits for the citizen (sla.resume plans then). */
+    if (err || PQntuples(res) != 1 || !sla ||
+        strcmp(PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3)) != 0 ||
+        !open_status(PQgetvalue(res, 0, 7)) || strcmp(PQgetvalue(res, 0, 8), "t") == 0) {
+        rb_job_finish(j->run, err == NULL, err, -1, 0);
+        free(j);
+        return;
+    }
+    const char *dept = PQgetvalue(res, 0, 3);
+    const struct rb_sla_policy *p = rb_sla_pick(sla, dept, PQgetvalue(res, 0, 4),
+                                                PQgetvalue(res, 0, 5), PQgetvalue(res, 0, 6));
+    int64_t at = atoll(PQgetvalue(res, 0, 1)), ack = 0, resolve = 0;
+    struct rb_sla_event plan[RB_SLA_PLAN_MAX];
+    int n = 0;
+    if (p) {
+        rb_sla_deadlines(sla, p, at, &ack, &resolve);
+        n = rb_sla_plan(sla, p, at, ack, resolve,
+                        1u << RB_SLA_ACK | 1u << RB_SLA_WARN | 1u << RB_SLA_RESOLVE, plan);
+    }
+    if (n == 0) { /* no policy or no working time left: keep what the case has */
+        rb_job_finish(j->run, 1, NULL, 0, 0);
+        free(j);
+        return;
+    }
+    char *payload = rb_sla_event_payload(j->case_id, plan, n);
+    char *key = rb_sla_event_key(j->case_id, &plan[0]);
+    char id[24], a[24], z[24], when[24];
+    snprintf(id, sizeof(id), "%lld", j->case_id);
+    snprintf(a, sizeof(a), "%lld", (long long)ack);
+    snprintf(z, sizeof(z), "%lld", (long long)resolve);
+    snprintf(when, sizeof(when), "%lld", (long long)plan[0].due);
+    json_t *d = json_pack("{s:s, s:s, s:I, s:I, s:I}", "reason", "transfer", "policy", p->name,
+                          "from", (json_int_t)at, "ack_due", (json_int_t)ack, "resolve_due",
+                          (json_int_t)resolve);
+    char *data = json_dumps(d, JSON_COMPACT);
+    json_decref(d);
+    const char *params[9] = {id, a, z, dept, p->name, data, payload, when, key};
+    if (rb_db_query(j->e->db, transfer_sql, 9, params, transferred, j) != RB_OK) {
+        rb_job_finish(j->run, 0, "database queue full", 1, 0);
+        free(j);
+    }
+    free(data);
+    free(payload);
+    free(key);
+}
+
+static void run_transfer(struct rb_job_run *run, const struct rb_job_info *job, void *arg)
+{
+    struct event_job *j = event_job_new(arg, run, job);
+    if (!j)
+        return;
+    char id[24];
+    snprintf(id, sizeof(id), "%lld", j->event_id);
+    const char *params[1] = {id};
+    if (rb_db_query(j->e->db, transfer_read_sql, 1, params, transfer_read, j) != RB_OK) {
+        rb_job_finish(run, 0, "database queue full", 1, 0);
+        free(j);
+    }
+}
+
 int rb_sla_engine_register(struct rb_sla_engine *e, struct rb_jobs *jobs)
 {
     if (rb_jobs_register_batch(jobs, "sla.check", run_checks, SLA_BATCH_MAX, e) != RB_OK ||
-        rb_jobs_register(jobs, "sla.resume", run_resume, e) != RB_OK)
+        rb_jobs_register(jobs, "sla.resume", run_resume, e) != RB_OK ||
+        rb_jobs_register(jobs, "sla.citizen", run_request, e) != RB_OK ||
+        rb_jobs_register(jobs, "sla.transfer", run_transfer, e) != RB_OK)
         return RB_ERR;
     return RB_OK;
 }

@@ -17,7 +17,7 @@
 #   tests/bench/bench_sla.sh BUILD_DIR
 #
 # Environment: BENCH_SLA_SMALL (1000), BENCH_SLA_BIG (1000000), BENCH_SLA_BURST (100000),
-# BENCH_SLA_CONCURRENCY (512) and BENCH_SLA_BATCH (500): rabta.yaml jobs:, BENCH_SLA_POOL (8):
+# BENCH_SLA_CONCURRENCY (2000) and BENCH_SLA_BATCH (500): rabta.yaml jobs:, BENCH_SLA_POOL (8):
 # database.pool_size, BENCH_SLA_FSYNC (on), BENCH_SLA_IDLE (10: seconds idle), BENCH_SLA_LEAD
 # (seconds from the burst's UPDATE to its deadline; default: twice what a dry run took, + 5 s).
 set -euo pipefail
@@ -27,7 +27,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 SMALL=${BENCH_SLA_SMALL:-1000}
 BIG=${BENCH_SLA_BIG:-1000000}
 BURST=${BENCH_SLA_BURST:-100000}
-CONC=${BENCH_SLA_CONCURRENCY:-512}
+CONC=${BENCH_SLA_CONCURRENCY:-2000}
 BATCH=${BENCH_SLA_BATCH:-500}
 POOL=${BENCH_SLA_POOL:-8}
 FSYNC=${BENCH_SLA_FSYNC:-on}
