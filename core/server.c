@@ -22,6 +22,7 @@
 #include "script.h"
 #include "sla.h"
 #include "sla_engine.h"
+#include "reports.h"
 #include "staff_api.h"
 #include "status.h"
 
@@ -321,6 +322,7 @@ int rb_server_run(struct rb_server *srv)
     srv->sla_engine = rb_sla_engine_new(srv->db, srv->metrics, srv->sla);
     rb_sla_engine_register(srv->sla_engine, srv->jobs);
     if (rb_status_init(srv) != RB_OK || rb_staff_api_init(srv) != RB_OK ||
+        rb_reports_init(srv) != RB_OK ||
         rb_plugins_init(srv->plugins, srv) != RB_OK) {
         rb_server_cleanup(srv);
         return 1;
