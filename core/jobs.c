@@ -462,13 +462,29 @@ static double backoff(const struct rb_jobs *jobs, int attempt)
     return d * (0.9 + 0.2 * ((double)rand() / RAND_MAX));
 }
 
+static void finish(struct rb_job_run *run, int ok, const char *error, double retry_after,
+                   int permanent, int deleted);
+
 void rb_job_finish(struct rb_job_run *run, int ok, const char *error, double retry_after,
                    int permanent)
+{
+    finish(run, ok, error, retry_after, permanent, 0);
+}
+
+void rb_job_finish_deleted(struct rb_job_run *run)
+{
+    finish(run, 1, NULL, 0, 0, 1);
+}
+
+static void finish(struct rb_job_run *run, int ok, const char *error, double retry_after,
+                   int permanent, int deleted)
 {
     struct rb_jobs *jobs = run->jobs;
     rb_assert(!run->finished);
     run->finished = 1;
-    if (ok) {
+    if (ok && deleted) {
+        /* the handler's own transaction deleted the row with its work */
+    } else if (ok) {
         struct id_list *l = &jobs->done;
         if (l->n == l->cap) {
             l->cap = l->cap ? l->cap * 2 : 64;

@@ -67,6 +67,12 @@ void rb_jobs_free(struct rb_jobs *jobs);
 void rb_job_finish(struct rb_job_run *run, int ok, const char *error, double retry_after,
                    int permanent);
 
+/* Ends a successful run whose row the handler deleted itself, in the same transaction as its
+ * work ("DELETE FROM jobs WHERE id = ANY(...) AND state = 'running'" in its statement), so
+ * that the work and the end of the job commit together: a crash after the commit cannot run
+ * the work again, and no separate delete is needed. */
+void rb_job_finish_deleted(struct rb_job_run *run);
+
 /* Stores a job asynchronously: kind (e.g. "message.send"), payload_json (an object, or NULL
  * for {}), due after delay_s seconds, de-duplicated on dedup_key while an earlier job with the
  * same key is still queued or running (NULL: none). fn (may be NULL) gets the row {id} or, for

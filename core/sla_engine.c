@@ -126,7 +126,8 @@ static const char cases_sql[] =
     "  coalesce(department_id, ''), coalesce(service_id, ''), kind, paused_at IS NOT NULL, id "
     "FROM cases WHERE id = ANY($1::bigint[]) ORDER BY id";
 
-/* Every firing of the batch ($1: a JSON array of items, see fire_item) recorded once in
+/* Every firing of the batch ($1: a JSON array of items, see fire_item; $2: the batch's job
+ * ids, deleted with the work so that the runs end in the same transaction) recorded once in
  * sla_firings (its primary key is what makes an event fire exactly once, with any number of
  * processes or a retried run); for the firings that are new and in breach: the level's
  * actions on the case (summed per case), the case event, the notices; then each new firing's
@@ -157,7 +158,8 @@ static const char fire_sql[] =
     " nx AS (INSERT INTO jobs (kind, payload, run_at, dedup_key)"
     "  SELECT 'sla.check', next, to_timestamp(next_at), next_key FROM ft"
     "  WHERE next IS NOT NULL ORDER BY next_at"
-    "  ON CONFLICT (dedup_key) WHERE state IN ('queued', 'running') DO NOTHING)"
+    "  ON CONFLICT (dedup_key) WHERE state IN ('queued', 'running') DO NOTHING),"
+    " done AS (DELETE FROM jobs WHERE id = ANY($2::bigint[]) AND state = 'running')"
     " SELECT check_kind, count(*) FROM ft WHERE breached"
     " GROUP BY check_kind";
 
@@ -234,6 +236,16 @@ static json_t *fire_item(long long case_id, const char *check_kind, int level, i
     return it;
 }
 
+/* Appends "id" to the array literal being built in *buf ("{1,2" ... closed by the caller). */
+static void append_id(char **buf, size_t *len, size_t *cap, long long id)
+{
+    if (*len + 24 >= *cap) {
+        *cap = *cap * 2 + 64;
+        *buf = rb_realloc(*buf, *cap);
+    }
+    *len += (size_t)snprintf(*buf + *len, *cap - *len, "%s%lld", *len > 1 ? "," : "", id);
+}
+
 struct fire {
     struct rb_sla_engine *e;
     struct rb_job_run **runs; /* owned array; the runs are finished when the statement ends */
@@ -250,8 +262,12 @@ static void fired(PGresult *res, const char *err, void *arg)
                          "SLA events that found a case in breach.", labels,
                          atof(PQgetvalue(res, i, 1)));
     }
-    for (size_t i = 0; i < f->n; i++)
-        rb_job_finish(f->runs[i], err == NULL, err, -1, 0);
+    for (size_t i = 0; i < f->n; i++) {
+        if (err)
+            rb_job_finish(f->runs[i], 0, err, -1, 0);
+        else
+            rb_job_finish_deleted(f->runs[i]);
+    }
     free(f->runs);
     free(f);
 }
@@ -267,10 +283,18 @@ static void fire_items(struct rb_sla_engine *e, json_t *items, struct rb_job_run
     f->n = n;
     char *text = json_dumps(items, JSON_COMPACT);
     json_decref(items);
-    const char *params[1] = {text};
-    if (rb_db_query(e->db, fire_sql, 1, params, fired, f) != RB_OK)
+    size_t cap = 64, len = 1;
+    char *ids = rb_malloc(cap);
+    ids[0] = '{';
+    for (size_t i = 0; i < n; i++)
+        append_id(&ids, &len, &cap, rb_job_run_info(runs[i])->id);
+    ids[len++] = '}';
+    ids[len] = '\0';
+    const char *params[2] = {text, ids};
+    if (rb_db_query(e->db, fire_sql, 2, params, fired, f) != RB_OK)
         fired(NULL, "database queue full", f);
     free(text);
+    free(ids);
 }
 
 /* ---- sla.check, set by set ---------------------------------------------------------------- */
@@ -403,16 +427,6 @@ static int parse_event(const char *payload, long long *case_id, struct rb_sla_ev
     }
     json_decref(o);
     return rc;
-}
-
-/* Appends "id" to the array literal being built in *buf ("{1,2" ... closed by the caller). */
-static void append_id(char **buf, size_t *len, size_t *cap, long long id)
-{
-    if (*len + 24 >= *cap) {
-        *cap = *cap * 2 + 64;
-        *buf = rb_realloc(*buf, *cap);
-    }
-    *len += (size_t)snprintf(*buf + *len, *cap - *len, "%s%lld", *len > 1 ? "," : "", id);
 }
 
 /* A batch of sla.check runs: one query reads every case, one statement fires every event. */
