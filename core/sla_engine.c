@@ -461,6 +461,20 @@ static void run_checks(struct rb_job_run **runs, size_t n, void *arg)
     free(ids);
 }
 
+/* Runs sql with the one parameter id for a job's state; when the query cannot be queued, fails
+ * the run for a retry and frees state. */
+static void query_one(struct rb_sla_engine *e, struct rb_job_run *run, const char *sql,
+                      long long id, rb_db_fn fn, void *state)
+{
+    char ids[24];
+    snprintf(ids, sizeof(ids), "%lld", id);
+    const char *params[1] = {ids};
+    if (rb_db_query(e->db, sql, 1, params, fn, state) != RB_OK) {
+        rb_job_finish(run, 0, "database queue full", 1, 0);
+        free(state);
+    }
+}
+
 /* ---- sla.resume --------------------------------------------------------------------------- */
 
 static const char resume_sql[] =
@@ -562,13 +576,7 @@ static void run_resume(struct rb_job_run *run, const struct rb_job_info *job, vo
     r->case_id = id;
     r->paused_at = (int64_t)p;
     r->resumed_at = (int64_t)q;
-    char ids[24];
-    snprintf(ids, sizeof(ids), "%lld", r->case_id);
-    const char *params[1] = {ids};
-    if (rb_db_query(r->e->db, case_sql, 1, params, resume_read, r) != RB_OK) {
-        rb_job_finish(run, 0, "database queue full", 1, 0);
-        free(r);
-    }
+    query_one(r->e, run, case_sql, r->case_id, resume_read, r);
 }
 
 /* ---- sla.citizen: a citizen's "unsatisfied" rating climbs one level ---------------------- */
@@ -645,15 +653,8 @@ static void request_read(PGresult *res, const char *err, void *arg)
 static void run_request(struct rb_job_run *run, const struct rb_job_info *job, void *arg)
 {
     struct event_job *j = event_job_new(arg, run, job);
-    if (!j)
-        return;
-    char id[24];
-    snprintf(id, sizeof(id), "%lld", j->event_id);
-    const char *params[1] = {id};
-    if (rb_db_query(j->e->db, request_sql, 1, params, request_read, j) != RB_OK) {
-        rb_job_finish(run, 0, "database queue full", 1, 0);
-        free(j);
-    }
+    if (j)
+        query_one(j->e, run, request_sql, j->event_id, request_read, j);
 }
 
 /* ---- sla.transfer: a transfer restarts the clock under the new department's policy ------ */
@@ -747,15 +748,8 @@ static void transfer_read(PGresult *res, const char *err, void *arg)
 static void run_transfer(struct rb_job_run *run, const struct rb_job_info *job, void *arg)
 {
     struct event_job *j = event_job_new(arg, run, job);
-    if (!j)
-        return;
-    char id[24];
-    snprintf(id, sizeof(id), "%lld", j->event_id);
-    const char *params[1] = {id};
-    if (rb_db_query(j->e->db, transfer_read_sql, 1, params, transfer_read, j) != RB_OK) {
-        rb_job_finish(run, 0, "database queue full", 1, 0);
-        free(j);
-    }
+    if (j)
+        query_one(j->e, run, transfer_read_sql, j->event_id, transfer_read, j);
 }
 
 int rb_sla_engine_register(struct rb_sla_engine *e, struct rb_jobs *jobs)

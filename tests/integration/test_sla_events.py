@@ -10,6 +10,7 @@ import time
 
 import rbtest
 from test_app_auth import SignIn
+from test_sla import ALWAYS
 
 PASSWORD = "s3cret-pass-word"
 
@@ -31,11 +32,6 @@ escalation:
     actions: [ { flag: oversight } ]
 """
 
-ALWAYS = """
-timezone: UTC
-hours:
-  mon-sun: [00:00-24:00]
-"""
 
 STAFF = {
     "off_pol": ("officer", "police"),
