@@ -41,6 +41,7 @@ static const char report_sql[] =
     "    ELSE 'level_' || (f.level + 1) END AS k, count(*) AS n"
     "  FROM c JOIN sla_firings f ON f.case_id = c.id"
     "  WHERE f.breached AND f.check_kind IN ('ack', 'resolve', 'citizen') GROUP BY 1, 2),"
+    " bj AS (SELECT g, jsonb_object_agg(k, n) AS breaches FROM b GROUP BY g),"
     " g AS ("
     "  SELECT g, max(officer) AS officer, count(*) AS cases,"
     "    count(*) FILTER (WHERE ack_due_at IS NOT NULL"
@@ -64,8 +65,8 @@ static const char report_sql[] =
     "  CASE WHEN ack_n > 0 THEN round(100.0 * ack_ok / ack_n, 1) END,"
     "  CASE WHEN res_n > 0 THEN round(100.0 * res_ok / res_n, 1) END,"
     "  round(med::numeric), round(p90::numeric), b1, b3, b7, b8,"
-    "  coalesce((SELECT jsonb_object_agg(k, n) FROM b WHERE b.g = g.g), '{}')::text"
-    " FROM g ORDER BY g.g";
+    "  coalesce(bj.breaches, '{}')::text"
+    " FROM g LEFT JOIN bj ON bj.g = g.g ORDER BY g.g";
 
 enum { COL_GROUP, COL_OFFICER, COL_CASES, COL_ACK, COL_RES, COL_MED, COL_P90, COL_B1, COL_B3,
        COL_B7, COL_B8, COL_BREACHES };
