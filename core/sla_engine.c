@@ -477,10 +477,14 @@ static void query_one(struct rb_sla_engine *e, struct rb_job_run *run, const cha
 
 /* ---- sla.resume --------------------------------------------------------------------------- */
 
+/* A transfer after the pause has started the clock again from its own time (sla.transfer):
+ * then there is nothing left to resume ($8: the pause's start). */
 static const char resume_sql[] =
     "WITH up AS (UPDATE cases SET ack_due_at = to_timestamp($2::float8),"
     "   resolve_due_at = to_timestamp($3::float8)"
-    "  WHERE id = $1::bigint AND paused_at IS NULL RETURNING id),"
+    "  WHERE id = $1::bigint AND paused_at IS NULL AND NOT EXISTS (SELECT 1 FROM case_events"
+    "   WHERE case_id = $1::bigint AND event = 'transfer' AND at >= to_timestamp($8::float8))"
+    "  RETURNING id),"
     " ev AS (INSERT INTO case_events (case_id, actor_type, actor_id, event, data)"
     "  SELECT id, 'system', 'sla', 'sla.resumed', $4::jsonb FROM up),"
     " nx AS (INSERT INTO jobs (kind, payload, run_at, dedup_key)"
@@ -548,8 +552,10 @@ static void resume_read(PGresult *res, const char *err, void *arg)
     snprintf(z, sizeof(z), "%lld", (long long)new_resolve);
     snprintf(data, sizeof(data), "{\"paused_seconds\":%lld,\"resolve_due\":%lld}",
              (long long)(r->resumed_at - r->paused_at), (long long)new_resolve);
-    const char *params[7] = {id, a, z, data, payload, payload ? when : NULL, key};
-    if (rb_db_query(r->e->db, resume_sql, 7, params, resumed, r) != RB_OK) {
+    char paused[24];
+    snprintf(paused, sizeof(paused), "%lld", (long long)r->paused_at);
+    const char *params[8] = {id, a, z, data, payload, payload ? when : NULL, key, paused};
+    if (rb_db_query(r->e->db, resume_sql, 8, params, resumed, r) != RB_OK) {
         rb_job_finish(r->run, 0, "database queue full", 1, 0);
         free(r);
     }

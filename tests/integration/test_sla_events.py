@@ -172,6 +172,35 @@ class SlaEventsTest(SlaStaffBase):
         self.assertEqual(self.count("SELECT count(*) FROM sla_firings WHERE case_id = %d" % cid),
                          0, "a stale event of the old plan fired")
 
+    def test_a_resume_that_runs_after_a_transfer_keeps_the_transfers_deadlines(self):
+        tn, _ = self.new_case("character_certificate")
+        cid = self.case_id(tn)
+        self.act(tn, "acknowledge", "off_pol")
+        self.act(tn, "ask", "off_pol", {"question": "Which police station?"})
+        time.sleep(2.5)  # a pause long enough that a wrong resume would show in the deadline
+        # The citizen answers (the status leaves awaiting_citizen: sla.resume is queued); its
+        # job is held back so that the transfer's runs first.
+        self.pgs.psql("UPDATE cases SET status = 'in_progress' WHERE id = %d;"
+                      "UPDATE jobs SET run_at = now() + interval '3 seconds'"
+                      " WHERE kind = 'sla.resume' AND (payload->>'case_id')::bigint = %d"
+                      % (cid, cid))
+        self.act(tn, "transfer", "off_pol", {"department": "revenue", "reason": "Land"})
+        rbtest.wait_until(lambda: self.count(
+            "SELECT count(*) FROM case_events WHERE case_id = %d AND event = 'sla.recomputed'"
+            % cid) == 1, 10, what="the transfer's recompute")
+        rbtest.wait_until(lambda: self.count("SELECT count(*) FROM jobs WHERE kind ="
+                                             " 'sla.resume'") == 0, 10, what="the resume job")
+        at, res = self.pgs.query("SELECT extract(epoch from e.at), extract(epoch from"
+                                 " c.resolve_due_at) FROM cases c JOIN case_events e ON"
+                                 " e.case_id = c.id AND e.event = 'transfer' WHERE c.id = %d"
+                                 % cid)[0]
+        self.assertAlmostEqual(float(res) - float(at), 7200, delta=1.0,
+                               msg="the late resume moved the transfer's deadline")
+        self.assertEqual(self.count("SELECT count(*) FROM case_events WHERE case_id = %d AND"
+                                    " event = 'sla.resumed'" % cid), 0)
+        self.assertEqual(self.count("SELECT count(*) FROM jobs WHERE kind = 'sla.check' AND"
+                                    " (payload->>'case_id')::bigint = %d" % cid), 1)
+
     def rate(self, tn, token, satisfied, rating):
         r = self.rd.post("/api/v1/cases/%s/rating" % tn,
                          {"rating": rating, "satisfied": satisfied}, headers=self.auth(token))
