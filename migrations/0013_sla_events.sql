@@ -32,3 +32,8 @@ LANGUAGE sql STABLE AS $$
                                                - coalesce(paused_at, now())))::bigint END,
         'paused', paused_at IS NOT NULL AND status = 'awaiting_citizen')
 $$;
+
+-- Each process counts the dead jobs every few seconds for /metrics (core/jobs.c); without an
+-- index that was a scan of the whole queue (~300 ms with 1,000,000 open cases' jobs). Dead
+-- jobs are few, so this index is small.
+CREATE INDEX jobs_dead ON jobs (id) WHERE state = 'dead';
