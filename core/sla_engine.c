@@ -477,6 +477,14 @@ static void query_one(struct rb_sla_engine *e, struct rb_job_run *run, const cha
 
 /* ---- sla.resume --------------------------------------------------------------------------- */
 
+/* The CTE that queues a case's next sla.check (the parameters $P payload or NULL, $A its
+ * run_at in epoch seconds, $K its dedup key), once per row of CTE "up". */
+#define NEXT_CHECK_CTE(P, A, K)                                                               \
+    " nx AS (INSERT INTO jobs (kind, payload, run_at, dedup_key)"                              \
+    "  SELECT 'sla.check', " P "::jsonb, to_timestamp(" A "::float8), " K " FROM up"           \
+    "  WHERE " P "::text IS NOT NULL"                                                          \
+    "  ON CONFLICT (dedup_key) WHERE state IN ('queued', 'running') DO NOTHING)"
+
 /* A transfer after the pause has started the clock again from its own time (sla.transfer):
  * then there is nothing left to resume ($8: the pause's start). */
 static const char resume_sql[] =
@@ -487,10 +495,7 @@ static const char resume_sql[] =
     "  RETURNING id),"
     " ev AS (INSERT INTO case_events (case_id, actor_type, actor_id, event, data)"
     "  SELECT id, 'system', 'sla', 'sla.resumed', $4::jsonb FROM up),"
-    " nx AS (INSERT INTO jobs (kind, payload, run_at, dedup_key)"
-    "  SELECT 'sla.check', $5::jsonb, to_timestamp($6::float8), $7 FROM up"
-    "  WHERE $5::text IS NOT NULL"
-    "  ON CONFLICT (dedup_key) WHERE state IN ('queued', 'running') DO NOTHING)"
+    NEXT_CHECK_CTE("$5", "$6", "$7")
     " SELECT count(*) FROM up";
 
 struct resume {
@@ -686,10 +691,7 @@ static const char transfer_sql[] =
     "  AND (payload->>'case_id')::bigint = $1::bigint AND EXISTS (SELECT 1 FROM up)),"
     " ev AS (INSERT INTO case_events (case_id, actor_type, actor_id, event, data)"
     "  SELECT id, 'system', 'sla', 'sla.recomputed', $6::jsonb FROM up),"
-    " nx AS (INSERT INTO jobs (kind, payload, run_at, dedup_key)"
-    "  SELECT 'sla.check', $7::jsonb, to_timestamp($8::float8), $9 FROM up"
-    "  WHERE $7::text IS NOT NULL"
-    "  ON CONFLICT (dedup_key) WHERE state IN ('queued', 'running') DO NOTHING)"
+    NEXT_CHECK_CTE("$7", "$8", "$9")
     " SELECT count(*) FROM up";
 
 static void transferred(PGresult *res, const char *err, void *arg)
