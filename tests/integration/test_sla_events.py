@@ -50,6 +50,14 @@ class SlaStaffBase(SignIn, rbtest.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
+        try:
+            cls.set_up_servers()
+        except BaseException:
+            cls.tearDownClass()  # unittest does not when setUpClass fails: stop what started
+            raise
+
+    @classmethod
+    def set_up_servers(cls):
         cls.pgs = cls.class_pg()
         cls.rd = cls.class_rabtad(pg=cls.pgs, start=False)
         d = os.path.join(cls.class_tmp(), "sla")

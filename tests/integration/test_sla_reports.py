@@ -34,8 +34,8 @@ def percentile_cont(values, p):
 
 class SlaReportsTest(SlaStaffBase):
     @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
+    def set_up_servers(cls):
+        super().set_up_servers()
         r = subprocess.run([rbtest.RABTAD, "staff", "-c", cls.rd.config_path, "add", "khan",
                             "--role", "officer", "--department", "police", "--name", KHAN],
                            input=PASSWORD + "\n", stdout=subprocess.PIPE,
