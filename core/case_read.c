@@ -18,7 +18,8 @@ static const char status_sql[] =
     "  to_char(c.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
     "  to_char(c.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
     "  coalesce(to_char(c.resolve_due_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ''), "
-    "  coalesce(right(ci.phone, 4), '') "
+    "  coalesce(right(ci.phone, 4), ''), "
+    "  rabta_sla_view(c.status, c.resolve_due_at, c.paused_at)::text "
     "FROM cases c LEFT JOIN citizens ci ON ci.id = c.citizen_id "
     "WHERE c.tracking_no = ANY($1::text[])";
 
@@ -117,6 +118,7 @@ static void fill(PGresult *res, int row, struct rb_case_status *st)
     snprintf(st->updated_at, sizeof(st->updated_at), "%s", PQgetvalue(res, row, 8));
     snprintf(st->resolve_due_at, sizeof(st->resolve_due_at), "%s", PQgetvalue(res, row, 9));
     snprintf(st->phone_last4, sizeof(st->phone_last4), "%s", PQgetvalue(res, row, 10));
+    snprintf(st->sla, sizeof(st->sla), "%s", PQgetvalue(res, row, 11));
 }
 
 static void answered(PGresult *res, const char *err, void *arg)

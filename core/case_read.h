@@ -30,6 +30,7 @@ struct rb_case_status {
     char updated_at[32];
     char resolve_due_at[32]; /* "" when no deadline */
     char phone_last4[5];  /* "" when the citizen has no phone */
+    char sla[160];        /* {"deadline", "time_left", "paused"} as JSON (rabta_sla_view) */
 };
 
 /* st is NULL when there is no such case (err NULL) or the database failed (err set). */

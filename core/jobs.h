@@ -42,6 +42,17 @@ struct rb_jobs *rb_jobs_new(struct event_base *base, struct rb_db *db, struct rb
                             const struct rb_jobs_options *opt);
 /* Registers the handler for kind (copied). Call before rb_jobs_start. */
 int rb_jobs_register(struct rb_jobs *jobs, const char *kind, rb_job_fn fn, void *arg);
+/* A batch handler receives up to max claimed runs of its kind at once, oldest first (runs is
+ * borrowed for the call; each run stays valid until it is finished) and must call
+ * rb_job_finish() exactly once for each, now or later. For handlers that do their work set by
+ * set (one query for the whole batch) instead of one transaction per job. */
+typedef void (*rb_job_batch_fn)(struct rb_job_run **runs, size_t n, void *arg);
+/* Registers a batch handler for kind (copied); max >= 1. Call before rb_jobs_start. */
+int rb_jobs_register_batch(struct rb_jobs *jobs, const char *kind, rb_job_batch_fn fn,
+                           size_t max, void *arg);
+/* The claimed job of a run. Borrowed: valid until rb_job_finish(run, ...). */
+const struct rb_job *rb_job_run_info(const struct rb_job_run *run);
+
 /* Starts LISTEN, recovers expired leases and arms the timer. */
 int rb_jobs_start(struct rb_jobs *jobs);
 /* Stops claiming; runs already handed to handlers may still finish. */
@@ -55,6 +66,12 @@ void rb_jobs_free(struct rb_jobs *jobs);
  * seconds (< 0: use the back-off schedule; a permanent failure passes permanent = 1). */
 void rb_job_finish(struct rb_job_run *run, int ok, const char *error, double retry_after,
                    int permanent);
+
+/* Ends a successful run whose row the handler deleted itself, in the same transaction as its
+ * work ("DELETE FROM jobs WHERE id = ANY(...) AND state = 'running'" in its statement), so
+ * that the work and the end of the job commit together: a crash after the commit cannot run
+ * the work again, and no separate delete is needed. */
+void rb_job_finish_deleted(struct rb_job_run *run);
 
 /* Stores a job asynchronously: kind (e.g. "message.send"), payload_json (an object, or NULL
  * for {}), due after delay_s seconds, de-duplicated on dedup_key while an earlier job with the

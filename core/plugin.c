@@ -596,7 +596,7 @@ static void status_done(const struct rb_case_status *st, const char *err, void *
         .size = sizeof(info), .citizen_id = st->citizen_id, .tracking_no = st->tracking_no,
         .kind = st->kind, .status = st->status, .service = st->service,
         .department = st->department, .created_at = st->created_at,
-        .updated_at = st->updated_at, .resolve_due_at = st->resolve_due_at,
+        .updated_at = st->updated_at, .resolve_due_at = st->resolve_due_at, .sla = st->sla,
         .phone_last4 = st->phone_last4,
     };
     call.fn(&info, NULL, call.arg);

@@ -25,6 +25,7 @@
 #include "sla_engine.h"
 #include "notice.h"
 #include "message.h"
+#include "reports.h"
 #include "staff_api.h"
 #include "status.h"
 
@@ -327,6 +328,7 @@ int rb_server_run(struct rb_server *srv)
     rb_deliver_register(srv); /* case.deliver: cases to their department's plugin */
     rb_notice_register(srv);
     if (rb_status_init(srv) != RB_OK || rb_staff_api_init(srv) != RB_OK ||
+        rb_reports_init(srv) != RB_OK ||
         rb_plugins_init(srv->plugins, srv) != RB_OK) {
         rb_server_cleanup(srv);
         return 1;

@@ -393,7 +393,8 @@ static const char inbox_sql[] =
     "  'created_at', to_char(c.created_at AT TIME ZONE 'UTC', " TS_FMT "),"
     "  'ack_due_at', to_char(c.ack_due_at AT TIME ZONE 'UTC', " TS_FMT "),"
     "  'resolve_due_at', to_char(c.resolve_due_at AT TIME ZONE 'UTC', " TS_FMT "),"
-    "  'overdue', coalesce(c.resolve_due_at < now(), false))::text,"
+    "  'overdue', coalesce(c.resolve_due_at < now(), false),"
+    "  'sla', rabta_sla_view(c.status, c.resolve_due_at, c.paused_at))::text,"
     " CASE WHEN c.resolve_due_at IS NULL THEN 'infinity' ELSE"
     "  to_char(c.resolve_due_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') END"
     "  || '~' || c.id"
@@ -554,6 +555,7 @@ static const char case_sql[] =
     "  'closed_at', to_char(c.closed_at AT TIME ZONE 'UTC', " TS_FMT "),"
     "  'overdue', coalesce(c.resolve_due_at < now() AND c.status IN ('routed', 'acknowledged',"
     "    'in_progress', 'awaiting_citizen', 'transferred', 'reopened'), false),"
+    "  'sla', rabta_sla_view(c.status, c.resolve_due_at, c.paused_at),"
     "  'contact_hidden', NOT " RB_SQL_CONTACT_VISIBLE ","
     "  'citizen', CASE WHEN z.id IS NOT NULL AND " RB_SQL_CONTACT_VISIBLE
     "    THEN json_build_object('phone', z.phone, 'email', z.email, 'name', z.name) END,"
@@ -915,20 +917,29 @@ static void authed(const struct rb_staff_user *u, const char *err, void *arg)
     }
 }
 
-static void on_request(struct rb_http_req *req, void *arg)
+/* The request's bearer token, or NULL after answering 401. Borrowed from the request. */
+static const char *bearer(struct rb_http_req *req)
 {
-    struct op_route *r = arg;
     const char *h = rb_http_req_header(req, "Authorization");
     if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
         rb_http_add_header(req, "WWW-Authenticate", "Bearer");
         rb_http_reply_error(req, 401, "unauthorized",
                             "sign in first: POST /api/v1/staff/login, then send "
                             "Authorization: Bearer TOKEN");
-        return;
+        return NULL;
     }
     const char *token = h + 7;
     while (*token == ' ')
         token++;
+    return token;
+}
+
+static void on_request(struct rb_http_req *req, void *arg)
+{
+    struct op_route *r = arg;
+    const char *token = bearer(req);
+    if (!token)
+        return;
     struct call *c = rb_calloc(1, sizeof(*c));
     c->a = r->a;
     c->req = req;
@@ -961,6 +972,60 @@ static void on_request(struct rb_http_req *req, void *arg)
     } else if (rc != RB_OK) {
         busy(req);
         call_free(c);
+    }
+}
+
+/* ---- the door for staff routes outside this file (core/reports.c) -------------------------- */
+
+struct door {
+    struct rb_http_req *req;
+    rb_staff_api_authed_fn fn;
+    void *arg;
+    char token[RB_STAFF_TOKEN_LEN + 1];
+};
+
+static void door_authed(const struct rb_staff_user *u, const char *err, void *arg)
+{
+    struct door *d = arg;
+    if (err) {
+        rb_warn(rb_http_req_id(d->req), "staff api: database: %s", err);
+        rb_http_reply_error(d->req, 503, "unavailable",
+                            "the database did not answer; nothing was changed, try again");
+    } else if (!u) {
+        rb_http_reply_error(d->req, 401, "unauthorized",
+                            "the token is unknown, expired or revoked: sign in again");
+    }
+    d->fn(d->req, err ? NULL : u, d->arg);
+    sodium_memzero(d->token, sizeof(d->token));
+    free(d);
+}
+
+void rb_staff_api_authenticate(struct rb_http_req *req, rb_staff_api_authed_fn fn, void *arg)
+{
+    const char *token = live ? bearer(req) : NULL;
+    if (!live)
+        busy(req);
+    else if (token && strlen(token) != RB_STAFF_TOKEN_LEN)
+        rb_http_reply_error(req, 401, "unauthorized",
+                            "the token is unknown, expired or revoked: sign in again");
+    if (!token || strlen(token) != RB_STAFF_TOKEN_LEN) {
+        fn(req, NULL, arg);
+        return;
+    }
+    struct door *d = rb_calloc(1, sizeof(*d));
+    d->req = req;
+    d->fn = fn;
+    d->arg = arg;
+    memcpy(d->token, token, RB_STAFF_TOKEN_LEN);
+    int rc = rb_staff_auth(live->staff, d->token, door_authed, d);
+    if (rc == RB_EINVAL)
+        rb_http_reply_error(req, 401, "unauthorized",
+                            "the token is unknown, expired or revoked: sign in again");
+    else if (rc != RB_OK)
+        busy(req);
+    if (rc != RB_OK) {
+        fn(req, NULL, arg);
+        free(d);
     }
 }
 

@@ -15,6 +15,8 @@
 #define RB_STAFF_API_H
 
 struct rb_server;
+struct rb_http_req;
+struct rb_staff_user;
 
 /* Registers the routes and starts the password threads. Needs srv->http, srv->db and
  * srv->base. RB_OK or RB_ERR (logged). */
@@ -22,5 +24,14 @@ int rb_staff_api_init(struct rb_server *srv);
 /* Stops the password threads and frees what rb_staff_api_init made (call it before the
  * database pool and the event base are freed). Safe without init. */
 void rb_staff_api_free(void);
+
+/* The staff door for routes outside this file (core/reports.c): authenticates the request's
+ * bearer token as every staff route does. Calls fn(req, u, arg) exactly once, possibly before
+ * this returns: with the signed-in staff member (borrowed for the call), or with u NULL after
+ * answering 401 or 503 itself (fn then only frees what arg holds). Scope checks are the
+ * caller's (rb_staff_scope in staff.h). */
+typedef void (*rb_staff_api_authed_fn)(struct rb_http_req *req, const struct rb_staff_user *u,
+                                       void *arg);
+void rb_staff_api_authenticate(struct rb_http_req *req, rb_staff_api_authed_fn fn, void *arg);
 
 #endif

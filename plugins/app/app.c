@@ -332,6 +332,8 @@ static void status_found(const struct rb_case_status_info *st, const char *err, 
                                 "resolve_due_at",
                                 st->resolve_due_at[0] ? json_string(st->resolve_due_at)
                                                       : json_null());
+        if (st->size >= offsetof(struct rb_case_status_info, sla) + sizeof(st->sla) && st->sla)
+            json_object_set_new(out, "sla", rb_app_sla_json(st->sla));
         rb_app_reply_json(req, 200, out);
     }
     free(a);

@@ -40,6 +40,11 @@ void rb_app_util_init(const struct rb_host_api *host);
 /* Answers with body serialised compactly; body is stolen. */
 void rb_app_reply_json(struct rb_http_req *req, int status, json_t *body);
 
+/* A case's SLA as every API shows it, from the JSON text rabta_sla_view() gives
+ * ({"deadline", "time_left", "paused"}; docs/api.md); null for NULL or text that is not an
+ * object. Returns a new reference. */
+json_t *rb_app_sla_json(const char *text);
+
 /* Parses the request body as a JSON object, or answers 400/415 and returns NULL. Returns a new
  * reference; caller decrefs. */
 json_t *rb_app_body_object(struct rb_http_req *req);

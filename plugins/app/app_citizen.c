@@ -91,12 +91,13 @@ static const char list_sql[] =
     "    c.service_id, c.department_id,"
     "    to_char(c.created_at AT TIME ZONE 'UTC', " RB_APP_TS ") AS created_at,"
     "    to_char(c.updated_at AT TIME ZONE 'UTC', " RB_APP_TS ") AS updated_at,"
-    "    to_char(c.resolve_due_at AT TIME ZONE 'UTC', " RB_APP_TS ") AS resolve_due_at"
+    "    to_char(c.resolve_due_at AT TIME ZONE 'UTC', " RB_APP_TS ") AS resolve_due_at,"
+    "    rabta_sla_view(c.status, c.resolve_due_at, c.paused_at) AS sla"
     "  FROM cases c WHERE c.citizen_id = $1::bigint"
     "    AND ($2 = '' OR (c.created_at, c.id) < (SELECT created_at, id FROM b))"
     "  ORDER BY c.created_at DESC, c.id DESC LIMIT $3::int)"
     " SELECT $2 = '' OR EXISTS (SELECT 1 FROM b), p.tracking_no, p.kind, p.status,"
-    "  p.service_id, p.department_id, p.created_at, p.updated_at, p.resolve_due_at"
+    "  p.service_id, p.department_id, p.created_at, p.updated_at, p.resolve_due_at, p.sla"
     " FROM (SELECT 1) one LEFT JOIN page p ON true ORDER BY p.created DESC, p.id DESC";
 
 struct listing {
@@ -129,12 +130,14 @@ static void listed(const struct rb_db_result *res, const char *err, void *arg)
             break; /* the empty page's single row */
         last = api->db_value(res, i, 1);
         json_array_append_new(
-            cases, json_pack("{s:s, s:s, s:s, s:o, s:o, s:s, s:s, s:o}", "tracking_no", last,
-                             "kind", api->db_value(res, i, 2), "status", api->db_value(res, i, 3),
-                             "service", str_or_null(api->db_value(res, i, 4)), "department",
+            cases, json_pack("{s:s, s:s, s:s, s:o, s:o, s:s, s:s, s:o, s:o}", "tracking_no",
+                             last, "kind", api->db_value(res, i, 2), "status",
+                             api->db_value(res, i, 3), "service",
+                             str_or_null(api->db_value(res, i, 4)), "department",
                              str_or_null(api->db_value(res, i, 5)), "created_at",
                              api->db_value(res, i, 6), "updated_at", api->db_value(res, i, 7),
-                             "resolve_due_at", str_or_null(api->db_value(res, i, 8))));
+                             "resolve_due_at", str_or_null(api->db_value(res, i, 8)), "sla",
+                             rb_app_sla_json(api->db_value(res, i, 9))));
     }
     json_t *next = n > limit && last ? json_string(last) : json_null();
     rb_app_reply_json(req, 200, json_pack("{s:o, s:o}", "cases", cases, "next_before", next));
@@ -204,7 +207,8 @@ static const char timeline_sql[] =
     "      'note', CASE WHEN e.internal THEN NULL ELSE e.note END) ORDER BY e.at, e.id)"
     "    FROM (SELECT *, coalesce(data->>'internal', '') = 'true' AS internal FROM case_events"
     "          WHERE case_id = c.id) e"
-    "    WHERE NOT e.internal OR e.to_status IS NOT NULL), '[]')"
+    "    WHERE NOT e.internal OR e.to_status IS NOT NULL), '[]'),"
+    "  rabta_sla_view(c.status, c.resolve_due_at, c.paused_at)"
     " FROM cases c WHERE c.tracking_no = $1 AND c.citizen_id = $2::bigint";
 
 static void timeline_found(const struct rb_db_result *res, const char *err, void *arg)
@@ -233,6 +237,7 @@ static void timeline_found(const struct rb_db_result *res, const char *err, void
                           api->db_value(res, 0, 5), "updated_at", api->db_value(res, 0, 6),
                           "resolve_due_at", str_or_null(api->db_value(res, 0, 7)), "rating",
                           rating ? json_integer(atoi(rating)) : json_null());
+    json_object_set_new(c, "sla", rb_app_sla_json(api->db_value(res, 0, 10)));
     rb_app_reply_json(req, 200, json_pack("{s:o, s:o}", "case", c, "events", events));
 }
 

@@ -42,6 +42,16 @@ void rb_app_bytea(const unsigned char *in, size_t n, char *out)
 
 /* ---- JSON bodies -------------------------------------------------------------------------- */
 
+json_t *rb_app_sla_json(const char *text)
+{
+    json_t *o = text ? json_loads(text, 0, NULL) : NULL;
+    if (o && !json_is_object(o)) {
+        json_decref(o);
+        o = NULL;
+    }
+    return o ? o : json_null();
+}
+
 json_t *rb_app_body_object(struct rb_http_req *req)
 {
     const char *ct = api->req_header(req, "Content-Type");

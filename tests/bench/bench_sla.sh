@@ -7,6 +7,7 @@
 #   3. a burst of 100,000 simultaneous breaches: 100,000 cases pass their resolution deadline at
 #      the same second; time until sla_firings holds all of them, escalations/s, and lateness
 #      (fired_at - due) percentiles from sla_firings.
+#   4. timer lateness at a steady rate: 5,000 deadlines spread over 10 s (500/s).
 # Cases and jobs are inserted with SQL (bench_sla_load.sql), shaped like intake's: one case
 # submitted through POST /api/v1/cases is compared with a generated one first. The SLA config
 # uses an always-open calendar (business time = wall time), as tests/integration/test_sla.py.
@@ -17,7 +18,8 @@
 #   tests/bench/bench_sla.sh BUILD_DIR
 #
 # Environment: BENCH_SLA_SMALL (1000), BENCH_SLA_BIG (1000000), BENCH_SLA_BURST (100000),
-# BENCH_SLA_CONCURRENCY (512) and BENCH_SLA_BATCH (500): rabta.yaml jobs:, BENCH_SLA_POOL (8):
+# BENCH_SLA_STEADY (5000) deadlines over BENCH_SLA_STEADY_S (10) seconds,
+# BENCH_SLA_CONCURRENCY (2000) and BENCH_SLA_BATCH (500): rabta.yaml jobs:, BENCH_SLA_POOL (8):
 # database.pool_size, BENCH_SLA_FSYNC (on), BENCH_SLA_IDLE (10: seconds idle), BENCH_SLA_LEAD
 # (seconds from the burst's UPDATE to its deadline; default: twice what a dry run took, + 5 s).
 set -euo pipefail
@@ -27,13 +29,17 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 SMALL=${BENCH_SLA_SMALL:-1000}
 BIG=${BENCH_SLA_BIG:-1000000}
 BURST=${BENCH_SLA_BURST:-100000}
-CONC=${BENCH_SLA_CONCURRENCY:-512}
+CONC=${BENCH_SLA_CONCURRENCY:-2000}
 BATCH=${BENCH_SLA_BATCH:-500}
 POOL=${BENCH_SLA_POOL:-8}
 FSYNC=${BENCH_SLA_FSYNC:-on}
 IDLE=${BENCH_SLA_IDLE:-10}
+STEADY=${BENCH_SLA_STEADY:-5000}
+STEADY_S=${BENCH_SLA_STEADY_S:-10}
 [ "$SMALL" -ge 2 ] && [ "$BIG" -gt "$SMALL" ] && [ "$BURST" -ge 1 ] && [ "$BURST" -lt "$BIG" ] ||
   die "need 2 <= BENCH_SLA_SMALL < BENCH_SLA_BIG and 1 <= BENCH_SLA_BURST < BENCH_SLA_BIG"
+[ "$STEADY_S" -ge 1 ] && [ "$STEADY" -ge "$STEADY_S" ] && [ $((BURST + STEADY)) -lt "$BIG" ] ||
+  die "need 1 <= BENCH_SLA_STEADY_S <= BENCH_SLA_STEADY and BURST + STEADY < BIG"
 
 # The SLA policy (seconds): deadlines far in the future, nothing due while idle.
 ACK=2592000  # acknowledge: 30d
@@ -312,6 +318,33 @@ echo "  checks: $f_rows firings for $f_cases burst cases ($f_other outside the b
 [ "$nxt" = "$BURST" ] || fail "next-level sla.check jobs: $nxt, want $BURST"
 [ "$dead" = 0 ] && [ "$running" = 0 ] || fail "$dead dead and $running running jobs after the burst"
 [ "$queued" = "$BIG" ] || fail "$queued sla.check jobs queued after the burst, want one per open case ($BIG)"
+
+# ---- 4: timer lateness at a steady rate -------------------------------------------------------
+# STEADY deadlines spread evenly over STEADY_S seconds (not all at once): how late each fires
+# when the engine is not draining a backlog.
+T2=$(($(date +%s) + 5))
+"$PGBIN/psql" -h "$PGSOCK" -p "$PGPORT" -U rabta -d rabta -qAt -v ON_ERROR_STOP=1 \
+  -v n="$STEADY" -v s="$STEADY_S" -v t="$T2" -v l1=$L1 -v l2=$L2 \
+  -f "$HERE/bench_sla_steady.sql" >/dev/null
+[ "$(date +%s)" -lt "$T2" ] || echo "  (the steady update committed after its first deadline)"
+deadline=$((T2 + STEADY_S + 120))
+while :; do
+  fired=$(bench_psql "SELECT count(*) FROM sla_firings f JOIN bench_steady b ON b.id = f.case_id")
+  [ "$fired" -ge "$STEADY" ] && break
+  [ "$(date +%s)" -lt "$deadline" ] || { fail "only $fired of $STEADY steady deadlines fired"; break; }
+  sleep 0.5
+done
+sleep 2
+IFS='|' read -r s_rows s_cases s_p50 s_p99 s_max < <(bench_psql "SELECT count(*),
+    count(DISTINCT f.case_id),
+    percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM lateness)),
+    percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM lateness)),
+    extract(epoch FROM max(lateness))
+  FROM sla_firings f JOIN bench_steady b ON b.id = f.case_id")
+printf '  steady: %s deadlines over %s s (%s/s): lateness p50 %.3f s, p99 %.3f s, max %.3f s\n' \
+  "$STEADY" "$STEADY_S" "$((STEADY / STEADY_S))" "$s_p50" "$s_p99" "$s_max"
+[ "$s_rows" = "$STEADY" ] && [ "$s_cases" = "$STEADY" ] ||
+  fail "steady deadlines: $s_rows firings for $s_cases cases, want $STEADY each once"
 rabtad_stop
 grep -E '"level":"(warn|error)"|WARN|ERROR' "$TMP/rabtad.log" | head -5 | sed 's/^/  rabtad: /' || true
 [ "$FAILED" -eq 0 ] || die "something was wrong (see FAILED above)"

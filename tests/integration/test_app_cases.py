@@ -72,7 +72,7 @@ class AppCasesTest(SignIn, rbtest.TestCase):
         self.assertEqual([c["tracking_no"] for c in lst.json["cases"]], [tn])
         item = lst.json["cases"][0]
         self.assertEqual(set(item), {"tracking_no", "kind", "status", "service", "department",
-                                     "created_at", "updated_at", "resolve_due_at"})
+                                     "created_at", "updated_at", "resolve_due_at", "sla"})
         self.assertEqual((item["kind"], item["status"]), ("complaint", "routed"))
         self.assertIsNone(lst.json["next_before"])
 

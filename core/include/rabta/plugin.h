@@ -182,6 +182,8 @@ struct rb_case_status_info {
     const char *tracking_no, *kind, *status, *service, *department;
     const char *created_at, *updated_at, *resolve_due_at; /* ISO 8601 UTC */
     const char *phone_last4;
+    /* Added later (check size): {"deadline", "time_left", "paused"} as JSON text. */
+    const char *sla;
 };
 
 /* st NULL: no such case (err NULL) or the database failed (err). */

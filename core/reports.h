@@ -1,0 +1,28 @@
+/* SLA reports under the staff API (docs/api.md "SLA reports"):
+ *
+ *   GET /api/v1/staff/reports/sla?from=YYYY-MM-DD&to=YYYY-MM-DD
+ *       &by=department|service|officer|district[&department=ID][&format=json|csv]
+ *
+ * Per group, over the cases created in the period: cases, on-time acknowledgement and
+ * resolution (%), median and 90th percentile time to resolve, the open backlog by age and the
+ * breaches by escalation level. Officers and supervisors see their own department (and
+ * districts); oversight and administrators see every department. One query per report. */
+#ifndef RB_REPORTS_H
+#define RB_REPORTS_H
+
+#include <stdio.h>
+
+struct rb_server;
+
+/* Registers the routes (after rb_staff_api_init). RB_OK or RB_ERR (logged). */
+int rb_reports_init(struct rb_server *srv);
+
+/* Writes s as one CSV field (RFC 4180: quoted when it holds a comma, a quote, CR or LF, with
+ * quotes doubled). NULL writes an empty field. */
+void rb_reports_csv_field(FILE *out, const char *s);
+
+/* 0 when s is a date YYYY-MM-DD that exists (years 1900-9999), and *days is its day number
+ * (days since 1970-01-01); -1 otherwise. */
+int rb_reports_parse_date(const char *s, long *days);
+
+#endif
