@@ -1206,3 +1206,43 @@ PGconn *rb_db_connect_blocking(const char *conninfo, double timeout_s, char **er
     PQfinish(pg);
     return NULL;
 }
+
+/* ---------------------------------------------------------------------------------------- */
+/* A growing string for array literals (see db.h) */
+
+void rb_sbuf_putn(struct rb_sbuf *b, const char *s, size_t n)
+{
+    if (b->n + n + 1 > b->cap) {
+        b->cap = (b->n + n + 1) * 2;
+        b->p = rb_realloc(b->p, b->cap);
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+}
+
+void rb_sbuf_puts(struct rb_sbuf *b, const char *s)
+{
+    rb_sbuf_putn(b, s, strlen(s));
+}
+
+/* Appends one element of a PostgreSQL array literal: NULL, or a double-quoted string. */
+void rb_sbuf_elem(struct rb_sbuf *b, const char *s)
+{
+    rb_sbuf_puts(b, b->n > 1 ? "," : "");
+    if (!s) {
+        rb_sbuf_puts(b, "NULL");
+        return;
+    }
+    rb_sbuf_putn(b, "\"", 1);
+    const char *run = s;
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') {
+            rb_sbuf_putn(b, run, (size_t)(s - run));
+            rb_sbuf_putn(b, "\\", 1);
+            run = s;
+        }
+    }
+    rb_sbuf_putn(b, run, (size_t)(s - run));
+    rb_sbuf_putn(b, "\"", 1);
+}

@@ -89,4 +89,15 @@ void rb_db_set_timeouts(struct rb_db *db, double connect_s, double query_s);
 typedef void (*rb_db_notify_fn)(const char *channel, const char *payload, void *arg);
 int rb_db_listen(struct rb_db *db, const char *channel, rb_db_notify_fn fn, void *arg);
 
+/* A growing string, for PostgreSQL array literals passed as one text parameter ("{...}"):
+ * start with rb_sbuf_puts(&b, "{"), add elements with rb_sbuf_elem (NULL is SQL NULL; "," is
+ * added after the first), end with "}". b.p is owned by the caller (free). */
+struct rb_sbuf {
+    char *p; /* owned */
+    size_t n, cap;
+};
+void rb_sbuf_putn(struct rb_sbuf *b, const char *s, size_t n);
+void rb_sbuf_puts(struct rb_sbuf *b, const char *s);
+void rb_sbuf_elem(struct rb_sbuf *b, const char *s);
+
 #endif

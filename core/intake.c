@@ -154,50 +154,6 @@ static const char idem_sql[] =
     "  FROM case_events WHERE case_id = c.id AND event = 'routed' ORDER BY id LIMIT 1) e "
     "WHERE k.scope = $1 AND k.key = $2";
 
-/* ---- a growing string for array literals -------------------------------------------------- */
-
-struct sbuf {
-    char *p; /* owned */
-    size_t n, cap;
-};
-
-static void sb_putn(struct sbuf *b, const char *s, size_t n)
-{
-    if (b->n + n + 1 > b->cap) {
-        b->cap = (b->n + n + 1) * 2;
-        b->p = rb_realloc(b->p, b->cap);
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-}
-
-static void sb_puts(struct sbuf *b, const char *s)
-{
-    sb_putn(b, s, strlen(s));
-}
-
-/* Appends one element of a PostgreSQL array literal: NULL, or a double-quoted string. */
-static void sb_elem(struct sbuf *b, const char *s)
-{
-    sb_puts(b, b->n > 1 ? "," : "");
-    if (!s) {
-        sb_puts(b, "NULL");
-        return;
-    }
-    sb_putn(b, "\"", 1);
-    const char *run = s;
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') {
-            sb_putn(b, run, (size_t)(s - run));
-            sb_putn(b, "\\", 1);
-            run = s;
-        }
-    }
-    sb_putn(b, run, (size_t)(s - run));
-    sb_putn(b, "\"", 1);
-}
-
 /* ---- validation ------------------------------------------------------------------------- */
 
 static int fail(char *why, size_t whylen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -242,45 +198,45 @@ static void sub_free(struct sub *s)
 static char *json_route(const struct rb_route_out *r, const char *error)
 {
     /* Values are slugs from the rules (checked by rb_script_route); error is free text. */
-    struct sbuf b = {0};
+    struct rb_sbuf b = {0};
     char head[512];
     snprintf(head, sizeof(head),
              "{\"department\":\"%s\",\"category\":\"%s\",\"priority\":%d,\"sla_policy\":\"%s\","
              "\"triage\":%s,\"flags\":[",
              r->department, r->category, r->priority, r->sla_policy,
              r->triage ? "true" : "false");
-    sb_puts(&b, head);
+    rb_sbuf_puts(&b, head);
     int first = 1;
     for (unsigned bit = 1; bit; bit <<= 1)
         if (r->flags & bit) {
             const char *name = rb_route_flag_name(bit);
             if (!name)
                 continue;
-            sb_puts(&b, first ? "\"" : ",\"");
-            sb_puts(&b, name);
-            sb_puts(&b, "\"");
+            rb_sbuf_puts(&b, first ? "\"" : ",\"");
+            rb_sbuf_puts(&b, name);
+            rb_sbuf_puts(&b, "\"");
             first = 0;
         }
-    sb_puts(&b, "]");
+    rb_sbuf_puts(&b, "]");
     if (error) {
-        sb_puts(&b, ",\"rule_error\":\"");
+        rb_sbuf_puts(&b, ",\"rule_error\":\"");
         for (const char *p = error; *p; p++) {
             char esc[8];
             unsigned char c = (unsigned char)*p;
             if (c == '"' || c == '\\') {
                 esc[0] = '\\';
                 esc[1] = (char)c;
-                sb_putn(&b, esc, 2);
+                rb_sbuf_putn(&b, esc, 2);
             } else if (c < 0x20) {
                 snprintf(esc, sizeof(esc), "\\u%04x", c);
-                sb_puts(&b, esc);
+                rb_sbuf_puts(&b, esc);
             } else {
-                sb_putn(&b, p, 1);
+                rb_sbuf_putn(&b, p, 1);
             }
         }
-        sb_puts(&b, "\"");
+        rb_sbuf_puts(&b, "\"");
     }
-    sb_puts(&b, "}");
+    rb_sbuf_puts(&b, "}");
     return b.p;
 }
 
@@ -704,10 +660,10 @@ static void stored(PGresult **results, int n, const char *err, void *arg)
 
 static void send_batch(struct rb_intake *in, struct sub *head, int n)
 {
-    struct sbuf a[STORE_NPARAMS];
+    struct rb_sbuf a[STORE_NPARAMS];
     memset(a, 0, sizeof(a));
     for (int i = 0; i < STORE_NPARAMS; i++)
-        sb_puts(&a[i], "{");
+        rb_sbuf_puts(&a[i], "{");
     for (struct sub *s = head; s; s = s->next) {
         char prio[8], rating[8], lat[40], lon[40], ack[24], res[24], lvl[12], due[24], dl[24];
         static const char *const checks[] = {"ack", "warn", "resolve"};
@@ -737,11 +693,11 @@ static void send_batch(struct rb_intake *in, struct sub *head, int n)
             s->reply_channel, s->reply_to, s->reply_body, s->reply_template,
         };
         for (int i = 0; i < STORE_NPARAMS; i++)
-            sb_elem(&a[i], v[i]);
+            rb_sbuf_elem(&a[i], v[i]);
     }
     const char *params[STORE_NPARAMS];
     for (int i = 0; i < STORE_NPARAMS; i++) {
-        sb_puts(&a[i], "}");
+        rb_sbuf_puts(&a[i], "}");
         params[i] = a[i].p;
     }
     struct batch *b = rb_malloc(sizeof(*b));

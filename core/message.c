@@ -354,24 +354,32 @@ void rb_message_cleanup(void)
 
 /* ---- queueing ----------------------------------------------------------------------------- */
 
-/* One statement: the message (once per event, template and address when there is an event)
- * and its job.
+/* One statement for n messages (arrays of one element each): the messages (once per event,
+ * template and address when there is an event) and their jobs.
  *   $1 case  $2 citizen  $3 channel  $4 to  $5 body  $6 template  $7 language  $8 notice
- *   $9 urgent  $10 event  $11 delay (s)
- * Answers the message id, or no row for a duplicate of the event's message. */
+ *   $9 urgent  $10 event  $11 delay of the messages that are not urgent (s)
+ * Answers the ids of the messages stored; a duplicate of an event's message has no row. */
 static const char queue_sql[] =
-    "WITH msg AS ("
+    "WITH input AS ("
+    "  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],"
+    "    $6::text[], $7::text[], $8::boolean[], $9::boolean[], $10::bigint[])"
+    "  AS i(case_id, citizen_id, channel, to_address, body, template, language, notice, urgent,"
+    "    event_id)),"
+    " msg AS ("
     "  INSERT INTO messages (case_id, citizen_id, channel, to_address, body, template,"
     "    language, notice, urgent, event_id)"
-    "  VALUES ($1::bigint, coalesce($2::bigint, (SELECT id FROM citizens WHERE phone = $4"
-    "    AND $3 = 'sms')), $3, $4, $5, $6, $7, $8::boolean, $9::boolean, $10::bigint)"
+    "  SELECT i.case_id, coalesce(i.citizen_id, (SELECT id FROM citizens WHERE"
+    "    phone = i.to_address AND i.channel = 'sms')), i.channel, i.to_address, i.body,"
+    "    i.template, i.language, i.notice, i.urgent, i.event_id FROM input i"
     "  ON CONFLICT (event_id, template, to_address) WHERE event_id IS NOT NULL DO NOTHING"
-    "  RETURNING id),"
+    "  RETURNING id, urgent),"
     " job AS ("
     "  INSERT INTO jobs (kind, payload, run_at)"
     "  SELECT 'message.send', jsonb_build_object('message_id', id),"
-    "    now() + make_interval(secs => $11::float8) FROM msg)"
+    "    now() + make_interval(secs => CASE WHEN urgent THEN 0 ELSE $11::float8 END) FROM msg)"
     " SELECT id FROM msg";
+
+#define QUEUE_NPARAMS 11
 
 struct queued {
     rb_message_fn fn;
@@ -390,8 +398,7 @@ static void queue_done(PGresult *res, const char *err, void *arg)
     q.fn(id, NULL, q.arg);
 }
 
-int rb_message_queue(struct rb_server *srv, const struct rb_message_req *m, rb_message_fn fn,
-                     void *arg, char *why, size_t whylen)
+static int check_req(const struct rb_message_req *m, char *why, size_t whylen)
 {
     if (!m->template || !m->channel || !m->to || !m->to[0] ||
         (m->language && strcmp(m->language, "ur") != 0 && strcmp(m->language, "en") != 0)) {
@@ -399,25 +406,77 @@ int rb_message_queue(struct rb_server *srv, const struct rb_message_req *m, rb_m
                               "language of ur or en");
         return RB_EINVAL;
     }
-    const char *lang = m->language ? m->language : "ur";
-    char *body = rb_template_render(srv->rules, m->template, lang, m->params, why, whylen);
+    return RB_OK;
+}
+
+int rb_message_queue_many(struct rb_server *srv, const struct rb_message_req *const *m,
+                          size_t n, int *refused, rb_db_fn fn, void *arg)
+{
+    struct rb_sbuf a[QUEUE_NPARAMS - 1];
+    memset(a, 0, sizeof(a));
+    for (size_t k = 0; k < QUEUE_NPARAMS - 1; k++)
+        rb_sbuf_puts(&a[k], "{");
+    size_t stored = 0;
+    for (size_t i = 0; i < n; i++) {
+        char why[256];
+        const char *lang = m[i]->language ? m[i]->language : "ur";
+        char *body = check_req(m[i], why, sizeof(why)) == RB_OK
+                         ? rb_template_render(srv->rules, m[i]->template, lang, m[i]->params,
+                                              why, sizeof(why))
+                         : NULL;
+        refused[i] = body == NULL;
+        if (!body) {
+            rb_warn("message", "not queued (%s, %s): %s", m[i]->template ? m[i]->template : "?",
+                    lang, why);
+            continue;
+        }
+        char cs[24], cit[24], ev[24];
+        snprintf(cs, sizeof(cs), "%lld", m[i]->case_id);
+        snprintf(cit, sizeof(cit), "%lld", m[i]->citizen_id);
+        snprintf(ev, sizeof(ev), "%lld", m[i]->event_id);
+        const char *v[QUEUE_NPARAMS - 1] = {
+            m[i]->case_id > 0 ? cs : NULL, m[i]->citizen_id > 0 ? cit : NULL, m[i]->channel,
+            m[i]->to, body, m[i]->template, lang, m[i]->notice ? "t" : "f",
+            m[i]->urgent ? "t" : "f", m[i]->event_id > 0 ? ev : NULL,
+        };
+        for (size_t k = 0; k < QUEUE_NPARAMS - 1; k++)
+            rb_sbuf_elem(&a[k], v[k]);
+        free(body);
+        stored++;
+    }
+    int rc = RB_OK;
+    if (stored > 0) {
+        char delay[32];
+        snprintf(delay, sizeof(delay), "%.0f", rb_message_quiet_wait(srv));
+        const char *params[QUEUE_NPARAMS];
+        for (size_t k = 0; k < QUEUE_NPARAMS - 1; k++) {
+            rb_sbuf_puts(&a[k], "}");
+            params[k] = a[k].p;
+        }
+        params[QUEUE_NPARAMS - 1] = delay;
+        rc = rb_db_query_prepared(srv->db, queue_sql, QUEUE_NPARAMS, params, fn, arg);
+    }
+    for (size_t k = 0; k < QUEUE_NPARAMS - 1; k++)
+        free(a[k].p);
+    return stored > 0 ? rc : RB_ENOTFOUND;
+}
+
+int rb_message_queue(struct rb_server *srv, const struct rb_message_req *m, rb_message_fn fn,
+                     void *arg, char *why, size_t whylen)
+{
+    if (check_req(m, why, whylen) != RB_OK)
+        return RB_EINVAL;
+    /* Render once here for the caller's why; queue_many renders again (cheap, no Lua). */
+    char *body = rb_template_render(srv->rules, m->template, m->language ? m->language : "ur",
+                                    m->params, why, whylen);
     if (!body)
         return RB_EINVAL;
-    char cs[24], cit[24], ev[24], delay[32];
-    snprintf(cs, sizeof(cs), "%lld", m->case_id);
-    snprintf(cit, sizeof(cit), "%lld", m->citizen_id);
-    snprintf(ev, sizeof(ev), "%lld", m->event_id);
-    snprintf(delay, sizeof(delay), "%.0f", m->urgent ? 0.0 : rb_message_quiet_wait(srv));
-    const char *params[11] = {
-        m->case_id > 0 ? cs : NULL, m->citizen_id > 0 ? cit : NULL, m->channel, m->to, body,
-        m->template, lang, m->notice ? "true" : "false", m->urgent ? "true" : "false",
-        m->event_id > 0 ? ev : NULL, delay,
-    };
+    free(body);
     struct queued *q = rb_malloc(sizeof(*q));
     q->fn = fn;
     q->arg = arg;
-    int rc = rb_db_query(srv->db, queue_sql, 11, params, queue_done, q);
-    free(body);
+    int refused = 0;
+    int rc = rb_message_queue_many(srv, &m, 1, &refused, queue_done, q);
     if (rc != RB_OK) {
         free(q);
         snprintf(why, whylen, "the database is unavailable");

@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "conf.h"
+#include "db.h"
 
 struct rb_script;
 struct rb_tz;
@@ -86,6 +87,14 @@ typedef void (*rb_message_fn)(long long id, const char *err, void *arg);
  * database error code (fn not called). */
 int rb_message_queue(struct rb_server *srv, const struct rb_message_req *m, rb_message_fn fn,
                      void *arg, char *why, size_t whylen);
+
+/* Renders and stores n messages in ONE statement (job handlers that send many at once).
+ * refused[i] is set to 1 for a message whose template would not render (logged; not
+ * stored). fn gets the ids stored (a duplicate of an event's message has no row). RB_OK (fn
+ * called later, once), RB_ENOTFOUND when nothing was left to store (fn not called), or a
+ * database error code (fn not called). */
+int rb_message_queue_many(struct rb_server *srv, const struct rb_message_req *const *m,
+                          size_t n, int *refused, rb_db_fn fn, void *arg);
 
 /* Forgets the cached quiet-hours zone (shutdown). */
 void rb_message_cleanup(void);
