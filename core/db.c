@@ -66,6 +66,7 @@ struct db_req {
     rb_db_batch_fn bfn;
     void *arg;
     double deadline;       /* monotonic */
+    int bg;                /* background work (jobs): waits behind requests for users */
     /* While running. */
     PGresult **results;    /* owned; one per statement */
     int pos, nitems;       /* next pipeline item to read; items in all */
@@ -116,6 +117,8 @@ struct rb_db {
     struct event *defer;         /* owned */
     int started, closing, unavailable;
     int api_depth, cb_depth;
+    int bg_depth;                /* > 0: requests made now are background (rb_db_background) */
+    struct db_req *qfg_last;     /* the last foreground request in the wait queue */
     char *last_error;            /* owned; last connection failure */
     rb_db_jobs_fn jobs_fn;       /* told of jobs our own statements queued */
     void *jobs_arg;
@@ -258,6 +261,7 @@ static struct db_req *req_new(struct rb_db *db, enum req_kind kind, int n)
     r->stmts = rb_calloc((size_t)n, sizeof(struct db_stmt));
     r->results = rb_calloc((size_t)n, sizeof(PGresult *));
     r->deadline = rb_now_mono() + db->query_timeout;
+    r->bg = db->bg_depth > 0;
     return r;
 }
 
@@ -293,6 +297,7 @@ static void req_deliver(struct rb_db *db, struct db_req *r)
     else
         db->queries++;
     db->cb_depth++;
+    db->bg_depth += r->bg; /* what a background request's callback asks is background too */
     if (r->kind == REQ_QUERY) {
         r->fn(r->err ? NULL : r->results[0], r->err, r->arg);
     } else if (r->kind == REQ_BATCH) {
@@ -301,6 +306,7 @@ static void req_deliver(struct rb_db *db, struct db_req *r)
             res = NULL;
         r->bfn(res, r->n, r->err, r->arg);
     }
+    db->bg_depth -= r->bg;
     db->cb_depth--;
     req_free(r);
 }
@@ -353,36 +359,81 @@ static void defer_cb(evutil_socket_t fd, short what, void *arg)
 /* ---------------------------------------------------------------------------------------- */
 /* The wait queue */
 
+/* The wait queue is the foreground requests in arrival order, then the background ones in
+ * arrival order: a citizen's submission never waits behind a backlog of jobs. Each part is
+ * in deadline order, so the earliest deadline is one of the two heads. */
+static struct db_req *queue_bg_head(const struct rb_db *db)
+{
+    return db->qfg_last ? db->qfg_last->next : db->qhead;
+}
+
 static void queue_arm(struct rb_db *db)
 {
-    if (db->qhead && !evtimer_pending(db->qtimer, NULL))
-        set_timer(db->qtimer, db->qhead->deadline - rb_now_mono());
-    else if (!db->qhead)
+    if (!db->qhead) {
         evtimer_del(db->qtimer);
+        return;
+    }
+    if (evtimer_pending(db->qtimer, NULL))
+        return;
+    double d = db->qhead->deadline;
+    const struct db_req *b = queue_bg_head(db);
+    if (b && b->deadline < d)
+        d = b->deadline;
+    set_timer(db->qtimer, d - rb_now_mono());
 }
 
 static void queue_push(struct rb_db *db, struct db_req *r)
 {
-    r->next = NULL;
-    if (db->qtail)
-        db->qtail->next = r;
-    else
-        db->qhead = r;
-    db->qtail = r;
+    if (r->bg || !db->qhead) {
+        r->next = NULL;
+        if (db->qtail)
+            db->qtail->next = r;
+        else
+            db->qhead = r;
+        db->qtail = r;
+    } else { /* after the last foreground request, ahead of the background ones */
+        struct db_req **at = db->qfg_last ? &db->qfg_last->next : &db->qhead;
+        r->next = *at;
+        *at = r;
+        if (!r->next)
+            db->qtail = r;
+    }
+    if (!r->bg)
+        db->qfg_last = r;
     db->nqueue++;
     queue_arm(db);
 }
 
+/* Unlinks r, which follows prev (NULL: r is the head). */
+static void queue_unlink(struct rb_db *db, struct db_req *prev, struct db_req *r)
+{
+    if (prev)
+        prev->next = r->next;
+    else
+        db->qhead = r->next;
+    if (db->qtail == r)
+        db->qtail = prev;
+    if (db->qfg_last == r)
+        db->qfg_last = r->bg ? db->qfg_last : (prev && !prev->bg ? prev : NULL);
+    db->nqueue--;
+    r->next = NULL;
+}
+
+/* The next request to run: the first foreground one; a background one only while a
+ * connection stays free for users (pool_size > 1). NULL: none may run now. */
 static struct db_req *queue_pop(struct rb_db *db)
 {
     struct db_req *r = db->qhead;
     if (!r)
         return NULL;
-    db->qhead = r->next;
-    if (!db->qhead)
-        db->qtail = NULL;
-    db->nqueue--;
-    r->next = NULL;
+    if (r->bg && db->pool_size > 1) {
+        int bg_busy = 0;
+        for (const struct db_conn *c = db->lists[CONN_BUSY]; c; c = c->next)
+            bg_busy += c->req && c->req->bg;
+        if (bg_busy >= db->pool_size - 1)
+            return NULL;
+    }
+    queue_unlink(db, NULL, r);
     return r;
 }
 
@@ -390,7 +441,7 @@ static struct db_req *queue_pop(struct rb_db *db)
 static void queue_fail_all(struct rb_db *db, const char *msg)
 {
     struct db_req *r = db->qhead;
-    db->qhead = db->qtail = NULL;
+    db->qhead = db->qtail = db->qfg_last = NULL;
     db->nqueue = 0;
     evtimer_del(db->qtimer);
     while (r) {
@@ -406,8 +457,17 @@ static void queue_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     double now = rb_now_mono();
-    while (db->qhead && db->qhead->deadline <= now)
-        req_fail(db, queue_pop(db), "query timed out (waiting for a database connection)");
+    struct db_req *prev = NULL, *r = db->qhead;
+    while (r) {
+        struct db_req *next = r->next;
+        if (r->deadline <= now) {
+            queue_unlink(db, prev, r);
+            req_fail(db, r, "query timed out (waiting for a database connection)");
+        } else {
+            prev = r;
+        }
+        r = next;
+    }
     queue_arm(db);
 }
 
@@ -950,10 +1010,9 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 /* Hands waiting requests to idle connections, oldest first. */
 static void db_dispatch(struct rb_db *db)
 {
-    while (db->qhead && db->lists[CONN_IDLE]) {
-        struct db_req *r = queue_pop(db);
+    struct db_req *r;
+    while (db->lists[CONN_IDLE] && (r = queue_pop(db)) != NULL)
         conn_start(db->lists[CONN_IDLE], r);
-    }
     queue_arm(db);
 }
 
@@ -1127,6 +1186,11 @@ int rb_db_batch(struct rb_db *db, const struct rb_db_stmt *stmts, int n, int txn
     r->bfn = fn;
     r->arg = arg;
     return db_submit(db, r);
+}
+
+void rb_db_background(struct rb_db *db, int enter)
+{
+    db->bg_depth += enter ? 1 : -1;
 }
 
 void rb_db_on_jobs(struct rb_db *db, rb_db_jobs_fn fn, void *arg)

@@ -63,6 +63,12 @@ int rb_db_query_prepared(struct rb_db *db, const char *sql, int nparams,
 int rb_db_batch(struct rb_db *db, const struct rb_db_stmt *stmts, int n, int txn,
                 rb_db_batch_fn fn, void *arg);
 
+/* Background work: requests made between rb_db_background(db, 1) and (db, 0), and those made
+ * from the callbacks of background requests, wait behind every request made otherwise (the
+ * users') and never take the pool's last free connection. core/jobs.c runs job handlers in
+ * it, so a backlog of deferred work never delays an answer to a citizen. Nests. */
+void rb_db_background(struct rb_db *db, int enter);
+
 /* Jobs queued by this pool's own statements (migration 0018: the jobs trigger tells pool
  * sessions by a notice instead of NOTIFY, which would serialise their commits): fn gets the
  * earliest run_at (epoch seconds) once the request that queued them is complete. One hook;

@@ -278,9 +278,11 @@ static void relay_send(struct rb_jobs *jobs)
     snprintf(due, sizeof(due), "%.6f", jobs->relay_due);
     const char *params[2] = {JOBS_CHANNEL, due};
     jobs->relay_due = 0;
+    rb_db_background(jobs->db, 1);
     if (rb_db_query_prepared(jobs->db, "SELECT pg_notify($1, $2)", 2, params, relayed, jobs) ==
         RB_OK)
         jobs->relay_busy = 1;
+    rb_db_background(jobs->db, 0);
 }
 
 static void on_relay(evutil_socket_t fd, short what, void *arg)
@@ -440,7 +442,7 @@ static void claimed(PGresult **results, int n, const char *err, void *arg)
         event_active(jobs->kick, EV_TIMEOUT, 0);
 }
 
-static void pump(struct rb_jobs *jobs)
+static void pump_bg(struct rb_jobs *jobs)
 {
     if (!jobs->started || jobs->stopped || jobs->busy || !jobs->want || jobs->nhandlers == 0)
         return;
@@ -466,6 +468,15 @@ static void pump(struct rb_jobs *jobs)
         arm_timer(jobs, 0.1); /* the pool's queue is full: back off briefly */
 }
 
+/* Everything the runner asks of the database, and what handlers ask from it, is background
+ * work (rb_db_background): users' requests go first. */
+static void pump(struct rb_jobs *jobs)
+{
+    rb_db_background(jobs->db, 1);
+    pump_bg(jobs);
+    rb_db_background(jobs->db, 0);
+}
+
 /* ---- finishing ------------------------------------------------------------------------- */
 
 static void flush_done(struct rb_jobs *jobs);
@@ -483,7 +494,7 @@ static void flushed(PGresult *res, const char *err, void *arg)
         flush_done(jobs);
 }
 
-static void flush_done(struct rb_jobs *jobs)
+static void flush_done_bg(struct rb_jobs *jobs)
 {
     if (jobs->flush_busy || jobs->done.n == 0)
         return;
@@ -509,6 +520,13 @@ static void flush_done(struct rb_jobs *jobs)
         jobs->flushing.n = 0;
     }
     free(arr);
+}
+
+static void flush_done(struct rb_jobs *jobs)
+{
+    rb_db_background(jobs->db, 1);
+    flush_done_bg(jobs);
+    rb_db_background(jobs->db, 0);
 }
 
 static void failed_done(PGresult *res, const char *err, void *arg)
@@ -545,7 +563,7 @@ void rb_job_finish_deleted(struct rb_job_run *run)
     finish(run, 1, NULL, 0, 0, 1);
 }
 
-static void finish(struct rb_job_run *run, int ok, const char *error, double retry_after,
+static void finish_bg(struct rb_job_run *run, int ok, const char *error, double retry_after,
                    int permanent, int deleted)
 {
     struct rb_jobs *jobs = run->jobs;
@@ -597,6 +615,15 @@ static void finish(struct rb_job_run *run, int ok, const char *error, double ret
     }
 }
 
+static void finish(struct rb_job_run *run, int ok, const char *error, double retry_after,
+                   int permanent, int deleted)
+{
+    struct rb_db *db = run->jobs->db;
+    rb_db_background(db, 1);
+    finish_bg(run, ok, error, retry_after, permanent, deleted);
+    rb_db_background(db, 0);
+}
+
 /* ---- lease recovery and counts ---------------------------------------------------------- */
 
 static void leases_done(PGresult *res, const char *err, void *arg)
@@ -634,8 +661,10 @@ static void on_lease_timer(evutil_socket_t fd, short what, void *arg)
     char lease[32];
     snprintf(lease, sizeof(lease), "%.3f", jobs->opt.lease);
     const char *params[1] = {lease};
+    rb_db_background(jobs->db, 1);
     rb_db_query(jobs->db, lease_sql, 1, params, leases_done, jobs);
     rb_db_query(jobs->db, counts_sql, 0, NULL, counts_done, jobs);
+    rb_db_background(jobs->db, 0);
 }
 
 /* ---- stop ----------------------------------------------------------------------------- */

@@ -310,6 +310,44 @@ static void test_prepared_statements(void **state)
     rb_db_free(db);
 }
 
+/* Background requests (jobs) wait behind users' requests and never take the last free
+ * connection: with a pool of 2 and four slow background queries waiting, a foreground query
+ * made afterwards runs at once, and the background ones run one at a time. */
+static void test_background_waits_behind_foreground(void **state)
+{
+    (void)state;
+    struct rb_db *db = pool_new(2, 100);
+    struct qres warm;
+    query_sync(db, "SELECT 1", 0, NULL, &warm); /* both connections up */
+    qres_clear(&warm);
+    run_for(0.3);
+    struct qres bg[4], fg;
+    memset(bg, 0, sizeof(bg));
+    memset(&fg, 0, sizeof(fg));
+    double t0 = rb_now_mono();
+    rb_db_background(db, 1);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(rb_db_query(db, "SELECT pg_sleep(0.25)", 0, NULL, query_cb, &bg[i]),
+                         RB_OK);
+    rb_db_background(db, 0);
+    assert_int_equal(rb_db_query(db, "SELECT 'user'", 0, NULL, query_cb, &fg), RB_OK);
+    assert_true(run_until(&fg.calls, 1, 10));
+    assert_string_equal(fg.value, "user");
+    assert_true(fg.done_at - t0 < 0.2); /* not behind a 0.25 s background query */
+    for (int i = 0; i < 4; i++) {
+        assert_true(run_until(&bg[i].calls, 1, 10));
+        assert_null(bg[i].err);
+    }
+    /* one connection only for the background: four 0.25 s queries took >= 1 s */
+    assert_true(bg[3].done_at - t0 >= 0.95);
+    for (int i = 1; i < 4; i++)
+        assert_true(bg[i].done_at >= bg[i - 1].done_at); /* in their order */
+    for (int i = 0; i < 4; i++)
+        qres_clear(&bg[i]);
+    qres_clear(&fg);
+    rb_db_free(db);
+}
+
 static char *count_rows(struct rb_db *db, const char *table)
 {
     struct qres q;
@@ -818,6 +856,7 @@ int main(void)
         cmocka_unit_test(test_bad_sql_sets_err_and_null_result),
         cmocka_unit_test(test_batch_in_transaction_commits),
         cmocka_unit_test(test_prepared_statements),
+        cmocka_unit_test(test_background_waits_behind_foreground),
         cmocka_unit_test(test_batch_failure_rolls_back_everything),
         cmocka_unit_test(test_many_concurrent_queries_beyond_pool_size),
         cmocka_unit_test(test_queue_full_returns_eagain),
