@@ -35,6 +35,7 @@ struct sub {
     char *sla_payload;             /* owned: its job payload, without the case id */
     char *photo_hex;               /* owned: "\\x..." bytea literal, or NULL */
     char *reply_body, *reply_template, *reply_channel, *reply_to; /* owned; NULL: no reply */
+    char *notice_body;             /* owned: the "registered" notice by SMS, or NULL */
     const char *photo_type;        /* static string */
     char tracking[RB_TRACKING_LEN];
     rb_intake_fn fn;
@@ -58,6 +59,8 @@ struct rb_intake {
     size_t waiting, storing;
     int inflight;
     struct event *flush_ev;
+    double (*quiet_wait)(void *arg); /* seconds until quiet hours end; may be NULL */
+    void *quiet_arg;
 };
 
 /* ---- the statement ---------------------------------------------------------------------- */
@@ -72,12 +75,12 @@ static const char store_sql[] =
     "    $19::int[], $20::jsonb[], $21::text[], $22::text[], $23::text[], $24::float8[],"
     "    $25::float8[], $26::text[], $27::int[], $28::float8[], $29::float8[], $30::text[],"
     "    $31::bytea[], $32::text[], $33::int8[], $34::text[], $35::text[], $36::text[],"
-    "    $37::text[])"
+    "    $37::text[], $38::text[])"
     "  AS t(tracking_no, kind, phone, email, channel, service_id, department_id, category,"
     "    priority, sla_policy, district_id, text, language, lat, long, anonymous, share_contact,"
     "    names_official, rating, route, idem_scope, idem_key, idem_hash, ack_due, resolve_due,"
     "    sla_check, sla_level, sla_due, sla_deadline, sla_payload, photo, photo_type,"
-    "    citizen_id, reply_channel, reply_to, reply_body, reply_template)),"
+    "    citizen_id, reply_channel, reply_to, reply_body, reply_template, notice_body)),"
     " cit_phone AS ("
     "  INSERT INTO citizens (phone, language)"
     "  SELECT DISTINCT ON (phone) phone, language FROM input"
@@ -111,7 +114,8 @@ static const char store_sql[] =
     "  FROM ins JOIN input i USING (tracking_no) CROSS JOIN LATERAL (VALUES"
     "    ('intake', 'submitted', NULL, 'submitted', jsonb_build_object('channel', i.channel)),"
     "    ('routing', 'routed', 'submitted', 'routed', i.route))"
-    "    AS x(actor, event, from_status, to_status, data)),"
+    "    AS x(actor, event, from_status, to_status, data)"
+    "  RETURNING id, case_id, event),"
     " idem AS ("
     "  INSERT INTO idempotency_keys (scope, key, request_hash, case_id)"
     "  SELECT i.idem_scope, i.idem_key, i.idem_hash, ins.id"
@@ -130,6 +134,26 @@ static const char store_sql[] =
     " rjob AS ("
     "  INSERT INTO jobs (kind, payload)"
     "  SELECT 'message.send', jsonb_build_object('message_id', id) FROM rmsg),"
+    /* The citizen's "registered" notice (cases not sent by SMS, whose reply says it): here,
+     * in the batch, rather than a notice job per case (core/notice.c sends the later ones).
+     * A citizen added by this statement is not visible in citizens yet: their phone is the
+     * input's, and they have not opted out. $39: seconds until quiet hours end. */
+    " nmsg AS ("
+    "  INSERT INTO messages (case_id, citizen_id, channel, to_address, body, template,"
+    "    language, notice, urgent, event_id)"
+    "  SELECT ins.id, ins.citizen_id, 'sms', coalesce(z.phone, i.phone), i.notice_body,"
+    "    'notice.routed', CASE WHEN i.language = 'en' THEN 'en' ELSE 'ur' END, true, false,"
+    "    ev.id"
+    "  FROM ins JOIN input i USING (tracking_no)"
+    "  JOIN ev ON ev.case_id = ins.id AND ev.event = 'routed'"
+    "  LEFT JOIN citizens z ON z.id = ins.citizen_id"
+    "  WHERE i.notice_body IS NOT NULL AND coalesce(z.phone, i.phone) IS NOT NULL"
+    "    AND z.opted_out_at IS NULL"
+    "  RETURNING id),"
+    " njob AS ("
+    "  INSERT INTO jobs (kind, payload, run_at)"
+    "  SELECT 'message.send', jsonb_build_object('message_id', id),"
+    "    now() + make_interval(secs => $39::float8) FROM nmsg),"
 
     /* One pending SLA job per case: its first event (see sla_engine.c for the payload). */
     " sla AS ("
@@ -140,7 +164,8 @@ static const char store_sql[] =
     "  FROM ins JOIN input i USING (tracking_no) WHERE i.sla_check IS NOT NULL)"
     " SELECT id, tracking_no FROM ins";
 
-#define STORE_NPARAMS 37
+#define STORE_NPARAMS 39 /* 38 arrays, then the notices' delay */
+#define STORE_NARRAYS 38
 
 /* An earlier answer for an idempotency key: the case it created and the request's digest. */
 /* The first answer is rebuilt from the case's first "routed" event (append-only), not from the
@@ -189,7 +214,8 @@ static void sub_free(struct sub *s)
     char *owned[] = {s->kind, s->service, s->district, s->text, s->channel, s->language,
                      s->phone, s->email, s->official, s->idem_scope, s->idem_key,
                      s->idem_hash, s->route_json, s->sla_payload, s->photo_hex,
-                     s->reply_body, s->reply_template, s->reply_channel, s->reply_to};
+                     s->reply_body, s->reply_template, s->reply_channel, s->reply_to,
+                     s->notice_body};
     for (size_t i = 0; i < RB_ARRAY_LEN(owned); i++)
         free(owned[i]);
     free(s);
@@ -469,6 +495,12 @@ struct rb_intake *rb_intake_new(struct event_base *base, struct rb_db *db,
     return in;
 }
 
+void rb_intake_set_quiet_wait(struct rb_intake *in, double (*fn)(void *arg), void *arg)
+{
+    in->quiet_wait = fn;
+    in->quiet_arg = arg;
+}
+
 void rb_intake_set_rules(struct rb_intake *in, const struct rb_config *cfg,
                          struct rb_script *rules, const struct rb_sla *sla)
 {
@@ -507,6 +539,19 @@ int rb_intake_submit(struct rb_intake *in, const struct rb_case_in *c, rb_intake
             s->reply_channel = rb_strdup(c->reply_channel);
             s->reply_to = rb_strdup(c->reply_to);
         }
+    }
+    if (!s->reply_body) { /* no channel reply carries the tracking number: a notice will */
+        const struct rb_department *d = rb_config_department(in->cfg, s->route.department);
+        int en = strcmp(s->language, "en") == 0;
+        const char *dname = d ? (en ? d->name.en : d->name.ur) : NULL;
+        json_t *p = json_pack("{s:s, s:s}", "tracking", s->tracking, "department",
+                              dname && *dname ? dname : s->route.department);
+        char err[256];
+        s->notice_body = rb_template_render(in->rules, "notice.routed", en ? "en" : "ur", p,
+                                            err, sizeof(err));
+        json_decref(p);
+        if (!s->notice_body)
+            rb_warn("intake", "case %s: no registered notice: %s", s->tracking, err);
     }
     s->fn = fn;
     s->arg = arg;
@@ -660,9 +705,9 @@ static void stored(PGresult **results, int n, const char *err, void *arg)
 
 static void send_batch(struct rb_intake *in, struct sub *head, int n)
 {
-    struct rb_sbuf a[STORE_NPARAMS];
+    struct rb_sbuf a[STORE_NARRAYS];
     memset(a, 0, sizeof(a));
-    for (int i = 0; i < STORE_NPARAMS; i++)
+    for (int i = 0; i < STORE_NARRAYS; i++)
         rb_sbuf_puts(&a[i], "{");
     for (struct sub *s = head; s; s = s->next) {
         char prio[8], rating[8], lat[40], lon[40], ack[24], res[24], lvl[12], due[24], dl[24];
@@ -679,7 +724,7 @@ static void send_batch(struct rb_intake *in, struct sub *head, int n)
         snprintf(rating, sizeof(rating), "%d", s->rating);
         snprintf(lat, sizeof(lat), "%.8f", s->lat);
         snprintf(lon, sizeof(lon), "%.8f", s->lon);
-        const char *v[STORE_NPARAMS] = {
+        const char *v[STORE_NARRAYS] = {
             s->tracking, s->kind, s->phone, s->email,
             s->channel, s->service, s->route.department, s->route.category, prio,
             s->route.sla_policy, s->district, s->text, s->language,
@@ -690,16 +735,19 @@ static void send_batch(struct rb_intake *in, struct sub *head, int n)
             has_sla ? checks[s->first.check] : NULL, has_sla ? lvl : NULL,
             has_sla ? due : NULL, has_sla ? dl : NULL, has_sla ? s->sla_payload : NULL,
             s->photo_hex, s->photo_type, s->citizen_id > 0 ? cit : NULL,
-            s->reply_channel, s->reply_to, s->reply_body, s->reply_template,
+            s->reply_channel, s->reply_to, s->reply_body, s->reply_template, s->notice_body,
         };
-        for (int i = 0; i < STORE_NPARAMS; i++)
+        for (int i = 0; i < STORE_NARRAYS; i++)
             rb_sbuf_elem(&a[i], v[i]);
     }
     const char *params[STORE_NPARAMS];
-    for (int i = 0; i < STORE_NPARAMS; i++) {
+    for (int i = 0; i < STORE_NARRAYS; i++) {
         rb_sbuf_puts(&a[i], "}");
         params[i] = a[i].p;
     }
+    char quiet[32];
+    snprintf(quiet, sizeof(quiet), "%.0f", in->quiet_wait ? in->quiet_wait(in->quiet_arg) : 0.0);
+    params[STORE_NARRAYS] = quiet;
     struct batch *b = rb_malloc(sizeof(*b));
     b->in = in;
     b->head = head;
@@ -717,7 +765,7 @@ static void send_batch(struct rb_intake *in, struct sub *head, int n)
         }
         free(b);
     }
-    for (int i = 0; i < STORE_NPARAMS; i++)
+    for (int i = 0; i < STORE_NARRAYS; i++)
         free(a[i].p);
 }
 

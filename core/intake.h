@@ -81,6 +81,8 @@ struct rb_intake *rb_intake_new(struct event_base *base, struct rb_db *db,
                                 struct rb_metrics *m, const struct rb_config *cfg,
                                 struct rb_script *rules, const struct rb_sla *sla);
 /* sla may be NULL: no deadlines. */
+/* How long non-urgent messages wait (quiet hours): the "registered" notice intake stores. */
+void rb_intake_set_quiet_wait(struct rb_intake *in, double (*fn)(void *arg), void *arg);
 void rb_intake_set_rules(struct rb_intake *in, const struct rb_config *cfg,
                          struct rb_script *rules, const struct rb_sla *sla);
 void rb_intake_free(struct rb_intake *in); /* pending submissions fail with "shutting down" */

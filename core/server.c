@@ -256,6 +256,11 @@ void rb_server_cleanup(struct rb_server *srv)
     srv->conninfo = NULL;
 }
 
+static double intake_quiet_wait(void *arg)
+{
+    return rb_message_quiet_wait(arg);
+}
+
 int rb_server_run(struct rb_server *srv)
 {
     const struct rb_config *cfg = srv->cfg;
@@ -323,6 +328,7 @@ int rb_server_run(struct rb_server *srv)
     srv->auth = rb_auth_new(srv->base, srv->db);
     srv->case_read = rb_case_read_new(srv->base, srv->db);
     srv->intake = rb_intake_new(srv->base, srv->db, srv->metrics, srv->cfg, srv->rules, srv->sla);
+    rb_intake_set_quiet_wait(srv->intake, intake_quiet_wait, srv);
     srv->sla_engine = rb_sla_engine_new(srv->db, srv->metrics, srv->sla);
     rb_sla_engine_register(srv->sla_engine, srv->jobs);
     rb_deliver_register(srv); /* case.deliver: cases to their department's plugin */

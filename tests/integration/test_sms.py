@@ -338,16 +338,32 @@ class SmsTest(KannelCase):
                                 ["notice.resolve", "ur", "t", "f"]])
 
     def test_registered_notice_for_a_case_from_another_channel(self):
+        # A citizen signed in to the app (code by SMS) submits a case: intake stores the
+        # "registered" notice with the case (migration 0019), once, tied to the routed event.
         phone = "+923001120003"
-        cid = self.db.scalar("INSERT INTO citizens (phone, language) VALUES ('%s', 'en')"
-                             " RETURNING id" % phone)
-        self.db.scalar("INSERT INTO cases (tracking_no, kind, status, citizen_id, channel,"
-                       " department_id, language) VALUES ('RB-TEST-APP-1', 'complaint', 'routed',"
-                       " %s, 'app', 'police', 'en') RETURNING id" % cid)
-        case_event(self.db, "RB-TEST-APP-1", "routed", None)
-        got = self.notice_to(phone, r"registered with tracking number RB-TEST-APP-1",
+        self.assertEqual(self.r.post("/api/v1/register", {"phone": phone, "language": "en"})
+                         .status, 202)
+        body = self.db.scalar("SELECT body FROM messages WHERE to_address = '%s' AND"
+                              " template = 'otp' ORDER BY id DESC LIMIT 1" % phone)
+        code = re.search(r"\b(\d{6})\b", body).group(1)
+        v = self.r.post("/api/v1/verify", {"phone": phone, "code": code})
+        self.assertEqual(v.status, 200, v)
+        c = self.r.post("/api/v1/cases", {"kind": "complaint", "service": "fir_registration",
+                                          "district": "lahore", "language": "en",
+                                          "text": "The police station refused my report"},
+                        headers={"Authorization": "Bearer " + v.json["token"]})
+        self.assertEqual(c.status, 201, c)
+        t = c.json["tracking_no"]
+        got = self.notice_to(phone, r"registered with tracking number " + t,
                              "the 'registered' notice of an app case")
         self.assertIn("sent to", got)
+        rows = self.db.query("SELECT m.template, m.notice, m.urgent, m.event_id = e.id"
+                             " FROM messages m JOIN cases c ON c.id = m.case_id"
+                             " JOIN case_events e ON e.case_id = c.id AND e.event = 'routed'"
+                             " WHERE c.tracking_no = '%s'" % t)
+        self.assertEqual(rows, [["notice.routed", "t", "f", "t"]])
+        self.assertEqual(self.db.scalar("SELECT count(*) FROM jobs WHERE kind = 'notice'"
+                                        " AND payload->>'event' = 'routed'"), "0")
 
     def test_one_notice_per_event_even_if_the_job_runs_again(self):
         phone = "+923001120004"
@@ -709,6 +725,42 @@ class SmsQuietHoursTest(KannelCase):
                         % (wait, to_end))
         time.sleep(2.0)
         self.assertEqual(len(self.k.smsc.messages_to(phone)), 1, "only the reply went out")
+
+    def test_the_registered_notice_stored_by_intake_waits_too(self):
+        c = self.r.post("/api/v1/cases", {"kind": "complaint", "service": "fir_registration",
+                                          "district": "lahore", "language": "en",
+                                          "anonymous": True, "text": "Noise at night"})
+        self.assertEqual(c.status, 201, c)
+        # an anonymous app case has no phone: no notice at all
+        self.assertEqual(self.db.scalar(
+            "SELECT count(*) FROM messages m JOIN cases c ON c.id = m.case_id"
+            " WHERE c.tracking_no = '%s'" % c.json["tracking_no"]), "0")
+        # a citizen's case by another channel (as the app would for a signed-in citizen)
+        phone = "+923004440003"
+        cid = self.db.scalar("INSERT INTO citizens (phone, language) VALUES ('%s', 'en')"
+                             " RETURNING id" % phone)
+        self.assertEqual(self.r.post("/api/v1/register", {"phone": phone}).status, 202)
+        body = self.db.scalar("SELECT body FROM messages WHERE to_address = '%s' AND"
+                              " template = 'otp'" % phone)
+        v = self.r.post("/api/v1/verify", {"phone": phone,
+                                           "code": re.search(r"\b(\d{6})\b", body).group(1)})
+        self.assertEqual(v.status, 200, v)
+        c = self.r.post("/api/v1/cases", {"kind": "complaint", "service": "fir_registration",
+                                          "district": "lahore", "language": "en",
+                                          "text": "Noise at night again"},
+                        headers={"Authorization": "Bearer " + v.json["token"]})
+        self.assertEqual(c.status, 201, c)
+        mid = self.db.scalar("SELECT m.id FROM messages m JOIN cases c ON c.id = m.case_id"
+                             " WHERE c.tracking_no = '%s' AND m.template = 'notice.routed'"
+                             " AND m.citizen_id = %s" % (c.json["tracking_no"], cid))
+        self.assertIsNotNone(mid, "the registered notice was stored with the case")
+        wait = float(self.db.scalar(
+            "SELECT extract(epoch FROM run_at - now()) FROM jobs WHERE kind = 'message.send'"
+            " AND payload->>'message_id' = '%s'" % mid))
+        end = time.gmtime()
+        to_end = ((self.end_min - (end.tm_hour * 60 + end.tm_min)) % 1440) * 60 - end.tm_sec
+        self.assertLess(abs(wait - to_end), 90, "due at the end of quiet hours: %.0f s vs %d s"
+                        % (wait, to_end))
 
     def test_a_notice_that_falls_due_in_quiet_hours_is_put_back(self):
         phone = "+923004440002"
