@@ -419,8 +419,10 @@ static void queue_unlink(struct rb_db *db, struct db_req *prev, struct db_req *r
     r->next = NULL;
 }
 
-/* The next request to run: the first foreground one; a background one only while a
- * connection stays free for users (pool_size > 1). NULL: none may run now. */
+/* The next request to run: the first foreground one; a background one only while at most
+ * half the pool (at least one connection) is busy with background work, so users' requests,
+ * which often take several statements in turn, always have the other half. NULL: none may
+ * run now. */
 static struct db_req *queue_pop(struct rb_db *db)
 {
     struct db_req *r = db->qhead;
@@ -430,7 +432,7 @@ static struct db_req *queue_pop(struct rb_db *db)
         int bg_busy = 0;
         for (const struct db_conn *c = db->lists[CONN_BUSY]; c; c = c->next)
             bg_busy += c->req && c->req->bg;
-        if (bg_busy >= db->pool_size - 1)
+        if (bg_busy >= (db->pool_size / 2 > 0 ? db->pool_size / 2 : 1))
             return NULL;
     }
     queue_unlink(db, NULL, r);

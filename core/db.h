@@ -65,7 +65,7 @@ int rb_db_batch(struct rb_db *db, const struct rb_db_stmt *stmts, int n, int txn
 
 /* Background work: requests made between rb_db_background(db, 1) and (db, 0), and those made
  * from the callbacks of background requests, wait behind every request made otherwise (the
- * users') and never take the pool's last free connection. core/jobs.c runs job handlers in
+ * users') and take at most half the pool (at least one connection). core/jobs.c runs job handlers in
  * it, so a backlog of deferred work never delays an answer to a citizen. Nests. */
 void rb_db_background(struct rb_db *db, int enter);
 

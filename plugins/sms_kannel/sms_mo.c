@@ -348,13 +348,19 @@ static void submit(struct mo *m)
  * Answers per input: i, seen, the key's case, the key's hash, the citizen, the case the text
  * answers (NULL: none), whether any case of theirs awaits an answer. */
 static const char free_sql[] =
-    "SELECT n.i, EXISTS (SELECT 1 FROM sms_mo WHERE kannel_id = n.kannel_id),"
+    "SELECT n.i, (SELECT true FROM sms_mo s WHERE s.kannel_id = n.kannel_id LIMIT 1)"
+    "  IS NOT NULL,"
     "  k.case_id, k.request_hash, ci.id,"
     "  CASE WHEN n.named IS NULL OR w.tracking_no = n.named THEN w.tracking_no END,"
     "  w.id IS NOT NULL"
+    /* Per input row, index lookups (LATERAL ... LIMIT 1), never a hash of a whole table:
+     * with statistics lagging behind fast-growing tables the planner chose to scan all of
+     * sms_mo and idempotency_keys for every batch (12 ms for two texts at 4,000 rows). */
     " FROM jsonb_to_recordset($1::jsonb) AS n(i int, phone text, kannel_id text, named text)"
-    " LEFT JOIN idempotency_keys k ON k.scope = 'sms_kannel' AND k.key = n.kannel_id"
-    " LEFT JOIN citizens ci ON ci.phone = n.phone"
+    " LEFT JOIN LATERAL (SELECT k.case_id, k.request_hash FROM idempotency_keys k"
+    "   WHERE k.scope = 'sms_kannel' AND k.key = n.kannel_id LIMIT 1) k ON true"
+    " LEFT JOIN LATERAL (SELECT ci.id FROM citizens ci WHERE ci.phone = n.phone LIMIT 1) ci"
+    "   ON true"
     " LEFT JOIN LATERAL ("
     "  SELECT c.id, c.tracking_no FROM cases c"
     "  WHERE c.citizen_id = ci.id AND c.status = 'awaiting_citizen'"
