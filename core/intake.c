@@ -36,6 +36,7 @@ struct sub {
     char *photo_hex;               /* owned: "\\x..." bytea literal, or NULL */
     char *reply_body, *reply_template, *reply_channel, *reply_to; /* owned; NULL: no reply */
     char *notice_body;             /* owned: the "registered" notice by SMS, or NULL */
+    int deliver;                   /* queue case.deliver: the department's plugin wants it */
     const char *photo_type;        /* static string */
     char tracking[RB_TRACKING_LEN];
     rb_intake_fn fn;
@@ -61,6 +62,8 @@ struct rb_intake {
     struct event *flush_ev;
     double (*quiet_wait)(void *arg); /* seconds until quiet hours end; may be NULL */
     void *quiet_arg;
+    int (*wants_delivery)(void *arg, const char *department); /* NULL: every department */
+    void *wants_arg;
 };
 
 /* ---- the statement ---------------------------------------------------------------------- */
@@ -75,12 +78,13 @@ static const char store_sql[] =
     "    $19::int[], $20::jsonb[], $21::text[], $22::text[], $23::text[], $24::float8[],"
     "    $25::float8[], $26::text[], $27::int[], $28::float8[], $29::float8[], $30::text[],"
     "    $31::bytea[], $32::text[], $33::int8[], $34::text[], $35::text[], $36::text[],"
-    "    $37::text[], $38::text[])"
+    "    $37::text[], $38::text[], $39::bool[])"
     "  AS t(tracking_no, kind, phone, email, channel, service_id, department_id, category,"
     "    priority, sla_policy, district_id, text, language, lat, long, anonymous, share_contact,"
     "    names_official, rating, route, idem_scope, idem_key, idem_hash, ack_due, resolve_due,"
     "    sla_check, sla_level, sla_due, sla_deadline, sla_payload, photo, photo_type,"
-    "    citizen_id, reply_channel, reply_to, reply_body, reply_template, notice_body)),"
+    "    citizen_id, reply_channel, reply_to, reply_body, reply_template, notice_body,"
+    "    deliver)),"
     " cit_phone AS ("
     "  INSERT INTO citizens (phone, language)"
     "  SELECT DISTINCT ON (phone) phone, language FROM input"
@@ -153,7 +157,15 @@ static const char store_sql[] =
     " njob AS ("
     "  INSERT INTO jobs (kind, payload, run_at)"
     "  SELECT 'message.send', jsonb_build_object('message_id', id),"
-    "    now() + make_interval(secs => $39::float8) FROM nmsg),"
+    "    now() + make_interval(secs => $40::float8) FROM nmsg),"
+    /* The case's delivery to its department's plugin, when that plugin wants new cases
+     * (core/deliver.c; a transfer's delivery is queued by case_event_jobs). */
+    " djob AS ("
+    "  INSERT INTO jobs (kind, payload)"
+    "  SELECT 'case.deliver', jsonb_build_object('case_id', ins.id, 'event_id', ev.id,"
+    "    'event', 'routed')"
+    "  FROM ins JOIN input i USING (tracking_no)"
+    "  JOIN ev ON ev.case_id = ins.id AND ev.event = 'routed' WHERE i.deliver),"
 
     /* One pending SLA job per case: its first event (see sla_engine.c for the payload). */
     " sla AS ("
@@ -164,8 +176,8 @@ static const char store_sql[] =
     "  FROM ins JOIN input i USING (tracking_no) WHERE i.sla_check IS NOT NULL)"
     " SELECT id, tracking_no FROM ins";
 
-#define STORE_NPARAMS 39 /* 38 arrays, then the notices' delay */
-#define STORE_NARRAYS 38
+#define STORE_NPARAMS 40 /* 39 arrays, then the notices' delay */
+#define STORE_NARRAYS 39
 
 /* An earlier answer for an idempotency key: the case it created and the request's digest. */
 /* The first answer is rebuilt from the case's first "routed" event (append-only), not from the
@@ -495,6 +507,13 @@ struct rb_intake *rb_intake_new(struct event_base *base, struct rb_db *db,
     return in;
 }
 
+void rb_intake_set_wants_delivery(struct rb_intake *in,
+                                  int (*fn)(void *arg, const char *department), void *arg)
+{
+    in->wants_delivery = fn;
+    in->wants_arg = arg;
+}
+
 void rb_intake_set_quiet_wait(struct rb_intake *in, double (*fn)(void *arg), void *arg)
 {
     in->quiet_wait = fn;
@@ -553,6 +572,7 @@ int rb_intake_submit(struct rb_intake *in, const struct rb_case_in *c, rb_intake
         if (!s->notice_body)
             rb_warn("intake", "case %s: no registered notice: %s", s->tracking, err);
     }
+    s->deliver = !in->wants_delivery || in->wants_delivery(in->wants_arg, s->route.department);
     s->fn = fn;
     s->arg = arg;
     *in->tail = s;
@@ -736,6 +756,7 @@ static void send_batch(struct rb_intake *in, struct sub *head, int n)
             has_sla ? due : NULL, has_sla ? dl : NULL, has_sla ? s->sla_payload : NULL,
             s->photo_hex, s->photo_type, s->citizen_id > 0 ? cit : NULL,
             s->reply_channel, s->reply_to, s->reply_body, s->reply_template, s->notice_body,
+            s->deliver ? "t" : "f",
         };
         for (int i = 0; i < STORE_NARRAYS; i++)
             rb_sbuf_elem(&a[i], v[i]);

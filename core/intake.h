@@ -82,6 +82,9 @@ struct rb_intake *rb_intake_new(struct event_base *base, struct rb_db *db,
                                 struct rb_script *rules, const struct rb_sla *sla);
 /* sla may be NULL: no deadlines. */
 /* How long non-urgent messages wait (quiet hours): the "registered" notice intake stores. */
+/* Whether a new case of department gets a case.deliver job (its plugin wants it). */
+void rb_intake_set_wants_delivery(struct rb_intake *in,
+                                  int (*fn)(void *arg, const char *department), void *arg);
 void rb_intake_set_quiet_wait(struct rb_intake *in, double (*fn)(void *arg), void *arg);
 void rb_intake_set_rules(struct rb_intake *in, const struct rb_config *cfg,
                          struct rb_script *rules, const struct rb_sla *sla);

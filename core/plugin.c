@@ -42,6 +42,8 @@ struct rb_plugin_ctx {
     struct rb_http_client *http_client; /* owned: made on the first http_fetch */
     rb_plugin_deliver_fn deliver_fn;     /* department plugins: see department_deliver */
     void *deliver_arg;
+    int (*wants_fn)(struct rb_plugin_ctx *ctx, const char *department, void *arg);
+    void *wants_arg;
     int inited, started;
 };
 
@@ -230,6 +232,19 @@ int rb_plugins_deliver(struct rb_plugins *ps, const char *name, struct rb_job_ru
         return RB_OK;
     }
     return RB_ENOTFOUND;
+}
+
+int rb_plugins_wants_delivery(struct rb_plugins *ps, const char *name, const char *department)
+{
+    for (size_t i = 0; ps && name && i < ps->n; i++) {
+        struct rb_plugin_ctx *c = &ps->v[i];
+        if (strcmp(c->desc->name, name) != 0)
+            continue;
+        if (!c->deliver_fn || !c->inited)
+            return 0;
+        return c->wants_fn ? c->wants_fn(c, department, c->wants_arg) != 0 : 1;
+    }
+    return 0;
 }
 
 int rb_plugins_init(struct rb_plugins *ps, struct rb_server *srv)
@@ -639,6 +654,18 @@ static int host_http_fetch(struct rb_plugin_ctx *ctx, enum rb_http_method method
 
 /* ---- departments -------------------------------------------------------------------------- */
 
+static int host_department_wants(struct rb_plugin_ctx *ctx,
+                                 int (*wants)(struct rb_plugin_ctx *ctx, const char *department,
+                                              void *arg),
+                                 void *arg)
+{
+    if (!wants || ctx->started || ctx->desc->kind != RB_PLUGIN_DEPARTMENT)
+        return RB_EINVAL;
+    ctx->wants_fn = wants;
+    ctx->wants_arg = arg;
+    return RB_OK;
+}
+
 static int host_department_deliver(struct rb_plugin_ctx *ctx, rb_plugin_deliver_fn fn, void *arg)
 {
     if (!fn || ctx->started || ctx->desc->kind != RB_PLUGIN_DEPARTMENT)
@@ -920,6 +947,7 @@ static const struct rb_host_api host_api = {
     .case_rate = host_case_rate,
     .department_info = host_department_info,
     .case_comment = host_case_comment,
+    .department_wants = host_department_wants,
 };
 
 const struct rb_host_api *rb_host_api_get(void)

@@ -29,6 +29,8 @@ const struct rb_plugin *rb_plugins_get(const struct rb_plugins *ps, const char *
 
 /* Hands a case.deliver run to the delivery function of plugin `name`; RB_ENOTFOUND (nothing
  * called) when no such plugin is loaded or it registered none. */
+/* 1 when plugin name takes deliveries and wants the new cases of department (intake). */
+int rb_plugins_wants_delivery(struct rb_plugins *ps, const char *name, const char *department);
 int rb_plugins_deliver(struct rb_plugins *ps, const char *name, struct rb_job_run *run,
                        const struct rb_job_info *job, const struct rb_delivery *d);
 

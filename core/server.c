@@ -261,6 +261,13 @@ static double intake_quiet_wait(void *arg)
     return rb_message_quiet_wait(arg);
 }
 
+static int intake_wants_delivery(void *arg, const char *department)
+{
+    struct rb_server *srv = arg;
+    const struct rb_department *d = rb_config_department(srv->cfg, department);
+    return d && d->plugin && rb_plugins_wants_delivery(srv->plugins, d->plugin, d->id);
+}
+
 int rb_server_run(struct rb_server *srv)
 {
     const struct rb_config *cfg = srv->cfg;
@@ -329,6 +336,7 @@ int rb_server_run(struct rb_server *srv)
     srv->case_read = rb_case_read_new(srv->base, srv->db);
     srv->intake = rb_intake_new(srv->base, srv->db, srv->metrics, srv->cfg, srv->rules, srv->sla);
     rb_intake_set_quiet_wait(srv->intake, intake_quiet_wait, srv);
+    rb_intake_set_wants_delivery(srv->intake, intake_wants_delivery, srv);
     srv->sla_engine = rb_sla_engine_new(srv->db, srv->metrics, srv->sla);
     rb_sla_engine_register(srv->sla_engine, srv->jobs);
     rb_deliver_register(srv); /* case.deliver: cases to their department's plugin */

@@ -172,6 +172,15 @@ static void inbox_deliver(struct rb_job_run *run, const struct rb_job_info *job,
     }
 }
 
+/* A new case of department is worth a delivery only when it would text its duty officer. */
+static int inbox_wants(struct rb_plugin_ctx *ctx, const char *department, void *arg)
+{
+    (void)arg;
+    struct rb_department_info dep = {.size = sizeof(dep)};
+    return conf.notify_duty_officer && RB_HOST_HAS(api, department_info) &&
+           api->department_info(ctx, department, &dep) == RB_OK && dep.duty_phone;
+}
+
 /* Parses the plugin's config into out, checking duty_language. RB_OK or RB_EINVAL (logged). */
 static int parse(struct rb_plugin_ctx *ctx, struct inbox_conf *out)
 {
@@ -195,6 +204,9 @@ static int inbox_init(struct rb_plugin_ctx *ctx, const struct rb_host_api *host)
         return RB_EINVAL;
     if (RB_HOST_HAS(api, department_deliver) &&
         api->department_deliver(ctx, inbox_deliver, ctx) != RB_OK)
+        return RB_ERR;
+    if (RB_HOST_HAS(api, department_wants) &&
+        api->department_wants(ctx, inbox_wants, NULL) != RB_OK)
         return RB_ERR;
     if (conf.notify_duty_officer && !RB_HOST_HAS(api, department_info))
         api->log(ctx, RB_LOG_WARN, "this rabtad cannot tell the inbox plugin the departments' "

@@ -142,11 +142,30 @@ class InboxDutyNoticeTest(DutyNotice, rbtest.TestCase):
                       msgs[0][1])
 
     def test_department_without_duty_phone_gets_no_sms(self):
+        # Every job ever queued is recorded, so "no delivery job" is seen, not inferred.
+        self.pgs.psql("CREATE TABLE IF NOT EXISTS seen_jobs (kind text, payload jsonb);"
+                      "CREATE OR REPLACE FUNCTION seen_job() RETURNS trigger LANGUAGE plpgsql"
+                      " AS $$ BEGIN INSERT INTO seen_jobs VALUES (NEW.kind, NEW.payload);"
+                      " RETURN NULL; END $$;"
+                      "DROP TRIGGER IF EXISTS seen_jobs ON jobs;"
+                      "CREATE TRIGGER seen_jobs AFTER INSERT ON jobs FOR EACH ROW"
+                      " EXECUTE FUNCTION seen_job()")
         _, case_id, _ = self.submit("treatment_dhq")
         self.assertEqual(self.pgs.scalar("SELECT department_id FROM cases WHERE id = %s"
                                          % case_id), "health")
         self.wait_delivered(case_id)
         self.assertEqual(self.duty_messages(case_id), [])
+        # the inbox plugin wants no delivery of it (no duty phone): intake queued none
+        self.assertEqual(self.pgs.scalar(
+            "SELECT count(*) FROM seen_jobs WHERE kind = 'case.deliver' AND"
+            " payload->>'case_id' = '%s'" % case_id), "0")
+        # while a department with a duty phone gets its job (and its SMS)
+        _, other, _ = self.submit("fard")
+        self.wait_delivered(other)
+        self.assertEqual(self.pgs.scalar(
+            "SELECT count(*) FROM seen_jobs WHERE kind = 'case.deliver' AND"
+            " payload->>'case_id' = '%s'" % other), "1")
+        self.pgs.psql("DROP TRIGGER seen_jobs ON jobs")
 
 
 class InboxDutyConfigTest(DutyNotice, rbtest.TestCase):

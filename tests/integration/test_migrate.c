@@ -366,11 +366,16 @@ static void test_real_migrations_apply(void **state)
     expect_ok(m.conn, "INSERT INTO messages (case_id, channel, to_address, body) "
                       "SELECT id, 'sms', '+923001234567', 'received' FROM cases");
 
-    /* The routed event queued the case's delivery to its department (0011's trigger, 0012's
-     * row), in the same statement. */
+    /* A new case's delivery is queued by intake (0020), not by its routed event; a transfer
+     * event queues the delivery to the new department (0011's trigger, 0012's row) in the
+     * same statement. */
+    assert_scalar(m.conn, "SELECT count(*) FROM jobs WHERE kind = 'case.deliver'", "0");
+    expect_ok(m.conn, "INSERT INTO case_events (case_id, actor_type, event, from_status, "
+                      "to_status, data) SELECT id, 'staff', 'transfer', 'routed', 'transferred', "
+                      "'{\"to_department\": \"police\"}' FROM cases");
     assert_scalar(m.conn,
                   "SELECT count(*) FROM jobs WHERE kind = 'case.deliver' AND "
-                  "payload->>'event' = 'routed' AND payload->>'case_id' = "
+                  "payload->>'event' = 'transfer' AND payload->>'case_id' = "
                   "(SELECT id::text FROM cases)",
                   "1");
     /* ... and may be tried until the department's plugin gives up, up to 100 times */

@@ -453,6 +453,17 @@ struct rb_host_api {
     int (*case_comment)(struct rb_plugin_ctx *ctx, const struct rb_case_comment *c,
                         rb_plugin_db_fn fn, void *arg);
 
+    /* ---- appended after case_comment; check RB_HOST_HAS(api, department_wants) ---- */
+
+    /* Says which of this plugin's departments want their NEW cases delivered (called by
+     * intake for every case, on the loop: must be quick, no I/O). Without it every one does.
+     * A department that does not want them gets no "case.deliver" job for a new case (a
+     * transferred case is always delivered). Only during init(). RB_OK or RB_EINVAL. */
+    int (*department_wants)(struct rb_plugin_ctx *ctx,
+                            int (*wants)(struct rb_plugin_ctx *ctx, const char *department,
+                                         void *arg),
+                            void *arg);
+
     /* New entries go here, at the end, never above. */
 };
 
