@@ -420,6 +420,15 @@ static void test_batch_failure_rolls_back_everything(void **state)
     /* No connection was left inside the failed transaction: busy both connections at once
      * (one would answer "current transaction is aborted"), and the server lists none as idle
      * in transaction (polled: a backend reports its state a moment after answering). */
+    /* Both connections must be up first (the second may still be connecting on a busy
+     * machine, and then only one query could be running). */
+    for (double deadline = rb_now_mono() + 5; rb_now_mono() < deadline;) {
+        struct rb_db_stats up;
+        rb_db_get_stats(db, &up);
+        if (up.connected == 2 && up.busy == 0)
+            break;
+        run_for(0.01);
+    }
     for (int round = 0; round < 3; round++) {
         struct qres two[2];
         memset(two, 0, sizeof(two));
