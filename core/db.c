@@ -311,6 +311,17 @@ static void req_deliver(struct rb_db *db, struct db_req *r)
     req_free(r);
 }
 
+/* Appends r to the list head..tail. */
+static void fifo_append(struct db_req **head, struct db_req **tail, struct db_req *r)
+{
+    r->next = NULL;
+    if (*tail)
+        (*tail)->next = r;
+    else
+        *head = r;
+    *tail = r;
+}
+
 /* Finishes r: at once when called from an event handler, later when inside the API. */
 static void req_complete(struct rb_db *db, struct db_req *r)
 {
@@ -322,12 +333,7 @@ static void req_complete(struct rb_db *db, struct db_req *r)
         req_deliver(db, r);
         return;
     }
-    r->next = NULL;
-    if (db->dtail)
-        db->dtail->next = r;
-    else
-        db->dhead = r;
-    db->dtail = r;
+    fifo_append(&db->dhead, &db->dtail, r);
     event_active(db->defer, EV_TIMEOUT, 1);
 }
 
@@ -385,12 +391,7 @@ static void queue_arm(struct rb_db *db)
 static void queue_push(struct rb_db *db, struct db_req *r)
 {
     if (r->bg || !db->qhead) {
-        r->next = NULL;
-        if (db->qtail)
-            db->qtail->next = r;
-        else
-            db->qhead = r;
-        db->qtail = r;
+        fifo_append(&db->qhead, &db->qtail, r);
     } else { /* after the last foreground request, ahead of the background ones */
         struct db_req **at = db->qfg_last ? &db->qfg_last->next : &db->qhead;
         r->next = *at;
@@ -413,8 +414,8 @@ static void queue_unlink(struct rb_db *db, struct db_req *prev, struct db_req *r
         db->qhead = r->next;
     if (db->qtail == r)
         db->qtail = prev;
-    if (db->qfg_last == r)
-        db->qfg_last = r->bg ? db->qfg_last : (prev && !prev->bg ? prev : NULL);
+    if (db->qfg_last == r) /* foreground requests lead the queue: prev is one, or none */
+        db->qfg_last = prev;
     db->nqueue--;
     r->next = NULL;
 }

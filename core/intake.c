@@ -559,7 +559,9 @@ int rb_intake_submit(struct rb_intake *in, const struct rb_case_in *c, rb_intake
             s->reply_to = rb_strdup(c->reply_to);
         }
     }
-    if (!s->reply_body) { /* no channel reply carries the tracking number: a notice will */
+    /* No channel reply carries the tracking number: a notice will, when there is someone to
+     * text (a phone given, or a citizen whose phone the statement finds). */
+    if (!s->reply_body && (s->phone || s->citizen_id > 0)) {
         const struct rb_department *d = rb_config_department(in->cfg, s->route.department);
         int en = strcmp(s->language, "en") == 0;
         const char *dname = d ? (en ? d->name.en : d->name.ur) : NULL;

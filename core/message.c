@@ -409,8 +409,9 @@ static int check_req(const struct rb_message_req *m, char *why, size_t whylen)
     return RB_OK;
 }
 
-int rb_message_queue_many(struct rb_server *srv, const struct rb_message_req *const *m,
-                          size_t n, int *refused, rb_db_fn fn, void *arg)
+/* rb_message_queue_many; why (may be NULL) gets the reason of the last refusal. */
+static int queue_many(struct rb_server *srv, const struct rb_message_req *const *m, size_t n,
+                      int *refused, char *last_why, size_t whylen, rb_db_fn fn, void *arg)
 {
     struct rb_sbuf a[QUEUE_NPARAMS - 1];
     memset(a, 0, sizeof(a));
@@ -426,8 +427,11 @@ int rb_message_queue_many(struct rb_server *srv, const struct rb_message_req *co
                          : NULL;
         refused[i] = body == NULL;
         if (!body) {
-            rb_warn("message", "not queued (%s, %s): %s", m[i]->template ? m[i]->template : "?",
-                    lang, why);
+            if (last_why) /* the caller reports it */
+                snprintf(last_why, whylen, "%s", why);
+            else
+                rb_warn("message", "not queued (%s, %s): %s",
+                        m[i]->template ? m[i]->template : "?", lang, why);
             continue;
         }
         char cs[24], cit[24], ev[24];
@@ -461,24 +465,24 @@ int rb_message_queue_many(struct rb_server *srv, const struct rb_message_req *co
     return stored > 0 ? rc : RB_ENOTFOUND;
 }
 
+int rb_message_queue_many(struct rb_server *srv, const struct rb_message_req *const *m,
+                          size_t n, int *refused, rb_db_fn fn, void *arg)
+{
+    return queue_many(srv, m, n, refused, NULL, 0, fn, arg);
+}
+
 int rb_message_queue(struct rb_server *srv, const struct rb_message_req *m, rb_message_fn fn,
                      void *arg, char *why, size_t whylen)
 {
-    if (check_req(m, why, whylen) != RB_OK)
-        return RB_EINVAL;
-    /* Render once here for the caller's why; queue_many renders again (cheap, no Lua). */
-    char *body = rb_template_render(srv->rules, m->template, m->language ? m->language : "ur",
-                                    m->params, why, whylen);
-    if (!body)
-        return RB_EINVAL;
-    free(body);
     struct queued *q = rb_malloc(sizeof(*q));
     q->fn = fn;
     q->arg = arg;
     int refused = 0;
-    int rc = rb_message_queue_many(srv, &m, 1, &refused, queue_done, q);
+    int rc = queue_many(srv, &m, 1, &refused, why, whylen, queue_done, q);
     if (rc != RB_OK) {
         free(q);
+        if (refused)
+            return RB_EINVAL; /* why says which part: the request or its template */
         snprintf(why, whylen, "the database is unavailable");
     }
     return rc;

@@ -78,6 +78,13 @@ static void loaded(PGresult *res, const char *err, void *arg)
             continue;
         struct rb_job_run *run = b->runs[i];
         b->event_ids[i] = 0;
+        /* Another run of the batch for the same event: the one notice (unique per event)
+         * serves it too. */
+        for (size_t j = i + 1; j < b->n; j++)
+            if (b->event_ids[j] == eid) {
+                b->event_ids[j] = 0;
+                rb_job_finish(b->runs[j], 1, NULL, 0, 0);
+            }
         const char *event = PQgetvalue(res, r, 1), *lang = PQgetvalue(res, r, 4),
                    *channel = PQgetvalue(res, r, 5), *dep_id = PQgetvalue(res, r, 6);
         int has_phone = !PQgetisnull(res, r, 8) && PQgetvalue(res, r, 8)[0];
