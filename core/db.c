@@ -31,6 +31,7 @@
 #define DB_CTX "db"
 #define DB_BACKOFF_FIRST 0.1
 #define DB_BACKOFF_MAX 5.0
+#define JOBS_SEEN_MAX 8 /* kinds remembered per request (RBJ01 notices) */
 
 enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_IDLE, CONN_BUSY, CONN_LISTENING, CONN_NSTATES };
 enum conn_role { ROLE_POOL, ROLE_LISTEN };
@@ -88,9 +89,35 @@ struct db_conn {
     int ever_connected;
     int tell_missed; /* listener: call fns with NULL once the LISTENs are confirmed */
     int id;
-    double jobs_due; /* earliest run_at of jobs our request queued (RBJ01 notices); 0: none */
+    /* The kinds of jobs our request queued, each with its earliest run_at (RBJ01 notices);
+     * past JOBS_SEEN_MAX kinds, the last entry stands for all the rest (kind ""). */
+    struct jobs_seen { char kind[64]; double due; } jobs_seen[JOBS_SEEN_MAX];
+    int njobs_seen;
     struct db_prepared prepared[RB_DB_PREPARED_MAX]; /* of this session; cleared on close */
 };
+
+/* Adds a (kind, due) RBJ01 notice to what the request queued. */
+static void jobs_seen_add(struct db_conn *c, const char *kind, double due)
+{
+    if (!kind || strlen(kind) >= sizeof(c->jobs_seen[0].kind))
+        kind = "";
+    int i;
+    for (i = 0; i < c->njobs_seen; i++)
+        if (strcmp(c->jobs_seen[i].kind, kind) == 0)
+            break;
+    if (i == c->njobs_seen) {
+        if (c->njobs_seen == JOBS_SEEN_MAX) {
+            i = JOBS_SEEN_MAX - 1;
+            c->jobs_seen[i].kind[0] = '\0'; /* one of several kinds */
+        } else {
+            c->njobs_seen++;
+            snprintf(c->jobs_seen[i].kind, sizeof(c->jobs_seen[i].kind), "%s", kind);
+            c->jobs_seen[i].due = due;
+        }
+    }
+    if (due < c->jobs_seen[i].due)
+        c->jobs_seen[i].due = due;
+}
 
 struct db_listen {
     char *channel; /* owned */
@@ -194,7 +221,8 @@ static void notice_processor(void *arg, const char *message)
 }
 
 /* Pool sessions: the jobs trigger's wake-up arrives as a NOTICE with SQLSTATE RBJ01 whose
- * message is the earliest run_at (epoch seconds) of the jobs just queued (migration 0018).
+ * message is the earliest run_at (epoch seconds) of the jobs just queued and whose detail is
+ * their kind, one notice per kind (migrations 0018, 0023).
  * It is kept on the connection and handed to the jobs hook once the request is complete, i.e.
  * after its commit, so the claim that follows can see the rows. Other notices are logged. */
 static void notice_receiver(void *arg, const PGresult *res)
@@ -206,8 +234,7 @@ static void notice_receiver(void *arg, const PGresult *res)
         double due = m ? atof(m) : 0;
         if (due <= 0)
             due = 1; /* unreadable: "due long ago", so the runner looks now */
-        if (c->jobs_due == 0 || due < c->jobs_due)
-            c->jobs_due = due;
+        jobs_seen_add(c, PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL), due);
         return;
     }
     notice_processor(arg, PQresultErrorMessage(res));
@@ -565,7 +592,7 @@ static int prepared_slot(struct db_conn *c, const char *sql, int *fresh)
 static void conn_close(struct db_conn *c)
 {
     prepared_clear(c);
-    c->jobs_due = 0;
+    c->njobs_seen = 0;
     if (c->ev)
         event_free(c->ev);
     c->ev = NULL;
@@ -826,13 +853,16 @@ static void conn_request_done(struct db_conn *c)
     int listened = r->kind == REQ_LISTEN;
     if (listened && r->err)
         rb_error(DB_CTX, "LISTEN failed: %s", r->err);
-    double jobs_due = c->jobs_due;
-    c->jobs_due = 0;
+    struct jobs_seen seen[JOBS_SEEN_MAX];
+    int nseen = c->njobs_seen;
+    memcpy(seen, c->jobs_seen, (size_t)nseen * sizeof(seen[0]));
+    c->njobs_seen = 0;
     conn_idle(c);
     req_complete(db, r);
-    if (jobs_due > 0 && db->jobs_fn) {
+    if (nseen > 0 && db->jobs_fn) {
         db->cb_depth++;
-        db->jobs_fn(jobs_due, db->jobs_arg);
+        for (int i = 0; i < nseen; i++)
+            db->jobs_fn(seen[i].kind[0] ? seen[i].kind : NULL, seen[i].due, db->jobs_arg);
         db->cb_depth--;
     }
     if (listened && c->tell_missed && c->pg) {

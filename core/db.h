@@ -69,11 +69,11 @@ int rb_db_batch(struct rb_db *db, const struct rb_db_stmt *stmts, int n, int txn
  * it, so a backlog of deferred work never delays an answer to a citizen. Nests. */
 void rb_db_background(struct rb_db *db, int enter);
 
-/* Jobs queued by this pool's own statements (migration 0018: the jobs trigger tells pool
- * sessions by a notice instead of NOTIFY, which would serialise their commits): fn gets the
- * earliest run_at (epoch seconds) once the request that queued them is complete. One hook;
- * core/jobs.c sets it. */
-typedef void (*rb_db_jobs_fn)(double due_epoch, void *arg);
+/* Jobs queued by this pool's own statements (migrations 0018, 0023: the jobs trigger tells
+ * pool sessions by a notice instead of NOTIFY, which would serialise their commits): once the
+ * request that queued them is complete, fn gets each kind (NULL: one or more kinds unknown)
+ * with its earliest run_at (epoch seconds). One hook; core/jobs.c sets it. */
+typedef void (*rb_db_jobs_fn)(const char *kind, double due_epoch, void *arg);
 void rb_db_on_jobs(struct rb_db *db, rb_db_jobs_fn fn, void *arg);
 
 int rb_db_available(const struct rb_db *db); /* 1 if at least one connection is up */

@@ -18,7 +18,7 @@
 #include "text.h"
 
 #define BATCH_MAX 256       /* submissions per transaction */
-#define INFLIGHT_MAX 3      /* transactions at once */
+#define INFLIGHT_MAX 2      /* transactions at once */
 #define PENDING_MAX 20000   /* submissions waiting: beyond, RB_EAGAIN (503) */
 
 struct sub {

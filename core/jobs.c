@@ -10,6 +10,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "pace.h"
 
 #define JOBS_CHANNEL "rabta_jobs"
 
@@ -18,6 +19,7 @@
  * raises a notice instead (migration 0018: NOTIFY serialises commits); core/db.c hands it to
  * on_local_jobs, which wakes this process and relays one coalesced NOTIFY to the others. */
 #define RELAY_DELAY 0.02 /* seconds: at most ~50 relayed NOTIFYs a second */
+#define PACE_AHEAD 1.0   /* seconds: paced runs are claimed at most this long before their turn */
 const char rb_jobs_enqueue_sql[] =
     "INSERT INTO jobs (kind, payload, run_at, dedup_key) "
     "VALUES ($1, COALESCE($2::jsonb, '{}'::jsonb), "
@@ -25,28 +27,42 @@ const char rb_jobs_enqueue_sql[] =
     "ON CONFLICT (dedup_key) WHERE state IN ('queued', 'running') DO NOTHING "
     "RETURNING id";
 
-/* Claims due rows of the kinds this process handles, oldest first (and hands them out in
- * that order). */
+/* Claims due rows, oldest first (and hands them out in that order): up to $3 in all and, of
+ * each kind $2[i], up to $4[i]. Kind by kind through index jobs_due_kind (kind, run_at, id), so
+ * that a backlog of one kind (held to a rate, or handled by no process here) is never read
+ * through by the claims of the others. The candidates are read without locks and locked after
+ * (SKIP LOCKED): another process claiming at the same moment may take some of them, and this
+ * claim then returns fewer; the next takes the rest. */
 static const char claim_sql[] =
-    "WITH c AS (UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $1, "
+    "WITH cand AS (SELECT j.id, j.run_at FROM unnest($2::text[], $4::int[]) AS k(kind, lim) "
+    "CROSS JOIN LATERAL (SELECT id, run_at FROM jobs WHERE state = 'queued' AND kind = k.kind "
+    "AND run_at <= now() ORDER BY run_at, id LIMIT k.lim) j ORDER BY j.run_at, j.id LIMIT $3), "
+    "c AS (UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $1, "
     "locked_at = now(), updated_at = now() "
-    "WHERE id IN (SELECT id FROM jobs WHERE state = 'queued' AND run_at <= now() "
-    "AND kind = ANY($2::text[]) ORDER BY run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) "
+    "WHERE id IN (SELECT id FROM jobs WHERE id IN (SELECT id FROM cand) AND state = 'queued' "
+    "FOR UPDATE SKIP LOCKED) "
     "RETURNING id, kind, payload::text AS payload, dedup_key, attempts, max_attempts, run_at) "
     "SELECT id, kind, payload, dedup_key, attempts, max_attempts, "
     "extract(epoch from now() - run_at) FROM c ORDER BY run_at, id";
 
-/* Run before the claim, in its transaction: the claim must read jobs_due_order in order and
+/* Run before the claim, in its transaction: the claim must read jobs_due_kind in order and
  * stop after LIMIT rows. When many jobs become due at once (a burst of deadlines moved to the
  * same second, a holiday's backlog) the statistics still say few are due, and the planner's
  * bitmap scan fetched and sorted every due row on each claim: 100,000 due jobs cost ~100 ms a
  * claim, the main cost of a burst (tests/bench/bench_sla.sh). */
 static const char claim_plan_sql[] = "SET LOCAL enable_bitmapscan = off";
 
-/* Seconds until the earliest queued job of our kinds is due (negative: overdue), or NULL. */
+/* Per kind $1[i]: seconds until its earliest queued job is due (negative: overdue); kinds
+ * with none queued are left out. */
 static const char peek_sql[] =
-    "SELECT extract(epoch from min(run_at) - now()) FROM jobs "
-    "WHERE state = 'queued' AND kind = ANY($1::text[])";
+    "SELECT k.kind, extract(epoch from j.run_at - now()) FROM unnest($1::text[]) AS k(kind) "
+    "CROSS JOIN LATERAL (SELECT run_at FROM jobs WHERE state = 'queued' AND kind = k.kind "
+    "ORDER BY run_at, id LIMIT 1) j";
+
+/* Paced runs not started when the process stops: back to the queue as if never claimed. */
+static const char release_sql[] =
+    "UPDATE jobs SET state = 'queued', attempts = greatest(attempts - 1, 0), locked_by = NULL, "
+    "locked_at = NULL, updated_at = now() WHERE id = ANY($1::bigint[]) AND state = 'running'";
 
 static const char done_sql[] = "DELETE FROM jobs WHERE id = ANY($1::bigint[]) AND state = 'running'";
 
@@ -76,6 +92,15 @@ struct handler {
     void *arg;
     struct rb_job_run **pending; /* owned array; runs being gathered for batch */
     size_t npending;
+
+    /* Pacing (rb_jobs_pace): runs are claimed up to PACE_AHEAD seconds before their turn
+     * and wait in `paced` (a ring) for it. pace.rate 0: not paced. */
+    struct rb_pace pace;
+    struct paced { struct rb_job_run *run; double at; } *paced; /* owned ring */
+    size_t phead, pn, pcap;
+    struct event *pace_timer;
+    struct rb_jobs *jobs; /* borrowed; for pace_timer */
+    int lim;            /* asked of this kind by the claim in flight (0: not asked) */
 };
 
 struct id_list {
@@ -89,19 +114,19 @@ struct rb_jobs {
     struct rb_metrics *m;    /* borrowed; may be NULL */
     struct rb_jobs_options opt;
     char *worker_id; /* owned */
-    char *kinds;     /* owned; "{a,b}" array literal of handled kinds */
     struct handler *handlers; /* owned */
     size_t nhandlers;
 
     struct event *timer;       /* the one timer: earliest due job */
     struct event *kick;        /* zero-delay: pump again from a clean stack */
     struct event *lease_timer; /* periodic lease recovery and counts */
-    int busy;    /* a claim is in flight */
+    int busy;    /* a claim (or the release of paced runs) is in flight */
     int limit;   /* rows asked for by the claim in flight */
     double armed_wall; /* wall-clock time the timer fires; 0 when not armed */
     int want;    /* claim again when the current one completes */
     int started, stopped;
-    size_t running;
+    size_t running;  /* claimed and not finished (paced runs waiting their turn included) */
+    int releasing;   /* the release of paced runs at stop is in flight */
 
     struct id_list done, flushing; /* successes waiting to be deleted / being deleted */
     int flush_busy;
@@ -225,11 +250,6 @@ int rb_jobs_register_batch(struct rb_jobs *jobs, const char *kind, rb_job_batch_
     return add_handler(jobs, kind, (struct handler){.batch = fn, .max = max, .arg = arg});
 }
 
-const struct rb_job *rb_job_run_info(const struct rb_job_run *run)
-{
-    return &run->job;
-}
-
 static struct handler *find_handler(const struct rb_jobs *jobs, const char *kind)
 {
     for (size_t i = 0; i < jobs->nhandlers; i++)
@@ -237,6 +257,37 @@ static struct handler *find_handler(const struct rb_jobs *jobs, const char *kind
             return &jobs->handlers[i];
     return NULL;
 }
+
+static void on_pace_timer(evutil_socket_t fd, short what, void *arg);
+
+int rb_jobs_pace(struct rb_jobs *jobs, const char *kind, double rate, int burst)
+{
+    struct handler *h = find_handler(jobs, kind);
+    if (!h || !(rate >= 0.001 && rate <= 100000) || burst < 1 || burst > 100000)
+        return RB_EINVAL;
+    if (jobs->started && !h->pace_timer &&
+        !(h->pace_timer = evtimer_new(jobs->base, on_pace_timer, h)))
+        rb_fatal("out of memory creating job timers");
+    rb_pace_set(&h->pace, rate, burst);
+    /* The ring, for a second of turns and a burst; the runs waiting keep their order. */
+    size_t cap = (size_t)(rate * PACE_AHEAD) + (size_t)burst + 1;
+    if (cap < h->pn)
+        cap = h->pn;
+    struct paced *ring = rb_calloc(cap, sizeof(*ring));
+    for (size_t i = 0; i < h->pn; i++)
+        ring[i] = h->paced[(h->phead + i) % h->pcap];
+    free(h->paced);
+    h->paced = ring;
+    h->pcap = cap;
+    h->phead = 0;
+    return RB_OK;
+}
+
+const struct rb_job *rb_job_run_info(const struct rb_job_run *run)
+{
+    return &run->job;
+}
+
 
 /* Notifications: something was enqueued (payload: epoch of its run_at) or, with a NULL
  * payload, the listening connection was re-established and we may have missed some. */
@@ -292,8 +343,11 @@ static void on_relay(evutil_socket_t fd, short what, void *arg)
     relay_send(arg);
 }
 
-/* Our own statements queued jobs due at `due` (db.c, after their commit). */
-static void on_local_jobs(double due, void *arg)
+/* Our own statements queued jobs of kind (NULL: unknown) due at `due` (db.c, after their
+ * commit). The other processes hear of them all; this one looks only for kinds it may claim
+ * now: not for a kind it does not handle, nor for a paced kind whose runs are already
+ * waiting for their turn (pace_fire claims more as they go). */
+static void on_local_jobs(const char *kind, double due, void *arg)
 {
     struct rb_jobs *jobs = arg;
     if (jobs->relay_due <= 0 || due < jobs->relay_due)
@@ -302,8 +356,12 @@ static void on_local_jobs(double due, void *arg)
         struct timeval tv = {0, (suseconds_t)(RELAY_DELAY * 1e6)};
         evtimer_add(jobs->relay, &tv);
     }
-    if (jobs->started && !jobs->stopped)
-        wake(jobs, due);
+    if (!jobs->started || jobs->stopped)
+        return;
+    const struct handler *h = kind ? find_handler(jobs, kind) : NULL;
+    if (kind && (!h || (h->pace.rate > 0 && h->pn > 0)))
+        return;
+    wake(jobs, due);
 }
 
 static double gauge_running(void *arg)
@@ -323,16 +381,12 @@ static double gauge_due(void *arg)
 
 int rb_jobs_start(struct rb_jobs *jobs)
 {
-    size_t len = 3;
-    for (size_t i = 0; i < jobs->nhandlers; i++)
-        len += strlen(jobs->handlers[i].kind) + 3;
-    jobs->kinds = rb_malloc(len);
-    char *p = jobs->kinds;
-    *p++ = '{';
-    for (size_t i = 0; i < jobs->nhandlers; i++)
-        p += sprintf(p, "%s\"%s\"", i ? "," : "", jobs->handlers[i].kind);
-    *p++ = '}';
-    *p = '\0';
+    for (size_t i = 0; i < jobs->nhandlers; i++) { /* the handlers array is final now */
+        struct handler *h = &jobs->handlers[i];
+        h->jobs = jobs;
+        if (h->pace.rate > 0 && !(h->pace_timer = evtimer_new(jobs->base, on_pace_timer, h)))
+            rb_fatal("out of memory creating job timers");
+    }
     jobs->started = 1;
     if (jobs->m) {
         rb_metrics_gauge(jobs->m, "rabta_jobs_running", "Jobs running in this process.",
@@ -381,6 +435,72 @@ static void flush_batch(struct handler *h)
     free(runs);
 }
 
+/* Hands one run to its handler. */
+static void start_run(struct handler *h, struct rb_job_run *run)
+{
+    if (h->batch)
+        h->batch(&run, 1, h->arg);
+    else
+        h->fn(run, &run->job, h->arg);
+}
+
+/* Runs of a paced kind that could be claimed now: the turns that start within PACE_AHEAD
+ * seconds, as far as the ring holds them. While runs still wait, nothing under half a ring:
+ * no claim for one or two. */
+static int pace_room(const struct handler *h, double now)
+{
+    double turns = rb_pace_turns(&h->pace, now, PACE_AHEAD);
+    size_t room = h->pcap - h->pn;
+    if (turns < (double)room)
+        room = (size_t)turns;
+    if (h->pn > 0 && room * 2 < h->pcap)
+        room = 0;
+    return (int)room;
+}
+
+/* Starts the paced runs whose turn has come; arms the timer for the next. */
+static void pace_fire(struct handler *h)
+{
+    struct rb_jobs *jobs = h->jobs;
+    double now = rb_now_mono();
+    int started = 0;
+    while (h->pn > 0 && h->paced[h->phead].at <= now + 0.0005) {
+        struct rb_job_run *run = h->paced[h->phead].run;
+        h->phead = (h->phead + 1) % h->pcap;
+        h->pn--;
+        started = 1;
+        start_run(h, run);
+    }
+    if (h->pn > 0) {
+        double d = h->paced[h->phead].at - now;
+        struct timeval tv = {(time_t)d, (suseconds_t)((d - floor(d)) * 1e6)};
+        evtimer_add(h->pace_timer, &tv);
+    }
+    /* Refill before the ring runs dry (pace_room decides whether a claim is worth it). */
+    if (started && h->pn * 2 < h->pcap && !jobs->stopped) {
+        jobs->want = 1;
+        event_active(jobs->kick, EV_TIMEOUT, 0);
+    }
+}
+
+static void on_pace_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct handler *h = arg;
+    rb_db_background(h->jobs->db, 1);
+    pace_fire(h);
+    rb_db_background(h->jobs->db, 0);
+}
+
+/* A claimed run of a paced kind takes the next turn and waits for it in the ring. */
+static void pace_add(struct handler *h, struct rb_job_run *run)
+{
+    rb_assert(h->pn < h->pcap);
+    h->paced[(h->phead + h->pn) % h->pcap] = (struct paced){run, rb_pace_take(&h->pace, rb_now_mono())};
+    h->pn++;
+}
+
 static void dispatch(struct rb_jobs *jobs, PGresult *res)
 {
     int n = PQntuples(res);
@@ -406,7 +526,9 @@ static void dispatch(struct rb_jobs *jobs, PGresult *res)
             rb_metrics_count(jobs->m, "rabta_jobs_started_total", "Job runs started.", NULL, 1);
         }
         struct handler *h = find_handler(jobs, run->kind);
-        if (h && h->batch) {
+        if (h && h->pace.rate > 0) {
+            pace_add(h, run);
+        } else if (h && h->batch) {
             h->pending[h->npending++] = run;
             if (h->npending == h->max)
                 flush_batch(h);
@@ -416,8 +538,15 @@ static void dispatch(struct rb_jobs *jobs, PGresult *res)
             rb_job_finish(run, 0, "no handler for this kind of job", -1, 0);
         }
     }
-    for (size_t i = 0; i < jobs->nhandlers; i++)
-        flush_batch(&jobs->handlers[i]);
+    for (size_t i = 0; i < jobs->nhandlers; i++) {
+        struct handler *h = &jobs->handlers[i];
+        if (h->pace.rate > 0) {
+            if (h->pn > 0 && !evtimer_pending(h->pace_timer, NULL))
+                pace_fire(h);
+        } else {
+            flush_batch(h);
+        }
+    }
 }
 
 static void claimed(PGresult **results, int n, const char *err, void *arg)
@@ -435,8 +564,18 @@ static void claimed(PGresult **results, int n, const char *err, void *arg)
         dispatch(jobs, results[1]);
     if (got >= jobs->limit) {
         jobs->want = 1; /* probably more due now */
-    } else if (!PQgetisnull(results[2], 0, 0)) {
-        arm_timer(jobs, atof(PQgetvalue(results[2], 0, 0)));
+    } else {
+        /* The earliest due of the kinds asked for. A paced kind that was not asked for (its
+         * ring is full) is left out: pace_fire claims again as the ring empties. */
+        double next = INFINITY;
+        for (int i = 0; i < PQntuples(results[2]); i++) {
+            const struct handler *h = find_handler(jobs, PQgetvalue(results[2], i, 0));
+            double due = atof(PQgetvalue(results[2], i, 1));
+            if (h && h->lim > 0 && due < next)
+                next = due;
+        }
+        if (next < INFINITY)
+            arm_timer(jobs, next);
     }
     if (jobs->want && !jobs->stopped)
         event_active(jobs->kick, EV_TIMEOUT, 0);
@@ -452,20 +591,45 @@ static void pump_bg(struct rb_jobs *jobs)
     if (limit <= 0)
         return; /* rb_job_finish pumps again when a slot frees up */
     jobs->want = 0;
-    jobs->limit = limit;
-    char lim[16];
-    snprintf(lim, sizeof(lim), "%d", limit);
-    const char *claim_params[3] = {jobs->worker_id, jobs->kinds, lim};
-    const char *peek_params[1] = {jobs->kinds};
-    const struct rb_db_stmt stmts[3] = {
-        {claim_plan_sql, 0, NULL, 0},
-        {claim_sql, 3, claim_params, 1},
-        {peek_sql, 1, peek_params, 1},
-    };
-    if (rb_db_batch(jobs->db, stmts, 3, 1, claimed, jobs) == RB_OK)
-        jobs->busy = 1;
-    else
-        arm_timer(jobs, 0.1); /* the pool's queue is full: back off briefly */
+    /* The kinds to claim, each with its limit: "{a,b}" and "{256,12}". */
+    struct rb_sbuf kinds = {0}, lims = {0};
+    rb_sbuf_puts(&kinds, "{");
+    rb_sbuf_puts(&lims, "{");
+    double now = rb_now_mono();
+    int asked = 0;
+    for (size_t i = 0; i < jobs->nhandlers; i++) {
+        struct handler *h = &jobs->handlers[i];
+        h->lim = h->pace.rate > 0 ? pace_room(h, now) : limit;
+        if (h->lim > limit)
+            h->lim = limit;
+        if (h->lim <= 0)
+            continue;
+        char n[16];
+        snprintf(n, sizeof(n), "%d", h->lim);
+        rb_sbuf_elem(&kinds, h->kind);
+        rb_sbuf_elem(&lims, n);
+        asked = 1;
+    }
+    rb_sbuf_puts(&kinds, "}");
+    rb_sbuf_puts(&lims, "}");
+    if (asked) {
+        jobs->limit = limit;
+        char lim[16];
+        snprintf(lim, sizeof(lim), "%d", limit);
+        const char *claim_params[4] = {jobs->worker_id, kinds.p, lim, lims.p};
+        const char *peek_params[1] = {kinds.p};
+        const struct rb_db_stmt stmts[3] = {
+            {claim_plan_sql, 0, NULL, 0},
+            {claim_sql, 4, claim_params, 1},
+            {peek_sql, 1, peek_params, 1},
+        };
+        if (rb_db_batch(jobs->db, stmts, 3, 1, claimed, jobs) == RB_OK)
+            jobs->busy = 1;
+        else
+            arm_timer(jobs, 0.1); /* the pool's queue is full: back off briefly */
+    }
+    free(kinds.p);
+    free(lims.p);
 }
 
 /* Everything the runner asks of the database, and what handlers ask from it, is background
@@ -552,6 +716,14 @@ static double backoff(const struct rb_jobs *jobs, int attempt)
 static void finish(struct rb_job_run *run, int ok, const char *error, double retry_after,
                    int permanent, int deleted);
 
+static void run_free(struct rb_job_run *run)
+{
+    free(run->kind);
+    free(run->payload);
+    free(run->dedup_key);
+    free(run);
+}
+
 void rb_job_finish(struct rb_job_run *run, int ok, const char *error, double retry_after,
                    int permanent)
 {
@@ -602,10 +774,7 @@ static void finish_bg(struct rb_job_run *run, int ok, const char *error, double 
                          labels, 1);
     }
     jobs->running--;
-    free(run->kind);
-    free(run->payload);
-    free(run->dedup_key);
-    free(run);
+    run_free(run);
     if (jobs->running + 1 == (size_t)jobs->opt.concurrency || jobs->want) {
         /* A slot freed up after we stopped claiming for lack of one. Claim from the next loop
          * turn, so that a batch finishing together frees all its slots first. */
@@ -669,6 +838,44 @@ static void on_lease_timer(evutil_socket_t fd, short what, void *arg)
 
 /* ---- stop ----------------------------------------------------------------------------- */
 
+static void released(PGresult *res, const char *err, void *arg)
+{
+    (void)res;
+    struct rb_jobs *jobs = arg;
+    jobs->releasing = 0;
+    if (err) /* they stay "running" until lease recovery re-queues them */
+        rb_warn("jobs", "could not put back the paced jobs not started: %s", err);
+}
+
+/* Paced runs still waiting for their turn go back to the queue (no attempt spent). */
+static void release_paced(struct rb_jobs *jobs)
+{
+    struct rb_sbuf ids = {0};
+    rb_sbuf_puts(&ids, "{");
+    size_t n = 0;
+    for (size_t i = 0; i < jobs->nhandlers; i++) {
+        struct handler *h = &jobs->handlers[i];
+        if (h->pace_timer)
+            evtimer_del(h->pace_timer);
+        for (; h->pn > 0; h->pn--, h->phead = (h->phead + 1) % h->pcap) {
+            struct rb_job_run *run = h->paced[h->phead].run;
+            char id[24];
+            snprintf(id, sizeof(id), "%lld", run->job.id);
+            rb_sbuf_elem(&ids, id);
+            run_free(run);
+            jobs->running--;
+            n++;
+        }
+    }
+    rb_sbuf_puts(&ids, "}");
+    const char *params[1] = {ids.p};
+    rb_db_background(jobs->db, 1);
+    if (n > 0 && rb_db_query(jobs->db, release_sql, 1, params, released, jobs) == RB_OK)
+        jobs->releasing = 1;
+    rb_db_background(jobs->db, 0);
+    free(ids.p);
+}
+
 void rb_jobs_stop(struct rb_jobs *jobs)
 {
     jobs->stopped = 1;
@@ -676,13 +883,14 @@ void rb_jobs_stop(struct rb_jobs *jobs)
     event_del(jobs->kick);
     event_del(jobs->lease_timer);
     evtimer_del(jobs->relay);
+    release_paced(jobs);
     relay_send(jobs); /* the other processes still hear of what we queued last */
 }
 
 size_t rb_jobs_pending(const struct rb_jobs *jobs)
 {
     return jobs ? jobs->running + (size_t)jobs->busy + (size_t)jobs->flush_busy +
-                      (size_t)jobs->relay_busy
+                      (size_t)jobs->relay_busy + (size_t)jobs->releasing
                 : 0;
 }
 
@@ -695,11 +903,16 @@ void rb_jobs_free(struct rb_jobs *jobs)
     event_free(jobs->lease_timer);
     event_free(jobs->relay); /* (the pool, freed first, calls no hook when it fails requests) */
     for (size_t i = 0; i < jobs->nhandlers; i++) {
-        free(jobs->handlers[i].kind);
-        free(jobs->handlers[i].pending);
+        struct handler *h = &jobs->handlers[i];
+        for (; h->pn > 0; h->pn--, h->phead = (h->phead + 1) % h->pcap)
+            run_free(h->paced[h->phead].run); /* only when freed without rb_jobs_stop */
+        if (h->pace_timer)
+            event_free(h->pace_timer);
+        free(h->kind);
+        free(h->pending);
+        free(h->paced);
     }
     free(jobs->handlers);
-    free(jobs->kinds);
     free(jobs->worker_id);
     free(jobs->done.v);
     free(jobs->flushing.v);

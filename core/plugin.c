@@ -390,16 +390,29 @@ static struct db_call *db_call_new(rb_plugin_db_fn fn, void *arg)
     return c;
 }
 
-static int host_db_query(struct rb_plugin_ctx *ctx, const char *sql, int nparams,
-                         const char *const *params, rb_plugin_db_fn fn, void *arg)
+static int db_query_as(struct rb_plugin_ctx *ctx, int prepared, const char *sql, int nparams,
+                       const char *const *params, rb_plugin_db_fn fn, void *arg)
 {
     if (!ctx->srv || !ctx->srv->db)
         return RB_EUNAVAIL;
     struct db_call *c = db_call_new(fn, arg);
-    int rc = rb_db_query(ctx->srv->db, sql, nparams, params, db_trampoline, c);
+    int rc = (prepared ? rb_db_query_prepared : rb_db_query)(ctx->srv->db, sql, nparams, params,
+                                                            db_trampoline, c);
     if (rc != RB_OK)
         free(c);
     return rc;
+}
+
+static int host_db_query(struct rb_plugin_ctx *ctx, const char *sql, int nparams,
+                         const char *const *params, rb_plugin_db_fn fn, void *arg)
+{
+    return db_query_as(ctx, 0, sql, nparams, params, fn, arg);
+}
+
+static int host_db_query_prepared(struct rb_plugin_ctx *ctx, const char *sql, int nparams,
+                                  const char *const *params, rb_plugin_db_fn fn, void *arg)
+{
+    return db_query_as(ctx, 1, sql, nparams, params, fn, arg);
 }
 
 static int host_db_ntuples(const struct rb_db_result *res)
@@ -441,6 +454,13 @@ static int host_job_register(struct rb_plugin_ctx *ctx, const char *kind, rb_plu
     if (!ctx->srv || !ctx->srv->jobs || ctx->started)
         return RB_EINVAL;
     return rb_jobs_register(ctx->srv->jobs, kind, fn, arg);
+}
+
+static int host_job_pace(struct rb_plugin_ctx *ctx, const char *kind, double rate, int burst)
+{
+    if (!ctx->srv || !ctx->srv->jobs)
+        return RB_EINVAL;
+    return rb_jobs_pace(ctx->srv->jobs, kind, rate, burst);
 }
 
 struct case_call {
@@ -948,6 +968,8 @@ static const struct rb_host_api host_api = {
     .department_info = host_department_info,
     .case_comment = host_case_comment,
     .department_wants = host_department_wants,
+    .job_pace = host_job_pace,
+    .db_query_prepared = host_db_query_prepared,
 };
 
 const struct rb_host_api *rb_host_api_get(void)

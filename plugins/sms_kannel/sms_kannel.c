@@ -70,9 +70,9 @@ static int conf_check(struct rb_plugin_ctx *ctx, const struct rb_sms_conf *c)
 static int sms_init(struct rb_plugin_ctx *ctx, const struct rb_host_api *host)
 {
     rb_sms_api = host;
-    if (!RB_HOST_HAS(host, case_comment)) {
+    if (!RB_HOST_HAS(host, db_query_prepared)) {
         host->log(ctx, RB_LOG_ERROR, "this rabtad is too old for the sms_kannel plugin (no "
-                                     "templates, case_rate or case_comment in the host API)");
+                                     "job_pace or db_query_prepared in the host API)");
         return RB_ERR;
     }
     if (sodium_init() < 0)
@@ -91,7 +91,8 @@ static int sms_init(struct rb_plugin_ctx *ctx, const struct rb_host_api *host)
                          ctx) != RB_OK ||
         host->http_route(ctx, RB_HTTP_GET | RB_HTTP_POST, "/sms/kannel/dlr", rb_sms_on_dlr,
                          ctx) != RB_OK ||
-        host->job_register(ctx, "message.send", rb_sms_send_job, ctx) != RB_OK)
+        host->job_register(ctx, "message.send", rb_sms_send_job, ctx) != RB_OK ||
+        host->job_pace(ctx, "message.send", c.rate, (int)c.burst) != RB_OK)
         return RB_ERR;
     return RB_OK;
 }
@@ -100,7 +101,6 @@ static void sms_stop(struct rb_plugin_ctx *ctx)
 {
     (void)ctx;
     rb_sms_api->conf_free(conf_fields, NFIELDS, &rb_sms_conf);
-    rb_sms_slots_free();
 }
 
 /* After SIGHUP: a bad block keeps the old settings. */
@@ -109,6 +109,10 @@ static int sms_reload(struct rb_plugin_ctx *ctx)
     struct rb_sms_conf c = conf_defaults;
     if (rb_sms_api->conf_parse(ctx, conf_fields, NFIELDS, &c) != RB_OK ||
         conf_check(ctx, &c) != RB_OK) {
+        rb_sms_api->conf_free(conf_fields, NFIELDS, &c);
+        return RB_EINVAL;
+    }
+    if (rb_sms_api->job_pace(ctx, "message.send", c.rate, (int)c.burst) != RB_OK) {
         rb_sms_api->conf_free(conf_fields, NFIELDS, &c);
         return RB_EINVAL;
     }

@@ -86,7 +86,6 @@ int rb_sms_secret_ok(const char *given, const char *want);
 
 void rb_sms_on_mo(struct rb_http_req *req, void *arg);   /* arg: plugin ctx */
 void rb_sms_on_dlr(struct rb_http_req *req, void *arg);  /* arg: plugin ctx */
-void rb_sms_slots_free(void);
 void rb_sms_send_job(struct rb_job_run *run, const struct rb_job_info *job, void *arg);
 
 #endif

@@ -193,7 +193,7 @@ static void flush(struct queue *q, struct rb_plugin_ctx *ctx)
         json_decref(arr);
         const char *params[1] = {text};
         q->in_flight++;
-        int rc = text ? api->db_query(ctx, q->sql, 1, params, batch_done, b) : RB_ERR;
+        int rc = text ? api->db_query_prepared(ctx, q->sql, 1, params, batch_done, b) : RB_ERR;
         free(text);
         if (rc != RB_OK) {
             q->in_flight--;
@@ -561,7 +561,7 @@ static void status(struct mo *m)
         return;
     }
     const char *params[1] = {m->phone};
-    if (api->db_query(m->ctx, "SELECT id FROM citizens WHERE phone = $1", 1, params,
+    if (api->db_query_prepared(m->ctx, "SELECT id FROM citizens WHERE phone = $1", 1, params,
                       sender_found, m) != RB_OK) {
         api->reply(m->req, 503, "text/plain", "try again\n", 10);
         mo_free(m);
@@ -639,7 +639,7 @@ static void pending_found(const struct rb_db_result *res, const char *err, void 
 static void rating(struct mo *m)
 {
     const char *params[2] = {m->phone, m->kannel_id};
-    if (api->db_query(m->ctx, pending_sql, 2, params, pending_found, m) != RB_OK) {
+    if (api->db_query_prepared(m->ctx, pending_sql, 2, params, pending_found, m) != RB_OK) {
         api->reply(m->req, 503, "text/plain", "try again\n", 10);
         mo_free(m);
     }

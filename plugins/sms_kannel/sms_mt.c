@@ -1,17 +1,17 @@
-/* Outgoing SMS: the 'message.send' job handler, the gateway's token bucket and delivery
- * reports.
+/* Outgoing SMS: the 'message.send' job handler and delivery reports.
  *
  * A run loads the message, skips what is already sent (a rerun after a crash), refuses
  * notices to citizens who sent STOP (direct answers still go), puts what is not urgent back
- * until quiet hours end, takes a slot of the gateway's rate, and asks
- * smsbox's sendsms (coding=2, charset=UTF-8, our id in the dlr-url). 202 → 'sent'; no answer
- * or 5xx → the job's back-off; other 4xx → 'failed' for good. Kannel then calls
- * /sms/kannel/dlr?id=OUR_ID&type=%d: 1 → delivered, 2/16 → failed. */
-#include <math.h>
+ * until quiet hours end, and asks smsbox's sendsms (coding=2, charset=UTF-8, our id in the
+ * dlr-url). 202 → 'sent'; no answer or 5xx → the job's back-off; other 4xx → 'failed' for good. Kannel then calls
+ * /sms/kannel/dlr?id=OUR_ID&type=%d: 1 → delivered, 2/16 → failed.
+ *
+ * The gateway's rate (`rate` a second, `burst` at once) is kept by the jobs runner (host API
+ * job_pace, set in sms_kannel.c): a run starts only at its turn, and the queue behind it waits
+ * in the jobs table without being touched. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <jansson.h>
 
@@ -19,124 +19,12 @@
 
 #define api rb_sms_api
 
-/* ---- throughput limit ------------------------------------------------------------------ */
-
-/* The gateway's rate as a virtual schedule (GCRA): `next` is when the next message may go if
- * the bucket of `burst` were empty. A job that must wait is given a slot and told to come
- * back then (job_finish with that delay); its slot is kept for it by job id, so on its return
- * it goes at once instead of queueing again behind newer jobs. Slots not claimed within
- * ten minutes (the job went elsewhere) are dropped. Per process. */
-#define SLOTS_CAP 131072u /* a power of two */
-#define SLOTS_MAX 100000u /* slots kept at once; past that a job waits without one */
-
-struct slot {
-    long long job; /* 0: free */
-    double at;
-};
-
-static double next_at;
-static struct slot *slots; /* open addressing, linear probing */
-static size_t n_slots;
-
-static double now_mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static size_t slot_home(long long job)
-{
-    unsigned long long h = (unsigned long long)job * 0x9E3779B97F4A7C15ull;
-    return (size_t)(h >> 40) & (SLOTS_CAP - 1);
-}
-
-/* Removes the entry at i, shifting back the ones that probed past it. */
-static void slot_delete(size_t i)
-{
-    size_t j = i;
-    slots[i].job = 0;
-    n_slots--;
-    for (;;) {
-        j = (j + 1) & (SLOTS_CAP - 1);
-        if (!slots[j].job)
-            return;
-        size_t k = slot_home(slots[j].job);
-        /* k cyclically in (i, j]: the entry can stay */
-        if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
-            continue;
-        slots[i] = slots[j];
-        slots[j].job = 0;
-        i = j;
-    }
-}
-
-/* 1 when job held a slot (now released). Stale slots met on the way are dropped. */
-static int slot_claim(long long job, double t)
-{
-    if (!slots)
-        return 0;
-    for (size_t i = slot_home(job); slots[i].job; i = (i + 1) & (SLOTS_CAP - 1)) {
-        if (slots[i].job == job) {
-            slot_delete(i);
-            return 1;
-        }
-    }
-    (void)t;
-    return 0;
-}
-
-static void slot_keep(long long job, double at, double t)
-{
-    if (!slots && !(slots = calloc(SLOTS_CAP, sizeof(*slots))))
-        abort();
-    size_t i = slot_home(job);
-    while (slots[i].job) {
-        if (slots[i].at < t - 600) { /* its job went elsewhere: reuse */
-            slots[i].job = job;
-            slots[i].at = at;
-            return;
-        }
-        i = (i + 1) & (SLOTS_CAP - 1);
-    }
-    if (n_slots >= SLOTS_MAX)
-        return;
-    slots[i].job = job;
-    slots[i].at = at;
-    n_slots++;
-}
-
-/* 0 when the message may go now, else the seconds until its slot. */
-static double slot_take(long long job)
-{
-    double t = now_mono(), interval = 1.0 / rb_sms_conf.rate;
-    double tolerance = (double)(rb_sms_conf.burst - 1) * interval;
-    if (slot_claim(job, t))
-        return 0;
-    if (next_at < t)
-        next_at = t;
-    double allowed = next_at - tolerance;
-    next_at += interval;
-    if (allowed <= t)
-        return 0;
-    slot_keep(job, allowed, t);
-    return allowed - t;
-}
-
-void rb_sms_slots_free(void)
-{
-    free(slots);
-    slots = NULL;
-    n_slots = 0;
-}
-
 /* ---- one send ------------------------------------------------------------------------ */
 
 struct send {
     struct rb_plugin_ctx *ctx; /* borrowed */
     struct rb_job_run *run;    /* borrowed until job_finish */
     char id[24];               /* messages.id */
-    long long job;             /* jobs.id */
     int status;                /* sendsms answer */
     char *error;               /* owned */
     int permanent;
@@ -180,7 +68,7 @@ static void updated(const struct rb_db_result *res, const char *err, void *arg)
 static void mark(struct send *s, const char *sql, const char *error)
 {
     const char *params[2] = {s->id, error};
-    if (api->db_query(s->ctx, sql, error ? 2 : 1, params, updated, s) != RB_OK) {
+    if (api->db_query_prepared(s->ctx, sql, error ? 2 : 1, params, updated, s) != RB_OK) {
         api->job_finish(s->run, 0, "database unavailable", -1, 0);
         send_free(s);
     }
@@ -300,12 +188,6 @@ static void loaded(const struct rb_db_result *res, const char *err, void *arg)
         send_free(s);
         return;
     }
-    double wait = slot_take(s->job);
-    if (wait > 0) {
-        api->job_finish(s->run, 0, "throttled", wait, 0);
-        send_free(s);
-        return;
-    }
     char *url = sendsms_url(s, to ? to : "", body ? body : "");
     int rc = api->http_fetch(s->ctx, RB_HTTP_GET, url, NULL, NULL, 0, rb_sms_conf.timeout,
                              answered, s);
@@ -331,11 +213,10 @@ void rb_sms_send_job(struct rb_job_run *run, const struct rb_job_info *job, void
         abort();
     s->ctx = arg;
     s->run = run;
-    s->job = job->id;
     snprintf(s->id, sizeof(s->id), "%lld", (long long)json_integer_value(id));
     json_decref(p);
     const char *params[1] = {s->id};
-    if (api->db_query(s->ctx, load_sql, 1, params, loaded, s) != RB_OK) {
+    if (api->db_query_prepared(s->ctx, load_sql, 1, params, loaded, s) != RB_OK) {
         api->job_finish(run, 0, "database unavailable", -1, 0);
         send_free(s);
     }
@@ -387,6 +268,6 @@ void rb_sms_on_dlr(struct rb_http_req *req, void *arg)
     char ts[8];
     snprintf(ts, sizeof(ts), "%ld", t);
     const char *params[3] = {id, ts, api->req_query(req, "answer")};
-    if (api->db_query(ctx, dlr_sql, 3, params, dlr_done, req) != RB_OK)
+    if (api->db_query_prepared(ctx, dlr_sql, 3, params, dlr_done, req) != RB_OK)
         api->reply(req, 503, "text/plain", "try again\n", 10);
 }

@@ -5,7 +5,9 @@
 #   bench_wait_ready NAME PID URL
 #   bench_wrk ARGS...          wrk bounded by a timeout; output on stdout
 #   bench_pgbench_cases        pgbench tps storing a case + its two events per transaction
-# BENCH_EXTRA_YAML (optional) is appended to the rabtad config's plugins list.
+# BENCH_EXTRA_YAML (optional) is appended to the rabtad config's plugins list;
+# BENCH_PG_OPTIONS (optional) to PostgreSQL's options (e.g. "-c shared_preload_libraries=
+# pg_stat_statements", to see where its time goes).
 
 die() { echo "$(basename "$0"): $*" >&2; exit 1; }
 
@@ -73,7 +75,7 @@ bench_pg_start() { # [fsync on|off]; sets PGPORT, PGSOCK; psql via bench_psql
   PGPORT=$(free_port) # names the socket file only; nothing listens on TCP
   PGSOCK=$TMP/pgsock
   as_pg "$PGBIN/pg_ctl" start -D "$TMP/pgdata" -w -t 30 -l "$TMP/pgsock/postgres.log" \
-    -o "-c listen_addresses='' -c unix_socket_directories=$PGSOCK -p $PGPORT -c fsync=$fsync -c synchronous_commit=$fsync -c max_connections=200" \
+    -o "-c listen_addresses='' -c unix_socket_directories=$PGSOCK -p $PGPORT -c fsync=$fsync -c synchronous_commit=$fsync -c max_connections=200 ${BENCH_PG_OPTIONS:-}" \
     >/dev/null || { cat "$TMP/pgsock/postgres.log" >&2; die "PostgreSQL did not start"; }
   PG_STARTED=1
   as_pg "$PGBIN/createdb" -h "$PGSOCK" -p "$PGPORT" -U rabta rabta

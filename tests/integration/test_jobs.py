@@ -21,9 +21,12 @@ class JobsTest(rbtest.TestCase):
         self.pgs = self.pg()
         self.pgs.psql(RUNS_TABLE)
 
-    def server(self, name="rabtad", jobs=None, start=True):
+    def server(self, name="rabtad", jobs=None, start=True, good=None):
         rd = self.rabtad(pg=self.pgs, name=name)
-        rd.config["plugins"] = rd.config["plugins"] + [{"name": "good", "path": GOOD}]
+        plugin = {"name": "good", "path": GOOD}
+        if good:
+            plugin["config"] = good
+        rd.config["plugins"] = rd.config["plugins"] + [plugin]
         rd.config["jobs"] = dict({"backoff_base": "200ms", "backoff_max": "1s"}, **(jobs or {}))
         if start:
             rd.start()
@@ -163,6 +166,78 @@ class JobsTest(rbtest.TestCase):
                       "('test.record', 'running', 1, 'gone:1', now() - interval '10 minutes')")
         rbtest.wait_until(lambda: self.runs("attempt = 2") == 1, 10,
                           what="the lost run to run again")
+
+    def paced_starts(self):
+        return [float(x) for x in self.pgs.psql(
+            "SELECT extract(epoch from at) FROM test_job_runs WHERE kind = 'test.paced' "
+            "ORDER BY at").split()]
+
+    def test_a_paced_kind_starts_at_its_rate_and_its_backlog_waits_untouched(self):
+        # rate 20/s, burst 5: 60 runs take (60 - 5) / 20 = 2.75 s. Runs are claimed at most a
+        # second ahead of their turn; the rest of the backlog is never claimed, re-queued or
+        # written while it waits (attempts stays 0), and other kinds do not wait behind it.
+        self.server(good={"pace_rate": 20, "pace_burst": 5})
+        self.pgs.psql("INSERT INTO jobs (kind, payload) SELECT 'test.paced', "
+                      "jsonb_build_object('g', g) FROM generate_series(1, 60) g")
+        t0 = time.monotonic()
+        self.pgs.psql("INSERT INTO jobs (kind) VALUES ('test.record')")
+        most_claimed, touched, other = 0, 0, None
+        while self.runs("kind = 'test.paced'") < 60 and time.monotonic() - t0 < 20:
+            row = self.pgs.psql(
+                "SELECT count(*) FILTER (WHERE state = 'running'), "
+                "count(*) FILTER (WHERE state = 'queued' AND (attempts > 0 OR last_error "
+                "IS NOT NULL)) FROM jobs WHERE kind = 'test.paced'").split("|")
+            most_claimed = max(most_claimed, int(row[0]))
+            touched = max(touched, int(row[1]))
+            if other is None and self.runs("kind = 'test.record'") == 1:
+                other = time.monotonic() - t0
+            time.sleep(0.05)
+        self.assertEqual(self.runs("kind = 'test.paced'"), 60)
+        self.assertEqual(self.runs("kind = 'test.paced' AND attempt = 1"), 60,
+                         "a paced run was re-queued")
+        self.assertIsNotNone(other, "the other kind's job did not run")
+        self.assertLess(other, 1.0, "another kind waited behind the paced backlog")
+        self.assertEqual(touched, 0, "queued paced jobs were written while they waited")
+        self.assertLessEqual(most_claimed, 20 * 1 + 5 + 1, "claimed more than a second ahead")
+        at = self.paced_starts()
+        span = at[-1] - at[0]
+        self.assertGreater(span, 2.75 - 0.1, "faster than the rate")
+        self.assertLess(span, 2.75 + 0.5, "slower than the rate")
+        self.assertLess(at[4] - at[0], 0.1, "the burst did not go at once")
+        for i in range(len(at)):  # in any one second: at most rate + burst
+            self.assertLessEqual(sum(1 for t in at[i:] if t - at[i] < 1.0), 25)
+        self.assertEqual(self.pgs.scalar("SELECT count(*) FROM jobs"), "0")
+
+    def test_paced_runs_waiting_at_stop_go_back_to_the_queue_and_run_once(self):
+        rd = self.server(good={"pace_rate": 4, "pace_burst": 1})
+        self.pgs.psql("INSERT INTO jobs (kind, payload) SELECT 'test.paced', "
+                      "jsonb_build_object('g', g) FROM generate_series(1, 40) g")
+        rbtest.wait_until(lambda: self.runs("kind = 'test.paced'") >= 3, 10,
+                          what="the first paced runs")
+        self.assertEqual(rd.stop(), 0)
+        done = self.runs("kind = 'test.paced'")
+        self.assertLess(done, 40)
+        # Those claimed and waiting for their turn were put back: none left running, none
+        # charged an attempt.
+        self.assertEqual(self.pgs.scalar("SELECT count(*) FROM jobs WHERE state <> 'queued'"),
+                         "0")
+        self.assertEqual(int(self.pgs.scalar("SELECT count(*) FROM jobs WHERE attempts = 0")),
+                         40 - done)
+        self.server(name="again", good={"pace_rate": 200, "pace_burst": 10})
+        rbtest.wait_until(lambda: self.runs("kind = 'test.paced'") >= 40, 10,
+                          what="the rest of the paced runs")
+        time.sleep(0.3)
+        self.assertEqual(int(self.pgs.scalar(
+            "SELECT count(DISTINCT payload->>'g') FROM test_job_runs WHERE kind = 'test.paced'")),
+            40)
+        self.assertEqual(self.runs("kind = 'test.paced'"), 40, "a paced job ran twice")
+        self.assertEqual(self.runs("kind = 'test.paced' AND attempt = 1"), 40)
+
+    def test_a_bad_pace_is_refused_at_start(self):
+        rd = self.server(good={"pace_rate": 1e9}, start=False)
+        rd.start(wait=False)
+        self.assertNotEqual(rd.wait(), 0)
+        self.assertIn("good", rd.log_tail())
 
     def test_three_processes_run_each_job_exactly_once(self):
         servers = [self.server(name="p%d" % i, jobs={"batch": 50}) for i in range(3)]

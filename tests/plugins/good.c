@@ -1,8 +1,9 @@
 /* A well-formed test plugin: registers GET /test/good, GET /test/sleep?s=N (answers after a
  * database pg_sleep, to have a slow in-flight request), POST /test/jobs?kind=K&delay=S&dedup=D
  * (enqueues a job) and handlers for job kinds "test.record" (records the run in table
- * test_job_runs, which the test creates) and "test.fail" (fails every time), and reads a
- * config block. */
+ * test_job_runs, which the test creates), "test.paced" (the same, paced at pace_rate a second
+ * in bursts of pace_burst when pace_rate is set) and "test.fail" (fails every time), and
+ * reads a config block. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <stddef.h>
@@ -12,12 +13,16 @@ struct good_conf {
     char *greeting;
     long long answer;
     int enqueue_only; /* register no job handlers: this process only queues jobs */
+    double pace_rate;  /* test.paced: runs a second (0: not paced) */
+    long long pace_burst;
 };
 
 static const struct rb_conf_field good_fields[] = {
     {"greeting", RB_CONF_STRING, offsetof(struct good_conf, greeting), 0, 0, 0},
     {"answer", RB_CONF_INT, offsetof(struct good_conf, answer), 0, 0, 100},
     {"enqueue_only", RB_CONF_BOOL, offsetof(struct good_conf, enqueue_only), 0, 0, 0},
+    {"pace_rate", RB_CONF_DOUBLE, offsetof(struct good_conf, pace_rate), 0, 0, 0},
+    {"pace_burst", RB_CONF_INT, offsetof(struct good_conf, pace_burst), 0, 1, 1000},
 };
 
 static const struct rb_host_api *api;
@@ -122,8 +127,13 @@ static int good_init(struct rb_plugin_ctx *ctx, const struct rb_host_api *host)
     if (api->http_route(ctx, RB_HTTP_POST, "/test/jobs", on_jobs, ctx) != RB_OK)
         return RB_ERR;
     if (!conf.enqueue_only && (api->job_register(ctx, "test.record", run_record, ctx) != RB_OK ||
+                               api->job_register(ctx, "test.paced", run_record, ctx) != RB_OK ||
                                api->job_register(ctx, "test.fail", run_fail, ctx) != RB_OK))
         return RB_ERR;
+    if (!conf.enqueue_only && conf.pace_rate > 0 &&
+        api->job_pace(ctx, "test.paced", conf.pace_rate,
+                      conf.pace_burst ? (int)conf.pace_burst : 1) != RB_OK)
+        return RB_EINVAL;
     api->log(ctx, RB_LOG_INFO, "good plugin ready");
     return RB_OK;
 }

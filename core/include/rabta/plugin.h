@@ -464,6 +464,19 @@ struct rb_host_api {
                                          void *arg),
                             void *arg);
 
+    /* ---- appended after department_wants; check RB_HOST_HAS(api, db_query_prepared) ---- */
+
+    /* Paces this plugin's job kind (registered with job_register): at most `rate` runs start
+     * a second in this process, in bursts of at most `burst`. Runs wait for their turn in
+     * the host, claimed at most a second ahead, so a long queue (an SMS gateway's rate) costs
+     * nothing while it waits. During init() or reload(). RB_OK or RB_EINVAL. */
+    int (*job_pace)(struct rb_plugin_ctx *ctx, const char *kind, double rate, int burst);
+    /* As db_query, for a hot statement whose text never varies (a static string): each pool
+     * connection parses it once and then only binds and executes it. Not for SQL built at run
+     * time, nor for queries whose best plan depends on the parameters' values. */
+    int (*db_query_prepared)(struct rb_plugin_ctx *ctx, const char *sql, int nparams,
+                             const char *const *params, rb_plugin_db_fn fn, void *arg);
+
     /* New entries go here, at the end, never above. */
 };
 
