@@ -20,6 +20,7 @@
 #define BATCH_MAX 256       /* submissions per transaction */
 #define INFLIGHT_MAX 2      /* transactions at once */
 #define PENDING_MAX 20000   /* submissions waiting: beyond, RB_EAGAIN (503) */
+#define STORE_COMBINATIONS 256 /* of the statement's parts (PART_*, below) */
 
 struct sub {
     struct sub *next;
@@ -64,15 +65,36 @@ struct rb_intake {
     void *quiet_arg;
     int (*wants_delivery)(void *arg, const char *department); /* NULL: every department */
     void *wants_arg;
+    char *store[STORE_COMBINATIONS]; /* owned; the statement of each combination of PART_*,
+                                      * built when first used */
 };
 
 /* ---- the statement ---------------------------------------------------------------------- */
 
 /* One statement stores a whole batch: citizens (found or added), cases, their first two events
- * and idempotency keys. Arrays in, (id, tracking_no) out. */
-static const char store_sql[] =
+ * and idempotency keys, replies, notices and jobs. Arrays in, (id, tracking_no) out. It is put
+ * together from the parts below that the batch needs (store_parts): a part no submission of
+ * the batch uses would still be planned, set up and run on every batch (a tenth of
+ * PostgreSQL's time per case in small batches), e.g. the registered notice's join for SMS
+ * complaints, which have their reply instead. Each combination is one prepared statement. */
+enum {
+    PART_CIT_PHONE = 1 << 0, /* a citizen found or added by phone */
+    PART_CIT_EMAIL = 1 << 1, /* ... by email */
+    PART_IDEM = 1 << 2,      /* an idempotency key */
+    PART_ATT = 1 << 3,       /* a photo */
+    PART_REPLY = 1 << 4,     /* the channel's reply and its job */
+    PART_NOTICE = 1 << 5,    /* the registered notice and its job */
+    PART_DELIVER = 1 << 6,   /* a case.deliver job */
+    PART_SLA = 1 << 7,       /* an sla.check job */
+};
+_Static_assert(PART_SLA * 2 == STORE_COMBINATIONS, "one statement per combination of parts");
+
+/* $40 (seconds until quiet hours end) is named in the input whether the notices use it or
+ * not: a parameter no part names would have no type. */
+static const char store_input[] =
     "WITH input AS ("
-    "  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
+    "  SELECT t.*, $40::float8 AS notice_delay FROM unnest($1::text[], $2::text[],"
+    "    $3::text[], $4::text[], $5::text[],"
     "    $6::text[], $7::text[], $8::text[], $9::int[], $10::text[], $11::text[], $12::text[],"
     "    $13::text[], $14::float8[], $15::float8[], $16::bool[], $17::bool[], $18::text[],"
     "    $19::int[], $20::jsonb[], $21::text[], $22::text[], $23::text[], $24::float8[],"
@@ -84,32 +106,39 @@ static const char store_sql[] =
     "    names_official, rating, route, idem_scope, idem_key, idem_hash, ack_due, resolve_due,"
     "    sla_check, sla_level, sla_due, sla_deadline, sla_payload, photo, photo_type,"
     "    citizen_id, reply_channel, reply_to, reply_body, reply_template, notice_body,"
-    "    deliver)),"
-    " cit_phone AS ("
+    "    deliver))";
+
+static const char store_cit_phone[] =
+    ", cit_phone AS ("
     "  INSERT INTO citizens (phone, language)"
     "  SELECT DISTINCT ON (phone) phone, language FROM input"
     "  WHERE phone IS NOT NULL AND citizen_id IS NULL ORDER BY phone"
     "  ON CONFLICT (phone) DO UPDATE SET language = citizens.language"
-    "  RETURNING id, phone),"
-    " cit_email AS ("
+    "  RETURNING id, phone)";
+
+static const char store_cit_email[] =
+    ", cit_email AS ("
     "  INSERT INTO citizens (email, language)"
     "  SELECT DISTINCT ON (lower(email)) email, language FROM input"
     "  WHERE phone IS NULL AND email IS NOT NULL AND citizen_id IS NULL"
     "  ORDER BY lower(email)"
     "  ON CONFLICT ((lower(email))) WHERE email IS NOT NULL"
     "  DO UPDATE SET language = citizens.language"
-    "  RETURNING id, lower(email) AS email),"
-    " ins AS ("
+    "  RETURNING id, lower(email) AS email)";
+
+/* The cases: "%s" is the citizen (coalesce of the input's and the parts' ids), "%s%s" the
+ * joins with the citizen parts present. */
+static const char store_cases_fmt[] =
+    ", ins AS ("
     "  INSERT INTO cases (tracking_no, kind, status, citizen_id, channel, service_id,"
     "    department_id, category, priority, sla_policy, district_id, text, language, lat, long,"
     "    anonymous, share_contact, names_official, rating, ack_due_at, resolve_due_at)"
-    "  SELECT i.tracking_no, i.kind, 'routed', coalesce(i.citizen_id, p.id, e.id), i.channel,"
+    "  SELECT i.tracking_no, i.kind, 'routed', %s, i.channel,"
     "    i.service_id,"
     "    i.department_id, i.category, i.priority, i.sla_policy, i.district_id, i.text,"
     "    i.language, i.lat, i.long, i.anonymous, i.share_contact, i.names_official, i.rating,"
     "    to_timestamp(i.ack_due), to_timestamp(i.resolve_due)"
-    "  FROM input i LEFT JOIN cit_phone p ON p.phone = i.phone"
-    "  LEFT JOIN cit_email e ON e.email = lower(i.email)"
+    "  FROM input i%s%s"
     "  RETURNING id, tracking_no, citizen_id),"
     " ev AS ("
     "  INSERT INTO case_events (case_id, actor_type, actor_id, event, from_status, to_status,"
@@ -119,17 +148,23 @@ static const char store_sql[] =
     "    ('intake', 'submitted', NULL, 'submitted', jsonb_build_object('channel', i.channel)),"
     "    ('routing', 'routed', 'submitted', 'routed', i.route))"
     "    AS x(actor, event, from_status, to_status, data)"
-    "  RETURNING id, case_id, event),"
-    " idem AS ("
+    "  RETURNING id, case_id, event)";
+
+static const char store_idem[] =
+    ", idem AS ("
     "  INSERT INTO idempotency_keys (scope, key, request_hash, case_id)"
     "  SELECT i.idem_scope, i.idem_key, i.idem_hash, ins.id"
-    "  FROM ins JOIN input i USING (tracking_no) WHERE i.idem_key IS NOT NULL),"
-    " att AS ("
+    "  FROM ins JOIN input i USING (tracking_no) WHERE i.idem_key IS NOT NULL)";
+
+static const char store_att[] =
+    ", att AS ("
     "  INSERT INTO case_attachments (case_id, content_type, bytes)"
     "  SELECT ins.id, i.photo_type, i.photo FROM ins JOIN input i USING (tracking_no)"
-    "  WHERE i.photo IS NOT NULL),"
-    /* The channel's reply (the tracking number), committed with the case. */
-    " rmsg AS ("
+    "  WHERE i.photo IS NOT NULL)";
+
+/* The channel's reply (the tracking number), committed with the case. */
+static const char store_reply[] =
+    ", rmsg AS ("
     "  INSERT INTO messages (case_id, citizen_id, channel, to_address, body, template,"
     "    language)"
     "  SELECT ins.id, ins.citizen_id, i.reply_channel, i.reply_to, i.reply_body,"
@@ -137,12 +172,14 @@ static const char store_sql[] =
     "  WHERE i.reply_body IS NOT NULL RETURNING id),"
     " rjob AS ("
     "  INSERT INTO jobs (kind, payload)"
-    "  SELECT 'message.send', jsonb_build_object('message_id', id) FROM rmsg),"
-    /* The citizen's "registered" notice (cases not sent by SMS, whose reply says it): here,
-     * in the batch, rather than a notice job per case (core/notice.c sends the later ones).
-     * A citizen added by this statement is not visible in citizens yet: their phone is the
-     * input's, and they have not opted out. $39: seconds until quiet hours end. */
-    " nmsg AS ("
+    "  SELECT 'message.send', jsonb_build_object('message_id', id) FROM rmsg)";
+
+/* The citizen's "registered" notice (cases not sent by SMS, whose reply says it): here, in the
+ * batch, rather than a notice job per case (core/notice.c sends the later ones). A citizen
+ * added by this statement is not visible in citizens yet: their phone is the input's, and they
+ * have not opted out. $40: seconds until quiet hours end. */
+static const char store_notice[] =
+    ", nmsg AS ("
     "  INSERT INTO messages (case_id, citizen_id, channel, to_address, body, template,"
     "    language, notice, urgent, event_id)"
     "  SELECT ins.id, ins.citizen_id, 'sms', coalesce(z.phone, i.phone), i.notice_body,"
@@ -157,24 +194,52 @@ static const char store_sql[] =
     " njob AS ("
     "  INSERT INTO jobs (kind, payload, run_at)"
     "  SELECT 'message.send', jsonb_build_object('message_id', id),"
-    "    now() + make_interval(secs => $40::float8) FROM nmsg),"
-    /* The case's delivery to its department's plugin, when that plugin wants new cases
-     * (core/deliver.c; a transfer's delivery is queued by case_event_jobs). */
-    " djob AS ("
+    "    now() + make_interval(secs => $40::float8) FROM nmsg)";
+
+/* The case's delivery to its department's plugin, when that plugin wants new cases
+ * (core/deliver.c; a transfer's delivery is queued by case_event_jobs). */
+static const char store_deliver[] =
+    ", djob AS ("
     "  INSERT INTO jobs (kind, payload)"
     "  SELECT 'case.deliver', jsonb_build_object('case_id', ins.id, 'event_id', ev.id,"
     "    'event', 'routed')"
     "  FROM ins JOIN input i USING (tracking_no)"
-    "  JOIN ev ON ev.case_id = ins.id AND ev.event = 'routed' WHERE i.deliver),"
+    "  JOIN ev ON ev.case_id = ins.id AND ev.event = 'routed' WHERE i.deliver)";
 
-    /* One pending SLA job per case: its first event (see sla_engine.c for the payload). */
-    " sla AS ("
+/* One pending SLA job per case: its first event (see sla_engine.c for the payload). */
+static const char store_sla[] =
+    ", sla AS ("
     "  INSERT INTO jobs (kind, payload, run_at, dedup_key)"
     "  SELECT 'sla.check', i.sla_payload::jsonb || jsonb_build_object('case_id', ins.id),"
     "    to_timestamp(i.sla_due),"
     "    'sla:' || ins.id || ':' || i.sla_check || ':' || i.sla_level || ':' || i.sla_due::bigint"
-    "  FROM ins JOIN input i USING (tracking_no) WHERE i.sla_check IS NOT NULL)"
-    " SELECT id, tracking_no FROM ins";
+    "  FROM ins JOIN input i USING (tracking_no) WHERE i.sla_check IS NOT NULL)";
+
+/* The statement for a combination of parts (owned by the caller). */
+static char *store_sql(unsigned parts)
+{
+    const char *citizen = (parts & PART_CIT_PHONE) && (parts & PART_CIT_EMAIL)
+                              ? "coalesce(i.citizen_id, p.id, e.id)"
+                          : (parts & PART_CIT_PHONE) ? "coalesce(i.citizen_id, p.id)"
+                          : (parts & PART_CIT_EMAIL) ? "coalesce(i.citizen_id, e.id)"
+                                                     : "i.citizen_id";
+    char *cases = rb_sprintf(store_cases_fmt, citizen,
+                             parts & PART_CIT_PHONE ? " LEFT JOIN cit_phone p ON p.phone = i.phone"
+                                                    : "",
+                             parts & PART_CIT_EMAIL
+                                 ? " LEFT JOIN cit_email e ON e.email = lower(i.email)"
+                                 : "");
+    char *sql = rb_sprintf("%s%s%s%s%s%s%s%s%s%s SELECT id, tracking_no FROM ins", store_input,
+                           parts & PART_CIT_PHONE ? store_cit_phone : "",
+                           parts & PART_CIT_EMAIL ? store_cit_email : "", cases,
+                           parts & PART_IDEM ? store_idem : "", parts & PART_ATT ? store_att : "",
+                           parts & PART_REPLY ? store_reply : "",
+                           parts & PART_NOTICE ? store_notice : "",
+                           parts & PART_DELIVER ? store_deliver : "",
+                           parts & PART_SLA ? store_sla : "");
+    free(cases);
+    return sql;
+}
 
 #define STORE_NPARAMS 40 /* 39 arrays, then the notices' delay */
 #define STORE_NARRAYS 39
@@ -729,6 +794,7 @@ static void send_batch(struct rb_intake *in, struct sub *head, int n)
 {
     struct rb_sbuf a[STORE_NARRAYS];
     memset(a, 0, sizeof(a));
+    unsigned parts = 0;
     for (int i = 0; i < STORE_NARRAYS; i++)
         rb_sbuf_puts(&a[i], "{");
     for (struct sub *s = head; s; s = s->next) {
@@ -762,7 +828,16 @@ static void send_batch(struct rb_intake *in, struct sub *head, int n)
         };
         for (int i = 0; i < STORE_NARRAYS; i++)
             rb_sbuf_elem(&a[i], v[i]);
+        if (s->citizen_id <= 0 && s->phone)
+            parts |= PART_CIT_PHONE;
+        else if (s->citizen_id <= 0 && s->email)
+            parts |= PART_CIT_EMAIL;
+        parts |= (s->idem_key ? PART_IDEM : 0) | (s->photo_hex ? PART_ATT : 0) |
+                 (s->reply_body ? PART_REPLY : 0) | (s->notice_body ? PART_NOTICE : 0) |
+                 (s->deliver ? PART_DELIVER : 0) | (has_sla ? PART_SLA : 0);
     }
+    if (!in->store[parts])
+        in->store[parts] = store_sql(parts);
     const char *params[STORE_NPARAMS];
     for (int i = 0; i < STORE_NARRAYS; i++) {
         rb_sbuf_puts(&a[i], "}");
@@ -775,7 +850,7 @@ static void send_batch(struct rb_intake *in, struct sub *head, int n)
     b->in = in;
     b->head = head;
     b->n = n;
-    const struct rb_db_stmt stmt = {store_sql, STORE_NPARAMS, params, 1};
+    const struct rb_db_stmt stmt = {in->store[parts], STORE_NPARAMS, params, 1};
     in->inflight++;
     in->storing += (size_t)n;
     if (rb_db_batch(in->db, &stmt, 1, 1, stored, b) != RB_OK) {
@@ -821,5 +896,7 @@ void rb_intake_free(struct rb_intake *in)
         answer(s, NULL, 503, "shutting down");
     }
     event_free(in->flush_ev);
+    for (size_t i = 0; i < STORE_COMBINATIONS; i++)
+        free(in->store[i]);
     free(in);
 }
