@@ -20,7 +20,7 @@
 #define BATCH_MAX 256       /* submissions per transaction */
 #define INFLIGHT_MAX 2      /* transactions at once */
 #define PENDING_MAX 20000   /* submissions waiting: beyond, RB_EAGAIN (503) */
-#define STORE_COMBINATIONS 256 /* of the statement's parts (PART_*, below) */
+#define STORE_COMBINATIONS 512 /* of the statement's parts (PART_*, below) */
 
 struct sub {
     struct sub *next;
@@ -38,6 +38,7 @@ struct sub {
     char *reply_body, *reply_template, *reply_channel, *reply_to; /* owned; NULL: no reply */
     char *notice_body;             /* owned: the "registered" notice by SMS, or NULL */
     int deliver;                   /* queue case.deliver: the department's plugin wants it */
+    int unless_awaiting;           /* not stored while a case awaits this phone's answer */
     const char *photo_type;        /* static string */
     char tracking[RB_TRACKING_LEN];
     rb_intake_fn fn;
@@ -86,27 +87,28 @@ enum {
     PART_NOTICE = 1 << 5,    /* the registered notice and its job */
     PART_DELIVER = 1 << 6,   /* a case.deliver job */
     PART_SLA = 1 << 7,       /* an sla.check job */
+    PART_AWAIT = 1 << 8,     /* a submission not stored while a case awaits its phone's answer */
 };
-_Static_assert(PART_SLA * 2 == STORE_COMBINATIONS, "one statement per combination of parts");
+_Static_assert(PART_AWAIT * 2 == STORE_COMBINATIONS, "one statement per combination of parts");
 
-/* $40 (seconds until quiet hours end) is named in the input whether the notices use it or
+/* $41 (seconds until quiet hours end) is named in the input whether the notices use it or
  * not: a parameter no part names would have no type. */
 static const char store_input[] =
     "WITH input AS ("
-    "  SELECT t.*, $40::float8 AS notice_delay FROM unnest($1::text[], $2::text[],"
+    "  SELECT t.*, $41::float8 AS notice_delay FROM unnest($1::text[], $2::text[],"
     "    $3::text[], $4::text[], $5::text[],"
     "    $6::text[], $7::text[], $8::text[], $9::int[], $10::text[], $11::text[], $12::text[],"
     "    $13::text[], $14::float8[], $15::float8[], $16::bool[], $17::bool[], $18::text[],"
     "    $19::int[], $20::jsonb[], $21::text[], $22::text[], $23::text[], $24::float8[],"
     "    $25::float8[], $26::text[], $27::int[], $28::float8[], $29::float8[], $30::text[],"
     "    $31::bytea[], $32::text[], $33::int8[], $34::text[], $35::text[], $36::text[],"
-    "    $37::text[], $38::text[], $39::bool[])"
+    "    $37::text[], $38::text[], $39::bool[], $40::bool[])"
     "  AS t(tracking_no, kind, phone, email, channel, service_id, department_id, category,"
     "    priority, sla_policy, district_id, text, language, lat, long, anonymous, share_contact,"
     "    names_official, rating, route, idem_scope, idem_key, idem_hash, ack_due, resolve_due,"
     "    sla_check, sla_level, sla_due, sla_deadline, sla_payload, photo, photo_type,"
     "    citizen_id, reply_channel, reply_to, reply_body, reply_template, notice_body,"
-    "    deliver))";
+    "    deliver, unless_awaiting))";
 
 static const char store_cit_phone[] =
     ", cit_phone AS ("
@@ -127,7 +129,7 @@ static const char store_cit_email[] =
     "  RETURNING id, lower(email) AS email)";
 
 /* The cases: "%s" is the citizen (coalesce of the input's and the parts' ids), "%s%s" the
- * joins with the citizen parts present. */
+ * joins with the citizen parts present, "%s" the condition of PART_AWAIT or "". */
 static const char store_cases_fmt[] =
     ", ins AS ("
     "  INSERT INTO cases (tracking_no, kind, status, citizen_id, channel, service_id,"
@@ -138,7 +140,7 @@ static const char store_cases_fmt[] =
     "    i.department_id, i.category, i.priority, i.sla_policy, i.district_id, i.text,"
     "    i.language, i.lat, i.long, i.anonymous, i.share_contact, i.names_official, i.rating,"
     "    to_timestamp(i.ack_due), to_timestamp(i.resolve_due)"
-    "  FROM input i%s%s"
+    "  FROM input i%s%s%s"
     "  RETURNING id, tracking_no, citizen_id),"
     " ev AS ("
     "  INSERT INTO case_events (case_id, actor_type, actor_id, event, from_status, to_status,"
@@ -177,7 +179,7 @@ static const char store_reply[] =
 /* The citizen's "registered" notice (cases not sent by SMS, whose reply says it): here, in the
  * batch, rather than a notice job per case (core/notice.c sends the later ones). A citizen
  * added by this statement is not visible in citizens yet: their phone is the input's, and they
- * have not opted out. $40: seconds until quiet hours end. */
+ * have not opted out. $41: seconds until quiet hours end. */
 static const char store_notice[] =
     ", nmsg AS ("
     "  INSERT INTO messages (case_id, citizen_id, channel, to_address, body, template,"
@@ -194,7 +196,7 @@ static const char store_notice[] =
     " njob AS ("
     "  INSERT INTO jobs (kind, payload, run_at)"
     "  SELECT 'message.send', jsonb_build_object('message_id', id),"
-    "    now() + make_interval(secs => $40::float8) FROM nmsg)";
+    "    now() + make_interval(secs => $41::float8) FROM nmsg)";
 
 /* The case's delivery to its department's plugin, when that plugin wants new cases
  * (core/deliver.c; a transfer's delivery is queued by case_event_jobs). */
@@ -215,6 +217,16 @@ static const char store_sla[] =
     "    'sla:' || ins.id || ':' || i.sla_check || ':' || i.sla_level || ':' || i.sla_due::bigint"
     "  FROM ins JOIN input i USING (tracking_no) WHERE i.sla_check IS NOT NULL)";
 
+/* PART_AWAIT: a submission that asks so is not stored while a case of its phone's citizen
+ * awaits their answer to a question sent by SMS to that phone since the case began waiting
+ * (the SMS plugin's test, docs/sms.md "Answering a question"; index cases_awaiting). */
+static const char store_await[] =
+    " WHERE NOT (i.unless_awaiting AND EXISTS ("
+    "  SELECT 1 FROM citizens ci JOIN cases c ON c.citizen_id = ci.id"
+    "  WHERE ci.phone = i.phone AND c.status = 'awaiting_citizen'"
+    "    AND EXISTS (SELECT 1 FROM messages q WHERE q.case_id = c.id AND q.channel = 'sms'"
+    "                AND q.to_address = i.phone AND q.created_at >= c.paused_at)))";
+
 /* The statement for a combination of parts (owned by the caller). */
 static char *store_sql(unsigned parts)
 {
@@ -228,7 +240,8 @@ static char *store_sql(unsigned parts)
                                                     : "",
                              parts & PART_CIT_EMAIL
                                  ? " LEFT JOIN cit_email e ON e.email = lower(i.email)"
-                                 : "");
+                                 : "",
+                             parts & PART_AWAIT ? store_await : "");
     char *sql = rb_sprintf("%s%s%s%s%s%s%s%s%s%s SELECT id, tracking_no FROM ins", store_input,
                            parts & PART_CIT_PHONE ? store_cit_phone : "",
                            parts & PART_CIT_EMAIL ? store_cit_email : "", cases,
@@ -241,8 +254,8 @@ static char *store_sql(unsigned parts)
     return sql;
 }
 
-#define STORE_NPARAMS 40 /* 39 arrays, then the notices' delay */
-#define STORE_NARRAYS 39
+#define STORE_NPARAMS 41 /* 40 arrays, then the notices' delay */
+#define STORE_NARRAYS 40
 
 /* An earlier answer for an idempotency key: the case it created and the request's digest. */
 /* The first answer is rebuilt from the case's first "routed" event (append-only), not from the
@@ -483,6 +496,7 @@ static struct sub *validate(struct rb_intake *in, const struct rb_case_in *c, ch
     s->share_contact = c->share_contact;
     s->rating = c->rating;
     s->citizen_id = c->citizen_id > 0 ? c->citizen_id : 0;
+    s->unless_awaiting = c->unless_awaiting != 0;
     if (c->idem_key) {
         s->idem_scope = rb_strdup(c->idem_scope);
         s->idem_key = rb_strdup(c->idem_key);
@@ -777,7 +791,9 @@ static void stored(PGresult **results, int n, const char *err, void *arg)
             }
         struct rb_case_receipt r;
         receipt_of(s, id, &r);
-        if (id < 0)
+        if (id < 0 && s->unless_awaiting && s->phone)
+            answer(s, NULL, 409, "a case of this citizen awaits their answer");
+        else if (id < 0)
             answer(s, NULL, 500, "the case was not stored (no row came back)");
         else
             answer(s, &r, 0, NULL);
@@ -824,7 +840,7 @@ static void send_batch(struct rb_intake *in, struct sub *head, int n)
             has_sla ? due : NULL, has_sla ? dl : NULL, has_sla ? s->sla_payload : NULL,
             s->photo_hex, s->photo_type, s->citizen_id > 0 ? cit : NULL,
             s->reply_channel, s->reply_to, s->reply_body, s->reply_template, s->notice_body,
-            s->deliver ? "t" : "f",
+            s->deliver ? "t" : "f", s->unless_awaiting ? "t" : "f",
         };
         for (int i = 0; i < STORE_NARRAYS; i++)
             rb_sbuf_elem(&a[i], v[i]);
@@ -834,7 +850,8 @@ static void send_batch(struct rb_intake *in, struct sub *head, int n)
             parts |= PART_CIT_EMAIL;
         parts |= (s->idem_key ? PART_IDEM : 0) | (s->photo_hex ? PART_ATT : 0) |
                  (s->reply_body ? PART_REPLY : 0) | (s->notice_body ? PART_NOTICE : 0) |
-                 (s->deliver ? PART_DELIVER : 0) | (has_sla ? PART_SLA : 0);
+                 (s->deliver ? PART_DELIVER : 0) | (has_sla ? PART_SLA : 0) |
+                 (s->unless_awaiting && s->phone ? PART_AWAIT : 0);
     }
     if (!in->store[parts])
         in->store[parts] = store_sql(parts);

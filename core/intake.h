@@ -53,6 +53,9 @@ struct rb_case_in {
      * (lua/templates.lua) rendered with {tracking} in the case's language, to reply_to on
      * reply_channel ("sms"); a message and its 'message.send' job. */
     const char *reply_template, *reply_channel, *reply_to;
+    /* 1: not stored (status 409) when a case of this phone's citizen awaits their answer to
+     * an officer's question sent by SMS to that phone (see struct rb_case_submission). */
+    int unless_awaiting;
 };
 
 #define RB_INTAKE_PHOTO_MAX (8u * 1024 * 1024) /* bytes; channels set their own lower limits */

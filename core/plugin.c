@@ -515,6 +515,9 @@ static int host_case_submit(struct rb_plugin_ctx *ctx, const struct rb_case_subm
         in.reply_channel = sub->reply_channel;
         in.reply_to = sub->reply_to;
     }
+    if (sub->size >= offsetof(struct rb_case_submission, unless_awaiting) + sizeof(int)) {
+        in.unless_awaiting = sub->unless_awaiting;
+    }
     struct case_call *c = rb_malloc(sizeof(*c));
     c->fn = fn;
     c->arg = arg;

@@ -51,6 +51,7 @@ struct mo {
     const char *template;      /* static */
     long long citizen_id;      /* STATUS / rating: the sender's citizen row */
     int answered;              /* the 200 went out already (a complaint: see submitted()) */
+    int direct;                /* free text stored without a look-up first (see free_text) */
     char named[48];            /* free text: the tracking number it starts with, as typed */
     size_t answer_off;         /* ... and where the answer after it begins (0: no number) */
 };
@@ -135,6 +136,19 @@ static const char record_sql[] =
     "  SELECT 'message.send', jsonb_build_object('message_id', id) FROM msg)"
     " SELECT i, (i IN (SELECT i FROM fresh))::int FROM input ORDER BY i";
 
+/* The same for a batch with no reply to store and no STOP/START (complaints, answers added
+ * to a case: their reply was committed with them): the MO rows alone. Most batches under
+ * load; the full statement's other parts would be set up and run for nothing. */
+static const char record_lean_sql[] =
+    "WITH input AS ("
+    "  SELECT * FROM jsonb_to_recordset($1::jsonb) AS t(i int, kannel_id text, phone text,"
+    "    to_number text, command text, case_id bigint, text text)),"
+    " mo AS ("
+    "  INSERT INTO sms_mo (kannel_id, phone, to_number, command, case_id, text)"
+    "  SELECT kannel_id, phone, to_number, command, case_id, text FROM input ORDER BY i"
+    "  ON CONFLICT (kannel_id) DO NOTHING RETURNING kannel_id)"
+    " SELECT i, (kannel_id IN (SELECT kannel_id FROM mo))::int FROM input ORDER BY i";
+
 #define BATCH_MAX 512     /* MOs in one statement */
 
 /* A statement that serves many MOs at once: the MOs that are ready while one is in flight
@@ -142,6 +156,8 @@ static const char record_sql[] =
  * parameter is a JSON array of row(m, i); it answers one row per MO, in order of i. */
 struct queue {
     const char *sql;
+    const char *lean_sql;                 /* or NULL: for a batch where none needs sql */
+    int (*needs_sql)(const struct mo *m); /* ... as this says */
     int inflight_max; /* statements in flight at once */
     json_t *(*row)(const struct mo *m, size_t i);
     /* Each MO of a batch: res and its row, or err (res NULL) when the statement failed. */
@@ -187,13 +203,18 @@ static void flush(struct queue *q, struct rb_plugin_ctx *ctx)
         memmove(q->waiting, q->waiting + n, (q->n - n) * sizeof(*q->waiting));
         q->n -= n;
         json_t *arr = json_array();
-        for (size_t k = 0; k < n; k++)
+        const char *sql = q->lean_sql;
+        for (size_t k = 0; k < n; k++) {
             json_array_append_new(arr, q->row(b->v[k], k));
+            if (sql && q->needs_sql(b->v[k]))
+                sql = NULL;
+        }
         char *text = json_dumps(arr, JSON_COMPACT);
         json_decref(arr);
         const char *params[1] = {text};
         q->in_flight++;
-        int rc = text ? api->db_query_prepared(ctx, q->sql, 1, params, batch_done, b) : RB_ERR;
+        int rc = text ? api->db_query_prepared(ctx, sql ? sql : q->sql, 1, params, batch_done, b)
+                      : RB_ERR;
         free(text);
         if (rc != RB_OK) {
             q->in_flight--;
@@ -262,8 +283,14 @@ static json_t *mo_json(const struct mo *m, size_t i)
 /* One statement at a time: a complaint's row is written after its 200, off the citizen's
  * path, so the rows that wait meanwhile make fewer, larger statements (less work for
  * PostgreSQL per MO). */
-static struct queue recording = {.sql = record_sql, .inflight_max = 1, .row = mo_json,
-                                 .done = answer};
+static int needs_full_record(const struct mo *m)
+{
+    return m->reply || m->cmd == RB_SMS_STOP || m->cmd == RB_SMS_START;
+}
+
+static struct queue recording = {.sql = record_sql, .lean_sql = record_lean_sql,
+                                 .needs_sql = needs_full_record, .inflight_max = 1,
+                                 .row = mo_json, .done = answer};
 
 static void record(struct mo *m)
 {
@@ -272,9 +299,18 @@ static void record(struct mo *m)
 
 /* ---- complaints ---------------------------------------------------------------------- */
 
+static void look_up(struct mo *m);
+
 static void submitted(const struct rb_case_result *r, int status, const char *err, void *arg)
 {
     struct mo *m = arg;
+    if (!r && m->direct && (status == 409 || status == 422)) {
+        /* A case of theirs awaits their answer (409), or this %I was stored before as
+         * something else (422: an answer's retry): the look-up decides. */
+        m->direct = 0;
+        look_up(m);
+        return;
+    }
     if (!r) {
         api->log(m->ctx, RB_LOG_WARN, "SMS %s from %s: no case (%d %s)", m->kannel_id,
                  m->phone, status, err ? err : "");
@@ -326,6 +362,7 @@ static void submit(struct mo *m)
         .idem_scope = "sms_kannel", .idem_key = m->kannel_id, .idem_hash = hex,
         .reply_template = "sms.received", .reply_channel = "sms", .reply_to = m->phone,
         .citizen_id = m->citizen_id, /* the sender's citizen when known: no look-up by phone */
+        .unless_awaiting = m->direct,
     };
     char why[256] = "";
     int rc = api->case_submit(m->ctx, &sub, submitted, m, why, sizeof(why));
@@ -498,10 +535,24 @@ static json_t *free_json(const struct mo *m, size_t i)
 static struct queue looking_up = {.sql = free_sql, .inflight_max = 4, .row = free_json,
                                   .done = free_found};
 
+static void look_up(struct mo *m)
+{
+    enqueue(&looking_up, m);
+}
+
+/* Most free texts are new complaints: one that names no case is stored at once, as a
+ * complaint unless a case of the sender awaits their answer (intake checks that in the
+ * statement that stores it: unless_awaiting), and only then, or for a retry, looked up. One
+ * that starts with a tracking number is looked up first. */
 static void free_text(struct mo *m)
 {
     m->answer_off = rb_sms_reply_prefix(m->text, m->text_len, m->named, sizeof(m->named));
-    enqueue(&looking_up, m);
+    if (m->answer_off == 0) {
+        m->direct = 1;
+        submit(m);
+        return;
+    }
+    look_up(m);
 }
 
 /* ---- STATUS -------------------------------------------------------------------------- */

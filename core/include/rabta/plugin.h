@@ -142,6 +142,11 @@ struct rb_case_submission {
     /* A reply committed with the case (NULL: none): template (lua/templates.lua) rendered
      * with {tracking} in the case's language, sent on reply_channel ("sms") to reply_to. */
     const char *reply_template, *reply_channel, *reply_to;
+    /* 1: not stored when a case of this citizen (by phone) awaits their answer to an officer's
+     * question sent by SMS to that phone; the callback then gets status 409 and the channel
+     * decides (the SMS plugin attaches the text to that case). Checked in the statement that
+     * stores the case, so a channel need not look first. */
+    int unless_awaiting;
 };
 
 /* What the channel learns once the case is stored (after COMMIT). Borrowed for the callback. */
