@@ -52,6 +52,35 @@ json_t *rb_app_sla_json(const char *text)
     return o ? o : json_null();
 }
 
+int rb_app_json_str(char *out, size_t cap, size_t *len, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t n = *len;
+    if (n + 2 > cap)
+        return -1;
+    out[n++] = '"';
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        char esc = *p == '"' ? '"' : *p == '\\' ? '\\' : *p == '\n' ? 'n' : *p == '\r' ? 'r'
+                 : *p == '\t' ? 't' : 0;
+        if (n + 7 > cap)
+            return -1;
+        if (esc) {
+            out[n++] = '\\';
+            out[n++] = esc;
+        } else if (*p < 0x20) {
+            memcpy(out + n, "\\u00", 4);
+            out[n + 4] = hex[*p >> 4];
+            out[n + 5] = hex[*p & 15];
+            n += 6;
+        } else {
+            out[n++] = (char)*p;
+        }
+    }
+    out[n++] = '"';
+    *len = n;
+    return 0;
+}
+
 json_t *rb_app_body_object(struct rb_http_req *req)
 {
     const char *ct = api->req_header(req, "Content-Type");
