@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Durable case intake: rabtad's POST /api/v1/cases against pgbench inserting the same rows (a
-# case and its two events) one transaction per case, at the same concurrency, in the same run,
+# case, its two events, the citizen's "registered" notice and its message.send job: what
+# intake stores for a signed-in citizen) one transaction per case, at the same concurrency, in
+# the same run,
 # with fsync and synchronous_commit on. Then: zero lost (every 201 is a stored row), the same load
 # with 1,000,000 cases already stored, and status look-ups against the trivial route.
 #
@@ -54,7 +56,7 @@ intake_round() { # label -> prints the figures; sets RATE
 LOST=0
 echo "PostgreSQL fsync=on synchronous_commit=on; $CONNS connections, $THREADS threads, $DURATION each"
 base=$(bench_pgbench_cases)
-echo "  pgbench, one case (+2 events) per transaction: $base tps"
+echo "  pgbench, one case per transaction (case, 2 events, registered notice, its job): $base tps"
 intake_round "rabtad POST /api/v1/cases (empty database)"
 empty_rate=$RATE
 printf '  intake/pgbench: %s\n' "$(awk -v a="$empty_rate" -v b="$base" 'BEGIN { printf "%.2f", a / b }')"

@@ -3,7 +3,7 @@
 #  1. MO intake: wrk at 64 connections calling GET /sms/kannel/mo as Kannel's sms-service
 #     would (unique Kannel id per request, 200,000 distinct phones, English and Urdu
 #     complaints); figure: messages/s durably stored (sms_mo rows counted after), next to a
-#     same-run pgbench baseline (a case + 2 events per transaction, as bench_intake.sh) and
+#     same-run pgbench baseline (the rows of one case per transaction, as bench_intake.sh) and
 #     the same-run JSON intake rate (POST /api/v1/cases, anonymous).
 #  2. Outgoing dispatch: 3,000 queued messages with the plugin's rate at 50/s against a local
 #     HTTP receiver standing in for sendsms (sendsms_sink.py), which logs each arrival;
@@ -51,7 +51,7 @@ bench_psql "INSERT INTO citizens (phone) SELECT '+92300' || lpad(g::text, 7, '0'
 
 echo "PostgreSQL fsync=on synchronous_commit=on; $CONNS connections, $THREADS threads, $DURATION each"
 base=$(bench_pgbench_cases)
-echo "  pgbench, one case (+2 events) per transaction: $base tps"
+echo "  pgbench, one case per transaction (case, 2 events, registered notice, its job): $base tps"
 
 out=$(RB_BENCH_ANONYMOUS=1 bench_wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" -s "$HERE/wrk/submit.lua" \
       "http://127.0.0.1:$RPORT")
