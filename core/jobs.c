@@ -120,7 +120,7 @@ struct rb_jobs {
     struct event *timer;       /* the one timer: earliest due job */
     struct event *kick;        /* zero-delay: pump again from a clean stack */
     struct event *lease_timer; /* periodic lease recovery and counts */
-    int busy;    /* a claim (or the release of paced runs) is in flight */
+    int busy;    /* a claim is in flight */
     int limit;   /* rows asked for by the claim in flight */
     double armed_wall; /* wall-clock time the timer fires; 0 when not armed */
     int want;    /* claim again when the current one completes */
@@ -287,7 +287,6 @@ const struct rb_job *rb_job_run_info(const struct rb_job_run *run)
 {
     return &run->job;
 }
-
 
 /* Notifications: something was enqueued (payload: epoch of its run_at) or, with a NULL
  * payload, the listening connection was re-established and we may have missed some. */
@@ -497,7 +496,8 @@ static void on_pace_timer(evutil_socket_t fd, short what, void *arg)
 static void pace_add(struct handler *h, struct rb_job_run *run)
 {
     rb_assert(h->pn < h->pcap);
-    h->paced[(h->phead + h->pn) % h->pcap] = (struct paced){run, rb_pace_take(&h->pace, rb_now_mono())};
+    h->paced[(h->phead + h->pn) % h->pcap] =
+        (struct paced){run, rb_pace_take(&h->pace, rb_now_mono())};
     h->pn++;
 }
 
