@@ -137,15 +137,35 @@ local TOPIC_PHRASES = {
   { "ڈومیسائل", "district_administration" },
 }
 
--- Built once from the lists above: word -> rank in TOPIC_ORDER.
-local TOPIC_RANK, WORD_TOPIC, PHRASE_TOPIC = {}, {}, {}
+-- Built once from the lists above: word -> rank in TOPIC_ORDER; and each phrase list split
+-- in two, the phrases in Latin letters and those in Urdu script, so that a text with no Urdu
+-- letter is not searched for Urdu phrases (most of the work for an English text).
+local TOPIC_RANK, WORD_TOPIC = {}, {}
 for rank, dept in ipairs(TOPIC_ORDER) do
   TOPIC_RANK[dept] = rank
   for _, w in ipairs(TOPIC_WORDS[dept]) do WORD_TOPIC[w] = rank end
 end
+
+local function is_urdu(s) return find(s, "[\128-\255]") ~= nil end
+
+-- { latin = {...}, urdu = {...} } of the entries of list; key(entry) is the phrase.
+local function by_script(list, key)
+  local out = { latin = {}, urdu = {} }
+  for _, e in ipairs(list) do
+    local part = is_urdu(key(e)) and out.urdu or out.latin
+    part[#part + 1] = e
+  end
+  return out
+end
+
+local FLAG_PHRASES_BY = by_script(FLAG_PHRASES, function(p) return p[1] end)
+local PHRASE_TOPIC = {}
 for _, p in ipairs(TOPIC_PHRASES) do
   PHRASE_TOPIC[#PHRASE_TOPIC + 1] = { p[1], TOPIC_RANK[p[2]] }
 end
+local PHRASE_TOPIC_BY = by_script(PHRASE_TOPIC, function(p) return p[1] end)
+local THANKS_PHRASES_BY = by_script(THANKS_PHRASES, function(p) return p end)
+local LATIN_ONLY, BOTH_SCRIPTS = { "latin" }, { "latin", "urdu" }
 
 ------------------------------------------------------------------------------------------
 -- Reading the text once: flags found, thanks found, and the best topic.
@@ -161,17 +181,22 @@ local function scan(text)
     if r and (rank == nil or r < rank) then rank = r end
     if THANKS_WORDS[w] then thanks = true end
   end
-  for i = 1, #FLAG_PHRASES do
-    local p = FLAG_PHRASES[i]
-    if not f[p[2]] and find(low, p[1], 1, true) then f[p[2]] = true end
-  end
-  for i = 1, #PHRASE_TOPIC do
-    local p = PHRASE_TOPIC[i]
-    if (rank == nil or p[2] < rank) and find(low, p[1], 1, true) then rank = p[2] end
-  end
-  if not thanks then
-    for i = 1, #THANKS_PHRASES do
-      if find(low, THANKS_PHRASES[i], 1, true) then thanks = true break end
+  local scripts = is_urdu(low) and BOTH_SCRIPTS or LATIN_ONLY
+  for _, script in ipairs(scripts) do
+    local flags, topics, thanks_list =
+      FLAG_PHRASES_BY[script], PHRASE_TOPIC_BY[script], THANKS_PHRASES_BY[script]
+    for i = 1, #flags do
+      local p = flags[i]
+      if not f[p[2]] and find(low, p[1], 1, true) then f[p[2]] = true end
+    end
+    for i = 1, #topics do
+      local p = topics[i]
+      if (rank == nil or p[2] < rank) and find(low, p[1], 1, true) then rank = p[2] end
+    end
+    if not thanks then
+      for i = 1, #thanks_list do
+        if find(low, thanks_list[i], 1, true) then thanks = true break end
+      end
     end
   end
   return f, thanks, rank
