@@ -496,7 +496,7 @@ static struct sub *validate(struct rb_intake *in, const struct rb_case_in *c, ch
     s->share_contact = c->share_contact;
     s->rating = c->rating;
     s->citizen_id = c->citizen_id > 0 ? c->citizen_id : 0;
-    s->unless_awaiting = c->unless_awaiting != 0;
+    s->unless_awaiting = c->unless_awaiting && s->phone; /* the test is by phone */
     if (c->idem_key) {
         s->idem_scope = rb_strdup(c->idem_scope);
         s->idem_key = rb_strdup(c->idem_key);
@@ -791,7 +791,7 @@ static void stored(PGresult **results, int n, const char *err, void *arg)
             }
         struct rb_case_receipt r;
         receipt_of(s, id, &r);
-        if (id < 0 && s->unless_awaiting && s->phone)
+        if (id < 0 && s->unless_awaiting)
             answer(s, NULL, 409, "a case of this citizen awaits their answer");
         else if (id < 0)
             answer(s, NULL, 500, "the case was not stored (no row came back)");
@@ -851,7 +851,7 @@ static void send_batch(struct rb_intake *in, struct sub *head, int n)
         parts |= (s->idem_key ? PART_IDEM : 0) | (s->photo_hex ? PART_ATT : 0) |
                  (s->reply_body ? PART_REPLY : 0) | (s->notice_body ? PART_NOTICE : 0) |
                  (s->deliver ? PART_DELIVER : 0) | (has_sla ? PART_SLA : 0) |
-                 (s->unless_awaiting && s->phone ? PART_AWAIT : 0);
+                 (s->unless_awaiting ? PART_AWAIT : 0);
     }
     if (!in->store[parts])
         in->store[parts] = store_sql(parts);

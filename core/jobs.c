@@ -99,7 +99,7 @@ struct handler {
     struct paced { struct rb_job_run *run; double at; } *paced; /* owned ring */
     size_t phead, pn, pcap;
     struct event *pace_timer;
-    struct rb_jobs *jobs; /* borrowed; for pace_timer */
+    struct rb_jobs *jobs; /* borrowed: the runner it belongs to (for pace_timer) */
     int lim;            /* asked of this kind by the claim in flight (0: not asked) */
 };
 
@@ -229,6 +229,7 @@ static int add_handler(struct rb_jobs *jobs, const char *kind, struct handler h)
             return RB_EEXIST;
     jobs->handlers = rb_realloc(jobs->handlers, (jobs->nhandlers + 1) * sizeof(*jobs->handlers));
     h.kind = rb_strdup(kind);
+    h.jobs = jobs;
     if (h.batch)
         h.pending = rb_calloc(h.max, sizeof(*h.pending));
     jobs->handlers[jobs->nhandlers++] = h;
@@ -382,7 +383,6 @@ int rb_jobs_start(struct rb_jobs *jobs)
 {
     for (size_t i = 0; i < jobs->nhandlers; i++) { /* the handlers array is final now */
         struct handler *h = &jobs->handlers[i];
-        h->jobs = jobs;
         if (h->pace.rate > 0 && !(h->pace_timer = evtimer_new(jobs->base, on_pace_timer, h)))
             rb_fatal("out of memory creating job timers");
     }

@@ -337,24 +337,19 @@ static void status_found(const struct rb_case_status_info *st, const char *err, 
                       st->sla && st->sla[0] == '{';
         char out[1024];
         size_t n = 0;
-        int ok = 1;
-        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]) && ok; i++) {
-            int k = snprintf(out + n, sizeof(out) - n, "%s\"%s\":", i ? "," : "{", names[i]);
-            ok = k > 0 && (size_t)k < sizeof(out) - n;
-            if (ok)
-                n += (size_t)k;
-            if (ok && values[i])
-                ok = rb_app_json_str(out, sizeof(out), &n, values[i]) == 0;
-            else if (ok)
-                ok = (n += (size_t)snprintf(out + n, sizeof(out) - n, "null")) < sizeof(out);
-        }
-        int k = ok ? snprintf(out + n, sizeof(out) - n, ",\"sla\":%s}",
-                              has_sla ? st->sla : "null")
-                   : -1;
-        if (k < 0 || (size_t)k >= sizeof(out) - n)
+        int bad = 0;
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+            bad = bad || rb_app_json_raw(out, sizeof(out), &n, i ? "," : "{") ||
+                  rb_app_json_str(out, sizeof(out), &n, names[i]) ||
+                  rb_app_json_raw(out, sizeof(out), &n, ":") ||
+                  rb_app_json_str(out, sizeof(out), &n, values[i]);
+        bad = bad || rb_app_json_raw(out, sizeof(out), &n, ",\"sla\":") ||
+              rb_app_json_raw(out, sizeof(out), &n, has_sla ? st->sla : "null") ||
+              rb_app_json_raw(out, sizeof(out), &n, "}");
+        if (bad)
             api->reply_error(req, 500, "internal_error", "could not encode the answer");
         else
-            api->reply(req, 200, NULL, out, n + (size_t)k);
+            api->reply(req, 200, NULL, out, n);
     }
     free(a);
 }

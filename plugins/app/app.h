@@ -44,9 +44,11 @@ void rb_app_reply_json(struct rb_http_req *req, int status, json_t *body);
  * ({"deadline", "time_left", "paused"}; docs/api.md); null for NULL or text that is not an
  * object. Returns a new reference. */
 json_t *rb_app_sla_json(const char *text);
-/* Appends s as a JSON string (quoted, escaped) to out[*len..cap); 0, or -1 when it does not
- * fit (out is then left as it was). For answers written without building a JSON tree. */
+/* For answers written without building a JSON tree: append to out[*len..cap) and advance
+ * *len; 0, or -1 when it does not fit (*len is then left as it was). rb_app_json_str writes s
+ * as a JSON string (quoted, escaped), or null for NULL; rb_app_json_raw writes s as it is. */
 int rb_app_json_str(char *out, size_t cap, size_t *len, const char *s);
+int rb_app_json_raw(char *out, size_t cap, size_t *len, const char *s);
 
 /* Parses the request body as a JSON object, or answers 400/415 and returns NULL. Returns a new
  * reference; caller decrefs. */

@@ -52,9 +52,21 @@ json_t *rb_app_sla_json(const char *text)
     return o ? o : json_null();
 }
 
+int rb_app_json_raw(char *out, size_t cap, size_t *len, const char *s)
+{
+    size_t k = strlen(s);
+    if (*len + k >= cap)
+        return -1;
+    memcpy(out + *len, s, k + 1);
+    *len += k;
+    return 0;
+}
+
 int rb_app_json_str(char *out, size_t cap, size_t *len, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
+    if (!s)
+        return rb_app_json_raw(out, cap, len, "null");
     size_t n = *len;
     if (n + 2 > cap)
         return -1;

@@ -702,6 +702,16 @@ class SmsQuietHoursTest(KannelCase):
         return {"messages": {"quiet_hours": "%02d:%02d-%02d:%02d" % (
             start // 60, start % 60, cls.end_min // 60, cls.end_min % 60), "timezone": "UTC"}}
 
+    def assert_due_at_quiet_end(self, mid):
+        """The message.send job of message mid is due when the quiet hours end."""
+        wait = float(self.db.scalar(
+            "SELECT extract(epoch FROM run_at - now()) FROM jobs WHERE kind = 'message.send'"
+            " AND payload->>'message_id' = '%s'" % mid))
+        end = time.gmtime()
+        to_end = ((self.end_min - (end.tm_hour * 60 + end.tm_min)) % 1440) * 60 - end.tm_sec
+        self.assertLess(abs(wait - to_end), 90, "due at the end of quiet hours: %.0f s vs %d s"
+                        % (wait, to_end))
+
     def test_a_notice_waits_for_the_end_of_quiet_hours_and_a_reply_does_not(self):
         phone = "+923004440001"
         self.k.smsc.send_mo(phone, "8080", "Broken water main flooding the street")
@@ -716,13 +726,7 @@ class SmsQuietHoursTest(KannelCase):
                                     % ev)[0]
         self.assertEqual(status, "queued")
         # its job is due at the end of the window (about an hour from now), not now
-        wait = float(self.db.scalar(
-            "SELECT extract(epoch FROM run_at - now()) FROM jobs WHERE kind = 'message.send'"
-            " AND payload->>'message_id' = '%s'" % mid))
-        end = time.gmtime()
-        to_end = ((self.end_min - (end.tm_hour * 60 + end.tm_min)) % 1440) * 60 - end.tm_sec
-        self.assertLess(abs(wait - to_end), 90, "due at the end of quiet hours: %.0f s vs %d s"
-                        % (wait, to_end))
+        self.assert_due_at_quiet_end(mid)
         time.sleep(2.0)
         self.assertEqual(len(self.k.smsc.messages_to(phone)), 1, "only the reply went out")
 
@@ -754,13 +758,7 @@ class SmsQuietHoursTest(KannelCase):
                              " WHERE c.tracking_no = '%s' AND m.template = 'notice.routed'"
                              " AND m.citizen_id = %s" % (c.json["tracking_no"], cid))
         self.assertIsNotNone(mid, "the registered notice was stored with the case")
-        wait = float(self.db.scalar(
-            "SELECT extract(epoch FROM run_at - now()) FROM jobs WHERE kind = 'message.send'"
-            " AND payload->>'message_id' = '%s'" % mid))
-        end = time.gmtime()
-        to_end = ((self.end_min - (end.tm_hour * 60 + end.tm_min)) % 1440) * 60 - end.tm_sec
-        self.assertLess(abs(wait - to_end), 90, "due at the end of quiet hours: %.0f s vs %d s"
-                        % (wait, to_end))
+        self.assert_due_at_quiet_end(mid)
 
     def test_a_notice_that_falls_due_in_quiet_hours_is_put_back(self):
         phone = "+923004440002"
