@@ -39,6 +39,7 @@ struct sub {
     char *notice_body;             /* owned: the "registered" notice by SMS, or NULL */
     int deliver;                   /* queue case.deliver: the department's plugin wants it */
     int unless_awaiting;           /* not stored while a case awaits this phone's answer */
+    char *origin;                  /* owned: how it arrived (a JSON object), or NULL */
     const char *photo_type;        /* static string */
     char tracking[RB_TRACKING_LEN];
     rb_intake_fn fn;
@@ -91,32 +92,40 @@ enum {
 };
 _Static_assert(PART_AWAIT * 2 == STORE_COMBINATIONS, "one statement per combination of parts");
 
-/* $41 (seconds until quiet hours end) is named in the input whether the notices use it or
+/* $42 (seconds until quiet hours end) is named in the input whether the notices use it or
  * not: a parameter no part names would have no type. */
 static const char store_input[] =
     "WITH input AS ("
-    "  SELECT t.*, $41::float8 AS notice_delay FROM unnest($1::text[], $2::text[],"
+    "  SELECT t.*, $42::float8 AS notice_delay FROM unnest($1::text[], $2::text[],"
     "    $3::text[], $4::text[], $5::text[],"
     "    $6::text[], $7::text[], $8::text[], $9::int[], $10::text[], $11::text[], $12::text[],"
     "    $13::text[], $14::float8[], $15::float8[], $16::bool[], $17::bool[], $18::text[],"
     "    $19::int[], $20::jsonb[], $21::text[], $22::text[], $23::text[], $24::float8[],"
     "    $25::float8[], $26::text[], $27::int[], $28::float8[], $29::float8[], $30::text[],"
     "    $31::bytea[], $32::text[], $33::int8[], $34::text[], $35::text[], $36::text[],"
-    "    $37::text[], $38::text[], $39::bool[], $40::bool[])"
+    "    $37::text[], $38::text[], $39::bool[], $40::bool[], $41::jsonb[])"
     "  AS t(tracking_no, kind, phone, email, channel, service_id, department_id, category,"
     "    priority, sla_policy, district_id, text, language, lat, long, anonymous, share_contact,"
     "    names_official, rating, route, idem_scope, idem_key, idem_hash, ack_due, resolve_due,"
     "    sla_check, sla_level, sla_due, sla_deadline, sla_payload, photo, photo_type,"
     "    citizen_id, reply_channel, reply_to, reply_body, reply_template, notice_body,"
-    "    deliver, unless_awaiting))";
+    "    deliver, unless_awaiting, origin))";
 
+/* The citizen of a phone: found, or else added. Found ones are only read (an upsert would
+ * write a new version of every returning citizen's row); ON CONFLICT covers a citizen another
+ * transaction added since this one's snapshot. */
 static const char store_cit_phone[] =
-    ", cit_phone AS ("
+    ", cit_old AS ("
+    "  SELECT DISTINCT z.id, z.phone FROM input i JOIN citizens z ON z.phone = i.phone"
+    "  WHERE i.citizen_id IS NULL),"
+    " cit_new AS ("
     "  INSERT INTO citizens (phone, language)"
-    "  SELECT DISTINCT ON (phone) phone, language FROM input"
-    "  WHERE phone IS NOT NULL AND citizen_id IS NULL ORDER BY phone"
+    "  SELECT DISTINCT ON (phone) phone, language FROM input i"
+    "  WHERE phone IS NOT NULL AND citizen_id IS NULL"
+    "    AND NOT EXISTS (SELECT 1 FROM cit_old o WHERE o.phone = i.phone) ORDER BY phone"
     "  ON CONFLICT (phone) DO UPDATE SET language = citizens.language"
-    "  RETURNING id, phone)";
+    "  RETURNING id, phone),"
+    " cit_phone AS (SELECT id, phone FROM cit_old UNION ALL SELECT id, phone FROM cit_new)";
 
 static const char store_cit_email[] =
     ", cit_email AS ("
@@ -147,7 +156,9 @@ static const char store_cases_fmt[] =
     "    data)"
     "  SELECT ins.id, 'system', x.actor, x.event, x.from_status, x.to_status, x.data"
     "  FROM ins JOIN input i USING (tracking_no) CROSS JOIN LATERAL (VALUES"
-    "    ('intake', 'submitted', NULL, 'submitted', jsonb_build_object('channel', i.channel)),"
+    "    ('intake', 'submitted', NULL, 'submitted', CASE WHEN i.origin IS NULL"
+    "      THEN jsonb_build_object('channel', i.channel)"
+    "      ELSE jsonb_build_object('channel', i.channel, 'origin', i.origin) END),"
     "    ('routing', 'routed', 'submitted', 'routed', i.route))"
     "    AS x(actor, event, from_status, to_status, data)"
     "  RETURNING id, case_id, event)";
@@ -179,7 +190,7 @@ static const char store_reply[] =
 /* The citizen's "registered" notice (cases not sent by SMS, whose reply says it): here, in the
  * batch, rather than a notice job per case (core/notice.c sends the later ones). A citizen
  * added by this statement is not visible in citizens yet: their phone is the input's, and they
- * have not opted out. $41: seconds until quiet hours end. */
+ * have not opted out. $42: seconds until quiet hours end. */
 static const char store_notice[] =
     ", nmsg AS ("
     "  INSERT INTO messages (case_id, citizen_id, channel, to_address, body, template,"
@@ -196,7 +207,7 @@ static const char store_notice[] =
     " njob AS ("
     "  INSERT INTO jobs (kind, payload, run_at)"
     "  SELECT 'message.send', jsonb_build_object('message_id', id),"
-    "    now() + make_interval(secs => $41::float8) FROM nmsg)";
+    "    now() + make_interval(secs => $42::float8) FROM nmsg)";
 
 /* The case's delivery to its department's plugin, when that plugin wants new cases
  * (core/deliver.c; a transfer's delivery is queued by case_event_jobs). */
@@ -254,8 +265,8 @@ static char *store_sql(unsigned parts)
     return sql;
 }
 
-#define STORE_NPARAMS 41 /* 40 arrays, then the notices' delay */
-#define STORE_NARRAYS 40
+#define STORE_NPARAMS 42 /* 41 arrays, then the notices' delay */
+#define STORE_NARRAYS 41
 
 /* An earlier answer for an idempotency key: the case it created and the request's digest. */
 /* The first answer is rebuilt from the case's first "routed" event (append-only), not from the
@@ -299,13 +310,30 @@ static int short_field(const char *name, const char *v, size_t max, char *why, s
     return RB_OK;
 }
 
+/* A channel's origin: a JSON object of at most RB_INTAKE_ORIGIN_MAX bytes. */
+static int origin_check(const char *origin, char *why, size_t whylen)
+{
+    size_t len = strlen(origin);
+    if (len > RB_INTAKE_ORIGIN_MAX)
+        return fail(why, whylen, "origin: %zu bytes is over the limit of %d", len,
+                    RB_INTAKE_ORIGIN_MAX);
+    json_error_t e;
+    json_t *o = json_loadb(origin, len, JSON_REJECT_DUPLICATES, &e);
+    int ok = json_is_object(o);
+    json_decref(o);
+    if (!ok)
+        return fail(why, whylen, "origin: not a JSON object%s%s", o ? "" : ": ",
+                    o ? "" : e.text);
+    return RB_OK;
+}
+
 static void sub_free(struct sub *s)
 {
     char *owned[] = {s->kind, s->service, s->district, s->text, s->channel, s->language,
                      s->phone, s->email, s->official, s->idem_scope, s->idem_key,
                      s->idem_hash, s->route_json, s->sla_payload, s->photo_hex,
                      s->reply_body, s->reply_template, s->reply_channel, s->reply_to,
-                     s->notice_body};
+                     s->notice_body, s->origin};
     for (size_t i = 0; i < RB_ARRAY_LEN(owned); i++)
         free(owned[i]);
     free(s);
@@ -457,6 +485,8 @@ static struct sub *validate(struct rb_intake *in, const struct rb_case_in *c, ch
             return NULL;
         }
     }
+    if (c->origin && origin_check(c->origin, why, whylen) != RB_OK)
+        return NULL;
     /* Last, as it copies: tidied (line ends, bidi overrides, stray spaces), then checked. */
     char *text = rb_strndup(c->text, c->text_len);
     size_t text_len = c->text_len;
@@ -497,6 +527,7 @@ static struct sub *validate(struct rb_intake *in, const struct rb_case_in *c, ch
     s->rating = c->rating;
     s->citizen_id = c->citizen_id > 0 ? c->citizen_id : 0;
     s->unless_awaiting = c->unless_awaiting && s->phone; /* the test is by phone */
+    s->origin = rb_strdup(c->origin);
     if (c->idem_key) {
         s->idem_scope = rb_strdup(c->idem_scope);
         s->idem_key = rb_strdup(c->idem_key);
@@ -840,7 +871,7 @@ static void send_batch(struct rb_intake *in, struct sub *head, int n)
             has_sla ? due : NULL, has_sla ? dl : NULL, has_sla ? s->sla_payload : NULL,
             s->photo_hex, s->photo_type, s->citizen_id > 0 ? cit : NULL,
             s->reply_channel, s->reply_to, s->reply_body, s->reply_template, s->notice_body,
-            s->deliver ? "t" : "f", s->unless_awaiting ? "t" : "f",
+            s->deliver ? "t" : "f", s->unless_awaiting ? "t" : "f", s->origin,
         };
         for (int i = 0; i < STORE_NARRAYS; i++)
             rb_sbuf_elem(&a[i], v[i]);

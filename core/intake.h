@@ -23,6 +23,7 @@ struct rb_intake;
 
 #define RB_INTAKE_TEXT_MAX 5000   /* characters of a case's text */
 #define RB_INTAKE_NAME_MAX 64
+#define RB_INTAKE_ORIGIN_MAX 1000 /* bytes of a submission's origin (JSON) */
 
 /* One submission. Every string is borrowed for the duration of rb_intake_submit only. */
 struct rb_case_in {
@@ -56,6 +57,9 @@ struct rb_case_in {
     /* 1: not stored (status 409) when a case of this phone's citizen awaits their answer to
      * an officer's question sent by SMS to that phone (see struct rb_case_submission). */
     int unless_awaiting;
+    /* How it arrived (a JSON object, at most RB_INTAKE_ORIGIN_MAX bytes), kept in the
+     * "submitted" event as data.origin; or NULL (see struct rb_case_submission). */
+    const char *origin;
 };
 
 #define RB_INTAKE_PHOTO_MAX (8u * 1024 * 1024) /* bytes; channels set their own lower limits */

@@ -484,6 +484,8 @@ static void case_done(const struct rb_case_receipt *r, int status, const char *e
     call.fn(&res, 0, NULL, call.arg);
 }
 
+_Static_assert(RB_CASE_ORIGIN_MAX == RB_INTAKE_ORIGIN_MAX, "one limit for a case's origin");
+
 static int host_case_submit(struct rb_plugin_ctx *ctx, const struct rb_case_submission *sub,
                             rb_plugin_case_fn fn, void *arg, char *why, size_t whylen)
 {
@@ -518,6 +520,8 @@ static int host_case_submit(struct rb_plugin_ctx *ctx, const struct rb_case_subm
     if (sub->size >= offsetof(struct rb_case_submission, unless_awaiting) + sizeof(int)) {
         in.unless_awaiting = sub->unless_awaiting;
     }
+    if (sub->size >= offsetof(struct rb_case_submission, origin) + sizeof(char *))
+        in.origin = sub->origin;
     struct case_call *c = rb_malloc(sizeof(*c));
     c->fn = fn;
     c->arg = arg;

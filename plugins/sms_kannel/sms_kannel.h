@@ -55,6 +55,8 @@ enum rb_sms_flood {
 
 /* 1 if s[0..len) is well-formed UTF-8 without NUL bytes. */
 int rb_sms_utf8_valid(const char *s, size_t len);
+/* 1 if s[0..len) is well-formed UTF-8 without control characters (a one-line field). */
+int rb_sms_field_valid(const char *s, size_t len);
 /* "ur" if the text holds an Arabic-script letter, else "en". */
 const char *rb_sms_language(const char *s, size_t len);
 /* Recognises a command. For STATUS, arg receives the rest with Urdu/Arabic digits made

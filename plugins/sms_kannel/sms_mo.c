@@ -322,16 +322,14 @@ static void submitted(const struct rb_case_result *r, int status, const char *er
         mo_free(m);
         return;
     }
-    /* The case, its idempotency key (%I) and the reply with the tracking number were committed
-     * together: Kannel can have its 200 now. The sms_mo row follows (it only indexes the SMS;
-     * the case holds the text, and a retry is recognised by the idempotency key). */
-    m->case_id = r->id;
-    snprintf(m->tracking, sizeof(m->tracking), "%s", r->tracking_no);
-    m->template = "sms.received";
+    /* The case (its text, and in its "submitted" event the SMS's origin: %I, sender, short
+     * code), its idempotency key (%I) and the reply with the tracking number were committed
+     * together: the SMS is stored, and a retry is recognised by the key. No sms_mo row: that
+     * table keeps the texts that did not become a case (view sms_received: all of them). */
+    api->log(m->ctx, RB_LOG_INFO, "SMS %s from %s: complaint %s%s", m->kannel_id, m->phone,
+             r->tracking_no, r->replayed ? " (a retry; nothing new)" : "");
     api->reply(m->req, 200, "text/plain", "ok\n", 3);
-    m->req = NULL;
-    m->answered = 1;
-    record(m);
+    mo_free(m);
 }
 
 /* The idempotency hash of the MO (hex, 65 bytes): the same %I with another sender or text is
@@ -354,6 +352,12 @@ static void submit(struct mo *m)
 {
     char hex[2 * crypto_hash_sha256_BYTES + 1];
     mo_hash(m, 0, hex);
+    json_t *o = json_pack("{s:s, s:s, s:s?}", "kannel_id", m->kannel_id, "from", m->phone,
+                          "to", m->to);
+    char *origin = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    if (!origin) /* cannot happen: three valid UTF-8 strings (the id and to are checked) */
+        abort();
 
     struct rb_case_submission sub = {
         .size = sizeof(sub), .kind = "complaint", .text = m->text, .text_len = m->text_len,
@@ -362,10 +366,11 @@ static void submit(struct mo *m)
         .idem_scope = "sms_kannel", .idem_key = m->kannel_id, .idem_hash = hex,
         .reply_template = "sms.received", .reply_channel = "sms", .reply_to = m->phone,
         .citizen_id = m->citizen_id, /* the sender's citizen when known: no look-up by phone */
-        .unless_awaiting = m->direct,
+        .unless_awaiting = m->direct, .origin = origin,
     };
     char why[256] = "";
     int rc = api->case_submit(m->ctx, &sub, submitted, m, why, sizeof(why));
+    free(origin);
     if (rc == RB_EINVAL) {
         api->log(m->ctx, RB_LOG_WARN, "SMS %s from %s refused: %s", m->kannel_id, m->phone,
                  why);
@@ -736,7 +741,7 @@ void rb_sms_on_mo(struct rb_http_req *req, void *arg)
         text = api->req_query(req, "text");
         len = text ? strlen(text) : 0;
     }
-    if (!id || !*id || strlen(id) > 100)
+    if (!id || !*id || strlen(id) > 100 || !rb_sms_field_valid(id, strlen(id)))
         return bad(ctx, req, 400, "missing or bad id (%I)\n", from);
     char phone[24];
     const char *why = NULL;
@@ -755,7 +760,14 @@ void rb_sms_on_mo(struct rb_http_req *req, void *arg)
     m->ctx = ctx;
     m->req = req;
     snprintf(m->phone, sizeof(m->phone), "%s", phone);
-    m->to = to ? dup_n(to, strnlen(to, 32)) : NULL;
+    /* Our short code as Kannel saw it (%P): only kept. One that is not a short line of text
+     * is left out rather than refusing the citizen's SMS. */
+    if (to && (strlen(to) > 32 || !rb_sms_field_valid(to, strlen(to)))) {
+        api->log(ctx, RB_LOG_WARN, "SMS %.100s from %s: the receiving number (to) is not a "
+                 "short line of text; not kept", id, phone);
+        to = NULL;
+    }
+    m->to = to ? dup_n(to, strlen(to)) : NULL;
     m->kannel_id = dup_n(id, strlen(id));
     m->text = dup_n(text, len);
     m->text_len = len;

@@ -47,6 +47,17 @@ int rb_sms_utf8_valid(const char *s, size_t len)
     return 1;
 }
 
+int rb_sms_field_valid(const char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        long cp = utf8_next((const unsigned char *)s, len, &i);
+        if (cp < 0x20 || cp == 0x7F)
+            return 0;
+    }
+    return 1;
+}
+
 static int arabic_letter(long cp)
 {
     return (cp >= 0x0620 && cp <= 0x064A) || (cp >= 0x066E && cp <= 0x06D3) ||

@@ -2,7 +2,8 @@
 # The SMS channel without Kannel in the loop:
 #  1. MO intake: wrk at 64 connections calling GET /sms/kannel/mo as Kannel's sms-service
 #     would (unique Kannel id per request, 200,000 distinct phones, English and Urdu
-#     complaints); figure: messages/s durably stored (sms_mo rows counted after), next to a
+#     complaints); figure: messages/s durably stored (rows of the view sms_received counted
+#     after: a complaint is stored with its case, migration 0026), next to a
 #     same-run pgbench baseline (the rows of one case per transaction, as bench_intake.sh) and
 #     the same-run JSON intake rate (POST /api/v1/cases, anonymous).
 #  2. Outgoing dispatch: 3,000 queued messages with the plugin's rate at 50/s against a local
@@ -12,7 +13,8 @@
 #   tests/bench/bench_sms.sh BUILD_DIR
 #
 # Environment: BENCH_DURATION (15s), BENCH_CONNECTIONS (64), BENCH_THREADS (2),
-# BENCH_SMS_RATE (50), BENCH_SMS_MESSAGES (3000).
+# BENCH_SMS_ROUNDS (2: JSON and MO runs alternate, best of each), BENCH_SMS_RATE (50),
+# BENCH_SMS_MESSAGES (3000).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 BENCH_DURATION=${BENCH_DURATION:-15s}
@@ -22,6 +24,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 secs=${DURATION%s}
 SMS_RATE=${BENCH_SMS_RATE:-50}
 SMS_N=${BENCH_SMS_MESSAGES:-3000}
+ROUNDS=${BENCH_SMS_ROUNDS:-2}
 export RB_BENCH_SECRET=bench-sms-secret-0123
 export RB_BENCH_PHONES=200000
 
@@ -53,36 +56,46 @@ echo "PostgreSQL fsync=on synchronous_commit=on; $CONNS connections, $THREADS th
 base=$(bench_pgbench_cases)
 echo "  pgbench, one case per transaction (case, 2 events, registered notice, its job): $base tps"
 
-out=$(RB_BENCH_ANONYMOUS=1 bench_wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" -s "$HERE/wrk/submit.lua" \
-      "http://127.0.0.1:$RPORT")
-json_ok=$(echo "$out" | awk '/^status 201:/ {print $3}')
-json_rate=$(awk -v n="${json_ok:-0}" -v s="$secs" 'BEGIN { printf "%.0f", n / s }')
-echo "  JSON intake POST /api/v1/cases (anonymous): $json_rate durable submissions/s"
-
-before=$(bench_psql "SELECT count(*) FROM sms_mo")
-cases_before=$(bench_psql "SELECT count(*) FROM cases WHERE channel = 'sms'")
-out=$(bench_wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$HERE/wrk/sms_mo.lua" \
-      "http://127.0.0.1:$RPORT")
-sleep 1
-after=$(bench_psql "SELECT count(*) FROM sms_mo")
-cases_after=$(bench_psql "SELECT count(*) FROM cases WHERE channel = 'sms'")
-ok=$(echo "$out" | awk '/^status 200:/ {print $3}')
-ok=${ok:-0}
-stored=$((after - before))
-mo_rate=$(awk -v n="$stored" -v s="$secs" 'BEGIN { printf "%.0f", n / s }')
-echo "  MO GET /sms/kannel/mo: $mo_rate messages/s stored ($stored sms_mo rows, $((cases_after - cases_before)) cases), p50 $(echo "$out" | awk '/^p50_ms/ {print $2}') ms, p99 $(echo "$out" | awk '/^p99_ms/ {print $2}') ms"
-echo "$out" | grep -E '^(status |4xx: )' | sed 's/^/    /'
-extra=$((stored - ok))
+# JSON intake and MO alternate (JSON, MO, JSON, MO, ...: BENCH_SMS_ROUNDS rounds) and the
+# best of each is compared: this machine's speed drifts by 15-20% within minutes, and two
+# back-to-back single runs would compare one moment with another.
 LOST=0
-if [ "$extra" -ge 0 ] && [ "$extra" -le "$CONNS" ]; then
-  echo "    $ok answers 200, $stored rows (+$extra in flight at the cut-off): none lost"
-else
-  echo "    $ok answers 200 but $stored rows: LOST OR DOUBLED"
-  LOST=1
-fi
+best_json=0
+best_mo=0
+for round in $(seq 1 "$ROUNDS"); do
+  out=$(RB_BENCH_ANONYMOUS=1 bench_wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" -s "$HERE/wrk/submit.lua" \
+        "http://127.0.0.1:$RPORT")
+  json_ok=$(echo "$out" | awk '/^status 201:/ {print $3}')
+  json_rate=$(awk -v n="${json_ok:-0}" -v s="$secs" 'BEGIN { printf "%.0f", n / s }')
+  echo "  round $round  JSON intake POST /api/v1/cases (anonymous): $json_rate durable submissions/s"
+
+  before=$(bench_psql "SELECT count(*) FROM sms_received")
+  cases_before=$(bench_psql "SELECT count(*) FROM cases WHERE channel = 'sms'")
+  out=$(bench_wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$HERE/wrk/sms_mo.lua" \
+        "http://127.0.0.1:$RPORT")
+  sleep 1
+  after=$(bench_psql "SELECT count(*) FROM sms_received")
+  cases_after=$(bench_psql "SELECT count(*) FROM cases WHERE channel = 'sms'")
+  ok=$(echo "$out" | awk '/^status 200:/ {print $3}')
+  ok=${ok:-0}
+  stored=$((after - before))
+  mo_rate=$(awk -v n="$stored" -v s="$secs" 'BEGIN { printf "%.0f", n / s }')
+  echo "  round $round  MO GET /sms/kannel/mo: $mo_rate messages/s stored ($stored SMS received, $((cases_after - cases_before)) cases), p50 $(echo "$out" | awk '/^p50_ms/ {print $2}') ms, p99 $(echo "$out" | awk '/^p99_ms/ {print $2}') ms; MO/JSON $(awk -v a="$mo_rate" -v b="$json_rate" 'BEGIN { printf "%.2f", a / b }')"
+  echo "$out" | grep -E '^(status |4xx: )' | sed 's/^/    /'
+  extra=$((stored - ok))
+  if [ "$extra" -ge 0 ] && [ "$extra" -le "$CONNS" ]; then
+    echo "    $ok answers 200, $stored stored (+$extra in flight at the cut-off): none lost"
+  else
+    echo "    $ok answers 200 but $stored stored: LOST OR DOUBLED"
+    LOST=1
+  fi
+  [ "$json_rate" -gt "$best_json" ] && best_json=$json_rate
+  [ "$mo_rate" -gt "$best_mo" ] && best_mo=$mo_rate
+done
+printf '  best of %s: JSON intake %s/s, MO %s/s stored\n' "$ROUNDS" "$best_json" "$best_mo"
 printf '  MO/pgbench: %s   MO/JSON intake: %s   (targets: >= 5000/s and >= 0.5 x JSON)\n' \
-  "$(awk -v a="$mo_rate" -v b="$base" 'BEGIN { printf "%.2f", a / b }')" \
-  "$(awk -v a="$mo_rate" -v b="$json_rate" 'BEGIN { printf "%.2f", a / b }')"
+  "$(awk -v a="$best_mo" -v b="$base" 'BEGIN { printf "%.2f", a / b }')" \
+  "$(awk -v a="$best_mo" -v b="$best_json" 'BEGIN { printf "%.2f", a / b }')"
 
 # ---- outgoing dispatch: a fresh rabtad (the MO replies are dropped with their jobs) -------
 stop_pid "$RABTAD_PID"

@@ -1,5 +1,6 @@
 """Plugins at start: a plugin that does not match the ABI is refused with one sentence naming
 the file (exit 1 or 2, never a crash); a good one loads and serves its route."""
+import json
 import os
 
 import rbtest
@@ -52,6 +53,32 @@ class PluginsTest(rbtest.TestCase):
         self.assertEqual(r.status, 200, r)
         self.assertIsInstance(r.json, dict, r)
         self.assertEqual(r.json.get("plugin"), "good", r)
+
+    def test_a_channels_origin_is_kept_in_the_submitted_event_and_bad_ones_refused(self):
+        rd = self.with_plugin("good")
+        rd.start()
+        origin = '{"gateway_id":"g-1","to":"8080","note":"\u0627\u0631\u062f\u0648"}'
+        r = rd.request("POST", "/test/case", body=origin.encode())
+        self.assertEqual(r.status, 201, r)
+        got = self.pgs.scalar("SELECT data::text FROM case_events WHERE case_id = %d"
+                              " AND event = 'submitted'" % r.json["id"])
+        self.assertEqual(json.loads(got), {"channel": "web", "origin": json.loads(origin)})
+        r = rd.request("POST", "/test/case")  # no origin: the event as before
+        self.assertEqual(r.status, 201, r)
+        got = self.pgs.scalar("SELECT data::text FROM case_events WHERE case_id = %d"
+                              " AND event = 'submitted'" % r.json["id"])
+        self.assertEqual(json.loads(got), {"channel": "web"})
+        before = self.pgs.scalar("SELECT count(*) FROM cases")
+        for bad, why in ((b'["an", "array"]', "not a JSON object"),
+                         (b'{"a": 1', "not a JSON object"),
+                         (b'{"a": 1, "a": 2}', "not a JSON object"),
+                         (b'{"x": "\xff"}', "not a JSON object"),
+                         (('{"x": "%s"}' % ("y" * 1000)).encode(), "over the limit")):
+            r = rd.request("POST", "/test/case", body=bad)
+            self.assertEqual(r.status, 400, "origin %r: %r" % (bad[:40], r))
+            self.assertIn(why, r.body.decode(), r)
+        self.assertEqual(self.pgs.scalar("SELECT count(*) FROM cases"),
+                         before, "no case for a refused origin")
 
 
 if __name__ == "__main__":

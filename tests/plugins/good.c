@@ -1,12 +1,14 @@
 /* A well-formed test plugin: registers GET /test/good, GET /test/sleep?s=N (answers after a
  * database pg_sleep, to have a slow in-flight request), POST /test/jobs?kind=K&delay=S&dedup=D
- * (enqueues a job) and handlers for job kinds "test.record" (records the run in table
+ * (enqueues a job), POST /test/case (submits an anonymous web complaint through the host's
+ * case_submit, the request body as its origin) and handlers for job kinds "test.record" (records the run in table
  * test_job_runs, which the test creates), "test.paced" (the same, paced at pace_rate a second
  * in bursts of pace_burst when pace_rate is set) and "test.fail" (fails every time), and
  * reads a config block. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <stddef.h>
+#include <string.h>
 #include <rabta/plugin.h>
 
 struct good_conf {
@@ -85,6 +87,44 @@ static void on_jobs(struct rb_http_req *req, void *arg)
         api->reply_error(req, 400, "bad_request", "job refused");
 }
 
+static void case_stored(const struct rb_case_result *r, int status, const char *err, void *arg)
+{
+    struct rb_http_req *req = arg;
+    if (!r) {
+        api->reply_error(req, status ? status : 503, "not_stored", "%s", err ? err : "");
+        return;
+    }
+    char body[128];
+    int n = snprintf(body, sizeof(body), "{\"id\":%lld,\"tracking_no\":\"%s\"}", r->id,
+                     r->tracking_no);
+    api->reply(req, 201, NULL, body, (size_t)n);
+}
+
+static void on_case(struct rb_http_req *req, void *arg)
+{
+    struct rb_plugin_ctx *ctx = arg;
+    size_t len;
+    const char *body = api->req_body(req, &len);
+    char *origin = malloc(len + 1);
+    if (!origin)
+        abort();
+    memcpy(origin, body ? body : "", len);
+    origin[len] = '\0';
+    static const char text[] = "A complaint submitted by the test plugin";
+    struct rb_case_submission sub = {
+        .size = sizeof(sub), .kind = "complaint", .text = text, .text_len = sizeof(text) - 1,
+        .channel = "web", .language = "en", .anonymous = 1, .lat = __builtin_nan(""),
+        .lon = __builtin_nan(""), .origin = len ? origin : NULL,
+    };
+    char why[256] = "";
+    int rc = api->case_submit(ctx, &sub, case_stored, req, why, sizeof(why));
+    free(origin);
+    if (rc == RB_EINVAL)
+        api->reply_error(req, 400, "bad_request", "%s", why);
+    else if (rc != RB_OK)
+        api->reply_error(req, 503, "unavailable", "case_submit: %d", rc);
+}
+
 static void recorded(const struct rb_db_result *res, const char *err, void *arg)
 {
     (void)res;
@@ -125,6 +165,8 @@ static int good_init(struct rb_plugin_ctx *ctx, const struct rb_host_api *host)
     if (api->http_route(ctx, RB_HTTP_GET, "/test/sleep", on_sleep, ctx) != RB_OK)
         return RB_ERR;
     if (api->http_route(ctx, RB_HTTP_POST, "/test/jobs", on_jobs, ctx) != RB_OK)
+        return RB_ERR;
+    if (api->http_route(ctx, RB_HTTP_POST, "/test/case", on_case, ctx) != RB_OK)
         return RB_ERR;
     if (!conf.enqueue_only && (api->job_register(ctx, "test.record", run_record, ctx) != RB_OK ||
                                api->job_register(ctx, "test.paced", run_record, ctx) != RB_OK ||

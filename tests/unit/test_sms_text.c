@@ -27,6 +27,19 @@ static void utf8_valid_accepts_urdu_and_refuses_malformed(void **state)
     assert_false(rb_sms_utf8_valid("nul\0inside", 10));
 }
 
+static void field_valid_refuses_control_characters_and_malformed(void **state)
+{
+    (void)state;
+    assert_true(rb_sms_field_valid(S("0f3c9b2e-1a4d-4e8b-9c1f-7d2a6b5e4c3a")));
+    assert_true(rb_sms_field_valid(S("8080")));
+    assert_true(rb_sms_field_valid(S("۸۰۸۰")));
+    assert_false(rb_sms_field_valid(S("line\nbreak")));
+    assert_false(rb_sms_field_valid(S("tab\there")));
+    assert_false(rb_sms_field_valid(S("del\x7f")));
+    assert_false(rb_sms_field_valid(S("bad \xFF byte")));
+    assert_false(rb_sms_field_valid("nul\0inside", 10));
+}
+
 static void language_is_urdu_for_arabic_script_letters(void **state)
 {
     (void)state;
@@ -208,6 +221,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(utf8_valid_accepts_urdu_and_refuses_malformed),
+        cmocka_unit_test(field_valid_refuses_control_characters_and_malformed),
         cmocka_unit_test(language_is_urdu_for_arabic_script_letters),
         cmocka_unit_test(commands_are_recognised),
         cmocka_unit_test(free_text_that_starts_like_a_command_is_a_complaint),

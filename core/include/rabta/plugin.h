@@ -147,7 +147,12 @@ struct rb_case_submission {
      * decides (the SMS plugin attaches the text to that case). Checked in the statement that
      * stores the case, so a channel need not look first. */
     int unless_awaiting;
+    /* How the submission arrived, as the channel wants it kept (e.g. the gateway's message id
+     * and the number it was sent to): a JSON object of at most RB_CASE_ORIGIN_MAX bytes,
+     * stored in the case's "submitted" event as data.origin; or NULL. */
+    const char *origin;
 };
+#define RB_CASE_ORIGIN_MAX 1000
 
 /* What the channel learns once the case is stored (after COMMIT). Borrowed for the callback. */
 struct rb_case_result {
