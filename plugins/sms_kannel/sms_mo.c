@@ -6,14 +6,15 @@
  *
  * Kannel retries on connection refused and on 5xx with the same %I, so: 2xx only after
  * COMMIT, and %I de-duplicates. A complaint is stored by case_submit with the idempotency key
- * ("sms_kannel", %I), so a retry gets the first case back; free text from a phone whose case
- * awaits its answer to an officer's question is added to that case by case_comment with the
- * same key (see free_text()), so a retry adds nothing; then ONE statement records the MO
- * in sms_mo (kannel_id unique), and only when that row is new adds the reply (messages row +
- * 'message.send' job) and, for STOP/START, the citizen's opt-out. MOs ready together are
- * recorded by one statement (group commit; see record()). A retry of any kind thus
- * yields one case and one reply. 4xx answers are for input no retry can fix (Kannel logs
- * them). */
+ * ("sms_kannel", %I) and its origin (%I, sender, short code; kept in the case's "submitted"
+ * event), so a retry gets the first case back; that is the SMS stored. Free text from a phone
+ * whose case awaits its answer to an officer's question is added to that case by
+ * case_comment with the same key (see free_text()), so a retry adds nothing, and then
+ * recorded in sms_mo. Anything else is recorded in sms_mo (kannel_id unique) by ONE
+ * statement that, only when that row is new, adds the reply (messages row + 'message.send'
+ * job) and, for STOP/START, the citizen's opt-out. MOs ready together are recorded by one
+ * statement (group commit; see record()). A retry of any kind thus yields one case and one
+ * reply. 4xx answers are for input no retry can fix (Kannel logs them). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +51,7 @@ struct mo {
     char *reply;               /* owned: the SMS we answer with; NULL: none */
     const char *template;      /* static */
     long long citizen_id;      /* STATUS / rating: the sender's citizen row */
-    int answered;              /* the 200 went out already (a complaint: see submitted()) */
+    int answered;              /* the 200 went out already (an answer: see commented()) */
     int direct;                /* free text stored without a look-up first (see free_text) */
     char named[48];            /* free text: the tracking number it starts with, as typed */
     size_t answer_off;         /* ... and where the answer after it begins (0: no number) */
@@ -100,8 +101,8 @@ static void reply_tracking(struct mo *m, const char *name, const char *tracking)
  * answered after that statement commits. One statement per batch: the MO rows (dedup on
  * kannel_id); only for the new ones, the opt-out changes, the replies and their jobs.
  *   $1 a JSON array of {i, kannel_id, phone, to_number, command, case_id, reply, lang,
- *      template, optout ('stop' | 'start' | null), text (null for a complaint: its case holds
- *      it)}
+ *      template, optout ('stop' | 'start' | null), text (null for an answer added to a case:
+ *      the case holds it)}
  * Answers one row per input: i, 1 when the MO was new or 0 for a retry. Two STOP/START of
  * one phone in a batch: the later one wins. */
 static const char record_sql[] =
@@ -136,19 +137,6 @@ static const char record_sql[] =
     "  SELECT 'message.send', jsonb_build_object('message_id', id) FROM msg)"
     " SELECT i, (i IN (SELECT i FROM fresh))::int FROM input ORDER BY i";
 
-/* The same for a batch with no reply to store and no STOP/START (complaints, answers added
- * to a case: their reply was committed with them): the MO rows alone. Most batches under
- * load; the full statement's other parts would be set up and run for nothing. */
-static const char record_lean_sql[] =
-    "WITH input AS ("
-    "  SELECT * FROM jsonb_to_recordset($1::jsonb) AS t(i int, kannel_id text, phone text,"
-    "    to_number text, command text, case_id bigint, text text)),"
-    " mo AS ("
-    "  INSERT INTO sms_mo (kannel_id, phone, to_number, command, case_id, text)"
-    "  SELECT kannel_id, phone, to_number, command, case_id, text FROM input ORDER BY i"
-    "  ON CONFLICT (kannel_id) DO NOTHING RETURNING kannel_id)"
-    " SELECT i, (kannel_id IN (SELECT kannel_id FROM mo))::int FROM input ORDER BY i";
-
 #define BATCH_MAX 512     /* MOs in one statement */
 
 /* A statement that serves many MOs at once: the MOs that are ready while one is in flight
@@ -156,8 +144,6 @@ static const char record_lean_sql[] =
  * parameter is a JSON array of row(m, i); it answers one row per MO, in order of i. */
 struct queue {
     const char *sql;
-    const char *lean_sql;                 /* or NULL: for a batch where none needs sql */
-    int (*needs_sql)(const struct mo *m); /* ... as this says */
     int inflight_max; /* statements in flight at once */
     json_t *(*row)(const struct mo *m, size_t i);
     /* Each MO of a batch: res and its row, or err (res NULL) when the statement failed. */
@@ -203,17 +189,13 @@ static void flush(struct queue *q, struct rb_plugin_ctx *ctx)
         memmove(q->waiting, q->waiting + n, (q->n - n) * sizeof(*q->waiting));
         q->n -= n;
         json_t *arr = json_array();
-        const char *sql = q->lean_sql;
-        for (size_t k = 0; k < n; k++) {
+        for (size_t k = 0; k < n; k++)
             json_array_append_new(arr, q->row(b->v[k], k));
-            if (sql && q->needs_sql(b->v[k]))
-                sql = NULL;
-        }
         char *text = json_dumps(arr, JSON_COMPACT);
         json_decref(arr);
         const char *params[1] = {text};
         q->in_flight++;
-        int rc = text ? api->db_query_prepared(ctx, sql ? sql : q->sql, 1, params, batch_done, b)
+        int rc = text ? api->db_query_prepared(ctx, q->sql, 1, params, batch_done, b)
                       : RB_ERR;
         free(text);
         if (rc != RB_OK) {
@@ -241,7 +223,7 @@ static void answer(struct mo *m, const struct rb_db_result *res, int row, const 
 {
     const char *f = res ? api->db_value(res, row, 1) : NULL;
     int fresh = f && f[0] == '1';
-    if (m->answered) { /* a complaint's or an answer's sms_mo row, written after its 200 */
+    if (m->answered) { /* an answer's sms_mo row, written after its 200 */
         if (err)
             api->log(m->ctx, RB_LOG_WARN, "SMS %s from %s (case %s): its sms_mo row was not "
                      "written: %s", m->kannel_id, m->phone, m->tracking, err);
@@ -273,24 +255,15 @@ static json_t *mo_json(const struct mo *m, size_t i)
     json_object_set_new(o, "optout", m->cmd == RB_SMS_STOP    ? json_string("stop")
                                      : m->cmd == RB_SMS_START ? json_string("start")
                                                               : json_null());
-    /* The text, unless a case holds it (a complaint, an answer added to its case). */
-    int held = m->cmd == RB_SMS_COMPLAINT || (m->cmd == RB_SMS_REPLY && m->case_id);
+    /* The text, unless a case holds it (an answer added to its case). */
+    int held = m->cmd == RB_SMS_REPLY && m->case_id;
     json_object_set_new(o, "text", held ? json_null()
                                        : json_stringn(m->text, m->text_len));
     return o;
 }
 
-/* One statement at a time: a complaint's row is written after its 200, off the citizen's
- * path, so the rows that wait meanwhile make fewer, larger statements (less work for
- * PostgreSQL per MO). */
-static int needs_full_record(const struct mo *m)
-{
-    return m->reply || m->cmd == RB_SMS_STOP || m->cmd == RB_SMS_START;
-}
-
-static struct queue recording = {.sql = record_sql, .lean_sql = record_lean_sql,
-                                 .needs_sql = needs_full_record, .inflight_max = 1,
-                                 .row = mo_json, .done = answer};
+static struct queue recording = {.sql = record_sql, .inflight_max = 2, .row = mo_json,
+                                 .done = answer};
 
 static void record(struct mo *m)
 {
@@ -452,7 +425,7 @@ static void commented(const struct rb_db_result *res, const char *err, void *arg
         return;
     }
     /* The answer, its key (%I) and the confirmation are committed: Kannel can have its 200.
-     * The sms_mo row follows, as for a complaint. */
+     * Its sms_mo row follows. */
     api->log(m->ctx, RB_LOG_INFO, "SMS %s from %s: reply %s (%s -> %s)", m->kannel_id,
              m->phone, m->tracking, api->db_value(res, 0, 0), api->db_value(res, 0, 1));
     api->reply(m->req, 200, "text/plain", "ok\n", 3);
