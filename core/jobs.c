@@ -20,6 +20,7 @@
  * on_local_jobs, which wakes this process and relays one coalesced NOTIFY to the others. */
 #define RELAY_DELAY 0.02 /* seconds: at most ~50 relayed NOTIFYs a second */
 #define PACE_AHEAD 1.0   /* seconds: paced runs are claimed at most this long before their turn */
+#define PACE_AHEAD_SQL "1.0" /* the same, in the claim statement */
 const char rb_jobs_enqueue_sql[] =
     "INSERT INTO jobs (kind, payload, run_at, dedup_key) "
     "VALUES ($1, COALESCE($2::jsonb, '{}'::jsonb), "
@@ -28,22 +29,47 @@ const char rb_jobs_enqueue_sql[] =
     "RETURNING id";
 
 /* Claims due rows, oldest first (and hands them out in that order): up to $3 in all and, of
- * each kind $2[i], up to $4[i]. Kind by kind through index jobs_due_kind (kind, run_at, id), so
+ * each kind $2[i], up to $4[i]; of a paced kind ($5[i], at $6[i] a second with a burst's lead
+ * of $7[i] seconds, locked by pace_lock_sql) no more than the turns of its shared schedule that
+ * start within PACE_AHEAD seconds, which it takes: each row's last column is the seconds until
+ * its turn (0 for other kinds). Kind by kind through index jobs_due_kind (kind, run_at, id), so
  * that a backlog of one kind (held to a rate, or handled by no process here) is never read
  * through by the claims of the others. The candidates are read without locks and locked after
  * (SKIP LOCKED): another process claiming at the same moment may take some of them, and this
  * claim then returns fewer; the next takes the rest. */
 static const char claim_sql[] =
-    "WITH cand AS (SELECT j.id, j.run_at FROM unnest($2::text[], $4::int[]) AS k(kind, lim) "
+    "WITH room AS (SELECT p.kind, p.rate, p.tau, greatest(s.tat, extract(epoch from now())) AS t "
+    "FROM unnest($5::text[], $6::float8[], $7::float8[]) AS p(kind, rate, tau) "
+    "JOIN job_paces s ON s.kind = p.kind), "
+    "cand AS (SELECT j.id, j.run_at FROM unnest($2::text[], $4::int[]) AS k(kind, lim) "
+    "LEFT JOIN room r ON r.kind = k.kind "
     "CROSS JOIN LATERAL (SELECT id, run_at FROM jobs WHERE state = 'queued' AND kind = k.kind "
-    "AND run_at <= now() ORDER BY run_at, id LIMIT k.lim) j ORDER BY j.run_at, j.id LIMIT $3), "
+    "AND run_at <= now() ORDER BY run_at, id LIMIT CASE WHEN r.kind IS NULL THEN k.lim "
+    "ELSE least(k.lim, greatest(floor((extract(epoch from now()) + " PACE_AHEAD_SQL " + r.tau - "
+    "r.t) * r.rate) + 1, 0)::int) END) j ORDER BY j.run_at, j.id LIMIT $3), "
     "c AS (UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $1, "
     "locked_at = now(), updated_at = now() "
     "WHERE id IN (SELECT id FROM jobs WHERE id IN (SELECT id FROM cand) AND state = 'queued' "
     "FOR UPDATE SKIP LOCKED) "
-    "RETURNING id, kind, payload::text AS payload, dedup_key, attempts, max_attempts, run_at) "
-    "SELECT id, kind, payload, dedup_key, attempts, max_attempts, "
-    "extract(epoch from now() - run_at) FROM c ORDER BY run_at, id";
+    "RETURNING id, kind, payload::text AS payload, dedup_key, attempts, max_attempts, run_at), "
+    "n AS (SELECT c.*, row_number() OVER (PARTITION BY c.kind ORDER BY c.run_at, c.id) - 1 "
+    "AS turn FROM c), "
+    "adv AS (UPDATE job_paces s SET tat = r.t + x.cnt / r.rate FROM (SELECT kind, count(*) AS cnt "
+    "FROM c GROUP BY kind) x JOIN room r ON r.kind = x.kind WHERE s.kind = x.kind) "
+    "SELECT n.id, n.kind, n.payload, n.dedup_key, n.attempts, n.max_attempts, "
+    "extract(epoch from now() - n.run_at), CASE WHEN r.kind IS NULL THEN 0 ELSE "
+    "greatest(r.t + n.turn / r.rate - r.tau - extract(epoch from now()), 0) END "
+    "FROM n LEFT JOIN room r ON r.kind = n.kind ORDER BY n.run_at, n.id";
+
+/* The schedules of the paced kinds $1 (migration 0027), locked until the claim commits: two
+ * processes never take the same turns. A kind's row is added on its first claim. */
+static const char pace_add_sql[] =
+    "INSERT INTO job_paces (kind) SELECT unnest($1::text[]) ON CONFLICT (kind) DO NOTHING";
+static const char pace_lock_sql[] =
+    "SELECT kind FROM job_paces WHERE kind = ANY($1::text[]) ORDER BY kind FOR UPDATE";
+/* After the claim: per paced kind, seconds from now until its schedule's next turn (tat). */
+static const char pace_next_sql[] =
+    "SELECT kind, tat - extract(epoch from now()) FROM job_paces WHERE kind = ANY($1::text[])";
 
 /* Run before the claim, in its transaction: the claim must read jobs_due_kind in order and
  * stop after LIMIT rows. When many jobs become due at once (a burst of deadlines moved to the
@@ -93,9 +119,11 @@ struct handler {
     struct rb_job_run **pending; /* owned array; runs being gathered for batch */
     size_t npending;
 
-    /* Pacing (rb_jobs_pace): runs are claimed up to PACE_AHEAD seconds before their turn
-     * and wait in `paced` (a ring) for it. pace.rate 0: not paced. */
-    struct rb_pace pace;
+    /* Pacing (rb_jobs_pace): runs are claimed up to PACE_AHEAD seconds before their turn in
+     * the kind's schedule, shared by all processes (table job_paces), and wait in `paced` (a
+     * ring) for it. pace_rate 0: not paced. */
+    struct rb_pace pace; /* rate and burst; and this process's own spacing of its runs */
+    double pace_next;    /* monotonic: the shared schedule has no turn to claim before this */
     struct paced { struct rb_job_run *run; double at; } *paced; /* owned ring */
     size_t phead, pn, pcap;
     struct event *pace_timer;
@@ -443,16 +471,14 @@ static void start_run(struct handler *h, struct rb_job_run *run)
         h->fn(run, &run->job, h->arg);
 }
 
-/* Runs of a paced kind that could be claimed now: the turns that start within PACE_AHEAD
- * seconds, as far as the ring holds them. While runs still wait, nothing under half a ring:
- * no claim for one or two. */
+/* Runs of a paced kind to ask for now: as many as the ring holds (the claim takes no more
+ * than the shared schedule's turns within PACE_AHEAD seconds). None while the schedule has no
+ * turn to give, and while runs still wait, nothing under half a ring: no claim for one or
+ * two. */
 static int pace_room(const struct handler *h, double now)
 {
-    double turns = rb_pace_turns(&h->pace, now, PACE_AHEAD);
     size_t room = h->pcap - h->pn;
-    if (turns < (double)room)
-        room = (size_t)turns;
-    if (h->pn > 0 && room * 2 < h->pcap)
+    if (now < h->pace_next || (h->pn > 0 && room * 2 < h->pcap))
         room = 0;
     return (int)room;
 }
@@ -492,12 +518,16 @@ static void on_pace_timer(evutil_socket_t fd, short what, void *arg)
     rb_db_background(h->jobs->db, 0);
 }
 
-/* A claimed run of a paced kind takes the next turn and waits for it in the ring. */
-static void pace_add(struct handler *h, struct rb_job_run *run)
+/* A claimed run of a paced kind waits in the ring for its turn in the shared schedule,
+ * `wait` seconds from now, or later: this process also spaces its own runs by the pace. The
+ * wait is counted from the claim transaction's start; when its answer comes late (a slow
+ * commit), the turns it took start late, and without the local spacing they would crowd
+ * into the turns of the next claim. */
+static void pace_add(struct handler *h, struct rb_job_run *run, double wait)
 {
     rb_assert(h->pn < h->pcap);
     h->paced[(h->phead + h->pn) % h->pcap] =
-        (struct paced){run, rb_pace_take(&h->pace, rb_now_mono())};
+        (struct paced){run, rb_pace_take(&h->pace, rb_now_mono() + wait)};
     h->pn++;
 }
 
@@ -527,7 +557,7 @@ static void dispatch(struct rb_jobs *jobs, PGresult *res)
         }
         struct handler *h = find_handler(jobs, run->kind);
         if (h && h->pace.rate > 0) {
-            pace_add(h, run);
+            pace_add(h, run, atof(PQgetvalue(res, i, 7)));
         } else if (h && h->batch) {
             h->pending[h->npending++] = run;
             if (h->npending == h->max)
@@ -553,26 +583,46 @@ static void claimed(PGresult **results, int n, const char *err, void *arg)
 {
     struct rb_jobs *jobs = arg;
     jobs->busy = 0;
-    if (err || n != 3) {
+    if (err || n != 6) {
         rb_warn("jobs", "could not claim jobs: %s; retrying in 1 s", err ? err : "?");
         if (!jobs->stopped)
             arm_timer(jobs, 1);
         return;
     }
-    int got = PQntuples(results[1]);
+    /* Where each paced kind's schedule stands now that this claim took its turns. */
+    double now = rb_now_mono();
+    for (int i = 0; i < PQntuples(results[5]); i++) {
+        struct handler *h = find_handler(jobs, PQgetvalue(results[5], i, 0));
+        if (h && h->pace.rate > 0)
+            h->pace_next = now + atof(PQgetvalue(results[5], i, 1)) - h->pace.tau - PACE_AHEAD;
+    }
+    int got = PQntuples(results[3]);
     if (!jobs->stopped)
-        dispatch(jobs, results[1]);
+        dispatch(jobs, results[3]);
     if (got >= jobs->limit) {
         jobs->want = 1; /* probably more due now */
     } else {
         /* The earliest due of the kinds asked for. A paced kind that was not asked for (its
          * ring is full) is left out: pace_fire claims again as the ring empties. */
         double next = INFINITY;
-        for (int i = 0; i < PQntuples(results[2]); i++) {
-            const struct handler *h = find_handler(jobs, PQgetvalue(results[2], i, 0));
-            double due = atof(PQgetvalue(results[2], i, 1));
-            if (h && h->lim > 0 && due < next)
+        for (int i = 0; i < PQntuples(results[4]); i++) {
+            const struct handler *h = find_handler(jobs, PQgetvalue(results[4], i, 0));
+            double due = atof(PQgetvalue(results[4], i, 1));
+            if (!h || h->lim <= 0)
+                continue;
+            /* A paced kind due now whose schedule had no turn left: when it will. */
+            if (h->pace.rate > 0 && h->pn == 0 && due < h->pace_next - now)
+                due = h->pace_next - now;
+            if (due < next)
                 next = due;
+        }
+        /* A paced kind left out of this claim while its schedule has no turn to give (the
+         * other processes took them): the one timer must still wake for its next turn. */
+        for (size_t i = 0; i < jobs->nhandlers; i++) {
+            const struct handler *h = &jobs->handlers[i];
+            if (h->pace.rate > 0 && h->lim <= 0 && h->pn == 0 && h->pace_next > now &&
+                h->pace_next - now < next)
+                next = h->pace_next - now;
         }
         if (next < INFINITY)
             arm_timer(jobs, next);
@@ -591,10 +641,12 @@ static void pump_bg(struct rb_jobs *jobs)
     if (limit <= 0)
         return; /* rb_job_finish pumps again when a slot frees up */
     jobs->want = 0;
-    /* The kinds to claim, each with its limit: "{a,b}" and "{256,12}". */
-    struct rb_sbuf kinds = {0}, lims = {0};
-    rb_sbuf_puts(&kinds, "{");
-    rb_sbuf_puts(&lims, "{");
+    /* The kinds to claim, each with its limit: "{a,b}" and "{256,12}"; the paced ones among
+     * them with their rate and burst lead. */
+    struct rb_sbuf kinds = {0}, lims = {0}, paced = {0}, rates = {0}, taus = {0};
+    struct rb_sbuf *lists[] = {&kinds, &lims, &paced, &rates, &taus};
+    for (size_t i = 0; i < RB_ARRAY_LEN(lists); i++)
+        rb_sbuf_puts(lists[i], "{");
     double now = rb_now_mono();
     int asked = 0;
     for (size_t i = 0; i < jobs->nhandlers; i++) {
@@ -608,28 +660,41 @@ static void pump_bg(struct rb_jobs *jobs)
         snprintf(n, sizeof(n), "%d", h->lim);
         rb_sbuf_elem(&kinds, h->kind);
         rb_sbuf_elem(&lims, n);
+        if (h->pace.rate > 0) {
+            char rate[32], tau[32];
+            snprintf(rate, sizeof(rate), "%.17g", h->pace.rate);
+            snprintf(tau, sizeof(tau), "%.17g", h->pace.tau);
+            rb_sbuf_elem(&paced, h->kind);
+            rb_sbuf_elem(&rates, rate);
+            rb_sbuf_elem(&taus, tau);
+        }
         asked = 1;
     }
-    rb_sbuf_puts(&kinds, "}");
-    rb_sbuf_puts(&lims, "}");
+    for (size_t i = 0; i < RB_ARRAY_LEN(lists); i++)
+        rb_sbuf_puts(lists[i], "}");
     if (asked) {
         jobs->limit = limit;
         char lim[16];
         snprintf(lim, sizeof(lim), "%d", limit);
-        const char *claim_params[4] = {jobs->worker_id, kinds.p, lim, lims.p};
+        const char *claim_params[7] = {jobs->worker_id, kinds.p, lim, lims.p,
+                                       paced.p, rates.p, taus.p};
         const char *peek_params[1] = {kinds.p};
-        const struct rb_db_stmt stmts[3] = {
+        const char *pace_params[1] = {paced.p};
+        const struct rb_db_stmt stmts[6] = {
             {claim_plan_sql, 0, NULL, 0},
-            {claim_sql, 4, claim_params, 1},
+            {pace_add_sql, 1, pace_params, 1},
+            {pace_lock_sql, 1, pace_params, 1},
+            {claim_sql, 7, claim_params, 1},
             {peek_sql, 1, peek_params, 1},
+            {pace_next_sql, 1, pace_params, 1},
         };
-        if (rb_db_batch(jobs->db, stmts, 3, 1, claimed, jobs) == RB_OK)
+        if (rb_db_batch(jobs->db, stmts, 6, 1, claimed, jobs) == RB_OK)
             jobs->busy = 1;
         else
             arm_timer(jobs, 0.1); /* the pool's queue is full: back off briefly */
     }
-    free(kinds.p);
-    free(lims.p);
+    for (size_t i = 0; i < RB_ARRAY_LEN(lists); i++)
+        free(lists[i]->p);
 }
 
 /* Everything the runner asks of the database, and what handlers ask from it, is background

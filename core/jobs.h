@@ -50,8 +50,9 @@ typedef void (*rb_job_batch_fn)(struct rb_job_run **runs, size_t n, void *arg);
 /* Registers a batch handler for kind (copied); max >= 1. Call before rb_jobs_start. */
 int rb_jobs_register_batch(struct rb_jobs *jobs, const char *kind, rb_job_batch_fn fn,
                            size_t max, void *arg);
-/* Paces kind (registered before): at most `rate` runs start a second in this process, in
- * bursts of at most `burst` (a virtual schedule, GCRA). The runner claims them no more than a
+/* Paces kind (registered before): at most `rate` runs start a second, in bursts of at most
+ * `burst` (a virtual schedule, GCRA, kept in table job_paces and shared by every process on
+ * the database: N processes together keep the one rate). The runner claims them no more than a
  * second before their turn, holds them and starts each at its time, so a backlog of a paced
  * kind (an SMS gateway's queue) costs neither a claim nor a write per job while it waits;
  * runs still waiting when the process stops go back to the queue. May be called again, also

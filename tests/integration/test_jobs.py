@@ -2,6 +2,7 @@
 plugin good.so, which enqueues jobs (POST /test/jobs) and handles kinds "test.record" (records
 each run in test_job_runs) and "test.fail" (fails every time, retry in 0.2 s)."""
 import os
+import re
 import time
 
 import rbtest
@@ -212,6 +213,32 @@ class JobsTest(rbtest.TestCase):
         for i in range(len(at)):  # in any one second: at most rate + burst
             self.assertLessEqual(sum(1 for t in at[i:] if t - at[i] < 1.0), rate + burst)
         self.assertEqual(self.pgs.scalar("SELECT count(*) FROM jobs"), "0")
+
+    def test_a_paced_kind_holds_its_rate_across_processes(self):
+        # Two processes with the same pace share its schedule (table job_paces): together
+        # they start 10 runs a second, not 10 each. Without the shared schedule the 40 runs
+        # would take ~1.9 s instead of (40 - 2) / 10 = 3.8 s.
+        rate, burst, n = 10, 2, 40
+        servers = [self.server(name="q%d" % i, good={"pace_rate": rate, "pace_burst": burst})
+                   for i in range(2)]
+        self.pgs.psql("INSERT INTO jobs (kind, payload) SELECT 'test.paced', "
+                      "jsonb_build_object('g', g) FROM generate_series(1, %d) g" % n)
+        rbtest.wait_until(lambda: self.runs("kind = 'test.paced'") >= n, 30,
+                          what="all paced runs")
+        time.sleep(0.3)
+        self.assertEqual(self.runs("kind = 'test.paced'"), n, "a paced job ran twice")
+        for srv in servers:  # both took part
+            m = re.search(r"^rabta_jobs_started_total (\d+)", srv.get("/metrics").body.decode(),
+                          re.M)
+            self.assertTrue(m and int(m.group(1)) > 0, "%s started no run" % srv.name)
+        at = self.paced_starts()
+        span, paced = at[-1] - at[0], (n - burst) / rate
+        self.assertGreater(span, paced - 0.15, "two processes went faster than the one rate")
+        self.assertLess(span, paced + 2.0, "far slower than the rate")
+        for i in range(len(at)):  # in any one second: at most rate + burst
+            self.assertLessEqual(sum(1 for t in at[i:] if t - at[i] < 1.0), rate + burst)
+        for srv in servers:
+            self.assertEqual(srv.stop(), 0)
 
     def test_paced_runs_waiting_at_stop_go_back_to_the_queue_and_run_once(self):
         rd = self.server(good={"pace_rate": 4, "pace_burst": 1})

@@ -477,7 +477,8 @@ struct rb_host_api {
     /* ---- appended after department_wants; check RB_HOST_HAS(api, db_query_prepared) ---- */
 
     /* Paces this plugin's job kind (registered with job_register): at most `rate` runs start
-     * a second in this process, in bursts of at most `burst`. Runs wait for their turn in
+     * a second, in bursts of at most `burst`, across all processes on the database (they
+     * share the kind's schedule; give them the same pace). Runs wait for their turn in
      * the host, claimed at most a second ahead, so a long queue (an SMS gateway's rate) costs
      * nothing while it waits. During init() or reload(). RB_OK or RB_EINVAL. */
     int (*job_pace)(struct rb_plugin_ctx *ctx, const char *kind, double rate, int burst);
