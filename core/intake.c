@@ -319,11 +319,11 @@ static int origin_check(const char *origin, char *why, size_t whylen)
                     RB_INTAKE_ORIGIN_MAX);
     json_error_t e;
     json_t *o = json_loadb(origin, len, JSON_REJECT_DUPLICATES, &e);
-    int ok = json_is_object(o);
+    int parsed = o != NULL, ok = json_is_object(o);
     json_decref(o);
     if (!ok)
-        return fail(why, whylen, "origin: not a JSON object%s%s", o ? "" : ": ",
-                    o ? "" : e.text);
+        return fail(why, whylen, "origin: not a JSON object%s%s", parsed ? "" : ": ",
+                    parsed ? "" : e.text);
     return RB_OK;
 }
 

@@ -20,7 +20,8 @@
  * on_local_jobs, which wakes this process and relays one coalesced NOTIFY to the others. */
 #define RELAY_DELAY 0.02 /* seconds: at most ~50 relayed NOTIFYs a second */
 #define PACE_AHEAD 1.0   /* seconds: paced runs are claimed at most this long before their turn */
-#define PACE_AHEAD_SQL "1.0" /* the same, in the claim statement */
+#define STR_(x) #x
+#define STR(x) STR_(x) /* a macro's value as a string literal: PACE_AHEAD in SQL */
 const char rb_jobs_enqueue_sql[] =
     "INSERT INTO jobs (kind, payload, run_at, dedup_key) "
     "VALUES ($1, COALESCE($2::jsonb, '{}'::jsonb), "
@@ -45,7 +46,7 @@ static const char claim_sql[] =
     "LEFT JOIN room r ON r.kind = k.kind "
     "CROSS JOIN LATERAL (SELECT id, run_at FROM jobs WHERE state = 'queued' AND kind = k.kind "
     "AND run_at <= now() ORDER BY run_at, id LIMIT CASE WHEN r.kind IS NULL THEN k.lim "
-    "ELSE least(k.lim, greatest(floor((extract(epoch from now()) + " PACE_AHEAD_SQL " + r.tau - "
+    "ELSE least(k.lim, greatest(floor((extract(epoch from now()) + " STR(PACE_AHEAD) " + r.tau - "
     "r.t) * r.rate) + 1, 0)::int) END) j ORDER BY j.run_at, j.id LIMIT $3), "
     "c AS (UPDATE jobs SET state = 'running', attempts = attempts + 1, locked_by = $1, "
     "locked_at = now(), updated_at = now() "
@@ -121,7 +122,7 @@ struct handler {
 
     /* Pacing (rb_jobs_pace): runs are claimed up to PACE_AHEAD seconds before their turn in
      * the kind's schedule, shared by all processes (table job_paces), and wait in `paced` (a
-     * ring) for it. pace_rate 0: not paced. */
+     * ring) for it. pace.rate 0: not paced. */
     struct rb_pace pace; /* rate and burst; and this process's own spacing of its runs */
     double pace_next;    /* monotonic: the shared schedule has no turn to claim before this */
     struct paced { struct rb_job_run *run; double at; } *paced; /* owned ring */
@@ -150,6 +151,7 @@ struct rb_jobs {
     struct event *lease_timer; /* periodic lease recovery and counts */
     int busy;    /* a claim is in flight */
     int limit;   /* rows asked for by the claim in flight */
+    int claim_paced; /* ... and whether it asked for paced kinds (its batch has their schedules) */
     double armed_wall; /* wall-clock time the timer fires; 0 when not armed */
     int want;    /* claim again when the current one completes */
     int started, stopped;
@@ -583,31 +585,34 @@ static void claimed(PGresult **results, int n, const char *err, void *arg)
 {
     struct rb_jobs *jobs = arg;
     jobs->busy = 0;
-    if (err || n != 6) {
+    /* The batch (pump_bg): [plan, (pace_add, pace_lock,) claim, peek(, pace_next)]. */
+    int p = jobs->claim_paced ? 2 : 0; /* the claim's place after the plan: 1 + p */
+    if (err || n != (p ? 6 : 3)) {
         rb_warn("jobs", "could not claim jobs: %s; retrying in 1 s", err ? err : "?");
         if (!jobs->stopped)
             arm_timer(jobs, 1);
         return;
     }
+    PGresult *claim = results[1 + p], *peek = results[2 + p];
     /* Where each paced kind's schedule stands now that this claim took its turns. */
     double now = rb_now_mono();
-    for (int i = 0; i < PQntuples(results[5]); i++) {
+    for (int i = 0; p && i < PQntuples(results[5]); i++) {
         struct handler *h = find_handler(jobs, PQgetvalue(results[5], i, 0));
         if (h && h->pace.rate > 0)
             h->pace_next = now + atof(PQgetvalue(results[5], i, 1)) - h->pace.tau - PACE_AHEAD;
     }
-    int got = PQntuples(results[3]);
+    int got = PQntuples(claim);
     if (!jobs->stopped)
-        dispatch(jobs, results[3]);
+        dispatch(jobs, claim);
     if (got >= jobs->limit) {
         jobs->want = 1; /* probably more due now */
     } else {
         /* The earliest due of the kinds asked for. A paced kind that was not asked for (its
          * ring is full) is left out: pace_fire claims again as the ring empties. */
         double next = INFINITY;
-        for (int i = 0; i < PQntuples(results[4]); i++) {
-            const struct handler *h = find_handler(jobs, PQgetvalue(results[4], i, 0));
-            double due = atof(PQgetvalue(results[4], i, 1));
+        for (int i = 0; i < PQntuples(peek); i++) {
+            const struct handler *h = find_handler(jobs, PQgetvalue(peek, i, 0));
+            double due = atof(PQgetvalue(peek, i, 1));
             if (!h || h->lim <= 0)
                 continue;
             /* A paced kind due now whose schedule had no turn left: when it will. */
@@ -648,7 +653,7 @@ static void pump_bg(struct rb_jobs *jobs)
     for (size_t i = 0; i < RB_ARRAY_LEN(lists); i++)
         rb_sbuf_puts(lists[i], "{");
     double now = rb_now_mono();
-    int asked = 0;
+    int asked = 0, asked_paced = 0;
     for (size_t i = 0; i < jobs->nhandlers; i++) {
         struct handler *h = &jobs->handlers[i];
         h->lim = h->pace.rate > 0 ? pace_room(h, now) : limit;
@@ -667,6 +672,7 @@ static void pump_bg(struct rb_jobs *jobs)
             rb_sbuf_elem(&paced, h->kind);
             rb_sbuf_elem(&rates, rate);
             rb_sbuf_elem(&taus, tau);
+            asked_paced = 1;
         }
         asked = 1;
     }
@@ -680,7 +686,8 @@ static void pump_bg(struct rb_jobs *jobs)
                                        paced.p, rates.p, taus.p};
         const char *peek_params[1] = {kinds.p};
         const char *pace_params[1] = {paced.p};
-        const struct rb_db_stmt stmts[6] = {
+        /* The paced kinds' schedules are locked, and read after, only when some are asked. */
+        const struct rb_db_stmt paced_stmts[6] = {
             {claim_plan_sql, 0, NULL, 0},
             {pace_add_sql, 1, pace_params, 1},
             {pace_lock_sql, 1, pace_params, 1},
@@ -688,7 +695,14 @@ static void pump_bg(struct rb_jobs *jobs)
             {peek_sql, 1, peek_params, 1},
             {pace_next_sql, 1, pace_params, 1},
         };
-        if (rb_db_batch(jobs->db, stmts, 6, 1, claimed, jobs) == RB_OK)
+        const struct rb_db_stmt stmts[3] = {
+            {claim_plan_sql, 0, NULL, 0},
+            {claim_sql, 7, claim_params, 1},
+            {peek_sql, 1, peek_params, 1},
+        };
+        jobs->claim_paced = asked_paced;
+        if (rb_db_batch(jobs->db, asked_paced ? paced_stmts : stmts, asked_paced ? 6 : 3, 1,
+                        claimed, jobs) == RB_OK)
             jobs->busy = 1;
         else
             arm_timer(jobs, 0.1); /* the pool's queue is full: back off briefly */
