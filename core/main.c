@@ -4,15 +4,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "cli_apikey.h"
-#include "cli_staff.h"
-#include "config.h"
-#include "log.h"
-#include "plugin.h"
-#include "script.h"
-#include "sla.h"
-#include "server.h"
+#include "base/log.h"
+#include "cli/cli.h"
+#include "cli/cli_apikey.h"
+#include "cli/cli_staff.h"
+#include "config/config.h"
+#include "lua/script.h"
+#include "server/plugin.h"
+#include "server/server.h"
+#include "sla/sla_policy.h"
 
 #define EXIT_USAGE 2
 

@@ -83,7 +83,7 @@ template("otp", {
   ur = "آپ کا رابطہ کوڈ {code} ہے۔ یہ {minutes} منٹ میں ختم ہو جائے گا۔ یہ کوڈ کسی کو نہ بتائیں، رابطہ کا عملہ کبھی یہ کوڈ نہیں مانگے گا۔",
 })
 
--- ---- notices on case events (core/notice.c); {tracking} {department} ----------------------
+-- ---- notices on case events (core/messages/notice.c); {tracking} {department} ----------------------
 
 template("notice.routed", {
   en = "Rabta: your complaint is registered with tracking number {tracking} and sent to {department}.",

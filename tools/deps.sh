@@ -15,7 +15,7 @@ PACKAGES=(
   liblua5.4-dev     # rules
   libjansson-dev    # JSON
   libsodium-dev     # argon2id, random, HMAC
-  tzdata            # time zones of business calendars (core/tz.c reads /usr/share/zoneinfo)
+  tzdata            # time zones of business calendars (core/config/tz.c reads /usr/share/zoneinfo)
   libcmocka-dev     # unit tests
   postgresql        # embedded private cluster (initdb, postgres, pg_ctl, pgbench)
   python3           # integration test driver

@@ -7,7 +7,7 @@
  *
  * Only the case's own citizen sees or touches it; for anyone else it does not exist (404).
  *
- * State changes follow the state machine in core/case_state.c, which a plugin cannot link:
+ * State changes follow the state machine in core/cases/case_state.c, which a plugin cannot link:
  * each change is ONE statement that locks the case, updates it only if its status (and kind)
  * is one the machine allows for the action — UPDATE ... WHERE id = c.id AND status = <the
  * locked status> after a guard listing the allowed from-states — and inserts the case_events
@@ -19,7 +19,7 @@
  *   answered          rate → closed, reopen → reopened   information
  *   closed            rate → closed                 all kinds
  *                     reopen → reopened             complaint, information
- * Keep them in step with core/case_state.c (tests/integration/test_app_cases.py walks them). */
+ * Keep them in step with core/cases/case_state.c (tests/integration/test_app_cases.py walks them). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +31,7 @@
 
 static const struct rb_host_api *api;
 
-/* Refusal phrases of core/case_state.h's RB_CASE_STATE_LIST, for 409 messages. */
+/* Refusal phrases of core/cases/case_state.h's RB_CASE_STATE_LIST, for 409 messages. */
 static const char *state_phrase(const char *status)
 {
     static const char *const phrases[][2] = {
@@ -259,7 +259,7 @@ static void on_timeline(struct rb_http_req *req, void *arg)
 
 /* ---- POST /api/v1/cases/:tracking/comments ------------------------------------------------ */
 
-/* The statement lives in the core (core/case_comment.c, host API case_comment), shared with
+/* The statement lives in the core (core/cases/case_comment.c, host API case_comment), shared with
  * the SMS channel's replies to an officer's question. A comment on a case awaiting the
  * citizen is also the citizen's reply: awaiting_citizen → in_progress (citizen_reply), in the
  * same statement. Answers: status before, status after, the comment's time; no row: not the
@@ -345,7 +345,7 @@ static void on_comment(struct rb_http_req *req, void *arg)
 
 /* ---- POST /api/v1/cases/:tracking/rating -------------------------------------------------- */
 
-/* The statement lives in the core (core/case_rating.c, host API case_rate), shared with the
+/* The statement lives in the core (core/cases/case_rating.c, host API case_rate), shared with the
  * SMS channel's "reply 1 or 2". */
 struct rating {
     struct rb_http_req *req;

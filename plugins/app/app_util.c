@@ -181,7 +181,7 @@ int rb_app_opt_num(struct rb_http_req *req, json_t *o, const char *key, double *
     return 0;
 }
 
-/* ---- text hygiene (the rules of core/text.c, which a plugin cannot link) ------------------ */
+/* ---- text hygiene (the rules of core/base/text.c, which a plugin cannot link) ------------------ */
 
 /* One code point of strict UTF-8 (RFC 3629) at s[*pos]; -1 on anything invalid. */
 static int32_t utf8_next(const unsigned char *s, size_t len, size_t *pos)

@@ -1,5 +1,5 @@
 -- bench_sla.sh: open cases numbered :lo .. :hi and, for each, the one pending sla.check job that
--- intake would have stored with it (core/intake.c's insert, core/sla_engine.c's
+-- intake would have stored with it (core/intake/intake.c's insert, core/sla/sla_engine.c's
 -- rb_sla_event_payload): the first event of the case's plan to run, the rest of the plan in
 -- "rest" as [check, level, due, deadline] (check 0 ack, 1 warn, 2 resolve), sorted by due.
 -- The calendar is always open, so business time is wall time: due = created + duration.

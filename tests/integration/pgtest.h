@@ -27,7 +27,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "pgembed.h"
+#include "db/pgembed.h"
 
 #define PGTEST_UNUSED __attribute__((unused))
 

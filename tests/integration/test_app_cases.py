@@ -1,7 +1,7 @@
 """A signed-in citizen's own cases through the mobile-app API (plugins/app/app_citizen.c): the
 list (newest first, paginated), the timeline (internal staff notes hidden), comments (which
 answer a case awaiting the citizen), and the rating that closes a case or reopens and
-escalates it. Every state change follows core/case_state.c and is refused with 409 otherwise;
+escalates it. Every state change follows core/cases/case_state.c and is refused with 409 otherwise;
 someone else's case does not exist (404); a revoked token is 401.
 
 The citizen signs in through the real flow (register → code from the SMS → verify)."""
@@ -168,7 +168,7 @@ class AppCasesTest(SignIn, rbtest.TestCase):
         fb = self.submit(token, kind="feedback", text="The staff were rude", rating=2)
         self.staff_sets(fb, "resolved")
         r = self.rate(fb, token, {"rating": 1})
-        # Feedback cannot be reopened (core/case_state.c): the rating closes it.
+        # Feedback cannot be reopened (core/cases/case_state.c): the rating closes it.
         self.assertEqual((r.status, r.json["status"], r.json["escalated"]),
                          (200, "closed", False), r)
         self.assertEqual(self.case_row(fb, "escalation_level, rating"), ["0", "1"])

@@ -1,4 +1,4 @@
-/* core/db.c against a real PostgreSQL: the pool on a libevent loop, batches, the wait queue,
+/* core/db/db.c against a real PostgreSQL: the pool on a libevent loop, batches, the wait queue,
  * timeouts, an outage in the middle (pg_ctl stop -m immediate) and recovery, LISTEN. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,9 +13,9 @@
 
 #include <event2/event.h>
 
-#include "common.h"
-#include "db.h"
-#include "log.h"
+#include "base/common.h"
+#include "base/log.h"
+#include "db/db.h"
 #include "pgtest.h"
 
 /* Fails with both strings shown unless hay contains needle. */

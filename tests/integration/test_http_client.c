@@ -1,4 +1,4 @@
-/* The asynchronous HTTP client (core/http_client.c) against a libevent HTTP server on
+/* The asynchronous HTTP client (core/net/http_client.c) against a libevent HTTP server on
  * loopback in the same loop: answers, bodies and headers both ways, refused connections,
  * timeouts, refused URLs, and freeing with requests in flight. */
 #include <setjmp.h>
@@ -19,7 +19,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
-#include "http_client.h"
+#include "net/http_client.h"
 
 struct fixture {
     struct event_base *base;

@@ -1,4 +1,4 @@
-/* core/migrate.c against a real PostgreSQL: ordering, idempotence, refusing changed files,
+/* core/db/migrate.c against a real PostgreSQL: ordering, idempotence, refusing changed files,
  * newer schemas and bad names, racing migrators, atomic failure, and the real migrations/. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,11 +9,11 @@
 
 #include <sodium.h>
 
-#include "common.h"
-#include "conf.h"
-#include "db.h"
-#include "log.h"
-#include "migrate.h"
+#include "base/common.h"
+#include "base/log.h"
+#include "config/yaml_doc.h"
+#include "db/db.h"
+#include "db/migrate.h"
 #include "pgtest.h"
 
 static struct pgtest pgt;
@@ -323,7 +323,7 @@ static void expect_error(PGconn *c, const char *sql, const char *what)
     PQclear(r);
 }
 
-/* rb_jobs_enqueue's statement (core/jobs.c) must find the dedup index. */
+/* rb_jobs_enqueue's statement (core/jobs/jobs.c) must find the dedup index. */
 static const char enqueue[] =
     "INSERT INTO jobs (kind, payload, run_at, dedup_key) "
     "VALUES ('sla.check', '{}', now(), 'case-1') "

@@ -1,4 +1,4 @@
-"""SLA reports under the staff API (core/reports.c) with the real binary and a real
+"""SLA reports under the staff API (core/staff/reports.c) with the real binary and a real
 PostgreSQL, on known data written straight into the tables: the numbers per department,
 service, officer and district (expected values computed here from the same data), CSV read
 back with Python's csv module (a name with a comma and quotes survives), the scope of each

@@ -1,5 +1,5 @@
-"""Staff accounts, sessions and the staff API (core/staff.c, core/staff_api.c,
-core/cli_staff.c) with the real binary and a real PostgreSQL: sign-in (ok, wrong, unknown,
+"""Staff accounts, sessions and the staff API (core/staff/staff_account.c, core/staff/staff_api.c,
+core/cli/cli_staff.c) with the real binary and a real PostgreSQL: sign-in (ok, wrong, unknown,
 lock-out after 5 failures, counted in the database), sign-out; the scope matrix (every
 endpoint x every kind of caller on one department's case); the whole road of an anonymous
 complaint from the app to the inbox, acknowledgement, resolution and the citizen's rating;

@@ -1,4 +1,4 @@
-"""Department delivery and the webhook plugin (core/deliver.c, core/case_act.c,
+"""Department delivery and the webhook plugin (core/server/deliver.c, core/cases/case_act.c,
 plugins/webhook) with the real binary, a real PostgreSQL and small HTTP receivers started by
 the test that stand in for two departments' own systems (police and revenue use webhook; the
 other departments keep the inbox):

@@ -1,4 +1,4 @@
-/* core/tz.c and core/calendar.c: the zone reader against offsets read off `date`, against the
+/* core/config/tz.c and core/config/calendar.c: the zone reader against offsets read off `date`, against the
  * C library for random instants, against hand-built TZif files of every version; calendars
  * from YAML with every error at file:line:col; deadlines across weekends, holidays, breaks,
  * closing times, both London clock changes; pause and resume; and hundreds of random cases
@@ -13,9 +13,9 @@
 #include <time.h>
 #include <cmocka.h>
 
-#include "calendar.h"
-#include "common.h"
-#include "tz.h"
+#include "base/common.h"
+#include "config/calendar.h"
+#include "config/tz.h"
 
 #define DATA RB_TEST_DATA_DIR "/calendars/"
 #define H 3600

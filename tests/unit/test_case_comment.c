@@ -1,4 +1,4 @@
-/* Unit tests of core/case_comment.c: the requests refused before anything is sent to the
+/* Unit tests of core/cases/case_comment.c: the requests refused before anything is sent to the
  * database (the statement itself runs in tests/integration/test_app_cases.py and
  * test_sms.py). */
 #include <setjmp.h>
@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "case_comment.h"
+#include "cases/case_comment.h"
 
 static void never_called(PGresult *res, const char *err, void *arg)
 {

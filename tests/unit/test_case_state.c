@@ -1,4 +1,4 @@
-/* core/case_state.c: the case state machine. The allowed steps are written down again here,
+/* core/cases/case_state.c: the case state machine. The allowed steps are written down again here,
  * independently and in another notation, as the specification; every (kind, state, action,
  * actor, reason given or not) — all 3 x 11 x 13 x 3 x 2 of them — is checked against it,
  * together with the sentences, terminal states, reachability and the names. */
@@ -11,8 +11,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "case_state.h"
-#include "common.h"
+#include "base/common.h"
+#include "cases/case_state.h"
 
 /* "from action to kinds actors [*]": kinds from c(omplaint) f(eedback) i(nformation),
  * actors from c(itizen) s(taff) y (system), "*" = needs a reason. */

@@ -1,4 +1,4 @@
-/* core/config.c: the sample province in config/ loads and is complete; malformed
+/* core/config/config.c: the sample province in config/ loads and is complete; malformed
  * configurations are refused, each with the exact file:line:column and the key.
  *
  * Each malformed case starts from a small valid configuration written to a temporary
@@ -17,7 +17,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "config.h"
+#include "config/config.h"
 
 /* ---- the sample province ------------------------------------------------------------------ */
 

@@ -15,7 +15,7 @@
 #include <pthread.h>
 #include <unistd.h>
 
-#include "../../core/http.c"
+#include "../../core/net/http.c"
 
 static void nop_handler(struct rb_http_req *req, void *arg)
 {

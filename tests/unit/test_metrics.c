@@ -12,7 +12,7 @@
 
 #include <event2/buffer.h>
 
-#include "metrics.h"
+#include "base/metrics.h"
 
 /* Renders m into a new NUL-terminated string; caller frees. */
 static char *render(struct rb_metrics *m)

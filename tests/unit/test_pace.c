@@ -1,4 +1,4 @@
-/* Unit tests of the pace (core/pace.c): the burst at once and then one turn per interval,
+/* Unit tests of the pace (core/base/pace.c): the burst at once and then one turn per interval,
  * long queues spaced over their whole length, the count of turns in a window agreeing with
  * the turns taken, an idle spell refilling the burst, and a changed rate. */
 #include <setjmp.h>
@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "../../core/pace.h"
+#include "base/pace.h"
 
 static void the_burst_goes_at_once_then_one_turn_per_interval(void **state)
 {

@@ -1,4 +1,4 @@
-/* core/phone.c: every way Pakistanis write a mobile number becomes "+923001234567";
+/* core/base/phone.c: every way Pakistanis write a mobile number becomes "+923001234567";
  * landlines keep their area code; other countries pass as E.164; letters, control
  * characters and wrong lengths are refused with a reason; Urdu digits are read. */
 #include <setjmp.h>
@@ -10,8 +10,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "common.h"
-#include "phone.h"
+#include "base/common.h"
+#include "base/phone.h"
 
 static void expect_phone(const char *in, const char *want)
 {

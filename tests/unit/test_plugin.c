@@ -10,8 +10,8 @@
 #include <dlfcn.h>
 #include <cmocka.h>
 
-#include "config.h"
-#include "plugin.h"
+#include "config/config.h"
+#include "server/plugin.h"
 
 #define PLUGIN(name) RB_TEST_PLUGIN_DIR "/" name ".so"
 

@@ -1,4 +1,4 @@
-/* core/reports.c: the CSV field writer (RFC 4180 quoting: commas, quotes, line breaks) and
+/* core/staff/reports.c: the CSV field writer (RFC 4180 quoting: commas, quotes, line breaks) and
  * the strict date parser of report periods (real calendar dates only, day numbers that
  * subtract to the length of a period). */
 #include <setjmp.h>
@@ -10,8 +10,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "common.h"
-#include "reports.h"
+#include "base/common.h"
+#include "staff/reports.h"
 
 /* The field as rb_reports_csv_field writes it. Returns a new string. */
 static char *field(const char *s)

@@ -19,9 +19,9 @@
 #include <lauxlib.h>
 #include <lua.h>
 
-#include "config.h"
-#include "log.h"
-#include "script.h"
+#include "base/log.h"
+#include "config/config.h"
+#include "lua/script.h"
 
 #define HOSTILE RB_TEST_DATA_DIR "/lua/hostile"
 #define HOSTILE_FILE HOSTILE "/routing.lua"

@@ -1,4 +1,4 @@
-/* core/text.c: strict UTF-8 (checked exhaustively against a reference encoder), control
+/* core/base/text.c: strict UTF-8 (checked exhaustively against a reference encoder), control
  * characters, bidi overrides, zalgo, length in code points, trimming, collapsing, digit
  * folding, and hostile strings. */
 #include <setjmp.h>
@@ -10,8 +10,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "common.h"
-#include "text.h"
+#include "base/common.h"
+#include "base/text.h"
 
 #define LIT(s) (s), (sizeof(s) - 1) /* string literal with its length, NULs included */
 

@@ -1,4 +1,4 @@
-/* core/tracking.c: format, randomness (every one of the 50 data bits varies), the check
+/* core/base/tracking.c: format, randomness (every one of the 50 data bits varies), the check
  * symbol catching every single substitution and every transposition on thousands of numbers
  * (tried one by one), and Crockford's forgiving parse. */
 #include <setjmp.h>
@@ -10,8 +10,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "common.h"
-#include "tracking.h"
+#include "base/common.h"
+#include "base/tracking.h"
 
 static const char alphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 

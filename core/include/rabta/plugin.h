@@ -454,7 +454,7 @@ struct rb_host_api {
      * RB_ENOTFOUND when no such department uses this plugin. */
     int (*department_info)(struct rb_plugin_ctx *ctx, const char *department,
                            struct rb_department_info *out);
-    /* A citizen's comment on their own case (core/case_comment.c), as one statement: the
+    /* A citizen's comment on their own case (core/cases/case_comment.c), as one statement: the
      * 'comment' event and, when the case is awaiting the citizen, their reply: status
      * in_progress and a 'citizen_reply' event (the SLA clock resumes). fn gets one row
      * (status before, status after, the comment's time as ISO 8601 UTC, case id, replayed

@@ -1,0 +1,202 @@
+/* Outgoing messages: queueing (message.h). */
+#include "messages/message.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/common.h"
+#include "base/log.h"
+#include "base/process.h"
+#include "base/text.h"
+#include "cases/case_state.h"
+#include "config/calendar.h"
+#include "config/quiet.h"
+#include "config/tz.h"
+#include "db/db.h"
+#include "lua/script.h"
+#include "lua/templates.h"
+#include "sla/sla_policy.h"
+
+/* ---- quiet hours ----------------------------------------------------------------------- */
+
+/* The zone of the quiet hours: messages.timezone, else the SLA calendar's, else Karachi.
+ * Loaded once per name and kept. */
+static struct rb_tz *quiet_tz;
+
+static const struct rb_tz *zone_of(struct rb_server *srv)
+{
+    const char *name = srv->cfg->messages.timezone;
+    if (!name && srv->sla && srv->sla->cal)
+        return rb_cal_tz(srv->sla->cal);
+    if (!name)
+        name = "Asia/Karachi";
+    if (quiet_tz && strcmp(rb_tz_name(quiet_tz), name) == 0)
+        return quiet_tz;
+    char *why = NULL;
+    struct rb_tz *tz = rb_tz_load(name, &why);
+    if (!tz) {
+        rb_warn("message", "quiet hours: time zone %s: %s; using UTC", name, why ? why : "?");
+        free(why);
+        return quiet_tz;
+    }
+    rb_tz_free(quiet_tz);
+    quiet_tz = tz;
+    return quiet_tz;
+}
+
+double rb_message_quiet_wait(struct rb_server *srv)
+{
+    struct rb_quiet q;
+    if (!srv || !srv->cfg || !srv->cfg->messages.quiet_hours ||
+        rb_quiet_parse(srv->cfg->messages.quiet_hours, &q) != RB_OK || q.start == q.end)
+        return 0;
+    const struct rb_tz *tz = zone_of(srv);
+    if (!tz)
+        return 0;
+    return (double)rb_quiet_wait(&q, tz, (int64_t)time(NULL));
+}
+
+void rb_message_cleanup(void)
+{
+    rb_tz_free(quiet_tz);
+    quiet_tz = NULL;
+}
+
+/* ---- queueing ----------------------------------------------------------------------------- */
+
+/* One statement for n messages (arrays of one element each): the messages (once per event,
+ * template and address when there is an event) and their jobs.
+ *   $1 case  $2 citizen  $3 channel  $4 to  $5 body  $6 template  $7 language  $8 notice
+ *   $9 urgent  $10 event  $11 delay of the messages that are not urgent (s)
+ * Answers the ids of the messages stored; a duplicate of an event's message has no row. */
+static const char queue_sql[] =
+    "WITH input AS ("
+    "  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],"
+    "    $6::text[], $7::text[], $8::boolean[], $9::boolean[], $10::bigint[])"
+    "  AS i(case_id, citizen_id, channel, to_address, body, template, language, notice, urgent,"
+    "    event_id)),"
+    " msg AS ("
+    "  INSERT INTO messages (case_id, citizen_id, channel, to_address, body, template,"
+    "    language, notice, urgent, event_id)"
+    "  SELECT i.case_id, coalesce(i.citizen_id, (SELECT id FROM citizens WHERE"
+    "    phone = i.to_address AND i.channel = 'sms')), i.channel, i.to_address, i.body,"
+    "    i.template, i.language, i.notice, i.urgent, i.event_id FROM input i"
+    "  ON CONFLICT (event_id, template, to_address) WHERE event_id IS NOT NULL DO NOTHING"
+    "  RETURNING id, urgent),"
+    " job AS ("
+    "  INSERT INTO jobs (kind, payload, run_at)"
+    "  SELECT 'message.send', jsonb_build_object('message_id', id),"
+    "    now() + make_interval(secs => CASE WHEN urgent THEN 0 ELSE $11::float8 END) FROM msg)"
+    " SELECT id FROM msg";
+
+#define QUEUE_NPARAMS 11
+
+struct queued {
+    rb_message_fn fn;
+    void *arg;
+};
+
+static void queue_done(PGresult *res, const char *err, void *arg)
+{
+    struct queued q = *(struct queued *)arg;
+    free(arg);
+    if (err) {
+        q.fn(0, err, q.arg);
+        return;
+    }
+    long long id = PQntuples(res) == 1 ? atoll(PQgetvalue(res, 0, 0)) : 0;
+    q.fn(id, NULL, q.arg);
+}
+
+static int check_req(const struct rb_message_req *m, char *why, size_t whylen)
+{
+    if (!m->template || !m->channel || !m->to || !m->to[0] ||
+        (m->language && strcmp(m->language, "ur") != 0 && strcmp(m->language, "en") != 0)) {
+        snprintf(why, whylen, "a message needs a template, a channel, an address and a "
+                              "language of ur or en");
+        return RB_EINVAL;
+    }
+    return RB_OK;
+}
+
+/* rb_message_queue_many; why (may be NULL) gets the reason of the last refusal. */
+static int queue_many(struct rb_server *srv, const struct rb_message_req *const *m, size_t n,
+                      int *refused, char *last_why, size_t whylen, rb_db_fn fn, void *arg)
+{
+    struct rb_sbuf a[QUEUE_NPARAMS - 1];
+    memset(a, 0, sizeof(a));
+    for (size_t k = 0; k < QUEUE_NPARAMS - 1; k++)
+        rb_sbuf_puts(&a[k], "{");
+    size_t stored = 0;
+    for (size_t i = 0; i < n; i++) {
+        char why[256];
+        const char *lang = m[i]->language ? m[i]->language : "ur";
+        char *body = check_req(m[i], why, sizeof(why)) == RB_OK
+                         ? rb_template_render(rb_script_templates(srv->rules), m[i]->template, lang, m[i]->params,
+                                              why, sizeof(why))
+                         : NULL;
+        refused[i] = body == NULL;
+        if (!body) {
+            if (last_why) /* the caller reports it */
+                snprintf(last_why, whylen, "%s", why);
+            else
+                rb_warn("message", "not queued (%s, %s): %s",
+                        m[i]->template ? m[i]->template : "?", lang, why);
+            continue;
+        }
+        char cs[24], cit[24], ev[24];
+        snprintf(cs, sizeof(cs), "%lld", m[i]->case_id);
+        snprintf(cit, sizeof(cit), "%lld", m[i]->citizen_id);
+        snprintf(ev, sizeof(ev), "%lld", m[i]->event_id);
+        const char *v[QUEUE_NPARAMS - 1] = {
+            m[i]->case_id > 0 ? cs : NULL, m[i]->citizen_id > 0 ? cit : NULL, m[i]->channel,
+            m[i]->to, body, m[i]->template, lang, m[i]->notice ? "t" : "f",
+            m[i]->urgent ? "t" : "f", m[i]->event_id > 0 ? ev : NULL,
+        };
+        for (size_t k = 0; k < QUEUE_NPARAMS - 1; k++)
+            rb_sbuf_elem(&a[k], v[k]);
+        free(body);
+        stored++;
+    }
+    int rc = RB_OK;
+    if (stored > 0) {
+        char delay[32];
+        snprintf(delay, sizeof(delay), "%.0f", rb_message_quiet_wait(srv));
+        const char *params[QUEUE_NPARAMS];
+        for (size_t k = 0; k < QUEUE_NPARAMS - 1; k++) {
+            rb_sbuf_puts(&a[k], "}");
+            params[k] = a[k].p;
+        }
+        params[QUEUE_NPARAMS - 1] = delay;
+        rc = rb_db_query_prepared(srv->db, queue_sql, QUEUE_NPARAMS, params, fn, arg);
+    }
+    for (size_t k = 0; k < QUEUE_NPARAMS - 1; k++)
+        free(a[k].p);
+    return stored > 0 ? rc : RB_ENOTFOUND;
+}
+
+int rb_message_queue_many(struct rb_server *srv, const struct rb_message_req *const *m,
+                          size_t n, int *refused, rb_db_fn fn, void *arg)
+{
+    return queue_many(srv, m, n, refused, NULL, 0, fn, arg);
+}
+
+int rb_message_queue(struct rb_server *srv, const struct rb_message_req *m, rb_message_fn fn,
+                     void *arg, char *why, size_t whylen)
+{
+    struct queued *q = rb_malloc(sizeof(*q));
+    q->fn = fn;
+    q->arg = arg;
+    int refused = 0;
+    int rc = queue_many(srv, &m, 1, &refused, why, whylen, queue_done, q);
+    if (rc != RB_OK) {
+        free(q);
+        if (refused)
+            return RB_EINVAL; /* why says which part: the request or its template */
+        snprintf(why, whylen, "the database is unavailable");
+    }
+    return rc;
+}

@@ -1,0 +1,115 @@
+/* Staff: roles and the scope rule (who may see and change which case), argon2id passwords
+ * verified off the event loop, and session tokens with a bounded cache.
+ *
+ * Roles: officer and supervisor work their own department's cases (optionally only some of
+ * its districts); oversight reads every department and changes nothing; admin does anything.
+ * A case outside someone's scope does not exist for them (404): the answer reveals nothing.
+ *
+ * Passwords are libsodium crypto_pwhash_str strings (argon2id, OPSLIMIT/MEMLIMIT
+ * INTERACTIVE). Verifying one costs tens of milliseconds and 64 MiB, so it runs on a small
+ * pool of worker threads; the result comes back on the loop through a pipe the loop watches.
+ *
+ * Tokens are 32 random bytes in base64url (43 characters); the database keeps their SHA-256
+ * (staff_tokens). Like core/cases/citizen_auth.c, a resolved token is cached for at most
+ * RB_STAFF_CACHE_TTL seconds, so a token revoked or an account disabled by another process
+ * stops working here within that time; rb_staff_forget takes effect at once. */
+#ifndef RB_STAFF_H
+#define RB_STAFF_H
+
+#include <sodium.h>
+
+#include "base/common.h"
+
+struct event_base;
+struct rb_db;
+struct rb_staff;
+
+#define RB_ESTAFF_DENIED (-50) /* in scope, but this role may not do this (403) */
+
+#define RB_STAFF_TOKEN_LEN 43 /* base64url of 32 bytes, no padding */
+#define RB_STAFF_TOKEN_TTL (12 * 3600)
+#define RB_STAFF_CACHE_TTL 30.0
+#define RB_STAFF_CACHE_SLOTS 4096u
+#define RB_STAFF_MAX_DISTRICTS 16
+#define RB_STAFF_LOCK_FAILURES 5    /* failed sign-ins in a row that lock an account */
+#define RB_STAFF_LOCK_SECONDS (15 * 60)
+#define RB_STAFF_PW_THREADS 2
+#define RB_STAFF_PW_QUEUE 64        /* verifications queued or running; more: RB_EAGAIN */
+#define RB_STAFF_PASSWORD_MAX 1024
+
+enum rb_staff_role { RB_STAFF_OFFICER, RB_STAFF_SUPERVISOR, RB_STAFF_OVERSIGHT, RB_STAFF_ADMIN };
+
+struct rb_staff_user {
+    long long id;
+    char username[65];
+    char display_name[201];
+    enum rb_staff_role role;
+    char department[65];    /* "" for oversight and admin */
+    int n_districts;        /* 0: all districts of the department */
+    char districts[RB_STAFF_MAX_DISTRICTS][65];
+};
+
+/* "officer", ... ; NULL out of range. Static strings. */
+const char *rb_staff_role_str(enum rb_staff_role r);
+/* RB_OK or RB_EINVAL (out untouched). */
+int rb_staff_role_from_str(const char *s, enum rb_staff_role *out);
+
+/* Fills u->districts from a comma-separated list ("lahore,kasur"; "" for none). Names past
+ * RB_STAFF_MAX_DISTRICTS or longer than 64 bytes are RB_EINVAL. */
+int rb_staff_set_districts(struct rb_staff_user *u, const char *csv);
+
+/* Does `official` (the name a complaint gives) name this person? Compares, ignoring case and
+ * surrounding or repeated blanks, with the display name and with the username. 0 for an
+ * empty or NULL official. */
+int rb_staff_names_match(const char *official, const char *display_name, const char *username);
+
+/* The scope rule for one case (department, district and named official as stored; NULLs
+ * allowed). write: the request would change the case. RB_OK, RB_ENOTFOUND (answer 404: out of
+ * scope, or the case names this very officer or supervisor), or RB_ESTAFF_DENIED (answer 403:
+ * oversight trying to change something). */
+int rb_staff_scope(const struct rb_staff_user *u, const char *department, const char *district,
+                   const char *names_official, int write);
+
+/* Role rules finer than scope (the case is already in scope):
+ * assigning a case to someone else and recording an action against an official are for
+ * supervisors and admins; an officer may assign a case to themself. RB_OK or
+ * RB_ESTAFF_DENIED. */
+int rb_staff_may_assign(const struct rb_staff_user *u, const char *target_username);
+int rb_staff_may_act_on_official(const struct rb_staff_user *u);
+
+/* Blocking (CLI only): hashes password into out. RB_OK or RB_ERR (out of memory in argon2). */
+int rb_staff_hash_password(const char *password, char out[crypto_pwhash_STRBYTES]);
+
+/* A new random token (RB_STAFF_TOKEN_LEN characters and a NUL). */
+void rb_staff_token_new(char out[RB_STAFF_TOKEN_LEN + 1]);
+
+/* ---- the loop side: password pool and token cache ---- */
+
+/* base and db are borrowed. Starts the worker threads and computes the dummy hash that
+ * unknown users are verified against. NULL if threads or the pipe cannot be made (logged). */
+struct rb_staff *rb_staff_new(struct event_base *base, struct rb_db *db);
+/* Stops and joins the workers; verifications still queued are dropped without their
+ * callback. */
+void rb_staff_free(struct rb_staff *s);
+
+/* ok: 1 if password matches hash. Called on the loop, exactly once, never from inside
+ * rb_staff_verify. */
+typedef void (*rb_staff_verify_fn)(int ok, void *arg);
+/* hash NULL: verify against the dummy hash (always ok = 0, same cost). Both strings are
+ * copied (the password copy is wiped after use). RB_OK, RB_EAGAIN (queue full: fn not
+ * called), RB_EINVAL (password too long: fn not called). */
+int rb_staff_verify(struct rb_staff *s, const char *hash, const char *password,
+                    rb_staff_verify_fn fn, void *arg);
+/* Verifications queued or running. */
+int rb_staff_pending(const struct rb_staff *s);
+
+/* u is NULL when the token is unknown, expired, revoked or its account disabled (err NULL),
+ * or on a database failure (err set). u is borrowed for the callback. */
+typedef void (*rb_staff_auth_fn)(const struct rb_staff_user *u, const char *err, void *arg);
+/* Resolves a bearer token. fn is called exactly once, possibly before this returns (cache
+ * hit). RB_OK, RB_EINVAL (malformed: fn not called), RB_EAGAIN (database queue full). */
+int rb_staff_auth(struct rb_staff *s, const char *token, rb_staff_auth_fn fn, void *arg);
+/* Drops a token from the cache (after revoking it in the database). */
+void rb_staff_forget(struct rb_staff *s, const char *token);
+
+#endif
