@@ -16,6 +16,16 @@
 
 #define EXIT_USAGE 2
 
+enum {
+    OPT_STATE_DIR = 256,
+    OPT_LISTEN,
+    OPT_CHECK,
+    OPT_STATE,
+    OPT_LIMIT,
+    OPT_DRY_RUN,
+    OPT_STAFF,
+};
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -72,187 +82,220 @@ static int parse_listen(const char *s, char **addr, int *port)
     return 0;
 }
 
-int main(int argc, char **argv)
-{
-    enum { OPT_STATE_DIR = 256, OPT_LISTEN, OPT_CHECK, OPT_STATE, OPT_LIMIT, OPT_DRY_RUN,
-           OPT_STAFF };
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"state-dir", required_argument, NULL, OPT_STATE_DIR},
-        {"listen", required_argument, NULL, OPT_LISTEN},
-        {"check", no_argument, NULL, OPT_CHECK},
-        {"state", required_argument, NULL, OPT_STATE},
-        {"limit", required_argument, NULL, OPT_LIMIT},
-        {"dry-run", required_argument, NULL, OPT_DRY_RUN},
-        /* staff add: handed on to rb_cli_staff as "--role R" ... after its own words */
-        {"role", required_argument, NULL, OPT_STAFF},
-        {"department", required_argument, NULL, OPT_STAFF},
-        {"name", required_argument, NULL, OPT_STAFF},
-        {"districts", required_argument, NULL, OPT_STAFF},
-        {"version", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *config_path = NULL, *state_dir = NULL, *listen = NULL;
-    int check = 0, c;
-    struct rb_cli_opts cli = {0};
-    char *staff_opts[8];
-    int n_staff_opts = 0, opt_index = 0;
+/* What the command line asked for. */
+struct args {
+    const char *config_path, *state_dir, *listen, *command;
+    int check;
+    struct rb_cli_opts cli;
+    char *staff_opts[8]; /* "--role" R ... : handed on to rb_cli_staff after its own words */
+    int n_staff_opts;
+    int nargs;   /* the command's words after its name */
+    char **args; /* borrowed from argv */
+};
 
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":c:vh", opts, &opt_index)) != -1) {
-        switch (c) {
-        case 'c':
-            config_path = optarg;
-            break;
-        case OPT_STATE_DIR:
-            state_dir = optarg;
-            break;
-        case OPT_LISTEN:
-            listen = optarg;
-            break;
-        case OPT_CHECK:
-            check = 1;
-            break;
-        case OPT_STATE:
-            cli.state = optarg;
-            break;
-        case OPT_DRY_RUN:
-            cli.dry_run = optarg;
-            break;
-        case OPT_STAFF:
-            if (n_staff_opts + 2 > (int)RB_ARRAY_LEN(staff_opts)) {
-                fprintf(stderr, "rabtad: too many staff options\n");
-                return EXIT_USAGE;
-            }
-            {
-                static const char *const flags[] = {"--role", "--department", "--name",
-                                                    "--districts"};
-                for (size_t i = 0; i < RB_ARRAY_LEN(flags); i++)
-                    if (strcmp(flags[i] + 2, opts[opt_index].name) == 0)
-                        staff_opts[n_staff_opts++] = (char *)flags[i];
-            }
-            staff_opts[n_staff_opts++] = optarg;
-            break;
-        case OPT_LIMIT: {
-            char *end;
-            cli.limit = strtol(optarg, &end, 10);
-            if (*end || cli.limit <= 0 || cli.limit > 100000) {
-                fprintf(stderr, "rabtad: --limit %s: expected a number from 1 to 100000\n",
-                        optarg);
-                return EXIT_USAGE;
-            }
-            break;
-        }
-        case 'v':
-            printf("rabtad %s (plugin ABI %u)\n", RB_VERSION, RB_PLUGIN_ABI);
-            return 0;
-        case 'h':
-            usage(stdout);
-            return 0;
-        case ':':
-            fprintf(stderr, "rabtad: option %s needs a value\n", argv[optind - 1]);
-            usage(stderr);
-            return EXIT_USAGE;
-        default:
-            fprintf(stderr, "rabtad: unknown option %s\n", argv[optind - 1]);
-            usage(stderr);
-            return EXIT_USAGE;
-        }
+static const struct option opts[] = {
+    {"config", required_argument, NULL, 'c'},
+    {"state-dir", required_argument, NULL, OPT_STATE_DIR},
+    {"listen", required_argument, NULL, OPT_LISTEN},
+    {"check", no_argument, NULL, OPT_CHECK},
+    {"state", required_argument, NULL, OPT_STATE},
+    {"limit", required_argument, NULL, OPT_LIMIT},
+    {"dry-run", required_argument, NULL, OPT_DRY_RUN},
+    /* staff add: handed on to rb_cli_staff as "--role R" ... after its own words */
+    {"role", required_argument, NULL, OPT_STAFF},
+    {"department", required_argument, NULL, OPT_STAFF},
+    {"name", required_argument, NULL, OPT_STAFF},
+    {"districts", required_argument, NULL, OPT_STAFF},
+    {"version", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+/* The options of `staff add`, kept for rb_cli_staff with their values. */
+static const char *const staff_flags[] = {"--role", "--department", "--name", "--districts"};
+
+static int keep_staff_opt(struct args *a, const char *name, char *value)
+{
+    if (a->n_staff_opts + 2 > (int)RB_ARRAY_LEN(a->staff_opts)) {
+        fprintf(stderr, "rabtad: too many staff options\n");
+        return -1;
     }
-    const char *command = optind < argc ? argv[optind] : NULL;
-    if (command && strcmp(command, "jobs") != 0 && strcmp(command, "route") != 0 &&
-        strcmp(command, "apikey") != 0 && strcmp(command, "staff") != 0) {
-        fprintf(stderr, "rabtad: unknown command \"%s\"\n", command);
+    for (size_t i = 0; i < RB_ARRAY_LEN(staff_flags); i++)
+        if (strcmp(staff_flags[i] + 2, name) == 0)
+            a->staff_opts[a->n_staff_opts++] = (char *)staff_flags[i];
+    a->staff_opts[a->n_staff_opts++] = value;
+    return 0;
+}
+
+/* One option. Returns -1 to go on, else the exit code main returns now. */
+static int take_option(struct args *a, int c, int opt_index, char **argv)
+{
+    switch (c) {
+    case 'c':
+        a->config_path = optarg;
+        return -1;
+    case OPT_STATE_DIR:
+        a->state_dir = optarg;
+        return -1;
+    case OPT_LISTEN:
+        a->listen = optarg;
+        return -1;
+    case OPT_CHECK:
+        a->check = 1;
+        return -1;
+    case OPT_STATE:
+        a->cli.state = optarg;
+        return -1;
+    case OPT_DRY_RUN:
+        a->cli.dry_run = optarg;
+        return -1;
+    case OPT_STAFF:
+        return keep_staff_opt(a, opts[opt_index].name, optarg) == 0 ? -1 : EXIT_USAGE;
+    case OPT_LIMIT: {
+        char *end;
+        a->cli.limit = strtol(optarg, &end, 10);
+        if (*end || a->cli.limit <= 0 || a->cli.limit > 100000) {
+            fprintf(stderr, "rabtad: --limit %s: expected a number from 1 to 100000\n", optarg);
+            return EXIT_USAGE;
+        }
+        return -1;
+    }
+    case 'v':
+        printf("rabtad %s (plugin ABI %u)\n", RB_VERSION, RB_PLUGIN_ABI);
+        return 0;
+    case 'h':
+        usage(stdout);
+        return 0;
+    case ':':
+        fprintf(stderr, "rabtad: option %s needs a value\n", argv[optind - 1]);
+        usage(stderr);
+        return EXIT_USAGE;
+    default:
+        fprintf(stderr, "rabtad: unknown option %s\n", argv[optind - 1]);
         usage(stderr);
         return EXIT_USAGE;
     }
-    if ((!command || strcmp(command, "staff") != 0) && n_staff_opts) {
+}
+
+static const char *const commands[] = {"jobs", "route", "apikey", "staff"};
+
+/* Options, the command and their combinations. Returns -1 to go on, else the exit code. */
+static int parse_args(int argc, char **argv, struct args *a)
+{
+    int c, opt_index = 0, rc;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":c:vh", opts, &opt_index)) != -1)
+        if ((rc = take_option(a, c, opt_index, argv)) >= 0)
+            return rc;
+    a->command = optind < argc ? argv[optind] : NULL;
+    a->nargs = optind < argc ? argc - optind - 1 : 0;
+    a->args = argv + optind + 1;
+    size_t k = 0;
+    while (a->command && k < RB_ARRAY_LEN(commands) && strcmp(a->command, commands[k]) != 0)
+        k++;
+    if (a->command && k == RB_ARRAY_LEN(commands)) {
+        fprintf(stderr, "rabtad: unknown command \"%s\"\n", a->command);
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if ((!a->command || strcmp(a->command, "staff") != 0) && a->n_staff_opts) {
         fprintf(stderr, "rabtad: --role, --department, --name and --districts go with staff "
                         "add\n");
         return EXIT_USAGE;
     }
-    if (!command && (cli.state || cli.limit || cli.dry_run)) {
+    if (!a->command && (a->cli.state || a->cli.limit || a->cli.dry_run)) {
         fprintf(stderr, "rabtad: --state and --limit go with the jobs command, --dry-run with "
                         "route\n");
         return EXIT_USAGE;
     }
-    if (!config_path) {
+    if (!a->config_path) {
         fprintf(stderr, "rabtad: no configuration file given: use -c FILE (the sample is "
                         "config/rabta.yaml)\n");
         return EXIT_USAGE;
     }
+    return -1;
+}
+
+/* --check: the plugins load and accept their config, the Lua rules compile and pass their
+ * self-tests, the SLA file loads, as a reload would do. Adds to errs. */
+static void check_more(const struct rb_config *cfg, struct rb_errors *errs)
+{
+    struct rb_plugins *ps = rb_plugins_load(cfg, errs);
+    rb_plugins_free(ps);
+    rb_script_free(rb_script_load(cfg->lua_dir, cfg, errs));
+    if (cfg->sla_file)
+        rb_sla_free(rb_sla_load(cfg->sla_file, cfg, errs));
+}
+
+/* A subcommand on the loaded configuration. Returns its exit code. */
+static int run_command(struct rb_server *srv, const struct args *a)
+{
+    rb_log_min_level = srv->cfg->log_level > RB_LOG_WARN ? srv->cfg->log_level : RB_LOG_WARN;
+    srv->state_dir = rb_strdup(a->state_dir ? a->state_dir : srv->cfg->state_dir);
+    int rc;
+    if (strcmp(a->command, "staff") == 0) {
+        /* its words, then the options getopt took out of them */
+        char **all = rb_calloc((size_t)(a->nargs + a->n_staff_opts + 1), sizeof(*all));
+        memcpy(all, a->args, (size_t)a->nargs * sizeof(*all));
+        memcpy(all + a->nargs, a->staff_opts, (size_t)a->n_staff_opts * sizeof(*all));
+        rc = rb_cli_staff(srv, a->nargs + a->n_staff_opts, all);
+        free(all);
+    } else if (strcmp(a->command, "route") == 0) {
+        rc = rb_cli_route(srv, &a->cli);
+    } else if (strcmp(a->command, "apikey") == 0) {
+        rc = rb_cli_apikey(srv, a->nargs, a->args);
+    } else {
+        rc = rb_cli_jobs(srv, a->nargs, a->args, &a->cli);
+    }
+    free(srv->state_dir);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct args a = {0};
+    int rc = parse_args(argc, argv, &a);
+    if (rc >= 0)
+        return rc;
 
     struct rb_server *srv = &rb_server;
     struct rb_errors errs;
     rb_errors_init(&errs);
-    srv->config_path = config_path;
-    srv->cfg = rb_config_load(config_path, &errs);
+    srv->config_path = a.config_path;
+    srv->cfg = rb_config_load(a.config_path, &errs);
     char *addr = NULL;
     int port = 0;
-    if (listen && parse_listen(listen, &addr, &port) != 0)
+    if (a.listen && parse_listen(a.listen, &addr, &port) != 0)
         rb_errors_add(&errs, "--listen %s: expected ADDRESS:PORT, e.g. 127.0.0.1:8080 or "
                              "[::1]:8080, with a port from 0 to 65535",
-                      listen);
-    if (check && srv->cfg) {
-        struct rb_plugins *ps = rb_plugins_load(srv->cfg, &errs);
-        rb_plugins_free(ps);
-        /* Compiles the Lua rules and runs their self-tests, as a reload would. */
-        rb_script_free(rb_script_load(srv->cfg->lua_dir, srv->cfg, &errs));
-        if (srv->cfg->sla_file)
-            rb_sla_free(rb_sla_load(srv->cfg->sla_file, srv->cfg, &errs));
-    }
+                      a.listen);
+    if (a.check && srv->cfg)
+        check_more(srv->cfg, &errs);
     if (errs.n || !srv->cfg) {
         rb_server_print_errors(&errs);
         fprintf(stderr, "rabtad: %zu error%s in the configuration\n", errs.n,
                 errs.n == 1 ? "" : "s");
-        rb_errors_free(&errs);
-        rb_config_free(srv->cfg);
-        free(addr);
-        return EXIT_USAGE;
-    }
-    rb_errors_free(&errs);
-    if (command) {
-        rb_log_min_level = srv->cfg->log_level > RB_LOG_WARN ? srv->cfg->log_level : RB_LOG_WARN;
-        srv->state_dir = rb_strdup(state_dir ? state_dir : srv->cfg->state_dir);
-        int nargs = argc - optind - 1;
-        char **args = argv + optind + 1;
-        int rc;
-        if (strcmp(command, "staff") == 0) {
-            /* its words, then the options getopt took out of them */
-            char **all = rb_calloc((size_t)(nargs + n_staff_opts + 1), sizeof(*all));
-            memcpy(all, args, (size_t)nargs * sizeof(*all));
-            memcpy(all + nargs, staff_opts, (size_t)n_staff_opts * sizeof(*all));
-            rc = rb_cli_staff(srv, nargs + n_staff_opts, all);
-            free(all);
-        } else {
-            rc = strcmp(command, "route") == 0    ? rb_cli_route(srv, &cli)
-                 : strcmp(command, "apikey") == 0 ? rb_cli_apikey(srv, nargs, args)
-                                                  : rb_cli_jobs(srv, nargs, args, &cli);
-        }
-        rb_config_free(srv->cfg);
-        free(srv->state_dir);
-        free(addr);
-        return rc;
-    }
-    if (check) {
+        rc = EXIT_USAGE;
+    } else if (a.command) {
+        rc = run_command(srv, &a);
+    } else if (a.check) {
         printf("configuration OK: %s (%zu departments, %zu services, %zu districts, %zu "
                "plugins)\n",
-               config_path, srv->cfg->n_departments, srv->cfg->n_services,
+               a.config_path, srv->cfg->n_departments, srv->cfg->n_services,
                srv->cfg->n_districts, srv->cfg->n_plugins);
-        rb_config_free(srv->cfg);
-        return 0;
+        rc = 0;
+    } else {
+        rb_log_min_level = srv->cfg->log_level;
+        srv->state_dir = rb_strdup(a.state_dir ? a.state_dir : srv->cfg->state_dir);
+        srv->listen_addr = addr ? addr : rb_strdup(srv->cfg->server.addr);
+        srv->listen_port = addr ? port : srv->cfg->server.port;
+        addr = NULL;
+        rc = rb_server_run(srv);
+        free(srv->state_dir);
+        free(srv->listen_addr);
     }
-
-    rb_log_min_level = srv->cfg->log_level;
-    srv->state_dir = rb_strdup(state_dir ? state_dir : srv->cfg->state_dir);
-    srv->listen_addr = addr ? addr : rb_strdup(srv->cfg->server.addr);
-    srv->listen_port = addr ? port : srv->cfg->server.port;
-
-    int rc = rb_server_run(srv);
-
+    rb_errors_free(&errs);
     rb_config_free(srv->cfg);
-    free(srv->state_dir);
-    free(srv->listen_addr);
+    free(addr);
     return rc;
 }
