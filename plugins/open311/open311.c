@@ -127,39 +127,27 @@ static void on_service_definition(struct rb_http_req *req, struct o311 *o, enum 
     json_decref(svcs);
     o311_send(req, 200, fmt, "service_definition", doc);
 }
-static void on_requests(struct rb_http_req *req, struct o311 *o, enum o311_fmt fmt,
-                        const char *base)
-{
-    (void)base;
-    o311_on_requests(req, o, fmt);
-}
-
-static void on_updates(struct rb_http_req *req, struct o311 *o, enum o311_fmt fmt,
-                       const char *base)
-{
-    (void)base;
-    o311_on_updates(req, o, fmt);
-}
-
 /* ---- routes: every path under /open311/ ------------------------------------------------- */
 
 typedef void (*endpoint_fn)(struct rb_http_req *req, struct o311 *o, enum o311_fmt fmt,
                             const char *base);
 
-/* path: after "/open311/", without ".json"/".xml"; a last segment "*" is any name (base). */
+/* path: after "/open311/", without ".json"/".xml"; a last segment "*" is any name (base).
+ * get answers GET (and HEAD); post, when there is one, gets a POST once its form and API key
+ * are good (o311_post_start). */
 static const struct endpoint {
     const char *path;
-    unsigned methods;
-    endpoint_fn fn;
+    endpoint_fn get;
+    o311_post_fn post;
 } endpoints[] = {
-    {"discovery", RB_HTTP_GET, on_discovery},
-    {"v2/discovery", RB_HTTP_GET, on_discovery},
-    {"v2/services", RB_HTTP_GET, on_services},
-    {"v2/services/*", RB_HTTP_GET, on_service_definition},
-    {"v2/requests", RB_HTTP_GET | RB_HTTP_POST, on_requests},
-    {"v2/requests/*", RB_HTTP_GET, o311_on_request_one},
-    {"v2/tokens/*", RB_HTTP_GET, o311_on_token},
-    {"v2/servicerequestupdates", RB_HTTP_GET | RB_HTTP_POST, on_updates},
+    {"discovery", on_discovery, NULL},
+    {"v2/discovery", on_discovery, NULL},
+    {"v2/services", on_services, NULL},
+    {"v2/services/*", on_service_definition, NULL},
+    {"v2/requests", o311_requests_list, o311_request_submit},
+    {"v2/requests/*", o311_on_request_one, NULL},
+    {"v2/tokens/*", o311_on_token, NULL},
+    {"v2/servicerequestupdates", o311_updates_list, o311_update_submit},
 };
 #define NENDPOINTS (sizeof(endpoints) / sizeof(endpoints[0]))
 
@@ -174,10 +162,10 @@ static int endpoint_match(const char *pat, const char *dir, size_t dirlen, const
     return strcmp(pat + dirlen, base) == 0;
 }
 
-static void reply_bad_method(struct rb_http_req *req, enum o311_fmt fmt, unsigned allowed)
+static void reply_bad_method(struct rb_http_req *req, enum o311_fmt fmt, int post)
 {
     char allow[32];
-    snprintf(allow, sizeof(allow), "GET, HEAD%s", allowed & RB_HTTP_POST ? ", POST" : "");
+    snprintf(allow, sizeof(allow), "GET, HEAD%s", post ? ", POST" : "");
     api->reply_header(req, "Allow", allow);
     o311_error(req, 405, fmt, "this method is not allowed here; use %s", allow);
 }
@@ -201,16 +189,17 @@ static void dispatch(struct rb_http_req *req, void *arg)
                                   "/open311/discovery.json)");
         return;
     }
-    unsigned method = api->req_method(req);
-    if (method == RB_HTTP_HEAD)
-        method = RB_HTTP_GET;
+    enum rb_http_method method = api->req_method(req);
     for (size_t i = 0; i < NENDPOINTS; i++) {
-        if (!endpoint_match(endpoints[i].path, rest, (size_t)(file - rest), base))
+        const struct endpoint *e = &endpoints[i];
+        if (!endpoint_match(e->path, rest, (size_t)(file - rest), base))
             continue;
-        if (endpoints[i].methods & method)
-            endpoints[i].fn(req, api->get_data(arg), fmt, base);
+        if (method == RB_HTTP_GET || method == RB_HTTP_HEAD)
+            e->get(req, api->get_data(arg), fmt, base);
+        else if (method == RB_HTTP_POST && e->post)
+            o311_post_start(req, api->get_data(arg), fmt, e->post);
         else
-            reply_bad_method(req, fmt, endpoints[i].methods);
+            reply_bad_method(req, fmt, e->post != NULL);
         return;
     }
     o311_error(req, 404, fmt, "nothing here: %.200s (see /open311/discovery.%s)", path,

@@ -127,7 +127,10 @@ json_t *o311_services_load(struct o311 *o); /* the configured services, a new ar
 json_t *o311_service_find(json_t *svcs, const char *code);
 const char *o311_str_of(json_t *o, const char *key);
 int o311_plain_code(const char *s);
-void o311_on_requests(struct rb_http_req *req, struct o311 *o, enum o311_fmt fmt);
+/* GET requests (base unused: the endpoint table's shape) and POST requests, after the key. */
+void o311_requests_list(struct rb_http_req *req, struct o311 *o, enum o311_fmt fmt,
+                        const char *base);
+void o311_request_submit(struct o311_post *p);
 void o311_on_request_one(struct rb_http_req *req, struct o311 *o, enum o311_fmt fmt,
                          const char *base);
 void o311_on_token(struct rb_http_req *req, struct o311 *o, enum o311_fmt fmt,
@@ -136,6 +139,8 @@ void o311_on_token(struct rb_http_req *req, struct o311 *o, enum o311_fmt fmt,
 /* ---- open311_updates.c -------------------------------------------------------------------- */
 
 void o311_updates_init(const struct rb_host_api *host);
-void o311_on_updates(struct rb_http_req *req, struct o311 *o, enum o311_fmt fmt);
+void o311_updates_list(struct rb_http_req *req, struct o311 *o, enum o311_fmt fmt,
+                       const char *base);
+void o311_update_submit(struct o311_post *p);
 
 #endif

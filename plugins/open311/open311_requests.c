@@ -348,8 +348,10 @@ static int search_status(struct rb_http_req *req, enum o311_fmt fmt, const char 
 }
 
 /* GET requests.{json,xml}: the search. */
-static void list_requests(struct rb_http_req *req, struct o311 *o, enum o311_fmt fmt)
+void o311_requests_list(struct rb_http_req *req, struct o311 *o, enum o311_fmt fmt,
+                        const char *base)
 {
+    (void)base;
     const char *ids_q = api->req_query(req, "service_request_id");
     const char *codes_q = api->req_query(req, "service_code");
     const char *status_q = api->req_query(req, "status");
@@ -521,7 +523,7 @@ static int request_origin(struct o311_post *s, const char *code)
 
 /* The key is good: validate the rest and hand the case to intake, which stores it with its
  * origin in one statement (nothing is stored when any of it is refused). */
-static void submit(struct o311_post *s)
+void o311_request_submit(struct o311_post *s)
 {
     struct rb_http_req *req = s->req;
     const struct o311_form *f = &s->form;
@@ -568,10 +570,3 @@ fail:
     o311_post_free(s);
 }
 
-void o311_on_requests(struct rb_http_req *req, struct o311 *o, enum o311_fmt fmt)
-{
-    if (api->req_method(req) == RB_HTTP_POST)
-        o311_post_start(req, o, fmt, submit);
-    else
-        list_requests(req, o, fmt);
-}

@@ -67,8 +67,10 @@ static void updates_found(const struct rb_db_result *res, const char *err, void 
     free(l);
 }
 
-static void list_updates(struct rb_http_req *req, struct o311 *o, enum o311_fmt fmt)
+void o311_updates_list(struct rb_http_req *req, struct o311 *o, enum o311_fmt fmt,
+                       const char *base)
 {
+    (void)base;
     double start = 0, end = 0;
     char start_s[32], end_s[32], limit[16];
     if (o311_wrong_jurisdiction(o, req, api->req_query(req, "jurisdiction_id"), fmt) ||
@@ -171,7 +173,7 @@ static json_t *update_data(struct o311_post *p)
 }
 
 /* The key is good: check the update and write it. */
-static void post_update(struct o311_post *p)
+void o311_update_submit(struct o311_post *p)
 {
     const struct o311_form *f = &p->form;
     const char *sid = o311_form_get(f, "service_request_id");
@@ -212,12 +214,4 @@ static void post_update(struct o311_post *p)
     return;
 fail:
     o311_post_free(p);
-}
-
-void o311_on_updates(struct rb_http_req *req, struct o311 *o, enum o311_fmt fmt)
-{
-    if (api->req_method(req) == RB_HTTP_POST)
-        o311_post_start(req, o, fmt, post_update);
-    else
-        list_updates(req, o, fmt);
 }

@@ -5,32 +5,21 @@ their state changed through the staff API and every change seen in servicereques
 order; a citizen's update posted back), 500 ids in one requests.xml, Open311 errors for
 every path, method and bad input under /open311/, never a 5xx, nothing stored half-way."""
 import datetime
-import hashlib
-import secrets
 import subprocess
 import urllib.parse
 import xml.etree.ElementTree as ET
 
 import rbtest
+import test_open311
+from test_open311 import FORM, V2, iso
 
-FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-V2 = "/open311/v2"
 PASSWORD = "s3cret-pass-word"
 
 
-def iso(dt):
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class Open311ClientTest(rbtest.TestCase):
+class Open311ClientTest(test_open311.Open311Server, rbtest.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.pgs = cls.class_pg()
-        cls.rd = cls.class_rabtad(pg=cls.pgs)
-        cls.key = "rbk_" + secrets.token_urlsafe(32)
-        cls.pgs.psql("INSERT INTO api_keys (name, key_hash) VALUES ('fms', '\\x%s'::bytea)"
-                     % hashlib.sha256(cls.key.encode()).hexdigest())
         r = subprocess.run([rbtest.RABTAD, "staff", "-c", cls.rd.config_path, "add", "adm",
                             "--role", "admin", "--name", "Administrator"],
                            input=PASSWORD + "\n", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -39,14 +28,6 @@ class Open311ClientTest(rbtest.TestCase):
         login = cls.rd.post("/api/v1/staff/login", {"username": "adm", "password": PASSWORD})
         assert login.status == 200, login
         cls.staff = {"Authorization": "Bearer " + login.json["token"]}
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            if cls.rd.running():
-                cls.rd.stop()
-        finally:
-            super().tearDownClass()
 
     # helpers ---------------------------------------------------------------------------------
     def post(self, path, fields, fmt="xml", raw=None):
@@ -144,7 +125,7 @@ class Open311ClientTest(rbtest.TestCase):
             "school": "GGPS Chak 41", "level": "primary", "subjects": ["urdu", "maths"],
             "days_absent": "9", "absent_since": "2024-05-01T08:00:00+05:00",
             "fixmystreet_id": "4711"})
-        self.assertEqual(origin["client"], "fms")
+        self.assertEqual(origin["client"], "tests")
 
         # Read back, public fields only.
         doc = self.xml(self.rd.get("%s/requests/%s.xml" % (V2, a)), "service_requests")
