@@ -5,6 +5,9 @@ their state changed through the staff API and every change seen in servicereques
 order; a citizen's update posted back), 500 ids in one requests.xml, Open311 errors for
 every path, method and bad input under /open311/, never a 5xx, nothing stored half-way."""
 import datetime
+import glob
+import os
+import shutil
 import subprocess
 import urllib.parse
 import xml.etree.ElementTree as ET
@@ -283,6 +286,20 @@ class Open311ClientTest(test_open311.Open311Server, rbtest.TestCase):
             self.xml_error(self.rd.get("%s/servicerequestupdates.xml?%s" % (V2, q)), 400)
             self.json_error(self.rd.get("%s/servicerequestupdates.json?%s" % (V2, q)), 400)
         self.assertEqual(self.counts(), before, "a refused request or update was stored")
+
+    def test_a_wrong_question_stops_the_start_naming_the_file(self):
+        services = os.path.join(self.tmp, "services")
+        os.makedirs(services)
+        for f in glob.glob(os.path.join(rbtest.SOURCE_DIR, "config", "services", "*.yaml")):
+            shutil.copy(f, services)
+        with open(os.path.join(services, "fard.yaml"), "a") as f:
+            f.write("questions:\n  - code: colour\n    datatype: colour\n"
+                    "    description: \"Which colour?\"\n")
+        rd = self.rabtad(pg=self.pgs)
+        rd.config["services"] = os.path.join(services, "*.yaml")
+        rd.start(wait=False)
+        self.assertNotEqual(rd.wait(), 0, "rabtad started with a wrong question")
+        self.assertRegex(rd.log_text(), r"fard\.yaml:\d+:\d+: questions\[0\]: datatype")
 
 
 if __name__ == "__main__":
