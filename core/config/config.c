@@ -573,7 +573,7 @@ static void on_service(struct loader *l, const struct rb_doc *doc)
          RB_CONF_REQUIRED, 0, 0},
         {"feedback", RB_CONF_BOOL, offsetof(struct service_in, feedback), 0, 0, 0},
     };
-    static const char *const extra[] = {"name", NULL};
+    static const char *const extra[] = {"name", "questions", NULL};
     struct rb_config *cfg = l->cfg;
     const struct rb_node *map = root_map(l, doc, "a service", "id, name, department");
     if (!map)
@@ -583,6 +583,9 @@ static void on_service(struct loader *l, const struct rb_doc *doc)
     struct rb_i18n name = {NULL, NULL};
     rb_conf_parse(map, "a service", fields, RB_ARRAY_LEN(fields), extra, &in, l->e);
     parse_i18n(l, map, &name);
+    const struct rb_node *questions = rb_node_get(map, "questions");
+    if (questions && questions->type != RB_NODE_SEQ)
+        rb_errors_at(l->e, questions, "key \"questions\": expected a list of questions");
     const struct rb_node *id_node = rb_node_get(map, "id");
     if (in.id && check_id(l, id_node, "id", in.id)) {
         const struct rb_service *prev = rb_config_service(cfg, in.id);
@@ -604,6 +607,7 @@ static void on_service(struct loader *l, const struct rb_doc *doc)
         .name = name,
         .department = in.department,
         .feedback = in.feedback,
+        .questions = questions,
         .file = doc->file,
         .line = map->line,
         .col = map->col,

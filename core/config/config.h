@@ -39,6 +39,8 @@ struct rb_service {
     struct rb_i18n name;
     char *department; /* owned; id of an existing department */
     int feedback;     /* 1: citizens are asked for feedback after using it (CFMP) */
+    /* borrowed: the file's "questions" list, handed to plugins as it is (docs/open311.md) */
+    const struct rb_node *questions;
     const char *file; /* borrowed */
     int line, col;
 };

@@ -25,7 +25,7 @@ struct rb_intake;
 
 #define RB_INTAKE_TEXT_MAX 5000   /* characters of a case's text */
 #define RB_INTAKE_NAME_MAX 64
-#define RB_INTAKE_ORIGIN_MAX 1000 /* bytes of a submission's origin (JSON) */
+#define RB_INTAKE_ORIGIN_MAX 8192 /* bytes of a submission's origin (JSON) */
 
 /* One submission. Every string is borrowed for the duration of rb_intake_submit only. */
 struct rb_case_in {

@@ -560,6 +560,25 @@ static int host_phone_normalize(const char *in, char *out, size_t outlen, const 
     return RB_OK;
 }
 
+/* A YAML node as JSON: scalars as strings (the reader decides what they mean), maps as
+ * objects, sequences as arrays. A new reference. */
+static json_t *node_json(const struct rb_node *n)
+{
+    if (!n)
+        return json_null();
+    if (n->type == RB_NODE_SCALAR)
+        return json_string(n->scalar ? n->scalar : "");
+    json_t *out = n->type == RB_NODE_MAP ? json_object() : json_array();
+    for (size_t i = 0; i < n->n; i++) {
+        if (n->type == RB_NODE_MAP)
+            json_object_set_new(out, n->keys[i]->scalar ? n->keys[i]->scalar : "",
+                                node_json(n->items[i]));
+        else
+            json_array_append_new(out, node_json(n->items[i]));
+    }
+    return out;
+}
+
 static const char *host_services_json(struct rb_plugin_ctx *ctx)
 {
     const struct rb_config *cfg = ctx->srv ? ctx->srv->cfg : NULL;
@@ -574,6 +593,13 @@ static const char *host_services_json(struct rb_plugin_ctx *ctx)
                            "department_name_en", d && d->name.en ? d->name.en : "",
                            "department_name_ur", d && d->name.ur ? d->name.ur : "",
                            "feedback", sv->feedback));
+        if (sv->questions) {
+            json_t *last = json_array_get(arr, json_array_size(arr) - 1);
+            json_object_set_new(last, "questions", node_json(sv->questions));
+            json_object_set_new(last, "questions_at",
+                                json_sprintf("%s:%d:%d", sv->questions->file,
+                                             sv->questions->line, sv->questions->col));
+        }
     }
     free(ctx->services_json);
     ctx->services_json = json_dumps(arr, JSON_COMPACT);

@@ -73,7 +73,7 @@ class PluginsTest(rbtest.TestCase):
                          (b'{"a": 1', "not a JSON object"),
                          (b'{"a": 1, "a": 2}', "not a JSON object"),
                          (b'{"x": "\xff"}', "not a JSON object"),
-                         (('{"x": "%s"}' % ("y" * 1000)).encode(), "over the limit")):
+                         (('{"x": "%s"}' % ("y" * 8192)).encode(), "over the limit")):
             r = rd.request("POST", "/test/case", body=bad)
             self.assertEqual(r.status, 400, "origin %r: %r" % (bad[:40], r))
             self.assertIn(why, r.body.decode(), r)

@@ -152,7 +152,7 @@ struct rb_case_submission {
      * stored in the case's "submitted" event as data.origin; or NULL. */
     const char *origin;
 };
-#define RB_CASE_ORIGIN_MAX 1000
+#define RB_CASE_ORIGIN_MAX 8192
 
 /* What the channel learns once the case is stored (after COMMIT). Borrowed for the callback. */
 struct rb_case_result {
@@ -361,8 +361,10 @@ struct rb_host_api {
     int (*phone_normalize)(const char *in, char *out, size_t outlen, const char **why);
 
     /* The configured services as a JSON array of {"id", "name_en", "name_ur", "department",
-     * "department_name_en", "department_name_ur", "feedback"}. Owned by the core: valid until
-     * the next call from this plugin or the next reload. */
+     * "department_name_en", "department_name_ur", "feedback"}, and when the service's file has
+     * a "questions" list, "questions" (that list as JSON, every scalar a string) and
+     * "questions_at" ("file:line:col" of the list). Owned by the core: valid until the next
+     * call from this plugin or the next reload. */
     const char *(*services_json)(struct rb_plugin_ctx *ctx);
 
     /* Citizens' bearer tokens (the text after "Bearer "), resolved through a short-lived
