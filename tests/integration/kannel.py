@@ -36,6 +36,15 @@ def available():
     return os.access(BEARERBOX, os.X_OK) and os.access(SMSBOX, os.X_OK)
 
 
+def require():
+    """Fails (never skips) when Kannel is missing, naming what is missing and what installs it."""
+    missing = [b for b in (BEARERBOX, SMSBOX) if not os.access(b, os.X_OK)]
+    if missing:
+        raise rbtest.HarnessError("Kannel is not installed (missing %s): the Debian package "
+                                  "kannel provides it; tools/deps.sh installs it"
+                                  % ", ".join(missing))
+
+
 def _ucs2_decode(s):
     # URL-encoded with "+" for the byte 0x20 (so "%00+" is a space)
     return urllib.parse.unquote_to_bytes(s.replace("+", " ")).decode("utf-16-be", "replace")
@@ -156,14 +165,17 @@ class Kannel:
     def __init__(self, tmp, mo_url, name="kannel"):
         self.dir = os.path.join(tmp, name)
         os.makedirs(self.dir, exist_ok=True)
-        self.admin_port = rbtest.free_port()
-        self.box_port = rbtest.free_port()
-        self.smsc_port = rbtest.free_port()
-        self.sendsms_port = rbtest.free_port()
+        # reserved ports: below the kernel's ephemeral range and locked against other harness
+        # processes (rbtest.reserve_port), so nobody else binds them meanwhile
+        self.admin_port = rbtest.reserve_port()
+        self.box_port = rbtest.reserve_port()
+        self.smsc_port = rbtest.reserve_port()
+        self.sendsms_port = rbtest.reserve_port()
         self.mo_url = mo_url
         self.conf = os.path.join(self.dir, "kannel.conf")
         self.bb = self.sb = None
         self.smsc = FakeSMSC(self.smsc_port)
+        rbtest.register(self)
 
     @property
     def sendsms_url(self):
@@ -235,14 +247,11 @@ get-url = "%(mo)s"
             return ""
 
     def start(self, timeout=20.0):
+        require()
         self.write_config()
         self.bb = self._spawn(BEARERBOX, "bearerbox")
         self.smsc.connect(timeout)
         self.sb = self._spawn(SMSBOX, "smsbox")
-
-        def ready():
-            st = self.status()
-            return "online" in st and "smsbox:" in st.replace("smsbox:(none)", "")
 
         def ready2():
             if self.bb.poll() is not None or self.sb.poll() is not None:
@@ -258,6 +267,10 @@ get-url = "%(mo)s"
     def log_tail(self, n=40):
         return "\n".join("--- %s ---\n%s" % (f, rbtest.tail(os.path.join(self.dir, f), n))
                          for f in ("bearerbox.log", "smsbox.log", "bearerbox.out", "smsbox.out"))
+
+    def emergency_stop(self):
+        """rbtest's teardown of last resort (a signal, the deadline, exit)."""
+        self.stop()
 
     def stop(self):
         self.smsc.close()

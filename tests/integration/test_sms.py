@@ -48,8 +48,7 @@ class KannelCase(rbtest.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        if not kannel.available():
-            raise unittest.SkipTest("Kannel (bearerbox, smsbox) is not installed")
+        kannel.require()
         cls.db = cls.class_pg()
         port = rbtest.free_port()
         mo = ("http://127.0.0.1:%d/sms/kannel/mo?secret=%s&from=%%p&to=%%P&text=%%a&id=%%I"
