@@ -30,6 +30,7 @@ SMSBOX = shutil.which("smsbox") or "/usr/sbin/smsbox"
 ADMIN_PASSWORD = "adminpw"
 SEND_USER = "rabta"
 SEND_PASSWORD = "sendpw"
+BARRIER_PHONE = "+920000000000"  # FakeSMSC.barrier's recipient: no test's citizen
 
 
 def available():
@@ -147,6 +148,20 @@ class FakeSMSC:
                                               % (what, self.mt))
                 self.lock.wait(left)
 
+    def barrier(self, sendsms_url, timeout=15.0):
+        """Returns once an SMS sent now through Kannel's sendsms has reached us: Kannel
+        delivers in order on its one fake SMSC link, so whatever was handed to Kannel before
+        has arrived too. Use it, not a sleep, before asserting that something did NOT arrive."""
+        with self.lock:
+            self.barriers = getattr(self, "barriers", 0) + 1
+            marker = "barrier-%d-%d" % (self.barriers, time.monotonic_ns())
+        to = BARRIER_PHONE
+        q = urllib.parse.urlencode({"username": SEND_USER, "password": SEND_PASSWORD,
+                                    "from": "8080", "to": to, "text": marker})
+        with urllib.request.urlopen(sendsms_url + "?" + q, timeout=5.0) as r:
+            r.read()
+        self.wait_mt(lambda m: m[1] == to and m[2] == marker, timeout, "the barrier SMS")
+
     def messages_to(self, phone):
         with self.lock:
             return [m for m in self.mt if m[1] == phone]
@@ -176,6 +191,10 @@ class Kannel:
         self.bb = self.sb = None
         self.smsc = FakeSMSC(self.smsc_port)
         rbtest.register(self)
+
+    def barrier(self, timeout=15.0):
+        """Everything handed to Kannel before this call has reached the fake SMSC."""
+        self.smsc.barrier(self.sendsms_url, timeout)
 
     @property
     def sendsms_url(self):
