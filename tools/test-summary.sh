@@ -10,8 +10,12 @@ set -euo pipefail
 log=$1/Testing/Temporary/LastTest.log
 [ -f "$log" ] || { echo "test-summary: no $log (has ctest run in $1?)" >&2; exit 2; }
 awk -v build="$1" '
+  /^Command: .*\/test_[a-z0-9_]+\.py"?$/ {
+    f = $0; sub(/"?$/, "", f); sub(/^.*\//, "", f); pyfiles[f] = 1
+  }
   /^rbtest summary: / {
     files++
+    f = $3; sub(/:$/, "", f); summarised[f] = 1
     for (i = 1; i <= NF; i++) {
       if ($(i + 1) == "run,") run += $i
       if ($(i + 1) == "skipped") skipped += $i
@@ -25,4 +29,6 @@ awk -v build="$1" '
     printf "test summary (%s): %d Python test(s) in %d file(s), %d skipped (%d allowed, %d counted as failures); %d CMocka test(s) skipped\n", \
       build, run, files, skipped, allowed, skipped - allowed, cm
     printf "%s", detail
+    for (f in pyfiles) if (!(f in summarised))
+      printf "  %s printed no rbtest summary (does it end with rbtest.main()?): its skips are not counted\n", f
   }' "$log"

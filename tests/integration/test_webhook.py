@@ -590,5 +590,4 @@ class WebhookTest(SignIn, rbtest.TestCase):
 
 
 if __name__ == "__main__":
-    import unittest
-    unittest.main()
+    rbtest.main()
