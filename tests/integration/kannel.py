@@ -5,13 +5,17 @@
   k.smsc.send_mo("+923001234567", "8080", "text")   an SMS from a citizen (Urdu too)
   k.smsc.wait_mt(pred)              an SMS Kannel delivered to the SMSC: (from, to, text)
   k.sendsms_url                     what rabtad's sms_kannel plugin posts to
+  k.barrier()                       everything handed to Kannel so far has reached the SMSC
+                                    (before asserting that an SMS did NOT arrive; never sleep)
   k.stop()                          SIGTERM to bearerbox (smsbox follows), reaped by PID
 
 The fake SMSC is Kannel's `smsc = fake` driver: bearerbox listens on a port and ONE peer
 connects; one message a line: "FROM TO text words..." or "FROM TO ucs2 <url-encoded
 UTF-16BE>" towards Kannel, "FROM TO text ..." / "FROM TO ucs-2 ..." from it. Our peer is
-Python (the fakesmsc binary reads at most 256 bytes a line). Only processes started here are
-ever signalled, always by PID.
+Python (the fakesmsc binary reads at most 256 bytes a line). Kannel's ports are reserved
+(rbtest.reserve_port); a missing Kannel fails (require()), it never skips. Only processes
+started here are ever signalled, always by PID; rbtest stops them on a signal, at the deadline
+and at exit too.
 """
 
 import os
