@@ -959,7 +959,11 @@ class Rabtad:
         """Stops what rabtad started and left behind: its former descendants and the
         embedded postmaster of our state dir."""
         victims = [p for p in self._victims if pid_alive(p)]
-        if self.proc is not None:
+        # rabtad leads its own process group, whose id is its PID. Once we have reaped
+        # rabtad, a live process with that PID is someone else's, and so is the group then
+        # (Linux does not hand out a PID while a group of that id has members).
+        if self.proc is not None and self.proc.returncode is not None \
+                and not pid_alive(self.proc.pid):
             victims += [p for p in processes_in_group(self.proc.pid) if p not in victims]
         epid = self.embedded_pg_pid()
         if epid and epid not in victims and pid_alive(epid) and self._owns_embedded(epid):
