@@ -9,7 +9,6 @@ import os
 import re
 import subprocess
 import time
-import unittest
 import urllib.parse
 
 import kannel
