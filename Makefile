@@ -28,15 +28,20 @@ build-asan: deps $(BUILD_ASAN)/CMakeCache.txt
 run: build
 	$(BUILD)/rabtad -c $(CONFIG)
 
-# All tests: the normal build, the sanitizer build, and the unit tests under valgrind.
+# All tests: the normal build, the sanitizer build, and the unit tests under valgrind. After
+# each ctest run, tools/test-summary.sh prints how many tests were skipped, and which (a skip
+# is a failure unless tests/integration/allowed_skips.txt lists it).
 test: build build-asan
-	cd $(BUILD) && ctest --output-on-failure -j 2
-	cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j 2
+	rc=0; (cd $(BUILD) && ctest --output-on-failure -j 2) || rc=$$?; \
+	  tools/test-summary.sh $(BUILD); exit $$rc
+	rc=0; (cd $(BUILD_ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j 2) || rc=$$?; \
+	  tools/test-summary.sh $(BUILD_ASAN); exit $$rc
 	tools/valgrind-unit.sh $(BUILD)
 
 test-fast: build
-	cd $(BUILD) && ctest --output-on-failure -j 2
+	rc=0; (cd $(BUILD) && ctest --output-on-failure -j 2) || rc=$$?; \
+	  tools/test-summary.sh $(BUILD); exit $$rc
 
 bench: build
 	tests/bench/run.sh $(BUILD)

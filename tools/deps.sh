@@ -20,6 +20,7 @@ PACKAGES=(
   postgresql        # embedded private cluster (initdb, postgres, pg_ctl, pgbench)
   python3           # integration test driver
   wrk               # HTTP load benchmarks
+  curl              # benchmarks: readiness probes and set-up requests (tests/bench/lib.sh)
   valgrind          # leak checks of the unit tests
   kannel            # SMS gateway (bearerbox, smsbox)
   kannel-extras     # Kannel test tools

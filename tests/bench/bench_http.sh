@@ -5,8 +5,11 @@
 #
 # Starts a throwaway PostgreSQL, the real rabtad on it (GET /healthz answers without a
 # database query), and bench_plain_server (the baseline). Runs wrk against each, alternating,
-# twice each, keeps the better run of each, and prints both requests/s and their ratio.
-# Environment: BENCH_DURATION (default 10s), BENCH_CONNECTIONS (64), BENCH_THREADS (2).
+# BENCH_ROUNDS times each; prints every round with its ratio, then the median of each (and of
+# the ratios) with the range beside it. Both are counted the same way: wrk's requests/s, and
+# any non-2xx answer stops the run.
+# Environment: BENCH_DURATION (default 10s), BENCH_CONNECTIONS (64), BENCH_THREADS (2),
+# BENCH_ROUNDS (3).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 bench_init "$@"
@@ -15,7 +18,8 @@ PLAIN=$BUILD/tests/bench/bench_plain_server
 
 bench_pg_start off
 bench_rabtad_start
-PPORT=$(free_port)
+ROUNDS=${BENCH_ROUNDS:-3}
+bench_port PPORT
 "$PLAIN" 127.0.0.1 "$PPORT" >"$TMP/plain.log" 2>&1 &
 PLAIN_PID=$!
 BENCH_PIDS+=("$PLAIN_PID")
@@ -30,17 +34,17 @@ run_wrk() { # URL -> requests/s on stdout
   echo "$out" | awk '/^Requests\/sec:/ {print $2}'
 }
 
-best_plain=0
-best_rabtad=0
-echo "wrk -t$THREADS -c$CONNS -d$DURATION GET /healthz, alternating, twice each"
-for round in 1 2; do
+plains=() rabtads=() ratios=()
+echo "wrk -t$THREADS -c$CONNS -d$DURATION GET /healthz, alternating, $ROUNDS rounds"
+for round in $(seq 1 "$ROUNDS"); do
   p=$(run_wrk "http://127.0.0.1:$PPORT/healthz")
-  echo "  round $round  plain libevent: $p req/s"
   r=$(run_wrk "http://127.0.0.1:$RPORT/healthz")
-  echo "  round $round  rabtad:         $r req/s"
-  best_plain=$(max "$best_plain" "$p")
-  best_rabtad=$(max "$best_rabtad" "$r")
+  q=$(awk -v r="$r" -v p="$p" 'BEGIN { if (p > 0) printf "%.2f", r / p; else print 0 }')
+  printf '  round %s  plain libevent %s req/s   rabtad %s req/s   rabtad/plain %s\n' \
+    "$round" "$p" "$r" "$q"
+  plains+=("$p") rabtads+=("$r") ratios+=("$q")
 done
-ratio=$(awk -v r="$best_rabtad" -v p="$best_plain" 'BEGIN { if (p > 0) printf "%.2f", r / p; else print "n/a" }')
-printf 'best of 2:  plain libevent %s req/s   rabtad %s req/s   rabtad/plain %s\n' \
-  "$best_plain" "$best_rabtad" "$ratio"
+printf 'median of %s:  plain libevent %s req/s (%s)   rabtad %s req/s (%s)   rabtad/plain %s (%s)\n' \
+  "$ROUNDS" "$(bench_median "${plains[@]}")" "$(bench_range "${plains[@]}")" \
+  "$(bench_median "${rabtads[@]}")" "$(bench_range "${rabtads[@]}")" \
+  "$(bench_median "${ratios[@]}")" "$(bench_range "${ratios[@]}")"

@@ -74,7 +74,7 @@ escalation:
   - after: 2d
     actions: [ { flag: oversight } ]
 EOF
-RPORT=$(free_port)
+bench_port RPORT # reserved (lib.sh): the start-to-ready timing needs the port up front
 cat >"$TMP/rabta.yaml" <<EOF
 server:
   listen: "127.0.0.1:$RPORT"

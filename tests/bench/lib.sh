@@ -1,10 +1,15 @@
 # Shared pieces of the benchmarks: sourced, not run. Each benchmark calls bench_init BUILD_DIR
 # first; everything started through these functions is stopped by PID on exit.
 #   bench_pg_start [fsync]     a throwaway PostgreSQL on a Unix socket (fsync on|off)
-#   bench_rabtad_start         the real rabtad on it with the sample config
+#   bench_rabtad_start         the real rabtad on it with the sample config, on port 0 (RPORT:
+#                              the port it reports)
+#   bench_port VAR             a port for another server (reserved: see below) into $VAR
 #   bench_wait_ready NAME PID URL
 #   bench_wrk ARGS...          wrk bounded by a timeout; output on stdout
 #   bench_pgbench_cases        pgbench tps storing one case per transaction with the rows intake stores
+#   bench_median VALUES...     the median; bench_range VALUES...: "MIN-MAX"
+# Rounds: a benchmark that runs several rounds prints every one, and its headline is the
+# median of the rounds with their range beside it (never the best round).
 # BENCH_EXTRA_YAML (optional) is appended to the rabtad config's plugins list;
 # BENCH_PG_OPTIONS (optional) to PostgreSQL's options (e.g. "-c shared_preload_libraries=
 # pg_stat_statements", to see where its time goes).
@@ -39,8 +44,37 @@ as_pg() { # a PostgreSQL command as postgres when we are root, as ourselves othe
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+# Ports for servers other than rabtad (which binds port 0): below the kernel's ephemeral
+# range, so no port-0 bind or outgoing connection takes them, and locked with flock in the
+# directory the integration tests' harness uses (rbtest.reserve_port), so no other benchmark
+# or test takes them while this one runs. Not in a subshell: the lock is the open descriptor.
+PORT_LOCK_DIR=${TMPDIR:-/tmp}/rbtest-ports
+bench_port() { # VAR: sets $VAR to a reserved port
+  local eph hi port fd
+  eph=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+  hi=$((eph - 1))
+  [ "$hi" -gt 11000 ] || hi=32767
+  mkdir -p "$PORT_LOCK_DIR" && chmod 1777 "$PORT_LOCK_DIR" 2>/dev/null || true
+  for _ in $(seq 1 500); do
+    port=$(shuf -i "10000-$hi" -n 1)
+    exec {fd}>>"$PORT_LOCK_DIR/$port" || continue
+    if flock -n "$fd" && python3 -c 'import socket, sys; socket.socket().bind(("127.0.0.1", int(sys.argv[1])))' "$port" 2>/dev/null; then
+      printf -v "$1" '%s' "$port"
+      return 0
+    fi
+    exec {fd}>&-
+  done
+  die "no free port to reserve in 10000-$hi"
+}
+
+bench_median() { # VALUES... -> the median (the mean of the middle two for an even count)
+  printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+    if (NR == 0) { print "n/a"; exit }
+    if (NR % 2) printf "%.2f\n", v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+bench_range() { # VALUES... -> "MIN-MAX"
+  printf '%s\n' "$@" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%s-%s\n", lo, hi }'
 }
 
 stop_pid() { # SIGTERM, wait up to 10 s, then SIGKILL
@@ -72,7 +106,7 @@ bench_pg_start() { # [fsync on|off]; sets PGPORT, PGSOCK; psql via bench_psql
   [ "$(id -u)" = 0 ] && chown postgres:postgres "$TMP/pgdata" "$TMP/pgsock"
   as_pg "$PGBIN/initdb" -D "$TMP/pgdata" -U rabta -A trust -E UTF8 --locale=C --no-sync \
     >"$TMP/initdb.log" 2>&1 || { cat "$TMP/initdb.log" >&2; die "initdb failed"; }
-  PGPORT=$(free_port) # names the socket file only; nothing listens on TCP
+  PGPORT=5432 # names the socket file in our own directory only; nothing listens on TCP
   PGSOCK=$TMP/pgsock
   as_pg "$PGBIN/pg_ctl" start -D "$TMP/pgdata" -w -t 30 -l "$TMP/pgsock/postgres.log" \
     -o "-c listen_addresses='' -c unix_socket_directories=$PGSOCK -p $PGPORT -c fsync=$fsync -c synchronous_commit=$fsync -c max_connections=200 ${BENCH_PG_OPTIONS:-}" \
@@ -85,12 +119,11 @@ bench_psql() { # SQL -> rows, unaligned
   "$PGBIN/psql" -h "$PGSOCK" -p "$PGPORT" -U rabta -d rabta -v ON_ERROR_STOP=1 -qAt -c "$1"
 }
 
-bench_rabtad_start() { # [pool_size]; sets RPORT, RABTAD_PID
+bench_rabtad_start() { # [pool_size]; sets RPORT (the port rabtad bound), RABTAD_PID
   local pool=${1:-4}
-  RPORT=$(free_port)
   cat >"$TMP/rabta.yaml" <<EOF
 server:
-  listen: "127.0.0.1:$RPORT"
+  listen: "127.0.0.1:0"
   max_body: 1MiB
   shutdown_grace: 2s
 state_dir: "$TMP/state"
@@ -114,7 +147,21 @@ EOF
   "$RABTAD" -c "$TMP/rabta.yaml" >"$TMP/rabtad.log" 2>&1 &
   RABTAD_PID=$!
   BENCH_PIDS+=("$RABTAD_PID")
+  bench_rabtad_port "$RABTAD_PID" "$TMP/rabtad.log"
   bench_wait_ready rabtad "$RABTAD_PID" "http://127.0.0.1:$RPORT/healthz"
+}
+
+bench_rabtad_port() { # PID LOG: sets RPORT from "rabtad is serving http://127.0.0.1:PORT/", at most 60 s
+  local pid=$1 log=$2
+  RPORT=
+  for _ in $(seq 1 1200); do
+    RPORT=$(sed -n 's|^rabtad is serving http://127\.0\.0\.1:\([0-9]*\)/.*|\1|p' "$log" | tail -1)
+    [ -n "$RPORT" ] && return 0
+    kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; die "rabtad exited before it said its port"; }
+    sleep 0.05
+  done
+  cat "$log" >&2
+  die "rabtad did not say which port it serves within 60 s"
 }
 
 bench_wait_ready() { # NAME PID URL: until GET URL answers 200, at most 60 s
@@ -134,7 +181,6 @@ bench_wrk() { # wrk ARGS... bounded by a timeout
   echo "$out"
 }
 
-max() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b) ? a : b }'; }
 
 bench_pgbench_cases() { # one case per transaction with the rows intake stores for it
   local secs=${DURATION%s}

@@ -5,13 +5,17 @@
   k.smsc.send_mo("+923001234567", "8080", "text")   an SMS from a citizen (Urdu too)
   k.smsc.wait_mt(pred)              an SMS Kannel delivered to the SMSC: (from, to, text)
   k.sendsms_url                     what rabtad's sms_kannel plugin posts to
+  k.barrier()                       everything handed to Kannel so far has reached the SMSC
+                                    (before asserting that an SMS did NOT arrive; never sleep)
   k.stop()                          SIGTERM to bearerbox (smsbox follows), reaped by PID
 
 The fake SMSC is Kannel's `smsc = fake` driver: bearerbox listens on a port and ONE peer
 connects; one message a line: "FROM TO text words..." or "FROM TO ucs2 <url-encoded
 UTF-16BE>" towards Kannel, "FROM TO text ..." / "FROM TO ucs-2 ..." from it. Our peer is
-Python (the fakesmsc binary reads at most 256 bytes a line). Only processes started here are
-ever signalled, always by PID.
+Python (the fakesmsc binary reads at most 256 bytes a line). Kannel's ports are reserved
+(rbtest.reserve_port); a missing Kannel fails (require()), it never skips. Only processes
+started here are ever signalled, always by PID; rbtest stops them on a signal, at the deadline
+and at exit too.
 """
 
 import os
@@ -30,10 +34,20 @@ SMSBOX = shutil.which("smsbox") or "/usr/sbin/smsbox"
 ADMIN_PASSWORD = "adminpw"
 SEND_USER = "rabta"
 SEND_PASSWORD = "sendpw"
+BARRIER_PHONE = "+920000000000"  # FakeSMSC.barrier's recipient: no test's citizen
 
 
 def available():
     return os.access(BEARERBOX, os.X_OK) and os.access(SMSBOX, os.X_OK)
+
+
+def require():
+    """Fails (never skips) when Kannel is missing, naming what is missing and what installs it."""
+    missing = [b for b in (BEARERBOX, SMSBOX) if not os.access(b, os.X_OK)]
+    if missing:
+        raise rbtest.HarnessError("Kannel is not installed (missing %s): the Debian package "
+                                  "kannel provides it; tools/deps.sh installs it"
+                                  % ", ".join(missing))
 
 
 def _ucs2_decode(s):
@@ -138,6 +152,20 @@ class FakeSMSC:
                                               % (what, self.mt))
                 self.lock.wait(left)
 
+    def barrier(self, sendsms_url, timeout=15.0):
+        """Returns once an SMS sent now through Kannel's sendsms has reached us: Kannel
+        delivers in order on its one fake SMSC link, so whatever was handed to Kannel before
+        has arrived too. Use it, not a sleep, before asserting that something did NOT arrive."""
+        with self.lock:
+            self.barriers = getattr(self, "barriers", 0) + 1
+            marker = "barrier-%d-%d" % (self.barriers, time.monotonic_ns())
+        to = BARRIER_PHONE
+        q = urllib.parse.urlencode({"username": SEND_USER, "password": SEND_PASSWORD,
+                                    "from": "8080", "to": to, "text": marker})
+        with urllib.request.urlopen(sendsms_url + "?" + q, timeout=5.0) as r:
+            r.read()
+        self.wait_mt(lambda m: m[1] == to and m[2] == marker, timeout, "the barrier SMS")
+
     def messages_to(self, phone):
         with self.lock:
             return [m for m in self.mt if m[1] == phone]
@@ -156,14 +184,21 @@ class Kannel:
     def __init__(self, tmp, mo_url, name="kannel"):
         self.dir = os.path.join(tmp, name)
         os.makedirs(self.dir, exist_ok=True)
-        self.admin_port = rbtest.free_port()
-        self.box_port = rbtest.free_port()
-        self.smsc_port = rbtest.free_port()
-        self.sendsms_port = rbtest.free_port()
+        # reserved ports: below the kernel's ephemeral range and locked against other harness
+        # processes (rbtest.reserve_port), so nobody else binds them meanwhile
+        self.admin_port = rbtest.reserve_port()
+        self.box_port = rbtest.reserve_port()
+        self.smsc_port = rbtest.reserve_port()
+        self.sendsms_port = rbtest.reserve_port()
         self.mo_url = mo_url
         self.conf = os.path.join(self.dir, "kannel.conf")
         self.bb = self.sb = None
         self.smsc = FakeSMSC(self.smsc_port)
+        rbtest.register(self)
+
+    def barrier(self, timeout=15.0):
+        """Everything handed to Kannel before this call has reached the fake SMSC."""
+        self.smsc.barrier(self.sendsms_url, timeout)
 
     @property
     def sendsms_url(self):
@@ -235,14 +270,11 @@ get-url = "%(mo)s"
             return ""
 
     def start(self, timeout=20.0):
+        require()
         self.write_config()
         self.bb = self._spawn(BEARERBOX, "bearerbox")
         self.smsc.connect(timeout)
         self.sb = self._spawn(SMSBOX, "smsbox")
-
-        def ready():
-            st = self.status()
-            return "online" in st and "smsbox:" in st.replace("smsbox:(none)", "")
 
         def ready2():
             if self.bb.poll() is not None or self.sb.poll() is not None:
@@ -258,6 +290,10 @@ get-url = "%(mo)s"
     def log_tail(self, n=40):
         return "\n".join("--- %s ---\n%s" % (f, rbtest.tail(os.path.join(self.dir, f), n))
                          for f in ("bearerbox.log", "smsbox.log", "bearerbox.out", "smsbox.out"))
+
+    def emergency_stop(self):
+        """rbtest's teardown of last resort (a signal, the deadline, exit)."""
+        self.stop()
 
     def stop(self):
         self.smsc.close()

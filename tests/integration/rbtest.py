@@ -36,13 +36,16 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.path.abspath(os.environ.get("RB_SOURCE_DIR") or os.path.join(HERE, "..", ".."))
 BUILD_DIR = os.path.abspath(os.environ.get("RB_BUILD_DIR") or os.path.join(SOURCE_DIR, "build"))
-RABTAD = os.environ.get("RABTAD") or os.path.join(BUILD_DIR, "rabtad")
+RABTAD = os.path.abspath(os.environ.get("RABTAD") or os.path.join(BUILD_DIR, "rabtad"))
 TEST_PLUGIN_DIR = os.environ.get("RB_TEST_PLUGIN_DIR") or os.path.join(BUILD_DIR, "tests", "plugins")
 PG_USER = "postgres"
 
 # Seconds. Generous: a loaded CI machine (or a sanitizer build) is slow.
 HEALTHY_TIMEOUT = 30.0
 EXIT_TIMEOUT = 10.0
+# A clean stop at teardown: shutdown_grace (5 s in default_config) plus the embedded
+# PostgreSQL's stop and a sanitizer build's leak check.
+STOP_TIMEOUT = 20.0
 
 
 class HarnessError(AssertionError):
@@ -59,11 +62,68 @@ def log(msg):
     sys.stderr.flush()
 
 
+# Ports. The kernel hands out ports of its ephemeral range (ip_local_port_range) to every
+# bind to port 0 and to every outgoing connection, so a port found free there and released
+# may be taken again before the server binds it. Ours come from below that range, which the
+# kernel never hands out by itself, and each is locked (flock on a file in PORT_LOCK_DIR, held
+# until this process exits) so two harness processes never take the same one. rabtad needs
+# none of this: it binds port 0 and the harness reads the port it got from its log.
+PORT_LOCK_DIR = os.path.join(tempfile.gettempdir(), "rbtest-ports")
+_reserved_ports = {}  # port -> open lock file (kept open: the lock lives as long as we do)
+
+
+def _port_range():
+    lo, hi = 10000, 32767
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            eph_lo = int(f.read().split()[0])
+        hi = min(hi, eph_lo - 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return lo, max(lo + 1000, hi)
+
+
+def reserve_port():
+    """A TCP port on 127.0.0.1 for a server this process starts (PostgreSQL, Kannel, a test's
+    own receiver): nothing listens on it now, the kernel will not hand it to anyone else (it
+    lies below the ephemeral range) and no other harness process takes it (a lock held until
+    this process exits)."""
+    import fcntl
+    import random
+    os.makedirs(PORT_LOCK_DIR, exist_ok=True)
+    try:
+        os.chmod(PORT_LOCK_DIR, 0o1777)
+    except OSError:
+        pass
+    lo, hi = _port_range()
+    rng = random.SystemRandom()
+    for _ in range(500):
+        port = rng.randint(lo, hi)
+        if port in _reserved_ports:
+            continue
+        try:
+            fd = os.open(os.path.join(PORT_LOCK_DIR, str(port)), os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                os.close(fd)
+                continue
+        _reserved_ports[port] = fd
+        return port
+    raise HarnessError("no free port to reserve in %d-%d" % (lo, hi))
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port reserved for this process (see reserve_port); the old name."""
+    return reserve_port()
 
 
 def wait_until(pred, timeout, interval=0.05, what="condition"):
@@ -77,6 +137,42 @@ def wait_until(pred, timeout, interval=0.05, what="condition"):
         if time.monotonic() >= deadline:
             raise HarnessError("timed out after %.1f s waiting for %s" % (timeout, what))
         time.sleep(interval)
+
+
+class BackgroundThread:
+    """fn(*args) on a thread whose failure is not lost: join() re-raises in the caller what fn
+    raised (an assertion too) and fails when the thread has not finished within timeout.
+
+    t = BackgroundThread(fn, a, b).start(); ...; result = t.join(20.0)
+    """
+
+    def __init__(self, fn, *args, name=None):
+        import threading
+        self.fn, self.args = fn, args
+        self.result = None
+        self.error = None
+        self.thread = threading.Thread(target=self._run, name=name or getattr(fn, "__name__",
+                                                                               "background"),
+                                       daemon=True)
+
+    def _run(self):
+        try:
+            self.result = self.fn(*self.args)
+        except BaseException as e:  # handed to join()
+            self.error = e
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def join(self, timeout):
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            raise HarnessError("thread %s did not finish within %.0f s" % (self.thread.name,
+                                                                           timeout))
+        if self.error is not None:
+            raise self.error
+        return self.result
 
 
 def pid_alive(pid):
@@ -172,6 +268,7 @@ def make_tempdir(prefix="rbt-"):
     the prefix short: a Unix socket path (sun_path) holds at most 107 bytes."""
     d = tempfile.mkdtemp(prefix=prefix, dir="/tmp" if os.path.isdir("/tmp") else None)
     os.chmod(d, 0o711)
+    _tempdirs.append(d)  # removed at exit, also after a signal or the deadline
     return d
 
 
@@ -228,6 +325,81 @@ def highest_migration(src=SOURCE_DIR):
 
 
 # --------------------------------------------------------------------------------------------
+# Teardown that cannot be skipped: every PgServer, Rabtad and Kannel made in this process is
+# registered here, and stopped (by PID, only ours) at exit, on SIGTERM/SIGINT/SIGHUP (ctest's
+# timeout, a ^C) and when RB_TEST_TIMEOUT runs out, as well as by the tests' own cleanups.
+
+_live = []
+_tempdirs = []
+
+
+def register(server):
+    """Remembers server (anything with emergency_stop()) for the teardown of last resort."""
+    _live.append(server)
+
+
+def stop_everything(why):
+    """Stops every registered server that still runs, quickly (they may be stopped normally
+    already: then this does nothing), and removes our temp dirs (unless RB_KEEP_TMP). Never
+    raises."""
+    for s in reversed(list(_live)):
+        try:
+            s.emergency_stop()
+        except BaseException as e:  # keep going: the next one must be stopped too
+            try:
+                log("%s: stopping %r failed: %r" % (why, s, e))
+            except BaseException:
+                pass
+    if not os.environ.get("RB_KEEP_TMP"):
+        for d in _tempdirs:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def _on_signal(signum, frame):
+    try:
+        name = signal.Signals(signum).name
+    except ValueError:
+        name = str(signum)
+    log("%s: stopping every server this test started, then exiting" % name)
+    stop_everything(name)
+    os._exit(128 + signum)
+
+
+def _on_deadline(signum, frame):
+    import faulthandler
+    log("RB_TEST_TIMEOUT (%s s) ran out; the main thread was here:" %
+        os.environ.get("RB_TEST_TIMEOUT"))
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    for s in list(_live):
+        path = getattr(s, "logfile", None)
+        if path and os.path.exists(path):
+            sys.stderr.write("----- tail of %s -----\n%s\n" % (path, tail(path, 40)))
+    stop_everything("timeout")
+    log("FAILED: the test file ran out of time (RB_TEST_TIMEOUT)")
+    os._exit(1)
+
+
+_handlers_installed = False
+
+
+def install_handlers():
+    """SIGTERM/SIGINT/SIGHUP and exit stop our servers; RB_TEST_TIMEOUT (seconds; ctest's
+    TIMEOUT minus a margin) ends the run as a failure before ctest has to kill us."""
+    global _handlers_installed
+    if _handlers_installed:
+        return
+    _handlers_installed = True
+    import atexit
+    atexit.register(stop_everything, "exit")
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, _on_signal)
+    limit = os.environ.get("RB_TEST_TIMEOUT")
+    if limit:
+        signal.signal(signal.SIGALRM, _on_deadline)
+        signal.setitimer(signal.ITIMER_REAL, float(limit))
+
+
+# --------------------------------------------------------------------------------------------
 # PostgreSQL
 
 
@@ -244,11 +416,13 @@ class PgServer:
         self.datadir = os.path.join(tmp, "pgdata")
         self.sockdir = os.path.join(tmp, "pgsock")
         self.logfile = os.path.join(tmp, "postgres.log")
-        self.port = port or free_port()
+        self._port_given = port is not None
+        self.port = port or reserve_port()
         self.fsync = fsync
         self.dbname = dbname
         self.proc = None
         self._initialised = False
+        register(self)
 
     # conninfo strings ---------------------------------------------------------------------
     def url(self, dbname=None):
@@ -278,12 +452,30 @@ class PgServer:
 
     def start(self, timeout=30.0):
         """Starts the server (initdb first if there is no cluster yet) and waits until it
-        accepts connections; creates the database on first start."""
+        accepts connections; creates the database on first start. At the first start, a port
+        that someone else took meanwhile is replaced by another reserved one (three tries)."""
         first = not self._initialised
         if first:
             self.initdb()
         if self.running():
             return self
+        for attempt in range(3):
+            try:
+                self._start_once(timeout)
+                break
+            except HarnessError as e:
+                if not (first and not self._port_given and attempt < 2
+                        and "could not bind" in str(e)):
+                    raise
+                old, self.port = self.port, reserve_port()
+                log("postgres could not bind port %d; trying %d" % (old, self.port))
+        if first:
+            self.psql("CREATE DATABASE %s" % self.dbname, dbname="postgres")
+        log("postgres pid %d on 127.0.0.1:%d (%s)" % (self.proc.pid, self.port, self.datadir))
+        return self
+
+    def _start_once(self, timeout):
+        since = os.path.getsize(self.logfile) if os.path.exists(self.logfile) else 0
         logf = open(self.logfile, "ab")
         try:
             self.proc = subprocess.Popen(
@@ -301,18 +493,19 @@ class PgServer:
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
-                raise HarnessError("postgres exited with %s at start; its log:\n%s"
-                                   % (self.proc.returncode, tail(self.logfile)))
+                with open(self.logfile, "rb") as f:
+                    f.seek(since)
+                    new = f.read().decode("utf-8", "replace")
+                raise HarnessError("postgres exited with %s at start%s; its log:\n%s"
+                                   % (self.proc.returncode,
+                                      " (could not bind its port)" if "could not bind" in new
+                                      else "", tail(self.logfile)))
             if self._ready():
-                break
+                return
             if time.monotonic() >= deadline:
                 raise HarnessError("postgres did not accept connections within %.0f s:\n%s"
                                    % (timeout, tail(self.logfile)))
             time.sleep(0.05)
-        if first:
-            self.psql("CREATE DATABASE %s" % self.dbname, dbname="postgres")
-        log("postgres pid %d on 127.0.0.1:%d (%s)" % (self.proc.pid, self.port, self.datadir))
-        return self
 
     def _ready(self):
         r = subprocess.run([os.path.join(self.bindir, "pg_isready"), "-q", "-h", "127.0.0.1",
@@ -350,6 +543,17 @@ class PgServer:
         """Teardown: stops the server if it runs (immediate: data is thrown away)."""
         if self.running():
             self.stop("immediate", timeout=10.0)
+
+    def emergency_stop(self):
+        """The teardown of last resort (a signal, the deadline, exit): immediate stop, then
+        SIGKILL to our postmaster's PID. Never waits without a bound."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        kill_pid(self.proc.pid, signal.SIGQUIT)
+        try:
+            self.proc.wait(5.0)
+        except subprocess.TimeoutExpired:
+            kill_pid(self.proc.pid)
 
     # SQL ----------------------------------------------------------------------------------
     def psql(self, sql, dbname=None, check=True):
@@ -531,6 +735,9 @@ class Rabtad:
     """One rabtad process. Files live in tmp/<name>/: rabta.yaml, rabtad.log, state/.
 
     r = Rabtad(tmp, pg=pg); r.start(); r.get("/healthz"); r.stop()
+
+    Without a port, rabtad listens on 127.0.0.1:0 and .port is the port it reports in its
+    log ("rabtad is serving http://127.0.0.1:PORT/"); each start may get another one.
     """
 
     def __init__(self, tmp, pg=None, name="rabtad", port=None, config=None, db_url=None,
@@ -539,7 +746,11 @@ class Rabtad:
         os.makedirs(self.dir, exist_ok=True)
         os.chmod(self.dir, 0o711)
         self.name = name
-        self.port = port or free_port()
+        self.configured_port = port or 0
+        self._bound_port = None
+        self._start_offset = 0
+        self._waited = False
+        self._victims = []
         self.binary = binary or RABTAD
         self.state_dir = os.path.join(self.dir, "state")
         self.config_path = os.path.join(self.dir, "rabta.yaml")
@@ -547,8 +758,41 @@ class Rabtad:
         self.proc = None
         if config is None:
             url = db_url if db_url is not None else (pg.url() if pg else None)
-            config = default_config(self.port, self.state_dir, url)
+            config = default_config(self.configured_port, self.state_dir, url)
         self.config = config
+        register(self)
+
+    # the port --------------------------------------------------------------------------------
+    _PORT_RX = re.compile(r"rabtad is serving http://(?:\[[^\]]*\]|[^/:]+):(\d+)/")
+
+    @property
+    def port(self):
+        """The port this start bound (read from the log; waits for it while rabtad starts).
+        Before any start: the configured port (0: any)."""
+        if self._bound_port is None and self.proc is not None:
+            self._bound_port = self._read_bound_port()
+        return self._bound_port if self._bound_port is not None else self.configured_port
+
+    def _read_bound_port(self, timeout=HEALTHY_TIMEOUT):
+        def find():
+            try:
+                with open(self.logfile, "rb") as f:
+                    f.seek(self._start_offset)
+                    text = f.read().decode("utf-8", "replace")
+            except OSError:
+                return None
+            m = self._PORT_RX.search(text)
+            if m:
+                return int(m.group(1))
+            if self.proc.poll() is not None:
+                raise HarnessError("%s exited with %s before it said which port it serves; "
+                                   "log tail:\n%s" % (self.name, self.proc.returncode,
+                                                      self.log_tail()))
+            return None
+        try:
+            return wait_until(find, timeout, interval=0.02, what="the port %s serves" % self.name)
+        except HarnessError as e:
+            raise HarnessError("%s; log tail:\n%s" % (e, self.log_tail()))
 
     # config -------------------------------------------------------------------------------
     def write_config(self, config=None, text=None):
@@ -569,6 +813,9 @@ class Rabtad:
         if write_config:
             self.write_config()
         os.makedirs(self.state_dir, exist_ok=True)
+        self._start_offset = self.log_offset()
+        self._bound_port = None
+        self._waited = False
         logf = open(self.logfile, "ab")
         try:
             self.proc = subprocess.Popen([self.binary, "-c", self.config_path] + list(args),
@@ -577,15 +824,17 @@ class Rabtad:
                                          start_new_session=True)
         finally:
             logf.close()
-        log("%s pid %d on 127.0.0.1:%d" % (self.name, self.proc.pid, self.port))
+        log("%s pid %d started" % (self.name, self.proc.pid))
         if wait:
             self.wait_healthy(timeout)
+            log("%s pid %d serves 127.0.0.1:%d" % (self.name, self.proc.pid, self.port))
         return self
 
     def wait_healthy(self, timeout=HEALTHY_TIMEOUT, status=200):
         """Polls GET /healthz until it answers status; fails with the log's tail if the
         process exits or timeout passes."""
         deadline = time.monotonic() + timeout
+        self.port  # noqa: B018 -- waits until rabtad has bound its port (or exited)
         last = None
         while True:
             if self.proc.poll() is not None:
@@ -619,17 +868,23 @@ class Rabtad:
 
     def wait(self, timeout=EXIT_TIMEOUT):
         """Waits for exit; returns the exit code (negative: killed by that signal). Raises
-        HarnessError with the log's tail on timeout."""
+        HarnessError with the log's tail on timeout. A test that waited has seen the code:
+        teardown does not judge it again."""
         try:
-            return self.proc.wait(timeout)
+            code = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             raise HarnessError("%s (pid %d) did not exit within %.0f s; log tail:\n%s"
                                % (self.name, self.proc.pid, timeout, self.log_tail()))
+        self._waited = True
+        return code
 
-    def stop(self, sig=signal.SIGTERM, timeout=EXIT_TIMEOUT):
+    def stop(self, sig=signal.SIGTERM, timeout=STOP_TIMEOUT):
         """Signals and waits; returns the exit code."""
         if not self.running():
+            if self.proc is not None:
+                self._waited = True
             return self.proc.returncode if self.proc else None
+        self._victims = descendants_of(self.proc.pid)
         self.send_signal(sig)
         return self.wait(timeout)
 
@@ -644,13 +899,72 @@ class Rabtad:
         return info[0] if info else None
 
     def cleanup(self):
-        """Teardown: SIGKILL to rabtad's PID and to the PIDs it started (its descendants and
-        the embedded postgres recorded in our state dir). Never anything else."""
-        victims = []
+        """Teardown: SIGTERM to a rabtad that still runs and a wait for its exit (so a
+        sanitizer build checks its leaks), SIGKILL only when it does not exit within
+        STOP_TIMEOUT; then whatever it started that is left (its descendants, the embedded
+        postgres recorded in our state dir). Never anything else. Raises AssertionError when
+        rabtad exits non-zero at this stop, died during the test without the test waiting for
+        it, or left a sanitizer report in its log."""
+        problems = []
         if self.running():
-            victims = descendants_of(self.proc.pid)
-            kill_pid(self.proc.pid)
-            self.proc.wait()
+            self._victims = descendants_of(self.proc.pid)
+            self.send_signal(signal.SIGTERM)
+            try:
+                code = self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                code = None
+                problems.append("did not exit within %.0f s of SIGTERM at teardown (killed)"
+                                % STOP_TIMEOUT)
+                self._kill_hard()
+            if code is not None and code != 0:
+                problems.append("exited with %s after SIGTERM at teardown (0 expected)" % code)
+            self._waited = True
+        elif self.proc is not None and not self._waited:
+            code = self.proc.returncode
+            self._waited = True
+            if code != 0:
+                problems.append("died during the test with exit %s and the test never "
+                                "waited for it" % code)
+        self._reap_leftovers()
+        rep = self.sanitizer_report()
+        if rep:
+            problems.append("reported a sanitizer error:\n%s" % rep)
+        if problems:
+            raise AssertionError("%s (%s, log %s) %s" % (self.name, self.binary, self.logfile,
+                                                        "; ".join(problems)))
+
+    def emergency_stop(self):
+        """The teardown of last resort (a signal, the deadline, exit): SIGTERM, a short wait,
+        SIGKILL; then the leftovers. Judges nothing and never raises."""
+        if self.proc is not None and self.proc.poll() is None:
+            self._victims = descendants_of(self.proc.pid)
+            kill_pid(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(5.0)
+            except subprocess.TimeoutExpired:
+                self._kill_hard()
+        self._reap_leftovers()
+
+    def _kill_hard(self):
+        """SIGKILL to rabtad and to every member of its process group (it leads its own)."""
+        pid = self.proc.pid
+        for p in [pid] + processes_in_group(pid):
+            kill_pid(p)
+        try:
+            self.proc.wait(10.0)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def _reap_leftovers(self):
+        """Stops what rabtad started and left behind: its former descendants and the
+        embedded postmaster of our state dir."""
+        victims = [p for p in self._victims if pid_alive(p)]
+        # rabtad leads its own process group, whose id is its PID. Once we have reaped
+        # rabtad, a live process with that PID is someone else's, and so is the group then
+        # (Linux does not hand out a PID while a group of that id has members).
+        if self.proc is not None and self.proc.returncode is not None \
+                and not pid_alive(self.proc.pid):
+            victims += [p for p in processes_in_group(self.proc.pid) if p not in victims]
         epid = self.embedded_pg_pid()
         if epid and epid not in victims and pid_alive(epid) and self._owns_embedded(epid):
             victims.append(epid)
@@ -664,6 +978,7 @@ class Rabtad:
                 wait_until(lambda: not pid_alive(p), 10.0, what="pid %d to exit" % p)
             except HarnessError:
                 kill_pid(p)
+        self._victims = []
 
     def _owns_embedded(self, pid):
         """True if pid is a postgres whose data directory is our state dir's pg."""
@@ -795,7 +1110,7 @@ class TestCase(unittest.TestCase):
     @classmethod
     def require_rabtad(cls):
         if not os.access(RABTAD, os.X_OK):
-            raise unittest.SkipTest("rabtad binary not built: %s (set RABTAD)" % RABTAD)
+            raise HarnessError("rabtad binary not built: %s (build it, or set RABTAD)" % RABTAD)
 
     # class fixtures ------------------------------------------------------------------------
     @classmethod
@@ -836,18 +1151,18 @@ class TestCase(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        reports = [(s, s.sanitizer_report()) for s in cls._class_servers or []
-                   if isinstance(s, Rabtad)]
+        bad = []
         for s in reversed(cls._class_servers or []):
             try:
                 s.cleanup()
+            except AssertionError as e:  # rabtad's exit or sanitizer report: fails the class
+                bad.append(str(e))
             except Exception as e:  # keep tearing down the rest
                 log("cleanup of %r failed: %s" % (s, e))
         cls._class_servers = []
         if cls._class_tmp and not os.environ.get("RB_KEEP_TMP"):
             shutil.rmtree(cls._class_tmp, ignore_errors=True)
         cls._class_tmp = None
-        bad = ["%s reported a sanitizer error:\n%s" % (s.name, rep) for s, rep in reports if rep]
         if bad:
             raise AssertionError("\n".join(bad))
 
@@ -904,9 +1219,10 @@ class TestCase(unittest.TestCase):
                                  % (self.id(), path, tail(path, 80)))
             sys.stderr.flush()
         # A sanitizer build reports memory errors in the log and may keep serving: fail the
-        # test that provoked it (class-level servers are checked in tearDownClass).
+        # test that provoked it. (Leaks are reported at exit: Rabtad.cleanup, which runs
+        # after this, stops rabtad with SIGTERM and checks its exit code and log again.)
         for s in self._servers:
-            if isinstance(s, Rabtad):
+            if isinstance(s, Rabtad) and s.running():
                 rep = s.sanitizer_report()
                 if rep:
                     self.fail("%s (%s) reported a sanitizer error:\n%s" % (s.name, s.logfile, rep))
@@ -927,6 +1243,81 @@ class TestCase(unittest.TestCase):
         return err
 
 
+# --------------------------------------------------------------------------------------------
+# Skips are failures. A test that cannot apply must say so and fail, unless its id is listed in
+# allowed_skips.txt (next to this file: one test id a line, "#" starts a comment, each with the
+# reason it may skip). A missing dependency is a failure that names it (tools/deps.sh installs
+# everything the tests need).
+
+ALLOWED_SKIPS_FILE = os.path.join(HERE, "allowed_skips.txt")
+
+
+def allowed_skips(path=ALLOWED_SKIPS_FILE):
+    """Test ids allowed to skip (unittest ids: module.Class.test_name, or module.Class for a
+    whole class's setUpClass)."""
+    out = set()
+    try:
+        with open(path) as f:
+            for line in f:
+                line = line.split("#", 1)[0].strip()
+                if line:
+                    out.add(line)
+    except FileNotFoundError:
+        pass
+    return out
+
+
+def _skip_id(test):
+    """The id a skip is listed under: a test's id, or "module.Class" for a skip raised in
+    setUpClass (unittest reports those as "setUpClass (module.Class)")."""
+    tid = test.id()
+    m = re.match(r"^setUpClass \((.+)\)$", tid)
+    tid = m.group(1) if m else tid
+    if tid.startswith("__main__."):  # the file run as a script: name it as its module
+        tid = os.path.splitext(os.path.basename(sys.argv[0]))[0] + tid[len("__main__"):]
+    return tid
+
+
+class SkipIsFailureResult(unittest.TextTestResult):
+    """A TextTestResult that records a skip as a failure unless it is allowed."""
+
+    allowed = None
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        if SkipIsFailureResult.allowed is None:
+            SkipIsFailureResult.allowed = allowed_skips()
+        self.allowed_skipped = []
+        self.refused_skips = []
+
+    def addSkip(self, test, reason):
+        if _skip_id(test) in self.allowed:
+            self.allowed_skipped.append((test, reason))
+            super().addSkip(test, reason)
+            return
+        self.refused_skips.append((test, reason))
+        err = AssertionError("skipped (%s), and a skip is a failure: make the test apply, or "
+                             "list %s in %s with the reason" %
+                             (reason, _skip_id(test), os.path.basename(ALLOWED_SKIPS_FILE)))
+        self.addFailure(test, (AssertionError, err, None))
+
+
 def main():
-    """unittest.main with verbose output; exits non-zero on failure."""
-    unittest.main(verbosity=2)
+    """unittest.main with verbose output and skips counted as failures (unless allowed);
+    prints one "rbtest summary:" line (read by tools/test-summary.sh) and exits non-zero on
+    failure or when no test ran."""
+    install_handlers()
+    runner = unittest.TextTestRunner(verbosity=2, resultclass=SkipIsFailureResult)
+    prog = unittest.main(verbosity=2, testRunner=runner, exit=False)
+    res = prog.result
+    skipped = len(res.refused_skips) + len(res.allowed_skipped)
+    sys.stderr.write("rbtest summary: %s: %d run, %d failures, %d errors, %d skipped "
+                     "(%d allowed, %d counted as failures)\n"
+                     % (os.path.basename(sys.argv[0]), res.testsRun, len(res.failures),
+                        len(res.errors), skipped, len(res.allowed_skipped),
+                        len(res.refused_skips)))
+    for t, reason in res.allowed_skipped:
+        sys.stderr.write("rbtest allowed skip: %s: %s\n" % (_skip_id(t), reason))
+    sys.stderr.flush()
+    ok = res.wasSuccessful() and res.testsRun > 0
+    sys.exit(0 if ok else 1)

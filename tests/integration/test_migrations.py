@@ -7,11 +7,11 @@ class MigrationsTest(rbtest.TestCase):
         pg = self.pg()
         a = self.rabtad(pg=pg, name="a")
         b = self.rabtad(pg=pg, name="b")
-        self.assertNotEqual(a.port, b.port)
         a.start(wait=False)
         b.start(wait=False)
         a.wait_healthy()
         b.wait_healthy()
+        self.assertNotEqual(a.port, b.port)
 
         dup = pg.query("SELECT version, count(*) FROM rabta_migrations GROUP BY version "
                        "HAVING count(*) <> 1")

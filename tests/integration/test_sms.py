@@ -9,7 +9,6 @@ import os
 import re
 import subprocess
 import time
-import unittest
 import urllib.parse
 
 import kannel
@@ -48,8 +47,7 @@ class KannelCase(rbtest.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        if not kannel.available():
-            raise unittest.SkipTest("Kannel (bearerbox, smsbox) is not installed")
+        kannel.require()
         cls.db = cls.class_pg()
         port = rbtest.free_port()
         mo = ("http://127.0.0.1:%d/sms/kannel/mo?secret=%s&from=%%p&to=%%P&text=%%a&id=%%I"
@@ -76,6 +74,18 @@ class KannelCase(rbtest.TestCase):
     @classmethod
     def config(cls):
         return dict(cls.CONFIG)
+
+    def sends_settled(self, phone, due_only=False):
+        """Waits until no send job for a message to phone is left to run (with due_only:
+        none due now), then until Kannel has delivered all it was handed (Kannel.barrier):
+        after this, an SMS to phone that has not reached the fake SMSC is not coming."""
+        rbtest.wait_until(lambda: self.db.scalar(
+            "SELECT count(*) FROM jobs j JOIN messages m ON m.id = (j.payload->>'message_id')"
+            "::bigint WHERE j.kind LIKE 'message.send%%' AND m.to_address = '%s'"
+            " AND j.state IN ('queued', 'running', 'failed')%s"
+            % (phone, " AND j.run_at <= now()" if due_only else "")) == "0", 15.0,
+            what="the send jobs of messages to %s to finish" % phone)
+        self.k.barrier()
 
     @classmethod
     def tearDownClass(cls):
@@ -228,7 +238,7 @@ class SmsTest(KannelCase):
             what="the notice to be refused")
         self.assertIn("opted out", self.db.scalar("SELECT last_error FROM messages WHERE id = %s"
                                                   % mid))
-        time.sleep(1.0)
+        self.sends_settled(phone)
         self.assertFalse([m for m in self.k.smsc.messages_to(phone) if "Notice" in m[2]],
                          "the fake SMSC got no notice")
         # START again: notices flow
@@ -397,7 +407,7 @@ class SmsTest(KannelCase):
                        "'case_id', case_id, 'event_id', id, 'event', event) FROM case_events"
                        " WHERE id = %s RETURNING id" % ev)
         self.assertEqual(self.notices_of(ev), "1", "one message for the event")
-        time.sleep(1.0)
+        self.sends_settled(phone)
         self.assertEqual(len([m for m in self.k.smsc.messages_to(phone)
                               if "has received" in m[2]]), 1, "the SMSC got it once")
 
@@ -409,7 +419,7 @@ class SmsTest(KannelCase):
         self.reply_to(phone, r"no more notices", "the STOP confirmation")
         ev = case_event(self.db, t, "acknowledge", "acknowledged")
         self.assertEqual(self.notices_of(ev), "0", "no notice written for a citizen who sent STOP")
-        time.sleep(1.0)
+        self.sends_settled(phone)
         self.assertFalse([m for m in self.k.smsc.messages_to(phone) if "has received" in m[2]])
         self.k.smsc.send_mo(phone, "8080", "START")
         self.reply_to(phone, r"notices are on again", "the START confirmation")
@@ -744,7 +754,7 @@ class SmsQuietHoursTest(KannelCase):
         self.assertEqual(status, "queued")
         # its job is due at the end of the window (about an hour from now), not now
         self.assert_due_at_quiet_end(mid)
-        time.sleep(2.0)
+        self.sends_settled(phone, due_only=True)
         self.assertEqual(len(self.k.smsc.messages_to(phone)), 1, "only the reply went out")
 
     def test_the_registered_notice_stored_by_intake_waits_too(self):
@@ -847,7 +857,7 @@ class SmsGatewayTest(KannelCase):
         rbtest.wait_until(lambda: self.db.scalar(
             "SELECT count(*) FROM messages WHERE to_address = '%s' AND status IN"
             " ('sent', 'delivered')" % citizen) == "3", 10.0, what="all three marked sent")
-        time.sleep(1.5)
+        self.sends_settled(citizen)
         got = [m[2] for m in self.k.smsc.messages_to(citizen)]
         self.assertEqual(len(got), 3, "each arrived once: %r" % got)
 

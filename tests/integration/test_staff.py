@@ -167,41 +167,104 @@ class StaffTest(SignIn, rbtest.TestCase):
                 self.assertEqual(r.status, 401, "%s %s with %s: %r" % (method, path, h, r))
 
     # scope -----------------------------------------------------------------------------------
+    # What each action needs to succeed on a fresh police case, and what it does (docs/api.md):
+    # action: (body, kind, steps off_pol takes first, status, event, status of the case after;
+    # None: unchanged)
+    ALLOWED = {
+        "acknowledge": ({"note": "Seen"}, "complaint", [], 200, "acknowledge", "acknowledged"),
+        "start": ({}, "complaint", [], 200, "start", "in_progress"),
+        "assign": ({"username": "off_pol"}, "complaint", [], 200, "assigned", None),
+        "comment": ({"text": "Checked the register", "internal": True}, "complaint", [], 201,
+                    "note", None),
+        "ask": ({"question": "Which office did you visit?"}, "complaint", ["acknowledge"], 200,
+                "ask", "awaiting_citizen"),
+        "transfer": ({"department": "revenue", "reason": "Land record matter"}, "complaint", [],
+                     200, "transfer", "transferred"),
+        "resolve": ({"note": "Certificate issued"}, "complaint", ["acknowledge"], 200,
+                    "resolve", "resolved"),
+        "reject": ({"reason": "Duplicate of another case"}, "complaint", [], 200, "reject",
+                   "rejected"),
+        "answer": ({"answer": "It takes two weeks"}, "information", ["acknowledge"], 200,
+                   "answer", "answered"),
+        "actions": ({"official": "Some Clerk", "action": "warning"}, "complaint", [], 201,
+                    "official.action", None),
+    }
+
+    def assert_allowed(self, action, caller):
+        """caller takes action on a fresh police case with a valid body: the documented
+        success status, the answer naming the event, and the case event (actor staff, the
+        caller's username) and the case's status in the database."""
+        body, kind, before, status, event, to_status = self.ALLOWED[action]
+        extra = {"kind": kind}
+        if kind == "information":
+            extra["text"] = "How long does a character certificate take?"
+        if action == "actions":
+            extra["official"] = "Some Clerk"
+        tn, _ = self.new_case(**extra)
+        self.assertEqual(self.row(tn, "department_id"), ["police"])
+        for step in before:
+            r = self.act(tn, step, "off_pol", {})
+            self.assertEqual(r.status, 200, "setting up %s: %s: %r" % (action, step, r))
+        from_status = self.row(tn, "status")[0]
+        what = "POST %s as %s" % (action, caller)
+        r = self.act(tn, action, caller, body)
+        self.assertEqual(r.status, status, "%s: %r" % (what, r))
+        want_status = to_status or from_status
+        if "status" in (r.json or {}):
+            self.assertEqual(r.json["status"], want_status, "%s: %r" % (what, r))
+        self.assertEqual(self.row(tn, "status"), [want_status], "%s: the case's status" % what)
+        last = self.events(tn)[-1]
+        self.assertEqual((last[0], last[3], last[4]), (event, "staff", caller),
+                         "%s: the last case event is %r" % (what, last))
+        if to_status:
+            self.assertEqual(last[1:3], (from_status, to_status), "%s: %r" % (what, last))
+
     def test_scope_matrix(self):
-        """A police case. Allowed callers get past scope (any answer but 401/403/404);
-        the others get exactly the status in the table."""
+        """A police case, every endpoint x every kind of caller. A refused caller gets exactly
+        the status in the table and the case does not change; an allowed one gets the
+        documented success with a valid body on a fresh case where the step applies, and its
+        effect is checked (assert_allowed)."""
         tn, _ = self.new_case()
         self.assertEqual(self.row(tn, "department_id"), ["police"])
-        PASS = "pass"
+        OK = "ok"
         callers = ["off_pol", "off_rev", "sup_rev", "ovs", "adm", None]
         # endpoint: expected per caller, in the order above
         table = [
-            (("GET", ""), [PASS, 404, 404, PASS, PASS, 401]),
-            (("POST", "acknowledge"), [PASS, 404, 404, 403, PASS, 401]),
-            (("POST", "start"), [PASS, 404, 404, 403, PASS, 401]),
-            (("POST", "assign"), [PASS, 404, 404, 403, PASS, 401]),
-            (("POST", "comment"), [PASS, 404, 404, 403, PASS, 401]),
-            (("POST", "ask"), [PASS, 404, 404, 403, PASS, 401]),
-            (("POST", "transfer"), [PASS, 404, 404, 403, PASS, 401]),
-            (("POST", "resolve"), [PASS, 404, 404, 403, PASS, 401]),
-            (("POST", "reject"), [PASS, 404, 404, 403, PASS, 401]),
-            (("POST", "answer"), [PASS, 404, 404, 403, PASS, 401]),
-            (("POST", "actions"), [403, 404, 404, 403, PASS, 401]),
+            (("GET", ""), [OK, 404, 404, OK, OK, 401]),
+            (("POST", "acknowledge"), [OK, 404, 404, 403, OK, 401]),
+            (("POST", "start"), [OK, 404, 404, 403, OK, 401]),
+            (("POST", "assign"), [OK, 404, 404, 403, OK, 401]),
+            (("POST", "comment"), [OK, 404, 404, 403, OK, 401]),
+            (("POST", "ask"), [OK, 404, 404, 403, OK, 401]),
+            (("POST", "transfer"), [OK, 404, 404, 403, OK, 401]),
+            (("POST", "resolve"), [OK, 404, 404, 403, OK, 401]),
+            (("POST", "reject"), [OK, 404, 404, 403, OK, 401]),
+            (("POST", "answer"), [OK, 404, 404, 403, OK, 401]),
+            (("POST", "actions"), [403, 404, 404, 403, OK, 401]),
         ]
+        self.assertEqual(sorted(a for (m, a), _ in table if m == "POST"), sorted(self.ALLOWED))
+        before = self.events(tn)
         for (method, action), want in table:
             for caller, expect in zip(callers, want):
-                # empty bodies: nothing changes, but scope is decided first
+                what = "%s %s as %s" % (method, action or "case", caller)
                 if method == "GET":
                     r = self.get("/cases/%s" % tn, caller)
+                    if expect == OK:
+                        self.assertEqual(r.status, 200, "%s: %r" % (what, r))
+                        self.assertEqual((r.json["tracking_no"], r.json["department"]),
+                                         (tn, "police"), "%s: %r" % (what, r))
+                        continue
+                elif expect == OK:
+                    self.assert_allowed(action, caller)
+                    continue
                 else:
-                    r = self.act(tn, action, caller, {})
-                what = "%s %s as %s" % (method, action or "case", caller)
-                if expect == PASS:
-                    self.assertNotIn(r.status, (401, 403, 404), "%s: %r" % (what, r))
-                else:
-                    self.assertEqual(r.status, expect, "%s: %r" % (what, r))
+                    # a refused caller with a valid body: refused all the same
+                    r = self.act(tn, action, caller, self.ALLOWED[action][0])
+                self.assertEqual(r.status, expect, "%s: %r" % (what, r))
                 if r.status == 404:
                     self.assertNotIn("police", r.text, "a 404 must reveal nothing")
+        self.assertEqual(self.events(tn), before, "a refused caller changed the case")
+        self.assertEqual(self.row(tn, "status"), ["routed"])
         # the inbox: only the department's own cases
         for caller, sees in [("off_pol", True), ("off_rev", False), ("sup_rev", False),
                              ("ovs", True), ("adm", True)]:
@@ -412,15 +475,15 @@ class StaffTest(SignIn, rbtest.TestCase):
         times = []
 
         def probe():
+            # its assertions reach the test through BackgroundThread.join
             while not stop.is_set():
                 t = time.monotonic()
                 r = self.rd.get("/healthz")
                 times.append(time.monotonic() - t)
-                self.assertEqual(r.status, 200)
-                time.sleep(0.005)
+                self.assertEqual(r.status, 200, "healthz during the sign-in burst: %r" % r)
+                stop.wait(0.005)  # a probe every 5 ms, not a synchronisation
 
-        p = threading.Thread(target=probe)
-        p.start()
+        p = rbtest.BackgroundThread(probe).start()
         try:
             with concurrent.futures.ThreadPoolExecutor(20) as ex:
                 t0 = time.monotonic()
@@ -428,7 +491,7 @@ class StaffTest(SignIn, rbtest.TestCase):
                 burst = time.monotonic() - t0
         finally:
             stop.set()
-            p.join()
+        p.join(20.0)
         self.assertEqual(res, [200] * 20)
         p50 = statistics.median(times)
         rbtest.log("20 sign-ins took %.2fs; healthz p50 %.1f ms over %d probes"
@@ -438,5 +501,4 @@ class StaffTest(SignIn, rbtest.TestCase):
 
 
 if __name__ == "__main__":
-    import unittest
-    unittest.main()
+    rbtest.main()
