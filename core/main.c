@@ -196,6 +196,8 @@ int main(int argc, char **argv)
                       listen);
     if (check && srv->cfg) {
         struct rb_plugins *ps = rb_plugins_load(srv->cfg, &errs);
+        if (ps)
+            rb_plugins_check(ps, srv, &errs); /* each plugin's own configuration */
         rb_plugins_free(ps);
         /* Compiles the Lua rules and runs their self-tests, as a reload would. */
         rb_script_free(rb_script_load(srv->cfg->lua_dir, srv->cfg, &errs));
