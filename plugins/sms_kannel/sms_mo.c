@@ -434,8 +434,8 @@ static void as_complaint(struct mo *m)
  * whether this MO was stored before (sms_mo, or the idempotency key its case or answer was
  * committed with, and that key's hash), the sender's citizen, and the case awaiting their
  * answer: the one named (named: canonical; '' for a mistyped number, which matches none) or
- * else the most recently asked. A case awaits the answer of this phone when its status is
- * awaiting_citizen and the question went to this phone by SMS since it began waiting.
+ * else the most recently asked (SQL function rabta_sms_awaiting, migration 0037: the same
+ * test intake makes for unless_awaiting).
  * Looked up for all the free texts ready together by one statement (a queue, as recording).
  *   $1 a JSON array of {i, phone, kannel_id, named (or null)}
  * Answers per input: i, seen, the key's case, the key's hash, the citizen, the case the text
@@ -454,12 +454,8 @@ static const char free_sql[] =
     "   WHERE k.scope = 'sms_kannel' AND k.key = n.kannel_id LIMIT 1) k ON true"
     " LEFT JOIN LATERAL (SELECT ci.id FROM citizens ci WHERE ci.phone = n.phone LIMIT 1) ci"
     "   ON true"
-    " LEFT JOIN LATERAL ("
-    "  SELECT c.id, c.tracking_no FROM cases c"
-    "  WHERE c.citizen_id = ci.id AND c.status = 'awaiting_citizen'"
-    "    AND EXISTS (SELECT 1 FROM messages q WHERE q.case_id = c.id AND q.channel = 'sms'"
-    "                AND q.to_address = n.phone AND q.created_at >= c.paused_at)"
-    "  ORDER BY c.tracking_no = n.named DESC NULLS LAST, c.paused_at DESC, c.id DESC"
+    " LEFT JOIN LATERAL (SELECT a.id, a.tracking_no FROM rabta_sms_awaiting(n.phone) a"
+    "  ORDER BY a.tracking_no = n.named DESC NULLS LAST, a.paused_at DESC, a.id DESC"
     "  LIMIT 1) w ON true"
     " ORDER BY n.i";
 
