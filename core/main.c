@@ -218,9 +218,12 @@ static int parse_args(int argc, char **argv, struct args *a)
 
 /* --check: the plugins load and accept their config, the Lua rules compile and pass their
  * self-tests, the SLA file loads, as a reload would do. Adds to errs. */
-static void check_more(const struct rb_config *cfg, struct rb_errors *errs)
+static void check_more(struct rb_server *srv, struct rb_errors *errs)
 {
+    const struct rb_config *cfg = srv->cfg;
     struct rb_plugins *ps = rb_plugins_load(cfg, errs);
+    if (ps)
+        rb_plugins_check(ps, srv, errs); /* each plugin's own configuration */
     rb_plugins_free(ps);
     rb_script_free(rb_script_load(cfg->lua_dir, cfg, errs));
     if (cfg->sla_file)
@@ -270,7 +273,7 @@ int main(int argc, char **argv)
                              "[::1]:8080, with a port from 0 to 65535",
                       a.listen);
     if (a.check && srv->cfg)
-        check_more(srv->cfg, &errs);
+        check_more(srv, &errs);
     if (errs.n || !srv->cfg) {
         rb_server_print_errors(&errs);
         fprintf(stderr, "rabtad: %zu error%s in the configuration\n", errs.n,

@@ -796,13 +796,30 @@ int rb_node_size(const struct rb_node *n, const char *key, struct rb_errors *e, 
 
 /* ---- the declarative parser -------------------------------------------------------------- */
 
-static const struct rb_conf_field *find_field(const struct rb_conf_field *fields, size_t n,
-                                              const char *key)
+/* A field table is read one element at a time through this view: the element's first
+ * `size` bytes (a struct rb_conf_field, or a struct rb_conf_field_v2 as the plugin was built),
+ * the members it lacks left zero. */
+struct table {
+    const unsigned char *base; /* borrowed */
+    size_t n, size;
+};
+
+_Static_assert(offsetof(struct rb_conf_field_v2, values) == sizeof(struct rb_conf_field),
+               "struct rb_conf_field_v2 must start with the members of struct rb_conf_field");
+
+static struct rb_conf_field_v2 field_at(const struct table *t, size_t i)
 {
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(fields[i].key, key) == 0)
-            return &fields[i];
-    return NULL;
+    struct rb_conf_field_v2 f = {0};
+    memcpy(&f, t->base + i * t->size, t->size < sizeof(f) ? t->size : sizeof(f));
+    return f;
+}
+
+static int find_field(const struct table *t, const char *key)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (strcmp(field_at(t, i).key, key) == 0)
+            return 1;
+    return 0;
 }
 
 static int is_extra(const char *const *extra, const char *key)
@@ -813,22 +830,23 @@ static int is_extra(const char *const *extra, const char *key)
     return 0;
 }
 
-/* "a, b, c" of every key the block accepts. Returns a new string; caller frees. */
-static char *allowed_keys(const struct rb_conf_field *fields, size_t n, const char *const *extra)
+/* "a, b, c" of the words of list (NULL-terminated) and then of the table's keys (t may be
+ * NULL). Returns a new string; caller frees. */
+static char *word_list(const char *const *list, const struct table *t)
 {
     size_t len = 1;
-    for (size_t i = 0; i < n; i++)
-        len += strlen(fields[i].key) + 2;
-    for (const char *const *x = extra; x && *x; x++)
+    for (size_t i = 0; t && i < t->n; i++)
+        len += strlen(field_at(t, i).key) + 2;
+    for (const char *const *x = list; x && *x; x++)
         len += strlen(*x) + 2;
     char *s = rb_malloc(len);
     s[0] = '\0';
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; t && i < t->n; i++) {
         if (s[0])
             strcat(s, ", ");
-        strcat(s, fields[i].key);
+        strcat(s, field_at(t, i).key);
     }
-    for (const char *const *x = extra; x && *x; x++) {
+    for (const char *const *x = list; x && *x; x++) {
         if (s[0])
             strcat(s, ", ");
         strcat(s, *x);
@@ -836,8 +854,30 @@ static char *allowed_keys(const struct rb_conf_field *fields, size_t n, const ch
     return s;
 }
 
+/* ENUM: the index of v's text in f->values. */
+static int parse_enum(const struct rb_conf_field_v2 *f, const struct rb_node *v, int *out,
+                      struct rb_errors *e)
+{
+    if (!f->values) {
+        rb_errors_at(e, v, "key \"%s\": the plugin lists no allowed values for it", f->key);
+        return RB_EINVAL;
+    }
+    for (int i = 0; v->type == RB_NODE_SCALAR && f->values[i]; i++) {
+        if (strcmp(v->scalar, f->values[i]) == 0) {
+            *out = i;
+            return RB_OK;
+        }
+    }
+    char *allowed = word_list(f->values, NULL);
+    char *got = describe(v);
+    rb_errors_at(e, v, "key \"%s\": expected one of %s, got %s", f->key, allowed, got);
+    free(got);
+    free(allowed);
+    return RB_EINVAL;
+}
+
 /* Converts one value and stores it at the field's offset. */
-static int parse_field(const struct rb_conf_field *f, const struct rb_node *v, void *out,
+static int parse_field(const struct rb_conf_field_v2 *f, const struct rb_node *v, void *out,
                        struct rb_errors *e)
 {
     char *base = out;
@@ -896,12 +936,33 @@ static int parse_field(const struct rb_conf_field *f, const struct rb_node *v, v
         memcpy(base + f->offset, &x, sizeof(x));
         return RB_OK;
     }
+    case RB_CONF_ENUM: {
+        int x;
+        if (parse_enum(f, v, &x, e) != RB_OK)
+            return RB_EINVAL;
+        memcpy(base + f->offset, &x, sizeof(x));
+        return RB_OK;
     }
-    rb_fatal("field \"%s\" has unknown type %d", f->key, (int)f->type);
+    }
+    rb_errors_at(e, v, "key \"%s\": the plugin gives it an unknown type %d", f->key,
+                 (int)f->type);
+    return RB_EINVAL;
 }
 
-int rb_conf_parse(const struct rb_node *map, const char *what, const struct rb_conf_field *fields,
-                  size_t nfields, const char *const *extra_keys, void *out, struct rb_errors *e)
+/* Converts and stores one value, then asks the field's own check about it. */
+static void parse_checked(const struct rb_conf_field_v2 *f, const struct rb_node *v, void *out,
+                          struct rb_errors *e)
+{
+    if (parse_field(f, v, out, e) != RB_OK || !f->check)
+        return;
+    char why[256] = "";
+    const char *bad = f->check((char *)out + f->offset, out, why, sizeof(why));
+    if (bad)
+        rb_errors_at(e, v, "key \"%s\": %s", f->key, bad);
+}
+
+static int parse_table(const struct rb_node *map, const char *what, const struct table *t,
+                       const char *const *extra_keys, void *out, struct rb_errors *e)
 {
     size_t before = e->n;
     if (!what)
@@ -916,9 +977,9 @@ int rb_conf_parse(const struct rb_node *map, const char *what, const struct rb_c
     }
     for (size_t i = 0; map && i < map->n; i++) {
         const char *k = map->keys[i]->scalar;
-        if (find_field(fields, nfields, k) || is_extra(extra_keys, k))
+        if (find_field(t, k) || is_extra(extra_keys, k))
             continue;
-        char *allowed = allowed_keys(fields, nfields, extra_keys);
+        char *allowed = word_list(extra_keys, t);
         if (allowed[0])
             rb_errors_at(e, map->keys[i], "unknown key \"%s\" in %s; allowed keys: %s", k, what,
                          allowed);
@@ -927,30 +988,67 @@ int rb_conf_parse(const struct rb_node *map, const char *what, const struct rb_c
                          what);
         free(allowed);
     }
-    for (size_t i = 0; i < nfields; i++) {
-        const struct rb_conf_field *f = &fields[i];
-        const struct rb_node *v = rb_node_get(map, f->key);
+    for (size_t i = 0; i < t->n; i++) {
+        const struct rb_conf_field_v2 f = field_at(t, i);
+        const struct rb_node *v = rb_node_get(map, f.key);
         if (!v || rb_node_is_null(v)) {
-            if (!(f->flags & RB_CONF_REQUIRED))
+            if (!(f.flags & RB_CONF_REQUIRED))
                 continue;
             if (map)
-                rb_errors_at(e, map, "missing required key \"%s\" in %s", f->key, what);
+                rb_errors_at(e, map, "missing required key \"%s\" in %s", f.key, what);
             else
-                rb_errors_add(e, "missing required key \"%s\" in %s", f->key, what);
+                rb_errors_add(e, "missing required key \"%s\" in %s", f.key, what);
             continue;
         }
-        parse_field(f, v, out, e);
+        parse_checked(&f, v, out, e);
     }
     return e->n == before ? RB_OK : RB_EINVAL;
 }
 
-void rb_conf_free(const struct rb_conf_field *fields, size_t nfields, void *out)
+int rb_conf_parse(const struct rb_node *map, const char *what, const struct rb_conf_field *fields,
+                  size_t nfields, const char *const *extra_keys, void *out, struct rb_errors *e)
 {
-    for (size_t i = 0; out && i < nfields; i++) {
-        if (fields[i].type != RB_CONF_STRING)
+    const struct table t = {(const unsigned char *)fields, nfields, sizeof(*fields)};
+    return parse_table(map, what, &t, extra_keys, out, e);
+}
+
+int rb_conf_parse_v2(const struct rb_node *map, const char *what,
+                     const struct rb_conf_field_v2 *fields, size_t nfields, size_t field_size,
+                     const char *const *extra_keys, void *out, struct rb_errors *e)
+{
+    if (field_size < sizeof(struct rb_conf_field)) {
+        rb_errors_add(e, "%s: the plugin's field table has elements of %zu bytes, fewer than "
+                         "the %zu of struct rb_conf_field",
+                      what ? what : "this block", field_size, sizeof(struct rb_conf_field));
+        return RB_EINVAL;
+    }
+    const struct table t = {(const unsigned char *)fields, nfields, field_size};
+    return parse_table(map, what, &t, extra_keys, out, e);
+}
+
+static void free_table(const struct table *t, void *out)
+{
+    for (size_t i = 0; out && i < t->n; i++) {
+        const struct rb_conf_field_v2 f = field_at(t, i);
+        if (f.type != RB_CONF_STRING)
             continue;
-        char **slot = (char **)(void *)((char *)out + fields[i].offset);
+        char **slot = (char **)(void *)((char *)out + f.offset);
         free(*slot);
         *slot = NULL;
     }
+}
+
+void rb_conf_free(const struct rb_conf_field *fields, size_t nfields, void *out)
+{
+    const struct table t = {(const unsigned char *)fields, nfields, sizeof(*fields)};
+    free_table(&t, out);
+}
+
+void rb_conf_free_v2(const struct rb_conf_field_v2 *fields, size_t nfields, size_t field_size,
+                     void *out)
+{
+    if (field_size < sizeof(struct rb_conf_field))
+        return;
+    const struct table t = {(const unsigned char *)fields, nfields, field_size};
+    free_table(&t, out);
 }

@@ -95,5 +95,13 @@ int rb_node_size(const struct rb_node *n, const char *key, struct rb_errors *e, 
 int rb_conf_parse(const struct rb_node *map, const char *what, const struct rb_conf_field *fields,
                   size_t nfields, const char *const *extra_keys, void *out, struct rb_errors *e);
 void rb_conf_free(const struct rb_conf_field *fields, size_t nfields, void *out);
+/* The same with a table of struct rb_conf_field_v2 whose elements are field_size bytes (as the
+ * plugin was built; at least sizeof(struct rb_conf_field)): ENUM values (an error names the
+ * allowed ones) and each field's check hook, reported at the value's file:line:col. */
+int rb_conf_parse_v2(const struct rb_node *map, const char *what,
+                     const struct rb_conf_field_v2 *fields, size_t nfields, size_t field_size,
+                     const char *const *extra_keys, void *out, struct rb_errors *e);
+void rb_conf_free_v2(const struct rb_conf_field_v2 *fields, size_t nfields, size_t field_size,
+                     void *out);
 
 #endif

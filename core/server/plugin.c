@@ -47,6 +47,7 @@ struct rb_plugin_ctx {
     int (*wants_fn)(struct rb_plugin_ctx *ctx, const char *department, void *arg);
     void *wants_arg;
     int inited, started;
+    struct rb_errors *check; /* borrowed: set while rabtad --check runs init() */
 };
 
 struct rb_plugins {
@@ -265,6 +266,26 @@ int rb_plugins_init(struct rb_plugins *ps, struct rb_server *srv)
     return RB_OK;
 }
 
+int rb_plugins_check(struct rb_plugins *ps, struct rb_server *srv, struct rb_errors *errs)
+{
+    size_t before = errs->n;
+    for (size_t i = 0; ps && i < ps->n; i++) {
+        struct rb_plugin_ctx *c = &ps->v[i];
+        size_t mine = errs->n;
+        c->srv = srv;
+        c->check = errs;
+        int rc = c->desc->init(c, rb_host_api_get());
+        if (rc != RB_OK && errs->n == mine)
+            rb_errors_add(errs, "plugin %s (%s) failed to initialise (code %d)", c->desc->name,
+                          c->path, rc);
+        if (rc == RB_OK && c->desc->stop)
+            c->desc->stop(c);
+        c->check = NULL;
+        c->srv = NULL;
+    }
+    return errs->n == before ? RB_OK : RB_EINVAL;
+}
+
 int rb_plugins_start(struct rb_plugins *ps)
 {
     for (size_t i = 0; i < ps->n; i++) {
@@ -325,33 +346,93 @@ static void host_log(struct rb_plugin_ctx *ctx, enum rb_log_level level, const c
     __attribute__((format(printf, 3, 4)));
 static void host_log(struct rb_plugin_ctx *ctx, enum rb_log_level level, const char *fmt, ...)
 {
-    if ((int)level < rb_log_min_level)
-        return;
     va_list ap;
     va_start(ap, fmt);
-    rb_log_vwrite(level, ctx->desc->name, "plugin", 0, fmt, ap);
+    if (ctx->check && level >= RB_LOG_ERROR) { /* --check: one of its errors */
+        char msg[1024];
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        rb_errors_add(ctx->check, "plugin %s: %s", ctx->desc->name, msg);
+    } else if ((int)level >= rb_log_min_level) {
+        rb_log_vwrite(level, ctx->desc->name, "plugin", 0, fmt, ap);
+    }
     va_end(ap);
 }
 
-static int host_conf_parse(struct rb_plugin_ctx *ctx, const struct rb_conf_field *fields,
-                           size_t nfields, void *out)
+static const struct rb_department *own_department(struct rb_plugin_ctx *ctx, const char *id);
+
+/* The errors of a configuration block: into --check's list while it runs init(), else logged. */
+static void conf_report(struct rb_plugin_ctx *ctx, struct rb_errors *errs)
 {
+    for (size_t i = 0; i < errs->n; i++) {
+        if (ctx->check)
+            rb_errors_add(ctx->check, "%s", errs->msgs[i]);
+        else
+            rb_error(ctx->desc->name, "%s", errs->msgs[i]);
+    }
+}
+
+/* The block a plugin parses: its own (department NULL) or that department's "config:" (an
+ * absent one is an empty map placed at the department's file). Sets *what (a new string;
+ * caller frees) and *empty. NULL map with RB_ENOTFOUND when no such department uses it. */
+static int conf_block(struct rb_plugin_ctx *ctx, const char *department, struct rb_node *empty,
+                      const struct rb_node **map, char **what)
+{
+    static const struct rb_node none = {.type = RB_NODE_MAP, .file = "rabta.yaml"};
+    if (!department) {
+        *map = ctx->config ? ctx->config : &none;
+        *what = rb_sprintf("plugin %s", ctx->desc->name);
+        return RB_OK;
+    }
+    const struct rb_department *d = own_department(ctx, department);
+    if (!d)
+        return RB_ENOTFOUND;
+    *empty = (struct rb_node){.type = RB_NODE_MAP, .file = d->file, .line = d->line,
+                              .col = d->col};
+    *map = d->plugin_config ? d->plugin_config : empty;
+    *what = rb_sprintf("department %s (plugin %s)", d->id, ctx->desc->name);
+    return RB_OK;
+}
+
+/* conf_parse, department_conf_parse and conf_parse_v2: a v1 table is field_size 0. */
+static int conf_parse_any(struct rb_plugin_ctx *ctx, const char *department, const void *fields,
+                          size_t nfields, size_t field_size, void *out)
+{
+    struct rb_node empty;
+    const struct rb_node *map;
+    char *what;
+    if (conf_block(ctx, department, &empty, &map, &what) != RB_OK)
+        return RB_ENOTFOUND;
     struct rb_errors errs;
     rb_errors_init(&errs);
-    static const struct rb_node empty = {.type = RB_NODE_MAP, .file = "rabta.yaml"};
-    char *what = rb_sprintf("plugin %s", ctx->desc->name);
-    int rc = rb_conf_parse(ctx->config ? ctx->config : &empty, what, fields, nfields, NULL, out,
-                           &errs);
-    for (size_t i = 0; i < errs.n; i++)
-        rb_error(ctx->desc->name, "%s", errs.msgs[i]);
+    int rc = field_size ? rb_conf_parse_v2(map, what, fields, nfields, field_size, NULL, out,
+                                           &errs)
+                        : rb_conf_parse(map, what, fields, nfields, NULL, out, &errs);
+    conf_report(ctx, &errs);
     free(what);
     rb_errors_free(&errs);
     return rc;
 }
 
+static int host_conf_parse(struct rb_plugin_ctx *ctx, const struct rb_conf_field *fields,
+                           size_t nfields, void *out)
+{
+    return conf_parse_any(ctx, NULL, fields, nfields, 0, out);
+}
+
+static int host_conf_parse_v2(struct rb_plugin_ctx *ctx, const char *department,
+                              const struct rb_conf_field_v2 *fields, size_t nfields,
+                              size_t field_size, void *out)
+{
+    if (!field_size)
+        return RB_EINVAL;
+    return conf_parse_any(ctx, department, fields, nfields, field_size, out);
+}
+
 static int host_http_route(struct rb_plugin_ctx *ctx, unsigned methods, const char *pattern,
                            rb_plugin_http_fn fn, void *arg)
 {
+    if (ctx->check)
+        return RB_OK; /* --check: registrations have no effect */
     if (!ctx->srv || !ctx->srv->http || ctx->started)
         return RB_EINVAL;
     return rb_http_route(ctx->srv->http, methods, pattern, fn, arg);
@@ -453,6 +534,8 @@ static int host_job_enqueue(struct rb_plugin_ctx *ctx, const char *kind, const c
 static int host_job_register(struct rb_plugin_ctx *ctx, const char *kind, rb_plugin_job_fn fn,
                              void *arg)
 {
+    if (ctx->check)
+        return RB_OK;
     if (!ctx->srv || !ctx->srv->jobs || ctx->started)
         return RB_EINVAL;
     return rb_jobs_register(ctx->srv->jobs, kind, fn, arg);
@@ -460,6 +543,8 @@ static int host_job_register(struct rb_plugin_ctx *ctx, const char *kind, rb_plu
 
 static int host_job_pace(struct rb_plugin_ctx *ctx, const char *kind, double rate, int burst)
 {
+    if (ctx->check)
+        return RB_OK;
     if (!ctx->srv || !ctx->srv->jobs)
         return RB_EINVAL;
     return rb_jobs_pace(ctx->srv->jobs, kind, rate, burst);
@@ -751,21 +836,7 @@ static int host_department_conf_parse(struct rb_plugin_ctx *ctx, const char *dep
                                       const struct rb_conf_field *fields, size_t nfields,
                                       void *out)
 {
-    const struct rb_department *d = own_department(ctx, department);
-    if (!d)
-        return RB_ENOTFOUND;
-    struct rb_errors errs;
-    rb_errors_init(&errs);
-    const struct rb_node empty = {.type = RB_NODE_MAP, .file = d->file, .line = d->line,
-                                  .col = d->col};
-    char *what = rb_sprintf("department %s (plugin %s)", d->id, ctx->desc->name);
-    int rc = rb_conf_parse(d->plugin_config ? d->plugin_config : &empty, what, fields, nfields,
-                           NULL, out, &errs);
-    for (size_t i = 0; i < errs.n; i++)
-        rb_error(ctx->desc->name, "%s", errs.msgs[i]);
-    free(what);
-    rb_errors_free(&errs);
-    return rc;
+    return conf_parse_any(ctx, department, fields, nfields, 0, out);
 }
 
 static int host_department_info(struct rb_plugin_ctx *ctx, const char *department,
@@ -1005,6 +1076,8 @@ static const struct rb_host_api host_api = {
     .department_wants = host_department_wants,
     .job_pace = host_job_pace,
     .db_query_prepared = host_db_query_prepared,
+    .conf_parse_v2 = host_conf_parse_v2,
+    .conf_free_v2 = rb_conf_free_v2,
 };
 
 const struct rb_host_api *rb_host_api_get(void)

@@ -39,18 +39,40 @@ static struct rb_app_conf conf = {
     .photo_max = 512 * 1024,
 };
 
-static const struct rb_conf_field conf_fields[] = {
-    {"otp_ttl", RB_CONF_DURATION, offsetof(struct rb_app_conf, otp_ttl), 0, 0, 0},
-    {"otp_attempts", RB_CONF_INT, offsetof(struct rb_app_conf, otp_attempts), 0, 1, 20},
-    {"otp_per_window", RB_CONF_INT, offsetof(struct rb_app_conf, otp_per_window), 0, 1, 100},
-    {"otp_window", RB_CONF_DURATION, offsetof(struct rb_app_conf, otp_window), 0, 0, 0},
-    {"otp_interval", RB_CONF_DURATION, offsetof(struct rb_app_conf, otp_interval), 0, 0, 0},
-    {"otp_per_address", RB_CONF_INT, offsetof(struct rb_app_conf, otp_per_address), 0, 0, 100000},
-    {"otp_address_window", RB_CONF_DURATION, offsetof(struct rb_app_conf, otp_address_window), 0,
-     0, 0},
-    {"token_ttl", RB_CONF_DURATION, offsetof(struct rb_app_conf, token_ttl), 0, 0, 0},
-    {"photo_max", RB_CONF_SIZE, offsetof(struct rb_app_conf, photo_max), 0, 1, 8 << 20},
+/* Checks of single values, reported by the core at the value's file:line:col. */
+static const char *otp_ttl_ok(const void *v, const void *block, char *why, size_t n)
+{
+    (void)block, (void)why, (void)n;
+    double x = *(const double *)v;
+    return x >= 30 && x <= 3600 ? NULL : "must be from 30s to 1h";
+}
+
+static const char *positive(const void *v, const void *block, char *why, size_t n)
+{
+    (void)block, (void)why, (void)n;
+    return *(const double *)v > 0 ? NULL : "must be more than 0s";
+}
+
+static const char *token_ttl_ok(const void *v, const void *block, char *why, size_t n)
+{
+    (void)block, (void)why, (void)n;
+    return *(const double *)v >= 60 ? NULL : "must be at least 1m";
+}
+
+#define F(key, type, member, min, max, check)                                                 \
+    {key, type, offsetof(struct rb_app_conf, member), 0, min, max, NULL, check}
+static const struct rb_conf_field_v2 conf_fields[] = {
+    F("otp_ttl", RB_CONF_DURATION, otp_ttl, 0, 0, otp_ttl_ok),
+    F("otp_attempts", RB_CONF_INT, otp_attempts, 1, 20, NULL),
+    F("otp_per_window", RB_CONF_INT, otp_per_window, 1, 100, NULL),
+    F("otp_window", RB_CONF_DURATION, otp_window, 0, 0, positive),
+    F("otp_interval", RB_CONF_DURATION, otp_interval, 0, 0, NULL), /* never negative */
+    F("otp_per_address", RB_CONF_INT, otp_per_address, 0, 100000, NULL),
+    F("otp_address_window", RB_CONF_DURATION, otp_address_window, 0, 0, positive),
+    F("token_ttl", RB_CONF_DURATION, token_ttl, 0, 0, token_ttl_ok),
+    F("photo_max", RB_CONF_SIZE, photo_max, 1, 8 << 20, NULL),
 };
+#undef F
 
 static void hex(const unsigned char *in, size_t n, char *out)
 {
@@ -452,16 +474,8 @@ static void on_root(struct rb_http_req *req, void *arg)
 static int conf_load(struct rb_plugin_ctx *ctx, struct rb_app_conf *out)
 {
     struct rb_app_conf c = *out;
-    if (api->conf_parse(ctx, conf_fields, sizeof(conf_fields) / sizeof(conf_fields[0]), &c) !=
-        RB_OK)
+    if (RB_CONF_PARSE_V2(api, ctx, NULL, conf_fields, &c) != RB_OK)
         return RB_EINVAL;
-    if (!(c.otp_ttl >= 30 && c.otp_ttl <= 3600) || !(c.otp_window > 0) ||
-        !(c.otp_interval >= 0) || !(c.token_ttl >= 60) || !(c.otp_address_window > 0)) {
-        api->log(ctx, RB_LOG_ERROR, "plugin app: otp_ttl must be 30s to 1h, otp_window and "
-                                    "otp_address_window more than 0, otp_interval 0 or more, "
-                                    "token_ttl at least 1m");
-        return RB_EINVAL;
-    }
     *out = c;
     return RB_OK;
 }
@@ -469,7 +483,7 @@ static int conf_load(struct rb_plugin_ctx *ctx, struct rb_app_conf *out)
 static int app_init(struct rb_plugin_ctx *ctx, const struct rb_host_api *host)
 {
     api = host;
-    if (!RB_HOST_HAS(api, case_comment)) {
+    if (!RB_HOST_HAS(api, conf_free_v2)) {
         api->log(ctx, RB_LOG_ERROR, "this rabtad is too old for the app plugin (no citizen "
                                     "sign-in, template, rating or comment API)");
         return RB_ERR;

@@ -17,25 +17,28 @@
 #include <jansson.h>
 #include <rabta/plugin.h>
 
+/* The languages of the templates, as duty_language may name them. */
+static const char *const languages[] = {"en", "ur", NULL};
+
 struct inbox_conf {
     int notify_duty_officer; /* send the department's duty officer a notice per new case */
-    char *duty_language;     /* owned: "en" (default) or "ur" */
+    int duty_language;       /* index in languages: "en" (default) or "ur" */
 };
 
-static const struct rb_conf_field inbox_fields[] = {
+static const struct rb_conf_field_v2 inbox_fields[] = {
     {"notify_duty_officer", RB_CONF_BOOL, offsetof(struct inbox_conf, notify_duty_officer), 0, 0,
-     0},
-    {"duty_language", RB_CONF_STRING, offsetof(struct inbox_conf, duty_language), 0, 0, 0},
+     0, NULL, NULL},
+    {"duty_language", RB_CONF_ENUM, offsetof(struct inbox_conf, duty_language), 0, 0, 0,
+     languages, NULL},
 };
-#define N_FIELDS (sizeof(inbox_fields) / sizeof(inbox_fields[0]))
 
 static const struct rb_host_api *api;
 static struct inbox_conf conf;
 
-/* The language of the notices: "en" or "ur" (the config's, checked at load). */
+/* The language of the notices: "en" or "ur". */
 static const char *duty_language(void)
 {
-    return conf.duty_language ? conf.duty_language : "en";
+    return languages[conf.duty_language];
 }
 
 /* A string member of o, or fallback when absent, null or empty. Borrowed. */
@@ -181,25 +184,20 @@ static int inbox_wants(struct rb_plugin_ctx *ctx, const char *department, void *
            api->department_info(ctx, department, &dep) == RB_OK && dep.duty_phone;
 }
 
-/* Parses the plugin's config into out, checking duty_language. RB_OK or RB_EINVAL (logged). */
+/* Parses the plugin's config into out. RB_OK or RB_EINVAL (reported with file:line:col). */
 static int parse(struct rb_plugin_ctx *ctx, struct inbox_conf *out)
 {
-    if (api->conf_parse(ctx, inbox_fields, N_FIELDS, out) != RB_OK)
-        return RB_EINVAL;
-    if (out->duty_language && strcmp(out->duty_language, "en") != 0 &&
-        strcmp(out->duty_language, "ur") != 0) {
-        api->log(ctx, RB_LOG_ERROR, "plugin inbox: duty_language: \"%s\" is not a language "
-                                    "of the templates; expected en or ur",
-                 out->duty_language);
-        api->conf_free(inbox_fields, N_FIELDS, out);
-        return RB_EINVAL;
-    }
-    return RB_OK;
+    return RB_CONF_PARSE_V2(api, ctx, NULL, inbox_fields, out) == RB_OK ? RB_OK : RB_EINVAL;
 }
 
 static int inbox_init(struct rb_plugin_ctx *ctx, const struct rb_host_api *host)
 {
     api = host;
+    if (!RB_HOST_HAS(api, conf_free_v2)) {
+        api->log(ctx, RB_LOG_ERROR, "this rabtad is too old for the inbox plugin (no "
+                                    "conf_parse_v2 in the host API)");
+        return RB_ERR;
+    }
     if (parse(ctx, &conf) != RB_OK)
         return RB_EINVAL;
     if (RB_HOST_HAS(api, department_deliver) &&
@@ -221,15 +219,8 @@ static int inbox_reload(struct rb_plugin_ctx *ctx)
     struct inbox_conf next = {0};
     if (parse(ctx, &next) != RB_OK)
         return RB_EINVAL;
-    api->conf_free(inbox_fields, N_FIELDS, &conf);
     conf = next;
     return RB_OK;
-}
-
-static void inbox_stop(struct rb_plugin_ctx *ctx)
-{
-    (void)ctx;
-    api->conf_free(inbox_fields, N_FIELDS, &conf);
 }
 
 static const struct rb_plugin inbox = {
@@ -240,7 +231,6 @@ static const struct rb_plugin inbox = {
     .description = "cases are worked on in Rabta's own staff inbox",
     .init = inbox_init,
     .reload = inbox_reload,
-    .stop = inbox_stop,
 };
 
 RB_PLUGIN_DEFINE(inbox)

@@ -30,38 +30,58 @@ static const struct rb_sms_conf conf_defaults = {
 };
 struct rb_sms_conf rb_sms_conf;
 
-static const struct rb_conf_field conf_fields[] = {
-    {"secret", RB_CONF_STRING, offsetof(struct rb_sms_conf, secret), RB_CONF_REQUIRED, 0, 0},
-    {"sendsms_url", RB_CONF_STRING, offsetof(struct rb_sms_conf, sendsms_url), 0, 0, 0},
-    {"username", RB_CONF_STRING, offsetof(struct rb_sms_conf, username), 0, 0, 0},
-    {"password", RB_CONF_STRING, offsetof(struct rb_sms_conf, password), 0, 0, 0},
-    {"sender", RB_CONF_STRING, offsetof(struct rb_sms_conf, sender), 0, 0, 0},
-    {"dlr_base_url", RB_CONF_STRING, offsetof(struct rb_sms_conf, dlr_base), 0, 0, 0},
-    {"rate", RB_CONF_DOUBLE, offsetof(struct rb_sms_conf, rate), 0, 0, 0},
-    {"burst", RB_CONF_INT, offsetof(struct rb_sms_conf, burst), 0, 1, 10000},
-    {"timeout", RB_CONF_DURATION, offsetof(struct rb_sms_conf, timeout), 0, 0, 0},
-    {"max_text", RB_CONF_INT, offsetof(struct rb_sms_conf, max_text), 0, 160, 20000},
-    {"flood_max", RB_CONF_INT, offsetof(struct rb_sms_conf, flood_max), 0, 0, 1000000},
-    {"flood_window", RB_CONF_DURATION, offsetof(struct rb_sms_conf, flood_window), 0, 0, 0},
-};
-#define NFIELDS (sizeof(conf_fields) / sizeof(conf_fields[0]))
-
-static int conf_check(struct rb_plugin_ctx *ctx, const struct rb_sms_conf *c)
+/* Checks of single values (reported by the core at the value's file:line:col). */
+static const char *secret_ok(const void *v, const void *block, char *why, size_t n)
 {
-    if (!c->secret || strlen(c->secret) < 8) {
-        rb_sms_api->log(ctx, RB_LOG_ERROR, "plugin sms_kannel: secret must be at least 8 "
-                                           "characters");
-        return RB_EINVAL;
-    }
-    if (!(c->flood_window > 0 && c->flood_window <= 7 * 86400.0)) {
-        rb_sms_api->log(ctx, RB_LOG_ERROR, "plugin sms_kannel: flood_window must be more than "
-                                           "0s and at most 7d");
-        return RB_EINVAL;
-    }
-    if (!(c->rate > 0 && c->rate <= 10000) || !(c->timeout > 0 && c->timeout <= 300)) {
-        rb_sms_api->log(ctx, RB_LOG_ERROR, "plugin sms_kannel: rate must be more than 0 and "
-                                           "at most 10000 a second, timeout more than 0s and "
-                                           "at most 5m");
+    (void)block, (void)why, (void)n;
+    return strlen(*(char *const *)v) < 8 ? "the secret must be at least 8 characters" : NULL;
+}
+
+static const char *rate_ok(const void *v, const void *block, char *why, size_t n)
+{
+    (void)block, (void)why, (void)n;
+    double x = *(const double *)v;
+    return x > 0 && x <= 10000 ? NULL : "must be more than 0 and at most 10000 a second";
+}
+
+static const char *timeout_ok(const void *v, const void *block, char *why, size_t n)
+{
+    (void)block, (void)why, (void)n;
+    double x = *(const double *)v;
+    return x > 0 && x <= 300 ? NULL : "must be more than 0s and at most 5m";
+}
+
+static const char *flood_window_ok(const void *v, const void *block, char *why, size_t n)
+{
+    (void)block, (void)why, (void)n;
+    double x = *(const double *)v;
+    return x > 0 && x <= 7 * 86400.0 ? NULL : "must be more than 0s and at most 7d";
+}
+
+#define F(key, type, member, flags, min, max, check)                                          \
+    {key, type, offsetof(struct rb_sms_conf, member), flags, min, max, NULL, check}
+static const struct rb_conf_field_v2 conf_fields[] = {
+    F("secret", RB_CONF_STRING, secret, RB_CONF_REQUIRED, 0, 0, secret_ok),
+    F("sendsms_url", RB_CONF_STRING, sendsms_url, 0, 0, 0, NULL),
+    F("username", RB_CONF_STRING, username, 0, 0, 0, NULL),
+    F("password", RB_CONF_STRING, password, 0, 0, 0, NULL),
+    F("sender", RB_CONF_STRING, sender, 0, 0, 0, NULL),
+    F("dlr_base_url", RB_CONF_STRING, dlr_base, 0, 0, 0, NULL),
+    F("rate", RB_CONF_DOUBLE, rate, 0, 0, 0, rate_ok),
+    F("burst", RB_CONF_INT, burst, 0, 1, 10000, NULL),
+    F("timeout", RB_CONF_DURATION, timeout, 0, 0, 0, timeout_ok),
+    F("max_text", RB_CONF_INT, max_text, 0, 160, 20000, NULL),
+    F("flood_max", RB_CONF_INT, flood_max, 0, 0, 1000000, NULL),
+    F("flood_window", RB_CONF_DURATION, flood_window, 0, 0, 0, flood_window_ok),
+};
+#undef F
+
+/* The block over the defaults into out; every error reported with its file:line:col. */
+static int conf_load(struct rb_plugin_ctx *ctx, struct rb_sms_conf *out)
+{
+    *out = conf_defaults;
+    if (RB_CONF_PARSE_V2(rb_sms_api, ctx, NULL, conf_fields, out) != RB_OK) {
+        RB_CONF_FREE_V2(rb_sms_api, conf_fields, out);
         return RB_EINVAL;
     }
     return RB_OK;
@@ -70,22 +90,17 @@ static int conf_check(struct rb_plugin_ctx *ctx, const struct rb_sms_conf *c)
 static int sms_init(struct rb_plugin_ctx *ctx, const struct rb_host_api *host)
 {
     rb_sms_api = host;
-    if (!RB_HOST_HAS(host, db_query_prepared)) {
+    if (!RB_HOST_HAS(host, conf_free_v2)) {
         host->log(ctx, RB_LOG_ERROR, "this rabtad is too old for the sms_kannel plugin (no "
-                                     "job_pace or db_query_prepared in the host API)");
+                                     "job_pace, db_query_prepared or conf_parse_v2 in the host "
+                                     "API)");
         return RB_ERR;
     }
     if (sodium_init() < 0)
         return RB_ERR;
-    struct rb_sms_conf c = conf_defaults;
-    if (host->conf_parse(ctx, conf_fields, NFIELDS, &c) != RB_OK) {
-        host->conf_free(conf_fields, NFIELDS, &c);
+    struct rb_sms_conf c;
+    if (conf_load(ctx, &c) != RB_OK)
         return RB_EINVAL;
-    }
-    if (conf_check(ctx, &c) != RB_OK) {
-        host->conf_free(conf_fields, NFIELDS, &c);
-        return RB_EINVAL;
-    }
     rb_sms_conf = c;
     if (host->http_route(ctx, RB_HTTP_GET | RB_HTTP_POST, "/sms/kannel/mo", rb_sms_on_mo,
                          ctx) != RB_OK ||
@@ -100,23 +115,20 @@ static int sms_init(struct rb_plugin_ctx *ctx, const struct rb_host_api *host)
 static void sms_stop(struct rb_plugin_ctx *ctx)
 {
     (void)ctx;
-    rb_sms_api->conf_free(conf_fields, NFIELDS, &rb_sms_conf);
+    RB_CONF_FREE_V2(rb_sms_api, conf_fields, &rb_sms_conf);
 }
 
 /* After SIGHUP: a bad block keeps the old settings. */
 static int sms_reload(struct rb_plugin_ctx *ctx)
 {
-    struct rb_sms_conf c = conf_defaults;
-    if (rb_sms_api->conf_parse(ctx, conf_fields, NFIELDS, &c) != RB_OK ||
-        conf_check(ctx, &c) != RB_OK) {
-        rb_sms_api->conf_free(conf_fields, NFIELDS, &c);
+    struct rb_sms_conf c;
+    if (conf_load(ctx, &c) != RB_OK)
         return RB_EINVAL;
-    }
     if (rb_sms_api->job_pace(ctx, "message.send", c.rate, (int)c.burst) != RB_OK) {
-        rb_sms_api->conf_free(conf_fields, NFIELDS, &c);
+        RB_CONF_FREE_V2(rb_sms_api, conf_fields, &c);
         return RB_EINVAL;
     }
-    rb_sms_api->conf_free(conf_fields, NFIELDS, &rb_sms_conf);
+    RB_CONF_FREE_V2(rb_sms_api, conf_fields, &rb_sms_conf);
     rb_sms_conf = c;
     return RB_OK;
 }

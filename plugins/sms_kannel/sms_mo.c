@@ -9,12 +9,28 @@
  * ("sms_kannel", %I) and its origin (%I, sender, short code; kept in the case's "submitted"
  * event), so a retry gets the first case back; that is the SMS stored. Free text from a phone
  * whose case awaits its answer to an officer's question is added to that case by
- * case_comment with the same key (see free_text()), so a retry adds nothing, and then
- * recorded in sms_mo. Anything else is recorded in sms_mo (kannel_id unique) by ONE
- * statement that, only when that row is new, adds the reply (messages row + 'message.send'
- * job) and, for STOP/START, the citizen's opt-out. MOs ready together are recorded by one
- * statement (group commit; see record()). A retry of any kind thus yields one case and one
- * reply. 4xx answers are for input no retry can fix (Kannel logs them). */
+ * case_comment with the same key, so a retry adds nothing, and then recorded in sms_mo.
+ * Anything else is recorded in sms_mo (kannel_id unique) by ONE statement that, only when
+ * that row is new, adds the reply (messages row + 'message.send' job) and, for STOP/START,
+ * the citizen's opt-out. MOs ready together are recorded by one statement (group commit; see
+ * struct queue). A retry of any kind thus yields one case and one reply. 4xx answers are for
+ * input no retry can fix (Kannel logs them).
+ *
+ * One MO is a small state machine: its state is one enum (m->state), each state has one
+ * function (enter[]) that does its work, and the callback of that work names the next state
+ * with go(). Every MO ends in end() with Kannel's answer: 200 ok, 400 refused or 503 try
+ * again (written once, in answers[]).
+ *
+ *   CLASSIFY ─┬─ free text ──────────── TEXT ─┬─ (stored) ─────────────────────── end
+ *             │                               └─ (409/422) ─┐
+ *             ├─ free text naming a case ────────────── LOOK_UP ─┬─ COMPLAINT ─── end
+ *             │                                                  ├─ ATTACH ─┬─ INDEX ─ end
+ *             │                                                  │          └─ RECORD
+ *             │                                                  └─ RECORD
+ *             ├─ STATUS ─── STATUS_CASE ── RECORD ── end
+ *             ├─ 1 / 2 ──── RATING ── RATE ── RECORD
+ *             └─ HELP, STOP, START, past the flood limit ── RECORD
+ */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,9 +51,36 @@ static double api_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+enum mo_state {
+    MO_CLASSIFY,    /* what the text is: a command, free text, past the flood limit */
+    MO_TEXT,        /* free text naming no case: a complaint unless a case awaits the sender */
+    MO_LOOK_UP,     /* free text: a retry? the sender's citizen, the case it answers (batched) */
+    MO_COMPLAINT,   /* free text stored as a complaint after the look-up */
+    MO_ATTACH,      /* free text added to the case awaiting it, as the citizen's answer */
+    MO_STATUS,      /* STATUS: the sender's citizen */
+    MO_STATUS_CASE, /* STATUS: the case's status, told only to the citizen who filed it */
+    MO_RATING,      /* "1" / "2": the sender's case waiting for a rating */
+    MO_RATE,        /* ... rated */
+    MO_RECORD,      /* the sms_mo row and the reply (batched); Kannel's 200 after COMMIT */
+    MO_INDEX,       /* an answer added to its case, 200 already sent: its sms_mo row */
+};
+
+/* What Kannel is told at the end. */
+enum mo_answer { MO_OK, MO_REFUSED, MO_TRY_AGAIN };
+
+static const struct {
+    int status;
+    const char *body;
+} answers[] = {
+    [MO_OK] = {200, "ok\n"},
+    [MO_REFUSED] = {400, "refused\n"},
+    [MO_TRY_AGAIN] = {503, "try again\n"},
+};
+
 struct mo {
+    enum mo_state state;
     struct rb_plugin_ctx *ctx; /* borrowed */
-    struct rb_http_req *req;   /* borrowed until answered */
+    struct rb_http_req *req;   /* borrowed until answered; NULL after */
     char phone[24];            /* E.164 sender */
     char *to;                  /* owned; our short code as Kannel saw it, or NULL */
     char *kannel_id;           /* owned */
@@ -45,14 +88,12 @@ struct mo {
     size_t text_len;
     const char *lang;          /* static "ur"/"en" */
     enum rb_sms_cmd cmd;
-    char arg[48];              /* STATUS: what followed the keyword */
+    char arg[48];              /* STATUS: what followed the keyword; rating: "1" or "2" */
     char tracking[32];         /* canonical tracking number, when there is one */
     long long case_id;
     char *reply;               /* owned: the SMS we answer with; NULL: none */
     const char *template;      /* static */
-    long long citizen_id;      /* STATUS / rating: the sender's citizen row */
-    int answered;              /* the 200 went out already (an answer: see commented()) */
-    int direct;                /* free text stored without a look-up first (see free_text) */
+    long long citizen_id;      /* the sender's citizen row, once looked up (0: none known) */
     char named[48];            /* free text: the tracking number it starts with, as typed */
     size_t answer_off;         /* ... and where the answer after it begins (0: no number) */
 };
@@ -64,6 +105,32 @@ static void mo_free(struct mo *m)
     free(m->text);
     free(m->reply);
     free(m);
+}
+
+/* Answers Kannel now, once; the MO may go on (an answer's sms_mo row). */
+static void answer(struct mo *m, enum mo_answer a)
+{
+    if (!m->req)
+        return;
+    api->reply(m->req, answers[a].status, "text/plain", answers[a].body,
+               strlen(answers[a].body));
+    m->req = NULL;
+}
+
+/* The end of an MO: Kannel's answer (unless given already), and the MO freed. */
+static void end(struct mo *m, enum mo_answer a)
+{
+    answer(m, a);
+    mo_free(m);
+}
+
+static void (*const enter[MO_INDEX + 1])(struct mo *m);
+
+/* The one way an MO moves: into state s, whose function runs now. */
+static void go(struct mo *m, enum mo_state s)
+{
+    m->state = s;
+    enter[s](m);
 }
 
 static char *dup_n(const char *s, size_t n)
@@ -218,26 +285,28 @@ static void enqueue(struct queue *q, struct mo *m)
     flush(q, m->ctx);
 }
 
-/* The end of an MO: answered 200 once its sms_mo row (and reply) are committed. */
-static void answer(struct mo *m, const struct rb_db_result *res, int row, const char *err)
+/* ---- RECORD, INDEX --------------------------------------------------------------------- */
+
+/* The sms_mo row (and reply) committed, or not. */
+static void recorded(struct mo *m, const struct rb_db_result *res, int row, const char *err)
 {
     const char *f = res ? api->db_value(res, row, 1) : NULL;
     int fresh = f && f[0] == '1';
-    if (m->answered) { /* an answer's sms_mo row, written after its 200 */
+    if (m->state == MO_INDEX) { /* its 200 went out with the answer */
         if (err)
             api->log(m->ctx, RB_LOG_WARN, "SMS %s from %s (case %s): its sms_mo row was not "
                      "written: %s", m->kannel_id, m->phone, m->tracking, err);
+        end(m, MO_OK);
     } else if (err) {
         api->log(m->ctx, RB_LOG_WARN, "SMS %s from %s not recorded: %s", m->kannel_id,
                  m->phone, err);
-        api->reply(m->req, 503, "text/plain", "try again\n", 10);
+        end(m, MO_TRY_AGAIN);
     } else {
         api->log(m->ctx, RB_LOG_INFO, "SMS %s from %s: %s%s%s%s", m->kannel_id, m->phone,
                  rb_sms_cmd_name(m->cmd), m->tracking[0] ? " " : "", m->tracking,
                  fresh ? "" : " (a retry; nothing new)");
-        api->reply(m->req, 200, "text/plain", "ok\n", 3);
+        end(m, MO_OK);
     }
-    mo_free(m);
 }
 
 static json_t *mo_json(const struct mo *m, size_t i)
@@ -263,36 +332,29 @@ static json_t *mo_json(const struct mo *m, size_t i)
 }
 
 static struct queue recording = {.sql = record_sql, .inflight_max = 2, .row = mo_json,
-                                 .done = answer};
+                                 .done = recorded};
 
 static void record(struct mo *m)
 {
     enqueue(&recording, m);
 }
 
-/* ---- complaints ---------------------------------------------------------------------- */
-
-static void look_up(struct mo *m);
+/* ---- TEXT, COMPLAINT ------------------------------------------------------------------- */
 
 static void submitted(const struct rb_case_result *r, int status, const char *err, void *arg)
 {
     struct mo *m = arg;
-    if (!r && m->direct && (status == 409 || status == 422)) {
+    if (!r && m->state == MO_TEXT && (status == 409 || status == 422)) {
         /* A case of theirs awaits their answer (409), or this %I was stored before as
          * something else (422: an answer's retry): the look-up decides. */
-        m->direct = 0;
-        look_up(m);
+        go(m, MO_LOOK_UP);
         return;
     }
     if (!r) {
         api->log(m->ctx, RB_LOG_WARN, "SMS %s from %s: no case (%d %s)", m->kannel_id,
                  m->phone, status, err ? err : "");
         /* 4xx: the text itself was refused; a retry cannot help. Otherwise let Kannel retry. */
-        if (status >= 400 && status < 500)
-            api->reply(m->req, 400, "text/plain", "refused\n", 8);
-        else
-            api->reply(m->req, 503, "text/plain", "try again\n", 10);
-        mo_free(m);
+        end(m, status >= 400 && status < 500 ? MO_REFUSED : MO_TRY_AGAIN);
         return;
     }
     /* The case (its text, and in its "submitted" event the SMS's origin: %I, sender, short
@@ -301,8 +363,7 @@ static void submitted(const struct rb_case_result *r, int status, const char *er
      * table keeps the texts that did not become a case (view sms_received: all of them). */
     api->log(m->ctx, RB_LOG_INFO, "SMS %s from %s: complaint %s%s", m->kannel_id, m->phone,
              r->tracking_no, r->replayed ? " (a retry; nothing new)" : "");
-    api->reply(m->req, 200, "text/plain", "ok\n", 3);
-    mo_free(m);
+    end(m, MO_OK);
 }
 
 /* The idempotency hash of the MO (hex, 65 bytes): the same %I with another sender or text is
@@ -321,7 +382,9 @@ static void mo_hash(const struct mo *m, int reply, char hex[2 * crypto_hash_sha2
     sodium_bin2hex(hex, 2 * sizeof(h) + 1, h, sizeof(h));
 }
 
-static void submit(struct mo *m)
+/* The MO as a complaint; unless_awaiting: not stored (409) while a case of the sender awaits
+ * their answer (intake checks that in the statement that stores it). */
+static void submit(struct mo *m, int unless_awaiting)
 {
     char hex[2 * crypto_hash_sha256_BYTES + 1];
     mo_hash(m, 0, hex);
@@ -339,7 +402,7 @@ static void submit(struct mo *m)
         .idem_scope = "sms_kannel", .idem_key = m->kannel_id, .idem_hash = hex,
         .reply_template = "sms.received", .reply_channel = "sms", .reply_to = m->phone,
         .citizen_id = m->citizen_id, /* the sender's citizen when known: no look-up by phone */
-        .unless_awaiting = m->direct, .origin = origin,
+        .unless_awaiting = unless_awaiting, .origin = origin,
     };
     char why[256] = "";
     int rc = api->case_submit(m->ctx, &sub, submitted, m, why, sizeof(why));
@@ -347,22 +410,32 @@ static void submit(struct mo *m)
     if (rc == RB_EINVAL) {
         api->log(m->ctx, RB_LOG_WARN, "SMS %s from %s refused: %s", m->kannel_id, m->phone,
                  why);
-        api->reply(m->req, 400, "text/plain", "refused\n", 8);
-        mo_free(m);
+        end(m, MO_REFUSED);
     } else if (rc != RB_OK) {
-        api->reply(m->req, 503, "text/plain", "try again\n", 10);
-        mo_free(m);
+        end(m, MO_TRY_AGAIN);
     }
 }
 
-/* ---- free text: a new complaint, or the answer to an officer's question --------------- */
+/* Most free texts are new complaints: one that names no case is stored at once, and looked
+ * up only when that is refused (a case awaits the sender's answer, or a retry). */
+static void new_text(struct mo *m)
+{
+    submit(m, 1);
+}
+
+static void as_complaint(struct mo *m)
+{
+    submit(m, 0);
+}
+
+/* ---- LOOK_UP --------------------------------------------------------------------------- */
 
 /* What a free text is depends on the sender's cases (docs/sms.md, "Answering a question"):
  * whether this MO was stored before (sms_mo, or the idempotency key its case or answer was
  * committed with, and that key's hash), the sender's citizen, and the case awaiting their
  * answer: the one named (named: canonical; '' for a mistyped number, which matches none) or
- * else the most recently asked. A case awaits the answer of this phone when its status is
- * awaiting_citizen and the question went to this phone by SMS since it began waiting.
+ * else the most recently asked (SQL function rabta_sms_awaiting, migration 0037: the same
+ * test intake makes for unless_awaiting).
  * Looked up for all the free texts ready together by one statement (a queue, as recording).
  *   $1 a JSON array of {i, phone, kannel_id, named (or null)}
  * Answers per input: i, seen, the key's case, the key's hash, the citizen, the case the text
@@ -381,85 +454,17 @@ static const char free_sql[] =
     "   WHERE k.scope = 'sms_kannel' AND k.key = n.kannel_id LIMIT 1) k ON true"
     " LEFT JOIN LATERAL (SELECT ci.id FROM citizens ci WHERE ci.phone = n.phone LIMIT 1) ci"
     "   ON true"
-    " LEFT JOIN LATERAL ("
-    "  SELECT c.id, c.tracking_no FROM cases c"
-    "  WHERE c.citizen_id = ci.id AND c.status = 'awaiting_citizen'"
-    "    AND EXISTS (SELECT 1 FROM messages q WHERE q.case_id = c.id AND q.channel = 'sms'"
-    "                AND q.to_address = n.phone AND q.created_at >= c.paused_at)"
-    "  ORDER BY c.tracking_no = n.named DESC NULLS LAST, c.paused_at DESC, c.id DESC"
+    " LEFT JOIN LATERAL (SELECT a.id, a.tracking_no FROM rabta_sms_awaiting(n.phone) a"
+    "  ORDER BY a.tracking_no = n.named DESC NULLS LAST, a.paused_at DESC, a.id DESC"
     "  LIMIT 1) w ON true"
     " ORDER BY n.i";
 
-static void busy(struct mo *m)
-{
-    api->reply(m->req, 503, "text/plain", "try again\n", 10);
-    mo_free(m);
-}
-
-static void commented(const struct rb_db_result *res, const char *err, void *arg)
-{
-    struct mo *m = arg;
-    if (err) { /* nothing was committed: Kannel retries */
-        api->log(m->ctx, RB_LOG_WARN, "SMS %s from %s: answer to %s not stored: %s",
-                 m->kannel_id, m->phone, m->tracking, err);
-        busy(m);
-        return;
-    }
-    /* The confirmation, if any, was committed with the answer: never send it again. */
-    free(m->reply);
-    m->reply = NULL;
-    if (api->db_ntuples(res) != 1) { /* cannot happen: the look-up saw the case was theirs */
-        api->log(m->ctx, RB_LOG_ERROR, "SMS %s from %s: case %s is not this citizen's; the "
-                 "text becomes a complaint", m->kannel_id, m->phone, m->tracking);
-        m->cmd = RB_SMS_COMPLAINT;
-        m->tracking[0] = '\0';
-        m->template = NULL;
-        submit(m);
-        return;
-    }
-    const char *replayed = api->db_value(res, 0, 4);
-    m->case_id = atoll(api->db_value(res, 0, 3));
-    if (replayed && replayed[0] == 't') {
-        /* Another try of this MO committed its answer first: index it, answer 200. */
-        record(m);
-        return;
-    }
-    /* The answer, its key (%I) and the confirmation are committed: Kannel can have its 200.
-     * Its sms_mo row follows. */
-    api->log(m->ctx, RB_LOG_INFO, "SMS %s from %s: reply %s (%s -> %s)", m->kannel_id,
-             m->phone, m->tracking, api->db_value(res, 0, 0), api->db_value(res, 0, 1));
-    api->reply(m->req, 200, "text/plain", "ok\n", 3);
-    m->req = NULL;
-    m->answered = 1;
-    record(m);
-}
-
-/* Adds the text (after the number it named, if any) to case `tracking` as the citizen's
- * answer, with the confirmation, in one statement (host API case_comment). */
-static void attach(struct mo *m, long long citizen, const char *tracking)
-{
-    char hex[2 * crypto_hash_sha256_BYTES + 1];
-    mo_hash(m, 1, hex);
-    m->cmd = RB_SMS_REPLY;
-    snprintf(m->tracking, sizeof(m->tracking), "%s", tracking);
-    reply_tracking(m, "sms.replied", m->tracking); /* none if it does not render (logged) */
-    const struct rb_case_comment c = {
-        .size = sizeof(c), .tracking = m->tracking, .citizen_id = citizen,
-        .text = m->text + m->answer_off, .channel = "sms",
-        .idem_scope = "sms_kannel", .idem_key = m->kannel_id, .idem_hash = hex,
-        .reply_body = m->reply, .reply_template = m->reply ? m->template : NULL,
-        .reply_language = m->lang, .reply_channel = "sms", .reply_to = m->phone,
-    };
-    if (api->case_comment(m->ctx, &c, commented, m) != RB_OK)
-        busy(m);
-}
-
-static void free_found(struct mo *m, const struct rb_db_result *res, int row, const char *err)
+static void looked_up(struct mo *m, const struct rb_db_result *res, int row, const char *err)
 {
     if (err) {
         api->log(m->ctx, RB_LOG_WARN, "SMS %s from %s not looked up: %s", m->kannel_id,
                  m->phone, err);
-        busy(m);
+        end(m, MO_TRY_AGAIN);
         return;
     }
     const char *seen = api->db_value(res, row, 1), *key_case = api->db_value(res, row, 2);
@@ -468,8 +473,7 @@ static void free_found(struct mo *m, const struct rb_db_result *res, int row, co
     if (seen && seen[0] == 't') {
         api->log(m->ctx, RB_LOG_INFO, "SMS %s from %s: a retry; nothing new", m->kannel_id,
                  m->phone);
-        api->reply(m->req, 200, "text/plain", "ok\n", 3);
-        mo_free(m);
+        end(m, MO_OK);
         return;
     }
     if (key_case) { /* an earlier try was committed, its sms_mo row not (yet) */
@@ -478,26 +482,27 @@ static void free_found(struct mo *m, const struct rb_db_result *res, int row, co
         if (key_hash && strcmp(key_hash, hex) == 0) {
             m->cmd = RB_SMS_REPLY;
             m->case_id = atoll(key_case);
-            record(m); /* no second confirmation: it was committed with the answer */
+            go(m, MO_RECORD); /* no second confirmation: it was committed with the answer */
         } else {
-            submit(m); /* the complaint's replay (or 400 for another text with this %I) */
+            go(m, MO_COMPLAINT); /* the complaint's replay (or 400 for another text, same %I) */
         }
         return;
     }
+    m->citizen_id = citizen ? atoll(citizen) : 0;
     if (citizen && target) {
-        attach(m, atoll(citizen), target);
+        snprintf(m->tracking, sizeof(m->tracking), "%s", target);
+        go(m, MO_ATTACH);
         return;
     }
-    m->citizen_id = citizen ? atoll(citizen) : 0;
     if (m->answer_off && awaits && awaits[0] == 't') {
         /* It names a case that is not one of theirs awaiting an answer (mistyped, someone
          * else's, or not waiting): the same answer whatever the reason, the text kept. */
         m->cmd = RB_SMS_REPLY;
         reply_tracking(m, "sms.reply_not_found", m->named);
-        record(m);
+        go(m, MO_RECORD);
         return;
     }
-    submit(m);
+    go(m, MO_COMPLAINT);
 }
 
 static json_t *free_json(const struct mo *m, size_t i)
@@ -511,61 +516,114 @@ static json_t *free_json(const struct mo *m, size_t i)
 }
 
 static struct queue looking_up = {.sql = free_sql, .inflight_max = 4, .row = free_json,
-                                  .done = free_found};
+                                  .done = looked_up};
 
 static void look_up(struct mo *m)
 {
     enqueue(&looking_up, m);
 }
 
-/* Most free texts are new complaints: one that names no case is stored at once, as a
- * complaint unless a case of the sender awaits their answer (intake checks that in the
- * statement that stores it: unless_awaiting), and only then, or for a retry, looked up. One
- * that starts with a tracking number is looked up first. */
-static void free_text(struct mo *m)
+/* ---- ATTACH ---------------------------------------------------------------------------- */
+
+static void attached(const struct rb_db_result *res, const char *err, void *arg)
 {
-    m->answer_off = rb_sms_reply_prefix(m->text, m->text_len, m->named, sizeof(m->named));
-    if (m->answer_off == 0) {
-        m->direct = 1;
-        submit(m);
+    struct mo *m = arg;
+    if (err) { /* nothing was committed: Kannel retries */
+        api->log(m->ctx, RB_LOG_WARN, "SMS %s from %s: answer to %s not stored: %s",
+                 m->kannel_id, m->phone, m->tracking, err);
+        end(m, MO_TRY_AGAIN);
         return;
     }
-    look_up(m);
+    /* The confirmation, if any, was committed with the answer: never send it again. */
+    free(m->reply);
+    m->reply = NULL;
+    if (api->db_ntuples(res) != 1) { /* cannot happen: the look-up saw the case was theirs */
+        api->log(m->ctx, RB_LOG_ERROR, "SMS %s from %s: case %s is not this citizen's; the "
+                 "text becomes a complaint", m->kannel_id, m->phone, m->tracking);
+        m->cmd = RB_SMS_COMPLAINT;
+        m->tracking[0] = '\0';
+        m->template = NULL;
+        go(m, MO_COMPLAINT);
+        return;
+    }
+    const char *replayed = api->db_value(res, 0, 4);
+    m->case_id = atoll(api->db_value(res, 0, 3));
+    if (replayed && replayed[0] == 't') {
+        /* Another try of this MO committed its answer first: index it, answer 200. */
+        go(m, MO_RECORD);
+        return;
+    }
+    /* The answer, its key (%I) and the confirmation are committed: Kannel can have its 200.
+     * Its sms_mo row follows. */
+    api->log(m->ctx, RB_LOG_INFO, "SMS %s from %s: reply %s (%s -> %s)", m->kannel_id,
+             m->phone, m->tracking, api->db_value(res, 0, 0), api->db_value(res, 0, 1));
+    answer(m, MO_OK);
+    go(m, MO_INDEX);
 }
 
-/* ---- STATUS -------------------------------------------------------------------------- */
+/* Adds the text (after the number it named, if any) to case m->tracking as the answer of
+ * citizen m->citizen_id, with the confirmation, in one statement (host API case_comment). */
+static void attach(struct mo *m)
+{
+    char hex[2 * crypto_hash_sha256_BYTES + 1];
+    mo_hash(m, 1, hex);
+    m->cmd = RB_SMS_REPLY;
+    reply_tracking(m, "sms.replied", m->tracking); /* none if it does not render (logged) */
+    const struct rb_case_comment c = {
+        .size = sizeof(c), .tracking = m->tracking, .citizen_id = m->citizen_id,
+        .text = m->text + m->answer_off, .channel = "sms",
+        .idem_scope = "sms_kannel", .idem_key = m->kannel_id, .idem_hash = hex,
+        .reply_body = m->reply, .reply_template = m->reply ? m->template : NULL,
+        .reply_language = m->lang, .reply_channel = "sms", .reply_to = m->phone,
+    };
+    if (api->case_comment(m->ctx, &c, attached, m) != RB_OK)
+        end(m, MO_TRY_AGAIN);
+}
 
-static void status_found(const struct rb_case_status_info *st, const char *err, void *arg);
+/* ---- STATUS, STATUS_CASE --------------------------------------------------------------- */
 
-/* The sender's citizen id, to check the case is theirs. */
 static void sender_found(const struct rb_db_result *res, const char *err, void *arg)
 {
     struct mo *m = arg;
     if (err) {
-        api->reply(m->req, 503, "text/plain", "try again\n", 10);
-        mo_free(m);
+        end(m, MO_TRY_AGAIN);
         return;
     }
     const char *id = api->db_ntuples(res) == 1 ? api->db_value(res, 0, 0) : NULL;
-    m->case_id = id ? -atoll(id) : 0; /* parked here (negated) until the status arrives */
-    if (api->case_status(m->ctx, m->tracking, status_found, m) != RB_OK) {
-        api->reply(m->req, 503, "text/plain", "try again\n", 10);
-        mo_free(m);
+    m->citizen_id = id ? atoll(id) : 0;
+    go(m, MO_STATUS_CASE);
+}
+
+/* The case the sender asks about: first their citizen id, to check the case is theirs. */
+static void status(struct mo *m)
+{
+    const char *why = NULL;
+    if (!m->arg[0] || api->tracking_parse(m->arg, m->tracking, sizeof(m->tracking), &why) !=
+                          RB_OK) {
+        snprintf(m->tracking, sizeof(m->tracking), "%.31s", m->arg[0] ? m->arg : "-");
+        if (m->arg[0])
+            reply_tracking(m, "sms.not_found", m->tracking);
+        else
+            reply_with(m, "sms.help", NULL);
+        m->tracking[0] = '\0';
+        go(m, MO_RECORD);
+        return;
     }
+    const char *params[1] = {m->phone};
+    if (api->db_query_prepared(m->ctx, "SELECT id FROM citizens WHERE phone = $1", 1, params,
+                               sender_found, m) != RB_OK)
+        end(m, MO_TRY_AGAIN);
 }
 
 static void status_found(const struct rb_case_status_info *st, const char *err, void *arg)
 {
     struct mo *m = arg;
-    long long citizen = -m->case_id;
-    m->case_id = 0;
     if (!st && err) {
-        api->reply(m->req, 503, "text/plain", "try again\n", 10);
-        mo_free(m);
+        end(m, MO_TRY_AGAIN);
         return;
     }
     /* Only the citizen who filed it learns anything; for everyone else it does not exist. */
-    if (st && citizen > 0 && st->citizen_id == citizen) {
+    if (st && m->citizen_id > 0 && st->citizen_id == m->citizen_id) {
         char name[64], why[200];
         snprintf(name, sizeof(name), "status.%.40s", st->status);
         char *words = api->template_render(m->ctx, name, m->lang, NULL, why, sizeof(why));
@@ -579,32 +637,16 @@ static void status_found(const struct rb_case_status_info *st, const char *err, 
     } else {
         reply_tracking(m, "sms.not_found", m->tracking);
     }
-    record(m);
+    go(m, MO_RECORD);
 }
 
-static void status(struct mo *m)
+static void status_case(struct mo *m)
 {
-    const char *why = NULL;
-    if (!m->arg[0] || api->tracking_parse(m->arg, m->tracking, sizeof(m->tracking), &why) !=
-                          RB_OK) {
-        snprintf(m->tracking, sizeof(m->tracking), "%.31s", m->arg[0] ? m->arg : "-");
-        if (m->arg[0])
-            reply_tracking(m, "sms.not_found", m->tracking);
-        else
-            reply_with(m, "sms.help", NULL);
-        m->tracking[0] = '\0';
-        record(m);
-        return;
-    }
-    const char *params[1] = {m->phone};
-    if (api->db_query_prepared(m->ctx, "SELECT id FROM citizens WHERE phone = $1", 1, params,
-                      sender_found, m) != RB_OK) {
-        api->reply(m->req, 503, "text/plain", "try again\n", 10);
-        mo_free(m);
-    }
+    if (api->case_status(m->ctx, m->tracking, status_found, m) != RB_OK)
+        end(m, MO_TRY_AGAIN);
 }
 
-/* ---- "1" / "2": the answer to a resolve notice's request to rate ---------------------- */
+/* ---- RATING, RATE: "1" / "2", the answer to a resolve notice's request to rate --------- */
 
 /* The sender's case waiting for a rating (resolved or answered, and its notice asked), the
  * newest first, and whether this MO was stored before (a retry: nothing more to do).
@@ -620,12 +662,45 @@ static const char pending_sql[] =
     "                AND n.template IN ('notice.resolve', 'notice.answer'))"
     "  ORDER BY c.updated_at DESC, c.id DESC LIMIT 1) p ON true";
 
+static void pending_found(const struct rb_db_result *res, const char *err, void *arg)
+{
+    struct mo *m = arg;
+    if (err || api->db_ntuples(res) != 1) {
+        end(m, MO_TRY_AGAIN);
+        return;
+    }
+    const char *seen = api->db_value(res, 0, 0), *id = api->db_value(res, 0, 1);
+    if (seen && seen[0] == 't') {
+        api->log(m->ctx, RB_LOG_INFO, "SMS %s from %s: rating (a retry; nothing new)",
+                 m->kannel_id, m->phone);
+        end(m, MO_OK);
+        return;
+    }
+    if (!id) { /* nothing to rate: say how the service works */
+        reply_with(m, "sms.help", NULL);
+        go(m, MO_RECORD);
+        return;
+    }
+    m->case_id = atoll(id);
+    snprintf(m->tracking, sizeof(m->tracking), "%s", api->db_value(res, 0, 2));
+    m->citizen_id = atoll(api->db_value(res, 0, 3));
+    const char *lang = api->db_value(res, 0, 4);
+    m->lang = lang && strcmp(lang, "en") == 0 ? "en" : "ur";
+    go(m, MO_RATE);
+}
+
+static void rating(struct mo *m)
+{
+    const char *params[2] = {m->phone, m->kannel_id};
+    if (api->db_query_prepared(m->ctx, pending_sql, 2, params, pending_found, m) != RB_OK)
+        end(m, MO_TRY_AGAIN);
+}
+
 static void rated(const struct rb_db_result *res, const char *err, void *arg)
 {
     struct mo *m = arg;
     if (err) {
-        api->reply(m->req, 503, "text/plain", "try again\n", 10);
-        mo_free(m);
+        end(m, MO_TRY_AGAIN);
         return;
     }
     const char *to = api->db_ntuples(res) == 1 ? api->db_value(res, 0, 2) : NULL;
@@ -634,52 +709,68 @@ static void rated(const struct rb_db_result *res, const char *err, void *arg)
     else
         reply_tracking(m, strcmp(to, "reopened") == 0 ? "sms.reopened" : "sms.rated",
                        m->tracking);
-    record(m);
+    go(m, MO_RECORD);
 }
 
-static void pending_found(const struct rb_db_result *res, const char *err, void *arg)
+static void rate(struct mo *m)
 {
-    struct mo *m = arg;
-    if (err || api->db_ntuples(res) != 1) {
-        api->reply(m->req, 503, "text/plain", "try again\n", 10);
-        mo_free(m);
-        return;
-    }
-    const char *seen = api->db_value(res, 0, 0), *id = api->db_value(res, 0, 1);
-    if (seen && seen[0] == 't') {
-        api->log(m->ctx, RB_LOG_INFO, "SMS %s from %s: rating (a retry; nothing new)",
-                 m->kannel_id, m->phone);
-        api->reply(m->req, 200, "text/plain", "ok\n", 3);
-        mo_free(m);
-        return;
-    }
-    if (!id) { /* nothing to rate: say how the service works */
-        reply_with(m, "sms.help", NULL);
-        record(m);
-        return;
-    }
-    m->case_id = atoll(id);
-    snprintf(m->tracking, sizeof(m->tracking), "%s", api->db_value(res, 0, 2));
-    m->citizen_id = atoll(api->db_value(res, 0, 3));
-    const char *lang = api->db_value(res, 0, 4);
-    m->lang = lang && strcmp(lang, "en") == 0 ? "en" : "ur";
     int satisfied = m->arg[0] == '1';
     /* The app's scale is 1-5: "1 satisfied" records 5, "2 unsatisfied" records 1. */
     if (api->case_rate(m->ctx, m->tracking, m->citizen_id, satisfied ? 5 : 1, satisfied, NULL,
-                       rated, m) != RB_OK) {
-        api->reply(m->req, 503, "text/plain", "try again\n", 10);
-        mo_free(m);
-    }
+                       rated, m) != RB_OK)
+        end(m, MO_TRY_AGAIN);
 }
 
-static void rating(struct mo *m)
+/* ---- CLASSIFY -------------------------------------------------------------------------- */
+
+static void classify(struct mo *m)
 {
-    const char *params[2] = {m->phone, m->kannel_id};
-    if (api->db_query_prepared(m->ctx, pending_sql, 2, params, pending_found, m) != RB_OK) {
-        api->reply(m->req, 503, "text/plain", "try again\n", 10);
-        mo_free(m);
+    m->cmd = rb_sms_command(m->text, m->text_len, m->arg, sizeof(m->arg), &m->lang);
+    /* The flood limit: past it, texts are stored but make no case (STOP/START always work). */
+    if (m->cmd != RB_SMS_STOP && m->cmd != RB_SMS_START) {
+        enum rb_sms_flood f = rb_sms_flood_check(m->phone, api_now(), rb_sms_conf.flood_max,
+                                                 rb_sms_conf.flood_window);
+        if (f != RB_SMS_FLOOD_OK) {
+            m->cmd = RB_SMS_FLOOD;
+            if (f == RB_SMS_FLOOD_REPLY)
+                reply_with(m, "sms.flood", NULL);
+            go(m, MO_RECORD);
+            return;
+        }
     }
+    switch (m->cmd) {
+    case RB_SMS_COMPLAINT: /* one that starts with a tracking number is looked up first */
+        m->answer_off = rb_sms_reply_prefix(m->text, m->text_len, m->named, sizeof(m->named));
+        go(m, m->answer_off ? MO_LOOK_UP : MO_TEXT);
+        return;
+    case RB_SMS_STATUS:
+        go(m, MO_STATUS);
+        return;
+    case RB_SMS_RATING:
+        go(m, MO_RATING);
+        return;
+    case RB_SMS_HELP:
+        reply_with(m, "sms.help", NULL);
+        break;
+    case RB_SMS_STOP:
+        reply_with(m, "sms.stop", NULL);
+        break;
+    case RB_SMS_START:
+        reply_with(m, "sms.start", NULL);
+        break;
+    case RB_SMS_FLOOD:
+    case RB_SMS_REPLY: /* decided later, never by the text alone */
+        break;
+    }
+    go(m, MO_RECORD);
 }
+
+static void (*const enter[MO_INDEX + 1])(struct mo *m) = {
+    [MO_CLASSIFY] = classify,       [MO_TEXT] = new_text,  [MO_LOOK_UP] = look_up,
+    [MO_COMPLAINT] = as_complaint,  [MO_ATTACH] = attach,  [MO_STATUS] = status,
+    [MO_STATUS_CASE] = status_case, [MO_RATING] = rating,  [MO_RATE] = rate,
+    [MO_RECORD] = record,           [MO_INDEX] = record,
+};
 
 /* ---- the endpoint -------------------------------------------------------------------- */
 
@@ -744,41 +835,5 @@ void rb_sms_on_mo(struct rb_http_req *req, void *arg)
     m->kannel_id = dup_n(id, strlen(id));
     m->text = dup_n(text, len);
     m->text_len = len;
-    m->cmd = rb_sms_command(m->text, len, m->arg, sizeof(m->arg), &m->lang);
-    /* The flood limit: past it, texts are stored but make no case (STOP/START always work). */
-    if (m->cmd != RB_SMS_STOP && m->cmd != RB_SMS_START) {
-        enum rb_sms_flood f = rb_sms_flood_check(m->phone, api_now(), rb_sms_conf.flood_max,
-                                                 rb_sms_conf.flood_window);
-        if (f != RB_SMS_FLOOD_OK) {
-            m->cmd = RB_SMS_FLOOD;
-            if (f == RB_SMS_FLOOD_REPLY)
-                reply_with(m, "sms.flood", NULL);
-            record(m);
-            return;
-        }
-    }
-    switch (m->cmd) {
-    case RB_SMS_COMPLAINT:
-        free_text(m);
-        return;
-    case RB_SMS_STATUS:
-        status(m);
-        return;
-    case RB_SMS_RATING:
-        rating(m);
-        return;
-    case RB_SMS_HELP:
-        reply_with(m, "sms.help", NULL);
-        break;
-    case RB_SMS_STOP:
-        reply_with(m, "sms.stop", NULL);
-        break;
-    case RB_SMS_START:
-        reply_with(m, "sms.start", NULL);
-        break;
-    case RB_SMS_FLOOD:
-    case RB_SMS_REPLY: /* decided by free_text() */
-        break;
-    }
-    record(m);
+    go(m, MO_CLASSIFY);
 }

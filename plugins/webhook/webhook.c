@@ -31,12 +31,22 @@ struct webhook_conf {
     size_t max_callback_body; /* bytes */
 };
 
-static const struct rb_conf_field webhook_fields[] = {
-    {"timeout", RB_CONF_DURATION, offsetof(struct webhook_conf, timeout), 0, 0, 0},
-    {"max_attempts", RB_CONF_INT, offsetof(struct webhook_conf, max_attempts), 0, 1, 100},
-    {"callback_window", RB_CONF_DURATION, offsetof(struct webhook_conf, window), 0, 0, 0},
+/* Checks of single values, reported by the core at the value's file:line:col. */
+static const char *window_ok(const void *v, const void *block, char *why, size_t n)
+{
+    (void)block, (void)why, (void)n;
+    double x = *(const double *)v;
+    return x >= 1 && x <= 3600 ? NULL : "must be from 1s to 1h";
+}
+
+static const struct rb_conf_field_v2 webhook_fields[] = {
+    {"timeout", RB_CONF_DURATION, offsetof(struct webhook_conf, timeout), 0, 0, 0, NULL, NULL},
+    {"max_attempts", RB_CONF_INT, offsetof(struct webhook_conf, max_attempts), 0, 1, 100, NULL,
+     NULL},
+    {"callback_window", RB_CONF_DURATION, offsetof(struct webhook_conf, window), 0, 0, 0, NULL,
+     window_ok},
     {"max_callback_body", RB_CONF_SIZE, offsetof(struct webhook_conf, max_callback_body), 0,
-     256, 1048576},
+     256, 1048576, NULL, NULL},
 };
 
 /* One department's settings (the "config:" block of its file). */
@@ -44,10 +54,44 @@ struct dept_in {
     char *url, *secret, *secret_env;
 };
 
-static const struct rb_conf_field dept_fields[] = {
-    {"url", RB_CONF_STRING, offsetof(struct dept_in, url), RB_CONF_REQUIRED, 0, 0},
-    {"secret", RB_CONF_STRING, offsetof(struct dept_in, secret), 0, 0, 0},
-    {"secret_env", RB_CONF_STRING, offsetof(struct dept_in, secret_env), 0, 0, 0},
+static const char *url_ok(const void *v, const void *block, char *why, size_t n)
+{
+    (void)block;
+    const char *url = *(char *const *)v;
+    if (strncmp(url, "http://", 7) == 0 && strlen(url) >= 8)
+        return NULL;
+    snprintf(why, n, "\"%.200s\" must be an http:// address of the department's system", url);
+    return why;
+}
+
+static const char *secret_ok(const void *v, const void *block, char *why, size_t n)
+{
+    (void)block;
+    if (strlen(*(char *const *)v) >= SECRET_MIN)
+        return NULL;
+    snprintf(why, n, "the signing secret is shorter than %d bytes; use a long random string "
+                     "(e.g. openssl rand -hex 32)", SECRET_MIN);
+    return why;
+}
+
+/* After secret in the table: sees whether that was given too. */
+static const char *secret_env_ok(const void *v, const void *block, char *why, size_t n)
+{
+    const char *name = *(char *const *)v, *secret;
+    if (((const struct dept_in *)block)->secret)
+        return "give the signing secret as secret_env or as secret, exactly one of them";
+    if (!(secret = getenv(name))) {
+        snprintf(why, n, "names %.100s, but that environment variable is not set", name);
+        return why;
+    }
+    return secret_ok(&secret, block, why, n);
+}
+
+static const struct rb_conf_field_v2 dept_fields[] = {
+    {"url", RB_CONF_STRING, offsetof(struct dept_in, url), RB_CONF_REQUIRED, 0, 0, NULL, url_ok},
+    {"secret", RB_CONF_STRING, offsetof(struct dept_in, secret), 0, 0, 0, NULL, secret_ok},
+    {"secret_env", RB_CONF_STRING, offsetof(struct dept_in, secret_env), 0, 0, 0, NULL,
+     secret_env_ok},
 };
 
 struct dept {
@@ -90,58 +134,36 @@ static char *dup_str(const char *s)
     return d;
 }
 
-/* Reads one department's block into d. RB_OK, or RB_EINVAL after logging why. */
+/* Reads one department's block into d. RB_OK, or RB_EINVAL after reporting why. */
 static int dept_parse(struct rb_plugin_ctx *ctx, const char *id, struct dept *d)
 {
     struct dept_in in = {0};
-    if (api->department_conf_parse(ctx, id, dept_fields, N_FIELDS(dept_fields), &in) != RB_OK) {
-        api->conf_free(dept_fields, N_FIELDS(dept_fields), &in); /* what did parse */
-        return RB_EINVAL;
-    }
-    const char *secret = in.secret;
-    int rc = RB_EINVAL;
-    if (strncmp(in.url, "http://", 7) != 0 || strlen(in.url) < 8) {
-        api->log(ctx, RB_LOG_ERROR,
-                 "department %s: url \"%s\" must be an http:// address of the department's "
-                 "system",
-                 id, in.url);
-    } else if (!in.secret == !in.secret_env) {
+    int rc = RB_CONF_PARSE_V2(api, ctx, id, dept_fields, &in) == RB_OK ? RB_OK : RB_EINVAL;
+    if (rc == RB_OK && !in.secret && !in.secret_env) {
         api->log(ctx, RB_LOG_ERROR,
                  "department %s: give the signing secret as secret_env (the name of an "
                  "environment variable that holds it) or as secret, exactly one of them",
                  id);
-    } else if (in.secret_env && !(secret = getenv(in.secret_env))) {
-        api->log(ctx, RB_LOG_ERROR,
-                 "department %s: secret_env names %s, but that environment variable is not set",
-                 id, in.secret_env);
-    } else if (strlen(secret) < SECRET_MIN) {
-        api->log(ctx, RB_LOG_ERROR,
-                 "department %s: the signing secret is shorter than %d bytes; use a long "
-                 "random string (e.g. openssl rand -hex 32)",
-                 id, SECRET_MIN);
-    } else {
+        rc = RB_EINVAL;
+    } else if (rc == RB_OK) {
         d->id = dup_str(id);
         d->url = dup_str(in.url);
-        d->secret = dup_str(secret);
+        d->secret = dup_str(in.secret ? in.secret : getenv(in.secret_env));
         rc = d->id && d->url && d->secret ? RB_OK : RB_ERR;
     }
     if (in.secret)
         sodium_memzero(in.secret, strlen(in.secret));
-    api->conf_free(dept_fields, N_FIELDS(dept_fields), &in);
+    RB_CONF_FREE_V2(api, dept_fields, &in);
     return rc;
 }
 
-/* Everything from the configuration, or RB_EINVAL with every error logged. */
+/* Everything from the configuration, or RB_EINVAL with every error reported. */
 static int state_load(struct rb_plugin_ctx *ctx, struct state *out)
 {
     struct state s = {
         .conf = {.timeout = 10, .max_attempts = 12, .window = 300, .max_callback_body = 65536},
     };
-    int rc = api->conf_parse(ctx, webhook_fields, N_FIELDS(webhook_fields), &s.conf);
-    if (rc == RB_OK && (s.conf.window < 1 || s.conf.window > 3600)) {
-        api->log(ctx, RB_LOG_ERROR, "callback_window must be from 1s to 1h");
-        rc = RB_EINVAL;
-    }
+    int rc = RB_CONF_PARSE_V2(api, ctx, NULL, webhook_fields, &s.conf);
     const char *id;
     for (size_t i = 0; (id = api->department_id(ctx, i)) != NULL; i++) {
         struct dept d = {0};
@@ -564,7 +586,7 @@ static int webhook_init(struct rb_plugin_ctx *ctx, const struct rb_host_api *hos
 {
     api = host;
     self = ctx;
-    if (!RB_HOST_HAS(api, case_event)) {
+    if (!RB_HOST_HAS(api, conf_free_v2)) {
         api->log(ctx, RB_LOG_ERROR, "this rabtad is too old for the webhook plugin");
         return RB_EINVAL;
     }

@@ -106,6 +106,65 @@ class CliTest(rbtest.TestCase):
             self.assertIn(ln, errs, "the error for %s (line %d) is missing; stderr:\n%s"
                           % (key, ln, r.stderr))
 
+    def test_check_stops_on_a_bad_plugin_value_with_file_line_col(self):
+        cfg = self.broken_base()
+        plugins = {p["name"]: p for p in cfg["plugins"]}
+        plugins["inbox"]["config"] = {"notify_duty_officer": True, "duty_language": "fr"}
+        cfg["plugins"].append({"name": "sms_kannel",
+                               "config": {"secret": "long-enough-secret", "rate": 0,
+                                          "flood_window": "8d"}})
+        plugins["webhook"]["config"] = {"callback_window": "2h"}
+        path, text = self.write_config(cfg)
+        r = rbtest.run_rabtad(["--check", "-c", path])
+        self.assertEqual(r.returncode, 2, r)
+        self.assertNotIn("configuration OK", r.stdout)
+        errs = self.positioned_errors(r.stderr, path)
+        want = {'"duty_language"': "expected one of en, ur, got \"fr\"",
+                '"rate"': "more than 0",
+                '"flood_window"': "at most 7d",
+                '"callback_window"': "from 1s to 1h"}
+        for key, words in want.items():
+            ln = line_of(text, key)
+            self.assertIn(ln, errs, "no path:%d:col error for %s in stderr:\n%s"
+                          % (ln, key, r.stderr))
+            self.assertTrue(any(key in m and words in m for m in errs[ln]),
+                            "the message for %s does not say %r: %r" % (key, words, errs[ln]))
+
+    def test_check_accepts_good_plugin_values(self):
+        cfg = self.broken_base()
+        for p in cfg["plugins"]:
+            if p["name"] == "inbox":
+                p["config"] = {"duty_language": "ur"}
+        cfg["plugins"].append({"name": "sms_kannel",
+                               "config": {"secret": "long-enough-secret", "rate": 5}})
+        path, _ = self.write_config(cfg)
+        r = rbtest.run_rabtad(["--check", "-c", path])
+        self.assertEqual(r.returncode, 0, r)
+        self.assertIn("configuration OK", r.stdout)
+
+    def test_check_reports_a_plugin_built_with_the_first_field_table_at_file_line_col(self):
+        # good.so parses its block with struct rb_conf_field and conf_parse (ABI 1's table)
+        cfg = self.broken_base()
+        good = os.path.join(rbtest.TEST_PLUGIN_DIR, "good.so")
+        cfg["plugins"].append({"name": "good", "path": good, "config": {"answer": 500}})
+        path, text = self.write_config(cfg)
+        r = rbtest.run_rabtad(["--check", "-c", path])
+        self.assertEqual(r.returncode, 2, r)
+        errs = self.positioned_errors(r.stderr, path)
+        ln = line_of(text, '"answer"')
+        self.assertIn(ln, errs, "no path:%d:col error for answer:\n%s" % (ln, r.stderr))
+        self.assertTrue(any("out of range" in m for m in errs[ln]), errs[ln])
+
+    def test_check_names_a_plugin_whose_init_fails_with_its_sentence(self):
+        cfg = self.broken_base()
+        bad = os.path.join(rbtest.TEST_PLUGIN_DIR, "init_fails.so")
+        cfg["plugins"].append({"name": "init_fails", "path": bad})
+        path, _ = self.write_config(cfg)
+        r = rbtest.run_rabtad(["--check", "-c", path])
+        self.assertEqual(r.returncode, 2, r)
+        self.assertNotIn("configuration OK", r.stdout)
+        self.assertIn("plugin init_fails: init_fails: refusing to start, as designed", r.stderr)
+
 
 if __name__ == "__main__":
     rbtest.main()

@@ -21,6 +21,7 @@ import hmac
 import http.server
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -509,18 +510,25 @@ class WebhookTest(SignIn, rbtest.TestCase):
         }
         want = {"no url": "url", "https url": "http://", "unset env": "RB_TEST_NOT_SET_ANYWHERE",
                 "short secret": "shorter than 16", "both secrets": "exactly one"}
+        # the node each error is placed at: the key's value (the block for a missing key)
+        at = {"no url": "secret:", "https url": "url:", "unset env": "secret_env:",
+              "short secret": "secret:", "both secrets": "secret_env:"}
         for i, (what, block) in enumerate(bad.items()):
             rd = self.rabtad(pg=self.pgs, name="bad%d" % i)
-            rd.config["departments"] = departments(os.path.join(self.tmp, "deps%d" % i),
-                                                   health=block)
+            deps = os.path.join(self.tmp, "deps%d" % i)
+            rd.config["departments"] = departments(deps, health=block)
+            with open(os.path.join(deps, "health.yaml")) as f:
+                lines = f.read().splitlines()
+            line = 1 + next(n for n, ln in enumerate(lines) if ln.strip().startswith(at[what]))
             rd.start(wait=False)
             code = rd.wait(30)
             self.assertNotEqual(code, 0, "%s: rabtad started anyway" % what)
             log = rd.log_text()
-            self.assertTrue([ln for ln in log.splitlines() if "department health" in ln
+            pos = re.compile(r"health\.yaml:%d:\d+: " % line)
+            self.assertTrue([ln for ln in log.splitlines() if pos.search(ln)
                              and want[what] in ln],
-                            "%s: the log must name the department and what is wrong:\n%s"
-                            % (what, log))
+                            "%s: the log must place the error at health.yaml:%d and say what "
+                            "is wrong:\n%s" % (what, line, log))
 
     def test_reload_changes_the_secret_for_deliveries_and_callbacks(self):
         # its own database and server: this one's deliveries must not meet the class's

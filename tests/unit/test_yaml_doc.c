@@ -825,6 +825,168 @@ static void errors_at_a_node_without_line_names_the_file(void **state)
     assert_null(e.msgs);
 }
 
+/* ---- version 2 of the field table: enum values and check hooks ---------------------------- */
+
+struct sample2 {
+    char *url;
+    int lang; /* index in langs */
+    double window;
+    char *secret;
+};
+
+static const char *const langs[] = {"en", "ur", NULL};
+static int checks_called;
+
+static const char *window_ok(const void *v, const void *block, char *why, size_t n)
+{
+    (void)block;
+    checks_called++;
+    double x = *(const double *)v;
+    if (x >= 1 && x <= 3600)
+        return NULL;
+    snprintf(why, n, "must be from 1s to 1h, not %gs", x);
+    return why;
+}
+
+/* Sees the url parsed before it. */
+static const char *secret_ok(const void *v, const void *block, char *why, size_t n)
+{
+    (void)why, (void)n;
+    checks_called++;
+    const struct sample2 *s = block;
+    assert_non_null(s->url);
+    return strlen(*(char *const *)v) < 8 ? "shorter than 8 bytes" : NULL;
+}
+
+static const struct rb_conf_field_v2 sample2_fields[] = {
+    {"url", RB_CONF_STRING, offsetof(struct sample2, url), RB_CONF_REQUIRED, 0, 0, NULL, NULL},
+    {"lang", RB_CONF_ENUM, offsetof(struct sample2, lang), 0, 0, 0, langs, NULL},
+    {"window", RB_CONF_DURATION, offsetof(struct sample2, window), 0, 0, 0, NULL, window_ok},
+    {"secret", RB_CONF_STRING, offsetof(struct sample2, secret), 0, 0, 0, NULL, secret_ok},
+};
+#define NFIELDS2 (sizeof(sample2_fields) / sizeof(*sample2_fields))
+
+static int conf_parse2_text(const char *text, struct sample2 *out, struct rb_errors *e)
+{
+    struct rb_doc *doc = parse(text, e);
+    assert_non_null(doc);
+    int rc = rb_conf_parse_v2(doc->root, "plugin inbox", sample2_fields, NFIELDS2,
+                              sizeof(*sample2_fields), NULL, out, e);
+    rb_doc_free(doc);
+    return rc;
+}
+
+static void conf_parse_v2_enum_stores_the_index_of_an_allowed_value(void **state)
+{
+    (void)state;
+    struct sample2 s = {0};
+    struct rb_errors e;
+    assert_int_equal(conf_parse2_text("url: x\nlang: ur\n", &s, &e), RB_OK);
+    assert_int_equal(s.lang, 1);
+    assert_int_equal(e.n, 0);
+    rb_conf_free_v2(sample2_fields, NFIELDS2, sizeof(*sample2_fields), &s);
+    assert_null(s.url);
+    assert_int_equal(s.lang, 1); /* not a string: left alone */
+    rb_errors_free(&e);
+}
+
+static void conf_parse_v2_enum_refusal_names_the_allowed_values_at_the_node(void **state)
+{
+    (void)state;
+    struct sample2 s = {.lang = 0};
+    struct rb_errors e;
+    assert_int_equal(conf_parse2_text("url: x\nlang: fr\n", &s, &e), RB_EINVAL);
+    assert_int_equal(e.n, 1);
+    assert_msg(&e, 0, "t.yaml:2:7: key \"lang\": expected one of en, ur, got \"fr\"");
+    assert_int_equal(s.lang, 0); /* the default stays */
+    rb_errors_free(&e);
+    rb_conf_free_v2(sample2_fields, NFIELDS2, sizeof(*sample2_fields), &s);
+    /* Exact text only, and never a list. */
+    assert_int_equal(conf_parse2_text("url: x\nlang: EN\n", &s, &e), RB_EINVAL);
+    assert_msg(&e, 0, "t.yaml:2:7: key \"lang\": expected one of en, ur, got \"EN\"");
+    rb_errors_free(&e);
+    rb_conf_free_v2(sample2_fields, NFIELDS2, sizeof(*sample2_fields), &s);
+    assert_int_equal(conf_parse2_text("url: x\nlang: [en]\n", &s, &e), RB_EINVAL);
+    assert_msg(&e, 0, "t.yaml:2:7: key \"lang\": expected one of en, ur, got a list");
+    rb_errors_free(&e);
+    rb_conf_free_v2(sample2_fields, NFIELDS2, sizeof(*sample2_fields), &s);
+}
+
+static void conf_parse_v2_check_hook_sentence_is_placed_at_the_value(void **state)
+{
+    (void)state;
+    struct sample2 s = {0};
+    struct rb_errors e;
+    checks_called = 0;
+    assert_int_equal(conf_parse2_text("url: http://x/\nwindow: 2h\nsecret: short\n", &s, &e),
+                     RB_EINVAL);
+    assert_int_equal(checks_called, 2);
+    assert_int_equal(e.n, 2);
+    assert_msg(&e, 0, "t.yaml:2:9: key \"window\": must be from 1s to 1h, not 7200s");
+    assert_msg(&e, 1, "t.yaml:3:9: key \"secret\": shorter than 8 bytes");
+    rb_errors_free(&e);
+    rb_conf_free_v2(sample2_fields, NFIELDS2, sizeof(*sample2_fields), &s);
+    /* Good values pass; an absent key is not checked. */
+    checks_called = 0;
+    assert_int_equal(conf_parse2_text("url: x\nwindow: 5m\n", &s, &e), RB_OK);
+    assert_int_equal(checks_called, 1);
+    assert_true(s.window == 300);
+    rb_errors_free(&e);
+    rb_conf_free_v2(sample2_fields, NFIELDS2, sizeof(*sample2_fields), &s);
+    /* A value of the wrong type is reported once, without calling the check. */
+    checks_called = 0;
+    assert_int_equal(conf_parse2_text("url: x\nwindow: soon\n", &s, &e), RB_EINVAL);
+    assert_int_equal(checks_called, 0);
+    assert_int_equal(e.n, 1);
+    rb_errors_free(&e);
+    rb_conf_free_v2(sample2_fields, NFIELDS2, sizeof(*sample2_fields), &s);
+}
+
+/* A plugin built with a longer element (members added after this core) is read by prefix;
+ * a v1 table through the v2 entry reads as one without values or checks. */
+struct field_v3 {
+    struct rb_conf_field_v2 v2;
+    const char *future;
+};
+
+static void conf_parse_v2_reads_elements_of_the_size_the_plugin_was_built_with(void **state)
+{
+    (void)state;
+    static const struct field_v3 v3[] = {
+        {{"lang", RB_CONF_ENUM, offsetof(struct sample2, lang), 0, 0, 0, langs, NULL}, "x"},
+        {{"window", RB_CONF_DURATION, offsetof(struct sample2, window), 0, 0, 0, NULL,
+          window_ok},
+         "y"},
+    };
+    struct sample2 s = {0};
+    struct rb_errors e;
+    struct rb_doc *doc = parse("lang: ur\nwindow: 0s\n", &e);
+    assert_int_equal(rb_conf_parse_v2(doc->root, "p", &v3[0].v2, 2, sizeof(v3[0]), NULL, &s, &e),
+                     RB_EINVAL);
+    assert_int_equal(s.lang, 1);
+    assert_int_equal(e.n, 1);
+    assert_msg(&e, 0, "t.yaml:2:9: key \"window\": must be from 1s to 1h, not 0s");
+    rb_errors_free(&e);
+    /* v1 elements: no values, so an ENUM is refused with a sentence (never a crash). */
+    static const struct rb_conf_field v1[] = {
+        {"lang", RB_CONF_ENUM, offsetof(struct sample2, lang), 0, 0, 0},
+    };
+    rb_errors_init(&e);
+    assert_int_equal(rb_conf_parse_v2(doc->root, "p", (const void *)v1, 1, sizeof(v1[0]),
+                                      (const char *const[]){"window", NULL}, &s, &e),
+                     RB_EINVAL);
+    assert_msg(&e, 0, "t.yaml:1:7: key \"lang\": the plugin lists no allowed values for it");
+    rb_errors_free(&e);
+    /* An element smaller than struct rb_conf_field cannot be a field table. */
+    rb_errors_init(&e);
+    assert_int_equal(rb_conf_parse_v2(doc->root, "plugin p", &v3[0].v2, 2, 8, NULL, &s, &e),
+                     RB_EINVAL);
+    assert_int_equal(e.n, 1);
+    assert_non_null(strstr(e.msgs[0], "plugin p: the plugin's field table has elements of 8"));
+    rb_errors_free(&e);
+    rb_doc_free(doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -866,6 +1028,10 @@ int main(void)
         cmocka_unit_test(conf_parse_refuses_a_non_map),
         cmocka_unit_test(conf_parse_with_no_fields_refuses_any_key),
         cmocka_unit_test(errors_at_a_node_without_line_names_the_file),
+        cmocka_unit_test(conf_parse_v2_enum_stores_the_index_of_an_allowed_value),
+        cmocka_unit_test(conf_parse_v2_enum_refusal_names_the_allowed_values_at_the_node),
+        cmocka_unit_test(conf_parse_v2_check_hook_sentence_is_placed_at_the_value),
+        cmocka_unit_test(conf_parse_v2_reads_elements_of_the_size_the_plugin_was_built_with),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -97,6 +97,8 @@ enum rb_conf_type {
     RB_CONF_DURATION = 4, /* double seconds: "90s", "5m", "2h", "3d", "250ms" or a number */
     RB_CONF_SIZE = 5,     /* size_t bytes: "64KiB", "2MiB", "1GiB" or a number */
     RB_CONF_DOUBLE = 6,   /* double */
+    RB_CONF_ENUM = 7,     /* int: the index in the field's values of the value given
+                             (struct rb_conf_field_v2 only) */
 };
 
 #define RB_CONF_REQUIRED 0x1u
@@ -108,6 +110,30 @@ struct rb_conf_field {
     unsigned flags;
     long long min; /* for INT and SIZE: inclusive bounds when min < max */
     long long max;
+};
+
+/* A plugin's own test of one value (struct rb_conf_field_v2): value points at the member just
+ * stored (char ** for STRING, double * for DURATION, ...), block at the whole struct (the
+ * members of the fields listed before this one are filled). Returns NULL when the value is
+ * acceptable, else one sentence (a static string, or written into why) that the core reports
+ * at the value's file:line:column after the key: 'key "rate": must be more than 0'. */
+typedef const char *(*rb_conf_check_fn)(const void *value, const void *block, char *why,
+                                        size_t whylen);
+
+/* A field of conf_parse_v2's table: the members of struct rb_conf_field, then what the value
+ * must be. struct rb_conf_field itself never changes (plugins built against it keep working
+ * with conf_parse); conf_parse_v2 is told the size of one element, so this struct may grow
+ * at its end and the core reads only what the plugin was built with. */
+struct rb_conf_field_v2 {
+    const char *key;
+    enum rb_conf_type type;
+    size_t offset; /* offsetof(your struct, member) */
+    unsigned flags;
+    long long min; /* for INT and SIZE: inclusive bounds when min < max */
+    long long max;
+    /* ENUM: the allowed values, NULL-terminated; an error names them all. */
+    const char *const *values;
+    rb_conf_check_fn check; /* or NULL */
 };
 
 typedef void (*rb_plugin_http_fn)(struct rb_http_req *req, void *arg);
@@ -490,11 +516,33 @@ struct rb_host_api {
     int (*db_query_prepared)(struct rb_plugin_ctx *ctx, const char *sql, int nparams,
                              const char *const *params, rb_plugin_db_fn fn, void *arg);
 
+    /* ---- appended after db_query_prepared; check RB_HOST_HAS(api, conf_free_v2) ---- */
+
+    /* As conf_parse (department NULL) or department_conf_parse (that department's "config:"
+     * block), with a table of struct rb_conf_field_v2 whose one element is field_size bytes
+     * (RB_CONF_PARSE_V2 passes it): ENUM values and check hooks are reported, like every
+     * other error, at the node's file:line:column. At `rabtad --check` the errors are part of
+     * the check's list. RB_OK, RB_EINVAL (errors reported), RB_ENOTFOUND (no such department
+     * uses this plugin). Strings stored in out are freed with conf_free_v2. */
+    int (*conf_parse_v2)(struct rb_plugin_ctx *ctx, const char *department,
+                         const struct rb_conf_field_v2 *fields, size_t nfields,
+                         size_t field_size, void *out);
+    void (*conf_free_v2)(const struct rb_conf_field_v2 *fields, size_t nfields,
+                         size_t field_size, void *out);
+
     /* New entries go here, at the end, never above. */
 };
 
 #define RB_HOST_HAS(api, member)                                                              \
     ((api)->size >= offsetof(struct rb_host_api, member) + sizeof((api)->member))
+
+/* conf_parse_v2 / conf_free_v2 on a static array of struct rb_conf_field_v2. */
+#define RB_CONF_PARSE_V2(api, ctx, department, fields, out)                                   \
+    (api)->conf_parse_v2((ctx), (department), (fields), sizeof(fields) / sizeof((fields)[0]), \
+                         sizeof((fields)[0]), (out))
+#define RB_CONF_FREE_V2(api, fields, out)                                                     \
+    (api)->conf_free_v2((fields), sizeof(fields) / sizeof((fields)[0]), sizeof((fields)[0]), \
+                        (out))
 
 struct rb_plugin {
     uint32_t magic; /* RB_PLUGIN_MAGIC */
