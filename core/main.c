@@ -196,9 +196,13 @@ int main(int argc, char **argv)
                       listen);
     if (check && srv->cfg) {
         struct rb_plugins *ps = rb_plugins_load(srv->cfg, &errs);
-        rb_plugins_free(ps);
         /* Compiles the Lua rules and runs their self-tests, as a reload would. */
-        rb_script_free(rb_script_load(srv->cfg->lua_dir, srv->cfg, &errs));
+        srv->rules = rb_script_load(srv->cfg->lua_dir, srv->cfg, &errs);
+        if (srv->rules)
+            rb_plugins_check(ps, srv, &errs);
+        rb_plugins_free(ps);
+        rb_script_free(srv->rules);
+        srv->rules = NULL;
         if (srv->cfg->sla_file)
             rb_sla_free(rb_sla_load(srv->cfg->sla_file, srv->cfg, &errs));
     }

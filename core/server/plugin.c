@@ -115,7 +115,7 @@ const struct rb_plugin *rb_plugin_open(const char *path, void **handle, struct r
                  "plugin against this version of rabta",
                  d->abi, RB_PLUGIN_ABI);
         why = buf;
-    } else if (d->size != sizeof(struct rb_plugin)) {
+    } else if (d->size != sizeof(struct rb_plugin) && d->size != RB_PLUGIN_SIZE_V1) {
         snprintf(buf, sizeof(buf),
                  "its descriptor is %zu bytes but plugin ABI %u defines it as %zu bytes: it was "
                  "built against a different rabta/plugin.h; rebuild it",
@@ -263,6 +263,22 @@ int rb_plugins_init(struct rb_plugins *ps, struct rb_server *srv)
         c->inited = 1;
     }
     return RB_OK;
+}
+
+int rb_plugins_check(struct rb_plugins *ps, struct rb_server *srv, struct rb_errors *errs)
+{
+    for (size_t i = 0; ps && i < ps->n; i++) {
+        struct rb_plugin_ctx *c = &ps->v[i];
+        if (c->desc->size < sizeof(struct rb_plugin) || !c->desc->check)
+            continue;
+        c->srv = srv;
+        if (c->desc->check(c, rb_host_api_get()) != RB_OK)
+            rb_errors_add(errs, "plugin %s: its configuration or Lua is refused (the lines "
+                                "above say why)",
+                          c->desc->name);
+        c->srv = NULL;
+    }
+    return errs->n ? RB_EINVAL : RB_OK;
 }
 
 int rb_plugins_start(struct rb_plugins *ps)
@@ -931,6 +947,21 @@ static int host_case_comment(struct rb_plugin_ctx *ctx, const struct rb_case_com
     return rc;
 }
 
+static void *host_event_base(struct rb_plugin_ctx *ctx)
+{
+    return ctx->srv ? ctx->srv->base : NULL;
+}
+
+static char *host_lua_data(struct rb_plugin_ctx *ctx, const char *name, char *why,
+                           size_t whylen)
+{
+    if (!name) {
+        snprintf(why, whylen, "no module name");
+        return NULL;
+    }
+    return rb_script_module_json(ctx->srv ? ctx->srv->rules : NULL, name, why, whylen);
+}
+
 static const struct rb_host_api host_api = {
     .size = sizeof(struct rb_host_api),
     .abi = RB_PLUGIN_ABI,
@@ -979,6 +1010,8 @@ static const struct rb_host_api host_api = {
     .department_wants = host_department_wants,
     .job_pace = host_job_pace,
     .db_query_prepared = host_db_query_prepared,
+    .event_base = host_event_base,
+    .lua_data = host_lua_data,
 };
 
 const struct rb_host_api *rb_host_api_get(void)

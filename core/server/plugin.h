@@ -20,6 +20,9 @@ struct rb_plugins *rb_plugins_load(const struct rb_config *cfg, struct rb_errors
 const struct rb_plugin *rb_plugin_open(const char *path, void **handle, struct rb_errors *errs);
 
 int rb_plugins_init(struct rb_plugins *ps, struct rb_server *srv);   /* calls every init() */
+/* --check: calls every plugin's check() (srv->cfg and srv->rules as they would run); adds one
+ * error per plugin that refuses. RB_OK or RB_EINVAL. */
+int rb_plugins_check(struct rb_plugins *ps, struct rb_server *srv, struct rb_errors *errs);
 int rb_plugins_start(struct rb_plugins *ps);                          /* calls every start() */
 void rb_plugins_reload(struct rb_plugins *ps, const struct rb_config *cfg);
 void rb_plugins_stop(struct rb_plugins *ps);                          /* calls every stop() */
