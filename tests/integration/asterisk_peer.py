@@ -253,3 +253,193 @@ class AgiCall:
         return self
 
 
+
+
+_REASONS = {"busy": (5, 17, "User busy"), "no_answer": (3, 19, "User alerting, no answer"),
+            "congestion": (8, 34, "Circuit/channel congestion"),
+            "failed": (0, 0, "Unknown")}
+
+
+class AmiServer:
+    def __init__(self, agi_port, username="rabta", secret="ami-secret", port=None):
+        self.agi_port = agi_port
+        self.username, self.secret = username, secret
+        self.port = port or rbtest.free_port()
+        self.refuse_logins = False
+        self.lock = threading.Condition()
+        self.behaviour = {}          # phone -> [what each dial does]
+        self.keys = {}               # phone -> keys of the answered call
+        self.originates = []         # (action_id, phone, monotonic time)
+        self.calls = []              # AgiCall of every answered call
+        self.active = 0
+        self.max_active = 0
+        self.logins = 0
+        self.ring_delay = 0.05       # seconds before a dial's outcome
+        self.conns = []
+        self.lis = None
+        self.seq = 0
+
+    # ---- set-up -----------------------------------------------------------------------------
+    def behave(self, phone, outcomes, keys=()):
+        with self.lock:
+            self.behaviour[phone] = list(outcomes)
+            self.keys[phone] = list(keys)
+
+    def start(self):
+        self.lis = socket.socket()
+        self.lis.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lis.bind(("127.0.0.1", self.port))
+        self.lis.listen(16)
+        threading.Thread(target=self._accept, daemon=True).start()
+        return self
+
+    def stop(self):
+        if self.lis:
+            self.lis.close()
+        self.drop()
+
+    def drop(self):
+        """Closes every manager connection, as a restarted Asterisk or a cut network would."""
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+                c.close()
+            except OSError:
+                pass
+
+    def wait(self, pred, timeout=30.0, what="the AMI peer's condition"):
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while not pred():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("timed out waiting for " + what)
+                self.lock.wait(min(left, 0.2))
+
+    # ---- the manager protocol ---------------------------------------------------------------
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.lis.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.conns.append(c)
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _send(self, c, fields):
+        text = "".join("%s: %s\r\n" % kv for kv in fields) + "\r\n"
+        try:
+            with self.lock:
+                c.sendall(text.encode())
+        except OSError:
+            pass
+
+    def _serve(self, c):
+        try:
+            c.sendall(BANNER.encode())
+        except OSError:
+            return
+        f = c.makefile("rb")
+        msg, authed = {}, False
+        for raw in f:
+            line = raw.decode().rstrip("\r\n")
+            if line:
+                k, _, v = line.partition(":")
+                msg[k.strip().lower()] = v.strip()
+                continue
+            if not msg:
+                continue
+            action, aid = msg.get("action", "").lower(), msg.get("actionid")
+            head = [("Response", "Success")] + ([("ActionID", aid)] if aid else [])
+            if action == "login":
+                ok = (not self.refuse_logins and msg.get("username") == self.username
+                      and msg.get("secret") == self.secret)
+                if not ok:
+                    self._send(c, [("Response", "Error")] + head[1:] +
+                               [("Message", "Authentication failed")])
+                    c.close()
+                    return
+                with self.lock:
+                    self.logins += 1
+                    self.lock.notify_all()
+                authed = True
+                self._send(c, head + [("Message", "Authentication accepted")])
+                self._send(c, [("Event", "FullyBooted"), ("Privilege", "system,all"),
+                               ("Status", "Fully Booted")])
+            elif not authed:
+                self._send(c, [("Response", "Error")] + head[1:] +
+                           [("Message", "Permission denied")])
+            elif action == "originate":
+                self._originate(c, msg, head)
+            else:
+                self._send(c, [("Response", "Error")] + head[1:] +
+                           [("Message", "Invalid/unknown command")])
+            msg = {}
+
+    def _originate(self, c, msg, head):
+        if msg.get("async", "").lower() not in ("true", "yes", "1"):
+            self._send(c, [("Response", "Error")] + head[1:] +
+                       [("Message", "rabta's peer only takes Async originates")])
+            return
+        chan = msg.get("channel", "")
+        phone = chan.split("/", 1)[-1].split("@", 1)[0]
+        var = dict(v.split("=", 1) for v in msg.get("variable", "").split(",") if "=" in v)
+        with self.lock:
+            self.originates.append((msg.get("actionid"), phone, time.monotonic()))
+            plan = self.behaviour.get(phone) or ["no_answer"]
+            what = plan.pop(0) if len(plan) > 1 else plan[0]
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+            self.seq += 1
+            uid = "1733100000.%d" % self.seq
+            self.lock.notify_all()
+        self._send(c, head + [("Message", "Originate successfully queued")])
+        threading.Thread(target=self._dial, args=(msg, phone, var, what, uid), daemon=True).start()
+
+    def _event(self, fields):
+        with self.lock:
+            conns = list(self.conns)
+        for c in conns:
+            self._send(c, fields)
+
+    def _dial(self, msg, phone, var, what, uid):
+        aid, chan = msg.get("actionid"), msg.get("channel", "")
+        time.sleep(self.ring_delay)
+        self._event([("Event", "Newchannel"), ("Privilege", "call,all"), ("Channel", chan + "-0001"),
+                     ("ChannelState", "5"), ("ChannelStateDesc", "Ringing"),
+                     ("Uniqueid", uid), ("Exten", msg.get("exten", "s"))])
+        common = [("Channel", chan), ("Context", msg.get("context", "")),
+                  ("Exten", msg.get("exten", "s"))]
+        if what in _REASONS:
+            reason, cause, txt = _REASONS[what]
+            self._end()
+            self._event([("Event", "OriginateResponse"), ("Privilege", "call,all"),
+                         ("ActionID", aid), ("Response", "Failure")] + common +
+                        [("Reason", str(reason)), ("Uniqueid", "<null>"),
+                         ("CallerIDNum", "<unknown>"), ("CallerIDName", "<unknown>")])
+            self._event([("Event", "Hangup"), ("Privilege", "call,all"), ("Channel", chan + "-0001"),
+                         ("Uniqueid", uid), ("Cause", str(cause)), ("Cause-txt", txt)])
+        else:
+            self._event([("Event", "OriginateResponse"), ("Privilege", "call,all"),
+                         ("ActionID", aid), ("Response", "Success")] + common +
+                        [("Reason", "4"), ("Uniqueid", uid), ("CallerIDNum", phone),
+                         ("CallerIDName", "<unknown>")])
+            amd = {"AMDSTATUS": "MACHINE"} if what == "machine" else {"AMDSTATUS": "HUMAN"}
+            with self.lock:
+                keys = list(self.keys.get(phone, []))
+            call = AgiCall(self.agi_port, "call", callerid=phone, keys=keys, uniqueid=uid,
+                           args=[var.get("RABTA_ATTEMPT", "")], variables=amd)
+            with self.lock:
+                self.calls.append(call)
+            call.run(timeout=60)
+            self._end()  # the dialplan's Hangup() after the AGI: the channel is gone
+            self._event([("Event", "Hangup"), ("Privilege", "call,all"), ("Channel", chan + "-0001"),
+                         ("Uniqueid", uid), ("Cause", "16"), ("Cause-txt", "Normal Clearing")])
+
+    def _end(self):
+        with self.lock:
+            self.active -= 1
+            self.lock.notify_all()
