@@ -2,11 +2,14 @@
 #include "ivr_agi.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -30,6 +33,7 @@ struct rb_agi_conn {
     int closed;              /* the owner closed it during on_read */
     size_t n_env;
     char *env[AGI_HEADERS_MAX]; /* owned: "agi_x\0value" */
+    double replied_at;       /* monotonic: a reply was handed to the owner; 0: none */
     rb_agi_reply_fn fn;      /* pending command */
     void *fn_arg;
     rb_agi_gone_fn gone;
@@ -37,8 +41,13 @@ struct rb_agi_conn {
     struct rb_agi_conn *prev, *next;
 };
 
+/* Time from reading a reply to writing the next command (the plugin's own share of a caller's
+ * wait), in power-of-two microsecond buckets; logged at stop (bench_ivr.sh reads it). */
+#define AGI_LAT_BUCKETS 24
+
 struct rb_agi {
     struct evconnlistener *lis; /* owned */
+    unsigned long long lat[AGI_LAT_BUCKETS];
     rb_agi_session_fn on_session;
     rb_ivr_log_fn log;
     void *arg;
@@ -48,6 +57,38 @@ struct rb_agi {
 };
 
 #define say(a, level, ...) rb_ivr_logf((a)->log, (a)->arg, (level), __VA_ARGS__)
+
+static double mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void lat_add(struct rb_agi *a, double seconds)
+{
+    unsigned long long us = (unsigned long long)(seconds * 1e6);
+    size_t b = 0;
+    while (us > 1 && b + 1 < AGI_LAT_BUCKETS) {
+        us >>= 1;
+        b++;
+    }
+    a->lat[b]++;
+}
+
+/* The bucket's upper bound in microseconds below which share of the samples fall. */
+static unsigned long long lat_quantile(const struct rb_agi *a, double share)
+{
+    unsigned long long n = 0, seen = 0;
+    for (size_t b = 0; b < AGI_LAT_BUCKETS; b++)
+        n += a->lat[b];
+    for (size_t b = 0; b < AGI_LAT_BUCKETS; b++) {
+        seen += a->lat[b];
+        if (n && seen >= share * (double)n)
+            return 2ull << b;
+    }
+    return 0;
+}
 
 static void conn_free(struct rb_agi_conn *c)
 {
@@ -157,6 +198,7 @@ static int reply_line(struct rb_agi_conn *c, const char *line)
         return 0;
     }
     c->fn = NULL;
+    c->replied_at = mono();
     fn(c, &r, c->fn_arg);
     return 1;
 }
@@ -223,6 +265,8 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct soc
         evutil_closesocket(fd);
         return;
     }
+    int one = 1; /* one short line each way per step: never wait to coalesce */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->bev = bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (!c->bev) {
         evutil_closesocket(fd);
@@ -290,6 +334,12 @@ void rb_agi_free(struct rb_agi *a)
 {
     if (!a)
         return;
+    unsigned long long n = 0;
+    for (size_t b = 0; b < AGI_LAT_BUCKETS; b++)
+        n += a->lat[b];
+    say(a, RB_LOG_INFO, "FastAGI: %llu replies answered by a next command; reply to next "
+                        "command within %llu us (p50), %llu us (p99), %llu us (p99.9)",
+        n, lat_quantile(a, 0.5), lat_quantile(a, 0.99), lat_quantile(a, 0.999));
     evconnlistener_free(a->lis);
     while (a->conns)
         conn_free(a->conns);
@@ -318,6 +368,10 @@ int rb_agi_cmd(struct rb_agi_conn *c, rb_agi_reply_fn fn, void *arg, const char 
     if (n < 0 || (size_t)n >= sizeof(line) - 1 || strpbrk(line, "\r\n"))
         return RB_EINVAL;
     line[n] = '\n';
+    if (c->replied_at > 0) {
+        lat_add(c->agi, mono() - c->replied_at);
+        c->replied_at = 0;
+    }
     c->fn = fn;
     c->fn_arg = arg;
     if (bufferevent_write(c->bev, line, (size_t)n + 1) != 0) {
