@@ -222,10 +222,14 @@ static void check_more(struct rb_server *srv, struct rb_errors *errs)
 {
     const struct rb_config *cfg = srv->cfg;
     struct rb_plugins *ps = rb_plugins_load(cfg, errs);
-    if (ps)
+    /* The Lua rules compile and pass their self-tests, as a reload would; plugins may check
+     * their own Lua (the IVR menus) against them. */
+    srv->rules = rb_script_load(cfg->lua_dir, cfg, errs);
+    if (ps && srv->rules)
         rb_plugins_check(ps, srv, errs); /* each plugin's own configuration */
     rb_plugins_free(ps);
-    rb_script_free(rb_script_load(cfg->lua_dir, cfg, errs));
+    rb_script_free(srv->rules);
+    srv->rules = NULL;
     if (cfg->sla_file)
         rb_sla_free(rb_sla_load(cfg->sla_file, cfg, errs));
 }

@@ -479,8 +479,11 @@ static struct sub *validate(struct rb_intake *in, const struct rb_case_in *c, ch
             photo_type = "image/png";
         else if (c->photo_len > sizeof(jpeg) && memcmp(b, jpeg, sizeof(jpeg)) == 0)
             photo_type = "image/jpeg";
+        else if (c->photo_len > 12 && memcmp(b, "RIFF", 4) == 0 && memcmp(b + 8, "WAVE", 4) == 0)
+            photo_type = "audio/wav"; /* a recording from the phone (IVR) */
         if (!photo_type || (c->photo_type && strcmp(c->photo_type, photo_type) != 0)) {
-            fail(why, whylen, "field \"photo\": expected a JPEG or PNG image (its content "
+            fail(why, whylen, "field \"photo\": expected a JPEG or PNG image or a WAV "
+                              "recording (its content "
                               "does not match%s%s)", c->photo_type ? " " : "",
                  c->photo_type ? c->photo_type : "");
             return NULL;

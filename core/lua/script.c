@@ -32,6 +32,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
@@ -1222,6 +1223,108 @@ fail:
     files_free(ld.files, ld.n_files);
     rb_script_free(s);
     return NULL;
+}
+
+/* ---- a module's value as data ------------------------------------------------------------ */
+
+struct script_data {
+    struct rb_script *s;
+    const char *name;
+    json_t *out; /* owned until taken */
+};
+
+/* The value at idx as JSON: a table whose keys are exactly 1..n is an array, one with string
+ * keys an object; strings, numbers and booleans as such. Raises on anything else. */
+static json_t *lua_to_json(lua_State *L, int idx, int depth, const char *path)
+{
+    idx = lua_absindex(L, idx);
+    switch (lua_type(L, idx)) {
+    case LUA_TSTRING: {
+        size_t len;
+        const char *v = lua_tolstring(L, idx, &len);
+        json_t *j = json_stringn(v, len);
+        if (!j)
+            luaL_error(L, "%s: the text is not valid UTF-8", path);
+        return j;
+    }
+    case LUA_TNUMBER:
+        return lua_isinteger(L, idx) ? json_integer(lua_tointeger(L, idx))
+                                     : json_real(lua_tonumber(L, idx));
+    case LUA_TBOOLEAN:
+        return json_boolean(lua_toboolean(L, idx));
+    case LUA_TTABLE:
+        break;
+    default:
+        luaL_error(L, "%s: a %s value cannot be data (only tables, strings, numbers and "
+                      "booleans)", path, luaL_typename(L, idx));
+    }
+    if (depth > 16)
+        luaL_error(L, "%s: tables nested more than 16 deep", path);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, idx), count = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        count++;
+        lua_pop(L, 1);
+    }
+    json_t *j = count > 0 && count == n ? json_array() : json_object();
+    for (lua_Integer i = 0; json_is_array(j) && i < n; i++)
+        json_array_append_new(j, json_null());
+    char sub[256];
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        if (json_is_array(j)) {
+            lua_Integer k = lua_tointeger(L, -2);
+            snprintf(sub, sizeof(sub), "%s[%lld]", path, (long long)k);
+            json_array_set_new(j, (size_t)(k - 1), lua_to_json(L, -1, depth + 1, sub));
+        } else {
+            if (lua_type(L, -2) != LUA_TSTRING)
+                luaL_error(L, "%s: a table mixes list items and named fields, or has a key "
+                              "that is not a name", path);
+            const char *k = lua_tostring(L, -2);
+            snprintf(sub, sizeof(sub), "%s.%s", path, k);
+            json_object_set_new(j, k, lua_to_json(L, -1, depth + 1, sub));
+        }
+        lua_pop(L, 1);
+    }
+    return j;
+}
+
+/* Protected: require(name) through the sandbox's own require, then its value as JSON. */
+static int data_step(lua_State *L)
+{
+    struct script_data *d = lua_touserdata(L, 1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, d->s->ref_chunk);
+    lua_getupvalue(L, -1, 1); /* the load env; require comes through its __index */
+    lua_getfield(L, -1, "require");
+    lua_pushstring(L, d->name);
+    lua_call(L, 1, 1);
+    d->out = lua_to_json(L, -1, 0, d->name);
+    return 0;
+}
+
+char *rb_script_module_json(struct rb_script *s, const char *name, char *err, size_t errlen)
+{
+    if (!s || !s->L || s->ref_chunk == LUA_NOREF) {
+        snprintf(err, errlen, "lua/%s.lua: no rules are loaded", name);
+        return NULL;
+    }
+    if (!valid_name(name, strlen(name))) {
+        snprintf(err, errlen, "bad module name \"%s\"", name);
+        return NULL;
+    }
+    struct script_data d = {s, name, NULL};
+    char where[96];
+    snprintf(where, sizeof(where), "lua/%s.lua", name);
+    if (script_pcall(s, data_step, &d, RB_SCRIPT_LOAD_TIME_LIMIT, where, NULL, err, errlen) !=
+        RB_OK) {
+        json_decref(d.out);
+        return NULL;
+    }
+    char *text = json_dumps(d.out, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_decref(d.out);
+    if (!text)
+        rb_fatal("out of memory encoding lua/%s.lua", name);
+    return text;
 }
 
 void rb_script_set_limits(struct rb_script *s, double time_limit, size_t mem_limit)

@@ -109,6 +109,12 @@ const char *rb_route_flag_name(unsigned flag);
  * lives (a reload swaps rules and templates together). NULL for a NULL set. */
 const struct rb_templates *rb_script_templates(const struct rb_script *s);
 
+/* The value of lua/NAME.lua (what require("NAME") returns in the sandbox, run once and kept)
+ * as JSON text: tables with keys 1..n are arrays, tables with names objects. For plugins that
+ * keep their own settings in Lua (menus, call scripts). Returns a new string (caller frees),
+ * or NULL with err ("lua/ivr.lua:12: ..."). */
+char *rb_script_module_json(struct rb_script *s, const char *name, char *err, size_t errlen);
+
 /* Frees the rules set and its lua_State. NULL is fine. */
 void rb_script_free(struct rb_script *s);
 

@@ -116,7 +116,7 @@ const struct rb_plugin *rb_plugin_open(const char *path, void **handle, struct r
                  "plugin against this version of rabta",
                  d->abi, RB_PLUGIN_ABI);
         why = buf;
-    } else if (d->size != sizeof(struct rb_plugin)) {
+    } else if (d->size != sizeof(struct rb_plugin) && d->size != RB_PLUGIN_SIZE_V1) {
         snprintf(buf, sizeof(buf),
                  "its descriptor is %zu bytes but plugin ABI %u defines it as %zu bytes: it was "
                  "built against a different rabta/plugin.h; rebuild it",
@@ -266,20 +266,28 @@ int rb_plugins_init(struct rb_plugins *ps, struct rb_server *srv)
     return RB_OK;
 }
 
+/* One plugin at --check: its own check() when it has one, else init() with inert effects. */
+static void plugin_check(struct rb_plugin_ctx *c, struct rb_errors *errs)
+{
+    size_t mine = errs->n;
+    int has_check = c->desc->size >= sizeof(struct rb_plugin) && c->desc->check;
+    int rc = has_check ? c->desc->check(c, rb_host_api_get())
+                       : c->desc->init(c, rb_host_api_get());
+    if (rc != RB_OK && errs->n == mine)
+        rb_errors_add(errs, "plugin %s (%s) refused its configuration (code %d)", c->desc->name,
+                      c->path, rc);
+    if (!has_check && rc == RB_OK && c->desc->stop)
+        c->desc->stop(c);
+}
+
 int rb_plugins_check(struct rb_plugins *ps, struct rb_server *srv, struct rb_errors *errs)
 {
     size_t before = errs->n;
     for (size_t i = 0; ps && i < ps->n; i++) {
         struct rb_plugin_ctx *c = &ps->v[i];
-        size_t mine = errs->n;
         c->srv = srv;
         c->check = errs;
-        int rc = c->desc->init(c, rb_host_api_get());
-        if (rc != RB_OK && errs->n == mine)
-            rb_errors_add(errs, "plugin %s (%s) failed to initialise (code %d)", c->desc->name,
-                          c->path, rc);
-        if (rc == RB_OK && c->desc->stop)
-            c->desc->stop(c);
+        plugin_check(c, errs);
         c->check = NULL;
         c->srv = NULL;
     }
@@ -1028,6 +1036,21 @@ static int host_case_comment(struct rb_plugin_ctx *ctx, const struct rb_case_com
     return rc;
 }
 
+static void *host_event_base(struct rb_plugin_ctx *ctx)
+{
+    return ctx->srv ? ctx->srv->base : NULL;
+}
+
+static char *host_lua_data(struct rb_plugin_ctx *ctx, const char *name, char *why,
+                           size_t whylen)
+{
+    if (!name) {
+        snprintf(why, whylen, "no module name");
+        return NULL;
+    }
+    return rb_script_module_json(ctx->srv ? ctx->srv->rules : NULL, name, why, whylen);
+}
+
 static const struct rb_host_api host_api = {
     .size = sizeof(struct rb_host_api),
     .abi = RB_PLUGIN_ABI,
@@ -1078,6 +1101,8 @@ static const struct rb_host_api host_api = {
     .db_query_prepared = host_db_query_prepared,
     .conf_parse_v2 = host_conf_parse_v2,
     .conf_free_v2 = rb_conf_free_v2,
+    .event_base = host_event_base,
+    .lua_data = host_lua_data,
 };
 
 const struct rb_host_api *rb_host_api_get(void)

@@ -20,8 +20,9 @@ struct rb_plugins *rb_plugins_load(const struct rb_config *cfg, struct rb_errors
 const struct rb_plugin *rb_plugin_open(const char *path, void **handle, struct rb_errors *errs);
 
 int rb_plugins_init(struct rb_plugins *ps, struct rb_server *srv);   /* calls every init() */
-/* rabtad --check: calls every init() (then stop()) so each plugin parses and checks its
- * configuration; routes, job handlers and paces it registers have no effect, and its
+/* rabtad --check: each plugin checks its configuration (and Lua) without serving: one with a
+ * check() entry (descriptor RB_PLUGIN_SIZE_V2) has it called; any other has init() called
+ * (then stop()) with the routes, job handlers and paces it registers made inert. Its
  * configuration errors and the sentences it logs as errors go to errs. RB_OK or RB_EINVAL. */
 int rb_plugins_check(struct rb_plugins *ps, struct rb_server *srv, struct rb_errors *errs);
 int rb_plugins_start(struct rb_plugins *ps);                          /* calls every start() */

@@ -131,7 +131,7 @@ database:
   url: "host=$PGSOCK port=$PGPORT dbname=rabta user=rabta"
   pool_size: $pool
 log:
-  level: warn
+  level: ${BENCH_LOG_LEVEL:-warn}
 lua_dir: "$SRC/lua"
 migrations_dir: "$SRC/migrations"
 plugin_dir: "$BUILD/plugins"

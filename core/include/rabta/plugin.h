@@ -530,6 +530,19 @@ struct rb_host_api {
     void (*conf_free_v2)(const struct rb_conf_field_v2 *fields, size_t nfields,
                          size_t field_size, void *out);
 
+    /* ---- appended after conf_free_v2; check RB_HOST_HAS(api, event_base) ---- */
+
+    /* The event loop (a libevent struct event_base *) for a plugin that speaks its own
+     * protocol over sockets (the IVR plugin's FastAGI server and AMI client). Events the plugin
+     * adds must be freed by its stop(). NULL outside a running server (--check). */
+    void *(*event_base)(struct rb_plugin_ctx *ctx);
+    /* The value of lua/NAME.lua in the current rules set (what require("NAME") returns in the
+     * sandbox; run once per rules set) as JSON text: tables with keys 1..n are arrays, tables
+     * with names objects; functions are refused. For settings administrators keep in Lua
+     * (IVR menus and call scripts). Returns a new string (caller frees with free()), or NULL
+     * with why ("lua/ivr.lua:12: ..."). Usable in init(), check(), reload() and later. */
+    char *(*lua_data)(struct rb_plugin_ctx *ctx, const char *name, char *why, size_t whylen);
+
     /* New entries go here, at the end, never above. */
 };
 
@@ -561,7 +574,14 @@ struct rb_plugin {
     void (*stop)(struct rb_plugin_ctx *ctx);
     /* Called after a successful configuration reload (SIGHUP). May be NULL. */
     int (*reload)(struct rb_plugin_ctx *ctx);
+    /* Appended (a descriptor without it, RB_PLUGIN_SIZE_V1 bytes, is still accepted): called
+     * by `rabtad --check` instead of init(): parse and check the plugin's configuration and
+     * Lua (conf_parse, services_json, lua_data work; nothing may be registered or started).
+     * Log each problem and return RB_EINVAL. May be NULL. */
+    int (*check)(struct rb_plugin_ctx *ctx, const struct rb_host_api *api);
 };
+/* The size of the first release of struct rb_plugin (before check). */
+#define RB_PLUGIN_SIZE_V1 offsetof(struct rb_plugin, check)
 
 typedef const struct rb_plugin *(*rb_plugin_entry_fn)(void);
 

@@ -1,0 +1,772 @@
+/* Outbound calls (docs/ivr.md "Outbound calls"). One struct att is one attempt: one run of the
+ * job that asked for the call. It waits for its trunk (at most max_calls at once, at most rate
+ * new calls a second), is stored (ivr_attempts), originated through AMI with ActionID
+ * "rabta-<attempt id>", and ends with Asterisk's outcome: OriginateResponse Failure (Reason 5
+ * busy, 3 no answer, 8 congestion, ...), or the answered call's AGI session
+ * (agi://rabta:4573/call,<attempt id>) running the script, or a Hangup event. The outcome is
+ * stored with the call's answers, and the run finishes: done (the queuer's reply job is
+ * queued) or again after the policy's spacing.
+ *
+ * When AMI is lost, an Originate already sent is never sent again: its attempt waits for the
+ * call's AGI session or its deadline (outcome "unknown", retried later); attempts not yet sent
+ * wait for the connection to come back. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "ivr.h"
+#include "ivr_agi.h"
+#include "ivr_ami.h"
+
+#define ANSWER_GRACE 30.0 /* seconds for the AGI session to arrive after Originate's answer */
+
+enum att_state { T_STORING, T_WAITING, T_DIALING, T_ANSWERED, T_CALL, T_ENDING };
+
+struct att {
+    struct rb_job_run *run;
+    long long job_id, call_id, attempt_id;
+    int n, max_attempts, tries;
+    json_t *lua;                  /* ref: the settings the attempt started with */
+    const json_t *script, *policy; /* borrowed from lua */
+    char script_name[64], phone[20], lang[3], trunk[64], reply_kind[64];
+    char *ref;                    /* owned JSON text, or NULL */
+    enum att_state state;
+    struct rb_agi_conn *c;        /* owned while T_CALL */
+    json_t *answers;              /* owned */
+    const char *step;             /* borrowed from lua */
+    int done_script;              /* the script reached "end" */
+    char uniqueid[64], amd[16];
+    int reason, cause;
+    struct event *timer;          /* owned */
+    struct att *qnext;            /* the trunk's waiting queue */
+    struct att *prev, *next;      /* every attempt */
+};
+
+struct trunk {
+    char name[64];
+    int active;
+    double next_at; /* monotonic: the next call may start then */
+    struct att *head, *tail;
+    struct event *timer;
+    struct trunk *next;
+};
+
+/* An answered call's trunk slot stays taken until Asterisk reports the channel's Hangup (the
+ * dialplan hangs up after the AGI session), or HOLD_MAX seconds. */
+#define HOLD_MAX 5.0
+struct held {
+    char uniqueid[64], trunk[64];
+    long long attempt_id;
+    struct event *timer;
+    struct held *next;
+};
+
+struct rb_ivr_calls {
+    struct held *held;
+    struct att *all;
+    struct trunk *trunks;
+    size_t n_active;
+};
+
+static double now_mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static struct rb_ivr_calls *cs(void)
+{
+    return rb_ivr.calls;
+}
+
+struct rb_ivr_calls *rb_ivr_calls_new(void)
+{
+    return calloc(1, sizeof(struct rb_ivr_calls));
+}
+
+static void release_slot(const char *trunk);
+
+static void held_free(struct held *h)
+{
+    struct held **pp = &cs()->held;
+    while (*pp && *pp != h)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = h->next;
+    event_free(h->timer);
+    free(h);
+}
+
+static void on_held_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct held *h = arg;
+    char trunk[64];
+    snprintf(trunk, sizeof(trunk), "%s", h->trunk);
+    held_free(h);
+    release_slot(trunk);
+}
+
+/* Keeps the slot until the channel's Hangup; 0 when there is no channel to wait for. */
+static int hold_slot(const char *uniqueid, const char *trunk, long long attempt_id)
+{
+    struct held *h = uniqueid[0] ? calloc(1, sizeof(*h)) : NULL;
+    if (!h)
+        return 0;
+    snprintf(h->uniqueid, sizeof(h->uniqueid), "%s", uniqueid);
+    snprintf(h->trunk, sizeof(h->trunk), "%s", trunk);
+    h->attempt_id = attempt_id;
+    h->timer = evtimer_new(rb_ivr.base, on_held_timeout, h);
+    struct timeval tv = {(time_t)HOLD_MAX, 0};
+    event_add(h->timer, &tv);
+    h->next = cs()->held;
+    cs()->held = h;
+    return 1;
+}
+
+/* A Hangup event for a held slot: its cause is kept with the attempt (the outcome was stored
+ * when the AGI session ended). 1 when it was one. */
+static int unhold(const char *uniqueid, const char *cause)
+{
+    for (struct held *h = cs()->held; uniqueid && h; h = h->next) {
+        if (strcmp(h->uniqueid, uniqueid) == 0) {
+            char id[24];
+            snprintf(id, sizeof(id), "%lld", h->attempt_id);
+            const char *p[] = {id, cause ? cause : "0"};
+            rb_ivr_api->db_query(rb_ivr.ctx, "UPDATE ivr_attempts SET cause = $2::int"
+                                             " WHERE id = $1::bigint AND coalesce(cause, 0) = 0",
+                                 2, p, NULL, NULL);
+            on_held_timeout(-1, 0, h);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void att_free(struct att *a)
+{
+    if (a->prev)
+        a->prev->next = a->next;
+    else if (cs()->all == a)
+        cs()->all = a->next;
+    if (a->next)
+        a->next->prev = a->prev;
+    if (a->timer)
+        event_free(a->timer);
+    if (a->c)
+        rb_agi_close(a->c);
+    json_decref(a->lua);
+    json_decref(a->answers);
+    free(a->ref);
+    free(a);
+}
+
+void rb_ivr_calls_free(struct rb_ivr_calls *c)
+{
+    if (!c)
+        return;
+    while (c->all)
+        att_free(c->all); /* their runs are recovered by the jobs' lease */
+    while (c->held) {
+        struct held *h = c->held;
+        c->held = h->next;
+        event_free(h->timer);
+        free(h);
+    }
+    while (c->trunks) {
+        struct trunk *t = c->trunks;
+        c->trunks = t->next;
+        if (t->timer)
+            event_free(t->timer);
+        free(t);
+    }
+    free(c);
+}
+
+size_t rb_ivr_calls_active(void)
+{
+    return cs() ? cs()->n_active : 0;
+}
+
+static struct att *find_attempt(long long id)
+{
+    for (struct att *a = cs()->all; a; a = a->next)
+        if (a->attempt_id == id && a->state >= T_DIALING && a->state < T_ENDING)
+            return a;
+    return NULL;
+}
+
+static void pump(struct trunk *t);
+
+static void on_trunk_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pump(arg);
+}
+
+static struct trunk *trunk_of(const char *name)
+{
+    for (struct trunk *t = cs()->trunks; t; t = t->next)
+        if (strcmp(t->name, name) == 0)
+            return t;
+    struct trunk *t = calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    snprintf(t->name, sizeof(t->name), "%s", name);
+    t->timer = evtimer_new(rb_ivr.base, on_trunk_timer, t);
+    t->next = cs()->trunks;
+    cs()->trunks = t;
+    return t;
+}
+
+/* ---- the end of an attempt ---------------------------------------------------------------- */
+
+static int retryable(const char *outcome, const json_t *answers)
+{
+    if (strcmp(outcome, "completed") == 0)
+        return 0;
+    if (strcmp(outcome, "hung_up_early") == 0)
+        return json_object_size(answers) == 0;
+    return 1;
+}
+
+static void on_reply_queued(const struct rb_db_result *res, const char *err, void *arg)
+{
+    (void)res;
+    struct att *a = arg;
+    if (err)
+        rb_ivr_api->job_finish(a->run, 0, err, 30, 0);
+    else
+        rb_ivr_api->job_finish(a->run, 1, NULL, 0, 0);
+    att_free(a);
+}
+
+static void on_ended(const struct rb_db_result *res, const char *err, void *arg)
+{
+    struct att *a = arg;
+    const char *state = res && rb_ivr_api->db_ntuples(res) == 1 ? rb_ivr_api->db_value(res, 0, 0)
+                                                                : NULL;
+    if (err || !state) {
+        rb_ivr_api->job_finish(a->run, 0, err ? err : "the call's row is gone", 30, 0);
+        att_free(a);
+        return;
+    }
+    if (strcmp(state, "queued") == 0) {
+        double spacing = rb_ivr_num(a->policy, "spacing", 600) * pow(2, a->n - 1);
+        double quiet = rb_ivr_api->quiet_wait(rb_ivr.ctx);
+        char why[96];
+        snprintf(why, sizeof(why), "attempt %d: %s", a->n, rb_ivr_api->db_value(res, 0, 1));
+        rb_ivr_api->job_finish(a->run, 0, why, spacing > quiet ? spacing : quiet, 0);
+        att_free(a);
+        return;
+    }
+    if (!a->reply_kind[0]) {
+        on_reply_queued(NULL, NULL, a);
+        return;
+    }
+    json_t *p = json_pack("{s:I, s:I, s:s, s:s, s:i, s:O}", "call_id", (json_int_t)a->call_id,
+                          "job_id", (json_int_t)a->job_id, "outcome",
+                          rb_ivr_api->db_value(res, 0, 1), "state", state, "attempts", a->n,
+                          "answers", a->answers);
+    if (a->ref)
+        json_object_set_new(p, "ref", json_loads(a->ref, JSON_DECODE_ANY, NULL));
+    char *text = json_dumps(p, JSON_COMPACT);
+    json_decref(p);
+    char dedup[64];
+    snprintf(dedup, sizeof(dedup), "ivr.reply.%lld", a->call_id);
+    if (rb_ivr_api->job_enqueue(rb_ivr.ctx, a->reply_kind, text, 0, dedup, on_reply_queued, a) !=
+        RB_OK)
+        on_reply_queued(NULL, "the reply job could not be queued", a);
+    free(text);
+}
+
+static const char *const end_sql =
+    "WITH a AS (UPDATE ivr_attempts SET ended_at = now(), outcome = $2, reason = $3::int,"
+    "    cause = CASE WHEN $4::int = 0 THEN cause ELSE $4::int END, amd = $5, uniqueid = $6 WHERE id = $1::bigint RETURNING call_id)"
+    " UPDATE ivr_calls SET answers = answers || $7::jsonb, state = $8, outcome = $2,"
+    "   updated_at = now() WHERE id = (SELECT call_id FROM a) RETURNING state, outcome";
+
+/* The attempt is over: release its trunk slot, store the outcome, finish the run. */
+static void attempt_end(struct att *a, const char *outcome)
+{
+    if (a->state == T_ENDING)
+        return;
+    int counted = a->state >= T_DIALING;
+    a->state = T_ENDING;
+    if (a->timer)
+        event_del(a->timer);
+    if (a->c) {
+        rb_agi_close(a->c);
+        a->c = NULL;
+    }
+    if (counted && !(a->uniqueid[0] && a->cause == 0 && hold_slot(a->uniqueid, a->trunk, a->attempt_id)))
+        release_slot(a->trunk);
+    const char *state = !retryable(outcome, a->answers) ? "done"
+                        : a->n >= a->max_attempts       ? "failed"
+                                                        : "queued";
+    rb_ivr_api->log(rb_ivr.ctx, RB_LOG_INFO, "call %lld attempt %d to %s: %s (reason %d, cause "
+                                             "%d)%s", a->call_id, a->n, a->phone, outcome,
+                    a->reason, a->cause, strcmp(state, "queued") ? "; done" : "; retried later");
+    char id[24], reason[16], cause[16];
+    snprintf(id, sizeof(id), "%lld", a->attempt_id);
+    snprintf(reason, sizeof(reason), "%d", a->reason);
+    snprintf(cause, sizeof(cause), "%d", a->cause);
+    char *answers = json_dumps(a->answers, JSON_COMPACT);
+    const char *p[] = {id, outcome, reason, cause, a->amd[0] ? a->amd : NULL,
+                       a->uniqueid[0] ? a->uniqueid : NULL, answers ? answers : "{}", state};
+    if (rb_ivr_api->db_query(rb_ivr.ctx, end_sql, 8, p, on_ended, a) != RB_OK)
+        on_ended(NULL, "the database is unavailable", a);
+    free(answers);
+}
+
+static void release_slot(const char *trunk)
+{
+    cs()->n_active--;
+    struct trunk *t = trunk_of(trunk);
+    if (t) {
+        t->active--;
+        pump(t);
+    }
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct att *a = arg;
+    if (a->state == T_CALL) {
+        rb_ivr_api->log(rb_ivr.ctx, RB_LOG_WARN, "call %lld: longer than max_call_length; "
+                                                 "ending it", a->call_id);
+        attempt_end(a, a->done_script ? "completed" : "hung_up_early");
+    } else {
+        attempt_end(a, "unknown"); /* no answer from Asterisk: maybe AMI was lost */
+    }
+}
+
+static void arm(struct att *a, double seconds)
+{
+    struct timeval tv = {(time_t)seconds, (suseconds_t)((seconds - floor(seconds)) * 1e6)};
+    event_add(a->timer, &tv);
+}
+
+/* ---- dialling -------------------------------------------------------------------------------- */
+
+/* Sends the Originate. RB_EUNAVAIL when AMI is down (the attempt waits for it). */
+static int originate(struct att *a)
+{
+    const json_t *trunk = rb_ivr_named(&(struct rb_ivr_lua){a->lua, NULL}, "trunks", a->trunk);
+    const char *pat = rb_ivr_str(trunk, "channel", "PJSIP/{phone}");
+    char channel[256], action[40], var[48], timeout[24];
+    const char *at = strstr(pat, "{phone}");
+    snprintf(channel, sizeof(channel), "%.*s%s%s", (int)(at ? at - pat : (long)strlen(pat)), pat,
+             at ? a->phone : "", at ? at + 7 : "");
+    snprintf(action, sizeof(action), "rabta-%lld", a->attempt_id);
+    snprintf(var, sizeof(var), "RABTA_ATTEMPT=%lld", a->attempt_id);
+    snprintf(timeout, sizeof(timeout), "%d", (int)(rb_ivr_num(a->policy, "ring_timeout", 45) * 1000));
+    const char *ctxname = rb_ivr.conf.outbound_context ? rb_ivr.conf.outbound_context
+                                                       : "rabta-outbound";
+    const char *f[] = {"Action", "Originate", "ActionID", action, "Channel", channel,
+                       "Context", ctxname, "Exten", "s", "Priority", "1", "Timeout", timeout,
+                       "Variable", var, "Async", "true", "CallerID",
+                       rb_ivr.conf.callerid ? rb_ivr.conf.callerid : ""};
+    return rb_ami_action(rb_ivr.ami, f, rb_ivr.conf.callerid ? 10 : 9);
+}
+
+static void dial(struct att *a)
+{
+    if (originate(a) != RB_OK) {
+        /* AMI went away between the queue and now: back to the head of the queue */
+        struct trunk *t = trunk_of(a->trunk);
+        a->state = T_WAITING;
+        cs()->n_active--;
+        t->active--;
+        a->qnext = t->head;
+        t->head = a;
+        if (!t->tail)
+            t->tail = a;
+        return;
+    }
+    a->state = T_DIALING;
+    arm(a, rb_ivr_num(a->policy, "ring_timeout", 45) + ANSWER_GRACE);
+}
+
+static void on_attempt_stored(const struct rb_db_result *res, const char *err, void *arg)
+{
+    struct att *a = arg;
+    if (err || rb_ivr_api->db_ntuples(res) != 1) {
+        a->state = T_WAITING; /* not counted: the slot goes back */
+        struct trunk *t = trunk_of(a->trunk);
+        cs()->n_active--;
+        t->active--;
+        rb_ivr_api->job_finish(a->run, 0, err ? err : "the call's row is gone", 30, 0);
+        att_free(a);
+        pump(t);
+        return;
+    }
+    a->attempt_id = atoll(rb_ivr_api->db_value(res, 0, 0));
+    a->n = atoi(rb_ivr_api->db_value(res, 0, 1));
+    a->state = T_DIALING;
+    dial(a);
+}
+
+static const char *const attempt_sql =
+    "WITH c AS (UPDATE ivr_calls SET attempts = attempts + 1, updated_at = now()"
+    "   WHERE id = $1::bigint RETURNING id, attempts)"
+    " INSERT INTO ivr_attempts (call_id, n) SELECT id, attempts FROM c RETURNING id, n";
+
+/* Starts what the trunk allows now: a free slot, the rate, AMI up. */
+static void pump(struct trunk *t)
+{
+    while (t->head && rb_ami_up(rb_ivr.ami)) {
+        const json_t *conf = rb_ivr_named(&rb_ivr.lua, "trunks", t->name);
+        int max = (int)rb_ivr_num(conf, "max_calls", 1);
+        double rate = rb_ivr_num(conf, "rate", 1), now = now_mono();
+        if (t->active >= max)
+            return;
+        if (now < t->next_at) {
+            double w = t->next_at - now;
+            struct timeval tv = {(time_t)w, (suseconds_t)((w - floor(w)) * 1e6)};
+            event_add(t->timer, &tv);
+            return;
+        }
+        struct att *a = t->head;
+        t->head = a->qnext;
+        if (!t->head)
+            t->tail = NULL;
+        a->qnext = NULL;
+        t->active++;
+        cs()->n_active++;
+        t->next_at = (t->next_at > now - 1.0 / rate ? t->next_at : now) + 1.0 / rate;
+        if (a->attempt_id) { /* stored before AMI went away */
+            a->state = T_DIALING;
+            dial(a);
+            continue;
+        }
+        char id[24];
+        snprintf(id, sizeof(id), "%lld", a->call_id);
+        const char *p[] = {id};
+        a->state = T_STORING;
+        if (rb_ivr_api->db_query(rb_ivr.ctx, attempt_sql, 1, p, on_attempt_stored, a) != RB_OK)
+            on_attempt_stored(NULL, "the database is unavailable", a);
+    }
+}
+
+void rb_ivr_calls_ami_state(int up)
+{
+    if (!cs())
+        return;
+    if (up) {
+        for (struct trunk *t = cs()->trunks; t; t = t->next)
+            pump(t);
+        return;
+    }
+    int waiting = 0;
+    for (struct att *a = cs()->all; a; a = a->next)
+        waiting += a->state == T_DIALING;
+    if (waiting)
+        rb_ivr_api->log(rb_ivr.ctx, RB_LOG_WARN, "AMI lost with %d call%s dialled and not yet "
+                                                 "answered: each waits for its call or its "
+                                                 "deadline, and is not dialled again before",
+                        waiting, waiting == 1 ? "" : "s");
+}
+
+/* ---- what Asterisk says about the calls ------------------------------------------------------ */
+
+static const char *reason_outcome(int reason)
+{
+    switch (reason) {
+    case 5: return "busy";        /* AST_CONTROL_BUSY */
+    case 3: return "no_answer";   /* AST_CONTROL_RINGING: rang out */
+    case 1: return "no_answer";   /* AST_CONTROL_HANGUP before the answer */
+    case 8: return "congestion";  /* AST_CONTROL_CONGESTION */
+    default: return "failed";     /* 0: the channel could not be created or dialled */
+    }
+}
+
+static int reason_cause(int reason)
+{
+    return reason == 5 ? 17 : reason == 3 || reason == 1 ? 19 : reason == 8 ? 34 : 0;
+}
+
+static struct att *by_uniqueid(const char *u)
+{
+    for (struct att *a = cs()->all; u && *u && a; a = a->next)
+        if (a->state >= T_DIALING && a->state < T_ENDING && strcmp(a->uniqueid, u) == 0)
+            return a;
+    return NULL;
+}
+
+void rb_ivr_calls_ami_msg(const struct rb_ami_msg *m)
+{
+    if (!cs())
+        return;
+    const char *ev = rb_ami_get(m, "Event"), *aid = rb_ami_get(m, "ActionID");
+    long long id = aid && strncmp(aid, "rabta-", 6) == 0 ? atoll(aid + 6) : 0;
+    if (!ev) { /* a Response: only an Error to our Originate matters */
+        struct att *a = id ? find_attempt(id) : NULL;
+        const char *resp = rb_ami_get(m, "Response");
+        if (a && resp && strcasecmp(resp, "Error") == 0) {
+            rb_ivr_api->log(rb_ivr.ctx, RB_LOG_WARN, "AMI refused the Originate of call %lld: %s",
+                            a->call_id, rb_ami_get(m, "Message") ? rb_ami_get(m, "Message") : "?");
+            attempt_end(a, "failed");
+        }
+        return;
+    }
+    if (strcasecmp(ev, "OriginateResponse") == 0) {
+        struct att *a = id ? find_attempt(id) : NULL;
+        if (!a)
+            return;
+        const char *resp = rb_ami_get(m, "Response"), *u = rb_ami_get(m, "Uniqueid");
+        a->reason = rb_ami_get(m, "Reason") ? atoi(rb_ami_get(m, "Reason")) : 0;
+        if (u && strcmp(u, "<null>") != 0)
+            snprintf(a->uniqueid, sizeof(a->uniqueid), "%s", u);
+        if (resp && strcasecmp(resp, "Success") == 0) {
+            if (a->state == T_DIALING) {
+                a->state = T_ANSWERED;
+                arm(a, ANSWER_GRACE);
+            }
+            return;
+        }
+        a->cause = reason_cause(a->reason);
+        attempt_end(a, reason_outcome(a->reason));
+    } else if (strcasecmp(ev, "Hangup") == 0) {
+        if (unhold(rb_ami_get(m, "Uniqueid"), rb_ami_get(m, "Cause")))
+            return;
+        struct att *a = by_uniqueid(rb_ami_get(m, "Uniqueid"));
+        if (!a)
+            return;
+        a->cause = rb_ami_get(m, "Cause") ? atoi(rb_ami_get(m, "Cause")) : 0;
+        if (a->state == T_ANSWERED)
+            attempt_end(a, "hung_up_early"); /* answered, gone before the script started */
+    }
+}
+
+/* ---- the script on an answered call ----------------------------------------------------------- */
+
+static void on_step_reply(struct rb_agi_conn *c, const struct rb_agi_reply *r, void *arg);
+
+static void run_step(struct att *a)
+{
+    char path[256];
+    if (strcmp(a->step, "end") == 0) {
+        a->done_script = 1;
+        if (rb_agi_cmd(a->c, on_step_reply, a, "HANGUP") != RB_OK)
+            attempt_end(a, "completed");
+        return;
+    }
+    const json_t *st = json_object_get(json_object_get(a->script, "steps"), a->step);
+    const char *ask = rb_ivr_str(st, "ask", NULL);
+    const struct rb_ivr_lua l = {a->lua, rb_ivr_str(json_object_get(a->lua, "prompts"), "dir",
+                                                    "rabta")};
+    rb_ivr_prompt(&l, a->lang, ask ? ask : rb_ivr_str(st, "play", ""), path, sizeof(path));
+    int rc = ask ? rb_agi_cmd(a->c, on_step_reply, a, "GET DATA %s %d 1", path,
+                              (int)(rb_ivr.conf.key_timeout * 1000))
+                 : rb_agi_cmd(a->c, on_step_reply, a, "STREAM FILE %s \"\"", path);
+    if (rc != RB_OK)
+        attempt_end(a, "hung_up_early");
+}
+
+static void on_step_reply(struct rb_agi_conn *c, const struct rb_agi_reply *r, void *arg)
+{
+    (void)c;
+    struct att *a = arg;
+    if (a->done_script) {
+        attempt_end(a, "completed");
+        return;
+    }
+    if (!r || r->code != 200 || (r->is_num && r->num < 0)) {
+        attempt_end(a, "hung_up_early");
+        return;
+    }
+    const json_t *st = json_object_get(json_object_get(a->script, "steps"), a->step);
+    char key = r->result[0] && !r->result[1] ? r->result[0] : '\0';
+    int ans;
+    const char *next = rb_ivr_step_next(st, key, &ans);
+    if (!next && ++a->tries > (int)rb_ivr_num(a->policy, "repeat_question", 2))
+        next = rb_ivr_str(st, "no_answer", rb_ivr_str(st, "next", "end"));
+    if (ans)
+        json_object_set_new(a->answers, a->step, json_stringn(&key, 1));
+    if (next) {
+        a->step = next;
+        a->tries = 0;
+    }
+    run_step(a);
+}
+
+static void on_amd(struct rb_agi_conn *c, const struct rb_agi_reply *r, void *arg)
+{
+    (void)c;
+    struct att *a = arg;
+    if (!r || r->code != 200 || (r->is_num && r->num < 0)) {
+        attempt_end(a, "hung_up_early");
+        return;
+    }
+    if (a->done_script) { /* the HANGUP after a machine */
+        attempt_end(a, "machine");
+        return;
+    }
+    if (r->is_num && r->num == 1)
+        snprintf(a->amd, sizeof(a->amd), "%.15s", r->data);
+    if (strcmp(a->amd, "MACHINE") == 0) {
+        a->done_script = 1; /* nothing to say to a machine: hang up, try again later */
+        if (rb_agi_cmd(a->c, on_amd, a, "HANGUP") != RB_OK)
+            attempt_end(a, "machine");
+        return;
+    }
+    a->step = rb_ivr_str(a->script, "start", "end");
+    run_step(a);
+}
+
+static void on_call_gone(struct rb_agi_conn *c, void *arg)
+{
+    (void)c;
+    struct att *a = arg;
+    attempt_end(a, a->done_script ? "completed" : "hung_up_early");
+}
+
+void rb_ivr_call_session(struct rb_agi_conn *c)
+{
+    const char *arg = rb_agi_env(c, "agi_arg_1");
+    struct att *a = arg && cs() ? find_attempt(atoll(arg)) : NULL;
+    if (!a || a->c) {
+        rb_ivr_api->log(rb_ivr.ctx, RB_LOG_WARN, "FastAGI call for attempt \"%s\", which is not "
+                                                 "waiting for its call; hanging up",
+                        arg ? arg : "");
+        rb_agi_close(c);
+        return;
+    }
+    a->c = c;
+    a->state = T_CALL;
+    const char *u = rb_agi_env(c, "agi_uniqueid");
+    if (u && !a->uniqueid[0])
+        snprintf(a->uniqueid, sizeof(a->uniqueid), "%s", u);
+    arm(a, rb_ivr_num(a->policy, "max_call_length", 300));
+    rb_agi_set_gone(c, on_call_gone, a);
+    if (rb_agi_cmd(c, on_amd, a, "GET VARIABLE AMDSTATUS") != RB_OK)
+        attempt_end(a, "hung_up_early");
+}
+
+/* ---- placing a call ------------------------------------------------------------------------- */
+
+static void on_call_stored(const struct rb_db_result *res, const char *err, void *arg)
+{
+    struct att *a = arg;
+    if (err || rb_ivr_api->db_ntuples(res) != 1) {
+        rb_ivr_api->job_finish(a->run, 0, err ? err : "the call was not stored", 30, 0);
+        att_free(a);
+        return;
+    }
+    a->call_id = atoll(rb_ivr_api->db_value(res, 0, 0));
+    a->n = atoi(rb_ivr_api->db_value(res, 0, 1));
+    json_t *ans = json_loads(rb_ivr_api->db_value(res, 0, 3), 0, NULL);
+    if (json_is_object(ans))
+        json_object_update(a->answers, ans);
+    json_decref(ans);
+    if (strcmp(rb_ivr_api->db_value(res, 0, 2), "queued") != 0 || a->n >= a->max_attempts) {
+        rb_ivr_api->job_finish(a->run, 1, NULL, 0, 0); /* finished by an earlier run */
+        att_free(a);
+        return;
+    }
+    struct trunk *t = trunk_of(a->trunk);
+    if (!t) {
+        rb_ivr_api->job_finish(a->run, 0, "out of memory", 30, 0);
+        att_free(a);
+        return;
+    }
+    a->state = T_WAITING;
+    if (t->tail)
+        t->tail->qnext = a;
+    else
+        t->head = a;
+    t->tail = a;
+    pump(t);
+}
+
+static const char *const call_sql =
+    "INSERT INTO ivr_calls (job_id, script, phone, language, trunk, reply_kind, ref)"
+    " VALUES ($1::bigint, $2, $3, $4, $5, $6, $7::jsonb)"
+    " ON CONFLICT (job_id) DO UPDATE SET updated_at = now()"
+    " RETURNING id, attempts, state, answers::text";
+
+/* Reads the job's payload into a; NULL or the reason it is refused (permanently). */
+static const char *read_payload(struct att *a, const char *payload)
+{
+    json_t *p = json_loads(payload ? payload : "", 0, NULL);
+    const char *script = rb_ivr_str(p, "script", NULL), *phone = rb_ivr_str(p, "phone", NULL);
+    const char *lang = rb_ivr_str(p, "language", "ur"), *rk = rb_ivr_str(p, "reply_kind", "");
+    const char *why = NULL;
+    a->script = rb_ivr_script(&rb_ivr.lua, script);
+    if (!a->script)
+        why = "no such call script in lua/ivr.lua";
+    else if (!phone || rb_ivr_api->phone_normalize(phone, a->phone, sizeof(a->phone), &why) != RB_OK)
+        why = "field \"phone\": not a phone number";
+    else if (strcmp(lang, "ur") != 0 && strcmp(lang, "en") != 0)
+        why = "field \"language\": \"ur\" or \"en\"";
+    else if (strlen(rk) >= sizeof(a->reply_kind) || strspn(rk, "abcdefghijklmnopqrstuvwxyz0123456789_.") != strlen(rk))
+        why = "field \"reply_kind\": a job kind of [a-z0-9_.]";
+    if (!why) {
+        snprintf(a->script_name, sizeof(a->script_name), "%s", script);
+        snprintf(a->lang, sizeof(a->lang), "%s", lang);
+        snprintf(a->reply_kind, sizeof(a->reply_kind), "%s", rk);
+        snprintf(a->trunk, sizeof(a->trunk), "%s",
+                 rb_ivr_str(p, "trunk", rb_ivr_str(a->script, "trunk", "default")));
+        a->policy = rb_ivr_named(&rb_ivr.lua, "policies",
+                                 rb_ivr_str(a->script, "policy", "default"));
+        if (!rb_ivr_named(&rb_ivr.lua, "trunks", a->trunk))
+            why = "field \"trunk\": no such trunk in lua/ivr.lua";
+        if (json_object_get(p, "ref"))
+            a->ref = json_dumps(json_object_get(p, "ref"), JSON_COMPACT | JSON_ENCODE_ANY);
+    }
+    json_decref(p);
+    return why;
+}
+
+void rb_ivr_call_place(struct rb_job_run *run, const struct rb_job_info *job)
+{
+    if (!rb_ivr.ami) {
+        rb_ivr_api->job_finish(run, 0, "no AMI configured (ami_host)", 300, 0);
+        return;
+    }
+    double quiet = rb_ivr_api->quiet_wait(rb_ivr.ctx);
+    if (quiet > 0) {
+        rb_ivr_api->job_finish(run, 0, "quiet hours", quiet, 0);
+        return;
+    }
+    struct att *a = calloc(1, sizeof(*a));
+    if (!a) {
+        rb_ivr_api->job_finish(run, 0, "out of memory", 30, 0);
+        return;
+    }
+    a->run = run;
+    a->job_id = job->id;
+    a->lua = json_incref(rb_ivr.lua.data);
+    a->answers = json_object();
+    a->timer = evtimer_new(rb_ivr.base, on_deadline, a);
+    a->next = cs()->all;
+    if (cs()->all)
+        cs()->all->prev = a;
+    cs()->all = a;
+    const char *why = read_payload(a, job->payload);
+    if (why) {
+        rb_ivr_api->log(rb_ivr.ctx, RB_LOG_ERROR, "job %lld (ivr.call) refused: %s", job->id, why);
+        rb_ivr_api->job_finish(run, 0, why, 0, 1);
+        att_free(a);
+        return;
+    }
+    a->max_attempts = (int)rb_ivr_num(a->policy, "max_attempts", 3);
+    char jid[24];
+    snprintf(jid, sizeof(jid), "%lld", job->id);
+    const char *p[] = {jid, a->script_name, a->phone, a->lang, a->trunk,
+                       a->reply_kind[0] ? a->reply_kind : NULL, a->ref};
+    a->state = T_STORING;
+    if (rb_ivr_api->db_query(rb_ivr.ctx, call_sql, 7, p, on_call_stored, a) != RB_OK)
+        on_call_stored(NULL, "the database is unavailable", a);
+}

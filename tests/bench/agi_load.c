@@ -1,0 +1,182 @@
+/* A FastAGI load generator for bench_ivr.sh: plays Asterisk's side of many hotline calls at
+ * once against rabtad's FastAGI port. Each call sends the agi_* headers, answers ANSWER at once,
+ * picks a language, presses an invalid key LOOPS times at the main menu (each "invalid"
+ * prompt plays for PLAY_MS), then asks for status (an unknown caller ID: "no cases"), and
+ * ends when rabtad hangs up. New calls start at RATE a second until TOTAL have started.
+ *
+ * Measured: the time from writing a keypad answer (a GET DATA reply) to reading rabtad's next
+ * command, for every key; the most calls connected at once.
+ *
+ *   agi_load PORT RATE TOTAL PLAY_MS LOOPS TIMEOUT_S */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+struct call {
+    struct bufferevent *bev;
+    struct event *play;
+    int gets, loops;
+    double key_sent; /* 0: no key waiting for its next command */
+    int id;
+};
+
+static struct event_base *base;
+static struct sockaddr_in sin_;
+static int rate, total, play_ms, loops, started, live, max_live, done, failed;
+static double *lat;
+static size_t nlat, caplat;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void call_end(struct call *c, int ok)
+{
+    if (c->play)
+        event_free(c->play);
+    bufferevent_free(c->bev);
+    free(c);
+    live--;
+    ok ? done++ : failed++;
+    if (started >= total && live == 0)
+        event_base_loopexit(base, NULL);
+}
+
+static void say(struct call *c, const char *s)
+{
+    bufferevent_write(c->bev, s, strlen(s));
+}
+
+static void on_played(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    say(arg, "200 result=0 endpos=8000\n");
+}
+
+static void command(struct call *c, const char *line)
+{
+    if (c->key_sent > 0) {
+        if (nlat == caplat) {
+            caplat = caplat ? caplat * 2 : 4096;
+            lat = realloc(lat, caplat * sizeof(*lat));
+        }
+        lat[nlat++] = now() - c->key_sent;
+        c->key_sent = 0;
+    }
+    if (strncmp(line, "STREAM FILE", 11) == 0) {
+        struct timeval tv = {play_ms / 1000, (play_ms % 1000) * 1000};
+        event_add(c->play, &tv);
+    } else if (strncmp(line, "GET DATA", 8) == 0) {
+        const char *key = c->gets++ == 0 ? "1" : c->loops-- > 0 ? "9" : "2";
+        char r[32];
+        snprintf(r, sizeof(r), "200 result=%s\n", key);
+        c->key_sent = now();
+        say(c, r);
+    } else if (strncmp(line, "HANGUP", 6) == 0) {
+        say(c, "200 result=1\n");
+    } else {
+        say(c, "200 result=0\n");
+    }
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    struct call *c = arg;
+    char *line;
+    size_t n;
+    while ((line = evbuffer_readln(bufferevent_get_input(bev), &n, EVBUFFER_EOL_LF))) {
+        command(c, line);
+        free(line);
+    }
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    struct call *c = arg;
+    if (what & BEV_EVENT_CONNECTED) {
+        int one = 1;
+        setsockopt(bufferevent_getfd(c->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        char h[600];
+        snprintf(h, sizeof(h),
+                 "agi_network: yes\nagi_network_script: hotline\nagi_request: "
+                 "agi://127.0.0.1/hotline\nagi_channel: PJSIP/trunk-%08x\nagi_language: en\n"
+                 "agi_type: PJSIP\nagi_uniqueid: 1733200000.%d\nagi_callerid: unknown\n"
+                 "agi_calleridname: unknown\nagi_context: rabta-hotline\nagi_extension: 1334\n"
+                 "agi_priority: 2\nagi_enhanced: 0.0\n\n",
+                 c->id, c->id);
+        say(c, h);
+        return;
+    }
+    call_end(c, (what & BEV_EVENT_EOF) && c->gets > loops + 1);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    static double t0;
+    if (!t0)
+        t0 = now();
+    int due = (int)((now() - t0) * rate) + 1;
+    while (started < total && started < due) {
+        struct call *c = calloc(1, sizeof(*c));
+        c->id = started++;
+        c->loops = loops;
+        c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+        c->play = evtimer_new(base, on_played, c);
+        bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
+        bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+        live++;
+        if (live > max_live)
+            max_live = live;
+        bufferevent_socket_connect(c->bev, (struct sockaddr *)&sin_, sizeof(sin_));
+    }
+}
+
+static int cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 7) {
+        fprintf(stderr, "usage: agi_load PORT RATE TOTAL PLAY_MS LOOPS TIMEOUT_S\n");
+        return 2;
+    }
+    sin_.sin_family = AF_INET;
+    sin_.sin_port = htons((unsigned short)atoi(argv[1]));
+    inet_pton(AF_INET, "127.0.0.1", &sin_.sin_addr);
+    rate = atoi(argv[2]);
+    total = atoi(argv[3]);
+    play_ms = atoi(argv[4]);
+    loops = atoi(argv[5]);
+    base = event_base_new();
+    struct event *tick = event_new(base, -1, EV_PERSIST, on_tick, NULL);
+    struct timeval tv = {0, 5000}, limit = {atoi(argv[6]), 0};
+    event_add(tick, &tv);
+    event_base_loopexit(base, &limit);
+    event_base_dispatch(base);
+    qsort(lat, nlat, sizeof(*lat), cmp);
+    double p50 = nlat ? lat[nlat / 2] : 0, p99 = nlat ? lat[(size_t)(nlat * 0.99)] : 0;
+    double mx = nlat ? lat[nlat - 1] : 0;
+    printf("calls %d completed %d failed %d unfinished %d max_simultaneous %d keys %zu "
+           "key_to_next_command_ms p50 %.3f p99 %.3f max %.3f\n",
+           started, done, failed, live, max_live, nlat, p50 * 1e3, p99 * 1e3, mx * 1e3);
+    return failed || live ? 1 : 0;
+}

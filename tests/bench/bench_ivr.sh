@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The IVR channel's FastAGI side under load: one rabtad (plugin ivr_asterisk) and a load
+# generator playing Asterisk's side of many hotline calls (agi_load.c): new calls at
+# BENCH_IVR_RATE a second (200) until BENCH_IVR_CALLS (1,200) have started; each picks a
+# language, presses an invalid key BENCH_IVR_LOOPS times (6) at the main menu with each prompt
+# "playing" for BENCH_IVR_PLAY_MS (600 ms), then asks for status and is hung up by rabtad.
+# Figures: the most calls connected at once, the time from a keypad answer arriving to
+# rabtad's next command (p50, p99, max), and rabtad's memory per active call (RSS at the
+# peak minus RSS before, over the peak's calls).
+#
+#   tests/bench/bench_ivr.sh BUILD_DIR
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+bench_init "$@"
+RATE=${BENCH_IVR_RATE:-200}
+CALLS=${BENCH_IVR_CALLS:-1200}
+PLAY=${BENCH_IVR_PLAY_MS:-600}
+LOOPS=${BENCH_IVR_LOOPS:-6}
+LOAD=$BUILD/tests/bench/bench_agi_load
+[ -x "$LOAD" ] || die "$LOAD is missing; build the benchmarks"
+[ -f "$BUILD/plugins/ivr_asterisk.so" ] || die "$BUILD/plugins/ivr_asterisk.so is missing"
+ulimit -n 8192 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+AGIPORT=$(free_port)
+mkdir -p "$TMP/rec"
+BENCH_EXTRA_YAML="  - name: ivr_asterisk
+    config:
+      agi_listen: \"127.0.0.1:$AGIPORT\"
+      recordings_dir: \"$TMP/rec\"
+      menu_tries: 9"
+BENCH_LOG_LEVEL=info # the plugin logs its own latency figures at stop
+bench_pg_start off
+bench_rabtad_start
+rss() { awk '/^VmRSS/ { print $2 }' "/proc/$RABTAD_PID/status"; }
+RSS0=$(rss)
+: >"$TMP/rss.txt"
+( while kill -0 "$RABTAD_PID" 2>/dev/null; do rss >>"$TMP/rss.txt"; sleep 0.1; done ) &
+SAMPLER=$!
+BENCH_PIDS+=("$SAMPLER")
+OUT=$(timeout 120 "$LOAD" "$AGIPORT" "$RATE" "$CALLS" "$PLAY" "$LOOPS" 100) || {
+  echo "$OUT"; tail -20 "$TMP/rabtad.log"; die "the load generator reported failed calls"; }
+kill "$SAMPLER" 2>/dev/null || true
+RSSMAX=$(sort -n "$TMP/rss.txt" | tail -1)
+stop_pid "$RABTAD_PID" # its stop logs the plugin's own reply-to-command figures
+PEAK=$(echo "$OUT" | sed -n 's/.*max_simultaneous \([0-9]*\).*/\1/p')
+echo "ivr: $OUT"
+echo "ivr: inside rabtad: $(grep -o 'FastAGI: [0-9]* replies[^"]*' "$TMP/rabtad.log" | tail -1)"
+echo "ivr: rabtad RSS ${RSS0} KiB idle, ${RSSMAX} KiB at the peak of $PEAK calls:" \
+  "$(awk -v a="$RSS0" -v b="$RSSMAX" -v n="$PEAK" 'BEGIN { printf "%.1f", (b - a) / n }') KiB a call"
