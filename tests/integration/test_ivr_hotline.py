@@ -164,8 +164,8 @@ class HotlineCheckTest(rbtest.TestCase):
         open(conf, "w").write(json.dumps(cfg))
         p = rbtest.run_rabtad(["--check", "-c", conf])
         self.assertEqual(p.returncode, 2, p.stderr)
-        self.assertIn('lua/ivr.lua: scripts.cfmp_survey.steps.thanks: prompt '
-                      '\\"cfmp-thanks-typo\\" is not in the ur catalogue', p.stderr)
+        self.assertIn('plugin ivr_asterisk: lua/ivr.lua: scripts.cfmp_survey.steps.thanks: '
+                      'prompt "cfmp-thanks-typo" is not in the ur catalogue', p.stderr)
         text = text.replace('"cfmp-thanks-typo"', '"cfmp-thanks"').replace(
             'keys = "12", answers = { satisfied = "1", bribe = "2" }',
             'keys = "12", answers = { satisfied = "2", bribe = "2" }')
