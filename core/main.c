@@ -10,6 +10,7 @@
 #include "cli/cli_staff.h"
 #include "config/config.h"
 #include "lua/script.h"
+#include "messages/sender.h"
 #include "server/plugin.h"
 #include "server/server.h"
 #include "sla/sla_policy.h"
@@ -195,12 +196,22 @@ int main(int argc, char **argv)
                              "[::1]:8080, with a port from 0 to 65535",
                       listen);
     if (check && srv->cfg) {
+        /* The plugins' init() checks their blocks and registers their channels' senders. */
         struct rb_plugins *ps = rb_plugins_load(srv->cfg, &errs);
-        rb_plugins_free(ps);
+        srv->senders = rb_senders_new();
+        if (ps)
+            rb_plugins_check(ps, srv, &errs);
         /* Compiles the Lua rules and runs their self-tests, as a reload would. */
         rb_script_free(rb_script_load(srv->cfg->lua_dir, srv->cfg, &errs));
         if (srv->cfg->sla_file)
-            rb_sla_free(rb_sla_load(srv->cfg->sla_file, srv->cfg, &errs));
+            srv->sla = rb_sla_load(srv->cfg->sla_file, srv->cfg, &errs);
+        if (ps) /* every channel the configuration uses has a sender */
+            rb_sender_check_config(srv, srv->sla, &errs);
+        rb_sla_free(srv->sla);
+        srv->sla = NULL;
+        rb_plugins_free(ps);
+        rb_senders_free(srv->senders);
+        srv->senders = NULL;
     }
     if (errs.n || !srv->cfg) {
         rb_server_print_errors(&errs);

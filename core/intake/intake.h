@@ -95,6 +95,10 @@ struct rb_intake *rb_intake_new(struct event_base *base, struct rb_db *db,
 void rb_intake_set_wants_delivery(struct rb_intake *in,
                                   int (*fn)(void *arg, const char *department), void *arg);
 void rb_intake_set_quiet_wait(struct rb_intake *in, double (*fn)(void *arg), void *arg);
+/* Whether a channel has a sender (messages/sender.h): a reply or notice on a channel nobody
+ * sends is not stored. NULL: every channel has one. */
+void rb_intake_set_channel_ok(struct rb_intake *in, int (*fn)(void *arg, const char *channel),
+                              void *arg);
 void rb_intake_set_rules(struct rb_intake *in, const struct rb_config *cfg,
                          struct rb_script *rules, const struct rb_sla *sla);
 void rb_intake_free(struct rb_intake *in); /* pending submissions fail with "shutting down" */

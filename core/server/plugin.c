@@ -28,9 +28,14 @@
 #include "lua/script.h"
 #include "lua/templates.h"
 #include "messages/message.h"
+#include "messages/sender.h"
 #include "net/http.h"
 #include "net/http_client.h"
 #include "server/server.h"
+
+/* 1 when the struct *p (which starts with its size) holds member. */
+#define RB_HAS_FIELD(p, type, member)                                                         \
+    ((p)->size >= offsetof(struct type, member) + sizeof((p)->member))
 
 struct rb_plugin_ctx {
     const struct rb_plugin *desc; /* borrowed from the shared object */
@@ -47,6 +52,7 @@ struct rb_plugin_ctx {
     int (*wants_fn)(struct rb_plugin_ctx *ctx, const char *department, void *arg);
     void *wants_arg;
     int inited, started;
+    int checking; /* init() under --check: routes and jobs are accepted and forgotten */
 };
 
 struct rb_plugins {
@@ -265,6 +271,26 @@ int rb_plugins_init(struct rb_plugins *ps, struct rb_server *srv)
     return RB_OK;
 }
 
+int rb_plugins_check(struct rb_plugins *ps, struct rb_server *srv, struct rb_errors *errs)
+{
+    int rc = RB_OK;
+    for (size_t i = 0; i < ps->n; i++) {
+        struct rb_plugin_ctx *c = &ps->v[i];
+        c->srv = srv;
+        c->checking = 1;
+        int r = c->desc->init(c, rb_host_api_get());
+        if (r != RB_OK) {
+            rb_errors_add(errs, "plugin %s (%s) failed to initialise (code %d): see the lines "
+                                "above", c->desc->name, c->path, r);
+            rc = RB_ERR;
+        } else {
+            c->inited = 1;
+        }
+    }
+    rb_plugins_stop(ps);
+    return rc;
+}
+
 int rb_plugins_start(struct rb_plugins *ps)
 {
     for (size_t i = 0; i < ps->n; i++) {
@@ -352,6 +378,8 @@ static int host_conf_parse(struct rb_plugin_ctx *ctx, const struct rb_conf_field
 static int host_http_route(struct rb_plugin_ctx *ctx, unsigned methods, const char *pattern,
                            rb_plugin_http_fn fn, void *arg)
 {
+    if (ctx->checking)
+        return RB_OK;
     if (!ctx->srv || !ctx->srv->http || ctx->started)
         return RB_EINVAL;
     return rb_http_route(ctx->srv->http, methods, pattern, fn, arg);
@@ -453,6 +481,8 @@ static int host_job_enqueue(struct rb_plugin_ctx *ctx, const char *kind, const c
 static int host_job_register(struct rb_plugin_ctx *ctx, const char *kind, rb_plugin_job_fn fn,
                              void *arg)
 {
+    if (ctx->checking)
+        return RB_OK;
     if (!ctx->srv || !ctx->srv->jobs || ctx->started)
         return RB_EINVAL;
     return rb_jobs_register(ctx->srv->jobs, kind, fn, arg);
@@ -460,6 +490,8 @@ static int host_job_register(struct rb_plugin_ctx *ctx, const char *kind, rb_plu
 
 static int host_job_pace(struct rb_plugin_ctx *ctx, const char *kind, double rate, int burst)
 {
+    if (ctx->checking)
+        return RB_OK;
     if (!ctx->srv || !ctx->srv->jobs)
         return RB_EINVAL;
     return rb_jobs_pace(ctx->srv->jobs, kind, rate, burst);
@@ -890,6 +922,9 @@ static int host_message_queue(struct rb_plugin_ctx *ctx, const struct rb_message
         .template = m->template, .language = m->language, .params = p, .channel = m->channel,
         .to = m->to, .case_id = m->case_id, .citizen_id = m->citizen_id,
         .event_id = m->event_id, .notice = m->notice, .urgent = m->urgent,
+        .subject_template = RB_HAS_FIELD(m, rb_message_out, subject_template)
+                                ? m->subject_template
+                                : NULL,
     };
     int rc = rb_message_queue(ctx->srv, &r, fn, arg, why, whylen);
     json_decref(p);
@@ -928,6 +963,18 @@ static int host_case_comment(struct rb_plugin_ctx *ctx, const struct rb_case_com
     int rc = rb_case_comment(ctx->srv->db, &c, db_trampoline, call);
     if (rc != RB_OK)
         free(call);
+    return rc;
+}
+
+static int host_message_sender(struct rb_plugin_ctx *ctx, const char *channel,
+                               rb_plugin_send_fn fn, void *arg)
+{
+    if (!ctx->srv || ctx->started)
+        return RB_EINVAL;
+    char why[400];
+    int rc = rb_sender_register(ctx->srv, channel, ctx->desc->name, fn, arg, why, sizeof(why));
+    if (rc != RB_OK)
+        rb_error("plugins", "%s", why);
     return rc;
 }
 
@@ -979,6 +1026,8 @@ static const struct rb_host_api host_api = {
     .department_wants = host_department_wants,
     .job_pace = host_job_pace,
     .db_query_prepared = host_db_query_prepared,
+    .message_sender = host_message_sender,
+    .message_done = rb_sender_done,
 };
 
 const struct rb_host_api *rb_host_api_get(void)

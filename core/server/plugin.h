@@ -20,6 +20,10 @@ struct rb_plugins *rb_plugins_load(const struct rb_config *cfg, struct rb_errors
 const struct rb_plugin *rb_plugin_open(const char *path, void **handle, struct rb_errors *errs);
 
 int rb_plugins_init(struct rb_plugins *ps, struct rb_server *srv);   /* calls every init() */
+/* --check: calls every init() with a host that accepts routes and jobs without keeping them
+ * (so the plugins' configuration is checked and their senders registered in srv->senders),
+ * then every stop(). RB_OK, or RB_ERR with one error per plugin whose init failed. */
+int rb_plugins_check(struct rb_plugins *ps, struct rb_server *srv, struct rb_errors *errs);
 int rb_plugins_start(struct rb_plugins *ps);                          /* calls every start() */
 void rb_plugins_reload(struct rb_plugins *ps, const struct rb_config *cfg);
 void rb_plugins_stop(struct rb_plugins *ps);                          /* calls every stop() */

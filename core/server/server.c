@@ -14,6 +14,7 @@
 #include "cases/citizen_auth.h"
 #include "db/db.h"
 #include "db/migrate.h"
+#include "messages/sender.h"
 #include "db/pgembed.h"
 #include "intake/intake.h"
 #include "jobs/jobs.h"
@@ -162,6 +163,7 @@ int rb_server_reload(struct rb_server *srv)
         rules = rb_script_load(cfg->lua_dir, cfg, &errs);
         if (cfg->sla_file)
             sla = rb_sla_load(cfg->sla_file, cfg, &errs);
+        rb_sender_check_config(srv, sla, &errs);
     }
     if (errs.n) {
         for (size_t i = 0; i < errs.n; i++)
@@ -240,6 +242,8 @@ void rb_server_cleanup(struct rb_server *srv)
     }
     rb_plugins_free(srv->plugins);
     srv->plugins = NULL;
+    rb_senders_free(srv->senders);
+    srv->senders = NULL;
     rb_script_free(srv->rules);
     srv->rules = NULL;
     rb_message_cleanup();
@@ -259,6 +263,11 @@ void rb_server_cleanup(struct rb_server *srv)
 static double intake_quiet_wait(void *arg)
 {
     return rb_message_quiet_wait(arg);
+}
+
+static int intake_channel_ok(void *arg, const char *channel)
+{
+    return rb_sender_has(arg, channel);
 }
 
 static int intake_wants_delivery(void *arg, const char *department)
@@ -337,16 +346,23 @@ int rb_server_run(struct rb_server *srv)
     srv->intake = rb_intake_new(srv->base, srv->db, srv->metrics, srv->cfg, srv->rules, srv->sla);
     rb_intake_set_quiet_wait(srv->intake, intake_quiet_wait, srv);
     rb_intake_set_wants_delivery(srv->intake, intake_wants_delivery, srv);
+    rb_intake_set_channel_ok(srv->intake, intake_channel_ok, srv);
     srv->sla_engine = rb_sla_engine_new(srv->db, srv->metrics, srv->sla);
     rb_sla_engine_register(srv->sla_engine, srv->jobs);
     rb_deliver_register(srv); /* case.deliver: cases to their department's plugin */
     rb_notice_register(srv);
+    srv->senders = rb_senders_new(); /* filled by the plugins' init() */
     if (rb_status_init(srv) != RB_OK || rb_staff_api_init(srv) != RB_OK ||
         rb_reports_init(srv) != RB_OK ||
         rb_plugins_init(srv->plugins, srv) != RB_OK) {
         rb_server_cleanup(srv);
         return 1;
     }
+    rb_errors_init(&errs);
+    rb_sender_check_config(srv, srv->sla, &errs);
+    for (size_t i = 0; i < errs.n; i++) /* --check refuses these; a running server warns */
+        rb_warn("config", "%s", errs.msgs[i]);
+    rb_errors_free(&errs);
     if (rb_http_listen(srv->http, srv->listen_addr, srv->listen_port) != RB_OK) {
         rb_server_cleanup(srv);
         return 1;
