@@ -219,6 +219,11 @@ size_t rb_plugins_count(const struct rb_plugins *ps)
     return ps ? ps->n : 0;
 }
 
+const char *rb_plugins_name(const struct rb_plugins *ps, size_t i)
+{
+    return ps && i < ps->n ? ps->v[i].desc->name : NULL;
+}
+
 const struct rb_plugin *rb_plugins_get(const struct rb_plugins *ps, const char *name)
 {
     for (size_t i = 0; ps && name && i < ps->n; i++)
@@ -978,6 +983,11 @@ static int host_message_sender(struct rb_plugin_ctx *ctx, const char *channel,
     return rc;
 }
 
+static struct event_base *host_event_base(struct rb_plugin_ctx *ctx)
+{
+    return ctx->checking || !ctx->srv ? NULL : ctx->srv->base;
+}
+
 static const struct rb_host_api host_api = {
     .size = sizeof(struct rb_host_api),
     .abi = RB_PLUGIN_ABI,
@@ -1028,6 +1038,7 @@ static const struct rb_host_api host_api = {
     .db_query_prepared = host_db_query_prepared,
     .message_sender = host_message_sender,
     .message_done = rb_sender_done,
+    .event_base = host_event_base,
 };
 
 const struct rb_host_api *rb_host_api_get(void)

@@ -29,6 +29,8 @@ void rb_plugins_reload(struct rb_plugins *ps, const struct rb_config *cfg);
 void rb_plugins_stop(struct rb_plugins *ps);                          /* calls every stop() */
 void rb_plugins_free(struct rb_plugins *ps);                          /* dlclose at exit */
 size_t rb_plugins_count(const struct rb_plugins *ps);
+/* The i-th loaded plugin's name (load order), or NULL past the last. Borrowed. */
+const char *rb_plugins_name(const struct rb_plugins *ps, size_t i);
 const struct rb_plugin *rb_plugins_get(const struct rb_plugins *ps, const char *name);
 
 /* Hands a case.deliver run to the delivery function of plugin `name`; RB_ENOTFOUND (nothing

@@ -14,13 +14,13 @@
 #include "cases/citizen_auth.h"
 #include "db/db.h"
 #include "db/migrate.h"
-#include "messages/sender.h"
 #include "db/pgembed.h"
 #include "intake/intake.h"
 #include "jobs/jobs.h"
 #include "lua/script.h"
 #include "messages/message.h"
 #include "messages/notice.h"
+#include "messages/sender.h"
 #include "net/http.h"
 #include "server/deliver.h"
 #include "server/plugin.h"
@@ -73,9 +73,23 @@ int rb_server_migrate(struct rb_server *srv, PGconn **keep)
         free(err);
         return RB_ERR;
     }
+    /* Core's tables first, then each loaded plugin's own (plugins/<name>/migrations/). */
+    size_t np = rb_plugins_count(srv->plugins);
+    struct rb_migration_set *sets = rb_calloc(np + 1, sizeof(*sets));
+    char **dirs = rb_calloc(np + 1, sizeof(*dirs));
+    sets[0] = (struct rb_migration_set){.owner = "core", .dir = cfg->migrations_dir};
+    for (size_t i = 0; i < np; i++) {
+        const char *name = rb_plugins_name(srv->plugins, i);
+        dirs[i] = rb_sprintf("%s/%s/migrations", cfg->plugin_migrations_dir, name);
+        sets[i + 1] = (struct rb_migration_set){.owner = name, .dir = dirs[i]};
+    }
     struct rb_errors errs;
     rb_errors_init(&errs);
-    int n = rb_migrate(conn, cfg->migrations_dir, &errs);
+    int n = rb_migrate_sets(conn, sets, np + 1, &errs);
+    for (size_t i = 0; i < np; i++)
+        free(dirs[i]);
+    free(dirs);
+    free(sets);
     if (keep && n >= 0)
         *keep = conn;
     else

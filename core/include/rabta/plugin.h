@@ -72,6 +72,7 @@ enum rb_http_method {
 };
 
 /* Opaque handles. */
+struct event_base;    /* libevent's loop (event_base below) */
 struct rb_plugin_ctx; /* one per loaded plugin; valid from init() until after stop() */
 struct rb_http_req;   /* one HTTP request; valid until it is answered */
 struct rb_db_result;  /* a query result; borrowed, valid until the callback returns */
@@ -541,6 +542,10 @@ struct rb_host_api {
      * attempts) and ends the job. send is invalid afterwards. */
     void (*message_done)(struct rb_message_send *send, enum rb_send_outcome outcome,
                          double retry_after, const char *error, const char *gateway_ref);
+    /* The process's libevent loop, for a plugin that drives a library's sockets itself (e.g.
+     * libcurl's multi interface): events added to it run on the loop thread, must never
+     * block, and must all be deleted in stop(). NULL under --check. */
+    struct event_base *(*event_base)(struct rb_plugin_ctx *ctx);
 
     /* New entries go here, at the end, never above. */
 };
