@@ -1,6 +1,6 @@
 /* A test channel plugin, test_sender: registers itself as the sender of each channel in
  * `channels` (comma-separated, e.g. "sms,fax") and reports every message it is handed as
- * sent; and routes POST /test/test_sender/message?channel=C&to=A[&template=T], which queues
+ * sent; and routes POST /test/test_sender/message?channel=C&to=A[&template=T][&language=L], which queues
  * a message through the host's message_queue and answers 201 {"id": N}, or 400 with the
  * sentence the host gave. test_sender2.c builds the same plugin under another name, for the
  * test of two plugins claiming one channel. */
@@ -46,9 +46,9 @@ static void stored(long long id, const char *err, void *arg)
 static void on_message(struct rb_http_req *req, void *arg)
 {
     const char *channel = api->req_query(req, "channel"), *to = api->req_query(req, "to");
-    const char *tmpl = api->req_query(req, "template");
+    const char *tmpl = api->req_query(req, "template"), *lang = api->req_query(req, "language");
     const struct rb_message_out m = {
-        .size = sizeof(m), .template = tmpl ? tmpl : "sms.help", .language = "en",
+        .size = sizeof(m), .template = tmpl ? tmpl : "sms.help", .language = lang ? lang : "en",
         .channel = channel, .to = to, .urgent = 1,
     };
     char why[512];
