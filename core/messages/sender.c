@@ -197,7 +197,7 @@ static void record(struct rb_message_send *s, const char *status, const char *ga
 {
     const char *params[5] = {s->id, status, s->error, gateway_ref, tried ? "1" : "0"};
     struct rb_server *srv = s->sender->srv;
-    if (rb_db_query_prepared(srv->db, done_sql, 5, params, written, s) != RB_OK) {
+    if (!srv->db || rb_db_query_prepared(srv->db, done_sql, 5, params, written, s) != RB_OK) {
         rb_job_finish(s->run, 0, "database unavailable", -1, 0);
         send_free(s);
     }
