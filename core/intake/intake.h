@@ -54,7 +54,7 @@ struct rb_case_in {
     long long citizen_id;   /* already known (signed in): no look-up by phone; 0: unknown */
     /* A reply stored with the case, in the same transaction (NULL: none): the template
      * (lua/templates.lua) rendered with {tracking} in the case's language, to reply_to on
-     * reply_channel ("sms"); a message and its 'message.send' job. */
+     * reply_channel ("sms"); a message and its send job (rabta_message_queue). */
     const char *reply_template, *reply_channel, *reply_to;
     /* 1: not stored (status 409) when a case of this phone's citizen awaits their answer to
      * an officer's question sent by SMS to that phone (see struct rb_case_submission). */
