@@ -42,6 +42,7 @@ struct rb_message_send {
     enum rb_send_outcome outcome;
     double retry_after;
     char *error; /* owned */
+    int settled; /* not sent by rule (an opted-out notice): the job itself succeeded */
 };
 
 struct rb_senders *rb_senders_new(void)
@@ -182,7 +183,7 @@ static void written(PGresult *res, const char *err, void *arg)
     struct rb_message_send *s = arg;
     if (err) /* the message may be out, but its row does not say so: run again */
         rb_job_finish(s->run, 0, err, -1, 0);
-    else if (s->outcome == RB_SEND_SENT)
+    else if (s->outcome == RB_SEND_SENT || s->settled)
         rb_job_finish(s->run, 1, NULL, 0, 0);
     else if (s->outcome == RB_SEND_RETRY)
         rb_job_finish(s->run, 0, s->error, s->retry_after, 0);
@@ -258,6 +259,7 @@ static void loaded(PGresult *res, const char *err, void *arg)
     if (is_true(res, 8)) {
         rb_info("message", "message %s not sent: the citizen opted out (STOP)", s->id);
         s->outcome = RB_SEND_FAILED;
+        s->settled = 1;
         s->error = rb_strdup("citizen opted out (STOP)");
         record(s, "failed", NULL, 0);
         return;
