@@ -10,6 +10,7 @@
 #include "cli/cli_staff.h"
 #include "config/config.h"
 #include "lua/script.h"
+#include "messages/sender.h"
 #include "server/plugin.h"
 #include "server/server.h"
 #include "sla/sla_policy.h"
@@ -225,13 +226,20 @@ static void check_more(struct rb_server *srv, struct rb_errors *errs)
     /* The Lua rules compile and pass their self-tests, as a reload would; plugins may check
      * their own Lua (the IVR menus) against them. */
     srv->rules = rb_script_load(cfg->lua_dir, cfg, errs);
-    if (ps && srv->rules)
-        rb_plugins_check(ps, srv, errs); /* each plugin's own configuration */
+    srv->senders = rb_senders_new();
+    if (ps && srv->rules) /* each plugin's configuration; their channels' senders */
+        rb_plugins_check(ps, srv, errs);
+    if (cfg->sla_file)
+        srv->sla = rb_sla_load(cfg->sla_file, cfg, errs);
+    if (ps) /* every channel the configuration uses has a sender */
+        rb_sender_check_config(srv, srv->sla, errs);
+    rb_sla_free(srv->sla);
+    srv->sla = NULL;
     rb_plugins_free(ps);
     rb_script_free(srv->rules);
     srv->rules = NULL;
-    if (cfg->sla_file)
-        rb_sla_free(rb_sla_load(cfg->sla_file, cfg, errs));
+    rb_senders_free(srv->senders);
+    srv->senders = NULL;
 }
 
 /* A subcommand on the loaded configuration. Returns its exit code. */

@@ -15,6 +15,7 @@ PACKAGES=(
   liblua5.4-dev     # rules
   libjansson-dev    # JSON
   libsodium-dev     # argon2id, random, HMAC
+  libcurl4-openssl-dev # SMTP for the email_smtp plugin (multi interface on the loop)
   tzdata            # time zones of business calendars (core/config/tz.c reads /usr/share/zoneinfo)
   libcmocka-dev     # unit tests
   postgresql        # embedded private cluster (initdb, postgres, pg_ctl, pgbench)
@@ -24,6 +25,7 @@ PACKAGES=(
   valgrind          # leak checks of the unit tests
   kannel            # SMS gateway (bearerbox, smsbox)
   kannel-extras     # Kannel test tools
+  python3-aiosmtpd  # the SMTP sink of the e-mail tests (tests/integration/smtp_sink.py)
 )
 
 missing=()

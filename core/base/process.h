@@ -19,6 +19,7 @@ struct rb_auth;
 struct rb_case_read;
 struct rb_sla;
 struct rb_sla_engine;
+struct rb_senders;
 
 struct rb_server {
     struct event_base *base;    /* owned */
@@ -40,6 +41,7 @@ struct rb_server {
     struct rb_pgembed *pg;      /* owned; NULL with an external database */
     char *conninfo;             /* owned */
     struct rb_plugins *plugins; /* owned */
+    struct rb_senders *senders; /* owned: who sends each channel (messages/sender.h) */
     struct event *sig_term, *sig_int, *sig_hup, *shutdown_timer; /* owned */
     double started_at;          /* monotonic */
     double shutdown_deadline;   /* monotonic; 0 while running */

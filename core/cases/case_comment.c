@@ -30,18 +30,18 @@ const char rb_case_comment_sql[] =
     "  INSERT INTO case_events (case_id, actor_type, actor_id, event, from_status, to_status)"
     "  SELECT id, 'citizen', $2::bigint::text, 'citizen_reply', 'awaiting_citizen',"
     "    'in_progress' FROM r),"
-    " msg AS ("
-    "  INSERT INTO messages (case_id, citizen_id, channel, to_address, body, template,"
-    "    language)"
-    "  SELECT id, $2::bigint, $11::text, $12::text, $8::text, $9::text, $10::text FROM g"
-    "  WHERE $8::text IS NOT NULL RETURNING id),"
-    " job AS ("
-    "  INSERT INTO jobs (kind, payload)"
-    "  SELECT 'message.send', jsonb_build_object('message_id', id) FROM msg)"
+    " mr AS (SELECT id FROM g WHERE $8::text IS NOT NULL),"
+    " msg AS MATERIALIZED ("
+    "  SELECT * FROM rabta_message_queue((SELECT array_agg($11::text) FROM mr),"
+    "    (SELECT array_agg($12::text) FROM mr), (SELECT array_agg($8::text) FROM mr),"
+    "    case_id => (SELECT array_agg(id) FROM mr),"
+    "    citizen_id => (SELECT array_agg($2::bigint) FROM mr),"
+    "    template => (SELECT array_agg($9::text) FROM mr),"
+    "    language => (SELECT array_agg($10::text) FROM mr)))"
     " SELECT c.status, CASE WHEN EXISTS (SELECT 1 FROM r) THEN 'in_progress' ELSE c.status END,"
     "  (SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM ev),"
     "  c.id, NOT EXISTS (SELECT 1 FROM g)"
-    " FROM c";
+    " FROM c, (SELECT count(*) FROM msg) m";
 
 int rb_case_comment(struct rb_db *db, const struct rb_case_comment *c, rb_db_fn fn, void *arg)
 {

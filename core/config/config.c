@@ -747,6 +747,7 @@ static void check_references(struct loader *l, const struct rb_node *root)
 
 struct top_in {
     char *state_dir, *lua_dir, *migrations_dir, *plugin_dir, *districts, *triage, *sla;
+    char *plugin_migrations_dir;
 };
 
 static const struct rb_node *section(struct loader *l, const struct rb_node *root,
@@ -779,15 +780,21 @@ static void load_all(struct loader *l, const struct rb_node *root)
         {"districts", RB_CONF_STRING, offsetof(struct top_in, districts), 0, 0, 0},
         {"triage_department", RB_CONF_STRING, offsetof(struct top_in, triage), 0, 0, 0},
         {"sla", RB_CONF_STRING, offsetof(struct top_in, sla), 0, 0, 0},
+        {"plugin_migrations_dir", RB_CONF_STRING, offsetof(struct top_in, plugin_migrations_dir),
+         0, 0, 0},
     };
     static const char *const extra[] = {"server", "database", "log", "jobs", "messages", "plugins",
                                         "departments", "services", NULL};
     struct rb_config *cfg = l->cfg;
-    struct top_in in = {NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    struct top_in in = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
     rb_conf_parse(root, "the top level", fields, RB_ARRAY_LEN(fields), extra, &in, l->e);
     set_dir(cfg, &cfg->state_dir, in.state_dir, "../var");
     set_dir(cfg, &cfg->lua_dir, in.lua_dir, "../lua");
     set_dir(cfg, &cfg->migrations_dir, in.migrations_dir, "../migrations");
+    if (in.plugin_migrations_dir && in.plugin_migrations_dir[0])
+        cfg->plugin_migrations_dir = rb_path_join(cfg->base_dir, in.plugin_migrations_dir);
+    else
+        cfg->plugin_migrations_dir = rb_path_join(cfg->migrations_dir, "../plugins");
     if (in.plugin_dir && in.plugin_dir[0])
         cfg->plugin_dir = rb_path_join(cfg->base_dir, in.plugin_dir);
     if (in.sla && in.sla[0])
@@ -914,6 +921,7 @@ void rb_config_free(struct rb_config *cfg)
     free(cfg->state_dir);
     free(cfg->lua_dir);
     free(cfg->migrations_dir);
+    free(cfg->plugin_migrations_dir);
     free(cfg->plugin_dir);
     free(cfg);
 }

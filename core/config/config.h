@@ -99,6 +99,8 @@ struct rb_config {
     char *lua_dir;    /* owned; resolved; default "<base_dir>/../lua" */
     char *migrations_dir; /* owned; resolved; default "<base_dir>/../migrations" */
     char *plugin_dir; /* owned; NULL: the build's plugin directory */
+    char *plugin_migrations_dir; /* owned; resolved; default "<migrations_dir>/../plugins":
+                                  * plugin NAME's tables are in <it>/NAME/migrations/ */
 
     struct rb_plugin_conf *plugins;
     size_t n_plugins;

@@ -36,13 +36,25 @@ struct mig_applied {
     char *name, *checksum, *applied_at; /* owned */
 };
 
+/* owner: "core" or a plugin's name; each owner numbers its migrations from 0001. A table made
+ * before plugins had migrations (version the key) gets the column and the two-part key. */
 static const char create_sql[] =
     "CREATE TABLE IF NOT EXISTS rabta_migrations ("
-    " version int PRIMARY KEY,"
+    " owner text NOT NULL DEFAULT 'core',"
+    " version int NOT NULL,"
     " name text NOT NULL,"
     " checksum text NOT NULL,"
     " applied_at timestamptz NOT NULL DEFAULT now(),"
-    " applied_by text NOT NULL)";
+    " applied_by text NOT NULL,"
+    " PRIMARY KEY (owner, version));"
+    "ALTER TABLE rabta_migrations ADD COLUMN IF NOT EXISTS owner text NOT NULL DEFAULT 'core';"
+    "DO $$ BEGIN"
+    "  IF (SELECT cardinality(conkey) FROM pg_constraint"
+    "      WHERE conrelid = 'rabta_migrations'::regclass AND contype = 'p') = 1 THEN"
+    "    ALTER TABLE rabta_migrations DROP CONSTRAINT rabta_migrations_pkey;"
+    "    ALTER TABLE rabta_migrations ADD PRIMARY KEY (owner, version);"
+    "  END IF;"
+    " END $$";
 
 static void files_free(struct mig_file *f, size_t n)
 {
@@ -130,10 +142,15 @@ static char *read_text(const char *path, struct rb_errors *errs)
 
 /* Lists, reads and checksums dir's migrations, sorted. Returns RB_OK or RB_ERR (errors
  * added: unreadable directory, bad names, duplicate versions). */
-static int load_files(const char *dir, struct mig_file **out, size_t *nout,
+static int load_files(const char *dir, int optional, struct mig_file **out, size_t *nout,
                       struct rb_errors *errs)
 {
     DIR *d = opendir(dir);
+    if (!d && optional && errno == ENOENT) { /* a plugin without tables of its own */
+        *out = NULL;
+        *nout = 0;
+        return RB_OK;
+    }
     if (!d) {
         rb_errors_add(errs, "migrations directory %s: %s", dir, strerror(errno));
         return RB_ERR;
@@ -234,7 +251,8 @@ static int line_of(const char *text, long pos)
     return line;
 }
 
-static int apply_one(PGconn *conn, const struct mig_file *f, struct rb_errors *errs)
+static int apply_one(PGconn *conn, const char *owner, const struct mig_file *f,
+                     struct rb_errors *errs)
 {
     if (exec_ok(conn, "BEGIN", 0, NULL, "migration BEGIN", errs, NULL) != RB_OK)
         return RB_ERR;
@@ -261,28 +279,30 @@ static int apply_one(PGconn *conn, const struct mig_file *f, struct rb_errors *e
     PQclear(r);
     char version[16];
     snprintf(version, sizeof(version), "%d", f->version);
-    const char *params[] = {version, f->name, f->sum, RB_VERSION};
+    const char *params[] = {version, f->name, f->sum, RB_VERSION, owner};
     if (exec_ok(conn,
-                "INSERT INTO rabta_migrations (version, name, checksum, applied_by) "
-                "VALUES ($1, $2, $3, $4)",
-                4, params, "recording the migration", errs, NULL) != RB_OK ||
+                "INSERT INTO rabta_migrations (version, name, checksum, applied_by, owner) "
+                "VALUES ($1, $2, $3, $4, $5)",
+                5, params, "recording the migration", errs, NULL) != RB_OK ||
         exec_ok(conn, "COMMIT", 0, NULL, "migration COMMIT", errs, NULL) != RB_OK) {
         PQclear(PQexec(conn, "ROLLBACK"));
         return RB_ERR;
     }
-    rb_info(MIG_CTX, "applied migration %s", f->name);
+    rb_info(MIG_CTX, "applied migration %s%s%s", strcmp(owner, "core") ? owner : "",
+            strcmp(owner, "core") ? " " : "", f->name);
     return RB_OK;
 }
 
-static int load_applied(PGconn *conn, struct mig_applied **out, size_t *nout,
-                        struct rb_errors *errs)
+static int load_applied(PGconn *conn, const char *owner, struct mig_applied **out,
+                        size_t *nout, struct rb_errors *errs)
 {
     PGresult *r;
+    const char *params[1] = {owner};
     if (exec_ok(conn,
                 "SELECT version, name, checksum, "
                 "to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC' "
-                "FROM rabta_migrations ORDER BY version",
-                0, NULL, "reading rabta_migrations", errs, &r) != RB_OK)
+                "FROM rabta_migrations WHERE owner = $1 ORDER BY version",
+                1, params, "reading rabta_migrations", errs, &r) != RB_OK)
         return RB_ERR;
     size_t n = (size_t)PQntuples(r);
     struct mig_applied *a = rb_calloc(n, sizeof(*a));
@@ -349,49 +369,92 @@ static int check_applied(const char *dir, const struct mig_file *files, size_t n
     return rc;
 }
 
-int rb_migrate(PGconn *conn, const char *dir, struct rb_errors *errs)
+/* One owner's migrations, read and checksummed before the lock is taken. */
+struct mig_set {
+    const struct rb_migration_set *set; /* borrowed */
+    struct mig_file *files;             /* owned */
+    size_t nf;
+};
+
+/* One owner's migrations (the lock held): checked against what the database has, then the
+ * new ones applied in order. Returns the number applied or RB_ERR. */
+static int migrate_set(PGconn *conn, const struct mig_set *ms, struct rb_errors *errs)
 {
-    struct mig_file *files = NULL;
-    size_t nf = 0;
-    if (sodium_init() < 0) {
-        rb_errors_add(errs, "libsodium failed to initialise");
-        return RB_ERR;
-    }
-    if (load_files(dir, &files, &nf, errs) != RB_OK)
-        return RB_ERR;
-    const char *lock[] = {RB_MIGRATE_LOCK};
-    if (exec_ok(conn, "SELECT pg_advisory_lock($1::int8)", 1, lock, "taking the migration lock",
-                errs, NULL) != RB_OK) {
-        files_free(files, nf);
-        return RB_ERR;
-    }
-    int applied = 0, rc = RB_OK;
+    const struct rb_migration_set *set = ms->set;
     struct mig_applied *a = NULL;
     size_t na = 0;
-    if (exec_ok(conn, create_sql, 0, NULL, "creating rabta_migrations", errs, NULL) != RB_OK ||
-        load_applied(conn, &a, &na, errs) != RB_OK ||
-        check_applied(dir, files, nf, a, na, errs) != RB_OK) {
-        rc = RB_ERR;
-        goto out;
+    int applied = 0, rc = RB_OK;
+    if (load_applied(conn, set->owner, &a, &na, errs) != RB_OK ||
+        check_applied(set->dir, ms->files, ms->nf, a, na, errs) != RB_OK) {
+        applied_free(a, na);
+        return RB_ERR;
     }
-    for (size_t j = 0; j < nf; j++) {
+    for (size_t j = 0; j < ms->nf; j++) {
         int done = 0;
         for (size_t i = 0; i < na && !done; i++)
-            done = a[i].version == files[j].version;
+            done = a[i].version == ms->files[j].version;
         if (done)
             continue;
-        if (apply_one(conn, &files[j], errs) != RB_OK) {
+        if (apply_one(conn, set->owner, &ms->files[j], errs) != RB_OK) {
             rc = RB_ERR;
             break;
         }
         applied++;
     }
-out:
+    applied_free(a, na);
+    if (rc == RB_OK && applied == 0)
+        rb_debug(MIG_CTX, "%s: schema up to date (%zu migrations)", set->owner, ms->nf);
+    return rc == RB_OK ? applied : RB_ERR;
+}
+
+/* Takes the lock, makes sure rabta_migrations is there, migrates each set in order. */
+static int migrate_locked(PGconn *conn, const struct mig_set *ms, size_t n,
+                          struct rb_errors *errs)
+{
+    const char *lock[] = {RB_MIGRATE_LOCK};
+    if (exec_ok(conn, "SELECT pg_advisory_lock($1::int8)", 1, lock, "taking the migration lock",
+                errs, NULL) != RB_OK)
+        return RB_ERR;
+    int applied = 0;
+    PGresult *r = PQexec(conn, create_sql); /* several commands: not as one prepared */
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        add_pg_error(errs, "creating rabta_migrations", conn, r);
+        applied = RB_ERR;
+    }
+    PQclear(r);
+    for (size_t i = 0; applied >= 0 && i < n; i++) {
+        int k = migrate_set(conn, &ms[i], errs);
+        applied = k < 0 ? RB_ERR : applied + k;
+    }
     PQclear(PQexecParams(conn, "SELECT pg_advisory_unlock($1::int8)", 1, NULL, lock, NULL, NULL,
                          0));
-    applied_free(a, na);
-    files_free(files, nf);
-    if (rc == RB_OK && applied == 0)
-        rb_debug(MIG_CTX, "schema up to date (%zu migrations)", nf);
-    return rc == RB_OK ? applied : RB_ERR;
+    return applied;
+}
+
+int rb_migrate_sets(PGconn *conn, const struct rb_migration_set *sets, size_t n,
+                    struct rb_errors *errs)
+{
+    if (sodium_init() < 0) {
+        rb_errors_add(errs, "libsodium failed to initialise");
+        return RB_ERR;
+    }
+    struct mig_set *ms = rb_calloc(n + 1, sizeof(*ms));
+    int rc = RB_OK;
+    for (size_t i = 0; i < n; i++) {
+        ms[i].set = &sets[i];
+        if (load_files(sets[i].dir, strcmp(sets[i].owner, "core") != 0, &ms[i].files,
+                       &ms[i].nf, errs) != RB_OK)
+            rc = RB_ERR;
+    }
+    int applied = rc == RB_OK ? migrate_locked(conn, ms, n, errs) : RB_ERR;
+    for (size_t i = 0; i < n; i++)
+        files_free(ms[i].files, ms[i].nf);
+    free(ms);
+    return applied;
+}
+
+int rb_migrate(PGconn *conn, const char *dir, struct rb_errors *errs)
+{
+    const struct rb_migration_set core = {.owner = "core", .dir = dir};
+    return rb_migrate_sets(conn, &core, 1, errs);
 }

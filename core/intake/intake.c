@@ -68,6 +68,8 @@ struct rb_intake {
     void *quiet_arg;
     int (*wants_delivery)(void *arg, const char *department); /* NULL: every department */
     void *wants_arg;
+    int (*channel_ok)(void *arg, const char *channel); /* NULL: every channel is sent */
+    void *channel_arg;
     char *store[STORE_COMBINATIONS]; /* owned; the statement of each combination of PART_*,
                                       * built when first used */
 };
@@ -176,39 +178,47 @@ static const char store_att[] =
     "  SELECT ins.id, i.photo_type, i.photo FROM ins JOIN input i USING (tracking_no)"
     "  WHERE i.photo IS NOT NULL)";
 
+/* The messages go through core's one function (rabta_message_queue, migration 0029), in a
+ * CTE of one row that the statement's answer joins (a CTE nobody reads is not run). */
+#define STORE_QUEUE(NAME, ROWS)                                                               \
+    ", " NAME "_r AS (" ROWS "),"                                                             \
+    " " NAME " AS MATERIALIZED (SELECT count(*) FROM rabta_message_queue("                    \
+    "  (SELECT array_agg(channel) FROM " NAME "_r), (SELECT array_agg(to_address) FROM "      \
+    NAME "_r), (SELECT array_agg(body) FROM " NAME "_r),"                                     \
+    "  case_id => (SELECT array_agg(case_id) FROM " NAME "_r),"                              \
+    "  citizen_id => (SELECT array_agg(citizen_id) FROM " NAME "_r),"                        \
+    "  template => (SELECT array_agg(template) FROM " NAME "_r),"                            \
+    "  language => (SELECT array_agg(language) FROM " NAME "_r),"                            \
+    "  notice => (SELECT array_agg(notice) FROM " NAME "_r),"                                \
+    "  urgent => (SELECT array_agg(urgent) FROM " NAME "_r),"                                \
+    "  event_id => (SELECT array_agg(event_id) FROM " NAME "_r), delay => $42::float8))"
+
 /* The channel's reply (the tracking number), committed with the case. */
-static const char store_reply[] =
-    ", rmsg AS ("
-    "  INSERT INTO messages (case_id, citizen_id, channel, to_address, body, template,"
-    "    language)"
-    "  SELECT ins.id, ins.citizen_id, i.reply_channel, i.reply_to, i.reply_body,"
-    "    i.reply_template, i.language FROM ins JOIN input i USING (tracking_no)"
-    "  WHERE i.reply_body IS NOT NULL RETURNING id),"
-    " rjob AS ("
-    "  INSERT INTO jobs (kind, payload)"
-    "  SELECT 'message.send', jsonb_build_object('message_id', id) FROM rmsg)";
+static const char store_reply[] = STORE_QUEUE(
+    "rmsg",
+    "  SELECT ins.id AS case_id, ins.citizen_id, i.reply_channel AS channel,"
+    "    i.reply_to AS to_address, i.reply_body AS body, i.reply_template AS template,"
+    "    i.language, false AS notice, true AS urgent, NULL::bigint AS event_id"
+    "  FROM ins JOIN input i USING (tracking_no) WHERE i.reply_body IS NOT NULL");
 
 /* The citizen's "registered" notice (cases not sent by SMS, whose reply says it): here, in the
  * batch, rather than a notice job per case (core/messages/notice.c sends the later ones). A citizen
  * added by this statement is not visible in citizens yet: their phone is the input's, and they
  * have not opted out. $42: seconds until quiet hours end. */
-static const char store_notice[] =
-    ", nmsg AS ("
-    "  INSERT INTO messages (case_id, citizen_id, channel, to_address, body, template,"
-    "    language, notice, urgent, event_id)"
-    "  SELECT ins.id, ins.citizen_id, 'sms', coalesce(z.phone, i.phone), i.notice_body,"
-    "    'notice.routed', CASE WHEN i.language = 'en' THEN 'en' ELSE 'ur' END, true, false,"
-    "    ev.id"
+static const char store_notice[] = STORE_QUEUE(
+    "nmsg",
+    "  SELECT ins.id AS case_id, ins.citizen_id,"
+    "    CASE WHEN coalesce(z.phone, i.phone) IS NOT NULL THEN 'sms' ELSE 'email' END"
+    "      AS channel, coalesce(z.phone, i.phone, z.email, i.email) AS to_address,"
+    "    i.notice_body AS body, 'notice.routed' AS template,"
+    "    CASE WHEN i.language = 'en' THEN 'en' ELSE 'ur' END AS language, true AS notice,"
+    "    false AS urgent, ev.id AS event_id"
     "  FROM ins JOIN input i USING (tracking_no)"
     "  JOIN ev ON ev.case_id = ins.id AND ev.event = 'routed'"
     "  LEFT JOIN citizens z ON z.id = ins.citizen_id"
-    "  WHERE i.notice_body IS NOT NULL AND coalesce(z.phone, i.phone) IS NOT NULL"
-    "    AND z.opted_out_at IS NULL"
-    "  RETURNING id),"
-    " njob AS ("
-    "  INSERT INTO jobs (kind, payload, run_at)"
-    "  SELECT 'message.send', jsonb_build_object('message_id', id),"
-    "    now() + make_interval(secs => $42::float8) FROM nmsg)";
+    "  WHERE i.notice_body IS NOT NULL"
+    "    AND coalesce(z.phone, i.phone, z.email, i.email) IS NOT NULL"
+    "    AND z.opted_out_at IS NULL");
 
 /* The case's delivery to its department's plugin, when that plugin wants new cases
  * (core/server/deliver.c; a transfer's delivery is queued by case_event_jobs). */
@@ -254,14 +264,15 @@ static char *store_sql(unsigned parts)
                                  ? " LEFT JOIN cit_email e ON e.email = lower(i.email)"
                                  : "",
                              parts & PART_AWAIT ? store_await : "");
-    char *sql = rb_sprintf("%s%s%s%s%s%s%s%s%s%s SELECT id, tracking_no FROM ins", store_input,
+    char *sql = rb_sprintf("%s%s%s%s%s%s%s%s%s%s SELECT id, tracking_no FROM ins%s%s", store_input,
                            parts & PART_CIT_PHONE ? store_cit_phone : "",
                            parts & PART_CIT_EMAIL ? store_cit_email : "", cases,
                            parts & PART_IDEM ? store_idem : "", parts & PART_ATT ? store_att : "",
                            parts & PART_REPLY ? store_reply : "",
                            parts & PART_NOTICE ? store_notice : "",
                            parts & PART_DELIVER ? store_deliver : "",
-                           parts & PART_SLA ? store_sla : "");
+                           parts & PART_SLA ? store_sla : "",
+                           parts & PART_REPLY ? ", rmsg" : "", parts & PART_NOTICE ? ", nmsg" : "");
     free(cases);
     return sql;
 }
@@ -628,6 +639,18 @@ void rb_intake_set_wants_delivery(struct rb_intake *in,
     in->wants_arg = arg;
 }
 
+void rb_intake_set_channel_ok(struct rb_intake *in, int (*fn)(void *arg, const char *channel),
+                              void *arg)
+{
+    in->channel_ok = fn;
+    in->channel_arg = arg;
+}
+
+static int channel_ok(const struct rb_intake *in, const char *channel)
+{
+    return !in->channel_ok || in->channel_ok(in->channel_arg, channel);
+}
+
 void rb_intake_set_quiet_wait(struct rb_intake *in, double (*fn)(void *arg), void *arg)
 {
     in->quiet_wait = fn;
@@ -659,7 +682,11 @@ int rb_intake_submit(struct rb_intake *in, const struct rb_case_in *c, rb_intake
         return RB_EINVAL;
     route(in, s);
     rb_tracking_new(s->tracking);
-    if (c->reply_template && c->reply_channel && c->reply_to) {
+    if (c->reply_template && c->reply_channel && c->reply_to &&
+        !channel_ok(in, c->reply_channel)) {
+        rb_warn("intake", "case %s: no reply: no plugin sends channel %s", s->tracking,
+                c->reply_channel);
+    } else if (c->reply_template && c->reply_channel && c->reply_to) {
         json_t *p = json_pack("{s:s}", "tracking", s->tracking);
         char err[256];
         s->reply_body = rb_template_render(rb_script_templates(in->rules), c->reply_template, s->language, p, err,
@@ -674,8 +701,10 @@ int rb_intake_submit(struct rb_intake *in, const struct rb_case_in *c, rb_intake
         }
     }
     /* No channel reply carries the tracking number: a notice will, when there is someone to
-     * text (a phone given, or a citizen whose phone the statement finds). */
-    if (!s->reply_body && (s->phone || s->citizen_id > 0)) {
+     * tell: by SMS to a phone given or a known citizen's (the statement finds it), else by
+     * e-mail to an address given; each only when a plugin sends that channel. */
+    if (!s->reply_body && ((s->phone || s->citizen_id > 0) ? channel_ok(in, "sms")
+                                                           : s->email && channel_ok(in, "email"))) {
         const struct rb_department *d = rb_config_department(in->cfg, s->route.department);
         int en = strcmp(s->language, "en") == 0;
         const char *dname = d ? (en ? d->name.en : d->name.ur) : NULL;

@@ -54,7 +54,7 @@ struct rb_case_in {
     long long citizen_id;   /* already known (signed in): no look-up by phone; 0: unknown */
     /* A reply stored with the case, in the same transaction (NULL: none): the template
      * (lua/templates.lua) rendered with {tracking} in the case's language, to reply_to on
-     * reply_channel ("sms"); a message and its 'message.send' job. */
+     * reply_channel ("sms"); a message and its send job (rabta_message_queue). */
     const char *reply_template, *reply_channel, *reply_to;
     /* 1: not stored (status 409) when a case of this phone's citizen awaits their answer to
      * an officer's question sent by SMS to that phone (see struct rb_case_submission). */
@@ -95,6 +95,10 @@ struct rb_intake *rb_intake_new(struct event_base *base, struct rb_db *db,
 void rb_intake_set_wants_delivery(struct rb_intake *in,
                                   int (*fn)(void *arg, const char *department), void *arg);
 void rb_intake_set_quiet_wait(struct rb_intake *in, double (*fn)(void *arg), void *arg);
+/* Whether a channel has a sender (messages/sender.h): a reply or notice on a channel nobody
+ * sends is not stored. NULL: every channel has one. */
+void rb_intake_set_channel_ok(struct rb_intake *in, int (*fn)(void *arg, const char *channel),
+                              void *arg);
 void rb_intake_set_rules(struct rb_intake *in, const struct rb_config *cfg,
                          struct rb_script *rules, const struct rb_sla *sla);
 void rb_intake_free(struct rb_intake *in); /* pending submissions fail with "shutting down" */

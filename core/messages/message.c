@@ -18,6 +18,7 @@
 #include "db/db.h"
 #include "lua/script.h"
 #include "lua/templates.h"
+#include "messages/sender.h"
 #include "sla/sla_policy.h"
 
 /* ---- quiet hours ----------------------------------------------------------------------- */
@@ -67,32 +68,17 @@ void rb_message_cleanup(void)
 
 /* ---- queueing ----------------------------------------------------------------------------- */
 
-/* One statement for n messages (arrays of one element each): the messages (once per event,
- * template and address when there is an event) and their jobs.
- *   $1 case  $2 citizen  $3 channel  $4 to  $5 body  $6 template  $7 language  $8 notice
- *   $9 urgent  $10 event  $11 delay of the messages that are not urgent (s)
+/* One statement for n messages (arrays of one element each), through the SQL function every
+ * path that queues messages uses (migration 0029):
+ *   $1 channel  $2 to  $3 body  $4 case  $5 citizen  $6 template  $7 language  $8 notice
+ *   $9 urgent  $10 event  $11 subject  $12 delay of the messages that are not urgent (s)
  * Answers the ids of the messages stored; a duplicate of an event's message has no row. */
 static const char queue_sql[] =
-    "WITH input AS ("
-    "  SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],"
-    "    $6::text[], $7::text[], $8::boolean[], $9::boolean[], $10::bigint[])"
-    "  AS i(case_id, citizen_id, channel, to_address, body, template, language, notice, urgent,"
-    "    event_id)),"
-    " msg AS ("
-    "  INSERT INTO messages (case_id, citizen_id, channel, to_address, body, template,"
-    "    language, notice, urgent, event_id)"
-    "  SELECT i.case_id, coalesce(i.citizen_id, (SELECT id FROM citizens WHERE"
-    "    phone = i.to_address AND i.channel = 'sms')), i.channel, i.to_address, i.body,"
-    "    i.template, i.language, i.notice, i.urgent, i.event_id FROM input i"
-    "  ON CONFLICT (event_id, template, to_address) WHERE event_id IS NOT NULL DO NOTHING"
-    "  RETURNING id, urgent),"
-    " job AS ("
-    "  INSERT INTO jobs (kind, payload, run_at)"
-    "  SELECT 'message.send', jsonb_build_object('message_id', id),"
-    "    now() + make_interval(secs => CASE WHEN urgent THEN 0 ELSE $11::float8 END) FROM msg)"
-    " SELECT id FROM msg";
+    "SELECT message_id FROM rabta_message_queue($1::text[], $2::text[], $3::text[],"
+    "  $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::boolean[], $9::boolean[],"
+    "  $10::bigint[], $11::text[], $12::float8)";
 
-#define QUEUE_NPARAMS 11
+#define QUEUE_NPARAMS 12
 
 struct queued {
     rb_message_fn fn;
@@ -111,7 +97,8 @@ static void queue_done(PGresult *res, const char *err, void *arg)
     q.fn(id, NULL, q.arg);
 }
 
-static int check_req(const struct rb_message_req *m, char *why, size_t whylen)
+static int check_req(struct rb_server *srv, const struct rb_message_req *m, char *why,
+                     size_t whylen)
 {
     if (!m->template || !m->channel || !m->to || !m->to[0] ||
         (m->language && strcmp(m->language, "ur") != 0 && strcmp(m->language, "en") != 0)) {
@@ -119,7 +106,27 @@ static int check_req(const struct rb_message_req *m, char *why, size_t whylen)
                               "language of ur or en");
         return RB_EINVAL;
     }
-    return RB_OK;
+    return rb_sender_check(srv, m->channel, why, whylen);
+}
+
+/* The message's body and (when it has a subject template) subject; RB_OK or RB_EINVAL with
+ * why. *body and *subject are new strings (subject may stay NULL); caller frees. */
+static int render(struct rb_server *srv, const struct rb_message_req *m, const char *lang,
+                  char **body, char **subject, char *why, size_t whylen)
+{
+    *body = *subject = NULL;
+    if (check_req(srv, m, why, whylen) != RB_OK)
+        return RB_EINVAL;
+    const struct rb_templates *t = rb_script_templates(srv->rules);
+    *body = rb_template_render(t, m->template, lang, m->params, why, whylen);
+    if (*body && m->subject_template) {
+        *subject = rb_template_render(t, m->subject_template, lang, m->params, why, whylen);
+        if (!*subject) {
+            free(*body);
+            *body = NULL;
+        }
+    }
+    return *body ? RB_OK : RB_EINVAL;
 }
 
 /* rb_message_queue_many; why (may be NULL) gets the reason of the last refusal. */
@@ -132,13 +139,10 @@ static int queue_many(struct rb_server *srv, const struct rb_message_req *const 
         rb_sbuf_puts(&a[k], "{");
     size_t stored = 0;
     for (size_t i = 0; i < n; i++) {
-        char why[256];
+        char why[400];
         const char *lang = m[i]->language ? m[i]->language : "ur";
-        char *body = check_req(m[i], why, sizeof(why)) == RB_OK
-                         ? rb_template_render(rb_script_templates(srv->rules), m[i]->template, lang, m[i]->params,
-                                              why, sizeof(why))
-                         : NULL;
-        refused[i] = body == NULL;
+        char *body, *subject;
+        refused[i] = render(srv, m[i], lang, &body, &subject, why, sizeof(why)) != RB_OK;
         if (!body) {
             if (last_why) /* the caller reports it */
                 snprintf(last_why, whylen, "%s", why);
@@ -152,13 +156,15 @@ static int queue_many(struct rb_server *srv, const struct rb_message_req *const 
         snprintf(cit, sizeof(cit), "%lld", m[i]->citizen_id);
         snprintf(ev, sizeof(ev), "%lld", m[i]->event_id);
         const char *v[QUEUE_NPARAMS - 1] = {
-            m[i]->case_id > 0 ? cs : NULL, m[i]->citizen_id > 0 ? cit : NULL, m[i]->channel,
-            m[i]->to, body, m[i]->template, lang, m[i]->notice ? "t" : "f",
-            m[i]->urgent ? "t" : "f", m[i]->event_id > 0 ? ev : NULL,
+            m[i]->channel, m[i]->to, body, m[i]->case_id > 0 ? cs : NULL,
+            m[i]->citizen_id > 0 ? cit : NULL, m[i]->template, lang,
+            m[i]->notice ? "t" : "f", m[i]->urgent ? "t" : "f",
+            m[i]->event_id > 0 ? ev : NULL, subject,
         };
         for (size_t k = 0; k < QUEUE_NPARAMS - 1; k++)
             rb_sbuf_elem(&a[k], v[k]);
         free(body);
+        free(subject);
         stored++;
     }
     int rc = RB_OK;

@@ -2,7 +2,7 @@
  * job (message) and the notices citizens get on case events (notice). Calls: base, config, db,
  * jobs, cases, lua, sla. */
 /* Outgoing messages: the one statement that renders a template (core/lua/templates.c) and
- * stores a message with its 'message.send' job, its run_at put past the quiet hours
+ * stores a message with its send job (SQL rabta_message_queue), its run_at put past the quiet hours
  * (core/config/quiet.c) for a message that is not urgent (docs/sms.md, "Templates", "Quiet
  * hours").
  *
@@ -34,28 +34,31 @@ struct rb_message_req {
     const char *template; /* a template name */
     const char *language; /* "ur" or "en" */
     const json_t *params; /* borrowed; may be NULL */
-    const char *channel;  /* "sms" */
-    const char *to;       /* E.164 phone for sms */
+    const char *channel;  /* a channel with a sender (messages/sender.h): "sms", "email" */
+    const char *to;       /* E.164 phone for sms, an address for email */
     long long case_id, citizen_id, event_id; /* 0: none. event_id: one message per event,
                                               * template and address */
     int notice;           /* not sent to citizens who opted out (STOP) */
     int urgent;           /* sent at once even in quiet hours */
+    const char *subject_template; /* rendered as the subject (e-mail), or NULL */
 };
 
 /* Called once the message is stored: id > 0, or 0 for a duplicate of the event's message;
  * err set on failure. */
 typedef void (*rb_message_fn)(long long id, const char *err, void *arg);
 
-/* Renders the template and stores the messages row and its 'message.send' job in one
- * statement (the job due at the end of quiet hours for a message that is not urgent).
- * RB_OK (fn called later, once), RB_EINVAL with why (nothing stored, fn not called), or a
- * database error code (fn not called). */
+/* Renders the template and stores the messages row and its 'message.send.<channel>' job in
+ * one statement, SQL rabta_message_queue (the job due at the end of quiet hours for a message
+ * that is not urgent). The channel must have a sender in this process (the SQL function
+ * cannot know the loaded plugins, so it is checked here). RB_OK (fn called later, once),
+ * RB_EINVAL with why (nothing stored, fn not called: a bad request, a template that does not
+ * render, a channel nobody sends), or a database error code (fn not called). */
 int rb_message_queue(struct rb_server *srv, const struct rb_message_req *m, rb_message_fn fn,
                      void *arg, char *why, size_t whylen);
 
 /* Renders and stores n messages in ONE statement (job handlers that send many at once).
- * refused[i] is set to 1 for a message whose template would not render (logged; not
- * stored). fn gets the ids stored (a duplicate of an event's message has no row). RB_OK (fn
+ * refused[i] is set to 1 for a message whose template would not render or whose channel has
+ * no sender (logged; not stored). fn gets the ids stored (a duplicate of an event's message has no row). RB_OK (fn
  * called later, once), RB_ENOTFOUND when nothing was left to store (fn not called), or a
  * database error code (fn not called). */
 int rb_message_queue_many(struct rb_server *srv, const struct rb_message_req *const *m,

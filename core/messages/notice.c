@@ -14,11 +14,12 @@
 #include "db/db.h"
 #include "jobs/jobs.h"
 #include "messages/message.h"
+#include "messages/sender.h"
 
-/* The events, their cases and the citizens' phones. $1 event ids. */
+/* The events, their cases and the citizens' phones and e-mail addresses. $1 event ids. */
 static const char load_sql[] =
     "SELECT e.id, e.event, e.case_id, c.tracking_no, c.language, c.channel,"
-    "  coalesce(c.department_id, ''), ci.id, ci.phone, ci.opted_out_at IS NOT NULL"
+    "  coalesce(c.department_id, ''), ci.id, ci.phone, ci.opted_out_at IS NOT NULL, ci.email"
     " FROM case_events e JOIN cases c ON c.id = e.case_id"
     " LEFT JOIN citizens ci ON ci.id = c.citizen_id"
     " WHERE e.id = ANY($1::bigint[])";
@@ -50,6 +51,21 @@ static void stored(PGresult *res, const char *err, void *arg)
     for (size_t i = 0; i < b->nmsg; i++)
         rb_job_finish(b->msg_runs[i], err ? 0 : 1, err, -1, 0);
     batch_free(b);
+}
+
+/* How row r's citizen hears of it: by SMS to their phone, else by e-mail to their address,
+ * each only when a plugin sends that channel; NULL: nobody to tell. *to borrowed from res. */
+static const char *contact(struct rb_server *srv, const PGresult *res, int r, const char **to)
+{
+    if (!PQgetisnull(res, r, 8) && PQgetvalue(res, r, 8)[0] && rb_sender_has(srv, "sms")) {
+        *to = PQgetvalue(res, r, 8);
+        return "sms";
+    }
+    if (!PQgetisnull(res, r, 10) && PQgetvalue(res, r, 10)[0] && rb_sender_has(srv, "email")) {
+        *to = PQgetvalue(res, r, 10);
+        return "email";
+    }
+    return NULL;
 }
 
 static void loaded(PGresult *res, const char *err, void *arg)
@@ -87,8 +103,8 @@ static void loaded(PGresult *res, const char *err, void *arg)
             }
         const char *event = PQgetvalue(res, r, 1), *lang = PQgetvalue(res, r, 4),
                    *channel = PQgetvalue(res, r, 5), *dep_id = PQgetvalue(res, r, 6);
-        int has_phone = !PQgetisnull(res, r, 8) && PQgetvalue(res, r, 8)[0];
-        if (!has_phone || PQgetvalue(res, r, 9)[0] == 't' ||
+        const char *to = NULL, *via = contact(b->srv, res, r, &to);
+        if (!via || PQgetvalue(res, r, 9)[0] == 't' ||
             (strcmp(event, "routed") == 0 && strcmp(channel, "sms") == 0)) {
             /* nobody to tell, the citizen sent STOP, or the SMS reply carried the number */
             rb_job_finish(run, 1, NULL, 0, 0);
@@ -104,7 +120,7 @@ static void loaded(PGresult *res, const char *err, void *arg)
         snprintf(names[nreq], sizeof(names[nreq]), "notice.%s", event);
         mr[nreq] = (struct rb_message_req){
             .template = names[nreq], .language = lang, .params = params[nreq],
-            .channel = "sms", .to = PQgetvalue(res, r, 8),
+            .channel = via, .to = to,
             .case_id = atoll(PQgetvalue(res, r, 2)), .citizen_id = atoll(PQgetvalue(res, r, 7)),
             .event_id = eid, .notice = 1, .urgent = 0,
         };

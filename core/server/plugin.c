@@ -28,9 +28,14 @@
 #include "lua/script.h"
 #include "lua/templates.h"
 #include "messages/message.h"
+#include "messages/sender.h"
 #include "net/http.h"
 #include "net/http_client.h"
 #include "server/server.h"
+
+/* 1 when the struct *p (which starts with its size) holds member. */
+#define RB_HAS_FIELD(p, type, member)                                                         \
+    ((p)->size >= offsetof(struct type, member) + sizeof((p)->member))
 
 struct rb_plugin_ctx {
     const struct rb_plugin *desc; /* borrowed from the shared object */
@@ -47,7 +52,7 @@ struct rb_plugin_ctx {
     int (*wants_fn)(struct rb_plugin_ctx *ctx, const char *department, void *arg);
     void *wants_arg;
     int inited, started;
-    struct rb_errors *check; /* borrowed: set while rabtad --check runs init() */
+    struct rb_errors *check; /* borrowed: set while rabtad --check runs init() or check() */
 };
 
 struct rb_plugins {
@@ -212,6 +217,11 @@ struct rb_plugins *rb_plugins_load(const struct rb_config *cfg, struct rb_errors
 size_t rb_plugins_count(const struct rb_plugins *ps)
 {
     return ps ? ps->n : 0;
+}
+
+const char *rb_plugins_name(const struct rb_plugins *ps, size_t i)
+{
+    return ps && i < ps->n ? ps->v[i].desc->name : NULL;
 }
 
 const struct rb_plugin *rb_plugins_get(const struct rb_plugins *ps, const char *name)
@@ -995,6 +1005,9 @@ static int host_message_queue(struct rb_plugin_ctx *ctx, const struct rb_message
         .template = m->template, .language = m->language, .params = p, .channel = m->channel,
         .to = m->to, .case_id = m->case_id, .citizen_id = m->citizen_id,
         .event_id = m->event_id, .notice = m->notice, .urgent = m->urgent,
+        .subject_template = RB_HAS_FIELD(m, rb_message_out, subject_template)
+                                ? m->subject_template
+                                : NULL,
     };
     int rc = rb_message_queue(ctx->srv, &r, fn, arg, why, whylen);
     json_decref(p);
@@ -1036,9 +1049,9 @@ static int host_case_comment(struct rb_plugin_ctx *ctx, const struct rb_case_com
     return rc;
 }
 
-static void *host_event_base(struct rb_plugin_ctx *ctx)
+static struct event_base *host_event_base(struct rb_plugin_ctx *ctx)
 {
-    return ctx->srv ? ctx->srv->base : NULL;
+    return ctx->check || !ctx->srv ? NULL : ctx->srv->base;
 }
 
 static char *host_lua_data(struct rb_plugin_ctx *ctx, const char *name, char *why,
@@ -1049,6 +1062,18 @@ static char *host_lua_data(struct rb_plugin_ctx *ctx, const char *name, char *wh
         return NULL;
     }
     return rb_script_module_json(ctx->srv ? ctx->srv->rules : NULL, name, why, whylen);
+}
+
+static int host_message_sender(struct rb_plugin_ctx *ctx, const char *channel,
+                               rb_plugin_send_fn fn, void *arg)
+{
+    if (!ctx->srv || ctx->started)
+        return RB_EINVAL;
+    char why[400];
+    int rc = rb_sender_register(ctx->srv, channel, ctx->desc->name, fn, arg, why, sizeof(why));
+    if (rc != RB_OK)
+        rb_error("plugins", "%s", why);
+    return rc;
 }
 
 static const struct rb_host_api host_api = {
@@ -1103,6 +1128,8 @@ static const struct rb_host_api host_api = {
     .conf_free_v2 = rb_conf_free_v2,
     .event_base = host_event_base,
     .lua_data = host_lua_data,
+    .message_sender = host_message_sender,
+    .message_done = rb_sender_done,
 };
 
 const struct rb_host_api *rb_host_api_get(void)

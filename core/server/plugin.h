@@ -23,13 +23,16 @@ int rb_plugins_init(struct rb_plugins *ps, struct rb_server *srv);   /* calls ev
 /* rabtad --check: each plugin checks its configuration (and Lua) without serving: one with a
  * check() entry (descriptor RB_PLUGIN_SIZE_V2) has it called; any other has init() called
  * (then stop()) with the routes, job handlers and paces it registers made inert. Its
- * configuration errors and the sentences it logs as errors go to errs. RB_OK or RB_EINVAL. */
+ * configuration errors and the sentences it logs as errors go to errs; the senders it
+ * registers go to srv->senders, so that the configuration's channels can be checked. RB_OK or RB_EINVAL. */
 int rb_plugins_check(struct rb_plugins *ps, struct rb_server *srv, struct rb_errors *errs);
 int rb_plugins_start(struct rb_plugins *ps);                          /* calls every start() */
 void rb_plugins_reload(struct rb_plugins *ps, const struct rb_config *cfg);
 void rb_plugins_stop(struct rb_plugins *ps);                          /* calls every stop() */
 void rb_plugins_free(struct rb_plugins *ps);                          /* dlclose at exit */
 size_t rb_plugins_count(const struct rb_plugins *ps);
+/* The i-th loaded plugin's name (load order), or NULL past the last. Borrowed. */
+const char *rb_plugins_name(const struct rb_plugins *ps, size_t i);
 const struct rb_plugin *rb_plugins_get(const struct rb_plugins *ps, const char *name);
 
 /* Hands a case.deliver run to the delivery function of plugin `name`; RB_ENOTFOUND (nothing

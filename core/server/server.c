@@ -20,6 +20,7 @@
 #include "lua/script.h"
 #include "messages/message.h"
 #include "messages/notice.h"
+#include "messages/sender.h"
 #include "net/http.h"
 #include "server/deliver.h"
 #include "server/plugin.h"
@@ -72,9 +73,23 @@ int rb_server_migrate(struct rb_server *srv, PGconn **keep)
         free(err);
         return RB_ERR;
     }
+    /* Core's tables first, then each loaded plugin's own (plugins/<name>/migrations/). */
+    size_t np = rb_plugins_count(srv->plugins);
+    struct rb_migration_set *sets = rb_calloc(np + 1, sizeof(*sets));
+    char **dirs = rb_calloc(np + 1, sizeof(*dirs));
+    sets[0] = (struct rb_migration_set){.owner = "core", .dir = cfg->migrations_dir};
+    for (size_t i = 0; i < np; i++) {
+        const char *name = rb_plugins_name(srv->plugins, i);
+        dirs[i] = rb_sprintf("%s/%s/migrations", cfg->plugin_migrations_dir, name);
+        sets[i + 1] = (struct rb_migration_set){.owner = name, .dir = dirs[i]};
+    }
     struct rb_errors errs;
     rb_errors_init(&errs);
-    int n = rb_migrate(conn, cfg->migrations_dir, &errs);
+    int n = rb_migrate_sets(conn, sets, np + 1, &errs);
+    for (size_t i = 0; i < np; i++)
+        free(dirs[i]);
+    free(dirs);
+    free(sets);
     if (keep && n >= 0)
         *keep = conn;
     else
@@ -162,6 +177,7 @@ int rb_server_reload(struct rb_server *srv)
         rules = rb_script_load(cfg->lua_dir, cfg, &errs);
         if (cfg->sla_file)
             sla = rb_sla_load(cfg->sla_file, cfg, &errs);
+        rb_sender_check_config(srv, sla, &errs);
     }
     if (errs.n) {
         for (size_t i = 0; i < errs.n; i++)
@@ -240,6 +256,8 @@ void rb_server_cleanup(struct rb_server *srv)
     }
     rb_plugins_free(srv->plugins);
     srv->plugins = NULL;
+    rb_senders_free(srv->senders);
+    srv->senders = NULL;
     rb_script_free(srv->rules);
     srv->rules = NULL;
     rb_message_cleanup();
@@ -259,6 +277,11 @@ void rb_server_cleanup(struct rb_server *srv)
 static double intake_quiet_wait(void *arg)
 {
     return rb_message_quiet_wait(arg);
+}
+
+static int intake_channel_ok(void *arg, const char *channel)
+{
+    return rb_sender_has(arg, channel);
 }
 
 static int intake_wants_delivery(void *arg, const char *department)
@@ -337,16 +360,23 @@ int rb_server_run(struct rb_server *srv)
     srv->intake = rb_intake_new(srv->base, srv->db, srv->metrics, srv->cfg, srv->rules, srv->sla);
     rb_intake_set_quiet_wait(srv->intake, intake_quiet_wait, srv);
     rb_intake_set_wants_delivery(srv->intake, intake_wants_delivery, srv);
+    rb_intake_set_channel_ok(srv->intake, intake_channel_ok, srv);
     srv->sla_engine = rb_sla_engine_new(srv->db, srv->metrics, srv->sla);
     rb_sla_engine_register(srv->sla_engine, srv->jobs);
     rb_deliver_register(srv); /* case.deliver: cases to their department's plugin */
     rb_notice_register(srv);
+    srv->senders = rb_senders_new(); /* filled by the plugins' init() */
     if (rb_status_init(srv) != RB_OK || rb_staff_api_init(srv) != RB_OK ||
         rb_reports_init(srv) != RB_OK ||
         rb_plugins_init(srv->plugins, srv) != RB_OK) {
         rb_server_cleanup(srv);
         return 1;
     }
+    rb_errors_init(&errs);
+    rb_sender_check_config(srv, srv->sla, &errs);
+    for (size_t i = 0; i < errs.n; i++) /* --check refuses these; a running server warns */
+        rb_warn("config", "%s", errs.msgs[i]);
+    rb_errors_free(&errs);
     if (rb_http_listen(srv->http, srv->listen_addr, srv->listen_port) != RB_OK) {
         rb_server_cleanup(srv);
         return 1;

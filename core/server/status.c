@@ -69,7 +69,8 @@ static void meta_done(PGresult *res, const char *err, void *arg)
 static void on_meta(struct rb_http_req *req, void *arg)
 {
     struct rb_server *srv = arg;
-    static const char sql[] = "SELECT coalesce(max(version), 0) FROM rabta_migrations";
+    static const char sql[] = "SELECT coalesce(max(version), 0) FROM rabta_migrations"
+                              " WHERE owner = 'core'";
     if (rb_db_query(srv->db, sql, 0, NULL, meta_done, req) != RB_OK)
         rb_http_reply_error(req, 503, "overloaded", "too many requests are waiting for the "
                                                     "database; try again shortly");

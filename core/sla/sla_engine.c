@@ -152,15 +152,19 @@ static const char fire_sql[] =
     "  FROM a WHERE c.id = a.case_id RETURNING c.id),"
     " ev AS (INSERT INTO case_events (case_id, actor_type, actor_id, event, data)"
     "  SELECT case_id, 'system', 'sla', event, data FROM ft WHERE breached ORDER BY case_id),"
-    " msg AS (INSERT INTO messages (case_id, channel, to_address, body, template)"
-    "  SELECT ft.case_id, m->>'via', m->>'to', m->>'body', m->>'template'"
+    " mr AS (SELECT ft.case_id, m->>'via' AS channel, m->>'to' AS to_address,"
+    "  m->>'body' AS body, m->>'template' AS template"
     "  FROM ft, jsonb_array_elements(ft.msgs) m WHERE ft.breached),"
+    " msg AS MATERIALIZED (SELECT count(*) AS n FROM rabta_message_queue("
+    "  (SELECT array_agg(channel) FROM mr), (SELECT array_agg(to_address) FROM mr),"
+    "  (SELECT array_agg(body) FROM mr), case_id => (SELECT array_agg(case_id) FROM mr),"
+    "  template => (SELECT array_agg(template) FROM mr))),"
     " nx AS (INSERT INTO jobs (kind, payload, run_at, dedup_key)"
     "  SELECT 'sla.check', next, to_timestamp(next_at), next_key FROM ft"
     "  WHERE next IS NOT NULL ORDER BY next_at"
     "  ON CONFLICT (dedup_key) WHERE state IN ('queued', 'running') DO NOTHING),"
     " done AS (DELETE FROM jobs WHERE id = ANY($2::bigint[]) AND state = 'running')"
-    " SELECT check_kind, count(*) FROM ft WHERE breached"
+    " SELECT check_kind, count(*) FROM ft, msg WHERE breached"
     " GROUP BY check_kind";
 
 static int open_status(const char *s)

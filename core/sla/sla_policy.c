@@ -141,7 +141,6 @@ static void parse_override(struct rb_sla *sla, const struct rb_node *map,
 /* ---- escalation ------------------------------------------------------------------------- */
 
 static const char *const roles[] = {"supervisor", "oversight", "duty_officer", NULL};
-static const char *const vias[] = {"inbox", "sms", "webhook", NULL};
 
 static int one_of(const char *s, const char *const *list)
 {
@@ -149,6 +148,15 @@ static int one_of(const char *s, const char *const *list)
         if (strcmp(s, *list) == 0)
             return 1;
     return 0;
+}
+
+/* A channel's name; which channels exist is what the plugins register (--check). */
+static int channel_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 32 || s[0] < 'a' || s[0] > 'z')
+        return 0;
+    return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
 }
 
 static int parse_action(const struct rb_node *map, struct rb_sla_action *a, struct rb_errors *e)
@@ -166,12 +174,13 @@ static int parse_action(const struct rb_node *map, struct rb_sla_action *a, stru
         a->type = RB_SLA_NOTIFY;
         const struct rb_node *via = rb_node_get(map, "via");
         allowed = 2;
-        if (!via || via->type != RB_NODE_SCALAR || !one_of(via->scalar, vias)) {
-            rb_errors_at(e, via ? via : map, "key \"via\": notify needs via: inbox, sms or "
-                                             "webhook");
+        if (!via || via->type != RB_NODE_SCALAR || !channel_name(via->scalar)) {
+            rb_errors_at(e, via ? via : map, "key \"via\": notify needs via: a channel such as "
+                                             "sms or email (a-z, 0-9, _)");
             return RB_EINVAL;
         }
         a->via = rb_strdup(via->scalar);
+        a->via_node = via;
     } else if (strcmp(verb, "reassign") == 0) {
         a->type = RB_SLA_REASSIGN;
     } else if (strcmp(verb, "flag") == 0) {

@@ -22,7 +22,7 @@ struct rb_sla_policy {
 };
 
 enum rb_sla_action_type {
-    RB_SLA_NOTIFY = 1,     /* notify: supervisor|oversight|duty_officer, via: inbox|sms|webhook */
+    RB_SLA_NOTIFY = 1,     /* notify: supervisor|oversight|duty_officer, via: a channel */
     RB_SLA_REASSIGN = 2,   /* reassign: supervisor */
     RB_SLA_RAISE = 3,      /* raise_priority: N (1 = one step more urgent) */
     RB_SLA_FLAG = 4,       /* flag: oversight */
@@ -31,7 +31,8 @@ enum rb_sla_action_type {
 struct rb_sla_action {
     enum rb_sla_action_type type;
     char *target; /* owned; role for notify/reassign/flag */
-    char *via;    /* owned; notify only */
+    char *via;    /* owned; notify only: a channel name (a plugin must send it: --check) */
+    const struct rb_node *via_node; /* borrowed from the sla's doc: where via is written */
     int amount;   /* raise_priority */
 };
 

@@ -4,7 +4,7 @@
  * for a case: load it → scope (rb_staff_scope: 404 out of scope, 403 oversight writing) →
  * the step (rb_case_transition: 409 with its sentence) → ONE statement that changes the case
  * only if its status is still the one checked, and writes the case event (and, for words to
- * the citizen, the message and its message.send job) with it. */
+ * the citizen, the message and its send job, rabta_message_queue) with it. */
 #include "staff/staff_api.h"
 
 #include <jansson.h>
@@ -636,15 +636,18 @@ static const char note_sql[] =
     " ev AS ("
     "  INSERT INTO case_events (case_id, actor_type, actor_id, event, note, data)"
     "  SELECT id, 'staff', $3::text, $2::text, $4::text, $5::jsonb FROM c),"
-    " msg AS ("
-    "  INSERT INTO messages (case_id, citizen_id, channel, to_address, body, language)"
-    "  SELECT c.id, c.citizen_id, 'sms', z.phone, $8::text,"
-    "    CASE WHEN c.language IN ('ur', 'en') THEN c.language ELSE z.language END"
+    " r AS ("
+    "  SELECT c.id, c.citizen_id, CASE WHEN z.phone IS NOT NULL THEN 'sms' ELSE 'email' END"
+    "    AS channel, coalesce(z.phone, z.email) AS to_address,"
+    "    CASE WHEN c.language IN ('ur', 'en') THEN c.language ELSE z.language END AS language"
     "  FROM c JOIN citizens z ON z.id = c.citizen_id"
-    "  WHERE $8::text IS NOT NULL AND z.phone IS NOT NULL RETURNING id),"
-    " job AS ("
-    "  INSERT INTO jobs (kind, payload)"
-    "  SELECT 'message.send', jsonb_build_object('message_id', id) FROM msg)"
+    "  WHERE $8::text IS NOT NULL AND coalesce(z.phone, z.email) IS NOT NULL),"
+    " msg AS MATERIALIZED ("
+    "  SELECT * FROM rabta_message_queue((SELECT array_agg(channel) FROM r),"
+    "    (SELECT array_agg(to_address) FROM r), (SELECT array_agg($8::text) FROM r),"
+    "    case_id => (SELECT array_agg(id) FROM r),"
+    "    citizen_id => (SELECT array_agg(citizen_id) FROM r),"
+    "    language => (SELECT array_agg(language) FROM r)))"
     " SELECT (SELECT count(*) FROM c), (SELECT count(*) FROM msg), (SELECT count(*) FROM a)";
 
 static void written(PGresult *res, const char *err, void *arg)

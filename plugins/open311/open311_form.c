@@ -194,8 +194,7 @@ void o311_post_free(struct o311_post *p)
     free(p);
 }
 
-static const char key_sql[] =
-    "SELECT id, name FROM api_keys WHERE key_hash = $1::bytea AND revoked_at IS NULL";
+static const char key_sql[] = "SELECT id, name FROM rabta_api_key($1::bytea)";
 
 static void key_checked(const struct rb_db_result *res, const char *err, void *arg)
 {

@@ -2,7 +2,8 @@
  *
  * Kannel's smsbox calls GET/POST /sms/kannel/mo for every SMS a citizen sends (its
  * sms-service get-url/post-url); free text becomes a complaint, STATUS/HELP/STOP/START are
- * commands. Every answer to the citizen is a messages row plus a 'message.send' job, which
+ * commands. Every answer to the citizen is a message queued with its send job (core's SQL
+ * rabta_message_queue), which
  * this plugin also runs: a sendsms request to smsbox, with our message id in the dlr-url so
  * Kannel's delivery report (GET /sms/kannel/dlr) can mark it delivered or failed.
  *
@@ -90,10 +91,9 @@ static int conf_load(struct rb_plugin_ctx *ctx, struct rb_sms_conf *out)
 static int sms_init(struct rb_plugin_ctx *ctx, const struct rb_host_api *host)
 {
     rb_sms_api = host;
-    if (!RB_HOST_HAS(host, conf_free_v2)) {
+    if (!RB_HOST_HAS(host, message_done)) {
         host->log(ctx, RB_LOG_ERROR, "this rabtad is too old for the sms_kannel plugin (no "
-                                     "job_pace, db_query_prepared or conf_parse_v2 in the host "
-                                     "API)");
+                                     "conf_parse_v2 or message_sender in the host API)");
         return RB_ERR;
     }
     if (sodium_init() < 0)
@@ -106,8 +106,8 @@ static int sms_init(struct rb_plugin_ctx *ctx, const struct rb_host_api *host)
                          ctx) != RB_OK ||
         host->http_route(ctx, RB_HTTP_GET | RB_HTTP_POST, "/sms/kannel/dlr", rb_sms_on_dlr,
                          ctx) != RB_OK ||
-        host->job_register(ctx, "message.send", rb_sms_send_job, ctx) != RB_OK ||
-        host->job_pace(ctx, "message.send", c.rate, (int)c.burst) != RB_OK)
+        host->message_sender(ctx, "sms", rb_sms_send, ctx) != RB_OK ||
+        host->job_pace(ctx, RB_SMS_SEND_KIND, c.rate, (int)c.burst) != RB_OK)
         return RB_ERR;
     return RB_OK;
 }
@@ -124,7 +124,7 @@ static int sms_reload(struct rb_plugin_ctx *ctx)
     struct rb_sms_conf c;
     if (conf_load(ctx, &c) != RB_OK)
         return RB_EINVAL;
-    if (rb_sms_api->job_pace(ctx, "message.send", c.rate, (int)c.burst) != RB_OK) {
+    if (rb_sms_api->job_pace(ctx, RB_SMS_SEND_KIND, c.rate, (int)c.burst) != RB_OK) {
         RB_CONF_FREE_V2(rb_sms_api, conf_fields, &c);
         return RB_EINVAL;
     }

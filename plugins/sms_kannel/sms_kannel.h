@@ -5,7 +5,7 @@
  *                 (the reply texts are templates in lua/templates.lua)
  *   sms_mo.c      GET/POST /sms/kannel/mo (Kannel's sms-service): complaints, answers to an
  *                 officer's question, commands
- *   sms_mt.c      the 'message.send' handler (sendsms), the token bucket, delivery reports
+ *   sms_mt.c      the sender of channel "sms" (sendsms), delivery reports
  */
 #ifndef RB_SMS_KANNEL_H
 #define RB_SMS_KANNEL_H
@@ -13,6 +13,9 @@
 #include <stddef.h>
 
 #include <rabta/plugin.h>
+
+/* The job kind of this channel's sends (core's "message.send.<channel>"), paced to `rate`. */
+#define RB_SMS_SEND_KIND "message.send.sms"
 
 struct rb_sms_conf {
     char *secret;       /* owned; required: Kannel's get-url carries ?secret=... */
@@ -88,6 +91,6 @@ int rb_sms_secret_ok(const char *given, const char *want);
 
 void rb_sms_on_mo(struct rb_http_req *req, void *arg);   /* arg: plugin ctx */
 void rb_sms_on_dlr(struct rb_http_req *req, void *arg);  /* arg: plugin ctx */
-void rb_sms_send_job(struct rb_job_run *run, const struct rb_job_info *job, void *arg);
+void rb_sms_send(struct rb_message_send *send, const struct rb_message_info *m, void *arg);
 
 #endif

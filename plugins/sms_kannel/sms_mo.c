@@ -11,7 +11,8 @@
  * whose case awaits its answer to an officer's question is added to that case by
  * case_comment with the same key, so a retry adds nothing, and then recorded in sms_mo.
  * Anything else is recorded in sms_mo (kannel_id unique) by ONE statement that, only when
- * that row is new, adds the reply (messages row + 'message.send' job) and, for STOP/START,
+ * that row is new, adds the reply (rabta_message_queue: message + send
+ * job) and, for STOP/START,
  * the citizen's opt-out. MOs ready together are recorded by one statement (group commit; see
  * struct queue). A retry of any kind thus yields one case and one reply. 4xx answers are for
  * input no retry can fix (Kannel logs them).
@@ -191,18 +192,19 @@ static const char record_sql[] =
     "  ON CONFLICT (phone) DO UPDATE SET opted_out_at ="
     "    CASE WHEN excluded.opted_out_at IS NOT NULL THEN coalesce(c.opted_out_at, now()) END"
     "  RETURNING id, phone),"
-    " msg AS ("
-    "  INSERT INTO messages (case_id, citizen_id, channel, to_address, body, template,"
-    "    language)"
+    " r AS ("
     "  SELECT f.case_id, coalesce((SELECT id FROM cit WHERE cit.phone = f.phone),"
-    "    (SELECT id FROM citizens z WHERE z.phone = f.phone)), 'sms', f.phone, f.reply,"
-    "    f.template, f.lang FROM fresh f"
-    "  WHERE f.reply IS NOT NULL ORDER BY f.i"
-    "  RETURNING id),"
-    " job AS ("
-    "  INSERT INTO jobs (kind, payload)"
-    "  SELECT 'message.send', jsonb_build_object('message_id', id) FROM msg)"
-    " SELECT i, (i IN (SELECT i FROM fresh))::int FROM input ORDER BY i";
+    "    (SELECT id FROM citizens z WHERE z.phone = f.phone)) AS citizen_id, f.phone,"
+    "    f.reply, f.template, f.lang, f.i FROM fresh f WHERE f.reply IS NOT NULL),"
+    " msg AS MATERIALIZED ("
+    "  SELECT count(*) FROM rabta_message_queue("
+    "    (SELECT array_agg('sms'::text ORDER BY i) FROM r), (SELECT array_agg(phone ORDER BY i) FROM r),"
+    "    (SELECT array_agg(reply ORDER BY i) FROM r),"
+    "    case_id => (SELECT array_agg(case_id ORDER BY i) FROM r),"
+    "    citizen_id => (SELECT array_agg(citizen_id ORDER BY i) FROM r),"
+    "    template => (SELECT array_agg(template ORDER BY i) FROM r),"
+    "    language => (SELECT array_agg(lang ORDER BY i) FROM r)))"
+    " SELECT i, (i IN (SELECT i FROM fresh))::int FROM input, msg ORDER BY i";
 
 #define BATCH_MAX 512     /* MOs in one statement */
 

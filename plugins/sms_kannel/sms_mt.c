@@ -1,14 +1,15 @@
-/* Outgoing SMS: the 'message.send' job handler and delivery reports.
+/* Outgoing SMS: the sender of channel "sms" and delivery reports.
  *
- * A run loads the message, skips what is already sent (a rerun after a crash), refuses
- * notices to citizens who sent STOP (direct answers still go), puts what is not urgent back
- * until quiet hours end, and asks smsbox's sendsms (coding=2, charset=UTF-8, our id in the
- * dlr-url). 202 → 'sent'; no answer or 5xx → the job's back-off; other 4xx → 'failed' for good. Kannel then calls
- * /sms/kannel/dlr?id=OUR_ID&type=%d: 1 → delivered, 2/16 → failed.
+ * The core hands each SMS to send (host API message_sender: it has skipped what is already
+ * sent, failed notices to citizens who sent STOP and waited out quiet hours); this asks
+ * smsbox's sendsms (coding=2, charset=UTF-8, our id in the dlr-url) and reports with
+ * message_done: 202 → sent; no answer, 429 or 5xx → retry with the queue's back-off; other
+ * 4xx → failed for good. Kannel then calls /sms/kannel/dlr?id=OUR_ID&type=%d: 1 → delivered,
+ * 2/16 → failed (core's function rabta_message_delivery).
  *
  * The gateway's rate (`rate` a second, `burst` at once) is kept by the jobs runner (host API
- * job_pace, set in sms_kannel.c): a run starts only at its turn, and the queue behind it waits
- * in the jobs table without being touched. */
+ * job_pace on kind message.send.sms, set in sms_kannel.c): a run starts only at its turn, and
+ * the queue behind it waits in the jobs table without being touched. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,63 +23,17 @@
 /* ---- one send ------------------------------------------------------------------------ */
 
 struct send {
-    struct rb_plugin_ctx *ctx; /* borrowed */
-    struct rb_job_run *run;    /* borrowed until job_finish */
-    char id[24];               /* messages.id */
-    int status;                /* sendsms answer */
-    char *error;               /* owned */
-    int permanent;
+    struct rb_plugin_ctx *ctx;    /* borrowed */
+    struct rb_message_send *send; /* borrowed until message_done */
+    long long id;                 /* messages.id */
 };
-
-static void send_free(struct send *s)
-{
-    free(s->error);
-    free(s);
-}
-
-static const char load_sql[] =
-    "SELECT m.channel, m.to_address, m.body, m.status, m.notice, m.urgent,"
-    "  EXISTS (SELECT 1 FROM citizens c WHERE c.phone = m.to_address"
-    "          AND c.opted_out_at IS NOT NULL)"
-    " FROM messages m WHERE m.id = $1::bigint";
-
-static const char sent_sql[] =
-    "UPDATE messages SET status = 'sent', sent_at = now(), last_error = NULL"
-    " WHERE id = $1::bigint AND status = 'queued'";
-
-static const char failed_sql[] =
-    "UPDATE messages SET status = 'failed', last_error = $2"
-    " WHERE id = $1::bigint AND status IN ('queued', 'sent')";
-
-static void updated(const struct rb_db_result *res, const char *err, void *arg)
-{
-    (void)res;
-    struct send *s = arg;
-    if (err) {
-        /* The SMS may be out, but the row does not say so: run again rather than lose it. */
-        api->job_finish(s->run, 0, err, -1, 0);
-    } else if (s->error) {
-        api->job_finish(s->run, 0, s->error, -1, s->permanent);
-    } else {
-        api->job_finish(s->run, 1, NULL, 0, 0);
-    }
-    send_free(s);
-}
-
-static void mark(struct send *s, const char *sql, const char *error)
-{
-    const char *params[2] = {s->id, error};
-    if (api->db_query_prepared(s->ctx, sql, error ? 2 : 1, params, updated, s) != RB_OK) {
-        api->job_finish(s->run, 0, "database unavailable", -1, 0);
-        send_free(s);
-    }
-}
 
 static void answered(int status, const char *body, size_t len, const char *err, void *arg)
 {
     struct send *s = arg;
     if (status == 202) {
-        mark(s, sent_sql, NULL);
+        api->message_done(s->send, RB_SEND_SENT, 0, NULL, NULL);
+        free(s);
         return;
     }
     char msg[200];
@@ -90,21 +45,15 @@ static void answered(int status, const char *body, size_t len, const char *err, 
     for (char *p = msg; *p; p++)
         if (*p == '\n' || *p == '\r')
             *p = ' ';
-    api->log(s->ctx, RB_LOG_WARN, "SMS message %s: %s", s->id, msg);
-    if (status == 0 || status >= 500 || status == 429) {
-        api->job_finish(s->run, 0, msg, -1, 0);
-        send_free(s);
-        return;
-    }
-    /* Bad credentials, a refused number, ...: retrying cannot help. */
-    s->error = strdup(msg);
-    s->permanent = 1;
-    if (!s->error)
-        abort();
-    mark(s, failed_sql, msg);
+    api->log(s->ctx, RB_LOG_WARN, "SMS message %lld: %s", s->id, msg);
+    /* No answer, 5xx, 429: again later. Bad credentials, a refused number: retrying cannot
+     * help. */
+    int again = status == 0 || status >= 500 || status == 429;
+    api->message_done(s->send, again ? RB_SEND_RETRY : RB_SEND_FAILED, -1, msg, NULL);
+    free(s);
 }
 
-static char *sendsms_url(const struct send *s, const char *to, const char *body)
+static char *sendsms_url(long long id, const char *to, const char *body)
 {
     const struct rb_sms_conf *c = &rb_sms_conf;
     const char *base = c->dlr_base ? c->dlr_base : "http://127.0.0.1:8080";
@@ -113,8 +62,8 @@ static char *sendsms_url(const struct send *s, const char *to, const char *body)
     if (!dlr_plain)
         abort();
     char *sec = rb_sms_urlencode(c->secret);
-    sprintf(dlr_plain, "%.*s/sms/kannel/dlr?secret=%s&id=%s&type=%%d",
-            (int)(bl && base[bl - 1] == '/' ? bl - 1 : bl), base, sec, s->id);
+    sprintf(dlr_plain, "%.*s/sms/kannel/dlr?secret=%s&id=%lld&type=%%d",
+            (int)(bl && base[bl - 1] == '/' ? bl - 1 : bl), base, sec, id);
     free(sec);
     char *u_user = rb_sms_urlencode(c->username ? c->username : "");
     char *u_pass = rb_sms_urlencode(c->password ? c->password : "");
@@ -142,83 +91,27 @@ static char *sendsms_url(const struct send *s, const char *to, const char *body)
     return out;
 }
 
-static void loaded(const struct rb_db_result *res, const char *err, void *arg)
+/* The sender of channel "sms" (host API message_sender): the core has loaded the message,
+ * left out opted-out notices and waited out quiet hours; sendsms answers, message_done says. */
+void rb_sms_send(struct rb_message_send *send, const struct rb_message_info *m, void *arg)
 {
-    struct send *s = arg;
-    if (err) {
-        api->job_finish(s->run, 0, err, -1, 0);
-        send_free(s);
-        return;
-    }
-    if (api->db_ntuples(res) != 1) {
-        api->job_finish(s->run, 0, "no such message", -1, 1);
-        send_free(s);
-        return;
-    }
-    const char *channel = api->db_value(res, 0, 0), *to = api->db_value(res, 0, 1),
-               *body = api->db_value(res, 0, 2), *status = api->db_value(res, 0, 3),
-               *notice = api->db_value(res, 0, 4), *urgent = api->db_value(res, 0, 5),
-               *opted_out = api->db_value(res, 0, 6);
-    if (!channel || strcmp(channel, "sms") != 0) {
-        char msg[96];
-        snprintf(msg, sizeof(msg), "no sender for %s messages", channel ? channel : "?");
-        api->job_finish(s->run, 0, msg, -1, 1);
-        send_free(s);
-        return;
-    }
-    if (!status || strcmp(status, "queued") != 0) {
-        api->job_finish(s->run, 1, NULL, 0, 0); /* sent before: a rerun */
-        send_free(s);
-        return;
-    }
-    if (notice && notice[0] == 't' && opted_out && opted_out[0] == 't') {
-        api->log(s->ctx, RB_LOG_INFO, "SMS message %s not sent: the citizen sent STOP", s->id);
-        mark(s, failed_sql, "citizen opted out (STOP)");
-        return;
-    }
     if (!rb_sms_conf.secret) { /* stopped: the configuration is gone */
-        api->job_finish(s->run, 0, "shutting down", 1, 0);
-        send_free(s);
-        return;
-    }
-    /* Quiet hours: what is not urgent waits for their end (the job's run_at, no sleep). */
-    double quiet = urgent && urgent[0] == 't' ? 0 : api->quiet_wait(s->ctx);
-    if (quiet > 0) {
-        api->job_finish(s->run, 0, "quiet hours", quiet, 0);
-        send_free(s);
-        return;
-    }
-    char *url = sendsms_url(s, to ? to : "", body ? body : "");
-    int rc = api->http_fetch(s->ctx, RB_HTTP_GET, url, NULL, NULL, 0, rb_sms_conf.timeout,
-                             answered, s);
-    free(url);
-    if (rc != RB_OK) {
-        api->job_finish(s->run, 0, "bad sendsms_url", -1, 0);
-        send_free(s);
-    }
-}
-
-void rb_sms_send_job(struct rb_job_run *run, const struct rb_job_info *job, void *arg)
-{
-    json_error_t e;
-    json_t *p = json_loads(job->payload ? job->payload : "{}", 0, &e);
-    json_t *id = p ? json_object_get(p, "message_id") : NULL;
-    if (!json_is_integer(id) || json_integer_value(id) <= 0) {
-        json_decref(p);
-        api->job_finish(run, 0, "payload has no message_id", -1, 1);
+        api->message_done(send, RB_SEND_RETRY, 1, "shutting down", NULL);
         return;
     }
     struct send *s = calloc(1, sizeof(*s));
     if (!s)
         abort();
     s->ctx = arg;
-    s->run = run;
-    snprintf(s->id, sizeof(s->id), "%lld", (long long)json_integer_value(id));
-    json_decref(p);
-    const char *params[1] = {s->id};
-    if (api->db_query_prepared(s->ctx, load_sql, 1, params, loaded, s) != RB_OK) {
-        api->job_finish(run, 0, "database unavailable", -1, 0);
-        send_free(s);
+    s->send = send;
+    s->id = m->id;
+    char *url = sendsms_url(m->id, m->to, m->body);
+    int rc = api->http_fetch(s->ctx, RB_HTTP_GET, url, NULL, NULL, 0, rb_sms_conf.timeout,
+                             answered, s);
+    free(url);
+    if (rc != RB_OK) {
+        api->message_done(send, RB_SEND_RETRY, -1, "bad sendsms_url", NULL);
+        free(s);
     }
 }
 
@@ -235,13 +128,10 @@ static void dlr_done(const struct rb_db_result *res, const char *err, void *arg)
         api->reply(req, 200, "text/plain", "ok\n", 3);
 }
 
+/* Through core's published function (docs/plugins.md): the plugin writes no core table. */
 static const char dlr_sql[] =
-    "UPDATE messages SET"
-    "  status = CASE WHEN $2::int = 1 THEN 'delivered' ELSE 'failed' END,"
-    "  delivered_at = CASE WHEN $2::int = 1 THEN now() ELSE delivered_at END,"
-    "  last_error = CASE WHEN $2::int = 1 THEN NULL"
-    "    ELSE left('delivery report ' || $2 || ': ' || coalesce($3, ''), 500) END"
-    " WHERE id = $1::bigint AND channel = 'sms' AND status IN ('queued', 'sent')";
+    "SELECT rabta_message_delivery('sms', $1::bigint, $2::int = 1,"
+    "  'delivery report ' || $2 || ': ' || coalesce($3, ''))";
 
 void rb_sms_on_dlr(struct rb_http_req *req, void *arg)
 {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Durable case intake: rabtad's POST /api/v1/cases against pgbench inserting the same rows (a
-# case, its two events, the citizen's "registered" notice and its message.send job: what
+# case, its two events, the citizen's "registered" notice and its send job: what
 # intake stores for a signed-in citizen) one transaction per case, at the same concurrency, in
 # the same run,
 # with fsync and synchronous_commit on. Then: zero lost (every 201 is a stored row), the same load

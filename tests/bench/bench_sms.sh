@@ -116,10 +116,12 @@ stop_pid "$RABTAD_PID"
 bench_psql "DELETE FROM jobs; UPDATE messages SET status = 'failed' WHERE status = 'queued'" >/dev/null
 bench_rabtad_start 8
 : >"$TMP/arrivals.txt"
-bench_psql "WITH m AS (INSERT INTO messages (channel, to_address, body, template, language)
-  SELECT 'sms', '+92302' || lpad(g::text, 7, '0'), 'Rabta bench message ' || g, 'bench', 'en'
-  FROM generate_series(1, $SMS_N) g RETURNING id)
-  INSERT INTO jobs (kind, payload) SELECT 'message.send', jsonb_build_object('message_id', id) FROM m" >/dev/null
+bench_psql "SELECT count(*) FROM rabta_message_queue(
+  (SELECT array_agg('sms'::text) FROM generate_series(1, $SMS_N) g),
+  (SELECT array_agg('+92302' || lpad(g::text, 7, '0') ORDER BY g) FROM generate_series(1, $SMS_N) g),
+  (SELECT array_agg('Rabta bench message ' || g ORDER BY g) FROM generate_series(1, $SMS_N) g),
+  template => (SELECT array_agg('bench'::text) FROM generate_series(1, $SMS_N) g),
+  language => (SELECT array_agg('en'::text) FROM generate_series(1, $SMS_N) g))" >/dev/null
 expect=$(awk -v n="$SMS_N" -v r="$SMS_RATE" 'BEGIN { printf "%d", n / r }')
 echo "  dispatch: $SMS_N messages queued at once, rate $SMS_RATE/s (burst 1): about ${expect}s"
 limit=$((expect * 2 + 30))
@@ -155,6 +157,6 @@ print("    first minute: %.2f msg/s (%.1f%% of %g)   whole run: %.2f msg/s over 
 print("    per second in the first minute: min %d, max %d" % (min(per_sec[1:59]), max(per_sec)))
 PY
 sent=$(bench_psql "SELECT count(*) FROM messages WHERE template = 'bench' AND status = 'sent'")
-dead=$(bench_psql "SELECT count(*) FROM jobs WHERE kind = 'message.send' AND state = 'dead'")
+dead=$(bench_psql "SELECT count(*) FROM jobs WHERE kind = 'message.send.sms' AND state = 'dead'")
 echo "    marked sent: $sent; dead jobs: $dead; sends that got no answer and were retried: $(grep -c 'Kannel: ' "$TMP/rabtad.log" || true)"
 [ "$LOST" -eq 0 ] || die "rows stored differ from the answers (see LOST OR DOUBLED above)"

@@ -186,13 +186,13 @@ bench_pgbench_cases() { # one case per transaction with the rows intake stores f
   local secs=${DURATION%s}
   # What intake stores for a signed-in citizen's case: the case, its two events, the
   # citizen's "registered" notice (a messages row naming the routed event, to the citizen's
-  # phone) and that notice's message.send job. The case events' trigger queues their jobs.
+  # phone) and that notice's send job, through rabta_message_queue as intake stores them. The case events' trigger queues their jobs.
   cat >"$TMP/pgbench.sql" <<'SQL'
 \set r random(1, 999999999999)
 WITH c AS (INSERT INTO cases (tracking_no, kind, status, citizen_id, channel, service_id, department_id, category, priority, sla_policy, district_id, text, language) VALUES ('PB-' || :client_id::text || '-' || :r::text, 'complaint', 'routed', (:r::bigint % 20000) + 1, 'app', 'domicile_certificate', 'district_administration', 'general', 3, 'default', 'lahore', 'My domicile certificate has been pending for two months without any reason given', 'en') RETURNING id, citizen_id, tracking_no),
 e AS (INSERT INTO case_events (case_id, actor_type, actor_id, event, from_status, to_status, data) SELECT id, 'system', x.a, x.e, x.f, x.t, '{}'::jsonb FROM c, (VALUES ('intake', 'submitted', NULL, 'submitted'), ('routing', 'routed', 'submitted', 'routed')) AS x(a, e, f, t) RETURNING id, case_id, event),
-m AS (INSERT INTO messages (case_id, citizen_id, channel, to_address, body, template, language, notice, urgent, event_id) SELECT c.id, c.citizen_id, 'sms', z.phone, 'Rabta: your complaint ' || c.tracking_no || ' is registered with District Administration. Keep this number to follow it.', 'notice.routed', 'en', true, false, e.id FROM c JOIN e ON e.case_id = c.id AND e.event = 'routed' JOIN citizens z ON z.id = c.citizen_id RETURNING id)
-INSERT INTO jobs (kind, payload) SELECT 'message.send', jsonb_build_object('message_id', id) FROM m;
+x AS (SELECT c.id, c.citizen_id, z.phone, 'Rabta: your complaint ' || c.tracking_no || ' is registered with District Administration. Keep this number to follow it.' AS body, e.id AS event_id FROM c JOIN e ON e.case_id = c.id AND e.event = 'routed' JOIN citizens z ON z.id = c.citizen_id)
+SELECT count(*) FROM rabta_message_queue((SELECT array_agg('sms'::text) FROM x), (SELECT array_agg(phone) FROM x), (SELECT array_agg(body) FROM x), case_id => (SELECT array_agg(id) FROM x), citizen_id => (SELECT array_agg(citizen_id) FROM x), template => (SELECT array_agg('notice.routed'::text) FROM x), language => (SELECT array_agg('en'::text) FROM x), notice => (SELECT array_agg(true) FROM x), urgent => (SELECT array_agg(false) FROM x), event_id => (SELECT array_agg(event_id) FROM x));
 SQL
   # With the same triggers and, like rabtad's own sessions, the jobs' wake-up as a notice
   # rather than a NOTIFY (migration 0018); pgbench has no use for the notices, so they are

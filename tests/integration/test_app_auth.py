@@ -1,5 +1,5 @@
 """Citizens' sign-in through the mobile-app API (plugins/app/app_auth.c): a one-time code goes
-out as an SMS (a queued `messages` row and its `message.send` job, written atomically with the
+out as an SMS (a queued `messages` row and its `message.send.sms` job, written atomically with the
 code), is stored only hashed, expires, has a bounded number of attempts even against
 parallel guesses, is rate-limited per phone, and buys a bearer token that logout revokes.
 
@@ -82,8 +82,8 @@ class AppAuthTest(SignIn, rbtest.TestCase):
                          "sms")
         job = self.pgs.query("SELECT kind, payload FROM jobs WHERE payload->>'message_id' = '%s'"
                              % msg_id)
-        self.assertEqual(len(job), 1, "exactly one message.send job for the SMS")
-        self.assertEqual(job[0][0], "message.send")
+        self.assertEqual(len(job), 1, "exactly one message.send.sms job for the SMS")
+        self.assertEqual(job[0][0], "message.send.sms")
         self.assertEqual(json.loads(job[0][1]), {"message_id": int(msg_id)})
         row = self.pgs.query(
             "SELECT encode(salt, 'hex'), encode(code_hash, 'hex'), attempts_left, message_id, "

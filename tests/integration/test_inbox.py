@@ -37,8 +37,12 @@ def set_duty_phone(dirpath, department, phone):
 
 
 def inbox_plugins(rd, **conf):
+    """The plugins with inbox's config, and a sender of channel sms (a duty notice is an SMS,
+    and a message for a channel nobody sends is refused)."""
     return [dict(p, config=conf) if p["name"] == "inbox" else p
-            for p in rd.config["plugins"]]
+            for p in rd.config["plugins"] if p["name"] != "test_sender"] + [
+        {"name": "test_sender", "path": os.path.join(rbtest.TEST_PLUGIN_DIR, "test_sender.so"),
+         "config": {"channels": "sms"}}]
 
 
 class DutyNotice(SignIn):
@@ -102,9 +106,9 @@ class InboxDutyNoticeTest(DutyNotice, rbtest.TestCase):
             self.assertNotIn(private, body, "the duty officer's SMS carries personal data")
         mid = self.pgs.scalar("SELECT id FROM messages WHERE template = 'duty.new_case' AND "
                               "case_id = %s" % case_id)
-        self.assertEqual(self.pgs.scalar("SELECT count(*) FROM jobs WHERE kind = "
-                                         "'message.send' AND payload->>'message_id' = '%s'"
-                                         % mid), "1", "the SMS has its message.send job")
+        rbtest.wait_until(lambda: self.pgs.scalar("SELECT status FROM messages WHERE id = %s"
+                                                  % mid) == "sent", 15,
+                          what="the SMS sent by its message.send.sms job (test_sender)")
         self.assertEqual(self.pgs.scalar("SELECT count(*) FROM messages WHERE event_id = %s"
                                          % routed), "2",
                          "the citizen's notice.routed and the duty officer's SMS share the event")

@@ -229,10 +229,8 @@ class SmsTest(KannelCase):
         self.assertIsNotNone(self.db.scalar(
             "SELECT opted_out_at FROM citizens WHERE phone = '%s'" % phone))
         mid = self.db.scalar(
-            "WITH m AS (INSERT INTO messages (channel, to_address, body, notice)"
-            " VALUES ('sms', '%s', 'Notice: your case was resolved', true) RETURNING id),"
-            " j AS (INSERT INTO jobs (kind, payload) SELECT 'message.send',"
-            " jsonb_build_object('message_id', id) FROM m) SELECT id FROM m" % phone)
+            "SELECT message_id FROM rabta_message_queue(ARRAY['sms'], ARRAY['%s'],"
+            " ARRAY['Notice: your case was resolved'], notice => ARRAY[true])" % phone)
         rbtest.wait_until(lambda: self.db.scalar(
             "SELECT status FROM messages WHERE id = %s" % mid) == "failed", 15.0,
             what="the notice to be refused")
@@ -730,9 +728,9 @@ class SmsQuietHoursTest(KannelCase):
             start // 60, start % 60, cls.end_min // 60, cls.end_min % 60), "timezone": "UTC"}}
 
     def assert_due_at_quiet_end(self, mid):
-        """The message.send job of message mid is due when the quiet hours end."""
+        """The message.send.sms job of message mid is due when the quiet hours end."""
         wait = float(self.db.scalar(
-            "SELECT extract(epoch FROM run_at - now()) FROM jobs WHERE kind = 'message.send'"
+            "SELECT extract(epoch FROM run_at - now()) FROM jobs WHERE kind = 'message.send.sms'"
             " AND payload->>'message_id' = '%s'" % mid))
         end = time.gmtime()
         to_end = ((self.end_min - (end.tm_hour * 60 + end.tm_min)) % 1440) * 60 - end.tm_sec
@@ -791,10 +789,9 @@ class SmsQuietHoursTest(KannelCase):
         phone = "+923004440002"
         # queued before the quiet hours began (as if): due now, not urgent
         mid = self.db.scalar(
-            "WITH m AS (INSERT INTO messages (channel, to_address, body, notice, urgent)"
-            " VALUES ('sms', '%s', 'Notice queued earlier', true, false) RETURNING id),"
-            " j AS (INSERT INTO jobs (kind, payload) SELECT 'message.send',"
-            " jsonb_build_object('message_id', id) FROM m) SELECT id FROM m" % phone)
+            "SELECT message_id FROM rabta_message_queue(ARRAY['sms'], ARRAY['%s'],"
+            " ARRAY['Notice queued earlier'], notice => ARRAY[true], urgent => ARRAY[false])"
+            % phone)
         rbtest.wait_until(lambda: self.db.scalar(
             "SELECT last_error FROM jobs WHERE payload->>'message_id' = '%s'" % mid)
             == "quiet hours", 10.0, what="the send to be put back for quiet hours")
@@ -825,7 +822,7 @@ class SmsGatewayTest(KannelCase):
         phone, citizen = "+923002220001", "+923002220002"
         self.help_sms(phone, "down-1")
         rbtest.wait_until(lambda: int(self.db.scalar(
-            "SELECT attempts FROM jobs WHERE kind = 'message.send' AND payload->>'message_id' ="
+            "SELECT attempts FROM jobs WHERE kind = 'message.send.sms' AND payload->>'message_id' ="
             " (SELECT id::text FROM messages WHERE to_address = '%s')" % phone) or "0") >= 2,
             15.0, what="the send to be retried while Kannel is down")
         self.assertEqual(self.db.scalar("SELECT status FROM messages WHERE to_address = '%s'"

@@ -384,7 +384,7 @@ class StaffTest(SignIn, rbtest.TestCase):
         self.assertEqual((r.status, r.json["message_queued"]), (201, True), r)
         self.assertEqual(self.pgs.query(
             "SELECT m.body, m.channel, (SELECT count(*) FROM jobs j WHERE j.kind = "
-            "'message.send' AND (j.payload->>'message_id')::bigint = m.id) FROM messages m "
+            "'message.send.sms' AND (j.payload->>'message_id')::bigint = m.id) FROM messages m "
             "WHERE m.case_id = %s AND NOT m.notice" % cid), [["We are looking into it", "sms", "1"]])
         tl = self.rd.get("/api/v1/cases/%s/timeline" % tn, headers=self.auth(ctoken))
         self.assertIn("We are looking into it", tl.text)

@@ -72,6 +72,7 @@ enum rb_http_method {
 };
 
 /* Opaque handles. */
+struct event_base;    /* libevent's loop (event_base below) */
 struct rb_plugin_ctx; /* one per loaded plugin; valid from init() until after stop() */
 struct rb_http_req;   /* one HTTP request; valid until it is answered */
 struct rb_db_result;  /* a query result; borrowed, valid until the callback returns */
@@ -277,14 +278,47 @@ struct rb_message_out {
     const char *template;    /* a template of lua/templates.lua, e.g. "sms.received" */
     const char *language;    /* "ur" or "en" */
     const char *params_json; /* a JSON object with the template's {placeholders}, or NULL */
-    const char *channel;     /* "sms" */
-    const char *to;          /* E.164 phone for sms */
+    const char *channel;     /* a channel with a sender (message_sender): "sms", "email" */
+    const char *to;          /* E.164 phone for sms, an address for email */
     long long case_id, citizen_id; /* 0: none (citizen: found by phone) */
     long long event_id;      /* 0: none; else at most one message per case event, template
                                 and address (a retried job writes it once) */
     int notice;              /* 1: not sent to a citizen who sent STOP */
     int urgent;              /* 1: sent at once even in quiet hours (answers, codes) */
+    /* Added later (the core reads it only when size says it is there): a template whose
+     * rendering is the subject, for channels that have one (e-mail), or NULL. */
+    const char *subject_template;
 };
+
+/* Senders (message_sender): the plugin that sends a channel's messages gets each of its
+ * send jobs as one call with the message, and reports the outcome with message_done. */
+struct rb_message_send; /* one send; valid until message_done is called */
+
+/* The message to send. Borrowed: valid until message_done. */
+struct rb_message_info {
+    size_t size;          /* sizeof(struct rb_message_info) as the core was built */
+    long long id;         /* messages.id: e.g. for a delivery report's reference */
+    const char *channel;  /* the channel the plugin registered */
+    const char *to;       /* the address: E.164 phone for sms, an e-mail address, ... */
+    const char *body;     /* UTF-8 text */
+    const char *subject;  /* UTF-8, or NULL (channels without subjects) */
+    const char *language; /* "ur", "en" or NULL */
+    int notice;           /* a notice (opted-out citizens were already left out by the core) */
+    int urgent;           /* an answer or a code (quiet hours were already waited out) */
+    int attempt;          /* 1 for the first try */
+    int max_attempts;     /* after this many, a retry becomes a failure */
+    long long case_id;    /* 0: none */
+};
+
+enum rb_send_outcome {
+    RB_SEND_SENT = 1,   /* handed over (the gateway accepted it) */
+    RB_SEND_FAILED = 2, /* refused for good (a bad address, bad credentials): not retried */
+    RB_SEND_RETRY = 3,  /* not now (the relay is down, overloaded): try again later */
+};
+
+/* Sends one message; must call api->message_done(send, ...) exactly once, now or later. */
+typedef void (*rb_plugin_send_fn)(struct rb_message_send *send, const struct rb_message_info *m,
+                                  void *arg);
 
 /* A department's settings (department_info). */
 struct rb_department_info {
@@ -458,9 +492,10 @@ struct rb_host_api {
      * (caller frees with free()), or NULL with why set. */
     char *(*template_render)(struct rb_plugin_ctx *ctx, const char *name, const char *language,
                              const char *params_json, char *why, size_t whylen);
-    /* Renders and stores one outgoing message: its messages row and 'message.send' job in one
-     * statement, the job due after quiet hours unless urgent. RB_OK (fn called later, once);
-     * RB_EINVAL with why (fn not called); RB_EAGAIN/RB_EUNAVAIL (fn not called). */
+    /* Renders and stores one outgoing message: its messages row and 'message.send.<channel>'
+     * job in one statement (SQL rabta_message_queue), the job due after quiet hours unless
+     * urgent. RB_OK (fn called later, once); RB_EINVAL with why (fn not called), also for a
+     * channel no loaded plugin sends; RB_EAGAIN/RB_EUNAVAIL (fn not called). */
     int (*message_queue)(struct rb_plugin_ctx *ctx, const struct rb_message_out *m,
                          rb_plugin_message_fn fn, void *arg, char *why, size_t whylen);
     /* Seconds until the configured quiet hours (messages.quiet_hours) end; 0 outside them. */
@@ -535,13 +570,33 @@ struct rb_host_api {
     /* The event loop (a libevent struct event_base *) for a plugin that speaks its own
      * protocol over sockets (the IVR plugin's FastAGI server and AMI client). Events the plugin
      * adds must be freed by its stop(). NULL outside a running server (--check). */
-    void *(*event_base)(struct rb_plugin_ctx *ctx);
+    struct event_base *(*event_base)(struct rb_plugin_ctx *ctx);
     /* The value of lua/NAME.lua in the current rules set (what require("NAME") returns in the
      * sandbox; run once per rules set) as JSON text: tables with keys 1..n are arrays, tables
      * with names objects; functions are refused. For settings administrators keep in Lua
      * (IVR menus and call scripts). Returns a new string (caller frees with free()), or NULL
      * with why ("lua/ivr.lua:12: ..."). Usable in init(), check(), reload() and later. */
     char *(*lua_data)(struct rb_plugin_ctx *ctx, const char *name, char *why, size_t whylen);
+
+    /* ---- appended after lua_data; check RB_HOST_HAS(api, message_done) ---- */
+
+    /* Registers the plugin as the sender of channel (a name of [a-z0-9_], e.g. "sms",
+     * "email", "call"): every message queued for that channel becomes a job of kind
+     * "message.send.<channel>" handed to fn (pace it with job_pace on that kind). The core
+     * loads the message, skips one already sent, leaves out notices to citizens who opted out
+     * and waits out quiet hours for what is not urgent, then calls fn; the plugin reports
+     * with message_done and never writes the messages table. One sender per channel: a
+     * second plugin registering the same channel is refused (RB_EEXIST, logged with both
+     * names), which stops the start. Only during init(). RB_OK, RB_EINVAL, RB_EEXIST. */
+    int (*message_sender)(struct rb_plugin_ctx *ctx, const char *channel, rb_plugin_send_fn fn,
+                          void *arg);
+    /* The outcome of one send: RB_SEND_SENT (gateway_ref: the gateway's id for the message,
+     * or NULL), RB_SEND_FAILED (error says why; not retried) or RB_SEND_RETRY (error says
+     * why; again after retry_after seconds, < 0: the queue's back-off; past max_attempts the
+     * message fails). The core records it in the message (status, sent_at, last_error,
+     * attempts) and ends the job. send is invalid afterwards. */
+    void (*message_done)(struct rb_message_send *send, enum rb_send_outcome outcome,
+                         double retry_after, const char *error, const char *gateway_ref);
 
     /* New entries go here, at the end, never above. */
 };
