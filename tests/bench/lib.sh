@@ -5,6 +5,7 @@
 #   bench_wait_ready NAME PID URL
 #   bench_wrk ARGS...          wrk bounded by a timeout; output on stdout
 #   bench_pgbench_cases        pgbench tps storing one case per transaction with the rows intake stores
+#   bench_cpu_s PID...         CPU seconds used so far by these processes and their children
 # BENCH_EXTRA_YAML (optional) is appended to the rabtad config's plugins list;
 # BENCH_PG_OPTIONS (optional) to PostgreSQL's options (e.g. "-c shared_preload_libraries=
 # pg_stat_statements", to see where its time goes).
@@ -132,6 +133,33 @@ bench_wrk() { # wrk ARGS... bounded by a timeout
   local out
   out=$(timeout 300 wrk "$@" 2>&1) || die "wrk failed: $* -- $out"
   echo "$out"
+}
+
+bench_cpu_s() { # PID... -> CPU seconds (user + system) of these processes and all their
+  # children, live (from their own counters) and exited (from their parent's cutime/cstime)
+  python3 - "$@" <<'PY'
+import os, sys
+def fields(pid): # /proc/PID/stat after the command name: state, ppid, ...
+    try:
+        with open("/proc/%s/stat" % pid) as f:
+            s = f.read()
+    except OSError:
+        return None
+    return s[s.rindex(")") + 2:].split()
+children = {}
+for d in os.listdir("/proc"):
+    f = fields(d) if d.isdigit() else None
+    if f:
+        children.setdefault(f[1], []).append(d)
+ticks, todo = 0, sys.argv[1:]
+while todo:
+    pid = todo.pop()
+    f = fields(pid)
+    if f:
+        ticks += sum(int(x) for x in f[11:15]) # utime stime cutime cstime
+        todo += children.get(pid, [])
+print("%.2f" % (ticks / os.sysconf("SC_CLK_TCK")))
+PY
 }
 
 max() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b) ? a : b }'; }
