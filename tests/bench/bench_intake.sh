@@ -23,11 +23,7 @@ secs=${DURATION%s}
 bench_pg_start on
 bench_rabtad_start 8
 
-# Distinct signed-in citizens, as the app would have them after verification.
-bench_psql "INSERT INTO citizens (phone) SELECT '+92300' || lpad(g::text, 7, '0') FROM generate_series(1, $CITIZENS) g;
-  INSERT INTO citizen_tokens (token_hash, citizen_id, expires_at)
-  SELECT sha256(convert_to('bench-token-' || lpad((c.id - m.lo + 1)::text, 8, '0'), 'UTF8')), c.id, now() + interval '1 day'
-  FROM citizens c, (SELECT min(id) AS lo FROM citizens) m;" >/dev/null
+bench_seed_citizens "$CITIZENS"
 
 intake_round() { # label -> prints the figures; sets RATE
   local before after out ok rate rcpu pcpu pm

@@ -6,6 +6,7 @@
 #   bench_wrk ARGS...          wrk bounded by a timeout; output on stdout
 #   bench_pgbench_cases        pgbench tps storing one case per transaction with the rows intake stores
 #   bench_cpu_s PID...         CPU seconds used so far by these processes and their children
+#   bench_seed_citizens N      N signed-in citizens, tokens "bench-token-%08d" (wrk/submit.lua)
 # BENCH_EXTRA_YAML (optional) is appended to the rabtad config's plugins list;
 # BENCH_PG_OPTIONS (optional) to PostgreSQL's options (e.g. "-c shared_preload_libraries=
 # pg_stat_statements", to see where its time goes).
@@ -133,6 +134,13 @@ bench_wrk() { # wrk ARGS... bounded by a timeout
   local out
   out=$(timeout 300 wrk "$@" 2>&1) || die "wrk failed: $* -- $out"
   echo "$out"
+}
+
+bench_seed_citizens() { # N: distinct signed-in citizens, as the app would have them after verification
+  bench_psql "INSERT INTO citizens (phone) SELECT '+92300' || lpad(g::text, 7, '0') FROM generate_series(1, $1) g;
+    INSERT INTO citizen_tokens (token_hash, citizen_id, expires_at)
+    SELECT sha256(convert_to('bench-token-' || lpad((c.id - m.lo + 1)::text, 8, '0'), 'UTF8')), c.id, now() + interval '1 day'
+    FROM citizens c, (SELECT min(id) AS lo FROM citizens) m;" >/dev/null
 }
 
 bench_cpu_s() { # PID... -> CPU seconds (user + system) of these processes and all their
