@@ -13,6 +13,7 @@
 #include "base/phone.h"
 #include "base/text.h"
 #include "db/db.h"
+#include "intake/intake_store.h"
 #include "lua/script.h"
 #include "lua/templates.h"
 #include "messages/message.h"
@@ -21,28 +22,11 @@
 #define BATCH_MAX 256       /* submissions per transaction */
 #define INFLIGHT_MAX 2      /* transactions at once */
 #define PENDING_MAX 20000   /* submissions waiting: beyond, RB_EAGAIN (503) */
-#define STORE_COMBINATIONS 512 /* of the statement's parts (PART_*, below) */
 
+/* A submission waiting to be stored, or being stored. */
 struct sub {
     struct sub *next;
-    char *kind, *service, *district, *text, *channel, *language, *phone, *email, *official;
-    char *idem_scope, *idem_key, *idem_hash; /* owned; NULL when absent */
-    char *route_json;                         /* owned; the routing decision for the event */
-    double lat, lon;
-    int anonymous, share_contact, rating;
-    long long citizen_id; /* 0: find or add by phone/email */
-    struct rb_route_out route;
-    int64_t ack_due, resolve_due;  /* 0: no SLA */
-    struct rb_sla_event first;     /* the case's first SLA event (valid when resolve_due) */
-    char *sla_payload;             /* owned: its job payload, without the case id */
-    char *photo_hex;               /* owned: "\\x..." bytea literal, or NULL */
-    char *reply_body, *reply_template, *reply_channel, *reply_to; /* owned; NULL: no reply */
-    char *notice_body;             /* owned: the "registered" notice by SMS, or NULL */
-    int deliver;                   /* queue case.deliver: the department's plugin wants it */
-    int unless_awaiting;           /* not stored while a case awaits this phone's answer */
-    char *origin;                  /* owned: how it arrived (a JSON object), or NULL */
-    const char *photo_type;        /* static string */
-    char tracking[RB_TRACKING_LEN];
+    struct rb_intake_row r; /* owned */
     rb_intake_fn fn;
     void *arg;
 };
@@ -70,215 +54,9 @@ struct rb_intake {
     void *wants_arg;
     int (*channel_ok)(void *arg, const char *channel); /* NULL: every channel is sent */
     void *channel_arg;
-    char *store[STORE_COMBINATIONS]; /* owned; the statement of each combination of PART_*,
-                                      * built when first used */
+    char *store[RB_INTAKE_COMBINATIONS]; /* owned; the statement of each combination of parts
+                                          * (intake_store.h), built when first used */
 };
-
-/* ---- the statement ---------------------------------------------------------------------- */
-
-/* One statement stores a whole batch: citizens (found or added), cases, their first two events
- * and idempotency keys, replies, notices and jobs. Arrays in, (id, tracking_no) out. It is put
- * together from the parts below that the batch needs (store_parts): a part no submission of
- * the batch uses would still be planned, set up and run on every batch (a tenth of
- * PostgreSQL's time per case in small batches), e.g. the registered notice's join for SMS
- * complaints, which have their reply instead. Each combination is one prepared statement. */
-enum {
-    PART_CIT_PHONE = 1 << 0, /* a citizen found or added by phone */
-    PART_CIT_EMAIL = 1 << 1, /* ... by email */
-    PART_IDEM = 1 << 2,      /* an idempotency key */
-    PART_ATT = 1 << 3,       /* a photo */
-    PART_REPLY = 1 << 4,     /* the channel's reply and its job */
-    PART_NOTICE = 1 << 5,    /* the registered notice and its job */
-    PART_DELIVER = 1 << 6,   /* a case.deliver job */
-    PART_SLA = 1 << 7,       /* an sla.check job */
-    PART_AWAIT = 1 << 8,     /* a submission not stored while a case awaits its phone's answer */
-};
-_Static_assert(PART_AWAIT * 2 == STORE_COMBINATIONS, "one statement per combination of parts");
-
-/* $42 (seconds until quiet hours end) is named in the input whether the notices use it or
- * not: a parameter no part names would have no type. */
-static const char store_input[] =
-    "WITH input AS ("
-    "  SELECT t.*, $42::float8 AS notice_delay FROM unnest($1::text[], $2::text[],"
-    "    $3::text[], $4::text[], $5::text[],"
-    "    $6::text[], $7::text[], $8::text[], $9::int[], $10::text[], $11::text[], $12::text[],"
-    "    $13::text[], $14::float8[], $15::float8[], $16::bool[], $17::bool[], $18::text[],"
-    "    $19::int[], $20::jsonb[], $21::text[], $22::text[], $23::text[], $24::float8[],"
-    "    $25::float8[], $26::text[], $27::int[], $28::float8[], $29::float8[], $30::text[],"
-    "    $31::bytea[], $32::text[], $33::int8[], $34::text[], $35::text[], $36::text[],"
-    "    $37::text[], $38::text[], $39::bool[], $40::bool[], $41::jsonb[])"
-    "  AS t(tracking_no, kind, phone, email, channel, service_id, department_id, category,"
-    "    priority, sla_policy, district_id, text, language, lat, long, anonymous, share_contact,"
-    "    names_official, rating, route, idem_scope, idem_key, idem_hash, ack_due, resolve_due,"
-    "    sla_check, sla_level, sla_due, sla_deadline, sla_payload, photo, photo_type,"
-    "    citizen_id, reply_channel, reply_to, reply_body, reply_template, notice_body,"
-    "    deliver, unless_awaiting, origin))";
-
-/* The citizen of a phone: found, or else added. Found ones are only read (an upsert would
- * write a new version of every returning citizen's row); ON CONFLICT covers a citizen another
- * transaction added since this one's snapshot. */
-static const char store_cit_phone[] =
-    ", cit_old AS ("
-    "  SELECT DISTINCT z.id, z.phone FROM input i JOIN citizens z ON z.phone = i.phone"
-    "  WHERE i.citizen_id IS NULL),"
-    " cit_new AS ("
-    "  INSERT INTO citizens (phone, language)"
-    "  SELECT DISTINCT ON (phone) phone, language FROM input i"
-    "  WHERE phone IS NOT NULL AND citizen_id IS NULL"
-    "    AND NOT EXISTS (SELECT 1 FROM cit_old o WHERE o.phone = i.phone) ORDER BY phone"
-    "  ON CONFLICT (phone) DO UPDATE SET language = citizens.language"
-    "  RETURNING id, phone),"
-    " cit_phone AS (SELECT id, phone FROM cit_old UNION ALL SELECT id, phone FROM cit_new)";
-
-static const char store_cit_email[] =
-    ", cit_email AS ("
-    "  INSERT INTO citizens (email, language)"
-    "  SELECT DISTINCT ON (lower(email)) email, language FROM input"
-    "  WHERE phone IS NULL AND email IS NOT NULL AND citizen_id IS NULL"
-    "  ORDER BY lower(email)"
-    "  ON CONFLICT ((lower(email))) WHERE email IS NOT NULL"
-    "  DO UPDATE SET language = citizens.language"
-    "  RETURNING id, lower(email) AS email)";
-
-/* The cases: "%s" is the citizen (coalesce of the input's and the parts' ids), "%s%s" the
- * joins with the citizen parts present, "%s" the condition of PART_AWAIT or "". */
-static const char store_cases_fmt[] =
-    ", ins AS ("
-    "  INSERT INTO cases (tracking_no, kind, status, citizen_id, channel, service_id,"
-    "    department_id, category, priority, sla_policy, district_id, text, language, lat, long,"
-    "    anonymous, share_contact, names_official, rating, ack_due_at, resolve_due_at)"
-    "  SELECT i.tracking_no, i.kind, 'routed', %s, i.channel,"
-    "    i.service_id,"
-    "    i.department_id, i.category, i.priority, i.sla_policy, i.district_id, i.text,"
-    "    i.language, i.lat, i.long, i.anonymous, i.share_contact, i.names_official, i.rating,"
-    "    to_timestamp(i.ack_due), to_timestamp(i.resolve_due)"
-    "  FROM input i%s%s%s"
-    "  RETURNING id, tracking_no, citizen_id),"
-    " ev AS ("
-    "  INSERT INTO case_events (case_id, actor_type, actor_id, event, from_status, to_status,"
-    "    data)"
-    "  SELECT ins.id, 'system', x.actor, x.event, x.from_status, x.to_status, x.data"
-    "  FROM ins JOIN input i USING (tracking_no) CROSS JOIN LATERAL (VALUES"
-    "    ('intake', 'submitted', NULL, 'submitted', CASE WHEN i.origin IS NULL"
-    "      THEN jsonb_build_object('channel', i.channel)"
-    "      ELSE jsonb_build_object('channel', i.channel, 'origin', i.origin) END),"
-    "    ('routing', 'routed', 'submitted', 'routed', i.route))"
-    "    AS x(actor, event, from_status, to_status, data)"
-    "  RETURNING id, case_id, event)";
-
-static const char store_idem[] =
-    ", idem AS ("
-    "  INSERT INTO idempotency_keys (scope, key, request_hash, case_id)"
-    "  SELECT i.idem_scope, i.idem_key, i.idem_hash, ins.id"
-    "  FROM ins JOIN input i USING (tracking_no) WHERE i.idem_key IS NOT NULL)";
-
-static const char store_att[] =
-    ", att AS ("
-    "  INSERT INTO case_attachments (case_id, content_type, bytes)"
-    "  SELECT ins.id, i.photo_type, i.photo FROM ins JOIN input i USING (tracking_no)"
-    "  WHERE i.photo IS NOT NULL)";
-
-/* The messages go through core's one function (rabta_message_queue, migration 0029), in a
- * CTE of one row that the statement's answer joins (a CTE nobody reads is not run). */
-#define STORE_QUEUE(NAME, ROWS)                                                               \
-    ", " NAME "_r AS (" ROWS "),"                                                             \
-    " " NAME " AS MATERIALIZED (SELECT count(*) FROM rabta_message_queue("                    \
-    "  (SELECT array_agg(channel) FROM " NAME "_r), (SELECT array_agg(to_address) FROM "      \
-    NAME "_r), (SELECT array_agg(body) FROM " NAME "_r),"                                     \
-    "  case_id => (SELECT array_agg(case_id) FROM " NAME "_r),"                              \
-    "  citizen_id => (SELECT array_agg(citizen_id) FROM " NAME "_r),"                        \
-    "  template => (SELECT array_agg(template) FROM " NAME "_r),"                            \
-    "  language => (SELECT array_agg(language) FROM " NAME "_r),"                            \
-    "  notice => (SELECT array_agg(notice) FROM " NAME "_r),"                                \
-    "  urgent => (SELECT array_agg(urgent) FROM " NAME "_r),"                                \
-    "  event_id => (SELECT array_agg(event_id) FROM " NAME "_r), delay => $42::float8))"
-
-/* The channel's reply (the tracking number), committed with the case. */
-static const char store_reply[] = STORE_QUEUE(
-    "rmsg",
-    "  SELECT ins.id AS case_id, ins.citizen_id, i.reply_channel AS channel,"
-    "    i.reply_to AS to_address, i.reply_body AS body, i.reply_template AS template,"
-    "    i.language, false AS notice, true AS urgent, NULL::bigint AS event_id"
-    "  FROM ins JOIN input i USING (tracking_no) WHERE i.reply_body IS NOT NULL");
-
-/* The citizen's "registered" notice (cases not sent by SMS, whose reply says it): here, in the
- * batch, rather than a notice job per case (core/messages/notice.c sends the later ones). A citizen
- * added by this statement is not visible in citizens yet: their phone is the input's, and they
- * have not opted out. $42: seconds until quiet hours end. */
-static const char store_notice[] = STORE_QUEUE(
-    "nmsg",
-    "  SELECT ins.id AS case_id, ins.citizen_id,"
-    "    CASE WHEN coalesce(z.phone, i.phone) IS NOT NULL THEN 'sms' ELSE 'email' END"
-    "      AS channel, coalesce(z.phone, i.phone, z.email, i.email) AS to_address,"
-    "    i.notice_body AS body, 'notice.routed' AS template,"
-    "    CASE WHEN i.language = 'en' THEN 'en' ELSE 'ur' END AS language, true AS notice,"
-    "    false AS urgent, ev.id AS event_id"
-    "  FROM ins JOIN input i USING (tracking_no)"
-    "  JOIN ev ON ev.case_id = ins.id AND ev.event = 'routed'"
-    "  LEFT JOIN citizens z ON z.id = ins.citizen_id"
-    "  WHERE i.notice_body IS NOT NULL"
-    "    AND coalesce(z.phone, i.phone, z.email, i.email) IS NOT NULL"
-    "    AND z.opted_out_at IS NULL");
-
-/* The case's delivery to its department's plugin, when that plugin wants new cases
- * (core/server/deliver.c; a transfer's delivery is queued by case_event_jobs). */
-static const char store_deliver[] =
-    ", djob AS ("
-    "  INSERT INTO jobs (kind, payload)"
-    "  SELECT 'case.deliver', jsonb_build_object('case_id', ins.id, 'event_id', ev.id,"
-    "    'event', 'routed')"
-    "  FROM ins JOIN input i USING (tracking_no)"
-    "  JOIN ev ON ev.case_id = ins.id AND ev.event = 'routed' WHERE i.deliver)";
-
-/* One pending SLA job per case: its first event (see sla_engine.c for the payload). */
-static const char store_sla[] =
-    ", sla AS ("
-    "  INSERT INTO jobs (kind, payload, run_at, dedup_key)"
-    "  SELECT 'sla.check', i.sla_payload::jsonb || jsonb_build_object('case_id', ins.id),"
-    "    to_timestamp(i.sla_due),"
-    "    'sla:' || ins.id || ':' || i.sla_check || ':' || i.sla_level || ':' || i.sla_due::bigint"
-    "  FROM ins JOIN input i USING (tracking_no) WHERE i.sla_check IS NOT NULL)";
-
-/* PART_AWAIT: a submission that asks so is not stored while a case of its phone's citizen
- * awaits their answer to a question sent by SMS to that phone since the case began waiting
- * (the SMS plugin's test, docs/sms.md "Answering a question"; index cases_awaiting). */
-static const char store_await[] =
-    " WHERE NOT (i.unless_awaiting AND EXISTS ("
-    "  SELECT 1 FROM citizens ci JOIN cases c ON c.citizen_id = ci.id"
-    "  WHERE ci.phone = i.phone AND c.status = 'awaiting_citizen'"
-    "    AND EXISTS (SELECT 1 FROM messages q WHERE q.case_id = c.id AND q.channel = 'sms'"
-    "                AND q.to_address = i.phone AND q.created_at >= c.paused_at)))";
-
-/* The statement for a combination of parts (owned by the caller). */
-static char *store_sql(unsigned parts)
-{
-    const char *citizen = (parts & PART_CIT_PHONE) && (parts & PART_CIT_EMAIL)
-                              ? "coalesce(i.citizen_id, p.id, e.id)"
-                          : (parts & PART_CIT_PHONE) ? "coalesce(i.citizen_id, p.id)"
-                          : (parts & PART_CIT_EMAIL) ? "coalesce(i.citizen_id, e.id)"
-                                                     : "i.citizen_id";
-    char *cases = rb_sprintf(store_cases_fmt, citizen,
-                             parts & PART_CIT_PHONE ? " LEFT JOIN cit_phone p ON p.phone = i.phone"
-                                                    : "",
-                             parts & PART_CIT_EMAIL
-                                 ? " LEFT JOIN cit_email e ON e.email = lower(i.email)"
-                                 : "",
-                             parts & PART_AWAIT ? store_await : "");
-    char *sql = rb_sprintf("%s%s%s%s%s%s%s%s%s%s SELECT id, tracking_no FROM ins%s%s", store_input,
-                           parts & PART_CIT_PHONE ? store_cit_phone : "",
-                           parts & PART_CIT_EMAIL ? store_cit_email : "", cases,
-                           parts & PART_IDEM ? store_idem : "", parts & PART_ATT ? store_att : "",
-                           parts & PART_REPLY ? store_reply : "",
-                           parts & PART_NOTICE ? store_notice : "",
-                           parts & PART_DELIVER ? store_deliver : "",
-                           parts & PART_SLA ? store_sla : "",
-                           parts & PART_REPLY ? ", rmsg" : "", parts & PART_NOTICE ? ", nmsg" : "");
-    free(cases);
-    return sql;
-}
-
-#define STORE_NPARAMS 42 /* 41 arrays, then the notices' delay */
-#define STORE_NARRAYS 41
 
 /* An earlier answer for an idempotency key: the case it created and the request's digest. */
 /* The first answer is rebuilt from the case's first "routed" event (append-only), not from the
@@ -341,13 +119,7 @@ static int origin_check(const char *origin, char *why, size_t whylen)
 
 static void sub_free(struct sub *s)
 {
-    char *owned[] = {s->kind, s->service, s->district, s->text, s->channel, s->language,
-                     s->phone, s->email, s->official, s->idem_scope, s->idem_key,
-                     s->idem_hash, s->route_json, s->sla_payload, s->photo_hex,
-                     s->reply_body, s->reply_template, s->reply_channel, s->reply_to,
-                     s->notice_body, s->origin};
-    for (size_t i = 0; i < RB_ARRAY_LEN(owned); i++)
-        free(owned[i]);
+    rb_intake_row_free(&s->r);
     free(s);
 }
 
@@ -400,107 +172,158 @@ static const char *const kinds[] = {"complaint", "feedback", "information", NULL
 static const char *const channels[] = {"app", "sms", "ivr", "web", "open311", NULL};
 static const char *const languages[] = {"ur", "en", NULL};
 
-/* Checks c and builds a queued submission from it, or returns NULL with why set. */
-static struct sub *validate(struct rb_intake *in, const struct rb_case_in *c, char *why,
-                            size_t whylen)
+/* The fields every submission has: RB_OK, or RB_EINVAL with why set. phone receives the phone
+ * in E.164 ("" when none). */
+static int check_fields(const struct rb_config *cfg, const struct rb_case_in *c,
+                        char phone[RB_PHONE_MAX], char *why, size_t whylen)
 {
-    const struct rb_config *cfg = in->cfg;
     const char *what;
-    char phone[RB_PHONE_MAX] = "";
-
-    if (!c->kind || !one_of(c->kind, kinds)) {
-        fail(why, whylen, "field \"kind\": expected complaint, feedback or information");
-        return NULL;
-    }
-    if (!c->channel || !one_of(c->channel, channels)) {
-        fail(why, whylen, "field \"channel\": expected app, sms, ivr, web or open311");
-        return NULL;
-    }
-    if (c->language && !one_of(c->language, languages)) {
-        fail(why, whylen, "field \"language\": expected ur or en");
-        return NULL;
-    }
+    if (!c->kind || !one_of(c->kind, kinds))
+        return fail(why, whylen, "field \"kind\": expected complaint, feedback or information");
+    if (!c->channel || !one_of(c->channel, channels))
+        return fail(why, whylen, "field \"channel\": expected app, sms, ivr, web or open311");
+    if (c->language && !one_of(c->language, languages))
+        return fail(why, whylen, "field \"language\": expected ur or en");
     if (c->service && (short_field("service", c->service, 64, why, whylen) != RB_OK ||
                        (!rb_config_service(cfg, c->service) &&
                         fail(why, whylen, "field \"service\": no service \"%.64s\"",
                              c->service))))
-        return NULL;
+        return RB_EINVAL;
     if (c->district && (short_field("district", c->district, 64, why, whylen) != RB_OK ||
                         (!rb_config_district(cfg, c->district) &&
                          fail(why, whylen, "field \"district\": no district \"%.64s\"",
                               c->district))))
-        return NULL;
-    if (!c->text) {
-        fail(why, whylen, "field \"text\" is required");
-        return NULL;
-    }
-    if (memchr(c->text, '\0', c->text_len)) {
-        fail(why, whylen, "field \"text\": contains a NUL character");
-        return NULL;
-    }
-    if (c->phone && rb_phone_normalize(c->phone, phone, &what) != RB_OK) {
-        fail(why, whylen, "field \"phone\": %s", what);
-        return NULL;
-    }
+        return RB_EINVAL;
+    if (!c->text)
+        return fail(why, whylen, "field \"text\" is required");
+    if (memchr(c->text, '\0', c->text_len))
+        return fail(why, whylen, "field \"text\": contains a NUL character");
+    if (c->phone && rb_phone_normalize(c->phone, phone, &what) != RB_OK)
+        return fail(why, whylen, "field \"phone\": %s", what);
     if (c->email) {
         const char *at = strchr(c->email, '@');
         if (short_field("email", c->email, 254, why, whylen) != RB_OK)
-            return NULL;
-        if (!at || at == c->email || !at[1] || strchr(at + 1, '@') || strpbrk(c->email, " \t")) {
-            fail(why, whylen, "field \"email\": not an email address");
-            return NULL;
-        }
+            return RB_EINVAL;
+        if (!at || at == c->email || !at[1] || strchr(at + 1, '@') || strpbrk(c->email, " \t"))
+            return fail(why, whylen, "field \"email\": not an email address");
     }
-    if (!c->phone && !c->email && !c->anonymous) {
-        fail(why, whylen, "a phone number or an email is needed to keep you informed (or "
-                          "submit anonymously)");
-        return NULL;
-    }
-    if (isnan(c->lat) != isnan(c->lon)) {
-        fail(why, whylen, "fields \"lat\" and \"long\": give both or neither");
-        return NULL;
-    }
-    if (!isnan(c->lat) && (!(c->lat >= -90 && c->lat <= 90) || !(c->lon >= -180 && c->lon <= 180))) {
-        fail(why, whylen, "fields \"lat\" and \"long\": out of range");
-        return NULL;
-    }
-    if (c->rating && (c->rating < 1 || c->rating > 5)) {
-        fail(why, whylen, "field \"rating\": expected a whole number from 1 to 5");
-        return NULL;
-    }
+    if (!c->phone && !c->email && !c->anonymous)
+        return fail(why, whylen, "a phone number or an email is needed to keep you informed (or "
+                                 "submit anonymously)");
+    if (isnan(c->lat) != isnan(c->lon))
+        return fail(why, whylen, "fields \"lat\" and \"long\": give both or neither");
+    if (!isnan(c->lat) && (!(c->lat >= -90 && c->lat <= 90) || !(c->lon >= -180 && c->lon <= 180)))
+        return fail(why, whylen, "fields \"lat\" and \"long\": out of range");
+    if (c->rating && (c->rating < 1 || c->rating > 5))
+        return fail(why, whylen, "field \"rating\": expected a whole number from 1 to 5");
     if (c->official && short_field("official", c->official, 200, why, whylen) != RB_OK)
-        return NULL;
-    if (c->idem_key && (!c->idem_scope || !c->idem_hash)) {
-        fail(why, whylen, "an Idempotency-Key needs a scope and a request digest");
-        return NULL;
-    }
+        return RB_EINVAL;
+    if (c->idem_key && (!c->idem_scope || !c->idem_hash))
+        return fail(why, whylen, "an Idempotency-Key needs a scope and a request digest");
     if (c->idem_key && short_field("Idempotency-Key", c->idem_key, 200, why, whylen) != RB_OK)
-        return NULL;
-    const char *photo_type = NULL;
-    if (c->photo) {
-        static const unsigned char jpeg[] = {0xff, 0xd8, 0xff};
-        static const unsigned char png[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-        const unsigned char *b = c->photo;
-        if (c->photo_len > RB_INTAKE_PHOTO_MAX) {
-            fail(why, whylen, "field \"photo\": %zu bytes is over the limit of %u bytes",
-                 c->photo_len, RB_INTAKE_PHOTO_MAX);
-            return NULL;
+        return RB_EINVAL;
+    return RB_OK;
+}
+
+/* The photo's type by its first bytes into *type: RB_OK, or RB_EINVAL with why set. */
+static int check_photo(const struct rb_case_in *c, const char **type, char *why, size_t whylen)
+{
+    static const unsigned char jpeg[] = {0xff, 0xd8, 0xff};
+    static const unsigned char png[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    const unsigned char *b = c->photo;
+    if (c->photo_len > RB_INTAKE_PHOTO_MAX)
+        return fail(why, whylen, "field \"photo\": %zu bytes is over the limit of %u bytes",
+                    c->photo_len, RB_INTAKE_PHOTO_MAX);
+    *type = NULL;
+    if (c->photo_len > sizeof(png) && memcmp(b, png, sizeof(png)) == 0)
+        *type = "image/png";
+    else if (c->photo_len > sizeof(jpeg) && memcmp(b, jpeg, sizeof(jpeg)) == 0)
+        *type = "image/jpeg";
+    if (!*type || (c->photo_type && strcmp(c->photo_type, *type) != 0))
+        return fail(why, whylen, "field \"photo\": expected a JPEG or PNG image (its content "
+                                 "does not match%s%s)", c->photo_type ? " " : "",
+                    c->photo_type ? c->photo_type : "");
+    return RB_OK;
+}
+
+/* The photo as a bytea literal ("\\x..."): returns a new string; caller frees. */
+static char *photo_hex(const unsigned char *b, size_t len)
+{
+    static const char digits[] = "0123456789abcdef";
+    char *hex = rb_malloc(2 + 2 * len + 1);
+    hex[0] = '\\';
+    hex[1] = 'x';
+    for (size_t i = 0; i < len; i++) {
+        hex[2 + 2 * i] = digits[b[i] >> 4];
+        hex[3 + 2 * i] = digits[b[i] & 15];
+    }
+    hex[2 + 2 * len] = '\0';
+    return hex;
+}
+
+/* The channel's extras: known kinds, at most one of each, each with what it needs. RB_OK, or
+ * RB_EINVAL with why set. */
+static int check_extras(const struct rb_case_in *c, char *why, size_t whylen)
+{
+    unsigned seen = 0;
+    for (size_t i = 0; i < c->nextras; i++) {
+        const struct rb_case_extra *x = &c->extras[i];
+        switch (x->kind) {
+        case RB_CASE_EXTRA_ORIGIN:
+            if (!x->value)
+                return fail(why, whylen, "origin: no value");
+            if (origin_check(x->value, why, whylen) != RB_OK)
+                return RB_EINVAL;
+            break;
+        case RB_CASE_EXTRA_REPLY:
+            if (!x->value || !x->channel || !x->to)
+                return fail(why, whylen, "reply: needs a template, a channel and an address");
+            if (short_field("reply template", x->value, 64, why, whylen) != RB_OK ||
+                short_field("reply channel", x->channel, 32, why, whylen) != RB_OK ||
+                short_field("reply address", x->to, 254, why, whylen) != RB_OK)
+                return RB_EINVAL;
+            break;
+        case RB_CASE_EXTRA_HOLD:
+            if (!x->channel || short_field("hold channel", x->channel, 32, why, whylen) != RB_OK)
+                return fail(why, whylen, "hold: needs the channel of the question");
+            break;
+        default:
+            return fail(why, whylen, "extra %zu: unknown kind %d", i, (int)x->kind);
         }
-        if (c->photo_len > sizeof(png) && memcmp(b, png, sizeof(png)) == 0)
-            photo_type = "image/png";
-        else if (c->photo_len > sizeof(jpeg) && memcmp(b, jpeg, sizeof(jpeg)) == 0)
-            photo_type = "image/jpeg";
-        else if (c->photo_len > 12 && memcmp(b, "RIFF", 4) == 0 && memcmp(b + 8, "WAVE", 4) == 0)
-            photo_type = "audio/wav"; /* a recording from the phone (IVR) */
-        if (!photo_type || (c->photo_type && strcmp(c->photo_type, photo_type) != 0)) {
-            fail(why, whylen, "field \"photo\": expected a JPEG or PNG image or a WAV "
-                              "recording (its content "
-                              "does not match%s%s)", c->photo_type ? " " : "",
-                 c->photo_type ? c->photo_type : "");
-            return NULL;
+        if (seen & 1u << x->kind)
+            return fail(why, whylen, "extra %zu: a second of its kind", i);
+        seen |= 1u << x->kind;
+    }
+    return RB_OK;
+}
+
+/* Copies the (checked) extras into r, whose phone is set. The reply's body is rendered once
+ * the case has its tracking number (rb_intake_submit). */
+static void take_extras(struct rb_intake_row *r, const struct rb_case_in *c)
+{
+    for (size_t i = 0; i < c->nextras; i++) {
+        const struct rb_case_extra *x = &c->extras[i];
+        if (x->kind == RB_CASE_EXTRA_ORIGIN) {
+            r->origin = rb_strdup(x->value);
+        } else if (x->kind == RB_CASE_EXTRA_REPLY) {
+            r->reply_template = rb_strdup(x->value);
+            r->reply_channel = rb_strdup(x->channel);
+            r->reply_to = rb_strdup(x->to);
+        } else if (x->kind == RB_CASE_EXTRA_HOLD && r->phone) { /* the test is by phone */
+            r->hold_channel = rb_strdup(x->channel);
         }
     }
-    if (c->origin && origin_check(c->origin, why, whylen) != RB_OK)
+}
+
+/* Checks c and builds a queued submission from it, or returns NULL with why set. */
+static struct sub *validate(struct rb_intake *in, const struct rb_case_in *c, char *why,
+                            size_t whylen)
+{
+    char phone[RB_PHONE_MAX] = "";
+    const char *photo_type = NULL, *what;
+    if (check_fields(in->cfg, c, phone, why, whylen) != RB_OK ||
+        (c->photo && check_photo(c, &photo_type, why, whylen) != RB_OK) ||
+        check_extras(c, why, whylen) != RB_OK)
         return NULL;
     /* Last, as it copies: tidied (line ends, bidi overrides, stray spaces), then checked. */
     char *text = rb_strndup(c->text, c->text_len);
@@ -513,47 +336,38 @@ static struct sub *validate(struct rb_intake *in, const struct rb_case_in *c, ch
     }
 
     struct sub *s = rb_calloc(1, sizeof(*s));
+    struct rb_intake_row *r = &s->r;
     if (photo_type) {
-        static const char digits[] = "0123456789abcdef";
-        const unsigned char *b = c->photo;
-        s->photo_hex = rb_malloc(2 + 2 * c->photo_len + 1);
-        s->photo_hex[0] = '\\';
-        s->photo_hex[1] = 'x';
-        for (size_t i = 0; i < c->photo_len; i++) {
-            s->photo_hex[2 + 2 * i] = digits[b[i] >> 4];
-            s->photo_hex[3 + 2 * i] = digits[b[i] & 15];
-        }
-        s->photo_hex[2 + 2 * c->photo_len] = '\0';
-        s->photo_type = photo_type;
+        r->photo_hex = photo_hex(c->photo, c->photo_len);
+        r->photo_type = photo_type;
     }
-    s->kind = rb_strdup(c->kind);
-    s->service = rb_strdup(c->service);
-    s->district = rb_strdup(c->district);
-    s->text = text;
-    s->channel = rb_strdup(c->channel);
-    s->language = rb_strdup(c->language ? c->language : "ur");
-    s->phone = phone[0] ? rb_strdup(phone) : NULL;
-    s->email = rb_strdup(c->email);
-    s->official = rb_strdup(c->official);
-    s->lat = c->lat;
-    s->lon = c->lon;
-    s->anonymous = c->anonymous;
-    s->share_contact = c->share_contact;
-    s->rating = c->rating;
-    s->citizen_id = c->citizen_id > 0 ? c->citizen_id : 0;
-    s->unless_awaiting = c->unless_awaiting && s->phone; /* the test is by phone */
-    s->origin = rb_strdup(c->origin);
+    r->kind = rb_strdup(c->kind);
+    r->service = rb_strdup(c->service);
+    r->district = rb_strdup(c->district);
+    r->text = text;
+    r->channel = rb_strdup(c->channel);
+    r->language = rb_strdup(c->language ? c->language : "ur");
+    r->phone = phone[0] ? rb_strdup(phone) : NULL;
+    r->email = rb_strdup(c->email);
+    r->official = rb_strdup(c->official);
+    r->lat = c->lat;
+    r->lon = c->lon;
+    r->anonymous = c->anonymous;
+    r->share_contact = c->share_contact;
+    r->rating = c->rating;
+    r->citizen_id = c->citizen_id > 0 ? c->citizen_id : 0;
     if (c->idem_key) {
-        s->idem_scope = rb_strdup(c->idem_scope);
-        s->idem_key = rb_strdup(c->idem_key);
-        s->idem_hash = rb_strdup(c->idem_hash);
+        r->idem_scope = rb_strdup(c->idem_scope);
+        r->idem_key = rb_strdup(c->idem_key);
+        r->idem_hash = rb_strdup(c->idem_hash);
     }
+    take_extras(r, c);
     return s;
 }
 
 /* ---- routing and queueing --------------------------------------------------------------- */
 
-static void route(struct rb_intake *in, struct sub *s)
+static void route(struct rb_intake *in, struct rb_intake_row *s)
 {
     struct rb_route_in ri = {
         .service = s->service, .kind = s->kind, .text = s->text, .district = s->district,
@@ -632,13 +446,6 @@ struct rb_intake *rb_intake_new(struct event_base *base, struct rb_db *db,
     return in;
 }
 
-void rb_intake_set_wants_delivery(struct rb_intake *in,
-                                  int (*fn)(void *arg, const char *department), void *arg)
-{
-    in->wants_delivery = fn;
-    in->wants_arg = arg;
-}
-
 void rb_intake_set_channel_ok(struct rb_intake *in, int (*fn)(void *arg, const char *channel),
                               void *arg)
 {
@@ -649,6 +456,13 @@ void rb_intake_set_channel_ok(struct rb_intake *in, int (*fn)(void *arg, const c
 static int channel_ok(const struct rb_intake *in, const char *channel)
 {
     return !in->channel_ok || in->channel_ok(in->channel_arg, channel);
+}
+
+void rb_intake_set_wants_delivery(struct rb_intake *in,
+                                  int (*fn)(void *arg, const char *department), void *arg)
+{
+    in->wants_delivery = fn;
+    in->wants_arg = arg;
 }
 
 void rb_intake_set_quiet_wait(struct rb_intake *in, double (*fn)(void *arg), void *arg)
@@ -670,6 +484,49 @@ size_t rb_intake_pending(const struct rb_intake *in)
     return in ? in->waiting + in->storing : 0;
 }
 
+/* The messages that tell the citizen their tracking number: the channel's reply (extra REPLY)
+ * or else the "registered" notice, rendered now into r. */
+static void render_messages(struct rb_intake *in, struct rb_intake_row *r)
+{
+    char err[256];
+    if (r->reply_template && !channel_ok(in, r->reply_channel)) {
+        rb_warn("intake", "case %s: no reply: no plugin sends channel %s", r->tracking,
+                r->reply_channel);
+        free(r->reply_template);
+        free(r->reply_channel);
+        free(r->reply_to);
+        r->reply_template = r->reply_channel = r->reply_to = NULL;
+    } else if (r->reply_template) {
+        json_t *p = json_pack("{s:s}", "tracking", r->tracking);
+        r->reply_body = rb_template_render(rb_script_templates(in->rules), r->reply_template,
+                                           r->language, p, err, sizeof(err));
+        json_decref(p);
+        if (!r->reply_body) {
+            rb_warn("intake", "case %s: no reply: %s", r->tracking, err);
+            free(r->reply_template);
+            free(r->reply_channel);
+            free(r->reply_to);
+            r->reply_template = r->reply_channel = r->reply_to = NULL;
+        }
+    }
+    /* No channel reply carries the tracking number: a notice will, when there is someone to
+     * tell: by SMS to a phone given or a known citizen's (the statement finds it), else by
+     * e-mail to an address given; each only when a plugin sends that channel. */
+    if (!r->reply_body && ((r->phone || r->citizen_id > 0) ? channel_ok(in, "sms")
+                                                           : r->email && channel_ok(in, "email"))) {
+        const struct rb_department *d = rb_config_department(in->cfg, r->route.department);
+        int en = strcmp(r->language, "en") == 0;
+        const char *dname = d ? (en ? d->name.en : d->name.ur) : NULL;
+        json_t *p = json_pack("{s:s, s:s}", "tracking", r->tracking, "department",
+                              dname && *dname ? dname : r->route.department);
+        r->notice_body = rb_template_render(rb_script_templates(in->rules), "notice.routed",
+                                            en ? "en" : "ur", p, err, sizeof(err));
+        json_decref(p);
+        if (!r->notice_body)
+            rb_warn("intake", "case %s: no registered notice: %s", r->tracking, err);
+    }
+}
+
 int rb_intake_submit(struct rb_intake *in, const struct rb_case_in *c, rb_intake_fn fn,
                      void *arg, char *why, size_t whylen)
 {
@@ -680,44 +537,11 @@ int rb_intake_submit(struct rb_intake *in, const struct rb_case_in *c, rb_intake
     struct sub *s = validate(in, c, why, whylen);
     if (!s)
         return RB_EINVAL;
-    route(in, s);
-    rb_tracking_new(s->tracking);
-    if (c->reply_template && c->reply_channel && c->reply_to &&
-        !channel_ok(in, c->reply_channel)) {
-        rb_warn("intake", "case %s: no reply: no plugin sends channel %s", s->tracking,
-                c->reply_channel);
-    } else if (c->reply_template && c->reply_channel && c->reply_to) {
-        json_t *p = json_pack("{s:s}", "tracking", s->tracking);
-        char err[256];
-        s->reply_body = rb_template_render(rb_script_templates(in->rules), c->reply_template, s->language, p, err,
-                                           sizeof(err));
-        json_decref(p);
-        if (!s->reply_body)
-            rb_warn("intake", "case %s: no reply: %s", s->tracking, err);
-        else {
-            s->reply_template = rb_strdup(c->reply_template);
-            s->reply_channel = rb_strdup(c->reply_channel);
-            s->reply_to = rb_strdup(c->reply_to);
-        }
-    }
-    /* No channel reply carries the tracking number: a notice will, when there is someone to
-     * tell: by SMS to a phone given or a known citizen's (the statement finds it), else by
-     * e-mail to an address given; each only when a plugin sends that channel. */
-    if (!s->reply_body && ((s->phone || s->citizen_id > 0) ? channel_ok(in, "sms")
-                                                           : s->email && channel_ok(in, "email"))) {
-        const struct rb_department *d = rb_config_department(in->cfg, s->route.department);
-        int en = strcmp(s->language, "en") == 0;
-        const char *dname = d ? (en ? d->name.en : d->name.ur) : NULL;
-        json_t *p = json_pack("{s:s, s:s}", "tracking", s->tracking, "department",
-                              dname && *dname ? dname : s->route.department);
-        char err[256];
-        s->notice_body = rb_template_render(rb_script_templates(in->rules), "notice.routed", en ? "en" : "ur", p,
-                                            err, sizeof(err));
-        json_decref(p);
-        if (!s->notice_body)
-            rb_warn("intake", "case %s: no registered notice: %s", s->tracking, err);
-    }
-    s->deliver = !in->wants_delivery || in->wants_delivery(in->wants_arg, s->route.department);
+    route(in, &s->r);
+    rb_tracking_new(s->r.tracking);
+    render_messages(in, &s->r);
+    s->r.deliver =
+        !in->wants_delivery || in->wants_delivery(in->wants_arg, s->r.route.department);
     s->fn = fn;
     s->arg = arg;
     *in->tail = s;
@@ -739,7 +563,7 @@ static void answer(struct sub *s, const struct rb_case_receipt *r, int status, c
     sub_free(s);
 }
 
-static void receipt_of(const struct sub *s, long long id, struct rb_case_receipt *r)
+static void receipt_of(const struct rb_intake_row *s, long long id, struct rb_case_receipt *r)
 {
     memset(r, 0, sizeof(*r));
     r->id = id;
@@ -780,7 +604,7 @@ static void idem_found(PGresult *res, const char *err, void *arg)
         answer(s, NULL, 500, "the idempotency key is taken but its case was not found");
         return;
     }
-    if (strcmp(PQgetvalue(res, 0, 0), s->idem_hash) != 0) {
+    if (strcmp(PQgetvalue(res, 0, 0), s->r.idem_hash) != 0) {
         answer(s, NULL, 422, "this Idempotency-Key was already used for a different request");
         return;
     }
@@ -804,7 +628,7 @@ static void replay(struct rb_intake *in, struct sub *s)
     struct idem_lookup *l = rb_malloc(sizeof(*l));
     l->in = in;
     l->s = s;
-    const char *params[2] = {s->idem_scope, s->idem_key};
+    const char *params[2] = {s->r.idem_scope, s->r.idem_key};
     in->storing++;
     if (rb_db_query_prepared(in->db, idem_sql, 2, params, idem_found, l) != RB_OK) {
         in->storing--;
@@ -830,7 +654,7 @@ static void stored(PGresult **results, int n, const char *err, void *arg)
                 s->next = NULL;
                 send_batch(in, s, 1);
             }
-        } else if (b->n == 1 && s->idem_key && sqlstate_is(err, "23505")) {
+        } else if (b->n == 1 && s->r.idem_key && sqlstate_is(err, "23505")) {
             replay(in, s);
         } else {
             for (; s; s = next) {
@@ -849,13 +673,13 @@ static void stored(PGresult **results, int n, const char *err, void *arg)
         next = s->next;
         long long id = -1;
         for (int i = 0; i < rows; i++)
-            if (strcmp(PQgetvalue(res, i, 1), s->tracking) == 0) {
+            if (strcmp(PQgetvalue(res, i, 1), s->r.tracking) == 0) {
                 id = atoll(PQgetvalue(res, i, 0));
                 break;
             }
         struct rb_case_receipt r;
-        receipt_of(s, id, &r);
-        if (id < 0 && s->unless_awaiting)
+        receipt_of(&s->r, id, &r);
+        if (id < 0 && s->r.hold_channel)
             answer(s, NULL, 409, "a case of this citizen awaits their answer");
         else if (id < 0)
             answer(s, NULL, 500, "the case was not stored (no row came back)");
@@ -872,66 +696,22 @@ static void stored(PGresult **results, int n, const char *err, void *arg)
 
 static void send_batch(struct rb_intake *in, struct sub *head, int n)
 {
-    struct rb_sbuf a[STORE_NARRAYS];
-    memset(a, 0, sizeof(a));
+    struct rb_intake_arrays a;
     unsigned parts = 0;
-    for (int i = 0; i < STORE_NARRAYS; i++)
-        rb_sbuf_puts(&a[i], "{");
+    rb_intake_arrays_init(&a);
     for (struct sub *s = head; s; s = s->next) {
-        char prio[8], rating[8], lat[40], lon[40], ack[24], res[24], lvl[12], due[24], dl[24];
-        static const char *const checks[] = {"ack", "warn", "resolve"};
-        snprintf(ack, sizeof(ack), "%lld", (long long)s->ack_due);
-        snprintf(res, sizeof(res), "%lld", (long long)s->resolve_due);
-        snprintf(lvl, sizeof(lvl), "%d", s->first.level);
-        snprintf(due, sizeof(due), "%lld", (long long)s->first.due);
-        snprintf(dl, sizeof(dl), "%lld", (long long)s->first.deadline);
-        int has_sla = s->resolve_due != 0;
-        char cit[24];
-        snprintf(cit, sizeof(cit), "%lld", s->citizen_id);
-        snprintf(prio, sizeof(prio), "%d", s->route.priority);
-        snprintf(rating, sizeof(rating), "%d", s->rating);
-        snprintf(lat, sizeof(lat), "%.8f", s->lat);
-        snprintf(lon, sizeof(lon), "%.8f", s->lon);
-        const char *v[STORE_NARRAYS] = {
-            s->tracking, s->kind, s->phone, s->email,
-            s->channel, s->service, s->route.department, s->route.category, prio,
-            s->route.sla_policy, s->district, s->text, s->language,
-            isnan(s->lat) ? NULL : lat, isnan(s->lon) ? NULL : lon,
-            s->anonymous ? "t" : "f", s->share_contact ? "t" : "f", s->official,
-            s->rating ? rating : NULL, s->route_json, s->idem_scope, s->idem_key,
-            s->idem_hash, has_sla ? ack : NULL, has_sla ? res : NULL,
-            has_sla ? checks[s->first.check] : NULL, has_sla ? lvl : NULL,
-            has_sla ? due : NULL, has_sla ? dl : NULL, has_sla ? s->sla_payload : NULL,
-            s->photo_hex, s->photo_type, s->citizen_id > 0 ? cit : NULL,
-            s->reply_channel, s->reply_to, s->reply_body, s->reply_template, s->notice_body,
-            s->deliver ? "t" : "f", s->unless_awaiting ? "t" : "f", s->origin,
-        };
-        for (int i = 0; i < STORE_NARRAYS; i++)
-            rb_sbuf_elem(&a[i], v[i]);
-        if (s->citizen_id <= 0 && s->phone)
-            parts |= PART_CIT_PHONE;
-        else if (s->citizen_id <= 0 && s->email)
-            parts |= PART_CIT_EMAIL;
-        parts |= (s->idem_key ? PART_IDEM : 0) | (s->photo_hex ? PART_ATT : 0) |
-                 (s->reply_body ? PART_REPLY : 0) | (s->notice_body ? PART_NOTICE : 0) |
-                 (s->deliver ? PART_DELIVER : 0) | (has_sla ? PART_SLA : 0) |
-                 (s->unless_awaiting ? PART_AWAIT : 0);
+        rb_intake_arrays_add(&a, &s->r);
+        parts |= rb_intake_row_parts(&s->r);
     }
     if (!in->store[parts])
-        in->store[parts] = store_sql(parts);
-    const char *params[STORE_NPARAMS];
-    for (int i = 0; i < STORE_NARRAYS; i++) {
-        rb_sbuf_puts(&a[i], "}");
-        params[i] = a[i].p;
-    }
-    char quiet[32];
-    snprintf(quiet, sizeof(quiet), "%.0f", in->quiet_wait ? in->quiet_wait(in->quiet_arg) : 0.0);
-    params[STORE_NARRAYS] = quiet;
+        in->store[parts] = rb_intake_store_sql(parts);
+    const char *params[RB_INTAKE_NPARAMS];
+    rb_intake_arrays_params(&a, in->quiet_wait ? in->quiet_wait(in->quiet_arg) : 0.0, params);
     struct batch *b = rb_malloc(sizeof(*b));
     b->in = in;
     b->head = head;
     b->n = n;
-    const struct rb_db_stmt stmt = {in->store[parts], STORE_NPARAMS, params, 1};
+    const struct rb_db_stmt stmt = {in->store[parts], RB_INTAKE_NPARAMS, params, 1};
     in->inflight++;
     in->storing += (size_t)n;
     if (rb_db_batch(in->db, &stmt, 1, 1, stored, b) != RB_OK) {
@@ -944,8 +724,7 @@ static void send_batch(struct rb_intake *in, struct sub *head, int n)
         }
         free(b);
     }
-    for (int i = 0; i < STORE_NARRAYS; i++)
-        free(a[i].p);
+    rb_intake_arrays_free(&a);
 }
 
 /* Sends waiting submissions as batches while fewer than INFLIGHT_MAX are being stored. */
@@ -977,7 +756,7 @@ void rb_intake_free(struct rb_intake *in)
         answer(s, NULL, 503, "shutting down");
     }
     event_free(in->flush_ev);
-    for (size_t i = 0; i < STORE_COMBINATIONS; i++)
+    for (size_t i = 0; i < RB_INTAKE_COMBINATIONS; i++)
         free(in->store[i]);
     free(in);
 }

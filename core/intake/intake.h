@@ -27,6 +27,32 @@ struct rb_intake;
 #define RB_INTAKE_NAME_MAX 64
 #define RB_INTAKE_ORIGIN_MAX 8192 /* bytes of a submission's origin (JSON) */
 
+/* Something a channel wants stored with its case, in the case's transaction: one kind per
+ * need, so a channel's needs are a kind here and a part of the statement (intake_store.c),
+ * never fields of every submission. */
+enum rb_case_extra_kind {
+    /* How it arrived, as the channel wants it kept (e.g. the gateway's message id): value, a
+     * JSON object of at most RB_INTAKE_ORIGIN_MAX bytes, kept in the "submitted" event as
+     * data.origin. */
+    RB_CASE_EXTRA_ORIGIN = 1,
+    /* A reply carrying the tracking number: value names a template (lua/templates.lua),
+     * rendered with {tracking} in the case's language; stored as a message to `to` on
+     * `channel` with its 'message.send' job. The case then has no "registered" notice. */
+    RB_CASE_EXTRA_REPLY = 2,
+    /* Not stored (status 409) while a case of the phone's citizen awaits their answer to a
+     * question sent on `channel` to that phone; the channel then decides (the SMS plugin
+     * attaches the text to that case). Checked in the statement that stores the case. Needs
+     * the submission's phone (without one there is nothing to wait for). */
+    RB_CASE_EXTRA_HOLD = 3,
+};
+
+struct rb_case_extra {
+    enum rb_case_extra_kind kind;
+    const char *value;   /* ORIGIN: the JSON; REPLY: the template */
+    const char *channel; /* REPLY, HOLD */
+    const char *to;      /* REPLY: the address */
+};
+
 /* One submission. Every string is borrowed for the duration of rb_intake_submit only. */
 struct rb_case_in {
     const char *kind;     /* "complaint", "feedback" or "information" */
@@ -52,16 +78,9 @@ struct rb_case_in {
     size_t photo_len;
     const char *photo_type; /* "image/jpeg" or "image/png" */
     long long citizen_id;   /* already known (signed in): no look-up by phone; 0: unknown */
-    /* A reply stored with the case, in the same transaction (NULL: none): the template
-     * (lua/templates.lua) rendered with {tracking} in the case's language, to reply_to on
-     * reply_channel ("sms"); a message and its send job (rabta_message_queue). */
-    const char *reply_template, *reply_channel, *reply_to;
-    /* 1: not stored (status 409) when a case of this phone's citizen awaits their answer to
-     * an officer's question sent by SMS to that phone (see struct rb_case_submission). */
-    int unless_awaiting;
-    /* How it arrived (a JSON object, at most RB_INTAKE_ORIGIN_MAX bytes), kept in the
-     * "submitted" event as data.origin; or NULL (see struct rb_case_submission). */
-    const char *origin;
+    /* What the channel wants stored with the case (borrowed; at most one of each kind). */
+    const struct rb_case_extra *extras;
+    size_t nextras;
 };
 
 #define RB_INTAKE_PHOTO_MAX (8u * 1024 * 1024) /* bytes; channels set their own lower limits */
@@ -92,13 +111,13 @@ struct rb_intake *rb_intake_new(struct event_base *base, struct rb_db *db,
 /* sla may be NULL: no deadlines. */
 /* How long non-urgent messages wait (quiet hours): the "registered" notice intake stores. */
 /* Whether a new case of department gets a case.deliver job (its plugin wants it). */
-void rb_intake_set_wants_delivery(struct rb_intake *in,
-                                  int (*fn)(void *arg, const char *department), void *arg);
-void rb_intake_set_quiet_wait(struct rb_intake *in, double (*fn)(void *arg), void *arg);
 /* Whether a channel has a sender (messages/sender.h): a reply or notice on a channel nobody
  * sends is not stored. NULL: every channel has one. */
 void rb_intake_set_channel_ok(struct rb_intake *in, int (*fn)(void *arg, const char *channel),
                               void *arg);
+void rb_intake_set_wants_delivery(struct rb_intake *in,
+                                  int (*fn)(void *arg, const char *department), void *arg);
+void rb_intake_set_quiet_wait(struct rb_intake *in, double (*fn)(void *arg), void *arg);
 void rb_intake_set_rules(struct rb_intake *in, const struct rb_config *cfg,
                          struct rb_script *rules, const struct rb_sla *sla);
 void rb_intake_free(struct rb_intake *in); /* pending submissions fail with "shutting down" */

@@ -591,6 +591,22 @@ static void case_done(const struct rb_case_receipt *r, int status, const char *e
 
 _Static_assert(RB_CASE_ORIGIN_MAX == RB_INTAKE_ORIGIN_MAX, "one limit for a case's origin");
 
+/* The submission's channel-specific fields (plugin.h) as intake's extras, into x[3]; returns
+ * how many. A reply needs all three of its fields (a plugin that sets only some has none). */
+static size_t submission_extras(const struct rb_case_submission *sub, struct rb_case_extra *x)
+{
+    size_t n = 0;
+    if (sub->origin)
+        x[n++] = (struct rb_case_extra){.kind = RB_CASE_EXTRA_ORIGIN, .value = sub->origin};
+    if (sub->reply_template && sub->reply_channel && sub->reply_to)
+        x[n++] = (struct rb_case_extra){.kind = RB_CASE_EXTRA_REPLY,
+                                        .value = sub->reply_template,
+                                        .channel = sub->reply_channel, .to = sub->reply_to};
+    if (sub->unless_awaiting) /* plugin.h: a question sent by SMS */
+        x[n++] = (struct rb_case_extra){.kind = RB_CASE_EXTRA_HOLD, .channel = "sms"};
+    return n;
+}
+
 static int host_case_submit(struct rb_plugin_ctx *ctx, const struct rb_case_submission *sub,
                             rb_plugin_case_fn fn, void *arg, char *why, size_t whylen)
 {
@@ -602,31 +618,21 @@ static int host_case_submit(struct rb_plugin_ctx *ctx, const struct rb_case_subm
                  ctx->desc->name);
         return RB_EINVAL;
     }
+    /* What the plugin's struct has; the fields added after it was built stay zero. */
+    struct rb_case_submission s;
+    memset(&s, 0, sizeof(s));
+    memcpy(&s, sub, sub->size < sizeof(s) ? sub->size : sizeof(s));
+    struct rb_case_extra extras[3];
     struct rb_case_in in = {
-        .kind = sub->kind, .service = sub->service, .district = sub->district,
-        .text = sub->text, .text_len = sub->text_len, .channel = sub->channel,
-        .language = sub->language, .phone = sub->phone, .email = sub->email, .lat = sub->lat,
-        .lon = sub->lon, .anonymous = sub->anonymous, .share_contact = sub->share_contact,
-        .official = sub->official, .rating = sub->rating, .idem_scope = sub->idem_scope,
-        .idem_key = sub->idem_key, .idem_hash = sub->idem_hash,
+        .kind = s.kind, .service = s.service, .district = s.district, .text = s.text,
+        .text_len = s.text_len, .channel = s.channel, .language = s.language,
+        .phone = s.phone, .email = s.email, .lat = s.lat, .lon = s.lon,
+        .anonymous = s.anonymous, .share_contact = s.share_contact, .official = s.official,
+        .rating = s.rating, .idem_scope = s.idem_scope, .idem_key = s.idem_key,
+        .idem_hash = s.idem_hash, .photo = s.photo, .photo_len = s.photo_len,
+        .photo_type = s.photo_type, .citizen_id = s.citizen_id, .extras = extras,
+        .nextras = submission_extras(&s, extras),
     };
-    if (sub->size >= offsetof(struct rb_case_submission, photo_type) + sizeof(char *)) {
-        in.photo = sub->photo;
-        in.photo_len = sub->photo_len;
-        in.photo_type = sub->photo_type;
-    }
-    if (sub->size >= offsetof(struct rb_case_submission, citizen_id) + sizeof(long long))
-        in.citizen_id = sub->citizen_id;
-    if (sub->size >= offsetof(struct rb_case_submission, reply_to) + sizeof(char *)) {
-        in.reply_template = sub->reply_template;
-        in.reply_channel = sub->reply_channel;
-        in.reply_to = sub->reply_to;
-    }
-    if (sub->size >= offsetof(struct rb_case_submission, unless_awaiting) + sizeof(int)) {
-        in.unless_awaiting = sub->unless_awaiting;
-    }
-    if (sub->size >= offsetof(struct rb_case_submission, origin) + sizeof(char *))
-        in.origin = sub->origin;
     struct case_call *c = rb_malloc(sizeof(*c));
     c->fn = fn;
     c->arg = arg;

@@ -23,24 +23,28 @@ secs=${DURATION%s}
 bench_pg_start on
 bench_rabtad_start 8
 
-# Distinct signed-in citizens, as the app would have them after verification.
-bench_psql "INSERT INTO citizens (phone) SELECT '+92300' || lpad(g::text, 7, '0') FROM generate_series(1, $CITIZENS) g;
-  INSERT INTO citizen_tokens (token_hash, citizen_id, expires_at)
-  SELECT sha256(convert_to('bench-token-' || lpad((c.id - m.lo + 1)::text, 8, '0'), 'UTF8')), c.id, now() + interval '1 day'
-  FROM citizens c, (SELECT min(id) AS lo FROM citizens) m;" >/dev/null
+bench_seed_citizens "$CITIZENS"
 
 intake_round() { # label -> prints the figures; sets RATE
-  local before after out ok rate
+  local before after out ok rate rcpu pcpu pm
+  pm=$(head -1 "$TMP/pgdata/postmaster.pid")
   before=$(bench_psql "SELECT count(*) FROM cases")
+  rcpu=$(bench_cpu_s "$RABTAD_PID")
+  pcpu=$(bench_cpu_s "$pm")
   out=$(bench_wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$HERE/wrk/submit.lua" \
         "http://127.0.0.1:$RPORT")
   sleep 1
+  rcpu=$(awk -v a="$rcpu" -v b="$(bench_cpu_s "$RABTAD_PID")" 'BEGIN { print b - a }')
+  pcpu=$(awk -v a="$pcpu" -v b="$(bench_cpu_s "$pm")" 'BEGIN { print b - a }')
   after=$(bench_psql "SELECT count(*) FROM cases")
   ok=$(echo "$out" | awk '/^status 201:/ {print $3}')
   ok=${ok:-0}
   rate=$(awk -v n="$ok" -v s="$secs" 'BEGIN { printf "%.0f", n / s }')
   echo "  $1: $rate durable submissions/s, p50 $(echo "$out" | awk '/^p50_ms/ {print $2}') ms, p99 $(echo "$out" | awk '/^p99_ms/ {print $2}') ms"
   echo "$out" | grep -E '^(status |4xx: |5xx: )' | sed 's/^/    /'
+  # CPU per stored case: less at the mercy of other load on the machine than the rate.
+  awk -v r="$rcpu" -v p="$pcpu" -v n="$((after - before))" 'BEGIN { if (n > 0)
+    printf "    CPU per stored case: rabtad %.0f us, PostgreSQL %.0f us\n", r * 1e6 / n, p * 1e6 / n }'
   # Every 201 is a stored row; a few more rows may be stored than answered: the requests in
   # flight when wrk stopped (at most one per connection), whose answers it did not wait for.
   local extra=$((after - before - ok))

@@ -10,6 +10,8 @@
 #   bench_median VALUES...     the median; bench_range VALUES...: "MIN-MAX"
 # Rounds: a benchmark that runs several rounds prints every one, and its headline is the
 # median of the rounds with their range beside it (never the best round).
+#   bench_cpu_s PID...         CPU seconds used so far by these processes and their children
+#   bench_seed_citizens N      N signed-in citizens, tokens "bench-token-%08d" (wrk/submit.lua)
 # BENCH_EXTRA_YAML (optional) is appended to the rabtad config's plugins list;
 # BENCH_PG_OPTIONS (optional) to PostgreSQL's options (e.g. "-c shared_preload_libraries=
 # pg_stat_statements", to see where its time goes).
@@ -181,6 +183,41 @@ bench_wrk() { # wrk ARGS... bounded by a timeout
   echo "$out"
 }
 
+bench_seed_citizens() { # N: distinct signed-in citizens, as the app would have them after verification
+  bench_psql "INSERT INTO citizens (phone) SELECT '+92300' || lpad(g::text, 7, '0') FROM generate_series(1, $1) g;
+    INSERT INTO citizen_tokens (token_hash, citizen_id, expires_at)
+    SELECT sha256(convert_to('bench-token-' || lpad((c.id - m.lo + 1)::text, 8, '0'), 'UTF8')), c.id, now() + interval '1 day'
+    FROM citizens c, (SELECT min(id) AS lo FROM citizens) m;" >/dev/null
+}
+
+bench_cpu_s() { # PID... -> CPU seconds (user + system) of these processes and all their
+  # children, live (from their own counters) and exited (from their parent's cutime/cstime)
+  python3 - "$@" <<'PY'
+import os, sys
+def fields(pid): # /proc/PID/stat after the command name: state, ppid, ...
+    try:
+        with open("/proc/%s/stat" % pid) as f:
+            s = f.read()
+    except OSError:
+        return None
+    return s[s.rindex(")") + 2:].split()
+children = {}
+for d in os.listdir("/proc"):
+    f = fields(d) if d.isdigit() else None
+    if f:
+        children.setdefault(f[1], []).append(d)
+ticks, todo = 0, sys.argv[1:]
+while todo:
+    pid = todo.pop()
+    f = fields(pid)
+    if f:
+        ticks += sum(int(x) for x in f[11:15]) # utime stime cutime cstime
+        todo += children.get(pid, [])
+print("%.2f" % (ticks / os.sysconf("SC_CLK_TCK")))
+PY
+}
+
+max() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b) ? a : b }'; }
 
 bench_pgbench_cases() { # one case per transaction with the rows intake stores for it
   local secs=${DURATION%s}

@@ -80,6 +80,42 @@ class PluginsTest(rbtest.TestCase):
         self.assertEqual(self.pgs.scalar("SELECT count(*) FROM cases"),
                          before, "no case for a refused origin")
 
+    def test_a_channels_reply_is_stored_with_its_case_in_one_transaction(self):
+        rd = self.with_plugin("good")
+        rd.start()
+        r = rd.request("POST", "/test/case?shape=reply", body=b'{"gateway_id":"g-2"}')
+        self.assertEqual(r.status, 201, r)
+        rows = self.pgs.query(
+            "SELECT m.channel, m.to_address, m.template, position(c.tracking_no IN m.body) > 0,"
+            "  m.language, e.data->'origin'->>'gateway_id',"
+            "  c.created_at = e.at AND e.at = m.created_at"
+            " FROM cases c JOIN case_events e ON e.case_id = c.id AND e.event = 'submitted'"
+            " JOIN messages m ON m.case_id = c.id WHERE c.id = %d" % r.json["id"])
+        self.assertEqual(rows, [["sms", "+923001119001", "sms.received", "t", "en", "g-2", "t"]],
+                         "one message, the reply with the tracking number (no registered"
+                         " notice), stored with the case and its origin by one transaction")
+        self.assertEqual(self.pgs.scalar(
+            "SELECT count(*) FROM jobs WHERE kind = 'message.send' AND (payload->>'message_id')"
+            "::bigint = (SELECT id FROM messages WHERE case_id = %d)"
+            " AND created_at = (SELECT created_at FROM cases WHERE id = %d)"
+            % (r.json["id"], r.json["id"])), "1", "the reply's send job, in the same transaction")
+
+    def test_a_plugin_built_with_the_first_submission_struct_is_read_to_its_size_only(self):
+        rd = self.with_plugin("good")
+        rd.start()
+        # good.so fills every field added since with poison and says the first size.
+        r = rd.request("POST", "/test/case?shape=first", body=b'{"gateway_id":"g-3"}')
+        self.assertEqual(r.status, 201, r)
+        case = r.json["id"]
+        self.assertEqual(json.loads(self.pgs.scalar(
+            "SELECT data::text FROM case_events WHERE case_id = %d AND event = 'submitted'"
+            % case)), {"channel": "web"}, "no origin: that field is past the plugin's struct")
+        self.assertEqual(self.pgs.query(
+            "SELECT citizen_id IS NULL, (SELECT count(*) FROM messages WHERE case_id = %d),"
+            " (SELECT count(*) FROM case_attachments WHERE case_id = %d)"
+            " FROM cases WHERE id = %d" % (case, case, case)), [["t", "0", "0"]],
+            "no citizen, reply or photo from past the plugin's struct")
+
 
 if __name__ == "__main__":
     rbtest.main()

@@ -221,6 +221,38 @@ class SmsTest(KannelCase):
         self.assertEqual(self.db.scalar("SELECT count(*) FROM sms_mo WHERE kannel_id = 'dup-0001'"),
                          "0")
 
+    def test_a_complaints_origin_and_reply_are_stored_with_it_in_one_transaction(self):
+        phone = "+923001110031"
+        q = dict(secret=SECRET, to="8080", text="Sewage overflowing in street 12 since Monday",
+                 id="extras-0001")
+        q["from"] = phone
+        r = self.mo_http(**q)
+        self.assertEqual(r.status, 200, r)
+        # The 200 comes after COMMIT: everything is there at once, no waiting.
+        rows = self.db.query(
+            "SELECT c.tracking_no, e.data->'origin'->>'kannel_id', e.data->'origin'->>'from',"
+            "  e.data->'origin'->>'to', e.data->>'channel', m.channel, m.to_address, m.template,"
+            "  position(c.tracking_no IN m.body) > 0, m.notice,"
+            "  c.created_at = e.at AND e.at = m.created_at AND m.created_at = k.created_at,"
+            "  e.xmin::text = k.xmin::text"
+            " FROM cases c JOIN case_events e ON e.case_id = c.id AND e.event = 'submitted'"
+            " JOIN messages m ON m.case_id = c.id"
+            " JOIN idempotency_keys k ON k.case_id = c.id"
+            " WHERE k.scope = 'sms_kannel' AND k.key = 'extras-0001'")
+        self.assertEqual(len(rows), 1, "one case, one submitted event, one message: %r" % rows)
+        (t, kid, frm, to, channel, mchannel, mto, template, has_tracking, notice, same_now,
+         same_xid) = rows[0]
+        self.assertEqual((kid, frm, to, channel), ("extras-0001", phone, "8080", "sms"),
+                         "the origin is kept in the submitted event")
+        self.assertEqual((mchannel, mto, template, has_tracking, notice),
+                         ("sms", phone, "sms.received", "t", "f"),
+                         "the reply with the tracking number, and no registered notice")
+        self.assertEqual(same_now, "t", "case, event, reply and key share their transaction's"
+                                        " now()")
+        self.assertEqual(same_xid, "t", "the event and the key were written by one transaction")
+        # Its message.send job was committed with it: the reply reaches the SMSC.
+        self.reply_to(phone, re.escape(t), "the reply with the tracking number at the SMSC")
+
     # STOP ---------------------------------------------------------------------------------
     def test_stop_then_a_notice_is_not_sent(self):
         phone = "+923001110007"

@@ -116,6 +116,27 @@ static void on_case(struct rb_http_req *req, void *arg)
         .channel = "web", .language = "en", .anonymous = 1, .lat = __builtin_nan(""),
         .lon = __builtin_nan(""), .origin = len ? origin : NULL,
     };
+    const char *shape = api->req_query(req, "shape");
+    if (shape && strcmp(shape, "reply") == 0) {
+        /* A channel that answers with the tracking number itself (as the SMS plugin does). */
+        sub.phone = "+923001119001";
+        sub.anonymous = 0;
+        sub.reply_template = "sms.received";
+        sub.reply_channel = "sms";
+        sub.reply_to = sub.phone;
+    } else if (shape && strcmp(shape, "first") == 0) {
+        /* A plugin built against the struct's first release, which ended at idem_hash: what
+         * follows is not its, so the core must not read it. Poison, which would crash or show
+         * in the stored case if it did. */
+        sub.size = offsetof(struct rb_case_submission, photo);
+        sub.photo = (const void *)1;
+        sub.photo_len = 99;
+        sub.photo_type = (const char *)1;
+        sub.citizen_id = 987654321;
+        sub.reply_template = sub.reply_channel = sub.reply_to = (const char *)1;
+        sub.unless_awaiting = 1;
+        sub.origin = (const char *)1;
+    }
     char why[256] = "";
     int rc = api->case_submit(ctx, &sub, case_stored, req, why, sizeof(why));
     free(origin);
