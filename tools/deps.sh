@@ -23,7 +23,30 @@ PACKAGES=(
   valgrind          # leak checks of the unit tests
   kannel            # SMS gateway (bearerbox, smsbox)
   kannel-extras     # Kannel test tools
+  fonts-noto-core   # Noto Nastaliq Urdu, served by the web plugin as /assets/nastaliq.ttf
+  chromium          # the browser of the e2e tests (tests/e2e), never a downloaded one
+  nodejs            # runs the e2e tests (playwright-core, axe-core); its npm installs them
 )
+
+# The e2e tests' node packages, exactly as the lock file pins them (npm ci), when missing or
+# older than the lock file. Never a browser download: Debian's chromium is used.
+e2e_packages() {
+  local dir
+  dir="$(cd "$(dirname "$0")/.." && pwd)/tests/e2e"
+  [ -f "$dir/package-lock.json" ] || return 0
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "rabta: npm is missing (the nodejs package here does not bring it): apt-get install npm" >&2
+    exit 1
+  fi
+  if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+    echo "rabta: installing the e2e tests' node packages (npm ci in tests/e2e)" >&2
+    (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund >&2) || {
+      echo "rabta: npm ci failed in $dir" >&2
+      exit 1
+    }
+    touch "$dir/node_modules"
+  fi
+}
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -33,6 +56,7 @@ for p in "${PACKAGES[@]}"; do
 done
 
 if [ ${#missing[@]} -eq 0 ]; then
+  e2e_packages
   exit 0
 fi
 
@@ -70,3 +94,4 @@ if [ ${#still[@]} -ne 0 ]; then
   echo "rabta: still missing after install: ${still[*]}" >&2
   exit 1
 fi
+e2e_packages

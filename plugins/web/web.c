@@ -106,6 +106,10 @@ static int load(void)
         web_tmpl_free(t);
         return RB_EINVAL;
     }
+    snprintf(path, sizeof(path), "%s/static/kiosk.js", web_g.conf.dir);
+    if (read_asset(path, "text/javascript; charset=utf-8", &web_g.kiosk_js) != 0)
+        web_g.api->log(web_g.ctx, RB_LOG_WARN, "%s: cannot read it; kiosks will not start over",
+                       path);
     const char *font = web_g.conf.font ? web_g.conf.font : DEFAULT_FONT;
     if (read_asset(font, "font/ttf", &web_g.font) != 0)
         web_g.api->log(web_g.ctx, RB_LOG_WARN,
@@ -159,6 +163,8 @@ static int web_init(struct rb_plugin_ctx *ctx, const struct rb_host_api *api)
     if (rc == RB_OK)
         rc = api->http_route(ctx, RB_HTTP_GET, "/assets/nastaliq.ttf", on_asset, &web_g.font);
     if (rc == RB_OK)
+        rc = api->http_route(ctx, RB_HTTP_GET, "/assets/kiosk.js", on_asset, &web_g.kiosk_js);
+    if (rc == RB_OK)
         rc = web_citizen_routes(ctx);
     if (rc == RB_OK)
         rc = web_staff_routes(ctx);
@@ -177,6 +183,7 @@ static void web_stop(struct rb_plugin_ctx *ctx)
     web_tmpl_free(web_g.tmpl);
     free(web_g.css.body);
     free(web_g.font.body);
+    free(web_g.kiosk_js.body);
     for (int l = 0; l < 2; l++) {
         json_decref(web_g.departments[l]);
         json_decref(web_g.services[l]);

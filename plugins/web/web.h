@@ -36,7 +36,7 @@ struct web {
     struct web_conf conf;
     struct web_tmpl_set *tmpl; /* owned */
     unsigned char key[crypto_auth_hmacsha256_KEYBYTES];
-    struct web_asset css, font;
+    struct web_asset css, font, kiosk_js;
     json_t *departments[2]; /* owned: [0] English, [1] Urdu: {id, name, services: [{id, name}]} */
     json_t *services[2];    /* owned: [{id, name, department}] */
     json_t *districts[2];   /* owned: [{id, name}] */

@@ -15,8 +15,8 @@
 #include "web.h"
 
 #define CSP                                                                                  \
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; font-src 'self'; "           \
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "         \
+    "font-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 /* The value of cookie name in the request into out (at most cap-1 bytes of
  * [A-Za-z0-9_-]), or "" when absent or not of that form. */
