@@ -25,6 +25,7 @@ struct node {
     char *s;    /* owned: literal text, path, key or partial name */
     size_t len; /* of a literal */
     size_t end; /* a section: the index of the node after its closing tag */
+    int line, col; /* a partial: where it is included, for the load-time check */
 };
 
 struct tmpl {
@@ -51,6 +52,7 @@ struct html {
     int closing;   /* in a closing tag */
     char quote;    /* of the attribute value */
     int at_start;  /* nothing of the attribute value written yet */
+    int after_lt;  /* element text whose last character is '<' (or "</"): a tag could start */
     char raw[16];  /* script or style: raw text until its closing tag */
     const char *src; /* the whole template, for look-ahead */
     size_t pos;
@@ -78,6 +80,7 @@ static void html_feed(struct html *h, char c)
 {
     int ws = c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f';
     const char *rest = h->src + h->pos + 1;
+    h->after_lt = h->st == H_TEXT && (c == '<' || (c == '/' && h->after_lt));
     switch (h->st) {
     case H_TEXT:
         if (c == '<' && strncmp(rest, "!--", 3) == 0) {
@@ -172,6 +175,10 @@ static enum ctx html_ctx(const struct html *h, const char **why)
 {
     switch (h->st) {
     case H_TEXT:
+        if (h->after_lt) {
+            *why = "a value may not stand in a tag or attribute name";
+            return CTX_NONE;
+        }
         return CTX_TEXT;
     case H_VALUE:
         if (strncasecmp(h->attr, "on", 2) == 0 || strcasecmp(h->attr, "style") == 0 ||
@@ -222,9 +229,9 @@ static void where(const char *src, size_t pos, int *line, int *col)
     }
 }
 
-static void fail(struct compiler *c, size_t pos, const char *fmt, ...)
+static void compile_error(struct compiler *c, size_t pos, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static void fail(struct compiler *c, size_t pos, const char *fmt, ...)
+static void compile_error(struct compiler *c, size_t pos, const char *fmt, ...)
 {
     int line, col;
     where(c->src, pos, &line, &col);
@@ -288,33 +295,35 @@ static void compile_tag(struct compiler *c, struct tmpl *t, struct html *h, char
     if (sigil == '!')
         return;
     if (!valid_name(name)) {
-        fail(c, pos, "\"%s\" is not a name (letters, digits, _ . - *)", name);
+        compile_error(c, pos, "\"%s\" is not a name (letters, digits, _ . - *)", name);
         return;
     }
     const char *why = "";
     if (sigil == '#' || sigil == '^') {
         if (*depth >= MAX_DEPTH) {
-            fail(c, pos, "sections nested deeper than %d", MAX_DEPTH);
+            compile_error(c, pos, "sections nested deeper than %d", MAX_DEPTH);
             return;
         }
         open[(*depth)++] = t->n;
         add(t, sigil == '#' ? N_SECTION : N_INVERTED)->s = strdup(name);
     } else if (sigil == '/') {
         if (*depth == 0 || strcmp(t->nodes[open[*depth - 1]].s, name) != 0) {
-            fail(c, pos, "{{/%s}} closes no open {{#%s}}", name, name);
+            compile_error(c, pos, "{{/%s}} closes no open {{#%s}}", name, name);
             return;
         }
         t->nodes[open[--(*depth)]].end = t->n;
     } else if (sigil == '>') {
         if (h->st != H_TEXT) {
-            fail(c, pos, "a template may be included only in element text");
+            compile_error(c, pos, "a template may be included only in element text");
             return;
         }
-        add(t, N_PARTIAL)->s = strdup(name);
+        struct node *n = add(t, N_PARTIAL);
+        n->s = strdup(name);
+        where(c->src, pos, &n->line, &n->col);
     } else {
         enum ctx x = html_ctx(h, &why);
         if (x == CTX_NONE) {
-            fail(c, pos, "{{%s}}: %s", s, why);
+            compile_error(c, pos, "{{%s}}: %s", s, why);
             return;
         }
         struct node *n = add(t, sigil == '@' ? N_WORDS : N_VAR);
@@ -336,7 +345,7 @@ static void compile(struct compiler *c, struct tmpl *t)
         if (s[i] == '{' && s[i + 1] == '{') {
             const char *close = strstr(s + i + 2, "}}");
             if (!close) {
-                fail(c, i, "{{ is never closed");
+                compile_error(c, i, "{{ is never closed");
                 return;
             }
             if (i > lit)
@@ -362,7 +371,7 @@ static void compile(struct compiler *c, struct tmpl *t)
         n->len = i - lit;
     }
     if (depth > 0)
-        fail(c, i, "{{#%s}} is never closed", t->nodes[open[depth - 1]].s);
+        compile_error(c, i, "{{#%s}} is never closed", t->nodes[open[depth - 1]].s);
 }
 
 static char *read_file(const char *path, size_t max, size_t *len)
@@ -405,6 +414,25 @@ static int load_strings(struct web_tmpl_set *set, const char *dir, struct compil
     return 0;
 }
 
+static const struct tmpl *find(const struct web_tmpl_set *s, const char *name);
+
+/* Every {{>name}} names a template of the set. */
+static void check_partials(const struct web_tmpl_set *set, const char *dir, struct compiler *c)
+{
+    for (size_t i = 0; i < set->n; i++) {
+        for (size_t j = 0; j < set->t[i].n; j++) {
+            const struct node *n = &set->t[i].nodes[j];
+            if (n->kind != N_PARTIAL || find(set, n->s))
+                continue;
+            size_t used = strlen(c->err);
+            snprintf(c->err + used, c->errlen - used, "%s%s/%s.html:%d:%d: there is no %s.html",
+                     used ? "\n" : "", dir, set->t[i].name, n->line, n->col, n->s);
+            c->errused = strlen(c->err);
+            c->failed = 1;
+        }
+    }
+}
+
 struct web_tmpl_set *web_tmpl_load(const char *dir, char *err, size_t errlen)
 {
     struct web_tmpl_set *set = calloc(1, sizeof(*set));
@@ -434,7 +462,7 @@ struct web_tmpl_set *web_tmpl_load(const char *dir, char *err, size_t errlen)
         if (!src) {
             c.file = path;
             c.src = "";
-            fail(&c, 0, "cannot read it, or it is over %d bytes", MAX_TEMPLATE);
+            compile_error(&c, 0, "cannot read it, or it is over %d bytes", MAX_TEMPLATE);
             continue;
         }
         set->t = realloc(set->t, (set->n + 1) * sizeof(*set->t));
@@ -449,6 +477,7 @@ struct web_tmpl_set *web_tmpl_load(const char *dir, char *err, size_t errlen)
         free(src);
     }
     closedir(d);
+    check_partials(set, dir, &c);
     if (c.failed) {
         web_tmpl_free(set);
         return NULL;
