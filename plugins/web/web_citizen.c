@@ -67,31 +67,44 @@ static void on_home(struct rb_http_req *req, void *arg)
 
 /* ---- submit -------------------------------------------------------------------------------- */
 
+/* list with the item whose id is chosen marked "selected": list itself (a new reference)
+ * when nothing is chosen, else a copy. */
+static json_t *marked(json_t *list, const char *chosen)
+{
+    if (!chosen || !*chosen)
+        return json_incref(list);
+    json_t *out = json_array();
+    size_t i;
+    json_t *x;
+    json_array_foreach(list, i, x)
+    {
+        if (strcmp(json_string_value(json_object_get(x, "id")), chosen) == 0) {
+            json_t *c = json_copy(x);
+            json_object_set_new(c, "selected", json_true());
+            json_array_append_new(out, c);
+        } else {
+            json_array_append(out, x);
+        }
+    }
+    return out;
+}
+
 /* The form's lists with the chosen entries marked. */
 static void submit_lists(struct page *pg, const char *service, const char *district,
                          const char *kind)
 {
-    int l = WEB_LANG_IX(pg->lang);
-    json_t *sv = json_deep_copy(web_g.services[l]), *ds = json_deep_copy(web_g.districts[l]);
-    size_t i;
-    json_t *x;
-    json_array_foreach(sv, i, x)
-    {
-        if (service && strcmp(json_string_value(json_object_get(x, "id")), service) == 0)
-            json_object_set_new(x, "selected", json_true());
-    }
-    json_array_foreach(ds, i, x)
-    {
-        if (district && strcmp(json_string_value(json_object_get(x, "id")), district) == 0)
-            json_object_set_new(x, "selected", json_true());
-    }
-    web_page_set(pg, "services", sv);
-    web_page_set(pg, "districts", ds);
-    json_t *kinds = json_array();
     static const char *const all[] = {"complaint", "feedback", "information"};
-    for (int k = 0; k < 3; k++)
-        json_array_append_new(kinds, json_pack("{s:s, s:b}", "id", all[k], "selected",
-                                               kind ? strcmp(kind, all[k]) == 0 : k == 0));
+    int l = WEB_LANG_IX(pg->lang);
+    web_page_set(pg, "services", marked(web_g.services[l], service));
+    web_page_set(pg, "districts", marked(web_g.districts[l], district));
+    json_t *kinds = json_array();
+    for (int k = 0; k < 3; k++) {
+        json_t *one = json_object();
+        json_object_set_new(one, "id", json_string(all[k]));
+        if (kind ? strcmp(kind, all[k]) == 0 : k == 0)
+            json_object_set_new(one, "selected", json_true());
+        json_array_append_new(kinds, one);
+    }
     web_page_set(pg, "kinds", kinds);
 }
 
