@@ -177,7 +177,7 @@ static void on_inbox(struct rb_http_req *req, void *arg)
     static const char *const filters[] = {"status", "service", "district", "overdue",
                                           "flagged", "escalated", "cursor", "department"};
     struct web_buf uri = {0};
-    web_buf_str(&uri, "/api/v1/staff/inbox?limit=100");
+    web_buf_str(&uri, "/api/v1/staff/inbox?limit=50");
     json_t *f = json_object();
     for (size_t i = 0; i < sizeof(filters) / sizeof(filters[0]); i++) {
         const char *v = web_g.api->req_query(req, filters[i]);

@@ -76,7 +76,7 @@ token=$(curl -sf -X POST -H 'Content-Type: application/json' \
   python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])') || die "login failed"
 COOKIE="Cookie: rb_staff=$token"
 rows=$(curl -sf -H "$COOKIE" "$BASE/staff/inbox" | grep -c '<a href="/staff/cases/IB-' || true)
-[ "$rows" = 100 ] || die "the inbox page shows $rows cases of $DEPT, not 100"
+[ "$rows" = 50 ] || die "the inbox page shows $rows cases of $DEPT, not 50"
 echo "staff pages with $(bench_psql "SELECT count(*) FROM cases") cases stored (-c8):"
 for q in "" "?overdue=true" "?service=fir_registration&district=lahore"; do
   read -r rps p99 <<<"$(CONNS=8 run_wrk "$BASE/staff/inbox$q" -H "$COOKIE")"
