@@ -168,6 +168,8 @@ static int web_init(struct rb_plugin_ctx *ctx, const struct rb_host_api *api)
         rc = web_citizen_routes(ctx);
     if (rc == RB_OK)
         rc = web_staff_routes(ctx);
+    if (rc == RB_OK)
+        rc = web_dashboard_routes(ctx);
     return rc;
 }
 
@@ -181,6 +183,7 @@ static void web_stop(struct rb_plugin_ctx *ctx)
 {
     (void)ctx;
     web_tmpl_free(web_g.tmpl);
+    web_dashboard_free();
     free(web_g.css.body);
     free(web_g.font.body);
     free(web_g.kiosk_js.body);

@@ -78,6 +78,8 @@ struct page {
 struct page *web_page_new(struct rb_http_req *req);
 /* Renders template name into the answer with the security headers and frees pg. */
 void web_page_render(struct page *pg, int status, const char *name);
+/* Frees a page that was not answered with a page (the handler answered req itself). */
+void web_page_free(struct page *pg);
 /* 303 to location (a path on this site) and frees pg. */
 void web_page_redirect(struct page *pg, const char *location);
 /* A page saying what went wrong (words key, with detail if not NULL) and frees pg. */
@@ -138,5 +140,7 @@ json_t *web_form_multipart(const char *content_type, const char *body, size_t le
 
 int web_citizen_routes(struct rb_plugin_ctx *ctx);
 int web_staff_routes(struct rb_plugin_ctx *ctx);
+int web_dashboard_routes(struct rb_plugin_ctx *ctx);
+void web_dashboard_free(void); /* the dashboard's kept reports */
 
 #endif

@@ -110,7 +110,7 @@ struct page *web_page_new(struct rb_http_req *req)
     return pg;
 }
 
-static void page_free(struct page *pg)
+void web_page_free(struct page *pg)
 {
     json_decref(pg->data);
     json_decref(pg->form);
@@ -147,7 +147,7 @@ void web_page_render(struct page *pg, int status, const char *name)
         web_g.api->reply(pg->req, status, "text/html; charset=utf-8", html, len);
     }
     free(html);
-    page_free(pg);
+    web_page_free(pg);
 }
 
 void web_page_redirect(struct page *pg, const char *location)
@@ -155,7 +155,7 @@ void web_page_redirect(struct page *pg, const char *location)
     headers(pg);
     web_g.api->reply_header(pg->req, "Location", location);
     web_g.api->reply(pg->req, 303, "text/plain; charset=utf-8", "", 0);
-    page_free(pg);
+    web_page_free(pg);
 }
 
 void web_page_error(struct page *pg, int status, const char *key, const char *detail)

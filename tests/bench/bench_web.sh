@@ -28,6 +28,7 @@ run_wrk() { # URL [wrk args...] -> "req/s p99" on stdout
   echo "$(awk '/^Requests\/sec:/ {print $2}' <<<"$out") $(awk '$1 == "99%" {print $2}' <<<"$out")"
 }
 
+if [ -n "${BENCH_WEB_SKIP_CITIZEN:-}" ]; then :; else
 for path in / /submit /track /kiosk; do
   code=$(curl -s -o /dev/null -w '%{http_code}' "$BASE$path")
   [ "$code" = 200 ] || die "GET $path answered $code"
@@ -50,6 +51,7 @@ for path in / /submit /track; do
   printf '  best: %-8s %10s req/s = %.2fx the trivial route (%s req/s)\n' "$path" "${!v}" \
     "$(awk -v a="${!v}" -v b="$best_triv" 'BEGIN { print a / b }')" "$best_triv"
 done
+fi
 
 echo "loading $N open cases of $DEPT, $((N * 2)) of another department, $((N / 2)) closed"
 t0=$(date +%s.%N)
@@ -77,8 +79,12 @@ token=$(curl -sf -X POST -H 'Content-Type: application/json' \
 COOKIE="Cookie: rb_staff=$token"
 rows=$(curl -sf -H "$COOKIE" "$BASE/staff/inbox" | grep -c '<a href="/staff/cases/IB-' || true)
 [ "$rows" = 50 ] || die "the inbox page shows $rows cases of $DEPT, not 50"
-echo "staff pages with $(bench_psql "SELECT count(*) FROM cases") cases stored (-c8):"
+echo "staff pages with $(bench_psql "SELECT count(*) FROM cases") cases stored (-c8), each after" \
+  "the staff API's own answer to the same question (what the page costs on top of it):"
 for q in "" "?overdue=true" "?service=fir_registration&district=lahore"; do
+  read -r rps p99 <<<"$(CONNS=8 run_wrk "$BASE/api/v1/staff/inbox${q:-?}${q:+&}limit=50" \
+    -H "Authorization: Bearer $token")"
+  printf '  API  /api/v1/staff/inbox%-34s %8s req/s   p99 %s\n' "$q" "$rps" "$p99"
   read -r rps p99 <<<"$(CONNS=8 run_wrk "$BASE/staff/inbox$q" -H "$COOKIE")"
-  printf '  /staff/inbox%-42s %8s req/s   p99 %s\n' "$q" "$rps" "$p99"
+  printf '  page /staff/inbox%-38s %8s req/s   p99 %s\n' "$q" "$rps" "$p99"
 done

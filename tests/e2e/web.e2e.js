@@ -255,6 +255,31 @@ test('the main pages have no serious accessibility problem in either language', 
   await staff.close();
 });
 
+test('oversight sees the dashboard with charts and downloads its CSV', async () => {
+  const p = await staffPage('ovs');
+  for (const lang of ['en', 'ur']) {
+    await p.goto(`${BASE}/staff/dashboard?lang=${lang}`);
+    const police = p.locator('.dash-dept', { hasText: lang === 'en' ? 'Punjab Police' : 'پنجاب پولیس' });
+    await police.waitFor();
+    // This month's police case: resolved and rated 5 by the citizen above.
+    assert.match(await police.textContent(), /5 \/ 5/);
+    assert.ok(await police.locator('svg.chart rect.bar').count() >= 1, 'a bar per month');
+    await axe(p, `/staff/dashboard (${lang})`);
+    await shot(p, `staff-dashboard-${lang}`);
+  }
+  const [download] = await Promise.all([p.waitForEvent('download'),
+                                        p.click('a[href="/staff/dashboard.csv"]')]);
+  const csv = fs.readFileSync(await download.path(), 'utf8');
+  assert.match(csv.split('\r\n')[0], /^group,name,cases,acknowledged_on_time_pct/);
+  assert.match(csv, /\npolice,Punjab Police,/);
+  await p.close();
+  const officer = await staffPage('off_rev');
+  await officer.goto(`${BASE}/staff/dashboard?lang=en`);
+  assert.doesNotMatch(await officer.textContent('main'), /Punjab Police/,
+                      'an officer sees only their own department on the dashboard');
+  await officer.close();
+});
+
 test('every page answers with a CSP without unsafe-inline and is under 60 KB with its CSS', async () => {
   const css = await fetch(`${BASE}/assets/site.css`);
   const cssLen = (await css.arrayBuffer()).byteLength;
