@@ -22,22 +22,13 @@ static const struct rb_conf_field web_fields[] = {
 
 static int read_asset(const char *path, const char *type, struct web_asset *out)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    size_t len;
+    char *body = web_buf_file(path, ASSET_MAX, &len);
+    if (!body)
         return -1;
-    struct web_buf b = {0};
-    char chunk[16384];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 && b.n <= ASSET_MAX)
-        web_buf_add(&b, chunk, n);
-    fclose(f);
-    if (b.n > ASSET_MAX) {
-        free(b.p);
-        return -1;
-    }
     free(out->body);
-    out->body = b.p;
-    out->len = b.n;
+    out->body = body;
+    out->len = len;
     out->type = type;
     return 0;
 }

@@ -1,6 +1,7 @@
 /* See web_buf.h. */
 #include "web_buf.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,4 +61,24 @@ void web_buf_urlenc(struct web_buf *b, const char *s)
             web_buf_add(b, e, 3);
         }
     }
+}
+
+char *web_buf_file(const char *path, size_t max, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    struct web_buf b = {0};
+    char chunk[16384];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 && b.n <= max)
+        web_buf_add(&b, chunk, n);
+    fclose(f);
+    if (b.n > max) {
+        free(b.p);
+        return NULL;
+    }
+    web_buf_add(&b, "", 0);
+    *len = b.n;
+    return b.p;
 }

@@ -11,6 +11,9 @@ struct web_buf {
 };
 
 void web_buf_add(struct web_buf *b, const void *s, size_t n);
+/* The whole file at path (NUL-terminated; its length in *len), or NULL when it cannot be read
+ * or is over max bytes. Returns a new buffer; caller frees. */
+char *web_buf_file(const char *path, size_t max, size_t *len);
 void web_buf_str(struct web_buf *b, const char *s);
 /* s with & < > " ' written as character references: safe in element text and in a quoted
  * attribute value. */

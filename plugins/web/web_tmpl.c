@@ -374,26 +374,6 @@ static void compile(struct compiler *c, struct tmpl *t)
         compile_error(c, i, "{{#%s}} is never closed", t->nodes[open[depth - 1]].s);
 }
 
-static char *read_file(const char *path, size_t max, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    struct web_buf b = {0};
-    char chunk[8192];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 && b.n <= max)
-        web_buf_add(&b, chunk, n);
-    fclose(f);
-    if (b.n > max) {
-        free(b.p);
-        return NULL;
-    }
-    web_buf_add(&b, "", 0);
-    *len = b.n;
-    return b.p;
-}
-
 static int load_strings(struct web_tmpl_set *set, const char *dir, struct compiler *c)
 {
     char path[1024];
@@ -458,7 +438,7 @@ struct web_tmpl_set *web_tmpl_load(const char *dir, char *err, size_t errlen)
         char path[1024];
         snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
         size_t len;
-        char *src = read_file(path, MAX_TEMPLATE, &len);
+        char *src = web_buf_file(path, MAX_TEMPLATE, &len);
         if (!src) {
             c.file = path;
             c.src = "";
