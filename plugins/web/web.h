@@ -61,7 +61,7 @@ struct page {
     char staff[WEB_TOKEN_MAX + 1];   /* the staff member's bearer token, or "" */
     json_t *data;      /* owned: what the template sees */
     json_t *form;      /* owned: a POST's fields (strings), or NULL */
-    struct web_buf photo; /* a posted photo's bytes */
+    struct web_buf photo; /* a posted file's bytes (the photo, a notice's document) */
     char photo_type[32];
     char cookies[4][160]; /* Set-Cookie values to send */
     int n_cookies;
@@ -130,8 +130,9 @@ int web_routes(struct rb_plugin_ctx *ctx, const struct web_route *r, size_t n);
  * keeps its last value). NULL when malformed. */
 json_t *web_form_urlencoded(const char *body, size_t len);
 /* Parses a multipart/form-data body (boundary from content_type): text fields into an object
- * of strings; a file field named file_field into photo (bytes) and photo_type (its declared
- * Content-Type, truncated to type_len). NULL when malformed. */
+ * of strings; the first non-empty file of the field named file_field (NULL: of any field) into
+ * photo (bytes) and photo_type (its declared Content-Type, truncated to type_len). NULL when
+ * malformed. */
 json_t *web_form_multipart(const char *content_type, const char *body, size_t len,
                            const char *file_field, struct web_buf *photo, char *photo_type,
                            size_t type_len);
@@ -141,6 +142,7 @@ json_t *web_form_multipart(const char *content_type, const char *body, size_t le
 int web_citizen_routes(struct rb_plugin_ctx *ctx);
 int web_staff_routes(struct rb_plugin_ctx *ctx);
 int web_dashboard_routes(struct rb_plugin_ctx *ctx);
+int web_notices_routes(struct rb_plugin_ctx *ctx);
 void web_dashboard_free(void); /* the dashboard's kept reports */
 
 #endif

@@ -145,7 +145,7 @@ static int part(json_t *form, const char *p, size_t n, const char *file_field,
     if (!*name)
         return -1;
     if (is_file) {
-        if (strcmp(name, file_field) == 0 && clen > 0 && photo->n == 0) {
+        if ((!file_field || strcmp(name, file_field) == 0) && clen > 0 && photo->n == 0) {
             web_buf_add(photo, content, clen);
             snprintf(photo_type, type_len, "%s", ctype);
         }

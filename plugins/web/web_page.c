@@ -181,7 +181,7 @@ int web_page_form(struct page *pg)
     const char *body = api->req_body(pg->req, &len);
     const char *ct = api->req_header(pg->req, "Content-Type");
     if (ct && strncasecmp(ct, "multipart/form-data", 19) == 0)
-        pg->form = web_form_multipart(ct, body, len, "photo", &pg->photo, pg->photo_type,
+        pg->form = web_form_multipart(ct, body, len, NULL, &pg->photo, pg->photo_type,
                                       sizeof(pg->photo_type));
     else if (ct && strncasecmp(ct, "application/x-www-form-urlencoded", 33) == 0)
         pg->form = web_form_urlencoded(body, len);

@@ -115,6 +115,7 @@ static void me_loaded(struct page *pg, int status, json_t *body)
     web_page_set(pg, "is_supervisor", json_boolean(role && (strcmp(role, "supervisor") == 0 ||
                                                             strcmp(role, "admin") == 0)));
     web_page_set(pg, "can_write", json_boolean(role && strcmp(role, "oversight") != 0));
+    web_page_set(pg, "is_admin", json_boolean(role && strcmp(role, "admin") == 0));
     web_api(pg, RB_HTTP_GET, sc->uri, pg->staff, NULL, sc->then);
     free(sc);
 }

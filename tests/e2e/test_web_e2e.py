@@ -19,7 +19,8 @@ import rbtest
 HERE = os.path.dirname(os.path.abspath(__file__))
 PASSWORD = "correct-horse-battery-9"
 STAFF = [("off_pol", "officer", "police"), ("off_rev", "officer", "revenue"),
-         ("sup_pol", "supervisor", "police"), ("ovs", "oversight", None)]
+         ("sup_pol", "supervisor", "police"), ("ovs", "oversight", None),
+         ("adm", "admin", None)]
 NODE_TIMEOUT = 900
 
 

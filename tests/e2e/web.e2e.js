@@ -280,10 +280,47 @@ test('oversight sees the dashboard with charts and downloads its CSV', async () 
   await officer.close();
 });
 
+test('an administrator publishes a notice with a document; citizens read it; it is withdrawn', async () => {
+  const officer = await staffPage('off_pol');
+  const denied = await officer.goto(`${BASE}/staff/notices`);
+  assert.equal(denied.status(), 403, 'only administrators manage notices');
+  await officer.close();
+  const pdf = Buffer.from('%PDF-1.4\n% rabta test document\n%%EOF\n');
+  const p = await staffPage('adm');
+  await p.goto(`${BASE}/staff/notices?lang=en`);
+  await p.selectOption('#n-dep', 'police');
+  await p.fill('#n-title-en', 'Open court on Friday ' + XSS);
+  await p.fill('#n-title-ur', 'جمعہ کو کھلی کچہری ' + XSS);
+  await p.fill('#n-body-en', 'The SSP hears complaints at 10:00.');
+  await p.fill('#n-body-ur', 'ایس ایس پی صبح دس بجے شکایات سنیں گے۔');
+  await p.setInputFiles('#n-doc', { name: 'schedule.pdf', mimeType: 'application/pdf', buffer: pdf });
+  await p.click('form[action="/staff/notices"] button.primary');
+  await p.waitForURL(/done=1/);
+  await axe(p, '/staff/notices (en)');
+  const reader = await newPage();
+  await reader.goto(`${BASE}/notices?lang=ur`);
+  assert.match(await reader.textContent('.notice h2'), /جمعہ کو کھلی کچہری <script>/);
+  await noScriptRan(reader);
+  await axe(reader, '/notices (ur)');
+  await shot(reader, 'notices-ur');
+  const href = await reader.getAttribute('.notice a', 'href');
+  const doc = await reader.request.get(`${BASE}${href}`);
+  assert.equal(doc.status(), 200);
+  assert.equal(doc.headers()['content-type'], 'application/pdf');
+  assert.deepEqual(Buffer.from(await doc.body()), pdf);
+  await p.click('form[action$="/withdraw"] button');
+  await p.waitForURL(/done=1/);
+  await reader.goto(`${BASE}/notices?lang=en`);
+  assert.equal(await reader.$('.notice'), null, 'a withdrawn notice is gone');
+  assert.equal((await reader.request.get(`${BASE}${href}`)).status(), 404);
+  await reader.close();
+  await p.close();
+});
+
 test('every page answers with a CSP without unsafe-inline and is under 60 KB with its CSS', async () => {
   const css = await fetch(`${BASE}/assets/site.css`);
   const cssLen = (await css.arrayBuffer()).byteLength;
-  for (const url of ['/', '/submit', '/track', '/signin', '/kiosk', '/staff/login']) {
+  for (const url of ['/', '/submit', '/track', '/signin', '/kiosk', '/notices', '/staff/login']) {
     const r = await fetch(`${BASE}${url}`);
     const csp = r.headers.get('content-security-policy');
     assert.ok(csp && !/unsafe-inline/.test(csp) && /default-src 'none'/.test(csp), csp);
