@@ -22,7 +22,7 @@
 #define BAR_H 40 /* height of a month's bar at 100% */
 
 struct slot {
-    char key[320]; /* scope | uri */
+    char key[400]; /* scope | uri */
     json_t *answer; /* owned: the report, or NULL while the first call is under way */
     double at;      /* when answer was stored (monotonic seconds) */
     int asking;     /* a call for this slot is under way */
@@ -72,7 +72,7 @@ static void draw(struct dash *d);
 
 /* A refresh in the background: the page does not wait for it. */
 struct refresh {
-    char key[320];
+    char key[400];
     struct dash *d; /* the page waiting for this answer, or NULL */
 };
 
@@ -186,7 +186,7 @@ static void draw(struct dash *d)
     struct page *pg = d->pg;
     json_t *depts = json_array();
     for (int i = 0; i < MONTHS; i++) {
-        char key[320];
+        char key[400];
         snprintf(key, sizeof(key), "%s|%s", d->scope, d->uri[i]);
         const json_t *rep = slot_for(key)->answer;
         size_t k;
@@ -256,7 +256,7 @@ static void me_for_dashboard(struct page *pg, int status, json_t *me)
     d->waiting = 1; /* held until every month is asked */
     double now = now_mono();
     for (int i = 0; i < MONTHS; i++) {
-        char from[16], to[16], key[320];
+        char from[16], to[16], key[400];
         month_of(MONTHS - 1 - i, d->month[i], from, to);
         snprintf(d->uri[i], sizeof(d->uri[i]),
                  "/api/v1/staff/reports/sla?by=department&from=%s&to=%s", from, to);
