@@ -88,3 +88,17 @@ for q in "" "?overdue=true" "?service=fir_registration&district=lahore"; do
   read -r rps p99 <<<"$(CONNS=8 run_wrk "$BASE/staff/inbox$q" -H "$COOKIE")"
   printf '  page /staff/inbox%-38s %8s req/s   p99 %s\n' "$q" "$rps" "$p99"
 done
+echo 'bench-password-1' | "$RABTAD" staff -c "$TMP/rabta.yaml" add bench.oversight \
+  --role oversight --name "Bench Oversight" >/dev/null
+otoken=$(curl -sf -X POST -H 'Content-Type: application/json' \
+  -d '{"username":"bench.oversight","password":"bench-password-1"}' "$BASE/api/v1/staff/login" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])') || die "login failed"
+t0=$(date +%s.%N)
+curl -sf -o "$TMP/dash.html" -H "Cookie: rb_staff=$otoken" "$BASE/staff/dashboard" ||
+  die "the dashboard did not answer"
+grep -q 'class="dash-dept"' "$TMP/dash.html" || die "the dashboard shows no department"
+echo "oversight dashboard: first view (six monthly reports asked) took" \
+  "$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }') s"
+read -r rps p99 <<<"$(CONNS=8 run_wrk "$BASE/staff/dashboard" -H "Cookie: rb_staff=$otoken")"
+printf '  page /staff/dashboard (reports kept 60 s, refreshed behind)  %8s req/s   p99 %s\n' \
+  "$rps" "$p99"
