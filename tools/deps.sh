@@ -26,7 +26,30 @@ PACKAGES=(
   kannel            # SMS gateway (bearerbox, smsbox)
   kannel-extras     # Kannel test tools
   python3-aiosmtpd  # the SMTP sink of the e-mail tests (tests/integration/smtp_sink.py)
+  fonts-noto-core   # Noto Nastaliq Urdu, served by the web plugin as /assets/nastaliq.ttf
+  chromium          # the browser of the e2e tests (tests/e2e), never a downloaded one
+  nodejs            # runs the e2e tests (playwright-core, axe-core); its npm installs them
 )
+
+# The e2e tests' node packages, exactly as the lock file pins them (npm ci), when missing or
+# older than the lock file. Never a browser download: Debian's chromium is used.
+e2e_packages() {
+  local dir
+  dir="$(cd "$(dirname "$0")/.." && pwd)/tests/e2e"
+  [ -f "$dir/package-lock.json" ] || return 0
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "rabta: npm is missing (the nodejs package here does not bring it): apt-get install npm" >&2
+    exit 1
+  fi
+  if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+    echo "rabta: installing the e2e tests' node packages (npm ci in tests/e2e)" >&2
+    (cd "$dir" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund >&2) || {
+      echo "rabta: npm ci failed in $dir" >&2
+      exit 1
+    }
+    touch "$dir/node_modules"
+  fi
+}
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -36,6 +59,7 @@ for p in "${PACKAGES[@]}"; do
 done
 
 if [ ${#missing[@]} -eq 0 ]; then
+  e2e_packages
   exit 0
 fi
 
@@ -73,3 +97,4 @@ if [ ${#still[@]} -ne 0 ]; then
   echo "rabta: still missing after install: ${still[*]}" >&2
   exit 1
 fi
+e2e_packages

@@ -24,6 +24,8 @@
  * nothing. */
 #include "net/http.h"
 
+#include <sys/queue.h> /* TAILQ_INIT, before libevent defines its own TAILQ_ENTRY */
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
@@ -101,7 +103,28 @@ struct rb_http_req {
     char id[17];
     char peer[64];
     struct rb_http_req *prev, *next; /* on h->pending */
+    struct local *local;        /* owned; set for a request made by rb_http_local */
 };
+
+/* What a request made by rb_http_local has instead of an evhttp_request. */
+struct local {
+    struct evhttp_uri *uri;    /* owned */
+    struct evkeyvalq in, out;  /* owned: request and answer headers */
+    char *body;                /* owned; len bytes and a NUL */
+    size_t len;
+    rb_http_local_fn fn;
+    void *arg;
+};
+
+static struct evkeyvalq *in_headers(struct rb_http_req *req)
+{
+    return req->local ? &req->local->in : evhttp_request_get_input_headers(req->ev);
+}
+
+static struct evkeyvalq *out_headers(struct rb_http_req *req)
+{
+    return req->local ? &req->local->out : evhttp_request_get_output_headers(req->ev);
+}
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
@@ -425,6 +448,13 @@ static void req_free(struct rb_http_req *req)
     free(req->values);
     if (req->query_state == 1)
         evhttp_clear_headers(&req->query);
+    if (req->local) {
+        evhttp_uri_free(req->local->uri);
+        evhttp_clear_headers(&req->local->in);
+        evhttp_clear_headers(&req->local->out);
+        free(req->local->body);
+        free(req->local);
+    }
     free(req);
 }
 
@@ -432,8 +462,20 @@ void rb_http_add_header(struct rb_http_req *req, const char *name, const char *v
 {
     if (!req || !req->h || !name || !value)
         return;
-    if (evhttp_add_header(evhttp_request_get_output_headers(req->ev), name, value) != 0)
+    if (evhttp_add_header(out_headers(req), name, value) != 0)
         rb_warn(req->id, "header %s not added: its name or value holds a line break", name);
+}
+
+/* After the answer: metrics, the debug line, and the wrapper freed. */
+static void finish(struct rb_http *h, struct rb_http_req *req, int status)
+{
+    double secs = rb_now_mono() - req->started;
+    const char *route = req->route ? req->route->pattern : "unmatched";
+    rb_metrics_http(h->metrics, route, method_name(req->method), status, secs);
+    rb_debug(req->id, "%s %s -> %d (%s, %.3f ms, %s%s)", method_name(req->method), req->path,
+             status, route, secs * 1e3, req->peer, req->local ? ", local" : "");
+    req_unlink(h, req);
+    req_free(req);
 }
 
 void rb_http_reply(struct rb_http_req *req, int status, const char *content_type,
@@ -449,6 +491,12 @@ void rb_http_reply(struct rb_http_req *req, int status, const char *content_type
     if (status < 100 || status > 599) {
         rb_error(req->id, "handler answered with status %d; sending 500 instead", status);
         status = 500;
+    }
+    if (req->local) {
+        req->local->fn(status, content_type ? content_type : "application/json", body, len,
+                       req->local->arg);
+        finish(h, req, status);
+        return;
     }
     struct evkeyvalq *out = evhttp_request_get_output_headers(req->ev);
     evhttp_add_header(out, "Content-Type", content_type ? content_type : "application/json");
@@ -472,14 +520,7 @@ void rb_http_reply(struct rb_http_req *req, int status, const char *content_type
     evhttp_send_reply(req->ev, status, NULL, buf); /* frees ev if the client is gone */
     h->sending = 0;
     evbuffer_free(buf);
-
-    double secs = rb_now_mono() - req->started;
-    const char *route = req->route ? req->route->pattern : "unmatched";
-    rb_metrics_http(h->metrics, route, method_name(req->method), status, secs);
-    rb_debug(req->id, "%s %s -> %d (%s, %.3f ms, %s)", method_name(req->method), req->path,
-             status, route, secs * 1e3, req->peer);
-    req_unlink(h, req);
-    req_free(req);
+    finish(h, req, status);
 }
 
 /* {"error":{"code":..,"message":..,"request_id":..}} as a new string; caller frees. */
@@ -515,9 +556,8 @@ void rb_http_reply_error(struct rb_http_req *req, int status, const char *code, 
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     /* A Retry-After in seconds set before the error is repeated in the body. */
-    const char *ra = req->ev ? evhttp_find_header(evhttp_request_get_output_headers(req->ev),
-                                                  "Retry-After")
-                             : NULL;
+    const char *ra = req->ev || req->local ? evhttp_find_header(out_headers(req), "Retry-After")
+                                           : NULL;
     long long secs = -1;
     if (ra && ra[0] && strlen(ra) <= 9 && strspn(ra, "0123456789") == strlen(ra))
         secs = atoll(ra);
@@ -697,6 +737,8 @@ static struct bufferevent *make_bufferevent(struct event_base *base, void *arg)
 
 /* ---- dispatch ------------------------------------------------------------------------------- */
 
+static void dispatch(struct rb_http *h, struct rb_http_req *req);
+
 static void on_request(struct evhttp_request *ev, void *arg)
 {
     struct rb_http *h = arg;
@@ -734,6 +776,12 @@ static void on_request(struct evhttp_request *ev, void *arg)
                             "request body is %zu bytes; the limit is %zu", body_len, h->max_body);
         return;
     }
+    dispatch(h, req);
+}
+
+/* Matches req's path to a route and calls its handler, or answers 404/405/400. */
+static void dispatch(struct rb_http *h, struct rb_http_req *req)
+{
     struct match m;
     enum match_result r = route_match(h, req->path, req->method, &m);
     switch (r) {
@@ -973,7 +1021,8 @@ const char *rb_http_req_query(struct rb_http_req *req, const char *name)
     if (!req || !req->h || !name)
         return NULL;
     if (req->query_state == 0) {
-        const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req->ev);
+        const struct evhttp_uri *uri =
+            req->local ? req->local->uri : evhttp_request_get_evhttp_uri(req->ev);
         const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
         req->query_state = evhttp_parse_query_str(q ? q : "", &req->query) == 0 ? 1 : -1;
         if (req->query_state < 0)
@@ -986,7 +1035,7 @@ const char *rb_http_req_header(struct rb_http_req *req, const char *name)
 {
     if (!req || !req->h || !name)
         return NULL;
-    return evhttp_find_header(evhttp_request_get_input_headers(req->ev), name);
+    return evhttp_find_header(in_headers(req), name);
 }
 
 const char *rb_http_req_body(struct rb_http_req *req, size_t *len)
@@ -995,6 +1044,11 @@ const char *rb_http_req_body(struct rb_http_req *req, size_t *len)
         *len = 0;
     if (!req || !req->h)
         return "";
+    if (req->local) {
+        if (len)
+            *len = req->local->len;
+        return req->local->body;
+    }
     struct evbuffer *in = evhttp_request_get_input_buffer(req->ev);
     size_t n = evbuffer_get_length(in);
     if (len)
@@ -1068,4 +1122,63 @@ json_t *rb_http_req_json(struct rb_http_req *req)
         return NULL;
     }
     return j;
+}
+
+/* ---- requests from inside the process ------------------------------------------------------ */
+
+int rb_http_local(struct rb_http *h, enum rb_http_method method, const char *uri,
+                  const char *const *headers, const char *body, size_t len, const char *peer,
+                  rb_http_local_fn fn, void *arg)
+{
+    if (!h || !uri || uri[0] != '/' || !fn || !method_name(method) ||
+        strcmp(method_name(method), "OTHER") == 0 || len > h->max_body)
+        return RB_EINVAL;
+    struct evhttp_uri *u = evhttp_uri_parse(uri);
+    if (!u)
+        return RB_EINVAL;
+    struct rb_http_req *req = rb_calloc(1, sizeof(*req));
+    struct local *l = rb_calloc(1, sizeof(*l));
+    TAILQ_INIT(&l->in);
+    TAILQ_INIT(&l->out);
+    l->uri = u;
+    l->fn = fn;
+    l->arg = arg;
+    l->body = rb_malloc(len + 1);
+    if (len)
+        memcpy(l->body, body, len);
+    l->body[len] = '\0';
+    l->len = len;
+    req->local = l;
+    for (size_t i = 0; headers && headers[i]; i++) {
+        const char *colon = strchr(headers[i], ':');
+        if (!colon || colon == headers[i] || (size_t)(colon - headers[i]) >= 128) {
+            req_free(req);
+            return RB_EINVAL;
+        }
+        char name[128];
+        memcpy(name, headers[i], (size_t)(colon - headers[i]));
+        name[colon - headers[i]] = '\0';
+        const char *v = colon + 1;
+        while (*v == ' ')
+            v++;
+        if (evhttp_add_header(&l->in, name, v) != 0) {
+            req_free(req);
+            return RB_EINVAL;
+        }
+    }
+    req->h = h;
+    req->started = rb_now_mono();
+    new_request_id(h, req->id);
+    req->method = method;
+    req->path = evhttp_uri_get_path(u);
+    if (!req->path || !*req->path)
+        req->path = "/";
+    snprintf(req->peer, sizeof(req->peer), "%s", peer ? peer : "");
+    req->next = h->pending;
+    if (h->pending)
+        h->pending->prev = req;
+    h->pending = req;
+    h->inflight++;
+    dispatch(h, req);
+    return RB_OK;
 }

@@ -65,4 +65,18 @@ void rb_http_reply_error(struct rb_http_req *req, int status, const char *code, 
                          ...) __attribute__((format(printf, 4, 5)));
 void rb_http_add_header(struct rb_http_req *req, const char *name, const char *value);
 
+/* The answer to a request made with rb_http_local. Borrowed for the call. */
+typedef void (*rb_http_local_fn)(int status, const char *content_type, const char *body,
+                                 size_t len, void *arg);
+/* Runs a request through the route table as if it had come over a connection from peer
+ * (copied; may be NULL), without a socket: uri is the path and query ("/api/v1/x?a=b"),
+ * headers NULL or a NULL-terminated array of "Name: value", body/len copied. The handler is
+ * called before this returns; fn is called exactly once, when the handler answers (perhaps
+ * later, after a database call), with the answer. RB_OK, or RB_EINVAL (malformed uri or
+ * header, body over the limit; fn not called). At shutdown a request still unanswered is
+ * dropped without a call, as a connection's would be. */
+int rb_http_local(struct rb_http *h, enum rb_http_method method, const char *uri,
+                  const char *const *headers, const char *body, size_t len, const char *peer,
+                  rb_http_local_fn fn, void *arg);
+
 #endif

@@ -46,6 +46,7 @@ struct rb_plugin_ctx {
     struct rb_server *srv;        /* borrowed */
     void *data;                   /* the plugin's own */
     char *services_json;          /* owned: last answer of host_services_json */
+    char *districts_json;         /* owned: last answer of host_districts_json */
     struct rb_http_client *http_client; /* owned: made on the first http_fetch */
     rb_plugin_deliver_fn deliver_fn;     /* department plugins: see department_deliver */
     void *deliver_arg;
@@ -352,6 +353,7 @@ void rb_plugins_free(struct rb_plugins *ps)
         free(ps->v[i].path);
         free(ps->v[i].conf_name);
         free(ps->v[i].services_json);
+        free(ps->v[i].districts_json);
         rb_http_client_free(ps->v[i].http_client);
     }
     free(ps->v);
@@ -718,6 +720,25 @@ static const char *host_services_json(struct rb_plugin_ctx *ctx)
     return ctx->services_json;
 }
 
+static const char *host_districts_json(struct rb_plugin_ctx *ctx)
+{
+    const struct rb_config *cfg = ctx->srv ? ctx->srv->cfg : NULL;
+    json_t *arr = json_array();
+    for (size_t i = 0; cfg && i < cfg->n_districts; i++) {
+        const struct rb_district *d = &cfg->districts[i];
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s?}", "id", d->id, "name_en",
+                                             d->name.en ? d->name.en : d->id, "name_ur",
+                                             d->name.ur ? d->name.ur : d->id, "division",
+                                             d->division));
+    }
+    free(ctx->districts_json);
+    ctx->districts_json = json_dumps(arr, JSON_COMPACT);
+    json_decref(arr);
+    if (!ctx->districts_json)
+        rb_fatal("out of memory encoding the districts");
+    return ctx->districts_json;
+}
+
 struct citizen_call {
     rb_plugin_citizen_fn fn;
     void *arg;
@@ -814,6 +835,19 @@ static int host_http_fetch(struct rb_plugin_ctx *ctx, enum rb_http_method method
     if (!ctx->http_client)
         ctx->http_client = rb_http_client_new(ctx->srv->base);
     return rb_http_fetch(ctx->http_client, method, url, headers, body, len, timeout, fn, arg);
+}
+
+static int host_api_request(struct rb_plugin_ctx *ctx, struct rb_http_req *from,
+                            enum rb_http_method method, const char *uri,
+                            const char *const *headers, const char *body, size_t len,
+                            rb_plugin_api_fn fn, void *arg)
+{
+    if (!uri || strncmp(uri, "/api/", 5) != 0)
+        return RB_EINVAL;
+    if (!ctx->srv || !ctx->srv->http)
+        return RB_EUNAVAIL;
+    return rb_http_local(ctx->srv->http, method, uri, headers, body, len,
+                         from ? rb_http_req_peer(from) : NULL, fn, arg);
 }
 
 /* ---- departments -------------------------------------------------------------------------- */
@@ -1136,6 +1170,8 @@ static const struct rb_host_api host_api = {
     .lua_data = host_lua_data,
     .message_sender = host_message_sender,
     .message_done = rb_sender_done,
+    .api_request = host_api_request,
+    .districts_json = host_districts_json,
 };
 
 const struct rb_host_api *rb_host_api_get(void)

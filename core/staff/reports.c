@@ -25,7 +25,7 @@
 static const char report_sql[] =
     "WITH c AS ("
     "  SELECT c.id, c.created_at, c.ack_due_at, c.resolve_due_at, c.acknowledged_at,"
-    "    c.resolved_at, s.display_name AS officer,"
+    "    c.resolved_at, c.rating, s.display_name AS officer,"
     "    c.status IN ('submitted', 'routed', 'acknowledged', 'in_progress',"
     "      'awaiting_citizen', 'transferred', 'reopened') AS open,"
     "    coalesce(CASE $3::text WHEN 'department' THEN c.department_id"
@@ -59,17 +59,21 @@ static const char report_sql[] =
     "      AND now() - created_at < interval '3 days') AS b3,"
     "    count(*) FILTER (WHERE open AND now() - created_at >= interval '3 days'"
     "      AND now() - created_at < interval '7 days') AS b7,"
-    "    count(*) FILTER (WHERE open AND now() - created_at >= interval '7 days') AS b8"
+    "    count(*) FILTER (WHERE open AND now() - created_at >= interval '7 days') AS b8,"
+    "    count(rating) AS rated, avg(rating) AS rating_avg,"
+    "    count(*) FILTER (WHERE rating >= 3) AS satisfied"
     "  FROM c GROUP BY g)"
     " SELECT g.g, coalesce(g.officer, ''), g.cases,"
     "  CASE WHEN ack_n > 0 THEN round(100.0 * ack_ok / ack_n, 1) END,"
     "  CASE WHEN res_n > 0 THEN round(100.0 * res_ok / res_n, 1) END,"
     "  round(med::numeric), round(p90::numeric), b1, b3, b7, b8,"
-    "  coalesce(bj.breaches, '{}')::text"
+    "  coalesce(bj.breaches, '{}')::text, rated,"
+    "  CASE WHEN rated > 0 THEN round(rating_avg, 2) END,"
+    "  CASE WHEN rated > 0 THEN round(100.0 * satisfied / rated, 1) END"
     " FROM g LEFT JOIN bj ON bj.g = g.g ORDER BY g.g";
 
 enum { COL_GROUP, COL_OFFICER, COL_CASES, COL_ACK, COL_RES, COL_MED, COL_P90, COL_B1, COL_B3,
-       COL_B7, COL_B8, COL_BREACHES };
+       COL_B7, COL_B8, COL_BREACHES, COL_RATED, COL_RATING_AVG, COL_SATISFIED };
 
 static const char *const bys[] = {"department", "service", "officer", "district"};
 static const char *const backlog_names[] = {"lt_1d", "1_3d", "3_7d", "gt_7d"};
@@ -181,6 +185,10 @@ static void reply_json(struct report *r, PGresult *res)
             num_or_null(value(res, i, COL_RES)), "time_to_resolve_median_s",
             int_or_null(value(res, i, COL_MED)), "time_to_resolve_p90_s",
             int_or_null(value(res, i, COL_P90)), "backlog", backlog, "breaches", breaches);
+        json_object_set_new(row, "rated",
+                            json_integer(atoll(PQgetvalue(res, i, COL_RATED))));
+        json_object_set_new(row, "rating_avg", num_or_null(value(res, i, COL_RATING_AVG)));
+        json_object_set_new(row, "satisfied_pct", num_or_null(value(res, i, COL_SATISFIED)));
         json_array_append_new(groups, row);
     }
     json_t *out = json_pack("{s:s, s:s, s:s, s:o, s:o}", "from", r->from, "to", r->to, "by",

@@ -6,6 +6,7 @@ role, and every bad parameter answered 400 with a clear message."""
 import csv
 import datetime
 import io
+import statistics
 import subprocess
 import urllib.parse
 from decimal import ROUND_HALF_UP, Decimal
@@ -62,25 +63,29 @@ class SlaReportsTest(SlaStaffBase):
             c["resolved"] = (c["created"] + (1.5 * i + 10) * H) if i % 3 == 0 and i > 0 else None
             c["status"] = ("resolved" if c["resolved"] else
                            "acknowledged" if c["acked"] else "routed")
+            c["rating"] = i % 5 + 1 if i % 3 == 0 else None  # 1-5: satisfied from 3
             cls.cases.append(c)
         # One case before the period: counted nowhere.
         cls.cases_outside = [{"tn": "RPT-OLD1", "dept": "police", "service": "fard",
                               "district": "lahore", "created": now - 60 * 24 * H,
                               "officer": "khan", "ack_due": now - 59 * 24 * H,
                               "resolve_due": now - 58 * 24 * H, "acked": None,
-                              "resolved": None, "status": "routed"}]
+                              "resolved": None, "status": "routed", "rating": 5}]
         rows = []
         for c in cls.cases + cls.cases_outside:
             def ts(x):
                 return "to_timestamp(%r)" % x if x is not None else "NULL"
             rows.append("('%s', 'complaint', '%s', 'app', '%s', '%s', '%s', %s, %s, %s, %s,"
-                        " %s, %s)" % (c["tn"], c["status"], c["service"], c["dept"],
-                                      c["district"], ts(c["created"]), ts(c["ack_due"]),
-                                      ts(c["resolve_due"]), ts(c["acked"]), ts(c["resolved"]),
-                                      ids[c["officer"]] if c["officer"] else "NULL"))
+                        " %s, %s, %s)" % (c["tn"], c["status"], c["service"], c["dept"],
+                                          c["district"], ts(c["created"]), ts(c["ack_due"]),
+                                          ts(c["resolve_due"]), ts(c["acked"]),
+                                          ts(c["resolved"]),
+                                          ids[c["officer"]] if c["officer"] else "NULL",
+                                          c["rating"] or "NULL"))
         cls.pgs.psql("INSERT INTO cases (tracking_no, kind, status, channel, service_id,"
                      " department_id, district_id, created_at, ack_due_at, resolve_due_at,"
-                     " acknowledged_at, resolved_at, assigned_staff_id) VALUES " + ",".join(rows))
+                     " acknowledged_at, resolved_at, assigned_staff_id, rating) VALUES "
+                     + ",".join(rows))
         cid = dict(cls.pgs.query("SELECT tracking_no, id FROM cases WHERE tracking_no LIKE 'RPT-%'"))
         # Firings: breaches count by level (ack apart); warnings and non-breaches do not.
         cls.firings = []
@@ -155,6 +160,12 @@ class SlaReportsTest(SlaStaffBase):
                     int(half_up(percentile_cont(ttr, 0.9))) if ttr else None,
                 "backlog": backlog,
                 "breaches": breaches,
+                "rated": len([c for c in cs if c["rating"]]),
+                "rating_avg": half_up(statistics.mean(c["rating"] for c in cs if c["rating"]), 2)
+                if any(c["rating"] for c in cs) else None,
+                "satisfied_pct": half_up(100.0 * len([c for c in cs if (c["rating"] or 0) >= 3])
+                                         / len([c for c in cs if c["rating"]]), 1)
+                if any(c["rating"] for c in cs) else None,
             }
         return out
 

@@ -235,6 +235,9 @@ typedef void (*rb_plugin_job_fn)(struct rb_job_run *run, const struct rb_job_inf
  * NUL-terminated after len bytes, never NULL. */
 typedef void (*rb_plugin_fetch_fn)(int status, const char *body, size_t len, const char *err,
                                    void *arg);
+/* The answer to api_request: the HTTP status, content type and body. Borrowed for the call. */
+typedef void (*rb_plugin_api_fn)(int status, const char *content_type, const char *body,
+                                 size_t len, void *arg);
 
 /* A case handed to a department (job kind "case.deliver": a new case, or one transferred to
  * the department). Borrowed: valid until the delivery function returns; copy what is kept. */
@@ -597,6 +600,24 @@ struct rb_host_api {
      * attempts) and ends the job. send is invalid afterwards. */
     void (*message_done)(struct rb_message_send *send, enum rb_send_outcome outcome,
                          double retry_after, const char *error, const char *gateway_ref);
+
+    /* ---- appended after message_done; check RB_HOST_HAS(api, districts_json) ---- */
+
+    /* Runs a request through the server's own HTTP API (a path under /api/: the staff API with
+     * its sign-in limits and scope rules, reports, the citizens' API), as if it had come over
+     * HTTP from the client of `from` (its address is the peer; NULL: none), and hands the
+     * answer to fn instead of a socket. uri is the path and query, headers NULL or a
+     * NULL-terminated array of "Name: value" (e.g. "Authorization: Bearer T"), body/len
+     * copied. fn is called exactly once, possibly before this returns; content_type and body
+     * are borrowed for the call. A front end renders the same answers the API gives, so the
+     * rules live in one place. RB_OK; RB_EINVAL (not under /api/, malformed; fn not called). */
+    int (*api_request)(struct rb_plugin_ctx *ctx, struct rb_http_req *from,
+                       enum rb_http_method method, const char *uri, const char *const *headers,
+                       const char *body, size_t len, rb_plugin_api_fn fn, void *arg);
+    /* The configured districts as a JSON array of {"id", "name_en", "name_ur", "division"}
+     * (division absent when the file has none). Owned by the core: valid until the next call
+     * from this plugin or the next reload. */
+    const char *(*districts_json)(struct rb_plugin_ctx *ctx);
 
     /* New entries go here, at the end, never above. */
 };
