@@ -25,6 +25,11 @@ PACKAGES=(
   kannel-extras     # Kannel test tools
 )
 
+# `tools/deps.sh --fuzz`: also what the fuzz targets need (make fuzz; the main build stays gcc).
+if [ "${1:-}" = "--fuzz" ]; then
+  PACKAGES+=(clang)   # libFuzzer (-fsanitize=fuzzer) for tests/fuzz
+fi
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
