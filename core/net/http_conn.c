@@ -29,6 +29,7 @@ struct rb_http_conn {
     int over, reject; /* past max_connections / past max + reserve */
     int eol;          /* head scan: 0 in a line, 1 after "\n", 2 after "\n\r" */
     size_t head_bytes;
+    int head_too_big; /* the head being received passed max_header_bytes */
     struct rb_http_conn *hnext; /* bucket chain, keyed by bev */
 };
 
@@ -251,14 +252,14 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/* Scans n bytes of a head for its blank line; 1 when found. */
-static int scan_head(struct rb_http_conn *c, const char *p, size_t n)
+/* Scans n bytes of a head for its blank line: the bytes up to and including it, or 0. */
+static size_t scan_head(struct rb_http_conn *c, const char *p, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         char ch = p[i];
         if (ch == '\n') {
             if (c->eol)
-                return 1;
+                return i + 1;
             c->eol = 1;
         } else if (ch == '\r' && c->eol == 1) {
             c->eol = 2;
@@ -273,26 +274,29 @@ static int scan_head(struct rb_http_conn *c, const char *p, size_t n)
     return 0;
 }
 
-/* Looks at the bytes of buf from offset on (the part not scanned yet). */
+/* Looks at the bytes of buf from offset on (the part not scanned yet): counts the head's
+ * bytes and finds its end. */
 static void head_bytes_in(struct rb_http_conn *c, struct evbuffer *buf, size_t from)
 {
     size_t len = evbuffer_get_length(buf);
     if (from >= len)
         return;
-    c->head_bytes += len - from;
-    if (c->head_bytes > c->cs->lim.max_header_bytes && c->cs->lim.max_header_bytes)
-        c->head_bytes = c->cs->lim.max_header_bytes + 1; /* libevent will refuse it: 431 */
     struct evbuffer_ptr pos;
     if (evbuffer_ptr_set(buf, &pos, from, EVBUFFER_PTR_SET) != 0)
         return;
     struct evbuffer_iovec v[8];
     int n = evbuffer_peek(buf, -1, &pos, v, 8);
-    for (int i = 0; i < n && i < 8; i++)
-        if (scan_head(c, v[i].iov_base, v[i].iov_len)) {
+    for (int i = 0; i < n && i < 8; i++) {
+        size_t end = scan_head(c, v[i].iov_base, v[i].iov_len);
+        c->head_bytes += end ? end : v[i].iov_len;
+        if (end) {
             c->state = ST_BODY;
             conn_arm(c, c->cs->lim.body_timeout);
-            return;
+            break;
         }
+    }
+    if (c->cs->lim.max_header_bytes && c->head_bytes > c->cs->lim.max_header_bytes)
+        c->head_too_big = 1; /* libevent refuses it with 400: we answer 431 */
 }
 
 static void start_head(struct rb_http_conn *c)
@@ -300,6 +304,7 @@ static void start_head(struct rb_http_conn *c)
     c->state = ST_HEAD;
     c->eol = 1; /* a request starts at a line start */
     c->head_bytes = 0;
+    c->head_too_big = 0;
     conn_arm(c, c->cs->lim.header_timeout);
 }
 
@@ -400,8 +405,7 @@ int rb_http_conn_over(const struct rb_http_conn *c)
 
 int rb_http_conn_head_too_big(const struct rb_http_conn *c)
 {
-    return c && c->state == ST_HEAD && c->cs->lim.max_header_bytes &&
-           c->head_bytes > c->cs->lim.max_header_bytes;
+    return c && c->head_too_big;
 }
 
 void rb_http_conn_busy(struct rb_http_conn *c)
