@@ -239,9 +239,7 @@ static void parse_server(struct loader *l, const struct rb_node *map)
     if (!map)
         return;
     rb_conf_parse(map, "server", fields, RB_ARRAY_LEN(fields), rb_server_limit_keys, &in, l->e);
-    static const char *const own[] = {"listen", "max_body", "shutdown_grace", "request_timeout",
-                                      NULL};
-    rb_server_limits_parse(&cfg->server.limits, map, own, l->e);
+    rb_server_limits_parse(&cfg->server.limits, map, l->e);
     if (in.listen)
         parse_listen(l, rb_node_get(map, "listen"), in.listen);
     if (in.request_timeout <= 0)

@@ -163,7 +163,7 @@ static void parse_route(struct rb_server_limits *sl, const struct rb_node *key,
 }
 
 void rb_server_limits_parse(struct rb_server_limits *sl, const struct rb_node *map,
-                            const char *const *other_keys, struct rb_errors *e)
+                            struct rb_errors *e)
 {
     struct in {
         size_t max_header_size, max_pending_bytes;
@@ -185,20 +185,18 @@ void rb_server_limits_parse(struct rb_server_limits *sl, const struct rb_node *m
          1ll << 40},
         {"metrics_token_env", RB_CONF_STRING, offsetof(struct in, metrics_token_env), 0, 0, 0},
     };
-    if (!map)
+    if (!map || map->type != RB_NODE_MAP)
         return;
-    const char *extra[32];
-    size_t n = 0;
-    for (size_t i = 0; other_keys && other_keys[i] && n < 24; i++)
-        extra[n++] = other_keys[i];
-    extra[n++] = "trusted_proxies";
-    extra[n++] = "metrics_allow";
-    extra[n++] = "routes";
-    extra[n] = NULL;
+    /* Unknown keys are the caller's to report (its own parse of the block does): every key
+     * of the block is allowed here. */
+    const char **extra = rb_calloc(map->n + 1, sizeof(char *));
+    for (size_t i = 0; map->type == RB_NODE_MAP && i < map->n; i++)
+        extra[i] = map->keys[i]->scalar;
     struct in in = {sl->max_header_size, sl->max_pending_bytes, (long long)sl->max_headers,
                     sl->max_connections, sl->connection_reserve, sl->header_timeout,
                     sl->body_timeout, sl->keepalive_timeout, NULL};
     rb_conf_parse(map, "server", fields, RB_ARRAY_LEN(fields), extra, &in, e);
+    free(extra);
     static const char *const durations[] = {"header_timeout", "body_timeout", "keepalive_timeout"};
     const double *dv[] = {&in.header_timeout, &in.body_timeout, &in.keepalive_timeout};
     for (size_t i = 0; i < RB_ARRAY_LEN(durations); i++)

@@ -38,9 +38,9 @@ extern const char *const rb_server_limit_keys[];
 /* Sets the defaults. */
 void rb_server_limits_init(struct rb_server_limits *sl);
 /* Reads the keys of rb_server_limit_keys from map (the server block; NULL: defaults stay).
- * other_keys: the block's other keys (NULL-terminated), allowed and left alone. */
+ * Other keys are left alone: the caller reports the unknown ones. */
 void rb_server_limits_parse(struct rb_server_limits *sl, const struct rb_node *map,
-                            const char *const *other_keys, struct rb_errors *e);
+                            struct rb_errors *e);
 void rb_server_limits_free(struct rb_server_limits *sl);
 
 #endif

@@ -532,6 +532,33 @@ static char *error_body(const char *code, const char *msg, const char *id,
     return s;
 }
 
+/* The SQLSTATE of a database error's text ("... (SQLSTATE 22021)"), or NULL. */
+static const char *db_sqlstate(const char *msg)
+{
+    const char *p = msg ? strstr(msg, "(SQLSTATE ") : NULL;
+    return p && strlen(p + 10) >= 5 ? p + 10 : NULL;
+}
+
+void rb_http_reply_db_error(struct rb_http_req *req, const char *err, const char *what)
+{
+    if (!req)
+        return;
+    const char *state = db_sqlstate(err);
+    if (!what)
+        what = "not done";
+    rb_error(req->id, "database: %s (%s)", err ? err : "(no message)", what);
+    if (state && strncmp(state, "22", 2) == 0) {
+        rb_http_reply_error(req, 400, "bad_request",
+                            "%s: the request holds a value the server cannot store or look up "
+                            "(not valid UTF-8 text, or out of range)",
+                            what);
+        return;
+    }
+    rb_http_add_header(req, "Retry-After", "1");
+    rb_http_reply_error(req, 503, "unavailable", "%s: the database could not do it right now; "
+                        "nothing was changed, try again shortly", what);
+}
+
 void rb_http_reply_error(struct rb_http_req *req, int status, const char *code, const char *fmt,
                          ...)
 {
@@ -542,6 +569,19 @@ void rb_http_reply_error(struct rb_http_req *req, int status, const char *code, 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    const char *state = db_sqlstate(msg);
+    if (state) { /* never the database's own words to a client: they go to the log */
+        rb_error(req->id, "database: %s", msg);
+        if (strncmp(state, "22", 2) == 0) {
+            status = 400;
+            code = "bad_request";
+            snprintf(msg, sizeof(msg), "the request holds a value the server cannot store or "
+                                       "look up (not valid UTF-8 text, or out of range)");
+        } else {
+            snprintf(msg, sizeof(msg), "the database could not do this right now; nothing was "
+                                       "changed, try again shortly (request %s)", req->id);
+        }
+    }
     /* A Retry-After in seconds set before the error is repeated in the body. */
     const char *ra = req->ev ? evhttp_find_header(evhttp_request_get_output_headers(req->ev),
                                                   "Retry-After")
@@ -952,6 +992,19 @@ static void on_request(struct evhttp_request *ev, void *arg)
     }
     if (refuse_head(h, req, c))
         return;
+    /* The query is parsed now, so that a malformed one is refused rather than read as empty
+     * (a filter must not silently vanish); an encoded NUL would cut a value short. */
+    const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
+    if (q && *q) {
+        TAILQ_INIT(&req->query);
+        req->query_state = 1;
+        if (strstr(q, "%00") || evhttp_parse_query_str(q, &req->query) != 0) {
+            rb_http_reply_error(req, 400, "bad_request",
+                                "the query string is malformed: use name=value pairs joined "
+                                "by &, with %%XX escapes (no %%00)");
+            return;
+        }
+    }
     struct match m;
     enum match_result r = route_match(h, req->path, req->method, &m);
     switch (r) {
@@ -1246,7 +1299,8 @@ const char *rb_http_req_param(struct rb_http_req *req, const char *name)
     return NULL;
 }
 
-/* The query string is parsed on first use; a malformed one ("a&b") reads as empty. */
+/* A non-empty query string was parsed (and a malformed one refused with 400) before the
+ * handler ran. */
 const char *rb_http_req_query(struct rb_http_req *req, const char *name)
 {
     if (!req || !req->h || !name)
@@ -1255,8 +1309,6 @@ const char *rb_http_req_query(struct rb_http_req *req, const char *name)
         const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req->ev);
         const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
         req->query_state = evhttp_parse_query_str(q ? q : "", &req->query) == 0 ? 1 : -1;
-        if (req->query_state < 0)
-            rb_debug(req->id, "malformed query string ignored: %s", q ? q : "");
     }
     return req->query_state == 1 ? evhttp_find_header(&req->query, name) : NULL;
 }

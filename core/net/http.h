@@ -93,9 +93,16 @@ json_t *rb_http_req_json(struct rb_http_req *req);
 void rb_http_reply(struct rb_http_req *req, int status, const char *content_type,
                    const char *body, size_t len);
 void rb_http_reply_json(struct rb_http_req *req, int status, json_t *body /* stolen */);
-/* {"error":{"code":"not_found","message":"...","request_id":"..."}} */
+/* {"error":{"code":"not_found","message":"...","request_id":"..."}}. A message that carries
+ * a database error's text (SQLSTATE) is logged and answered as rb_http_reply_db_error does. */
 void rb_http_reply_error(struct rb_http_req *req, int status, const char *code, const char *fmt,
                          ...) __attribute__((format(printf, 4, 5)));
 void rb_http_add_header(struct rb_http_req *req, const char *name, const char *value);
+/* Answers a failed database call whose error is err ("<text> (SQLSTATE xxxxx)", db/db.h):
+ * class 22 (a data exception: text PostgreSQL refuses as UTF-8, a number out of range, a
+ * value of the wrong form) is the client's 400; anything else is 503 with Retry-After. The
+ * database's text goes to the log with the request id, never to the client. what: what
+ * failed, for the client ("your case could not be stored"). */
+void rb_http_reply_db_error(struct rb_http_req *req, const char *err, const char *what);
 
 #endif

@@ -979,6 +979,7 @@ static const struct rb_host_api host_api = {
     .department_wants = host_department_wants,
     .job_pace = host_job_pace,
     .db_query_prepared = host_db_query_prepared,
+    .reply_db_error = rb_http_reply_db_error,
 };
 
 const struct rb_host_api *rb_host_api_get(void)

@@ -74,8 +74,7 @@ static void meta_done(PGresult *res, const char *err, void *arg)
     struct rb_http_req *req = arg;
     const struct rb_server *srv = &rb_server;
     if (err) {
-        rb_http_reply_error(req, 503, "database_unavailable", "the database did not answer: %s",
-                            err);
+        rb_http_reply_db_error(req, err, "the schema version could not be read");
         return;
     }
     const struct rb_config *cfg = srv->cfg;

@@ -77,16 +77,24 @@ static void submit_free(struct submit *s)
     free(s);
 }
 
+/* A database failure: logged with the request id, answered without the database's words. */
+static void db_failed(struct rb_http_req *req, const char *err, const char *what)
+{
+    if (RB_HOST_HAS(api, reply_db_error))
+        api->reply_db_error(req, err ? err : "", what);
+    else
+        api->reply_error(req, 503, "unavailable", "%s; nothing was saved, please try again",
+                         what);
+}
+
 static void case_stored(const struct rb_case_result *r, int status, const char *err, void *arg)
 {
     struct submit *s = arg;
     if (!r) {
-        if (status == 422)
+        if ((err && strstr(err, "(SQLSTATE ")) || status == 503 || status == 0)
+            db_failed(s->req, err, "your submission was not stored");
+        else if (status == 422)
             api->reply_error(s->req, 422, "idempotency_conflict", "%s", err);
-        else if (status == 503 || status == 0)
-            api->reply_error(s->req, 503, "unavailable",
-                             "your submission could not be stored right now; nothing was "
-                             "saved, please try again (%s)", err ? err : "");
         else
             api->reply_error(s->req, status, "not_stored", "%s", err ? err : "not stored");
         submit_free(s);
@@ -241,7 +249,7 @@ static void submit_authed(const struct rb_citizen_info *c, const char *err, void
 {
     struct submit *s = arg;
     if (err) {
-        api->reply_error(s->req, 503, "unavailable", "could not check your sign-in: %s", err);
+        db_failed(s->req, err, "your sign-in could not be checked");
         submit_free(s);
         return;
     }

@@ -6,7 +6,9 @@ answer 429 with Retry-After, X-Forwarded-For counts only from trusted proxies, /
 for its addresses or token. docs/security.md lists every limit."""
 import json
 import os
+import re
 import socket
+import subprocess
 import time
 
 import rbtest
@@ -292,6 +294,72 @@ class HostileTest(rbtest.TestCase):
             r = self.rd.post("/api/v1/staff/login", {"username": "nobody", "password": "x"},
                              headers={"X-Forwarded-For": "192.0.2.%d, 198.18.0.1" % i})
         self.assertErrorJSON(r, 429, "rate_limited")
+
+
+class SecretsAndDatabaseErrorsTest(rbtest.TestCase):
+    """At log level debug, a run with staff passwords, SMS codes, tokens and a gateway secret in
+    a query leaves none of them in the log; bytes PostgreSQL refuses are 400 without its
+    words; a malformed query is 400, not a filter silently dropped."""
+    PASSWORD = "Pw-7f3a9c1e-horse"
+    WRONG = "Wrong-2b8d4e6a-pass"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.pgs = cls.class_pg()
+        cls.rd = cls.class_rabtad(pg=cls.pgs, start=False)
+        cls.rd.config["log"]["level"] = "debug"
+        os.environ["RB_TEST_METRICS_TOKEN2"] = "metrics-tok-5e1f0a"
+        cls.rd.config["server"]["metrics_token_env"] = "RB_TEST_METRICS_TOKEN2"
+        cls.rd.start()
+        r = subprocess.run([rbtest.RABTAD, "staff", "-c", cls.rd.config_path, "add", "adm",
+                            "--role", "admin", "--name", "Admin"], input=cls.PASSWORD + "\n",
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           universal_newlines=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+
+    def staff_token(self):
+        r = self.rd.post("/api/v1/staff/login", {"username": "adm", "password": self.PASSWORD})
+        self.assertEqual(r.status, 200, r)
+        return r.json["token"]
+
+    def test_no_secret_reaches_the_log(self):
+        secrets_used = [self.PASSWORD, self.WRONG, "kannel-secret-91c2", "metrics-tok-5e1f0a"]
+        r = self.rd.post("/api/v1/staff/login", {"username": "adm", "password": self.WRONG})
+        self.assertEqual(r.status, 401, r)
+        token = self.staff_token()
+        secrets_used.append(token)
+        self.assertEqual(self.rd.get("/api/v1/staff/me", headers={
+            "Authorization": "Bearer " + token}).status, 200)
+        phone = "+92300%07d" % (int(time.time() * 1000) % 10000000)
+        self.assertEqual(self.rd.post("/api/v1/register", {"phone": phone}).status, 202)
+        body = self.pgs.scalar("SELECT body FROM messages WHERE to_address = '%s' ORDER BY id "
+                               "DESC LIMIT 1" % phone)
+        code = re.search(r"\b(\d{6})\b", body).group(1)
+        wrong = "%06d" % ((int(code) + 1) % 1000000)
+        self.rd.post("/api/v1/verify", {"phone": phone, "code": wrong})
+        r = self.rd.post("/api/v1/verify", {"phone": phone, "code": code})
+        self.assertEqual(r.status, 200, r)
+        secrets_used += [code, wrong, r.json["token"]]
+        self.rd.get("/api/v1/cases/%s?phone_last4=1234&secret=kannel-secret-91c2" % TN)
+        self.assertEqual(self.rd.get("/metrics", headers={
+            "Authorization": "Bearer metrics-tok-5e1f0a"}).status, 200)
+        log = self.rd.log_text()
+        self.assertIn('"level":"debug"', log, "the run logged at debug")
+        for s in secrets_used:
+            self.assertNotIn(s, log, "a secret reached the log: %s" % s)
+
+    def test_bytes_postgresql_refuses_are_400_without_its_words(self):
+        auth = {"Authorization": "Bearer " + self.staff_token()}
+        for q in ("service=%FF%FE", "district=%C3%28", "cursor=2026-01-01T00:00:00Z,"
+                  "99999999999999999999999"):
+            r = self.rd.get("/api/v1/staff/inbox?" + q, headers=auth)
+            self.assertIn(r.status, (400,), "%s: %r" % (q, r))
+            self.assertNotIn("SQLSTATE", r.text)
+            self.assertNotIn("invalid byte sequence", r.text)
+        r = self.rd.get("/api/v1/staff/inbox?status&priority=high", headers=auth)
+        self.assertErrorJSON(r, 400, "bad_request")
+        self.assertEqual(self.rd.get("/healthz").status, 200)
 
 
 if __name__ == "__main__":

@@ -488,6 +488,13 @@ struct rb_host_api {
     int (*db_query_prepared)(struct rb_plugin_ctx *ctx, const char *sql, int nparams,
                              const char *const *params, rb_plugin_db_fn fn, void *arg);
 
+    /* ---- appended by the hardening work; check RB_HOST_HAS(api, reply_db_error) ---- */
+    /* Answers a failed database call (err as the db callbacks give it): a data exception
+     * (SQLSTATE class 22: invalid UTF-8, out of range) is 400, anything else 503 with
+     * Retry-After; the database's text is logged with the request id, never sent. what says
+     * what failed, for the client. */
+    void (*reply_db_error)(struct rb_http_req *req, const char *err, const char *what);
+
     /* New entries go here, at the end, never above. */
 };
 
