@@ -43,6 +43,9 @@ struct lingerer {
 
 struct rb_http_conns {
     struct event_base *base; /* borrowed */
+    /* The deadlines as libevent common timeouts (owned by the base); NULL: no deadline. */
+    const struct timeval *t_header, *t_body, *t_keepalive;
+    struct timeval plain[3];
     rb_http_conn_page_fn page;
     void *owner;
     struct rb_http_limits lim;
@@ -151,16 +154,14 @@ static void linger_start(struct rb_http_conns *cs, int fd)
 
 /* ---- one connection ------------------------------------------------------------------------ */
 
-static void conn_arm(struct rb_http_conn *c, double seconds)
+/* Arms c's timer for one of the three deadlines. They are libevent "common timeouts" (one
+ * duration each, kept in a queue instead of the timer heap): O(1) per request. */
+static void conn_arm(struct rb_http_conn *c, const struct timeval *common)
 {
-    if (seconds <= 0) {
+    if (common)
+        evtimer_add(c->timer, common);
+    else
         evtimer_del(c->timer);
-        return;
-    }
-    struct timeval tv;
-    tv.tv_sec = (time_t)seconds;
-    tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
-    evtimer_add(c->timer, &tv);
 }
 
 /* evhttp's close callback: the connection is going away (evhttp frees it after this). */
@@ -219,7 +220,6 @@ static int conn_setup(struct rb_http_conn *c)
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct rb_http_conn *c = arg;
-    const struct rb_http_limits *lim = &c->cs->lim;
     (void)fd;
     (void)what;
     if (c->state == ST_SETUP) { /* the turn after the accept; nothing received yet */
@@ -230,13 +230,13 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
             return;
         }
         c->state = ST_IDLE;
-        conn_arm(c, lim->header_timeout);
+        conn_arm(c, c->cs->t_header);
         return;
     }
     switch (c->state) {
     case ST_IDLE:
         if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
-            conn_arm(c, lim->keepalive_timeout); /* still writing an answer */
+            conn_arm(c, c->cs->t_keepalive); /* still writing an answer */
             return;
         }
         conn_cut(c, 0); /* nothing asked: close quietly */
@@ -291,7 +291,7 @@ static void head_bytes_in(struct rb_http_conn *c, struct evbuffer *buf, size_t f
         c->head_bytes += end ? end : v[i].iov_len;
         if (end) {
             c->state = ST_BODY;
-            conn_arm(c, c->cs->lim.body_timeout);
+            conn_arm(c, c->cs->t_body);
             break;
         }
     }
@@ -305,7 +305,7 @@ static void start_head(struct rb_http_conn *c)
     c->eol = 1; /* a request starts at a line start */
     c->head_bytes = 0;
     c->head_too_big = 0;
-    conn_arm(c, c->cs->lim.header_timeout);
+    conn_arm(c, c->cs->t_header);
 }
 
 static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
@@ -348,10 +348,27 @@ void rb_http_conns_free(struct rb_http_conns *cs)
     free(cs);
 }
 
+/* The common timeout of seconds, or (past libevent's 256 of them, after many reloads with new
+ * values) the plain duration in *plain. NULL for no deadline. */
+static const struct timeval *common_timeout(struct event_base *base, double seconds,
+                                            struct timeval *plain)
+{
+    if (seconds <= 0)
+        return NULL;
+    plain->tv_sec = (time_t)seconds;
+    plain->tv_usec = (suseconds_t)((seconds - (double)plain->tv_sec) * 1e6);
+    const struct timeval *t = event_base_init_common_timeout(base, plain);
+    return t ? t : plain;
+}
+
 void rb_http_conns_set_limits(struct rb_http_conns *cs, const struct rb_http_limits *lim)
 {
-    if (cs && lim)
-        cs->lim = *lim;
+    if (!cs || !lim)
+        return;
+    cs->lim = *lim;
+    cs->t_header = common_timeout(cs->base, lim->header_timeout, &cs->plain[0]);
+    cs->t_body = common_timeout(cs->base, lim->body_timeout, &cs->plain[1]);
+    cs->t_keepalive = common_timeout(cs->base, lim->keepalive_timeout, &cs->plain[2]);
 }
 
 size_t rb_http_conns_open(const struct rb_http_conns *cs)
@@ -428,5 +445,5 @@ void rb_http_conn_idle(struct rb_http_conn *c)
         return;
     }
     c->state = ST_IDLE;
-    conn_arm(c, c->cs->lim.keepalive_timeout);
+    conn_arm(c, c->cs->t_keepalive);
 }
