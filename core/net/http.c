@@ -1169,6 +1169,26 @@ void rb_http_set_trusted_proxies(struct rb_http *h, const struct rb_cidr *list, 
     h->n_proxies = n;
 }
 
+double rb_http_rate(struct rb_http *h, const char *scope, const char *key, double per_second,
+                    int burst, int take)
+{
+    if (!h || !scope || !key)
+        return 0;
+    /* The table's keys are address keys; family byte 0xff marks a hashed text key. */
+    unsigned char k[RB_ADDR_KEY_LEN], dig[crypto_generichash_BYTES_MIN];
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, sizeof(dig));
+    crypto_generichash_update(&st, (const unsigned char *)scope, strlen(scope) + 1);
+    crypto_generichash_update(&st, (const unsigned char *)key, strlen(key));
+    crypto_generichash_final(&st, dig, sizeof(dig));
+    k[0] = 0xff;
+    memcpy(k + 1, dig, RB_ADDR_KEY_LEN - 1);
+    const unsigned rule = 0x80000000u; /* apart from the route rules (their indexes) */
+    double now = rb_now_mono();
+    return take ? rb_ratelimit_take(h->rl, rule, per_second, burst, k, now)
+                : rb_ratelimit_peek(h->rl, rule, per_second, burst, k, now);
+}
+
 size_t rb_http_connections(const struct rb_http *h)
 {
     return h ? rb_http_conns_open(h->conns) : 0;

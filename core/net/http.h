@@ -54,6 +54,11 @@ void rb_http_set_route_limits(struct rb_http *h, const struct rb_http_route_limi
  * ignored. */
 struct rb_cidr;
 void rb_http_set_trusted_proxies(struct rb_http *h, const struct rb_cidr *list, size_t n);
+/* A rate limit on anything else than a client address, in the same table as the per-route
+ * limits: key (any text) within scope (who counts: a plugin's name). take 0 only looks.
+ * Returns 0 when allowed, or the seconds until it would be. */
+double rb_http_rate(struct rb_http *h, const char *scope, const char *key, double per_second,
+                    int burst, int take);
 /* Connections open now. */
 size_t rb_http_connections(const struct rb_http *h);
 

@@ -98,8 +98,8 @@ static void rebuild(struct rb_ratelimit *rl, size_t n_slots, double now)
     free(old);
 }
 
-double rb_ratelimit_take(struct rb_ratelimit *rl, unsigned rule, double per_second, int burst,
-                         const unsigned char key[RB_ADDR_KEY_LEN], double now)
+static double check(struct rb_ratelimit *rl, unsigned rule, double per_second, int burst,
+                    const unsigned char key[RB_ADDR_KEY_LEN], double now, int take)
 {
     if (!rl || per_second <= 0)
         return 0;
@@ -109,6 +109,11 @@ double rb_ratelimit_take(struct rb_ratelimit *rl, unsigned rule, double per_seco
         now = 1e-9; /* tat 0 marks a free slot */
     int found;
     struct slot *s = find(rl, rule, key, &found);
+    if (!take) {
+        double start = found && s->tat > now ? s->tat : now;
+        double wait = start + 1.0 / per_second - now - (double)burst / per_second;
+        return wait > 0 ? wait : 0;
+    }
     if (!found && (rl->used + 1) * 2 > rl->n_slots) {
         /* Sweep first; grow only if the live entries still fill half the table. */
         size_t live = 0;
@@ -135,4 +140,16 @@ double rb_ratelimit_take(struct rb_ratelimit *rl, unsigned rule, double per_seco
     }
     s->tat = next;
     return 0;
+}
+
+double rb_ratelimit_take(struct rb_ratelimit *rl, unsigned rule, double per_second, int burst,
+                         const unsigned char key[RB_ADDR_KEY_LEN], double now)
+{
+    return check(rl, rule, per_second, burst, key, now, 1);
+}
+
+double rb_ratelimit_peek(struct rb_ratelimit *rl, unsigned rule, double per_second, int burst,
+                         const unsigned char key[RB_ADDR_KEY_LEN], double now)
+{
+    return check(rl, rule, per_second, burst, key, now, 0);
 }

@@ -26,6 +26,9 @@ void rb_ratelimit_free(struct rb_ratelimit *rl);
  * or the seconds until a request would be allowed (> 0). now: monotonic seconds. */
 double rb_ratelimit_take(struct rb_ratelimit *rl, unsigned rule, double per_second, int burst,
                          const unsigned char key[RB_ADDR_KEY_LEN], double now);
+/* The same without taking: what rb_ratelimit_take would answer now. */
+double rb_ratelimit_peek(struct rb_ratelimit *rl, unsigned rule, double per_second, int burst,
+                         const unsigned char key[RB_ADDR_KEY_LEN], double now);
 
 /* Entries currently held (for /metrics and tests). */
 size_t rb_ratelimit_size(const struct rb_ratelimit *rl);

@@ -37,6 +37,7 @@ static struct rb_app_conf conf = {
     .otp_address_window = 600,
     .token_ttl = 30 * 86400,
     .photo_max = 512 * 1024,
+    .status_guesses = 10,
 };
 
 static const struct rb_conf_field conf_fields[] = {
@@ -50,6 +51,7 @@ static const struct rb_conf_field conf_fields[] = {
      0, 0},
     {"token_ttl", RB_CONF_DURATION, offsetof(struct rb_app_conf, token_ttl), 0, 0, 0},
     {"photo_max", RB_CONF_SIZE, offsetof(struct rb_app_conf, photo_max), 0, 1, 8 << 20},
+    {"status_guesses", RB_CONF_INT, offsetof(struct rb_app_conf, status_guesses), 0, 0, 100000},
 };
 
 static void hex(const unsigned char *in, size_t n, char *out)
@@ -316,10 +318,33 @@ static void on_submit(struct rb_http_req *req, void *arg)
  * the citizen's phone, or the owner's sign-in. Unknown numbers and wrong digits answer the
  * same 404, so nothing is revealed. */
 struct status_ask {
+    struct rb_plugin_ctx *ctx;
     struct rb_http_req *req;
     char last4[5];        /* "" when signed in */
     long long citizen_id; /* the signed-in citizen, or 0 */
 };
+
+/* The guard against guessing a case's phone digits from many addresses: conf.status_guesses
+ * wrong answers per tracking number per hour (per process), counted when take is set. Without
+ * take: 1 (and the request answered 429) when no guess is left. */
+static int too_many_guesses(struct rb_plugin_ctx *ctx, struct rb_http_req *req,
+                            const char *tracking, int take)
+{
+    if (conf.status_guesses <= 0 || !RB_HOST_HAS(api, rate_limit))
+        return 0;
+    double wait = api->rate_limit(ctx, tracking, (double)conf.status_guesses / 3600.0,
+                                  (int)conf.status_guesses, take);
+    if (take || wait <= 0)
+        return 0;
+    char ra[24];
+    snprintf(ra, sizeof(ra), "%lld", (long long)wait + 1);
+    api->reply_header(req, "Retry-After", ra);
+    api->reply_error(req, 429, "rate_limited",
+                     "too many wrong phone digits for this tracking number; try again in %s "
+                     "seconds",
+                     ra);
+    return 1;
+}
 
 static void status_found(const struct rb_case_status_info *st, const char *err, void *arg)
 {
@@ -327,9 +352,13 @@ static void status_found(const struct rb_case_status_info *st, const char *err, 
     struct rb_http_req *req = a->req;
     if (err) {
         api->reply_error(req, 503, "unavailable", "the status cannot be looked up right now");
+    } else if (st && !a->citizen_id && too_many_guesses(a->ctx, req, st->tracking_no, 0)) {
+        /* answered 429, whatever the digits: the right guess must not get through either */
     } else if (!st || (a->citizen_id ? st->citizen_id != a->citizen_id
                                      : !st->phone_last4[0] ||
                                            strcmp(st->phone_last4, a->last4) != 0)) {
+        if (st && !a->citizen_id)
+            too_many_guesses(a->ctx, req, st->tracking_no, 1); /* count the wrong digits */
         api->reply_error(req, 404, "not_found",
                          "no case with this tracking number and these phone digits");
     } else {
@@ -422,6 +451,7 @@ static void on_status(struct rb_http_req *req, void *arg)
         return;
     }
     a->req = req;
+    a->ctx = ctx;
     if (!token) {
         memcpy(a->last4, last4, 5);
         status_lookup(ctx, a, tracking);

@@ -287,6 +287,31 @@ class HostileTest(rbtest.TestCase):
                             headers={"X-Forwarded-For": "203.0.113.8"})
         self.assertNotEqual(r.status, 429)
 
+    def test_guessing_a_cases_digits_from_many_addresses_is_stopped(self):
+        xff = {"X-Forwarded-For": "203.0.113.50"}
+        phone = "+923001112299"
+        self.assertEqual(self.rd.post("/api/v1/register", {"phone": phone}, headers=xff).status,
+                         202)
+        body = self.pgs.scalar("SELECT body FROM messages WHERE to_address = '%s' ORDER BY id "
+                               "DESC LIMIT 1" % phone)
+        code = re.search(r"\b(\d{6})\b", body).group(1)
+        r = self.rd.post("/api/v1/verify", {"phone": phone, "code": code}, headers=xff)
+        self.assertEqual(r.status, 200, r)
+        xff["Authorization"] = "Bearer " + r.json["token"]
+        r = self.rd.post("/api/v1/cases", {"kind": "complaint", "service": "arms_licence",
+                                           "text": "the counter was closed all day"},
+                         headers=xff)
+        self.assertEqual(r.status, 201, r)
+        tn = r.json["tracking_no"]
+        url = "/api/v1/cases/%s?phone_last4=" % tn
+        for i in range(10):  # ten wrong guesses, each from another address
+            r = self.rd.get(url + "%04d" % i, headers={"X-Forwarded-For": "192.0.2.%d" % (i + 100)})
+            self.assertErrorJSON(r, 404, "not_found")
+        r = self.rd.get(url + "2299", headers={"X-Forwarded-For": "192.0.2.200"})
+        self.assertErrorJSON(r, 429, "rate_limited")  # even the right digits, from a new address
+        self.assertGreater(int(r.headers["retry-after"]), 60)
+        self.assertNotIn("routed", r.text)
+
     def test_forwarded_for_counts_only_from_trusted_proxies(self):
         # 127.0.0.1 is trusted here; a forged chain "evil, real" names "real" (the rightmost
         # address the proxy added), so forging the left part does not help.
