@@ -1194,6 +1194,11 @@ size_t rb_http_connections(const struct rb_http *h)
     return h ? rb_http_conns_open(h->conns) : 0;
 }
 
+size_t rb_http_pending_bytes(const struct rb_http *h)
+{
+    return h ? h->pending_bytes : 0;
+}
+
 int rb_http_listen_fd(struct rb_http *h, int fd)
 {
     if (!h || fd < 0)

@@ -59,8 +59,9 @@ void rb_http_set_trusted_proxies(struct rb_http *h, const struct rb_cidr *list, 
  * Returns 0 when allowed, or the seconds until it would be. */
 double rb_http_rate(struct rb_http *h, const char *scope, const char *key, double per_second,
                     int burst, int take);
-/* Connections open now. */
+/* Connections open now; bytes of bodies held by requests not yet answered. */
 size_t rb_http_connections(const struct rb_http *h);
+size_t rb_http_pending_bytes(const struct rb_http *h);
 
 /* Binds addr:port (port 0: any free port) with SO_REUSEPORT, so that several rabtad processes
  * can share one port. RB_OK, or RB_ERR with a logged reason. */

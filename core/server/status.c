@@ -138,6 +138,12 @@ static double g_connections(void *arg)
     return (double)rb_http_connections(srv->http);
 }
 
+static double g_pending_bytes(void *arg)
+{
+    const struct rb_server *srv = arg;
+    return (double)rb_http_pending_bytes(srv->http);
+}
+
 static double g_uptime(void *arg)
 {
     const struct rb_server *srv = arg;
@@ -159,6 +165,8 @@ int rb_status_init(struct rb_server *srv)
         {"rabta_db_reconnects", "Database reconnections since start.", g_reconnects},
         {"rabta_uptime_seconds", "Seconds since rabtad started.", g_uptime},
         {"rabta_http_connections", "HTTP connections open.", g_connections},
+        {"rabta_http_pending_bytes", "Bytes of bodies held by requests not yet answered.",
+         g_pending_bytes},
     };
     for (size_t i = 0; i < RB_ARRAY_LEN(gauges); i++)
         rb_metrics_gauge(srv->metrics, gauges[i].name, gauges[i].help, gauges[i].fn, srv);
