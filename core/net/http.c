@@ -50,6 +50,7 @@
 #include "base/addr.h"
 #include "base/log.h"
 #include "base/metrics.h"
+#include "base/text.h"
 #include "net/http_conn.h"
 #include "net/ratelimit.h"
 
@@ -515,11 +516,24 @@ void rb_http_reply(struct rb_http_req *req, int status, const char *content_type
 static char *error_body(const char *code, const char *msg, const char *id,
                         long long retry_after)
 {
-    json_t *j = json_pack("{s:{s:s, s:s, s:s}}", "error", "code", code, "message", msg,
+    /* A message may echo what the client sent: bytes that are not UTF-8 become U+FFFD. */
+    char fixed[ERROR_MSG_MAX * 3 + 1];
+    size_t len = strlen(msg), pos = 0, out = 0;
+    while (pos < len && out + 4 < sizeof(fixed)) {
+        size_t at = pos;
+        uint32_t cp;
+        if (rb_text_decode(msg, len, &pos, &cp) == RB_OK && cp != 0) {
+            memcpy(fixed + out, msg + at, pos - at);
+            out += pos - at;
+        } else {
+            memcpy(fixed + out, "\xef\xbf\xbd", 3);
+            out += 3;
+            pos = at + 1;
+        }
+    }
+    fixed[out] = '\0';
+    json_t *j = json_pack("{s:{s:s, s:s, s:s}}", "error", "code", code, "message", fixed,
                           "request_id", id);
-    if (!j) /* the message is not UTF-8: send it without the message */
-        j = json_pack("{s:{s:s, s:s, s:s}}", "error", "code", code, "message",
-                      "(the message was not valid UTF-8)", "request_id", id);
     if (!j)
         rb_fatal("cannot build an error body for code %s", code);
     if (retry_after >= 0)

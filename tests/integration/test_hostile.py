@@ -336,6 +336,10 @@ class SecretsAndDatabaseErrorsTest(rbtest.TestCase):
         cls.rd.config["log"]["level"] = "debug"
         os.environ["RB_TEST_METRICS_TOKEN2"] = "metrics-tok-5e1f0a"
         cls.rd.config["server"]["metrics_token_env"] = "RB_TEST_METRICS_TOKEN2"
+        # Kannel's side: nothing listens on the sendsms port (no SMS leaves in these tests).
+        cls.rd.config["plugins"].append({"name": "sms_kannel", "config": {
+            "sendsms_url": "http://127.0.0.1:%d/cgi-bin/sendsms" % rbtest.free_port(),
+            "username": "rabta", "password": "kannel-pass-77a1", "secret": "kannel-secret-91c2"}})
         cls.rd.start()
         r = subprocess.run([rbtest.RABTAD, "staff", "-c", cls.rd.config_path, "add", "adm",
                             "--role", "admin", "--name", "Admin"], input=cls.PASSWORD + "\n",
@@ -349,7 +353,10 @@ class SecretsAndDatabaseErrorsTest(rbtest.TestCase):
         return r.json["token"]
 
     def test_no_secret_reaches_the_log(self):
-        secrets_used = [self.PASSWORD, self.WRONG, "kannel-secret-91c2", "metrics-tok-5e1f0a"]
+        secrets_used = [self.PASSWORD, self.WRONG, "kannel-secret-91c2", "metrics-tok-5e1f0a",
+                        "kannel-pass-77a1"]
+        self.rd.get("/sms/kannel/dlr?secret=kannel-secret-91c2&id=1&type=1")
+        self.rd.get("/sms/kannel/mo?secret=wrong-secret-3&from=%2B923001234567&text=hi")
         r = self.rd.post("/api/v1/staff/login", {"username": "adm", "password": self.WRONG})
         self.assertEqual(r.status, 401, r)
         token = self.staff_token()
@@ -384,6 +391,14 @@ class SecretsAndDatabaseErrorsTest(rbtest.TestCase):
             self.assertNotIn("invalid byte sequence", r.text)
         r = self.rd.get("/api/v1/staff/inbox?status&priority=high", headers=auth)
         self.assertErrorJSON(r, 400, "bad_request")
+        # Invalid UTF-8 echoed into a message: the bytes become U+FFFD, the answer stays 400.
+        r = self.rd.get("/api/v1/staff/inbox?status=ab%FFcd", headers=auth)
+        self.assertErrorJSON(r, 400)
+        self.assertIn("ab\ufffdcd", r.json["error"]["message"])
+        # A delivery report with an id past bigint or an answer PostgreSQL refuses: 400.
+        for q in ("id=99999999999999999999&type=1", "id=5&type=2&answer=%FF%FE"):
+            r = self.rd.get("/sms/kannel/dlr?secret=kannel-secret-91c2&" + q)
+            self.assertEqual(r.status, 400, "%s: %r" % (q, r))
         self.assertEqual(self.rd.get("/healthz").status, 200)
 
 
