@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/common.h"
 #include "base/log.h"
 
 #define LINGER_SECONDS 2.0 /* how long a cut-off client's late bytes are read and dropped */
@@ -25,6 +26,7 @@ struct rb_http_conn {
     struct evbuffer_cb_entry *in_cb, *out_cb; /* on bev's buffers; removed at close */
     struct event *timer;               /* owned */
     enum conn_state state;
+    double since;     /* monotonic seconds: when this state began */
     int served;       /* a request was answered on it: IDLE waits keepalive_timeout */
     int over, reject; /* past max_connections / past max + reserve */
     int eol;          /* head scan: 0 in a line, 1 after "\n", 2 after "\n\r" */
@@ -43,9 +45,11 @@ struct lingerer {
 
 struct rb_http_conns {
     struct event_base *base; /* borrowed */
-    /* The deadlines as libevent common timeouts (owned by the base); NULL: no deadline. */
-    const struct timeval *t_header, *t_body, *t_keepalive;
-    struct timeval plain[3];
+    /* The timer's period: the shortest deadline, as a libevent common timeout (owned by the
+     * base), or plain_tick past libevent's 256 of them; NULL: no deadlines. */
+    const struct timeval *tick;
+    struct timeval plain_tick;
+    double tick_s;
     rb_http_conn_page_fn page;
     void *owner;
     struct rb_http_limits lim;
@@ -154,14 +158,37 @@ static void linger_start(struct rb_http_conns *cs, int fd)
 
 /* ---- one connection ------------------------------------------------------------------------ */
 
-/* Arms c's timer for one of the three deadlines. They are libevent "common timeouts" (one
- * duration each, kept in a queue instead of the timer heap): O(1) per request. */
-static void conn_arm(struct rb_http_conn *c, const struct timeval *common)
+/* The deadlines are lazy: a change of phase only notes when the phase began (c->since), and
+ * the timer, once armed, fires every `tick` (the shortest of the three durations, a libevent
+ * "common timeout": a queue, not the timer heap) until the phase's deadline passes. A new
+ * deadline is never before a pending tick (every duration is at least one tick), so none is
+ * late; and a busy connection costs no timer operation per request. */
+static double phase_limit(const struct rb_http_conn *c)
 {
-    if (common)
-        evtimer_add(c->timer, common);
+    const struct rb_http_limits *lim = &c->cs->lim;
+    switch (c->state) {
+    case ST_IDLE:
+        return c->served ? lim->keepalive_timeout : lim->header_timeout;
+    case ST_HEAD:
+        return lim->header_timeout;
+    case ST_BODY:
+        return lim->body_timeout;
+    default:
+        return 0;
+    }
+}
+
+static void enter(struct rb_http_conn *c, enum conn_state state)
+{
+    c->state = state;
+    c->since = rb_now_mono();
+    /* Reading the head needs the input hook; a body or a busy connection does not. */
+    if (state == ST_IDLE || state == ST_HEAD)
+        evbuffer_cb_set_flags(bufferevent_get_input(c->bev), c->in_cb, EVBUFFER_CB_ENABLED);
     else
-        evtimer_del(c->timer);
+        evbuffer_cb_clear_flags(bufferevent_get_input(c->bev), c->in_cb, EVBUFFER_CB_ENABLED);
+    if (c->cs->tick && phase_limit(c) > 0 && !evtimer_pending(c->timer, NULL))
+        evtimer_add(c->timer, c->cs->tick);
 }
 
 /* evhttp's close callback: the connection is going away (evhttp frees it after this). */
@@ -229,14 +256,22 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
             conn_cut(c, 503);
             return;
         }
-        c->state = ST_IDLE;
-        conn_arm(c, c->cs->t_header);
+        enter(c, ST_IDLE);
+        return;
+    }
+    double limit = phase_limit(c);
+    if (limit <= 0)
+        return; /* busy: the answer re-arms it */
+    double left = c->since + limit - rb_now_mono();
+    if (left > 0.001) { /* not yet: the next tick, or the rest if that is shorter */
+        struct timeval tv = {(time_t)left, (suseconds_t)((left - (double)(time_t)left) * 1e6)};
+        evtimer_add(c->timer, left >= c->cs->tick_s ? c->cs->tick : &tv);
         return;
     }
     switch (c->state) {
     case ST_IDLE:
         if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
-            conn_arm(c, c->cs->t_keepalive); /* still writing an answer */
+            enter(c, ST_IDLE); /* still writing an answer: wait again */
             return;
         }
         conn_cut(c, 0); /* nothing asked: close quietly */
@@ -290,8 +325,7 @@ static void head_bytes_in(struct rb_http_conn *c, struct evbuffer *buf, size_t f
         size_t end = scan_head(c, v[i].iov_base, v[i].iov_len);
         c->head_bytes += end ? end : v[i].iov_len;
         if (end) {
-            c->state = ST_BODY;
-            conn_arm(c, c->cs->t_body);
+            enter(c, ST_BODY);
             break;
         }
     }
@@ -301,11 +335,10 @@ static void head_bytes_in(struct rb_http_conn *c, struct evbuffer *buf, size_t f
 
 static void start_head(struct rb_http_conn *c)
 {
-    c->state = ST_HEAD;
+    enter(c, ST_HEAD);
     c->eol = 1; /* a request starts at a line start */
     c->head_bytes = 0;
     c->head_too_big = 0;
-    conn_arm(c, c->cs->t_header);
 }
 
 static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
@@ -316,7 +349,8 @@ static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
     if (c->state == ST_SETUP) {
         if (c->reject || !conn_setup(c))
             return; /* the setup turn answers 503 / not tracked */
-        c->state = ST_IDLE;
+        evtimer_del(c->timer); /* the setup is done */
+        enter(c, ST_IDLE);
     }
     if (c->state == ST_IDLE)
         start_head(c);
@@ -348,27 +382,25 @@ void rb_http_conns_free(struct rb_http_conns *cs)
     free(cs);
 }
 
-/* The common timeout of seconds, or (past libevent's 256 of them, after many reloads with new
- * values) the plain duration in *plain. NULL for no deadline. */
-static const struct timeval *common_timeout(struct event_base *base, double seconds,
-                                            struct timeval *plain)
-{
-    if (seconds <= 0)
-        return NULL;
-    plain->tv_sec = (time_t)seconds;
-    plain->tv_usec = (suseconds_t)((seconds - (double)plain->tv_sec) * 1e6);
-    const struct timeval *t = event_base_init_common_timeout(base, plain);
-    return t ? t : plain;
-}
-
 void rb_http_conns_set_limits(struct rb_http_conns *cs, const struct rb_http_limits *lim)
 {
     if (!cs || !lim)
         return;
     cs->lim = *lim;
-    cs->t_header = common_timeout(cs->base, lim->header_timeout, &cs->plain[0]);
-    cs->t_body = common_timeout(cs->base, lim->body_timeout, &cs->plain[1]);
-    cs->t_keepalive = common_timeout(cs->base, lim->keepalive_timeout, &cs->plain[2]);
+    double t = 0;
+    const double d[] = {lim->header_timeout, lim->body_timeout, lim->keepalive_timeout};
+    for (size_t i = 0; i < RB_ARRAY_LEN(d); i++)
+        if (d[i] > 0 && (t == 0 || d[i] < t))
+            t = d[i];
+    cs->tick_s = t;
+    cs->tick = NULL;
+    if (t <= 0)
+        return;
+    cs->plain_tick.tv_sec = (time_t)t;
+    cs->plain_tick.tv_usec = (suseconds_t)((t - (double)cs->plain_tick.tv_sec) * 1e6);
+    cs->tick = event_base_init_common_timeout(cs->base, &cs->plain_tick);
+    if (!cs->tick)
+        cs->tick = &cs->plain_tick;
 }
 
 size_t rb_http_conns_open(const struct rb_http_conns *cs)
@@ -429,8 +461,7 @@ void rb_http_conn_busy(struct rb_http_conn *c)
 {
     if (!c || c->state == ST_SETUP)
         return;
-    c->state = ST_BUSY;
-    evtimer_del(c->timer);
+    enter(c, ST_BUSY); /* a pending tick finds it busy and stops */
 }
 
 void rb_http_conn_idle(struct rb_http_conn *c)
@@ -444,6 +475,5 @@ void rb_http_conn_idle(struct rb_http_conn *c)
         head_bytes_in(c, in, 0);
         return;
     }
-    c->state = ST_IDLE;
-    conn_arm(c, c->cs->t_keepalive);
+    enter(c, ST_IDLE);
 }

@@ -82,7 +82,7 @@ CATALOGUE = [
     ("double slash", req("GET", "//healthz"), 404),
     ("status without last digits", req("GET", "/api/v1/cases/%s" % TN), 400),
     ("last digits not digits", req("GET", "/api/v1/cases/%s?phone_last4=abcd" % TN), 400),
-    ("malformed query on my cases", req("GET", "/api/v1/me/cases?limit=%zz&&"), 401),
+    ("malformed query on my cases", req("GET", "/api/v1/me/cases?limit=%zz&&"), 400),
     ("limit not a number", req("GET", "/api/v1/me/cases?limit=9999999999999999999999", headers=(b"Authorization: Bearer nope",)), 401),
     ("staff case id past bigint", req("GET", "/api/v1/staff/cases/99999999999999999999999"), 401),
     ("method not allowed", req("DELETE", "/api/v1/cases"), 405),
