@@ -378,6 +378,14 @@ void rb_http_conns_free(struct rb_http_conns *cs)
         return;
     while (cs->lingering)
         linger_end(cs->lingering);
+    /* evhttp_free closed every connection it had hooked; one accepted in the last turn may not
+     * have been hooked yet. */
+    for (size_t i = 0; i < cs->n_buckets; i++)
+        for (struct rb_http_conn *c = cs->buckets[i], *next; c; c = next) {
+            next = c->hnext;
+            event_free(c->timer);
+            free(c);
+        }
     free(cs->buckets);
     free(cs);
 }
