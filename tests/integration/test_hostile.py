@@ -238,6 +238,22 @@ class HostileTest(rbtest.TestCase):
                                b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
         self.assertEqual(status, 408, raw)
 
+    def test_an_idle_keepalive_connection_is_closed_after_keepalive_timeout(self):
+        s = socket.create_connection(("127.0.0.1", self.rd.port), timeout=20)
+        try:
+            s.sendall(req("GET", "/healthz"))
+            got = b""
+            while b"\r\n\r\n" not in got or not got.rstrip().endswith(b"}"):
+                got += s.recv(4096)
+            self.assertTrue(got.startswith(b"HTTP/1.1 200"), got)
+            start = time.monotonic()
+            self.assertEqual(s.recv(4096), b"", "the server closes the idle connection")
+            waited = time.monotonic() - start
+            self.assertGreater(waited, 2.5)  # keepalive_timeout is 3 s here
+            self.assertLess(waited, 10)
+        finally:
+            s.close()
+
     def test_connections_past_the_maximum_get_503_and_healthz_still_answers(self):
         idle = []
         try:
