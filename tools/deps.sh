@@ -27,7 +27,7 @@ PACKAGES=(
 
 # `tools/deps.sh --fuzz`: also what the fuzz targets need (make fuzz; the main build stays gcc).
 if [ "${1:-}" = "--fuzz" ]; then
-  PACKAGES+=(clang)   # libFuzzer (-fsanitize=fuzzer) for tests/fuzz
+  PACKAGES+=(clang libclang-rt-14-dev)   # clang and its libFuzzer runtime, for tests/fuzz
 fi
 
 missing=()
