@@ -9,6 +9,7 @@
 #include "base/common.h"
 
 #define MIN_SLOTS 1024u
+#define EPSILON 1e-9 /* seconds */
 
 struct slot {
     double tat;             /* theoretical arrival time; 0: the slot is free */
@@ -112,7 +113,7 @@ static double check(struct rb_ratelimit *rl, unsigned rule, double per_second, i
     if (!take) {
         double start = found && s->tat > now ? s->tat : now;
         double wait = start + 1.0 / per_second - now - (double)burst / per_second;
-        return wait > 0 ? wait : 0;
+        return wait > EPSILON ? wait : 0;
     }
     if (!found && (rl->used + 1) * 2 > rl->n_slots) {
         /* Sweep first; grow only if the live entries still fill half the table. */
@@ -131,7 +132,7 @@ static double check(struct rb_ratelimit *rl, unsigned rule, double per_second, i
     double start = found && s->tat > now ? s->tat : now;
     double next = start + interval;
     double wait = next - now - (double)burst * interval;
-    if (wait > 0)
+    if (wait > EPSILON) /* not a rounding error of the sums above */
         return wait;
     if (!found) {
         s->rule = rule;

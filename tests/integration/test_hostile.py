@@ -328,12 +328,29 @@ class HostileTest(rbtest.TestCase):
         self.assertGreater(int(r.headers["retry-after"]), 60)
         self.assertNotIn("routed", r.text)
 
+    def test_an_ipv6_slash_64_counts_as_one_client(self):
+        seen = []
+        for i in range(6):  # staff sign-in: 5 at once, from two addresses of one /64
+            # (another name each time: an account locks after 5 failures, whatever the address)
+            r = self.rd.post("/api/v1/staff/login", {"username": "v6-%d" % i, "password": "x"},
+                             headers={"X-Forwarded-For": "2001:db8:77:1::%x" % (i % 2 + 1)})
+            seen.append(r.status)
+        self.assertEqual(seen[:5], [401] * 5, seen)
+        self.assertEqual(seen[5], 429, seen)
+        self.assertErrorJSON(r, 429, "rate_limited")
+        r = self.rd.post("/api/v1/staff/login", {"username": "v6-next", "password": "x"},
+                         headers={"X-Forwarded-For": "2001:db8:77:2::1"})  # the next /64
+        self.assertEqual(r.status, 401, r)
+
     def test_forwarded_for_counts_only_from_trusted_proxies(self):
         # 127.0.0.1 is trusted here; a forged chain "evil, real" names "real" (the rightmost
         # address the proxy added), so forging the left part does not help.
-        for i in range(12):
-            r = self.rd.post("/api/v1/staff/login", {"username": "nobody", "password": "x"},
+        seen = []
+        for i in range(6):
+            r = self.rd.post("/api/v1/staff/login", {"username": "xff-%d" % i, "password": "x"},
                              headers={"X-Forwarded-For": "192.0.2.%d, 198.18.0.1" % i})
+            seen.append(r.status)
+        self.assertEqual(seen, [401] * 5 + [429], seen)
         self.assertErrorJSON(r, 429, "rate_limited")
 
 
