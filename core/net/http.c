@@ -873,6 +873,9 @@ static int refuse_head(struct rb_http *h, struct rb_http_req *req, struct rb_htt
     TAILQ_FOREACH(kv, hdrs, next)
     {
         n++;
+        char k = (char)(kv->key[0] | 0x20); /* only these three names matter here */
+        if (k != 'c' && k != 't' && k != 'h')
+            continue;
         if (strcasecmp(kv->key, "Content-Length") == 0) {
             cl_differ |= cl && strcmp(cl, kv->value) != 0;
             cl = kv->value;

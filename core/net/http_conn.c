@@ -28,6 +28,7 @@ struct rb_http_conn {
     enum conn_state state;
     double since;     /* monotonic seconds: when this state began */
     int served;       /* a request was answered on it: IDLE waits keepalive_timeout */
+    int hook_on;      /* the input hook is enabled (it is, as added) */
     int over, reject; /* past max_connections / past max + reserve */
     int eol;          /* head scan: 0 in a line, 1 after "\n", 2 after "\n\r" */
     size_t head_bytes;
@@ -181,13 +182,20 @@ static double phase_limit(const struct rb_http_conn *c)
 static void enter(struct rb_http_conn *c, enum conn_state state)
 {
     c->state = state;
-    c->since = rb_now_mono();
     /* Reading the head needs the input hook; a body or a busy connection does not. */
-    if (state == ST_IDLE || state == ST_HEAD)
-        evbuffer_cb_set_flags(bufferevent_get_input(c->bev), c->in_cb, EVBUFFER_CB_ENABLED);
-    else
-        evbuffer_cb_clear_flags(bufferevent_get_input(c->bev), c->in_cb, EVBUFFER_CB_ENABLED);
-    if (c->cs->tick && phase_limit(c) > 0 && !evtimer_pending(c->timer, NULL))
+    int hook = state == ST_IDLE || state == ST_HEAD;
+    if (hook != c->hook_on) {
+        c->hook_on = hook;
+        if (hook)
+            evbuffer_cb_set_flags(bufferevent_get_input(c->bev), c->in_cb, EVBUFFER_CB_ENABLED);
+        else
+            evbuffer_cb_clear_flags(bufferevent_get_input(c->bev), c->in_cb,
+                                    EVBUFFER_CB_ENABLED);
+    }
+    if (state == ST_BUSY)
+        return; /* no deadline: a pending tick finds it busy and stops */
+    c->since = rb_now_mono();
+    if (c->cs->tick && !evtimer_pending(c->timer, NULL))
         evtimer_add(c->timer, c->cs->tick);
 }
 
@@ -423,6 +431,7 @@ struct rb_http_conn *rb_http_conn_open(struct rb_http_conns *cs, struct bufferev
     c->cs = cs;
     c->bev = bev;
     c->state = ST_SETUP;
+    c->hook_on = 1;
     c->timer = evtimer_new(cs->base, on_timer, c);
     c->in_cb = evbuffer_add_cb(bufferevent_get_input(bev), on_input, c);
     c->out_cb = evbuffer_add_cb(bufferevent_get_output(bev), out, c);
