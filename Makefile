@@ -5,7 +5,7 @@ BUILD_ASAN ?= build-asan
 JOBS       ?= $(shell nproc)
 CONFIG     ?= config/rabta.yaml
 
-.PHONY: all deps build build-asan run test test-fast test-asan valgrind bench clean
+.PHONY: all deps build build-asan run test test-fast test-asan valgrind bench fuzz clean
 
 all: build
 
@@ -38,6 +38,16 @@ test: build build-asan
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j 2) || rc=$$?; \
 	  tools/test-summary.sh $(BUILD_ASAN); exit $$rc
 	tools/valgrind-unit.sh $(BUILD)
+	@tools/deps.sh --fuzz
+	FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS) tools/fuzz.sh
+
+# The libFuzzer targets of tests/fuzz (clang), each for FUZZ_SECONDS; `make test` runs each
+# for FUZZ_SMOKE_SECONDS.
+FUZZ_SECONDS       ?= 300
+FUZZ_SMOKE_SECONDS ?= 5
+fuzz:
+	@tools/deps.sh --fuzz
+	FUZZ_SECONDS=$(FUZZ_SECONDS) tools/fuzz.sh
 
 test-fast: build
 	rc=0; (cd $(BUILD) && ctest --output-on-failure -j 2) || rc=$$?; \
@@ -47,4 +57,4 @@ bench: build
 	tests/bench/run.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN)
+	rm -rf $(BUILD) $(BUILD_ASAN) build-fuzz

@@ -51,6 +51,11 @@ e2e_packages() {
   fi
 }
 
+# `tools/deps.sh --fuzz`: also what the fuzz targets need (make fuzz; the main build stays gcc).
+if [ "${1:-}" = "--fuzz" ]; then
+  PACKAGES+=(clang libclang-rt-14-dev)   # clang and its libFuzzer runtime, for tests/fuzz
+fi
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then

@@ -238,7 +238,8 @@ static void parse_server(struct loader *l, const struct rb_node *map)
                            cfg->server.request_timeout};
     if (!map)
         return;
-    rb_conf_parse(map, "server", fields, RB_ARRAY_LEN(fields), NULL, &in, l->e);
+    rb_conf_parse(map, "server", fields, RB_ARRAY_LEN(fields), rb_server_limit_keys, &in, l->e);
+    rb_server_limits_parse(&cfg->server.limits, map, l->e);
     if (in.listen)
         parse_listen(l, rb_node_get(map, "listen"), in.listen);
     if (in.request_timeout <= 0)
@@ -839,6 +840,7 @@ struct rb_config *rb_config_load(const char *path, struct rb_errors *errs)
     cfg->server.max_body = 1024 * 1024;
     cfg->server.shutdown_grace = 10;
     cfg->server.request_timeout = 30;
+    rb_server_limits_init(&cfg->server.limits);
     cfg->database.pool_size = 4;
     cfg->database.connect_timeout = 5;
     cfg->database.max_queue = 10000;
@@ -912,6 +914,7 @@ void rb_config_free(struct rb_config *cfg)
     free(cfg->file);
     free(cfg->base_dir);
     free(cfg->server.addr);
+    rb_server_limits_free(&cfg->server.limits);
     free(cfg->triage_department);
     free(cfg->messages.quiet_hours);
     free(cfg->messages.timezone);

@@ -10,6 +10,7 @@
 #define RB_CONFIG_H
 
 #include <stddef.h>
+#include "config/server_limits.h"
 #include "config/yaml_doc.h"
 
 struct rb_i18n {
@@ -79,6 +80,7 @@ struct rb_config {
         size_t max_body;       /* default 1 MiB */
         double shutdown_grace; /* seconds in-flight requests get at SIGTERM; default 10 */
         double request_timeout;/* seconds; default 30 */
+        struct rb_server_limits limits; /* owned */
     } server;
 
     char *state_dir; /* owned; resolved; default "<base_dir>/../var" */

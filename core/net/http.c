@@ -24,7 +24,7 @@
  * nothing. */
 #include "net/http.h"
 
-#include <sys/queue.h> /* TAILQ_INIT, before libevent defines its own TAILQ_ENTRY */
+#include <sys/queue.h> /* before event2: TAILQ_INIT, TAILQ_FOREACH over header lists */
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -32,6 +32,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -46,8 +47,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/addr.h"
 #include "base/log.h"
 #include "base/metrics.h"
+#include "base/text.h"
+#include "net/http_conn.h"
+#include "net/ratelimit.h"
 
 #define MAX_SEGMENTS 32      /* paths with more segments are 404 */
 #define LISTEN_BACKLOG 1024
@@ -58,6 +63,15 @@ struct route_entry {
     unsigned methods;
     rb_http_fn fn;
     void *arg;
+    int limit;         /* index in rb_http.route_limits, or -1 */
+    unsigned limit_gen; /* rb_http.limits_gen when limit was looked up; 0: never */
+};
+
+struct route_limit {
+    char *route; /* owned; "METHOD /pattern" */
+    size_t max_body;
+    double per_second;
+    int burst, anonymous_only;
 };
 
 struct route {
@@ -87,6 +101,15 @@ struct rb_http {
     int draining;  /* stop_accepting was called: answers close their connection */
     unsigned char rnd[256]; /* random bytes for request ids, refilled when used up */
     size_t rnd_pos;
+    struct rb_http_limits lim;
+    struct rb_http_conns *conns;       /* owned */
+    struct route_limit *route_limits;  /* owned */
+    size_t n_route_limits;
+    unsigned limits_gen;               /* bumped when route_limits change; starts at 1 */
+    struct rb_ratelimit *rl;           /* owned */
+    struct rb_cidr *proxies;           /* owned; trusted proxies */
+    size_t n_proxies;
+    size_t pending_bytes;              /* bodies of unanswered requests */
 };
 
 struct rb_http_req {
@@ -102,6 +125,7 @@ struct rb_http_req {
     int query_state;            /* 0 not parsed, 1 parsed, -1 malformed */
     char id[17];
     char peer[64];
+    size_t body_bytes; /* counted in h->pending_bytes until the answer */
     struct rb_http_req *prev, *next; /* on h->pending */
     struct local *local;        /* owned; set for a request made by rb_http_local */
 };
@@ -326,7 +350,7 @@ int rb_http_route(struct rb_http *h, unsigned methods, const char *pattern, rb_h
     }
     exact->entries =
         rb_realloc(exact->entries, (exact->n_entries + 1) * sizeof(struct route_entry));
-    exact->entries[exact->n_entries++] = (struct route_entry){methods, fn, arg};
+    exact->entries[exact->n_entries++] = (struct route_entry){methods, fn, arg, -1, 0};
     exact->methods |= methods;
     return RB_OK;
 }
@@ -492,6 +516,8 @@ void rb_http_reply(struct rb_http_req *req, int status, const char *content_type
         rb_error(req->id, "handler answered with status %d; sending 500 instead", status);
         status = 500;
     }
+    h->pending_bytes -= req->body_bytes;
+    req->body_bytes = 0;
     if (req->local) {
         req->local->fn(status, content_type ? content_type : "application/json", body, len,
                        req->local->arg);
@@ -516,6 +542,7 @@ void rb_http_reply(struct rb_http_req *req, int status, const char *content_type
     } else if (len && evbuffer_add(buf, body, len) != 0) {
         rb_fatal("out of memory");
     }
+    rb_http_conn_idle(rb_http_conn_of(h->conns, req->ev));
     h->sending = 1;
     evhttp_send_reply(req->ev, status, NULL, buf); /* frees ev if the client is gone */
     h->sending = 0;
@@ -528,11 +555,24 @@ void rb_http_reply(struct rb_http_req *req, int status, const char *content_type
 static char *error_body(const char *code, const char *msg, const char *id,
                         long long retry_after)
 {
-    json_t *j = json_pack("{s:{s:s, s:s, s:s}}", "error", "code", code, "message", msg,
+    /* A message may echo what the client sent: bytes that are not UTF-8 become U+FFFD. */
+    char fixed[ERROR_MSG_MAX * 3 + 1];
+    size_t len = strlen(msg), pos = 0, out = 0;
+    while (pos < len && out + 4 < sizeof(fixed)) {
+        size_t at = pos;
+        uint32_t cp;
+        if (rb_text_decode(msg, len, &pos, &cp) == RB_OK && cp != 0) {
+            memcpy(fixed + out, msg + at, pos - at);
+            out += pos - at;
+        } else {
+            memcpy(fixed + out, "\xef\xbf\xbd", 3);
+            out += 3;
+            pos = at + 1;
+        }
+    }
+    fixed[out] = '\0';
+    json_t *j = json_pack("{s:{s:s, s:s, s:s}}", "error", "code", code, "message", fixed,
                           "request_id", id);
-    if (!j) /* the message is not UTF-8: send it without the message */
-        j = json_pack("{s:{s:s, s:s, s:s}}", "error", "code", code, "message",
-                      "(the message was not valid UTF-8)", "request_id", id);
     if (!j)
         rb_fatal("cannot build an error body for code %s", code);
     if (retry_after >= 0)
@@ -545,6 +585,33 @@ static char *error_body(const char *code, const char *msg, const char *id,
     return s;
 }
 
+/* The SQLSTATE of a database error's text ("... (SQLSTATE 22021)"), or NULL. */
+static const char *db_sqlstate(const char *msg)
+{
+    const char *p = msg ? strstr(msg, "(SQLSTATE ") : NULL;
+    return p && strlen(p + 10) >= 5 ? p + 10 : NULL;
+}
+
+void rb_http_reply_db_error(struct rb_http_req *req, const char *err, const char *what)
+{
+    if (!req)
+        return;
+    const char *state = db_sqlstate(err);
+    if (!what)
+        what = "not done";
+    rb_error(req->id, "database: %s (%s)", err ? err : "(no message)", what);
+    if (state && strncmp(state, "22", 2) == 0) {
+        rb_http_reply_error(req, 400, "bad_request",
+                            "%s: the request holds a value the server cannot store or look up "
+                            "(not valid UTF-8 text, or out of range)",
+                            what);
+        return;
+    }
+    rb_http_add_header(req, "Retry-After", "1");
+    rb_http_reply_error(req, 503, "unavailable", "%s: the database could not do it right now; "
+                        "nothing was changed, try again shortly", what);
+}
+
 void rb_http_reply_error(struct rb_http_req *req, int status, const char *code, const char *fmt,
                          ...)
 {
@@ -555,6 +622,19 @@ void rb_http_reply_error(struct rb_http_req *req, int status, const char *code, 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    const char *state = db_sqlstate(msg);
+    if (state) { /* never the database's own words to a client: they go to the log */
+        rb_error(req->id, "database: %s", msg);
+        if (strncmp(state, "22", 2) == 0) {
+            status = 400;
+            code = "bad_request";
+            snprintf(msg, sizeof(msg), "the request holds a value the server cannot store or "
+                                       "look up (not valid UTF-8 text, or out of range)");
+        } else {
+            snprintf(msg, sizeof(msg), "the database could not do this right now; nothing was "
+                                       "changed, try again shortly (request %s)", req->id);
+        }
+    }
     /* A Retry-After in seconds set before the error is repeated in the body. */
     const char *ra = req->ev || req->local ? evhttp_find_header(out_headers(req), "Retry-After")
                                            : NULL;
@@ -617,6 +697,8 @@ static const char *libevent_error_code(int status)
         return "bad_request";
     case 413:
         return "payload_too_large";
+    case 431:
+        return "header_too_large";
     case 417:
         return "expectation_failed";
     case 501:
@@ -634,6 +716,10 @@ static void libevent_error_message(const struct rb_http *h, int status, char *bu
         break;
     case 501:
         snprintf(buf, cap, "this HTTP method is not supported");
+        break;
+    case 431:
+        snprintf(buf, cap, "the request line and headers are larger than the limit of %zu bytes",
+                 h->lim.max_header_bytes);
         break;
     case 417:
         snprintf(buf, cap, "only \"Expect: 100-continue\" is supported");
@@ -654,7 +740,7 @@ static long head_number(const char *head, size_t len, const char *name)
     return -1;
 }
 
-static void rewrite_libevent_error(struct rb_http *h, struct evbuffer *buf)
+static void rewrite_libevent_error(struct rb_http *h, struct rb_http_conn *c, struct evbuffer *buf)
 {
     size_t len = evbuffer_get_length(buf);
     if (len < 16 || len > REWRITE_MAX)
@@ -684,6 +770,8 @@ static void rewrite_libevent_error(struct rb_http *h, struct evbuffer *buf)
 
         char id[17], msg[256];
         new_request_id(h, id);
+        if (status == 400 && rb_http_conn_head_too_big(c))
+            status = 431; /* libevent's header limit: it says 400 for every bad head */
         libevent_error_message(h, status, msg, sizeof(msg));
         char *body = error_body(libevent_error_code(status), msg, id, -1);
         const char *eol = memchr(head, '\r', head_len);
@@ -691,7 +779,10 @@ static void rewrite_libevent_error(struct rb_http *h, struct evbuffer *buf)
         if (!tmp)
             rb_fatal("out of memory");
         evbuffer_add(tmp, p, pos); /* a "100 Continue" still waiting to be written */
-        evbuffer_add(tmp, head, (size_t)(eol - head));
+        if (status == 431)
+            evbuffer_add_printf(tmp, "HTTP/1.1 431 Request Header Fields Too Large");
+        else
+            evbuffer_add(tmp, head, (size_t)(eol - head));
         evbuffer_add_printf(tmp,
                             "\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
                             "Connection: close\r\nServer: rabta\r\nX-Request-Id: %s\r\n\r\n%s",
@@ -719,25 +810,203 @@ static void rewrite_libevent_error(struct rb_http *h, struct evbuffer *buf)
 
 static void on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 {
-    struct rb_http *h = arg;
+    struct rb_http_conn *c = arg;
+    struct rb_http *h = rb_http_conn_owner(c);
     if (info->n_added == 0 || h->sending || h->rewriting)
         return;
-    rewrite_libevent_error(h, buf);
+    rewrite_libevent_error(h, c, buf);
 }
 
-/* evhttp_set_bevcb: the bufferevent for a new connection, with our output hook. Options 0,
- * as libevent uses itself: evhttp_connection_free closes the socket. */
+/* The whole answer for a connection cut off by http_conn.c (408, 503); caller frees. */
+static char *cut_page(void *owner, int status)
+{
+    struct rb_http *h = owner;
+    char id[17];
+    new_request_id(h, id);
+    int late = status == 408;
+    char *body = error_body(late ? "request_timeout" : "overloaded",
+                            late ? "the request did not arrive in time; the connection is closed"
+                                 : "the server has too many connections; try again shortly",
+                            id, late ? -1 : 1);
+    size_t cap = strlen(body) + 256;
+    char *page = rb_calloc(1, cap);
+    snprintf(page, cap,
+             "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+             "Connection: close\r\n%sServer: rabta\r\nX-Request-Id: %s\r\n\r\n%s",
+             status, late ? "Request Timeout" : "Service Unavailable", strlen(body),
+             late ? "" : "Retry-After: 1\r\n", id, body);
+    free(body);
+    rb_metrics_http(h->metrics, "unmatched", "OTHER", status, 0);
+    return page;
+}
+
+/* evhttp_set_bevcb: the bufferevent for a new connection, tracked by http_conn.c and with our
+ * output hook. Options 0, as libevent uses itself: evhttp_connection_free closes the socket. */
 static struct bufferevent *make_bufferevent(struct event_base *base, void *arg)
 {
+    struct rb_http *h = arg;
     struct bufferevent *bev = bufferevent_socket_new(base, -1, 0);
     if (bev)
-        evbuffer_add_cb(bufferevent_get_output(bev), on_output, arg);
+        rb_http_conn_open(h->conns, bev, on_output);
     return bev; /* NULL: libevent makes a plain one */
 }
 
 /* ---- dispatch ------------------------------------------------------------------------------- */
 
 static void dispatch(struct rb_http *h, struct rb_http_req *req);
+
+/* The client behind a trusted proxy: the rightmost X-Forwarded-For address that is not
+ * itself a trusted proxy (every header of that name, in order, read as one list). */
+static void forwarded_client(struct rb_http *h, struct rb_http_req *req,
+                             const struct evkeyvalq *hdrs)
+{
+    if (!h->n_proxies || !rb_cidr_match(h->proxies, h->n_proxies, req->peer))
+        return;
+    char found[64] = "";
+    const struct evkeyval *kv;
+    TAILQ_FOREACH(kv, hdrs, next)
+    {
+        if (strcasecmp(kv->key, "X-Forwarded-For") != 0)
+            continue;
+        const char *p = kv->value;
+        while (*p) { /* keep the last address not a proxy's; stop at one that is no address */
+            size_t n = strcspn(p, ",");
+            char one[64];
+            const char *b = p, *e = p + n;
+            while (b < e && (*b == ' ' || *b == '\t'))
+                b++;
+            while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+                e--;
+            unsigned char key[RB_ADDR_KEY_LEN];
+            if ((size_t)(e - b) >= sizeof(one))
+                break;
+            memcpy(one, b, (size_t)(e - b));
+            one[e - b] = '\0';
+            if (rb_addr_key(one, key) != RB_OK)
+                break;
+            if (!rb_cidr_match(h->proxies, h->n_proxies, one))
+                memcpy(found, one, sizeof(found));
+            p += n + (p[n] == ',');
+        }
+    }
+    if (found[0])
+        memcpy(req->peer, found, sizeof(req->peer));
+}
+
+/* The checks on a request's head before routing (RFC 9112: one Content-Length, not with
+ * Transfer-Encoding; Host in HTTP/1.1) and on the server's limits. 1 when it was answered. */
+static int refuse_head(struct rb_http *h, struct rb_http_req *req, struct rb_http_conn *c)
+{
+    struct evhttp_request *ev = req->ev;
+    if (rb_http_conn_over(c) && strcmp(req->path, "/healthz") != 0) {
+        rb_http_add_header(req, "Connection", "close");
+        rb_http_add_header(req, "Retry-After", "1");
+        rb_http_reply_error(req, 503, "overloaded",
+                            "the server has too many connections; try again shortly");
+        return 1;
+    }
+    const struct evkeyvalq *hdrs = evhttp_request_get_input_headers(ev);
+    size_t n = 0, n_cl = 0;
+    const char *cl = NULL;
+    int te = 0, host = 0, cl_differ = 0;
+    const struct evkeyval *kv;
+    TAILQ_FOREACH(kv, hdrs, next)
+    {
+        n++;
+        char k = (char)(kv->key[0] | 0x20); /* only these three names matter here */
+        if (k != 'c' && k != 't' && k != 'h')
+            continue;
+        if (strcasecmp(kv->key, "Content-Length") == 0) {
+            cl_differ |= cl && strcmp(cl, kv->value) != 0;
+            cl = kv->value;
+            n_cl++;
+        } else if (strcasecmp(kv->key, "Transfer-Encoding") == 0) {
+            te = 1;
+        } else if (strcasecmp(kv->key, "Host") == 0) {
+            host++;
+        }
+    }
+    const char *why = NULL;
+    int status = 400;
+    if (h->lim.max_headers && n > h->lim.max_headers) {
+        why = "too many header lines";
+        status = 431;
+    } else if (cl_differ)
+        why = "two different Content-Length headers";
+    else if (n_cl && te)
+        why = "both Content-Length and Transfer-Encoding";
+    else if (host > 1 || (!host && ev->major == 1 && ev->minor >= 1))
+        why = host ? "more than one Host header" : "no Host header (HTTP/1.1 requires one)";
+    if (why) {
+        rb_http_add_header(req, "Connection", "close");
+        if (status == 431)
+            rb_http_reply_error(req, 431, "header_too_large",
+                                "the request has %zu header lines; the limit is %zu", n,
+                                h->lim.max_headers);
+        else
+            rb_http_reply_error(req, 400, "bad_request", "the request has %s", why);
+        return 1;
+    }
+    forwarded_client(h, req, hdrs);
+    return 0;
+}
+
+/* The route's own limits (body size, rate per client) and the server's bound on the bytes
+ * held by unanswered requests. 1 when it was answered. */
+static int refuse_for_route(struct rb_http *h, struct rb_http_req *req, const struct route *r,
+                            struct route_entry *e, size_t body_len)
+{
+    if (e->limit_gen != h->limits_gen) { /* look the route's limits up once per change */
+        e->limit = -1;
+        for (size_t i = 0; i < h->n_route_limits; i++) {
+            const char *sp = strchr(h->route_limits[i].route, ' ');
+            unsigned m = 0;
+            for (size_t k = 0; sp && k < RB_ARRAY_LEN(methods_tab); k++)
+                if (strlen(methods_tab[k].name) == (size_t)(sp - h->route_limits[i].route) &&
+                    strncmp(methods_tab[k].name, h->route_limits[i].route,
+                            (size_t)(sp - h->route_limits[i].route)) == 0)
+                    m = methods_tab[k].m;
+            if ((m & e->methods) && strcmp(sp + 1, r->pattern) == 0)
+                e->limit = (int)i;
+        }
+        e->limit_gen = h->limits_gen;
+    }
+    const struct route_limit *rl = e->limit >= 0 ? &h->route_limits[e->limit] : NULL;
+    if (rl && rl->max_body && body_len > rl->max_body) {
+        rb_http_reply_error(req, 413, "payload_too_large",
+                            "request body is %zu bytes; the limit here is %zu", body_len,
+                            rl->max_body);
+        return 1;
+    }
+    unsigned char key[RB_ADDR_KEY_LEN];
+    if (rl && rl->per_second > 0 &&
+        !(rl->anonymous_only && rb_http_req_header(req, "Authorization")) &&
+        rb_addr_key(req->peer, key) == RB_OK) {
+        double wait = rb_ratelimit_take(h->rl, (unsigned)e->limit, rl->per_second, rl->burst,
+                                        key, req->started);
+        if (wait > 0) {
+            char ra[24];
+            long long secs = (long long)wait + ((double)(long long)wait < wait);
+            snprintf(ra, sizeof(ra), "%lld", secs);
+            rb_http_add_header(req, "Retry-After", ra);
+            rb_http_reply_error(req, 429, "rate_limited",
+                                "too many requests from your address; try again in %lld "
+                                "second%s",
+                                secs, secs == 1 ? "" : "s");
+            return 1;
+        }
+    }
+    if (body_len && h->lim.max_pending_bytes &&
+        h->pending_bytes + body_len > h->lim.max_pending_bytes) {
+        rb_http_add_header(req, "Retry-After", "1");
+        rb_http_reply_error(req, 503, "overloaded",
+                            "the server is holding too many requests; try again shortly");
+        return 1;
+    }
+    req->body_bytes = body_len;
+    h->pending_bytes += body_len;
+    return 0;
+}
 
 static void on_request(struct evhttp_request *ev, void *arg)
 {
@@ -764,6 +1033,8 @@ static void on_request(struct evhttp_request *ev, void *arg)
         h->pending->prev = req;
     h->pending = req;
     h->inflight++;
+    struct rb_http_conn *c = rb_http_conn_of(h->conns, ev);
+    rb_http_conn_busy(c);
 
     if (!req->method) {
         rb_http_reply_error(req, 501, "not_implemented", "this HTTP method is not supported");
@@ -776,16 +1047,41 @@ static void on_request(struct evhttp_request *ev, void *arg)
                             "request body is %zu bytes; the limit is %zu", body_len, h->max_body);
         return;
     }
+    if (refuse_head(h, req, c))
+        return;
     dispatch(h, req);
 }
 
-/* Matches req's path to a route and calls its handler, or answers 404/405/400. */
+/* Matches req's path to a route and calls its handler, or answers 400/404/405/413/429/503:
+ * every request, from a socket or made inside the process (rb_http_local), passes here, so
+ * the routes' limits hold for both. */
 static void dispatch(struct rb_http *h, struct rb_http_req *req)
 {
+    const struct evhttp_uri *uri =
+        req->local ? req->local->uri : evhttp_request_get_evhttp_uri(req->ev);
+    size_t body_len = req->local ? req->local->len
+                                 : evbuffer_get_length(evhttp_request_get_input_buffer(req->ev));
+    /* The query is parsed now, so that a malformed one is refused rather than read as empty
+     * (a filter must not silently vanish); an encoded NUL would cut a value short. */
+    const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
+    if (q && *q) {
+        TAILQ_INIT(&req->query);
+        req->query_state = 1;
+        if (strstr(q, "%00") || evhttp_parse_query_str(q, &req->query) != 0) {
+            rb_http_reply_error(req, 400, "bad_request",
+                                "the query string is malformed: use name=value pairs joined "
+                                "by &, with %%XX escapes (no %%00)");
+            return;
+        }
+    }
     struct match m;
     enum match_result r = route_match(h, req->path, req->method, &m);
     switch (r) {
     case MATCH_OK:
+        if (refuse_for_route(h, req, m.route, (struct route_entry *)m.entry, body_len)) {
+            match_clear(&m);
+            return;
+        }
         req->route = m.route;
         req->values = rb_calloc(m.n ? m.n : 1, sizeof(char *));
         req->nvalues = m.n;
@@ -840,6 +1136,11 @@ struct rb_http *rb_http_new(struct event_base *base, struct rb_metrics *m)
                                            EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
     evhttp_set_flags(h->evh, EVHTTP_SERVER_LINGERING_CLOSE);
     evhttp_set_default_content_type(h->evh, "application/json");
+    h->conns = rb_http_conns_new(base, cut_page, h);
+    h->rl = rb_ratelimit_new(1u << 16);
+    h->limits_gen = 1;
+    struct rb_http_limits lim = {0};
+    rb_http_set_limits(h, &lim);
     evhttp_set_bevcb(h->evh, make_bufferevent, h);
     evhttp_set_gencb(h->evh, on_request, h);
     return h;
@@ -859,7 +1160,13 @@ void rb_http_free(struct rb_http *h)
     if (h->pending)
         rb_warn("http", "%zu request%s still unanswered at shutdown", h->inflight,
                 h->inflight == 1 ? "" : "s");
-    evhttp_free(h->evh);
+    evhttp_free(h->evh); /* closes every connection: h->conns is empty afterwards */
+    rb_http_conns_free(h->conns);
+    rb_ratelimit_free(h->rl);
+    for (size_t i = 0; i < h->n_route_limits; i++)
+        free(h->route_limits[i].route);
+    free(h->route_limits);
+    free(h->proxies);
     free(h->bound);
     for (size_t i = 0; i < h->n_routes; i++)
         route_clear(&h->routes[i]);
@@ -888,6 +1195,77 @@ void rb_http_set_timeout(struct rb_http *h, double seconds)
     tv.tv_sec = (time_t)seconds;
     tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
     evhttp_set_timeout_tv(h->evh, &tv);
+}
+
+void rb_http_set_limits(struct rb_http *h, const struct rb_http_limits *lim)
+{
+    if (!h || !lim)
+        return;
+    h->lim = *lim;
+    /* libevent's own limit keeps a never-ending head from growing the input buffer; past it
+     * libevent answers 400, which the output hook turns into 431. */
+    evhttp_set_max_headers_size(h->evh, lim->max_header_bytes ? (ev_ssize_t)lim->max_header_bytes
+                                                               : EV_SSIZE_MAX);
+    rb_http_conns_set_limits(h->conns, lim);
+}
+
+void rb_http_set_route_limits(struct rb_http *h, const struct rb_http_route_limit *lims,
+                              size_t n)
+{
+    if (!h)
+        return;
+    for (size_t i = 0; i < h->n_route_limits; i++)
+        free(h->route_limits[i].route);
+    free(h->route_limits);
+    h->route_limits = n ? rb_calloc(n, sizeof(struct route_limit)) : NULL;
+    h->n_route_limits = n;
+    for (size_t i = 0; i < n; i++)
+        h->route_limits[i] = (struct route_limit){rb_strdup(lims[i].route), lims[i].max_body,
+                                                  lims[i].per_second, lims[i].burst,
+                                                  lims[i].anonymous_only};
+    if (++h->limits_gen == 0)
+        h->limits_gen = 1;
+}
+
+void rb_http_set_trusted_proxies(struct rb_http *h, const struct rb_cidr *list, size_t n)
+{
+    if (!h)
+        return;
+    free(h->proxies);
+    h->proxies = n ? rb_calloc(n, sizeof(*list)) : NULL;
+    if (n)
+        memcpy(h->proxies, list, n * sizeof(*list));
+    h->n_proxies = n;
+}
+
+double rb_http_rate(struct rb_http *h, const char *scope, const char *key, double per_second,
+                    int burst, int take)
+{
+    if (!h || !scope || !key)
+        return 0;
+    /* The table's keys are address keys; family byte 0xff marks a hashed text key. */
+    unsigned char k[RB_ADDR_KEY_LEN], dig[crypto_generichash_BYTES_MIN];
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, sizeof(dig));
+    crypto_generichash_update(&st, (const unsigned char *)scope, strlen(scope) + 1);
+    crypto_generichash_update(&st, (const unsigned char *)key, strlen(key));
+    crypto_generichash_final(&st, dig, sizeof(dig));
+    k[0] = 0xff;
+    memcpy(k + 1, dig, RB_ADDR_KEY_LEN - 1);
+    const unsigned rule = 0x80000000u; /* apart from the route rules (their indexes) */
+    double now = rb_now_mono();
+    return take ? rb_ratelimit_take(h->rl, rule, per_second, burst, k, now)
+                : rb_ratelimit_peek(h->rl, rule, per_second, burst, k, now);
+}
+
+size_t rb_http_connections(const struct rb_http *h)
+{
+    return h ? rb_http_conns_open(h->conns) : 0;
+}
+
+size_t rb_http_pending_bytes(const struct rb_http *h)
+{
+    return h ? h->pending_bytes : 0;
 }
 
 int rb_http_listen_fd(struct rb_http *h, int fd)
@@ -1015,7 +1393,8 @@ const char *rb_http_req_param(struct rb_http_req *req, const char *name)
     return NULL;
 }
 
-/* The query string is parsed on first use; a malformed one ("a&b") reads as empty. */
+/* A non-empty query string was parsed (and a malformed one refused with 400) before the
+ * handler ran. */
 const char *rb_http_req_query(struct rb_http_req *req, const char *name)
 {
     if (!req || !req->h || !name)
@@ -1025,8 +1404,6 @@ const char *rb_http_req_query(struct rb_http_req *req, const char *name)
             req->local ? req->local->uri : evhttp_request_get_evhttp_uri(req->ev);
         const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
         req->query_state = evhttp_parse_query_str(q ? q : "", &req->query) == 0 ? 1 : -1;
-        if (req->query_state < 0)
-            rb_debug(req->id, "malformed query string ignored: %s", q ? q : "");
     }
     return req->query_state == 1 ? evhttp_find_header(&req->query, name) : NULL;
 }

@@ -25,6 +25,44 @@ void rb_http_free(struct rb_http *h);
 void rb_http_set_max_body(struct rb_http *h, size_t bytes);
 void rb_http_set_timeout(struct rb_http *h, double seconds);
 
+/* Limits on what one client may hold (docs/security.md). 0 in any field: no limit. */
+struct rb_http_limits {
+    size_t max_header_bytes;   /* request line + header lines; more is 431 */
+    size_t max_headers;        /* header lines; more is 431 */
+    double header_timeout;     /* seconds from a request's first byte to its blank line; 408 */
+    double body_timeout;       /* seconds from the blank line to the end of the body; 408 */
+    double keepalive_timeout;  /* seconds an idle connection stays open between requests */
+    size_t max_connections;    /* past it: 503 and closed, except GET /healthz */
+    size_t connection_reserve; /* past max_connections + this: 503 at once, closed */
+    size_t max_pending_bytes;  /* bodies of requests not yet answered; past it: 503 */
+};
+/* Copied. New limits apply to new connections and requests. */
+void rb_http_set_limits(struct rb_http *h, const struct rb_http_limits *lim);
+
+/* Per-route limits, by "METHOD /pattern" as registered ("POST /api/v1/cases"). */
+struct rb_http_route_limit {
+    const char *route;  /* borrowed during the call */
+    size_t max_body;    /* 0: the server's max_body; more is 413 */
+    double per_second;  /* requests a second per client address (IPv6: per /64); 0: none */
+    int burst;          /* requests a client may make at once */
+    int anonymous_only; /* count only requests without an Authorization header */
+};
+/* Replaces the per-route limits (copied). More than the limit is 429 with Retry-After. */
+void rb_http_set_route_limits(struct rb_http *h, const struct rb_http_route_limit *lims,
+                              size_t n);
+/* Proxies whose X-Forwarded-For names the client (copied); from anyone else the header is
+ * ignored. */
+struct rb_cidr;
+void rb_http_set_trusted_proxies(struct rb_http *h, const struct rb_cidr *list, size_t n);
+/* A rate limit on anything else than a client address, in the same table as the per-route
+ * limits: key (any text) within scope (who counts: a plugin's name). take 0 only looks.
+ * Returns 0 when allowed, or the seconds until it would be. */
+double rb_http_rate(struct rb_http *h, const char *scope, const char *key, double per_second,
+                    int burst, int take);
+/* Connections open now; bytes of bodies held by requests not yet answered. */
+size_t rb_http_connections(const struct rb_http *h);
+size_t rb_http_pending_bytes(const struct rb_http *h);
+
 /* Binds addr:port (port 0: any free port) with SO_REUSEPORT, so that several rabtad processes
  * can share one port. RB_OK, or RB_ERR with a logged reason. */
 int rb_http_listen(struct rb_http *h, const char *addr, int port);
@@ -51,7 +89,8 @@ const char *rb_http_req_query(struct rb_http_req *req, const char *name);
 const char *rb_http_req_header(struct rb_http_req *req, const char *name);
 const char *rb_http_req_body(struct rb_http_req *req, size_t *len);
 const char *rb_http_req_id(struct rb_http_req *req); /* short random id, also in logs */
-const char *rb_http_req_peer(struct rb_http_req *req); /* client address */
+/* The client's address: the peer's, or with a trusted proxy the address it forwarded for. */
+const char *rb_http_req_peer(struct rb_http_req *req);
 /* Parses the body as a JSON object. On failure answers 400 (or 415 for a wrong content type)
  * with a message naming the line and column, and returns NULL: the caller just returns. */
 json_t *rb_http_req_json(struct rb_http_req *req);
@@ -60,10 +99,17 @@ json_t *rb_http_req_json(struct rb_http_req *req);
 void rb_http_reply(struct rb_http_req *req, int status, const char *content_type,
                    const char *body, size_t len);
 void rb_http_reply_json(struct rb_http_req *req, int status, json_t *body /* stolen */);
-/* {"error":{"code":"not_found","message":"...","request_id":"..."}} */
+/* {"error":{"code":"not_found","message":"...","request_id":"..."}}. A message that carries
+ * a database error's text (SQLSTATE) is logged and answered as rb_http_reply_db_error does. */
 void rb_http_reply_error(struct rb_http_req *req, int status, const char *code, const char *fmt,
                          ...) __attribute__((format(printf, 4, 5)));
 void rb_http_add_header(struct rb_http_req *req, const char *name, const char *value);
+/* Answers a failed database call whose error is err ("<text> (SQLSTATE xxxxx)", db/db.h):
+ * class 22 (a data exception: text PostgreSQL refuses as UTF-8, a number out of range, a
+ * value of the wrong form) is the client's 400; anything else is 503 with Retry-After. The
+ * database's text goes to the log with the request id, never to the client. what: what
+ * failed, for the client ("your case could not be stored"). */
+void rb_http_reply_db_error(struct rb_http_req *req, const char *err, const char *what);
 
 /* The answer to a request made with rb_http_local. Borrowed for the call. */
 typedef void (*rb_http_local_fn)(int status, const char *content_type, const char *body,

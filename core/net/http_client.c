@@ -29,7 +29,7 @@ struct fetch {
     void *arg;
     enum evhttp_request_error error;  /* from the error callback */
     int errored, done;
-    char *url;                        /* owned, for log lines */
+    char *url;                        /* owned, for log lines; no query string */
     struct fetch *prev, *next;        /* the client's list of fetches in flight */
 };
 
@@ -232,7 +232,8 @@ int rb_http_fetch(struct rb_http_client *c, enum rb_http_method method, const ch
     f->client = c;
     f->fn = fn;
     f->arg = arg;
-    f->url = rb_strdup(url);
+    /* For log lines: without the query, which may carry a gateway's password or secret. */
+    f->url = rb_strndup(url, strcspn(url, "?#"));
     f->conn = evhttp_connection_base_new(c->base, c->dns, host, (unsigned short)port);
     if (!f->conn)
         rb_fatal("out of memory making an HTTP connection");

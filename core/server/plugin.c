@@ -458,6 +458,14 @@ static int host_http_route(struct rb_plugin_ctx *ctx, unsigned methods, const ch
     return rb_http_route(ctx->srv->http, methods, pattern, fn, arg);
 }
 
+static double host_rate_limit(struct rb_plugin_ctx *ctx, const char *key, double per_second,
+                              int burst, int take)
+{
+    if (!ctx || !ctx->srv || !ctx->srv->http)
+        return 0;
+    return rb_http_rate(ctx->srv->http, ctx->desc->name, key, per_second, burst, take);
+}
+
 static void host_reply_error(struct rb_http_req *req, int status, const char *code,
                              const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static void host_reply_error(struct rb_http_req *req, int status, const char *code,
@@ -1172,6 +1180,8 @@ static const struct rb_host_api host_api = {
     .message_done = rb_sender_done,
     .api_request = host_api_request,
     .districts_json = host_districts_json,
+    .reply_db_error = rb_http_reply_db_error,
+    .rate_limit = host_rate_limit,
 };
 
 const struct rb_host_api *rb_host_api_get(void)

@@ -3,6 +3,7 @@
 
 #include <event2/event.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +106,43 @@ int rb_server_migrate(struct rb_server *srv, PGconn **keep)
 }
 
 /* ---- signals ------------------------------------------------------------------------- */
+
+/* The server block's limits into the HTTP server (at start and at every reload), and enough
+ * file descriptors for max_connections + connection_reserve. */
+static void apply_http_limits(struct rb_http *http, const struct rb_config *cfg)
+{
+    const struct rb_server_limits *sl = &cfg->server.limits;
+    rb_http_set_max_body(http, cfg->server.max_body);
+    rb_http_set_timeout(http, cfg->server.request_timeout);
+    struct rb_http_limits lim = {sl->max_header_size,
+                                 sl->max_headers,
+                                 sl->header_timeout,
+                                 sl->body_timeout,
+                                 sl->keepalive_timeout,
+                                 (size_t)sl->max_connections,
+                                 (size_t)sl->connection_reserve,
+                                 sl->max_pending_bytes};
+    rb_http_set_limits(http, &lim);
+    struct rb_http_route_limit *rl = rb_calloc(sl->n_routes ? sl->n_routes : 1, sizeof(*rl));
+    for (size_t i = 0; i < sl->n_routes; i++)
+        rl[i] = (struct rb_http_route_limit){sl->routes[i].route, sl->routes[i].max_body,
+                                             sl->routes[i].per_second, sl->routes[i].burst,
+                                             sl->routes[i].anonymous_only};
+    rb_http_set_route_limits(http, rl, sl->n_routes);
+    free(rl);
+    rb_http_set_trusted_proxies(http, sl->trusted_proxies, sl->n_trusted_proxies);
+    /* Connections, database, log, plugins' sockets: leave 128 descriptors for the rest. */
+    struct rlimit r;
+    rlim_t want = (rlim_t)(sl->max_connections + sl->connection_reserve + 128);
+    if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < want) {
+        r.rlim_cur = r.rlim_max == RLIM_INFINITY || r.rlim_max >= want ? want : r.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur < want)
+            rb_warn("http", "only %llu file descriptors are allowed; server.max_connections "
+                            "%lld + connection_reserve %lld needs about %llu",
+                    (unsigned long long)r.rlim_cur, sl->max_connections,
+                    sl->connection_reserve, (unsigned long long)want);
+    }
+}
 
 static void shutdown_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -209,8 +247,7 @@ int rb_server_reload(struct rb_server *srv)
     rb_script_free(old_rules);
     rb_sla_free(old_sla);
     rb_log_min_level = cfg->log_level;
-    rb_http_set_max_body(srv->http, cfg->server.max_body);
-    rb_http_set_timeout(srv->http, cfg->server.request_timeout);
+    apply_http_limits(srv->http, cfg);
     rb_plugins_reload(srv->plugins, cfg);
     rb_config_free(old);
     rb_info("reload", "configuration reloaded from %s", srv->config_path);
@@ -339,8 +376,7 @@ int rb_server_run(struct rb_server *srv)
 
     srv->metrics = rb_metrics_new();
     srv->http = rb_http_new(srv->base, srv->metrics);
-    rb_http_set_max_body(srv->http, cfg->server.max_body);
-    rb_http_set_timeout(srv->http, cfg->server.request_timeout);
+    apply_http_limits(srv->http, cfg);
     srv->db = rb_db_new(srv->base, srv->conninfo, cfg->database.pool_size, cfg->database.max_queue);
     if (!srv->db || rb_db_start(srv->db) != RB_OK) {
         rb_error("db", "cannot start the database pool");

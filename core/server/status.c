@@ -5,14 +5,18 @@
 #include <event2/buffer.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <sodium.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "base/log.h"
+#include "base/addr.h"
 #include "base/metrics.h"
 #include "db/db.h"
 #include "net/http.h"
 #include "server/plugin.h"
 #include "server/server.h"
+#include "config/config.h"
 
 static void on_healthz(struct rb_http_req *req, void *arg)
 {
@@ -31,9 +35,30 @@ static void on_healthz(struct rb_http_req *req, void *arg)
     rb_http_reply(req, 200, "application/json", body, (size_t)n);
 }
 
+/* From an address of server.metrics_allow, or with "Authorization: Bearer <token>" where the
+ * token is the value of the environment variable server.metrics_token_env names. */
+static int metrics_allowed(const struct rb_server *srv, struct rb_http_req *req)
+{
+    const struct rb_server_limits *sl = &srv->cfg->server.limits;
+    if (rb_cidr_match(sl->metrics_allow, sl->n_metrics_allow, rb_http_req_peer(req)))
+        return 1;
+    const char *token = sl->metrics_token_env ? getenv(sl->metrics_token_env) : NULL;
+    const char *auth = rb_http_req_header(req, "Authorization");
+    if (!token || !*token || !auth || strncmp(auth, "Bearer ", 7) != 0)
+        return 0;
+    size_t n = strlen(token);
+    return strlen(auth + 7) == n && sodium_memcmp(auth + 7, token, n) == 0;
+}
+
 static void on_metrics(struct rb_http_req *req, void *arg)
 {
     struct rb_server *srv = arg;
+    if (!metrics_allowed(srv, req)) {
+        rb_http_reply_error(req, 403, "forbidden",
+                            "/metrics is served only to the addresses of server.metrics_allow "
+                            "or with its token");
+        return;
+    }
     struct evbuffer *out = evbuffer_new();
     if (!out)
         rb_fatal("out of memory");
@@ -49,8 +74,7 @@ static void meta_done(PGresult *res, const char *err, void *arg)
     struct rb_http_req *req = arg;
     const struct rb_server *srv = &rb_server;
     if (err) {
-        rb_http_reply_error(req, 503, "database_unavailable", "the database did not answer: %s",
-                            err);
+        rb_http_reply_db_error(req, err, "the schema version could not be read");
         return;
     }
     const struct rb_config *cfg = srv->cfg;
@@ -109,6 +133,18 @@ static double g_queries(void *a) { return gauge_db(a, 4); }
 static double g_failures(void *a) { return gauge_db(a, 5); }
 static double g_reconnects(void *a) { return gauge_db(a, 6); }
 
+static double g_connections(void *arg)
+{
+    const struct rb_server *srv = arg;
+    return (double)rb_http_connections(srv->http);
+}
+
+static double g_pending_bytes(void *arg)
+{
+    const struct rb_server *srv = arg;
+    return (double)rb_http_pending_bytes(srv->http);
+}
+
 static double g_uptime(void *arg)
 {
     const struct rb_server *srv = arg;
@@ -129,6 +165,9 @@ int rb_status_init(struct rb_server *srv)
         {"rabta_db_query_failures", "Queries that failed since start.", g_failures},
         {"rabta_db_reconnects", "Database reconnections since start.", g_reconnects},
         {"rabta_uptime_seconds", "Seconds since rabtad started.", g_uptime},
+        {"rabta_http_connections", "HTTP connections open.", g_connections},
+        {"rabta_http_pending_bytes", "Bytes of bodies held by requests not yet answered.",
+         g_pending_bytes},
     };
     for (size_t i = 0; i < RB_ARRAY_LEN(gauges); i++)
         rb_metrics_gauge(srv->metrics, gauges[i].name, gauges[i].help, gauges[i].fn, srv);

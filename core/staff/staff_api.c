@@ -137,9 +137,7 @@ static void busy(struct rb_http_req *req)
 
 static void db_failed(struct call *c, const char *err)
 {
-    rb_warn(rb_http_req_id(c->req), "staff api: database: %s", err);
-    rb_http_reply_error(c->req, 503, "unavailable",
-                        "the database did not answer; nothing was changed, try again");
+    rb_http_reply_db_error(c->req, err, "staff api"); /* bad bytes 400, else 503; logged */
 }
 
 static void not_found(struct call *c)

@@ -37,6 +37,7 @@ static struct rb_app_conf conf = {
     .otp_address_window = 600,
     .token_ttl = 30 * 86400,
     .photo_max = 512 * 1024,
+    .status_guesses = 10,
 };
 
 /* Checks of single values, reported by the core at the value's file:line:col. */
@@ -71,6 +72,7 @@ static const struct rb_conf_field_v2 conf_fields[] = {
     F("otp_address_window", RB_CONF_DURATION, otp_address_window, 0, 0, positive),
     F("token_ttl", RB_CONF_DURATION, token_ttl, 0, 0, token_ttl_ok),
     F("photo_max", RB_CONF_SIZE, photo_max, 1, 8 << 20, NULL),
+    F("status_guesses", RB_CONF_INT, status_guesses, 0, 100000, NULL),
 };
 #undef F
 
@@ -99,16 +101,24 @@ static void submit_free(struct submit *s)
     free(s);
 }
 
+/* A database failure: logged with the request id, answered without the database's words. */
+static void db_failed(struct rb_http_req *req, const char *err, const char *what)
+{
+    if (RB_HOST_HAS(api, reply_db_error))
+        api->reply_db_error(req, err ? err : "", what);
+    else
+        api->reply_error(req, 503, "unavailable", "%s; nothing was saved, please try again",
+                         what);
+}
+
 static void case_stored(const struct rb_case_result *r, int status, const char *err, void *arg)
 {
     struct submit *s = arg;
     if (!r) {
-        if (status == 422)
+        if ((err && strstr(err, "(SQLSTATE ")) || status == 503 || status == 0)
+            db_failed(s->req, err, "your submission was not stored");
+        else if (status == 422)
             api->reply_error(s->req, 422, "idempotency_conflict", "%s", err);
-        else if (status == 503 || status == 0)
-            api->reply_error(s->req, 503, "unavailable",
-                             "your submission could not be stored right now; nothing was "
-                             "saved, please try again (%s)", err ? err : "");
         else
             api->reply_error(s->req, status, "not_stored", "%s", err ? err : "not stored");
         submit_free(s);
@@ -263,7 +273,7 @@ static void submit_authed(const struct rb_citizen_info *c, const char *err, void
 {
     struct submit *s = arg;
     if (err) {
-        api->reply_error(s->req, 503, "unavailable", "could not check your sign-in: %s", err);
+        db_failed(s->req, err, "your sign-in could not be checked");
         submit_free(s);
         return;
     }
@@ -330,10 +340,33 @@ static void on_submit(struct rb_http_req *req, void *arg)
  * the citizen's phone, or the owner's sign-in. Unknown numbers and wrong digits answer the
  * same 404, so nothing is revealed. */
 struct status_ask {
+    struct rb_plugin_ctx *ctx;
     struct rb_http_req *req;
     char last4[5];        /* "" when signed in */
     long long citizen_id; /* the signed-in citizen, or 0 */
 };
+
+/* The guard against guessing a case's phone digits from many addresses: conf.status_guesses
+ * wrong answers per tracking number per hour (per process), counted when take is set. Without
+ * take: 1 (and the request answered 429) when no guess is left. */
+static int too_many_guesses(struct rb_plugin_ctx *ctx, struct rb_http_req *req,
+                            const char *tracking, int take)
+{
+    if (conf.status_guesses <= 0 || !RB_HOST_HAS(api, rate_limit))
+        return 0;
+    double wait = api->rate_limit(ctx, tracking, (double)conf.status_guesses / 3600.0,
+                                  (int)conf.status_guesses, take);
+    if (take || wait <= 0)
+        return 0;
+    char ra[24];
+    snprintf(ra, sizeof(ra), "%lld", (long long)wait + 1);
+    api->reply_header(req, "Retry-After", ra);
+    api->reply_error(req, 429, "rate_limited",
+                     "too many wrong phone digits for this tracking number; try again in %s "
+                     "seconds",
+                     ra);
+    return 1;
+}
 
 static void status_found(const struct rb_case_status_info *st, const char *err, void *arg)
 {
@@ -341,9 +374,13 @@ static void status_found(const struct rb_case_status_info *st, const char *err, 
     struct rb_http_req *req = a->req;
     if (err) {
         api->reply_error(req, 503, "unavailable", "the status cannot be looked up right now");
+    } else if (st && !a->citizen_id && too_many_guesses(a->ctx, req, st->tracking_no, 0)) {
+        /* answered 429, whatever the digits: the right guess must not get through either */
     } else if (!st || (a->citizen_id ? st->citizen_id != a->citizen_id
                                      : !st->phone_last4[0] ||
                                            strcmp(st->phone_last4, a->last4) != 0)) {
+        if (st && !a->citizen_id)
+            too_many_guesses(a->ctx, req, st->tracking_no, 1); /* count the wrong digits */
         api->reply_error(req, 404, "not_found",
                          "no case with this tracking number and these phone digits");
     } else {
@@ -436,6 +473,7 @@ static void on_status(struct rb_http_req *req, void *arg)
         return;
     }
     a->req = req;
+    a->ctx = ctx;
     if (!token) {
         memcpy(a->last4, last4, 5);
         status_lookup(ctx, a, tracking);

@@ -24,6 +24,8 @@ struct rb_app_conf {
     double token_ttl;         /* seconds a sign-in token lives (30 days) */
     size_t photo_max;         /* bytes of one photo, decoded (512 KiB); server.max_body must
                                  allow its base64 (4/3 of it) plus the case */
+    long long status_guesses; /* wrong phone digits per tracking number per hour (10), then
+                                 429 until the hour allows more; 0: no limit */
 };
 
 /* The longest text a citizen may send in one comment (code points), as intake's case text. */

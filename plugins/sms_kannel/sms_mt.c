@@ -10,6 +10,7 @@
  * The gateway's rate (`rate` a second, `burst` at once) is kept by the jobs runner (host API
  * job_pace on kind message.send.sms, set in sms_kannel.c): a run starts only at its turn, and
  * the queue behind it waits in the jobs table without being touched. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,7 +123,9 @@ static void dlr_done(const struct rb_db_result *res, const char *err, void *arg)
 {
     (void)res;
     struct rb_http_req *req = arg;
-    if (err)
+    if (err && strstr(err, "(SQLSTATE 22")) /* bytes PostgreSQL refuses: the sender's fault */
+        api->reply(req, 400, "text/plain", "bad value\n", 10);
+    else if (err)
         api->reply(req, 503, "text/plain", "try again\n", 10);
     else
         api->reply(req, 200, "text/plain", "ok\n", 3);
@@ -142,9 +145,11 @@ void rb_sms_on_dlr(struct rb_http_req *req, void *arg)
     }
     const char *id = api->req_query(req, "id"), *type = api->req_query(req, "type");
     char *end = NULL;
+    errno = 0;
     long long mid = id ? strtoll(id, &end, 10) : 0;
+    int range = errno == ERANGE; /* an id past bigint */
     long t = type ? strtol(type, NULL, 10) : 0;
-    if (!id || !*id || *end || mid <= 0 || !type) {
+    if (!id || !*id || *end || mid <= 0 || range || !type) {
         api->reply(req, 400, "text/plain", "bad id or type\n", 15);
         return;
     }

@@ -121,6 +121,15 @@ bench_psql() { # SQL -> rows, unaligned
   "$PGBIN/psql" -h "$PGSOCK" -p "$PGPORT" -U rabta -d rabta -v ON_ERROR_STOP=1 -qAt -c "$1"
 }
 
+# One client (the load generator) sends what a whole province would: the per-client rate
+# limits of docs/security.md are off in benches. BENCH_SERVER_YAML replaces these lines.
+BENCH_NO_RATE_LIMITS='  routes:
+    "POST /api/v1/cases": {rate: "off"}
+    "POST /api/v1/register": {rate: "off"}
+    "POST /api/v1/verify": {rate: "off"}
+    "GET /api/v1/cases/:tracking": {rate: "off"}
+    "POST /api/v1/staff/login": {rate: "off"}'
+
 bench_rabtad_start() { # [pool_size]; sets RPORT (the port rabtad bound), RABTAD_PID
   local pool=${1:-4}
   cat >"$TMP/rabta.yaml" <<EOF
@@ -128,6 +137,7 @@ server:
   listen: "127.0.0.1:0"
   max_body: 1MiB
   shutdown_grace: 2s
+${BENCH_SERVER_YAML-$BENCH_NO_RATE_LIMITS}
 state_dir: "$TMP/state"
 database:
   url: "host=$PGSOCK port=$PGPORT dbname=rabta user=rabta"

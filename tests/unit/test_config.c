@@ -420,6 +420,49 @@ static void unknown_key(void **state)
                   "shutdown_grace, request_timeout");
 }
 
+static void server_limits_are_read_and_routes_merge_with_the_defaults(void **state)
+{
+    FX;
+    put_rabta(f, "server:\n  max_header_size: 8KiB\n  header_timeout: 3s\n"
+                 "  trusted_proxies: [\"10.0.0.0/8\", \"fd00::/8\"]\n"
+                 "  routes:\n    \"GET /api/v1/cases/:tracking\": {rate: 2/s}\n"
+                 "    \"POST /open311/v2/requests.json\": {rate: 100/h, burst: 3}\n"
+                 "departments: departments/*.yaml\n");
+    struct rb_errors e;
+    struct rb_config *cfg = load(f, &e);
+    assert_non_null(cfg);
+    const struct rb_server_limits *sl = &cfg->server.limits;
+    assert_int_equal(sl->max_header_size, 8192);
+    assert_true(sl->header_timeout == 3 && sl->body_timeout == 60);
+    assert_int_equal(sl->n_trusted_proxies, 2);
+    assert_true(rb_cidr_match(sl->trusted_proxies, 2, "10.3.4.5"));
+    int seen = 0;
+    for (size_t i = 0; i < sl->n_routes; i++) {
+        const struct rb_route_conf *r = &sl->routes[i];
+        if (strcmp(r->route, "GET /api/v1/cases/:tracking") == 0) /* rate replaced, burst kept */
+            seen += r->per_second == 2 && r->burst == 20;
+        if (strcmp(r->route, "POST /open311/v2/requests.json") == 0) /* added */
+            seen += r->per_second > 0.0277 && r->per_second < 0.0278 && r->burst == 3;
+        if (strcmp(r->route, "POST /api/v1/staff/login") == 0) /* a default, untouched */
+            seen += r->max_body == 4096;
+    }
+    assert_int_equal(seen, 3);
+    rb_config_free(cfg);
+    rb_errors_free(&e);
+}
+
+static void server_limits_refuse_bad_rates_blocks_and_routes(void **state)
+{
+    FX;
+    put_rabta(f, "server:\n  trusted_proxies: [\"10.0.0.0/99\"]\n"
+                 "  routes:\n    \"FETCH /x\": {rate: 1/s}\n"
+                 "    \"GET /y\": {rate: 10/fortnight}\n"
+                 "departments: departments/*.yaml\n");
+    expect_errors(f, 3, "rabta.yaml", 2, 21, "\"10.0.0.0/99\" is not an address or block",
+                  "rabta.yaml", 4, 5, "\"FETCH /x\" is not a method and route",
+                  "rabta.yaml", 5, 22, "key \"rate\": expected requests per time");
+}
+
 static void wrong_type(void **state)
 {
     FX;
@@ -878,6 +921,8 @@ int main(void)
         T(every_setting_is_read_and_paths_resolve_against_the_file),
         T(relative_config_path_names_included_files_relatively),
         T(json_shaped_config_loads),
+        T(server_limits_are_read_and_routes_merge_with_the_defaults),
+        T(server_limits_refuse_bad_rates_blocks_and_routes),
         T(unknown_key),
         T(wrong_type),
         T(missing_required_key),

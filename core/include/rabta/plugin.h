@@ -619,6 +619,19 @@ struct rb_host_api {
      * from this plugin or the next reload. */
     const char *(*districts_json)(struct rb_plugin_ctx *ctx);
 
+    /* ---- appended after districts_json; check RB_HOST_HAS(api, rate_limit) ---- */
+
+    /* Answers a failed database call (err as the db callbacks give it): a data exception
+     * (SQLSTATE class 22: invalid UTF-8, out of range) is 400, anything else 503 with
+     * Retry-After; the database's text is logged with the request id, never sent. what says
+     * what failed, for the client. */
+    void (*reply_db_error)(struct rb_http_req *req, const char *err, const char *what);
+    /* A rate limit on any key (a tracking number, a phone), counted per process in the same
+     * table as the per-client-address limits, apart for each plugin: per_second on average,
+     * burst at once. take 0 only looks. Returns 0 when allowed, else the seconds to wait. */
+    double (*rate_limit)(struct rb_plugin_ctx *ctx, const char *key, double per_second,
+                         int burst, int take);
+
     /* New entries go here, at the end, never above. */
 };
 
