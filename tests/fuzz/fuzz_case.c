@@ -1,5 +1,5 @@
 /* Fuzz: a case as JSON (the app's body) through intake's validation: kinds, services,
- * districts, phones, e-mail, coordinates, ratings, texts (hygiene, limits), origins. */
+ * districts, phones, e-mail, coordinates, ratings, texts (hygiene, limits), the channels' extras (origin, reply, hold). */
 #include "tests/fuzz/intake_harness.h"
 
 static const char *str(json_t *o, const char *k)
@@ -31,7 +31,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         c.anonymous = json_is_true(json_object_get(o, "anonymous"));
         c.official = str(o, "official");
         c.rating = (int)json_integer_value(json_object_get(o, "rating"));
-        c.origin = str(o, "origin");
+        /* the channels' extras: an origin (JSON text), a reply, a hold */
+        struct rb_case_extra x[3];
+        size_t nx = 0;
+        if (str(o, "origin"))
+            x[nx++] = (struct rb_case_extra){RB_CASE_EXTRA_ORIGIN, str(o, "origin"), NULL, NULL};
+        if (str(o, "reply"))
+            x[nx++] = (struct rb_case_extra){RB_CASE_EXTRA_REPLY, str(o, "reply"),
+                                             str(o, "reply_channel"), str(o, "reply_to")};
+        if (str(o, "hold"))
+            x[nx++] = (struct rb_case_extra){RB_CASE_EXTRA_HOLD, NULL, str(o, "hold"), NULL};
+        c.extras = x;
+        c.nextras = nx;
         c.idem_key = str(o, "idempotency_key");
         if (c.idem_key) {
             c.idem_scope = "fuzz";
