@@ -2,8 +2,10 @@
 -- "The schema contract"). A call (channel "call", plugin ivr_asterisk) names its call script,
 -- its trunk, and where the keypad answers go: {"script", "trunk", "reply_kind", "ref"}. Core
 -- stores the object and hands it to the sender as it is (struct rb_message_info.data_json).
+-- Core refuses data over 8 KiB before it gets here (RB_MESSAGE_DATA_MAX); the bound below is
+-- a backstop with room for jsonb's own spacing of the same object.
 ALTER TABLE messages ADD COLUMN data jsonb
-    CHECK (data IS NULL OR (jsonb_typeof(data) = 'object' AND octet_length(data::text) <= 8192));
+    CHECK (data IS NULL OR (jsonb_typeof(data) = 'object' AND octet_length(data::text) <= 16384));
 
 -- rabta_message_queue gains `data` (one object per message, or NULL), last and with a default,
 -- so every existing caller (positional or named) is untouched. The old signature goes: two

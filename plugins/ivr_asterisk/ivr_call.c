@@ -32,6 +32,7 @@ struct att {
     struct rb_message_send *send; /* until message_done */
     long long message_id, call_id, attempt_id;
     int n, max_attempts, tries;
+    int last_send;                /* core sends the message no more times after this one */
     json_t *lua;                  /* ref: the settings the attempt started with */
     const json_t *script, *policy; /* borrowed from lua */
     char script_name[64], phone[20], lang[3], trunk[64], reply_kind[64];
@@ -377,9 +378,11 @@ static void attempt_end(struct att *a, const char *outcome)
     }
     if (counted && !(a->uniqueid[0] && a->cause == 0 && hold_slot(a->uniqueid, a->trunk, a->attempt_id)))
         release_slot(a->trunk);
-    const char *state = !retryable(outcome, a->answers) ? "done"
-                        : a->n >= a->max_attempts       ? "failed"
-                                                        : "queued";
+    /* failed also when core would not send the message again (its sends were used up, e.g.
+     * by quiet hours): the queuer still hears of it */
+    const char *state = !retryable(outcome, a->answers)          ? "done"
+                        : a->n >= a->max_attempts || a->last_send ? "failed"
+                                                                  : "queued";
     rb_ivr_api->log(rb_ivr.ctx, RB_LOG_INFO, "call %lld attempt %d to %s: %s (reason %d, cause "
                                              "%d)%s", a->call_id, a->n, a->phone, outcome,
                     a->reason, a->cause, strcmp(state, "queued") ? "; done" : "; retried later");
@@ -852,6 +855,7 @@ static void on_send(struct rb_message_send *send, const struct rb_message_info *
     }
     a->send = send;
     a->message_id = m->id;
+    a->last_send = m->attempt >= m->max_attempts;
     a->lua = json_incref(rb_ivr.lua.data);
     a->answers = json_object();
     a->timer = evtimer_new(rb_ivr.base, on_deadline, a);
