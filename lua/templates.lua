@@ -123,6 +123,20 @@ template("kind.complaint", { en = "complaint", ur = "شکایت" })
 template("kind.feedback", { en = "feedback", ur = "رائے" })
 template("kind.information", { en = "information request", ur = "معلومات کی درخواست" })
 
+-- ---- calls (channel "call", plugin ivr_asterisk, docs/ivr.md) ----------------------------
+-- A call message's text says what the call is, for the staff who read the message; what the
+-- citizen hears is the call script of lua/ivr.lua that the message's data names.
+
+template("call.cfmp_survey", {
+  en = "Rabta call: a survey about the public service you received (satisfied? asked for a bribe?).",
+  ur = "رابطہ کال: آپ کو ملنے والی سرکاری سروس کے بارے میں سروے (کیا آپ مطمئن ہیں؟ کیا رشوت مانگی گئی؟)۔",
+})
+
+template("call.notice", {
+  en = "Rabta call: a message about your complaint; please check your SMS.",
+  ur = "رابطہ کال: آپ کی شکایت کے بارے میں پیغام؛ براہ کرم اپنے ایس ایم ایس دیکھیں۔",
+})
+
 -- ---- the words for a case's status (in sms.status) ----------------------------------------
 
 template("status.submitted", { en = "registered", ur = "درج" })

@@ -69,16 +69,17 @@ void rb_message_cleanup(void)
 /* ---- queueing ----------------------------------------------------------------------------- */
 
 /* One statement for n messages (arrays of one element each), through the SQL function every
- * path that queues messages uses (migration 0029):
+ * path that queues messages uses (migrations 0029, 0051):
  *   $1 channel  $2 to  $3 body  $4 case  $5 citizen  $6 template  $7 language  $8 notice
- *   $9 urgent  $10 event  $11 subject  $12 delay of the messages that are not urgent (s)
+ *   $9 urgent  $10 event  $11 subject  $12 data  $13 delay of the messages that are not
+ *   urgent (s)
  * Answers the ids of the messages stored; a duplicate of an event's message has no row. */
 static const char queue_sql[] =
     "SELECT message_id FROM rabta_message_queue($1::text[], $2::text[], $3::text[],"
     "  $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::boolean[], $9::boolean[],"
-    "  $10::bigint[], $11::text[], $12::float8)";
+    "  $10::bigint[], $11::text[], delay => $13::float8, data => $12::jsonb[])";
 
-#define QUEUE_NPARAMS 12
+#define QUEUE_NPARAMS 13
 
 struct queued {
     rb_message_fn fn;
@@ -105,6 +106,18 @@ static int check_req(struct rb_server *srv, const struct rb_message_req *m, char
         snprintf(why, whylen, "a message needs a template, a channel, an address and a "
                               "language of ur or en");
         return RB_EINVAL;
+    }
+    if (m->data_json) {
+        json_t *d = strlen(m->data_json) <= RB_MESSAGE_DATA_MAX
+                        ? json_loads(m->data_json, JSON_REJECT_DUPLICATES, NULL)
+                        : NULL;
+        int ok = json_is_object(d);
+        json_decref(d);
+        if (!ok) {
+            snprintf(why, whylen, "a message's data must be a JSON object of at most %d bytes",
+                     RB_MESSAGE_DATA_MAX);
+            return RB_EINVAL;
+        }
     }
     return rb_sender_check(srv, m->channel, why, whylen);
 }
@@ -159,7 +172,7 @@ static int queue_many(struct rb_server *srv, const struct rb_message_req *const 
             m[i]->channel, m[i]->to, body, m[i]->case_id > 0 ? cs : NULL,
             m[i]->citizen_id > 0 ? cit : NULL, m[i]->template, lang,
             m[i]->notice ? "t" : "f", m[i]->urgent ? "t" : "f",
-            m[i]->event_id > 0 ? ev : NULL, subject,
+            m[i]->event_id > 0 ? ev : NULL, subject, m[i]->data_json,
         };
         for (size_t k = 0; k < QUEUE_NPARAMS - 1; k++)
             rb_sbuf_elem(&a[k], v[k]);

@@ -41,6 +41,8 @@ struct rb_message_req {
     int notice;           /* not sent to citizens who opted out (STOP) */
     int urgent;           /* sent at once even in quiet hours */
     const char *subject_template; /* rendered as the subject (e-mail), or NULL */
+    const char *data_json; /* what the sender needs beyond address and text (a call's script):
+                            * a JSON object of at most RB_MESSAGE_DATA_MAX bytes, or NULL */
 };
 
 /* Called once the message is stored: id > 0, or 0 for a duplicate of the event's message;

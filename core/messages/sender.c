@@ -159,7 +159,7 @@ static const char load_sql[] =
     "  m.urgent, m.notice AND (EXISTS (SELECT 1 FROM citizens c WHERE c.phone = m.to_address"
     "    AND c.opted_out_at IS NOT NULL) OR EXISTS (SELECT 1 FROM citizens c"
     "    WHERE c.id = m.citizen_id AND c.opted_out_at IS NOT NULL)),"
-    "  coalesce(m.case_id, 0)"
+    "  coalesce(m.case_id, 0), m.data::text"
     " FROM messages m WHERE m.id = $1::bigint";
 
 /* $2 the new status (or NULL: stays queued), $3 last_error, $4 gateway_ref, $5 1 when the
@@ -284,6 +284,7 @@ static void loaded(PGresult *res, const char *err, void *arg)
         .attempt = s->attempt,
         .max_attempts = s->max_attempts,
         .case_id = atoll(PQgetvalue(res, 0, 9)),
+        .data_json = PQgetisnull(res, 0, 10) ? NULL : PQgetvalue(res, 0, 10),
     };
     snd->fn(s, &m, snd->arg); /* res stays valid during the call: the plugin copies */
 }

@@ -1056,6 +1056,7 @@ static int host_message_queue(struct rb_plugin_ctx *ctx, const struct rb_message
         .subject_template = RB_HAS_FIELD(m, rb_message_out, subject_template)
                                 ? m->subject_template
                                 : NULL,
+        .data_json = RB_HAS_FIELD(m, rb_message_out, data_json) ? m->data_json : NULL,
     };
     int rc = rb_message_queue(ctx->srv, &r, fn, arg, why, whylen);
     json_decref(p);

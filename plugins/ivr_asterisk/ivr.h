@@ -6,9 +6,8 @@
  *                   call scripts) with their checks and self-tests
  *   ivr_agi.c       FastAGI server            ivr_ami.c   AMI client     ivr_parse.c  wire
  *   ivr_hotline.c   inbound calls (agi://rabta:4573/hotline)
- *   ivr_call.c      outbound calls: trunks, attempts, outcomes, the script on the call
- *   ivr_job.c       what starts an outbound call (job kind "ivr.call"; becomes the sender of
- *                   channel "call" when the host offers one) */
+ *   ivr_call.c      outbound calls, the sender of channel "call": trunks, attempts,
+ *                   outcomes, the script on the call, the answers handed back */
 #ifndef RB_IVR_H
 #define RB_IVR_H
 
@@ -84,12 +83,10 @@ void rb_ivr_calls_ami_state(int up);
 void rb_ivr_calls_ami_msg(const struct rb_ami_msg *m);
 /* An outbound call's AGI session (agi://rabta:4573/call, agi_arg_1 the attempt id). */
 void rb_ivr_call_session(struct rb_agi_conn *c);
-/* Place a call: one attempt of the stored call (job run `run` is finished when the attempt
- * ends). payload: {"script", "phone", "language", "trunk", "reply_kind", "ref"}. */
-void rb_ivr_call_place(struct rb_job_run *run, const struct rb_job_info *job);
+/* Registers the plugin as the sender of channel "call" (only during init()): each send of a
+ * call message is one attempt of its call, reported with message_done when it ends. The
+ * message's data: {"script", "trunk", "reply_kind", "ref"} (docs/ivr.md). */
+int rb_ivr_call_register(struct rb_plugin_ctx *ctx);
 size_t rb_ivr_calls_active(void);
-
-/* ---- ivr_job.c ---- */
-int rb_ivr_job_register(struct rb_plugin_ctx *ctx);
 
 #endif

@@ -83,9 +83,9 @@ static int ivr_check(struct rb_plugin_ctx *ctx, const struct rb_host_api *api)
 static int ivr_init(struct rb_plugin_ctx *ctx, const struct rb_host_api *api)
 {
     rb_ivr_api = api;
-    if (!RB_HOST_HAS(api, lua_data)) {
+    if (!RB_HOST_HAS(api, message_done)) {
         api->log(ctx, RB_LOG_ERROR, "this rabtad is too old for the ivr_asterisk plugin (no "
-                                    "event_base or lua_data in the host API)");
+                                    "event_base, lua_data or message_sender in the host API)");
         return RB_ERR;
     }
     memset(&rb_ivr, 0, sizeof(rb_ivr));
@@ -93,7 +93,7 @@ static int ivr_init(struct rb_plugin_ctx *ctx, const struct rb_host_api *api)
     if (load_all(ctx, &rb_ivr.conf, &rb_ivr.lua) != RB_OK)
         return RB_EINVAL;
     rb_ivr.calls = rb_ivr_calls_new();
-    return rb_ivr_job_register(ctx);
+    return rb_ivr_call_register(ctx);
 }
 
 static void ami_msg(const struct rb_ami_msg *m, void *arg)

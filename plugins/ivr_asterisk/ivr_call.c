@@ -1,11 +1,12 @@
-/* Outbound calls (docs/ivr.md "Outbound calls"). One struct att is one attempt: one run of the
- * job that asked for the call. It waits for its trunk (at most max_calls at once, at most rate
+/* Outbound calls (docs/ivr.md "Outbound calls"): the plugin is the sender of channel "call".
+ * One struct att is one attempt: one send of a call message (core's job
+ * "message.send.call"), whose data names the script. It waits for its trunk (at most max_calls at once, at most rate
  * new calls a second), is stored (ivr_attempts), originated through AMI with ActionID
  * "rabta-<attempt id>", and ends with Asterisk's outcome: OriginateResponse Failure (Reason 5
  * busy, 3 no answer, 8 congestion, ...), or the answered call's AGI session
  * (agi://rabta:4573/call,<attempt id>) running the script, or a Hangup event. The outcome is
- * stored with the call's answers, and the run finishes: done (the queuer's reply job is
- * queued) or again after the policy's spacing.
+ * stored with the call's answers, and the send is reported with message_done: sent or failed
+ * (the queuer's reply job queued first), or again after the policy's spacing.
  *
  * When AMI is lost, an Originate already sent is never sent again: its attempt waits for the
  * call's AGI session or its deadline (outcome "unknown", retried later); attempts not yet sent
@@ -28,9 +29,10 @@
 enum att_state { T_STORING, T_WAITING, T_DIALING, T_ANSWERED, T_CALL, T_ENDING };
 
 struct att {
-    struct rb_job_run *run;
-    long long job_id, call_id, attempt_id;
+    struct rb_message_send *send; /* until message_done */
+    long long message_id, call_id, attempt_id;
     int n, max_attempts, tries;
+    int last_send;                /* core sends the message no more times after this one */
     json_t *lua;                  /* ref: the settings the attempt started with */
     const json_t *script, *policy; /* borrowed from lua */
     char script_name[64], phone[20], lang[3], trunk[64], reply_kind[64];
@@ -168,12 +170,21 @@ static void att_free(struct att *a)
     free(a);
 }
 
+/* Reports the send (message_done) and frees the attempt. */
+static void att_done(struct att *a, enum rb_send_outcome outcome, double retry_after,
+                     const char *why)
+{
+    rb_ivr_api->message_done(a->send, outcome, retry_after, why,
+                             outcome == RB_SEND_SENT && a->uniqueid[0] ? a->uniqueid : NULL);
+    att_free(a);
+}
+
 void rb_ivr_calls_free(struct rb_ivr_calls *c)
 {
     if (!c)
         return;
     while (c->all)
-        att_free(c->all); /* their runs are recovered by the jobs' lease */
+        att_free(c->all); /* their send jobs are recovered by the jobs' lease */
     while (c->held) {
         struct held *h = c->held;
         c->held = h->next;
@@ -238,61 +249,119 @@ static int retryable(const char *outcome, const json_t *answers)
     return 1;
 }
 
+/* Why the call is over, or why it is tried again, as the message's last_error. */
+static void outcome_text(const struct att *a, const char *outcome, const char *state,
+                         char *buf, size_t len)
+{
+    char cause[48] = "";
+    if (a->reason || a->cause)
+        snprintf(cause, sizeof(cause), " (reason %d, cause %d)", a->reason, a->cause);
+    if (strcmp(state, "queued") == 0)
+        snprintf(buf, len, "attempt %d: %s%s", a->n, outcome, cause);
+    else
+        snprintf(buf, len, "%s after %d attempt%s%s", outcome, a->n, a->n == 1 ? "" : "s",
+                 cause);
+}
+
+/* Reports a final call: sent when the script ran (done), failed when no attempt got through. */
+static void report_final(struct att *a, const char *state, const char *outcome)
+{
+    char why[160];
+    outcome_text(a, outcome, state, why, sizeof(why));
+    if (strcmp(state, "done") == 0)
+        att_done(a, RB_SEND_SENT, 0, NULL);
+    else
+        att_done(a, RB_SEND_FAILED, 0, why);
+}
+
+struct final {
+    struct att *a;
+    char state[8], outcome[16];
+};
+
 static void on_reply_queued(const struct rb_db_result *res, const char *err, void *arg)
 {
     (void)res;
-    struct att *a = arg;
-    if (err)
-        rb_ivr_api->job_finish(a->run, 0, err, 30, 0);
-    else
-        rb_ivr_api->job_finish(a->run, 1, NULL, 0, 0);
-    att_free(a);
+    struct final *f = arg;
+    if (err) { /* tried again: the next send queues the reply (replied_at is still NULL) */
+        char why[300];
+        snprintf(why, sizeof(why), "the reply job could not be queued: %s", err);
+        att_done(f->a, RB_SEND_RETRY, 30, why);
+    } else {
+        char id[24];
+        snprintf(id, sizeof(id), "%lld", f->a->call_id);
+        const char *p[] = {id};
+        rb_ivr_api->db_query(rb_ivr.ctx, "UPDATE ivr_calls SET replied_at = now()"
+                                         " WHERE id = $1::bigint", 1, p, NULL, NULL);
+        report_final(f->a, f->state, f->outcome);
+    }
+    free(f);
 }
 
+/* The call is over (state "done" or "failed"): the queuer's reply job (once), then the
+ * outcome of the send. */
+static void call_final(struct att *a, const char *state, const char *outcome, int replied)
+{
+    if (!a->reply_kind[0] || replied) {
+        report_final(a, state, outcome);
+        return;
+    }
+    struct final *f = calloc(1, sizeof(*f));
+    json_t *p = json_pack("{s:I, s:I, s:s, s:s, s:i, s:O}", "call_id", (json_int_t)a->call_id,
+                          "message_id", (json_int_t)a->message_id, "outcome", outcome, "state",
+                          state, "attempts", a->n, "answers", a->answers);
+    char *text = NULL;
+    if (f && p) {
+        f->a = a;
+        snprintf(f->state, sizeof(f->state), "%s", state);
+        snprintf(f->outcome, sizeof(f->outcome), "%s", outcome);
+        if (a->ref)
+            json_object_set_new(p, "ref", json_loads(a->ref, JSON_DECODE_ANY, NULL));
+        text = json_dumps(p, JSON_COMPACT);
+    }
+    json_decref(p);
+    char dedup[64];
+    snprintf(dedup, sizeof(dedup), "ivr.reply.%lld", a->call_id);
+    if (!text) {
+        free(f);
+        att_done(a, RB_SEND_RETRY, 30, "out of memory");
+    } else if (rb_ivr_api->job_enqueue(rb_ivr.ctx, a->reply_kind, text, 0, dedup,
+                                       on_reply_queued, f) != RB_OK) {
+        on_reply_queued(NULL, "the database is unavailable", f);
+    }
+    free(text);
+}
+
+/* After an attempt's outcome is stored (end_sql) or a call is given up (give_up_sql): one
+ * row (state, outcome, replied). */
 static void on_ended(const struct rb_db_result *res, const char *err, void *arg)
 {
     struct att *a = arg;
     const char *state = res && rb_ivr_api->db_ntuples(res) == 1 ? rb_ivr_api->db_value(res, 0, 0)
                                                                 : NULL;
     if (err || !state) {
-        rb_ivr_api->job_finish(a->run, 0, err ? err : "the call's row is gone", 30, 0);
-        att_free(a);
+        att_done(a, RB_SEND_RETRY, 30, err ? err : "the call's row is gone");
         return;
     }
+    const char *outcome = rb_ivr_api->db_value(res, 0, 1);
     if (strcmp(state, "queued") == 0) {
         double spacing = rb_ivr_num(a->policy, "spacing", 600) * pow(2, a->n - 1);
         double quiet = rb_ivr_api->quiet_wait(rb_ivr.ctx);
-        char why[96];
-        snprintf(why, sizeof(why), "attempt %d: %s", a->n, rb_ivr_api->db_value(res, 0, 1));
-        rb_ivr_api->job_finish(a->run, 0, why, spacing > quiet ? spacing : quiet, 0);
-        att_free(a);
+        char why[160];
+        outcome_text(a, outcome ? outcome : "?", state, why, sizeof(why));
+        att_done(a, RB_SEND_RETRY, spacing > quiet ? spacing : quiet, why);
         return;
     }
-    if (!a->reply_kind[0]) {
-        on_reply_queued(NULL, NULL, a);
-        return;
-    }
-    json_t *p = json_pack("{s:I, s:I, s:s, s:s, s:i, s:O}", "call_id", (json_int_t)a->call_id,
-                          "job_id", (json_int_t)a->job_id, "outcome",
-                          rb_ivr_api->db_value(res, 0, 1), "state", state, "attempts", a->n,
-                          "answers", a->answers);
-    if (a->ref)
-        json_object_set_new(p, "ref", json_loads(a->ref, JSON_DECODE_ANY, NULL));
-    char *text = json_dumps(p, JSON_COMPACT);
-    json_decref(p);
-    char dedup[64];
-    snprintf(dedup, sizeof(dedup), "ivr.reply.%lld", a->call_id);
-    if (rb_ivr_api->job_enqueue(rb_ivr.ctx, a->reply_kind, text, 0, dedup, on_reply_queued, a) !=
-        RB_OK)
-        on_reply_queued(NULL, "the reply job could not be queued", a);
-    free(text);
+    call_final(a, state, outcome ? outcome : "unknown", rb_ivr_api->db_value(res, 0, 2)[0] == 't');
 }
 
 static const char *const end_sql =
     "WITH a AS (UPDATE ivr_attempts SET ended_at = now(), outcome = $2, reason = $3::int,"
-    "    cause = CASE WHEN $4::int = 0 THEN cause ELSE $4::int END, amd = $5, uniqueid = $6 WHERE id = $1::bigint RETURNING call_id)"
+    "    cause = CASE WHEN $4::int = 0 THEN cause ELSE $4::int END, amd = $5, uniqueid = $6"
+    "   WHERE id = $1::bigint RETURNING call_id)"
     " UPDATE ivr_calls SET answers = answers || $7::jsonb, state = $8, outcome = $2,"
-    "   updated_at = now() WHERE id = (SELECT call_id FROM a) RETURNING state, outcome";
+    "   updated_at = now() WHERE id = (SELECT call_id FROM a)"
+    " RETURNING state, outcome, replied_at IS NOT NULL";
 
 /* The attempt is over: release its trunk slot, store the outcome, finish the run. */
 static void attempt_end(struct att *a, const char *outcome)
@@ -309,9 +378,11 @@ static void attempt_end(struct att *a, const char *outcome)
     }
     if (counted && !(a->uniqueid[0] && a->cause == 0 && hold_slot(a->uniqueid, a->trunk, a->attempt_id)))
         release_slot(a->trunk);
-    const char *state = !retryable(outcome, a->answers) ? "done"
-                        : a->n >= a->max_attempts       ? "failed"
-                                                        : "queued";
+    /* failed also when core would not send the message again (its sends were used up, e.g.
+     * by quiet hours): the queuer still hears of it */
+    const char *state = !retryable(outcome, a->answers)          ? "done"
+                        : a->n >= a->max_attempts || a->last_send ? "failed"
+                                                                  : "queued";
     rb_ivr_api->log(rb_ivr.ctx, RB_LOG_INFO, "call %lld attempt %d to %s: %s (reason %d, cause "
                                              "%d)%s", a->call_id, a->n, a->phone, outcome,
                     a->reason, a->cause, strcmp(state, "queued") ? "; done" : "; retried later");
@@ -406,8 +477,7 @@ static void on_attempt_stored(const struct rb_db_result *res, const char *err, v
         struct trunk *t = trunk_of(a->trunk);
         cs()->n_active--;
         t->active--;
-        rb_ivr_api->job_finish(a->run, 0, err ? err : "the call's row is gone", 30, 0);
-        att_free(a);
+        att_done(a, RB_SEND_RETRY, 30, err ? err : "the call's row is gone");
         pump(t);
         return;
     }
@@ -654,14 +724,13 @@ void rb_ivr_call_session(struct rb_agi_conn *c)
         attempt_end(a, "hung_up_early");
 }
 
-/* ---- placing a call ------------------------------------------------------------------------- */
+/* ---- placing a call: the sender of channel "call" ----------------------------------------- */
 
 static void on_call_stored(const struct rb_db_result *res, const char *err, void *arg)
 {
     struct att *a = arg;
     if (err || rb_ivr_api->db_ntuples(res) != 1) {
-        rb_ivr_api->job_finish(a->run, 0, err ? err : "the call was not stored", 30, 0);
-        att_free(a);
+        att_done(a, RB_SEND_RETRY, 30, err ? err : "the call was not stored");
         return;
     }
     a->call_id = atoll(rb_ivr_api->db_value(res, 0, 0));
@@ -670,15 +739,29 @@ static void on_call_stored(const struct rb_db_result *res, const char *err, void
     if (json_is_object(ans))
         json_object_update(a->answers, ans);
     json_decref(ans);
-    if (strcmp(rb_ivr_api->db_value(res, 0, 2), "queued") != 0 || a->n >= a->max_attempts) {
-        rb_ivr_api->job_finish(a->run, 1, NULL, 0, 0); /* finished by an earlier run */
-        att_free(a);
+    const char *state = rb_ivr_api->db_value(res, 0, 2);
+    if (strcmp(state, "queued") != 0) { /* over before (its report was lost): report again */
+        const char *outcome = rb_ivr_api->db_value(res, 0, 4);
+        call_final(a, state, outcome ? outcome : "unknown",
+                   rb_ivr_api->db_value(res, 0, 5)[0] == 't');
+        return;
+    }
+    if (a->n >= a->max_attempts) { /* the last attempt never ended (rabtad stopped) */
+        char id[24];
+        snprintf(id, sizeof(id), "%lld", a->call_id);
+        const char *p[] = {id};
+        if (rb_ivr_api->db_query(rb_ivr.ctx,
+                                 "UPDATE ivr_calls SET state = 'failed', outcome ="
+                                 " coalesce(outcome, 'unknown'), updated_at = now()"
+                                 " WHERE id = $1::bigint"
+                                 " RETURNING state, outcome, replied_at IS NOT NULL",
+                                 1, p, on_ended, a) != RB_OK)
+            on_ended(NULL, "the database is unavailable", a);
         return;
     }
     struct trunk *t = trunk_of(a->trunk);
     if (!t) {
-        rb_ivr_api->job_finish(a->run, 0, "out of memory", 30, 0);
-        att_free(a);
+        att_done(a, RB_SEND_RETRY, 30, "out of memory");
         return;
     }
     a->state = T_WAITING;
@@ -691,28 +774,55 @@ static void on_call_stored(const struct rb_db_result *res, const char *err, void
 }
 
 static const char *const call_sql =
-    "INSERT INTO ivr_calls (job_id, script, phone, language, trunk, reply_kind, ref)"
+    "INSERT INTO ivr_calls (message_id, script, phone, language, trunk, reply_kind, ref)"
     " VALUES ($1::bigint, $2, $3, $4, $5, $6, $7::jsonb)"
-    " ON CONFLICT (job_id) DO UPDATE SET updated_at = now()"
-    " RETURNING id, attempts, state, answers::text";
+    " ON CONFLICT (message_id) DO UPDATE SET updated_at = now()"
+    " RETURNING id, attempts, state, answers::text, outcome, replied_at IS NOT NULL";
 
-/* Reads the job's payload into a; NULL or the reason it is refused (permanently). */
-static const char *read_payload(struct att *a, const char *payload)
+/* The names of the scripts of lua/ivr.lua, "a, b, c", into buf. */
+static void script_names(char *buf, size_t len)
 {
-    json_t *p = json_loads(payload ? payload : "", 0, NULL);
-    const char *script = rb_ivr_str(p, "script", NULL), *phone = rb_ivr_str(p, "phone", NULL);
-    const char *lang = rb_ivr_str(p, "language", "ur"), *rk = rb_ivr_str(p, "reply_kind", "");
-    const char *why = NULL;
-    a->script = rb_ivr_script(&rb_ivr.lua, script);
-    if (!a->script)
-        why = "no such call script in lua/ivr.lua";
-    else if (!phone || rb_ivr_api->phone_normalize(phone, a->phone, sizeof(a->phone), &why) != RB_OK)
-        why = "field \"phone\": not a phone number";
-    else if (strcmp(lang, "ur") != 0 && strcmp(lang, "en") != 0)
-        why = "field \"language\": \"ur\" or \"en\"";
-    else if (strlen(rk) >= sizeof(a->reply_kind) || strspn(rk, "abcdefghijklmnopqrstuvwxyz0123456789_.") != strlen(rk))
-        why = "field \"reply_kind\": a job kind of [a-z0-9_.]";
-    if (!why) {
+    const char *name;
+    const json_t *v;
+    size_t at = 0;
+    buf[0] = '\0';
+    json_object_foreach(json_object_get(rb_ivr.lua.data, "scripts"), name, v)
+        if (at < len)
+            at += (size_t)snprintf(buf + at, len - at, "%s%s", at ? ", " : "", name);
+}
+
+/* Reads the call message into a: its address, language and data {"script", "trunk",
+ * "reply_kind", "ref"}. NULL, or the reason it is refused for good, into why. */
+static const char *read_message(struct att *a, const struct rb_message_info *m, char *why,
+                                size_t whylen)
+{
+    const char *data =
+        m->size >= offsetof(struct rb_message_info, data_json) + sizeof(m->data_json)
+            ? m->data_json
+            : NULL;
+    json_t *p = data ? json_loads(data, 0, NULL) : NULL;
+    const char *script = rb_ivr_str(p, "script", NULL), *rk = rb_ivr_str(p, "reply_kind", "");
+    const char *lang = m->language ? m->language : "ur", *bad = NULL;
+    a->script = script ? rb_ivr_script(&rb_ivr.lua, script) : NULL;
+    if (!script) {
+        bad = "a call message needs data {\"script\": NAME} naming a script of lua/ivr.lua";
+    } else if (!a->script) {
+        char names[200];
+        script_names(names, sizeof(names));
+        snprintf(why, whylen, "no call script \"%.64s\" in lua/ivr.lua (its scripts: %s)",
+                 script, names);
+        bad = why;
+    } else if (rb_ivr_api->phone_normalize(m->to, a->phone, sizeof(a->phone), &bad) != RB_OK) {
+        snprintf(why, whylen, "the address \"%.32s\" is not a phone number: %s", m->to,
+                 bad ? bad : "?");
+        bad = why;
+    } else if (strcmp(lang, "ur") != 0 && strcmp(lang, "en") != 0) {
+        bad = "the message's language must be \"ur\" or \"en\"";
+    } else if (strlen(rk) >= sizeof(a->reply_kind) ||
+               strspn(rk, "abcdefghijklmnopqrstuvwxyz0123456789_.") != strlen(rk)) {
+        bad = "data \"reply_kind\": a job kind of [a-z0-9_.] (at most 63)";
+    }
+    if (!bad) {
         snprintf(a->script_name, sizeof(a->script_name), "%s", script);
         snprintf(a->lang, sizeof(a->lang), "%s", lang);
         snprintf(a->reply_kind, sizeof(a->reply_kind), "%s", rk);
@@ -721,32 +831,31 @@ static const char *read_payload(struct att *a, const char *payload)
         a->policy = rb_ivr_named(&rb_ivr.lua, "policies",
                                  rb_ivr_str(a->script, "policy", "default"));
         if (!rb_ivr_named(&rb_ivr.lua, "trunks", a->trunk))
-            why = "field \"trunk\": no such trunk in lua/ivr.lua";
+            bad = "data \"trunk\": no such trunk in lua/ivr.lua";
         if (json_object_get(p, "ref"))
             a->ref = json_dumps(json_object_get(p, "ref"), JSON_COMPACT | JSON_ENCODE_ANY);
     }
     json_decref(p);
-    return why;
+    return bad;
 }
 
-void rb_ivr_call_place(struct rb_job_run *run, const struct rb_job_info *job)
+/* One send of a call message: one attempt of its call (the send is reported when the attempt
+ * ends). Core has waited out the quiet hours already. */
+static void on_send(struct rb_message_send *send, const struct rb_message_info *m, void *arg)
 {
+    (void)arg;
     if (!rb_ivr.ami) {
-        rb_ivr_api->job_finish(run, 0, "no AMI configured (ami_host)", 300, 0);
-        return;
-    }
-    double quiet = rb_ivr_api->quiet_wait(rb_ivr.ctx);
-    if (quiet > 0) {
-        rb_ivr_api->job_finish(run, 0, "quiet hours", quiet, 0);
+        rb_ivr_api->message_done(send, RB_SEND_RETRY, 300, "no AMI configured (ami_host)", NULL);
         return;
     }
     struct att *a = calloc(1, sizeof(*a));
     if (!a) {
-        rb_ivr_api->job_finish(run, 0, "out of memory", 30, 0);
+        rb_ivr_api->message_done(send, RB_SEND_RETRY, 30, "out of memory", NULL);
         return;
     }
-    a->run = run;
-    a->job_id = job->id;
+    a->send = send;
+    a->message_id = m->id;
+    a->last_send = m->attempt >= m->max_attempts;
     a->lua = json_incref(rb_ivr.lua.data);
     a->answers = json_object();
     a->timer = evtimer_new(rb_ivr.base, on_deadline, a);
@@ -754,19 +863,24 @@ void rb_ivr_call_place(struct rb_job_run *run, const struct rb_job_info *job)
     if (cs()->all)
         cs()->all->prev = a;
     cs()->all = a;
-    const char *why = read_payload(a, job->payload);
-    if (why) {
-        rb_ivr_api->log(rb_ivr.ctx, RB_LOG_ERROR, "job %lld (ivr.call) refused: %s", job->id, why);
-        rb_ivr_api->job_finish(run, 0, why, 0, 1);
-        att_free(a);
+    char why[300];
+    const char *bad = read_message(a, m, why, sizeof(why));
+    if (bad) {
+        rb_ivr_api->log(rb_ivr.ctx, RB_LOG_ERROR, "call message %lld refused: %s", m->id, bad);
+        att_done(a, RB_SEND_FAILED, 0, bad);
         return;
     }
     a->max_attempts = (int)rb_ivr_num(a->policy, "max_attempts", 3);
-    char jid[24];
-    snprintf(jid, sizeof(jid), "%lld", job->id);
-    const char *p[] = {jid, a->script_name, a->phone, a->lang, a->trunk,
+    char mid[24];
+    snprintf(mid, sizeof(mid), "%lld", m->id);
+    const char *p[] = {mid, a->script_name, a->phone, a->lang, a->trunk,
                        a->reply_kind[0] ? a->reply_kind : NULL, a->ref};
     a->state = T_STORING;
     if (rb_ivr_api->db_query(rb_ivr.ctx, call_sql, 7, p, on_call_stored, a) != RB_OK)
         on_call_stored(NULL, "the database is unavailable", a);
+}
+
+int rb_ivr_call_register(struct rb_plugin_ctx *ctx)
+{
+    return rb_ivr_api->message_sender(ctx, "call", on_send, NULL);
 }

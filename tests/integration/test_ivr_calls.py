@@ -1,11 +1,14 @@
-"""Outbound IVR calls (plugin ivr_asterisk): jobs "ivr.call" originated through AMI to a
-scripted Asterisk (asterisk_peer.py: an AMI server that dials, and a FastAGI client for each
-answered call), with the real rabtad and PostgreSQL."""
+"""Outbound IVR calls (plugin ivr_asterisk, the sender of channel "call"): call messages queued
+as any plugin queues a message (host API message_queue, through the test_sender plugin's route,
+with the call's data), or with SQL rabta_message_queue, originated through AMI to a scripted
+Asterisk (asterisk_peer.py: an AMI server that dials, and a FastAGI client for each answered
+call), with the real rabtad and PostgreSQL."""
 
 import datetime
 import json
 import os
 import shutil
+import urllib.parse
 
 import asterisk_peer
 import rbtest
@@ -43,6 +46,8 @@ class CallsCase(rbtest.TestCase):
             "agi_listen": "127.0.0.1:%d" % cls.agi_port, "recordings_dir": cls.class_tmp(),
             "ami_host": "127.0.0.1", "ami_port": cls.ami.port, "ami_username": "rabta",
             "ami_secret": SECRET, "key_timeout": "1s"}})
+        cfg["plugins"].append({"name": "test_sender", "config": {"channels": "fax"},
+                               "path": os.path.join(rbtest.TEST_PLUGIN_DIR, "test_sender.so")})
         cls.r = cls.class_rabtad(pg=cls.db, port=port, config=cfg)
         cls.ami.wait(lambda: cls.ami.logins >= 1, 20, "rabtad's AMI login")
 
@@ -52,24 +57,37 @@ class CallsCase(rbtest.TestCase):
         super().tearDownClass()
 
     def queue(self, phone, script="cfmp_survey", reply="test.ivr_done", ref=None, lang="ur"):
-        payload = {"script": script, "phone": phone, "language": lang, "reply_kind": reply,
-                   "ref": ref or {"phone": phone}}
-        return self.db.scalar("INSERT INTO jobs (kind, payload) VALUES ('ivr.call', '%s')"
-                              " RETURNING id" % json.dumps(payload))
+        """A call message through the host API message_queue (not urgent: quiet hours apply);
+        returns its message id."""
+        data = {"script": script, "reply_kind": reply, "ref": ref or {"phone": phone}}
+        q = urllib.parse.urlencode({"channel": "call", "to": phone, "language": lang,
+                                    "template": "call.cfmp_survey", "urgent": "0",
+                                    "data": json.dumps(data)})
+        r = self.r.post("/test/test_sender/message?" + q, {})
+        self.assertEqual(r.status, 201, r)
+        return r.json["id"]
 
-    def call_row(self, job_id):
+    def message(self, msg_id):
+        """The call message's row: status, attempts, last_error, gateway_ref."""
+        return self.db.query("SELECT status, attempts, last_error, gateway_ref FROM messages"
+                             " WHERE id = %s" % msg_id)[0]
+
+    def call_row(self, msg_id):
         return self.db.query("SELECT state, attempts, outcome, answers::text FROM ivr_calls"
-                             " WHERE job_id = %s" % job_id)
+                             " WHERE message_id = %s" % msg_id)
 
-    def wait_final(self, job_id, timeout=40):
+    def wait_final(self, msg_id, timeout=40):
+        """The call's final row, once the message is final too (its send reported)."""
+        rbtest.wait_until(lambda: self.message(msg_id)[0] != "queued", timeout,
+                          what="the call message %s to be sent or failed" % msg_id)
         return rbtest.wait_until(
-            lambda: [r for r in self.call_row(job_id) if r[0] != "queued"], timeout,
-            what="the call of job %s to end" % job_id)[0]
+            lambda: [r for r in self.call_row(msg_id) if r[0] != "queued"], 10,
+            what="the call of message %s to end" % msg_id)[0]
 
-    def attempts(self, job_id):
+    def attempts(self, msg_id):
         return self.db.query("SELECT a.n, a.outcome, a.reason, a.cause, a.amd FROM ivr_attempts a"
-                             " JOIN ivr_calls c ON c.id = a.call_id WHERE c.job_id = %s"
-                             " ORDER BY a.n" % job_id)
+                             " JOIN ivr_calls c ON c.id = a.call_id WHERE c.message_id = %s"
+                             " ORDER BY a.n" % msg_id)
 
     def dials(self, phone):
         with self.ami.lock:
@@ -80,9 +98,12 @@ class CallsTest(CallsCase):
     def test_survey_answered_on_the_keypad_stores_answers_and_tells_the_queuer(self):
         phone = "+923005550001"
         self.ami.behave(phone, ["answer"], keys=["1", "2"])
-        job = self.queue(phone, ref={"transaction": 77})
-        state, attempts, outcome, answers = self.wait_final(job)
+        msg = self.queue(phone, ref={"transaction": 77})
+        state, attempts, outcome, answers = self.wait_final(msg)
         self.assertEqual((state, attempts, outcome), ("done", "1", "completed"))
+        call = [c for c in self.ami.calls if c.callerid == phone][0]
+        self.assertEqual(self.message(msg), ["sent", "1", "", call.uniqueid],
+                         "the message is sent, with the answered call's Asterisk uniqueid")
         self.assertEqual(json.loads(answers), {"satisfied": "1", "bribe": "2"})
         call = [c for c in self.ami.calls if c.callerid == phone][0]
         self.assertEqual(call.commands[0], "GET VARIABLE AMDSTATUS")
@@ -94,15 +115,17 @@ class CallsTest(CallsCase):
             "->>'transaction' = '77'"), 10, what="the reply job")
         reply = json.loads(reply)
         self.assertEqual(reply["answers"], {"satisfied": "1", "bribe": "2"})
-        self.assertEqual((reply["outcome"], reply["state"]), ("completed", "done"))
-        self.assertEqual(self.db.scalar("SELECT count(*) FROM jobs WHERE id = %s AND state IN"
-                                        " ('queued', 'running', 'dead')" % job), "0")
+        self.assertEqual((reply["outcome"], reply["state"], reply["message_id"]),
+                         ("completed", "done", msg))
+        self.assertEqual(self.db.scalar(
+            "SELECT count(*) FROM jobs WHERE kind = 'message.send.call' AND"
+            " (payload->>'message_id')::bigint = %s" % msg), "0", "the send job is over")
 
     def test_a_question_without_a_key_is_asked_again_then_the_script_moves_on(self):
         phone = "+923005550002"
         self.ami.behave(phone, ["answer"], keys=[None, "9", "1", None, None, None])
-        job = self.queue(phone)
-        state, _, outcome, answers = self.wait_final(job)
+        msg = self.queue(phone)
+        state, _, outcome, answers = self.wait_final(msg)
         self.assertEqual((state, outcome, json.loads(answers)), ("done", "completed",
                                                                  {"satisfied": "1"}))
         call = [c for c in self.ami.calls if c.callerid == phone][0]
@@ -113,13 +136,14 @@ class CallsTest(CallsCase):
     def test_busy_then_answered_on_retry(self):
         phone = "+923005550003"
         self.ami.behave(phone, ["busy", "answer"], keys=["2", "1"])
-        job = self.queue(phone)
-        state, attempts, outcome, answers = self.wait_final(job)
+        msg = self.queue(phone)
+        state, attempts, outcome, answers = self.wait_final(msg)
         self.assertEqual((state, attempts, outcome), ("done", "2", "completed"))
+        self.assertEqual(self.message(msg)[:3], ["sent", "2", ""])
         # the Hangup event's cause arrives after the call's end
-        rbtest.wait_until(lambda: self.attempts(job)[-1][3] == "16", 10,
+        rbtest.wait_until(lambda: self.attempts(msg)[-1][3] == "16", 10,
                           what="the Hangup cause of the answered attempt")
-        self.assertEqual(self.attempts(job), [["1", "busy", "5", "17", ""],
+        self.assertEqual(self.attempts(msg), [["1", "busy", "5", "17", ""],
                                               ["2", "completed", "4", "16", "HUMAN"]])
         d = self.dials(phone)
         self.assertGreaterEqual(d[1][2] - d[0][2], 0.9, "the retry came before the spacing")
@@ -127,37 +151,67 @@ class CallsTest(CallsCase):
     def test_no_answer_until_the_attempts_run_out(self):
         phone = "+923005550004"
         self.ami.behave(phone, ["no_answer"])
-        job = self.queue(phone)
-        state, attempts, outcome, _ = self.wait_final(job, timeout=60)
+        msg = self.queue(phone)
+        state, attempts, outcome, _ = self.wait_final(msg, timeout=60)
         self.assertEqual((state, attempts, outcome), ("failed", "3", "no_answer"))
-        self.assertEqual([a[1:4] for a in self.attempts(job)], [["no_answer", "3", "19"]] * 3)
+        self.assertEqual(self.message(msg)[:3], ["failed", "3", "no_answer after 3 attempts"
+                                                 " (reason 3, cause 19)"])
+        self.assertEqual([a[1:4] for a in self.attempts(msg)], [["no_answer", "3", "19"]] * 3)
         self.assertEqual(len(self.dials(phone)), 3)
         reply = json.loads(rbtest.wait_until(lambda: self.db.scalar(
             "SELECT payload::text FROM jobs WHERE kind = 'test.ivr_done' AND payload->'ref'"
             "->>'phone' = '%s'" % phone), 10, what="the reply job"))
-        self.assertEqual((reply["state"], reply["outcome"], reply["answers"]),
-                         ("failed", "no_answer", {}))
+        self.assertEqual((reply["state"], reply["outcome"], reply["answers"], reply["message_id"]),
+                         ("failed", "no_answer", {}, msg))
 
     def test_an_answering_machine_is_no_contact_and_is_called_again(self):
         phone = "+923005550005"
         self.ami.behave(phone, ["machine", "answer"], keys=["1", "1"])
-        job = self.queue(phone)
-        state, attempts, outcome, _ = self.wait_final(job)
+        msg = self.queue(phone)
+        state, attempts, outcome, _ = self.wait_final(msg)
         self.assertEqual((state, attempts, outcome), ("done", "2", "completed"))
-        self.assertEqual([a[1] for a in self.attempts(job)], ["machine", "completed"])
-        self.assertEqual(self.attempts(job)[0][4], "MACHINE")
+        self.assertEqual([a[1] for a in self.attempts(msg)], ["machine", "completed"])
+        self.assertEqual(self.attempts(msg)[0][4], "MACHINE")
+        self.assertEqual(self.message(msg)[:2], ["sent", "2"])
 
-    def test_congestion_and_a_bad_payload(self):
+    def test_congestion(self):
         phone = "+923005550006"
         self.ami.behave(phone, ["congestion", "answer"], keys=["1", "2"])
-        job = self.queue(phone)
-        self.assertEqual(self.wait_final(job)[0], "done")
-        self.assertEqual(self.attempts(job)[0][1:4], ["congestion", "8", "34"])
-        bad = self.queue("+923005550007", script="no_such_script")
-        rbtest.wait_until(lambda: self.db.scalar("SELECT state FROM jobs WHERE id = %s" % bad)
-                          == "dead", 15, what="the bad job to be refused")
-        self.assertIn("no such call script", self.db.scalar(
-            "SELECT last_error FROM jobs WHERE id = %s" % bad))
+        msg = self.queue(phone)
+        self.assertEqual(self.wait_final(msg)[0], "done")
+        self.assertEqual(self.attempts(msg)[0][1:4], ["congestion", "8", "34"])
+
+    def test_a_call_message_for_a_script_that_does_not_exist_fails_at_once(self):
+        phone = "+923005550007"
+        self.ami.behave(phone, ["answer"], keys=["1", "1"])
+        # queued by SQL, the schema contract other plugins use (rabta_message_queue's data)
+        msg = self.db.scalar(
+            "SELECT message_id FROM rabta_message_queue(ARRAY['call'], ARRAY['%s'],"
+            " ARRAY['a survey'], data => ARRAY['{\"script\": \"no_such_script\","
+            " \"reply_kind\": \"test.ivr_done\"}'::jsonb])" % phone)
+        rbtest.wait_until(lambda: self.message(msg)[0] == "failed", 15,
+                          what="the call message to fail")
+        status, attempts, error, _ = self.message(msg)
+        self.assertEqual(attempts, "1", "tried once, not retried")
+        self.assertIn('no call script "no_such_script" in lua/ivr.lua (its scripts: ', error)
+        self.assertIn("cfmp_survey", error)
+        self.assertEqual(self.db.scalar(
+            "SELECT state FROM jobs WHERE kind = 'message.send.call' AND"
+            " (payload->>'message_id')::bigint = %s" % msg), "dead")
+        self.assertEqual(self.dials(phone), [])
+        self.assertEqual(self.call_row(msg), [])
+        # a call message without data is refused the same way
+        msg2 = self.db.scalar("SELECT message_id FROM rabta_message_queue(ARRAY['call'],"
+                              " ARRAY['%s'], ARRAY['a survey'])" % phone)
+        rbtest.wait_until(lambda: self.message(msg2)[0] == "failed", 15,
+                          what="the call message without data to fail")
+        self.assertIn('needs data {"script": NAME}', self.message(msg2)[2])
+        # and bad data never reaches the queue through the host API
+        q = urllib.parse.urlencode({"channel": "call", "to": phone, "template": "call.notice",
+                                    "data": "[1, 2]"})
+        r = self.r.post("/test/test_sender/message?" + q, {})
+        self.assertEqual(r.status, 400, r)
+        self.assertIn("data must be a JSON object", r.body.decode())
 
     def test_the_simultaneous_calls_limit_is_never_exceeded(self):
         phones = ["+92300555%04d" % (100 + i) for i in range(12)]
@@ -167,9 +221,9 @@ class CallsTest(CallsCase):
             self.ami.max_active = self.ami.active
         self.ami.ring_delay = 0.5  # calls that last, so the lines fill up
         try:
-            jobs = [self.queue(p) for p in phones]
-            for j in jobs:
-                self.assertEqual(self.wait_final(j, timeout=90)[0], "done")
+            msgs = [self.queue(p) for p in phones]
+            for m in msgs:
+                self.assertEqual(self.wait_final(m, timeout=90)[0], "done")
         finally:
             self.ami.ring_delay = 0.05
         self.assertLessEqual(self.ami.max_active, 3)
@@ -183,12 +237,13 @@ class CallsTest(CallsCase):
         try:
             before = len(self.ami.originates)
             logins = self.ami.logins
-            jobs = [self.queue(p) for p in phones]
+            msgs = [self.queue(p) for p in phones]
             self.ami.wait(lambda: len(self.ami.originates) >= before + 2, 20, "two dials")
             self.ami.drop()
             self.ami.wait(lambda: self.ami.logins > logins, 20, "rabtad's new login")
-            finals = [self.wait_final(j, timeout=90) for j in jobs]
+            finals = [self.wait_final(m, timeout=90) for m in msgs]
             self.assertEqual([f[0] for f in finals], ["done"] * 8)
+            self.assertEqual([self.message(m)[0] for m in msgs], ["sent"] * 8)
             for p in phones:
                 self.assertEqual(len(self.dials(p)), 1, "phone %s dialled %d times"
                                  % (p, len(self.dials(p))))
@@ -205,12 +260,12 @@ class LoginRefusedTest(CallsCase):
         self.r.wait_for_log(r"AMI login refused for user .*rabta", since=off, timeout=20)
         phone = "+923005550301"
         self.ami.behave(phone, ["answer"], keys=["1", "1"])
-        job = self.queue(phone)
-        rbtest.wait_until(lambda: self.call_row(job), 15, what="the call to be stored")
+        msg = self.queue(phone)
+        rbtest.wait_until(lambda: self.call_row(msg), 15, what="the call to be stored")
         self.assertEqual(self.dials(phone), [], "dialled while the AMI login is refused")
         self.ami.refuse_logins = False
         self.ami.wait(lambda: self.ami.logins > logins, 40, "a login after the refusal")
-        self.assertEqual(self.wait_final(job, timeout=60)[0], "done")
+        self.assertEqual(self.wait_final(msg, timeout=60)[0], "done")
 
 
 class QuietHoursTest(CallsCase):
@@ -222,13 +277,22 @@ class QuietHoursTest(CallsCase):
     def test_no_call_in_quiet_hours(self):
         phone = "+923005550401"
         self.ami.behave(phone, ["answer"], keys=["1", "1"])
-        job = self.queue(phone)
+        msg = self.queue(phone)
+        run_at = self.db.scalar(
+            "SELECT extract(epoch FROM run_at - now())::int FROM jobs WHERE kind ="
+            " 'message.send.call' AND (payload->>'message_id')::bigint = %s" % msg)
+        self.assertGreater(int(run_at), 20 * 60, "the call waits for the end of the quiet hours")
+        # a call due now (a retry scheduled before the quiet hours began) waits too
+        self.db.psql("UPDATE jobs SET run_at = now() WHERE kind = 'message.send.call' AND"
+                        " (payload->>'message_id')::bigint = %s" % msg)
         run_at = rbtest.wait_until(lambda: self.db.scalar(
-            "SELECT extract(epoch FROM run_at - now())::int FROM jobs WHERE id = %s AND"
-            " last_error = 'quiet hours'" % job), 15, what="the call to wait for the quiet hours")
+            "SELECT extract(epoch FROM run_at - now())::int FROM jobs WHERE kind ="
+            " 'message.send.call' AND (payload->>'message_id')::bigint = %s AND"
+            " last_error = 'quiet hours'" % msg), 15, what="the call to wait for the quiet hours")
         self.assertGreater(int(run_at), 20 * 60)
         self.assertEqual(self.dials(phone), [])
-        self.assertEqual(self.call_row(job), [])
+        self.assertEqual(self.call_row(msg), [])
+        self.assertEqual(self.message(msg)[:2], ["queued", "0"])
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 /* A test channel plugin, test_sender: registers itself as the sender of each channel in
  * `channels` (comma-separated, e.g. "sms,fax") and reports every message it is handed as
- * sent; and routes POST /test/test_sender/message?channel=C&to=A[&template=T][&language=L], which queues
- * a message through the host's message_queue and answers 201 {"id": N}, or 400 with the
- * sentence the host gave. test_sender2.c builds the same plugin under another name, for the
+ * sent; and routes POST /test/test_sender/message?channel=C&to=A[&template=T][&language=L]
+ * [&urgent=0][&data=JSON], which queues a message through the host's message_queue (as any
+ * plugin queues one: data is rb_message_out.data_json) and answers 201 {"id": N}, or 400 with
+ * the sentence the host gave. test_sender2.c builds the same plugin under another name, for the
  * test of two plugins claiming one channel. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,9 +48,11 @@ static void on_message(struct rb_http_req *req, void *arg)
 {
     const char *channel = api->req_query(req, "channel"), *to = api->req_query(req, "to");
     const char *tmpl = api->req_query(req, "template"), *lang = api->req_query(req, "language");
+    const char *urgent = api->req_query(req, "urgent");
     const struct rb_message_out m = {
         .size = sizeof(m), .template = tmpl ? tmpl : "sms.help", .language = lang ? lang : "en",
-        .channel = channel, .to = to, .urgent = 1,
+        .channel = channel, .to = to, .urgent = !urgent || strcmp(urgent, "0") != 0,
+        .data_json = api->req_query(req, "data"),
     };
     char why[512];
     int rc = api->message_queue(arg, &m, stored, req, why, sizeof(why));

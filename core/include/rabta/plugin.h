@@ -291,7 +291,13 @@ struct rb_message_out {
     /* Added later (the core reads it only when size says it is there): a template whose
      * rendering is the subject, for channels that have one (e-mail), or NULL. */
     const char *subject_template;
+    /* Added later (read only when size says it is there): what the channel's sender needs
+     * beyond the address and the text, as a JSON object of at most RB_MESSAGE_DATA_MAX bytes
+     * (a call: {"script", "trunk", "reply_kind", "ref"}, docs/ivr.md), or NULL. Stored with
+     * the message and handed to the sender as rb_message_info.data_json. */
+    const char *data_json;
 };
+#define RB_MESSAGE_DATA_MAX 8192
 
 /* Senders (message_sender): the plugin that sends a channel's messages gets each of its
  * send jobs as one call with the message, and reports the outcome with message_done. */
@@ -311,6 +317,9 @@ struct rb_message_info {
     int attempt;          /* 1 for the first try */
     int max_attempts;     /* after this many, a retry becomes a failure */
     long long case_id;    /* 0: none */
+    /* Added later (check size, or offsetof: a core built before it has none): the message's
+     * data as its queuer gave it (rb_message_out.data_json), a JSON object, or NULL. */
+    const char *data_json;
 };
 
 enum rb_send_outcome {
