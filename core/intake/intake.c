@@ -225,7 +225,8 @@ static int check_fields(const struct rb_config *cfg, const struct rb_case_in *c,
     return RB_OK;
 }
 
-/* The photo's type by its first bytes into *type: RB_OK, or RB_EINVAL with why set. */
+/* The attachment's type by its first bytes into *type (a photo, or an IVR recording): RB_OK,
+ * or RB_EINVAL with why set. */
 static int check_photo(const struct rb_case_in *c, const char **type, char *why, size_t whylen)
 {
     static const unsigned char jpeg[] = {0xff, 0xd8, 0xff};
@@ -239,9 +240,12 @@ static int check_photo(const struct rb_case_in *c, const char **type, char *why,
         *type = "image/png";
     else if (c->photo_len > sizeof(jpeg) && memcmp(b, jpeg, sizeof(jpeg)) == 0)
         *type = "image/jpeg";
+    else if (c->photo_len > 12 && memcmp(b, "RIFF", 4) == 0 && memcmp(b + 8, "WAVE", 4) == 0)
+        *type = "audio/wav"; /* a recording from the phone (IVR) */
     if (!*type || (c->photo_type && strcmp(c->photo_type, *type) != 0))
-        return fail(why, whylen, "field \"photo\": expected a JPEG or PNG image (its content "
-                                 "does not match%s%s)", c->photo_type ? " " : "",
+        return fail(why, whylen, "field \"photo\": expected a JPEG or PNG image or a WAV "
+                                 "recording (its content does not match%s%s)",
+                    c->photo_type ? " " : "",
                     c->photo_type ? c->photo_type : "");
     return RB_OK;
 }
