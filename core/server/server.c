@@ -18,12 +18,14 @@
 #include "intake/intake.h"
 #include "jobs/jobs.h"
 #include "lua/script.h"
+#include "messages/escalation.h"
 #include "messages/message.h"
 #include "messages/notice.h"
 #include "net/http.h"
 #include "server/deliver.h"
 #include "server/plugin.h"
 #include "server/status.h"
+#include "sla/sla_close.h"
 #include "sla/sla_engine.h"
 #include "sla/sla_policy.h"
 #include "staff/reports.h"
@@ -341,6 +343,8 @@ int rb_server_run(struct rb_server *srv)
     rb_sla_engine_register(srv->sla_engine, srv->jobs);
     rb_deliver_register(srv); /* case.deliver: cases to their department's plugin */
     rb_notice_register(srv);
+    rb_escalation_register(srv); /* sla.notify: the people an escalation names */
+    rb_sla_close_register(srv);  /* case.autoclose: waits for the citizen that end */
     if (rb_status_init(srv) != RB_OK || rb_staff_api_init(srv) != RB_OK ||
         rb_reports_init(srv) != RB_OK ||
         rb_plugins_init(srv->plugins, srv) != RB_OK) {

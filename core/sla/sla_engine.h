@@ -18,6 +18,15 @@ struct rb_db;
 struct rb_metrics;
 struct rb_sla_engine;
 
+/* Escalation actions that found nobody (a reassignment without a supervisor, a notification
+ * without anyone to reach): each is also a case event "sla.unreachable". */
+#define RB_SLA_UNREACHABLE_METRIC "rabta_escalation_unreachable_total"
+#define RB_SLA_UNREACHABLE_HELP                                                               \
+    "Escalation actions with nobody to reach (each also a case event sla.unreachable)."
+
+/* The job that tells the people of a batch's escalations (core/messages/escalation.c). */
+#define RB_SLA_NOTIFY_JOB "sla.notify"
+
 enum rb_sla_check { RB_SLA_ACK = 0, RB_SLA_WARN = 1, RB_SLA_RESOLVE = 2 };
 
 /* One SLA event of a case. */

@@ -22,7 +22,7 @@ struct rb_sla_policy {
 };
 
 enum rb_sla_action_type {
-    RB_SLA_NOTIFY = 1,     /* notify: supervisor|oversight|duty_officer, via: inbox|sms|webhook */
+    RB_SLA_NOTIFY = 1,     /* notify: supervisor|head|oversight|duty_officer, via: inbox|sms|email */
     RB_SLA_REASSIGN = 2,   /* reassign: supervisor */
     RB_SLA_RAISE = 3,      /* raise_priority: N (1 = one step more urgent) */
     RB_SLA_FLAG = 4,       /* flag: oversight */
@@ -46,8 +46,17 @@ struct rb_sla_override {
     const struct rb_sla_policy *policy; /* borrowed from the policies */
 };
 
+/* Closing the loops (docs/sla.md): 0 turns each off. */
+struct rb_sla_close {
+    double no_reply;      /* business seconds awaiting the citizen's reply, then closed */
+    double no_rating;     /* seconds a resolved or answered case waits for a rating */
+    double reopen_window; /* seconds after the resolution in which a citizen may rate/reopen */
+};
+
 struct rb_sla {
     struct rb_calendar *cal; /* owned */
+    const char *notify_language; /* "ur" (default) or "en": escalation texts to staff */
+    struct rb_sla_close close;
     struct rb_sla_policy *policies;
     size_t n_policies;
     struct rb_sla_override *overrides;
