@@ -30,6 +30,7 @@
 #include "sla/sla_policy.h"
 #include "staff/reports.h"
 #include "staff/staff_api.h"
+#include "staff/staff_notify.h"
 
 struct rb_server rb_server;
 
@@ -346,7 +347,7 @@ int rb_server_run(struct rb_server *srv)
     rb_escalation_register(srv); /* sla.notify: the people an escalation names */
     rb_sla_close_register(srv);  /* case.autoclose: waits for the citizen that end */
     if (rb_status_init(srv) != RB_OK || rb_staff_api_init(srv) != RB_OK ||
-        rb_reports_init(srv) != RB_OK ||
+        rb_reports_init(srv) != RB_OK || rb_staff_notify_init(srv) != RB_OK ||
         rb_plugins_init(srv->plugins, srv) != RB_OK) {
         rb_server_cleanup(srv);
         return 1;
