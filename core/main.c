@@ -26,7 +26,8 @@ static void usage(FILE *out)
             "       rabtad route -c FILE --dry-run JSON   print one routing decision\n"
             "       rabtad apikey -c FILE [--state-dir DIR] add NAME | list | revoke NAME\n"
             "       rabtad staff -c FILE [--state-dir DIR] add USERNAME --role R\n"
-            "              [--department D] [--name NAME] [--districts a,b] | list |\n"
+            "              [--department D] [--name NAME] [--districts a,b]\n"
+            "              [--phone P] [--email E] | list |\n"
             "              disable USERNAME | passwd USERNAME   (password on stdin)\n"
             "       rabtad --version | --help\n"
             "\n"
@@ -89,6 +90,8 @@ int main(int argc, char **argv)
         {"department", required_argument, NULL, OPT_STAFF},
         {"name", required_argument, NULL, OPT_STAFF},
         {"districts", required_argument, NULL, OPT_STAFF},
+        {"phone", required_argument, NULL, OPT_STAFF},
+        {"email", required_argument, NULL, OPT_STAFF},
         {"version", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -96,7 +99,7 @@ int main(int argc, char **argv)
     const char *config_path = NULL, *state_dir = NULL, *listen = NULL;
     int check = 0, c;
     struct rb_cli_opts cli = {0};
-    char *staff_opts[8];
+    char *staff_opts[12];
     int n_staff_opts = 0, opt_index = 0;
 
     opterr = 0;
@@ -127,7 +130,7 @@ int main(int argc, char **argv)
             }
             {
                 static const char *const flags[] = {"--role", "--department", "--name",
-                                                    "--districts"};
+                                                    "--districts", "--phone", "--email"};
                 for (size_t i = 0; i < RB_ARRAY_LEN(flags); i++)
                     if (strcmp(flags[i] + 2, opts[opt_index].name) == 0)
                         staff_opts[n_staff_opts++] = (char *)flags[i];
@@ -168,8 +171,8 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     if ((!command || strcmp(command, "staff") != 0) && n_staff_opts) {
-        fprintf(stderr, "rabtad: --role, --department, --name and --districts go with staff "
-                        "add\n");
+        fprintf(stderr, "rabtad: --role, --department, --name, --districts, --phone and --email "
+                        "go with staff add\n");
         return EXIT_USAGE;
     }
     if (!command && (cli.state || cli.limit || cli.dry_run)) {
