@@ -164,7 +164,7 @@ static void unknown_action_and_bad_role_are_refused(void **state)
     snprintf(text, sizeof(text),
              "%sescalation:\n  - after: 0s\n    actions: [ { notify: mayor, via: sms } ]\n",
              good_head);
-    refused(text, 6, 26, "expected supervisor, oversight or duty_officer");
+    refused(text, 6, 26, "expected supervisor, head, oversight or duty_officer");
 }
 
 static void acknowledge_longer_than_resolve_is_refused(void **state)
