@@ -104,7 +104,7 @@ static void queued(PGresult *res, const char *err, void *arg)
 /* What one event gives: rows for write_sql and messages for rb_message_queue_many. */
 struct out {
     json_t *notes, *lost; /* owned arrays */
-    struct rb_message_req *reqs; /* owned; strings point into addrs or the config */
+    struct rb_message_req *reqs; /* owned; .to is set from addrs when all are added */
     json_t **params;      /* owned, one per request */
     char (*addrs)[256];   /* owned copies of the addresses */
     size_t nreq, cap;
@@ -123,7 +123,8 @@ static void add_message(struct out *o, const char *via, const char *to, const js
     o->params[o->nreq] = json_deep_copy(params);
     o->reqs[o->nreq] = (struct rb_message_req){
         .template = TEMPLATE, .language = lang, .params = o->params[o->nreq],
-        .channel = strcmp(via, "email") == 0 ? "email" : "sms", .to = o->addrs[o->nreq],
+        .channel = strcmp(via, "email") == 0 ? "email" : "sms", /* .to: set once addrs stops
+                                                                  * moving (loaded) */
         .case_id = case_id, .event_id = event_id, .notice = 0, .urgent = 0,
     };
     o->nreq++;
@@ -284,8 +285,10 @@ static void loaded(PGresult *res, const char *err, void *arg)
     for (int r = 0; r < PQntuples(res); r++)
         resolve_row(b->srv, res, r, &o);
     const struct rb_message_req **reqs = rb_calloc(o.nreq + 1, sizeof(*reqs));
-    for (size_t i = 0; i < o.nreq; i++)
+    for (size_t i = 0; i < o.nreq; i++) {
+        o.reqs[i].to = o.addrs[i];
         reqs[i] = &o.reqs[i];
+    }
     int *refused = rb_calloc(o.nreq + 1, sizeof(int));
     /* batch_end runs once per query sent, plus once for this function. */
     if (o.nreq > 0) {

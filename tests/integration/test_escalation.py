@@ -67,13 +67,14 @@ close: { no_reply: 3s, no_rating: 3s, reopen_window: 8s }
 """ % {"email": email_actions()}
 
 
-def sla_dir(tmp):
+def sla_dir(tmp, text=SLA):
+    """An SLA file (text) on the 24/7 calendar in tmp/sla; returns its path."""
     d = os.path.join(tmp, "sla")
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, "always.yaml"), "w") as f:
         f.write(ALWAYS)
     with open(os.path.join(d, "sla.yaml"), "w") as f:
-        f.write(SLA)
+        f.write(text)
     return os.path.join(d, "sla.yaml")
 
 
@@ -383,17 +384,12 @@ class EscalationConfigTest(rbtest.TestCase):
                                    r"is not a phone number")
 
     def test_head_via_inbox_and_an_unknown_way(self):
-        d = os.path.join(self.tmp, "sla")
-        os.makedirs(d)
-        with open(os.path.join(d, "always.yaml"), "w") as f:
-            f.write(ALWAYS)
-        with open(os.path.join(d, "sla.yaml"), "w") as f:
-            f.write("calendar: always.yaml\npolicies:\n  default: { acknowledge: 1h, resolve: 2h }"
-                    "\nescalation:\n  - after: 0s\n    actions: [ { notify: head, via: inbox } ]"
-                    "\n  - after: 1h\n    actions: [ { notify: supervisor, via: pigeon } ]\n"
-                    "close: { no_reply: -1h }\n")
+        path = sla_dir(self.tmp, "calendar: always.yaml\npolicies:\n  default: { acknowledge: 1h, "
+                       "resolve: 2h }\nescalation:\n  - after: 0s\n    actions: [ { notify: "
+                       "head, via: inbox } ]\n  - after: 1h\n    actions: [ { notify: "
+                       "supervisor, via: pigeon } ]\nclose: { no_reply: -1h }\n")
         rd = self.rabtad()
-        rd.config["sla"] = os.path.join(d, "sla.yaml")
+        rd.config["sla"] = path
         r = self.check(rd)
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertRegex(r.stderr, r"sla\.yaml:6:\d+: key \"notify\": the department head has "
