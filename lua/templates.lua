@@ -61,6 +61,12 @@ template("sms.reopened", {
   ur = "رابطہ: معذرت۔ شکایت {tracking} دوبارہ کھول کر اعلیٰ افسر کو بھیج دی گئی ہے۔",
 })
 
+-- {tracking}: a "1" or "2" after the reopen window (close.reopen_window in the SLA file)
+template("sms.rating_closed", {
+  en = "Rabta: complaint {tracking} can no longer be rated or reopened. If the problem is still there, please send a new complaint.",
+  ur = "رابطہ: شکایت {tracking} پر اب رائے یا دوبارہ کھولنا ممکن نہیں۔ اگر مسئلہ باقی ہے تو نئی شکایت بھیجیں۔",
+})
+
 -- {tracking}: the citizen's text was added to that complaint as their answer to an
 -- officer's question
 template("sms.replied", {

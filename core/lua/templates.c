@@ -29,6 +29,7 @@ static const struct {
     {"sms.flood", {NULL}},
     {"sms.rated", {"tracking"}},
     {"sms.reopened", {"tracking"}},
+    {"sms.rating_closed", {"tracking"}},
     {"sms.replied", {"tracking"}},
     {"sms.reply_not_found", {"tracking"}},
     {"otp", {"code", "minutes"}},

@@ -284,16 +284,22 @@ static void loaded(PGresult *res, const char *err, void *arg)
     struct out o = {json_array(), json_array(), NULL, NULL, NULL, 0, 0};
     for (int r = 0; r < PQntuples(res); r++)
         resolve_row(b->srv, res, r, &o);
+    /* One statement per channel: a channel that cannot take messages (no sender yet) fails
+     * its own statement, not the others' (the run is retried; nothing is stored twice). */
     const struct rb_message_req **reqs = rb_calloc(o.nreq + 1, sizeof(*reqs));
-    for (size_t i = 0; i < o.nreq; i++) {
-        o.reqs[i].to = o.addrs[i];
-        reqs[i] = &o.reqs[i];
-    }
     int *refused = rb_calloc(o.nreq + 1, sizeof(int));
-    /* batch_end runs once per query sent, plus once for this function. */
-    if (o.nreq > 0) {
+    static const char *const channels[] = {"sms", "email"};
+    for (size_t ch = 0; ch < RB_ARRAY_LEN(channels); ch++) {
+        size_t n = 0;
+        for (size_t i = 0; i < o.nreq; i++) {
+            o.reqs[i].to = o.addrs[i];
+            if (strcmp(o.reqs[i].channel, channels[ch]) == 0)
+                reqs[n++] = &o.reqs[i];
+        }
+        if (n == 0)
+            continue;
         b->pending++;
-        int rc = rb_message_queue_many(b->srv, reqs, o.nreq, refused, queued, b);
+        int rc = rb_message_queue_many(b->srv, reqs, n, refused, queued, b);
         if (rc != RB_OK)
             batch_end(b, rc == RB_ENOTFOUND ? "the escalation texts do not render"
                                             : "database unavailable");

@@ -1,6 +1,7 @@
 /* core/sla/: deadlines. SLA policies, overrides and escalation ladders from config/sla.yaml
- * (sla_policy) and the engine that fires them once each through the jobs queue (sla_engine).
- * Calls: base, config, db, jobs. */
+ * (sla_policy), the engine that fires them once each through the jobs queue (sla_engine) and
+ * the waits for the citizen that close a case when they end (sla_close).
+ * Calls: base, config, db, jobs, cases. */
 /* The SLA engine: each open case has ONE pending job, "sla.check", for its next SLA event
  * (acknowledgement deadline, a warning, the resolution deadline, then each escalation level),
  * so memory and queue size do not grow with anything but the number of open cases. A check
