@@ -348,9 +348,14 @@ class EscalationTest(SignIn, KannelCase):
 class EscalationConfigTest(rbtest.TestCase):
     """Mistakes are refused with file:line:col or a clear sentence."""
 
-    def check(self, rd):
+    def refused(self, **config):
+        """--check on the default config with these keys replaced: must fail; its stderr."""
+        rd = self.rabtad()
+        rd.config.update(config)
         rd.write_config()
-        return rbtest.run_rabtad(["--check", "-c", rd.config_path])
+        r = rbtest.run_rabtad(["--check", "-c", rd.config_path])
+        self.assertEqual(r.returncode, 2, r.stderr)
+        return r.stderr
 
     def test_template_with_an_unknown_variable(self):
         lua = os.path.join(self.tmp, "lua")
@@ -361,11 +366,7 @@ class EscalationConfigTest(rbtest.TestCase):
         with open(path, "w") as f:
             f.write(text.replace("case {tracking} ({service}",
                                  "case {tracking} of {citizen_phone} ({service}"))
-        rd = self.rabtad()
-        rd.config["lua_dir"] = lua
-        r = self.check(rd)
-        self.assertEqual(r.returncode, 2, r.stderr)
-        self.assertRegex(r.stderr, r"templates\.lua:\d+:.*citizen_phone")
+        self.assertRegex(self.refused(lua_dir=lua), r"templates\.lua:\d+:.*citizen_phone")
 
     def test_head_without_a_phone_or_email_and_a_bad_head_phone(self):
         deps = os.path.join(self.tmp, "departments")
@@ -374,13 +375,10 @@ class EscalationConfigTest(rbtest.TestCase):
             f.write("head:\n  name: Member Revenue\n")
         with open(os.path.join(deps, "health.yaml"), "a") as f:
             f.write("head: { name: Secretary, phone: \"call the office\" }\n")
-        rd = self.rabtad()
-        rd.config["departments"] = glob
-        r = self.check(rd)
-        self.assertEqual(r.returncode, 2, r.stderr)
-        self.assertRegex(r.stderr, r"revenue\.yaml:\d+:\d+: key \"head\": the department head "
+        err = self.refused(departments=glob)
+        self.assertRegex(err, r"revenue\.yaml:\d+:\d+: key \"head\": the department head "
                                    r"has neither a phone nor an e-mail")
-        self.assertRegex(r.stderr, r"health\.yaml:\d+:\d+: key \"phone\": \"call the office\" "
+        self.assertRegex(err, r"health\.yaml:\d+:\d+: key \"phone\": \"call the office\" "
                                    r"is not a phone number")
 
     def test_head_via_inbox_and_an_unknown_way(self):
@@ -388,15 +386,12 @@ class EscalationConfigTest(rbtest.TestCase):
                        "resolve: 2h }\nescalation:\n  - after: 0s\n    actions: [ { notify: "
                        "head, via: inbox } ]\n  - after: 1h\n    actions: [ { notify: "
                        "supervisor, via: pigeon } ]\nclose: { no_reply: -1h }\n")
-        rd = self.rabtad()
-        rd.config["sla"] = path
-        r = self.check(rd)
-        self.assertEqual(r.returncode, 2, r.stderr)
-        self.assertRegex(r.stderr, r"sla\.yaml:6:\d+: key \"notify\": the department head has "
+        err = self.refused(sla=path)
+        self.assertRegex(err, r"sla\.yaml:6:\d+: key \"notify\": the department head has "
                                    r"no staff inbox")
-        self.assertRegex(r.stderr, r"sla\.yaml:8:\d+: key \"via\": notify needs via: inbox, sms "
+        self.assertRegex(err, r"sla\.yaml:8:\d+: key \"via\": notify needs via: inbox, sms "
                                    r"or email")
-        self.assertRegex(r.stderr, r"sla\.yaml:9:\d+: key \"no_reply\"")
+        self.assertRegex(err, r"sla\.yaml:9:\d+: key \"no_reply\"")
 
     def test_staff_phone_that_is_not_a_phone(self):
         pg = self.pg()
