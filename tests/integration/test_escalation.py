@@ -371,12 +371,12 @@ class EscalationConfigTest(rbtest.TestCase):
     def test_head_without_a_phone_or_email_and_a_bad_head_phone(self):
         deps = os.path.join(self.tmp, "departments")
         glob = copy_departments(deps)
-        with open(os.path.join(deps, "revenue.yaml"), "a") as f:
+        with open(os.path.join(deps, "excise.yaml"), "a") as f:
             f.write("head:\n  name: Member Revenue\n")
         with open(os.path.join(deps, "health.yaml"), "a") as f:
             f.write("head: { name: Secretary, phone: \"call the office\" }\n")
         err = self.refused(departments=glob)
-        self.assertRegex(err, r"revenue\.yaml:\d+:\d+: key \"head\": the department head "
+        self.assertRegex(err, r"excise\.yaml:\d+:\d+: key \"head\": the department head "
                                    r"has neither a phone nor an e-mail")
         self.assertRegex(err, r"health\.yaml:\d+:\d+: key \"phone\": \"call the office\" "
                                    r"is not a phone number")
