@@ -230,6 +230,20 @@ class EscalationTest(SignIn, KannelCase):
         self.assertEqual(len([m for m in self.k.smsc.messages_to(SUP_A_PHONE) if tn in m[2]]),
                          1, "the supervisor got the level-2 SMS once")
 
+    def test_reassign_goes_to_the_supervisor_with_fewest_open_cases(self):
+        load = "SELECT count(*) FROM cases c JOIN staff s ON s.id = c.assigned_staff_id WHERE " \
+               "s.username = '%s' AND c.status IN ('routed', 'acknowledged', 'in_progress', " \
+               "'awaiting_citizen', 'transferred', 'reopened')"
+        extra = int(self.db.scalar(load % "sup_b")) - int(self.db.scalar(load % "sup_a")) + 2
+        for _ in range(max(0, extra)):  # sup_a now has two open cases more than sup_b
+            other = self.submit(service="fard")  # revenue: its own reassignment finds nobody
+            self.db.psql("UPDATE cases SET assigned_staff_id = (SELECT id FROM staff WHERE "
+                         "username = 'sup_a') WHERE tracking_no = '%s'" % other)
+        tn = self.submit()
+        self.wait_levels(tn, 2)
+        case = self.r.get("/api/v1/staff/cases/" + tn, headers=self.login("sup_a")).json
+        self.assertEqual(case["assigned_to"], "sup_b", "sup_a has more open cases")
+
     def wait_sent(self, case_id):
         sql = ("SELECT count(*) FROM messages WHERE case_id = %s AND template = 'sla.escalated'"
                " AND status = 'queued'" % case_id)
