@@ -8,9 +8,9 @@
 
 const char rb_case_rating_sql[] =
     "WITH c AS ("
-    "  SELECT id, kind, status, $6::float8 IS NOT NULL"
-    "    AND coalesce(resolved_at, closed_at) + make_interval(secs => $6::float8) < now()"
-    "    AS late, coalesce(resolved_at, closed_at) + make_interval(secs => $6::float8) AS ends"
+    "  SELECT id, kind, status, coalesce($6::float8 IS NOT NULL"
+    "    AND coalesce(resolved_at, closed_at) + make_interval(secs => $6::float8) < now(),"
+    "    false) AS late, coalesce(resolved_at, closed_at) + make_interval(secs => $6::float8) AS ends"
     "  FROM cases WHERE tracking_no = $1 AND citizen_id = $2::bigint"
     "  FOR UPDATE),"
     " a AS ("
