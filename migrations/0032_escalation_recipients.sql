@@ -8,24 +8,22 @@ ALTER TABLE staff ADD COLUMN email text
     CHECK (email ~ '^[^@\s]+@[^@\s]+$' AND length(email) <= 254);
 
 -- Notifications in a staff member's inbox (escalation `via: inbox`), read through
--- GET /api/v1/staff/notifications. One per case event and person: a retried job writes none
--- twice. The case and the event are referenced without a foreign-key check, as in 0024: the
--- rows are written from the event's own row, and cases and events are never deleted.
+-- GET /api/v1/staff/notifications. One per person and case event, which is also its key: a
+-- retried job writes none twice, the person's list and unread count read this one index in
+-- order, and an escalation writes one index entry per person told. The case and the event are
+-- referenced without a foreign-key check, as in 0024: the rows are written from the event's
+-- own row, and cases and events are never deleted.
 CREATE TABLE staff_notifications (
-    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     staff_id    bigint NOT NULL REFERENCES staff (id) ON DELETE CASCADE,
+    event_id    bigint NOT NULL,          -- the sla.escalated event; the notification's id
     case_id     bigint NOT NULL,
-    event_id    bigint NOT NULL,
     kind        text NOT NULL CHECK (kind ~ '^[a-z][a-z0-9_.]{0,63}$'),  -- sla.escalated
     level       smallint,
     body        text NOT NULL CHECK (length(body) <= 2000),
     created_at  timestamptz NOT NULL DEFAULT now(),
     read_at     timestamptz,
-    UNIQUE (event_id, staff_id)
+    PRIMARY KEY (staff_id, event_id)
 );
--- A person's notifications, newest first, and their unread count (a filter on the same rows:
--- one index less to write per escalation).
-CREATE INDEX staff_notifications_staff ON staff_notifications (staff_id, id);
 
 -- Closing the loops: a question to the citizen, a resolution or an answer arms one
 -- 'case.autoclose' job per event (core/sla/sla_close.c), which closes the case at its time

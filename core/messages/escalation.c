@@ -45,7 +45,7 @@ static const char write_sql[] =
     "WITH n AS (INSERT INTO staff_notifications (staff_id, case_id, event_id, kind, level, body)"
     "  SELECT x.staff_id, x.case_id, x.event_id, 'sla.escalated', x.level, x.body"
     "  FROM jsonb_to_recordset($1::jsonb) AS x(staff_id bigint, case_id bigint, event_id bigint,"
-    "   level int, body text) ORDER BY x.event_id, x.staff_id ON CONFLICT DO NOTHING),"
+    "   level int, body text) ORDER BY x.staff_id, x.event_id ON CONFLICT DO NOTHING),"
     " u AS (INSERT INTO case_events (case_id, actor_type, actor_id, event, data)"
     "  SELECT x.case_id, 'system', 'sla', 'sla.unreachable', jsonb_build_object('action',"
     "   'notify', 'target', x.target, 'via', x.via, 'level', x.level, 'event_id', x.event_id,"

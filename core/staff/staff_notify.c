@@ -19,20 +19,22 @@
 #define LIST_MAX 200
 
 /* $1 staff id  $2 unread only  $3 before id (NULL: newest)  $4 limit + 1. One row: the unread
- * count and the page as a JSON array, newest first. */
+ * count and the page as a JSON array, newest first. A notification's id is its case event's
+ * (one per person and event: the table's key). */
 static const char list_sql[] =
     "SELECT (SELECT count(*) FROM staff_notifications WHERE staff_id = $1::bigint"
     "   AND read_at IS NULL),"
     " (SELECT coalesce(json_agg(x.o ORDER BY x.id DESC), '[]')::text FROM ("
-    "  SELECT n.id, json_build_object('id', n.id, 'kind', n.kind, 'level', n.level,"
+    "  SELECT n.event_id AS id, json_build_object('id', n.event_id, 'kind', n.kind,"
+    "   'level', n.level,"
     "   'tracking_no', c.tracking_no, 'department', c.department_id, 'service', c.service_id,"
     "   'text', n.body, 'read', n.read_at IS NOT NULL,"
     "   'created_at', to_char(n.created_at AT TIME ZONE 'UTC', " TS_FMT "),"
     "   'read_at', to_char(n.read_at AT TIME ZONE 'UTC', " TS_FMT ")) AS o"
     "  FROM staff_notifications n JOIN cases c ON c.id = n.case_id"
     "  WHERE n.staff_id = $1::bigint AND (NOT $2::boolean OR n.read_at IS NULL)"
-    "   AND ($3::bigint IS NULL OR n.id < $3::bigint)"
-    "  ORDER BY n.id DESC LIMIT $4::int) x)";
+    "   AND ($3::bigint IS NULL OR n.event_id < $3::bigint)"
+    "  ORDER BY n.event_id DESC LIMIT $4::int) x)";
 
 struct call {
     struct rb_server *srv; /* borrowed */
@@ -157,7 +159,7 @@ static void read_authed(struct rb_http_req *req, const struct rb_staff_user *u, 
     const char *p[2] = {c->id, sid};
     send_query(c,
                "UPDATE staff_notifications SET read_at = coalesce(read_at, now())"
-               " WHERE id = $1::bigint AND staff_id = $2::bigint"
+               " WHERE event_id = $1::bigint AND staff_id = $2::bigint"
                " RETURNING to_char(read_at AT TIME ZONE 'UTC', " TS_FMT ")",
                2, p, marked);
 }

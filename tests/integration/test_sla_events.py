@@ -270,7 +270,7 @@ class SlaEventsTest(SlaStaffBase):
 
     def notes(self, cid):
         return self.pgs.query("SELECT s.username, n.level FROM staff_notifications n JOIN staff"
-                              " s ON s.id = n.staff_id WHERE n.case_id = %d ORDER BY n.id" % cid)
+                              " s ON s.id = n.staff_id WHERE n.case_id = %d ORDER BY n.event_id" % cid)
 
     def unreachable(self, cid):
         return self.pgs.query("SELECT data->>'action', data->>'target', coalesce(data->>'via',"
