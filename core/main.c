@@ -37,7 +37,8 @@ static void usage(FILE *out)
             "       rabtad route -c FILE --dry-run JSON   print one routing decision\n"
             "       rabtad apikey -c FILE [--state-dir DIR] add NAME | list | revoke NAME\n"
             "       rabtad staff -c FILE [--state-dir DIR] add USERNAME --role R\n"
-            "              [--department D] [--name NAME] [--districts a,b] | list |\n"
+            "              [--department D] [--name NAME] [--districts a,b]\n"
+            "              [--phone P] [--email E] | list |\n"
             "              disable USERNAME | passwd USERNAME   (password on stdin)\n"
             "       rabtad --version | --help\n"
             "\n"
@@ -88,7 +89,7 @@ struct args {
     const char *config_path, *state_dir, *listen, *command;
     int check;
     struct rb_cli_opts cli;
-    char *staff_opts[8]; /* "--role" R ... : handed on to rb_cli_staff after its own words */
+    char *staff_opts[12]; /* "--role" R ... : handed on to rb_cli_staff after its own words */
     int n_staff_opts;
     int nargs;   /* the command's words after its name */
     char **args; /* borrowed from argv */
@@ -107,13 +108,16 @@ static const struct option opts[] = {
     {"department", required_argument, NULL, OPT_STAFF},
     {"name", required_argument, NULL, OPT_STAFF},
     {"districts", required_argument, NULL, OPT_STAFF},
+    {"phone", required_argument, NULL, OPT_STAFF},
+    {"email", required_argument, NULL, OPT_STAFF},
     {"version", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
 
 /* The options of `staff add`, kept for rb_cli_staff with their values. */
-static const char *const staff_flags[] = {"--role", "--department", "--name", "--districts"};
+static const char *const staff_flags[] = {"--role",      "--department", "--name",
+                                          "--districts", "--phone",      "--email"};
 
 static int keep_staff_opt(struct args *a, const char *name, char *value)
 {
@@ -200,8 +204,8 @@ static int parse_args(int argc, char **argv, struct args *a)
         return EXIT_USAGE;
     }
     if ((!a->command || strcmp(a->command, "staff") != 0) && a->n_staff_opts) {
-        fprintf(stderr, "rabtad: --role, --department, --name and --districts go with staff "
-                        "add\n");
+        fprintf(stderr, "rabtad: --role, --department, --name, --districts, --phone and --email "
+                        "go with staff add\n");
         return EXIT_USAGE;
     }
     if (!a->command && (a->cli.state || a->cli.limit || a->cli.dry_run)) {

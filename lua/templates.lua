@@ -61,6 +61,12 @@ template("sms.reopened", {
   ur = "رابطہ: معذرت۔ شکایت {tracking} دوبارہ کھول کر اعلیٰ افسر کو بھیج دی گئی ہے۔",
 })
 
+-- {tracking}: a "1" or "2" after the reopen window (close.reopen_window in the SLA file)
+template("sms.rating_closed", {
+  en = "Rabta: complaint {tracking} can no longer be rated or reopened. If the problem is still there, please send a new complaint.",
+  ur = "رابطہ: شکایت {tracking} پر اب رائے یا دوبارہ کھولنا ممکن نہیں۔ اگر مسئلہ باقی ہے تو نئی شکایت بھیجیں۔",
+})
+
 -- {tracking}: the citizen's text was added to that complaint as their answer to an
 -- officer's question
 template("sms.replied", {
@@ -105,6 +111,11 @@ template("notice.resolve", {
   ur = "رابطہ: آپ کی شکایت {tracking} حل کر دی گئی ہے۔ کیا آپ مطمئن ہیں؟ جواب دیں: ۱ مطمئن، ۲ غیر مطمئن۔",
 })
 
+template("notice.closed_no_reply", {
+  en = "Rabta: your complaint {tracking} with {department} is closed because we did not receive your answer. You can send a new complaint at any time.",
+  ur = "رابطہ: آپ کی شکایت {tracking} ({department}) بند کر دی گئی ہے کیونکہ آپ کا جواب موصول نہیں ہوا۔ آپ کسی بھی وقت نئی شکایت بھیج سکتے ہیں۔",
+})
+
 template("notice.answer", {
   en = "Rabta: your request {tracking} has been answered by {department}. Reply 1 satisfied, 2 unsatisfied.",
   ur = "رابطہ: آپ کی درخواست {tracking} کا جواب {department} نے دے دیا ہے۔ جواب دیں: ۱ مطمئن، ۲ غیر مطمئن۔",
@@ -117,6 +128,17 @@ template("notice.answer", {
 template("duty.new_case", {
   en = "Rabta: new {kind} {tracking} for {department}: {service}, {district}, priority {priority}.",
   ur = "رابطہ: {department} کے لیے نئی {kind} {tracking}: {service}، {district}، ترجیح {priority}۔",
+})
+
+-- ---- escalations to staff (core/messages/escalation.c, docs/sla.md "Who is told") -------
+
+-- {tracking} {department} {service} {level} (1, 2, ...) and how late: {hours} {minutes}
+-- (whole hours past the resolution deadline, and the minutes past that). Sent to supervisors,
+-- heads, oversight and duty officers by SMS or e-mail, and shown in the staff inbox. Never
+-- the complainant's name, phone or text.
+template("sla.escalated", {
+  en = "Rabta: case {tracking} ({service}, {department}) is {hours} h {minutes} min past its deadline; escalation level {level}.",
+  ur = "رابطہ: کیس {tracking} ({service}، {department}) مقررہ وقت سے {hours} گھنٹے {minutes} منٹ لیٹ ہے؛ درجہ {level} تک بڑھا دیا گیا۔",
 })
 
 template("kind.complaint", { en = "complaint", ur = "شکایت" })

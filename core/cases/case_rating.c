@@ -8,11 +8,14 @@
 
 const char rb_case_rating_sql[] =
     "WITH c AS ("
-    "  SELECT id, kind, status FROM cases WHERE tracking_no = $1 AND citizen_id = $2::bigint"
+    "  SELECT id, kind, status, coalesce($6::float8 IS NOT NULL"
+    "    AND coalesce(resolved_at, closed_at) + make_interval(secs => $6::float8) < now(),"
+    "    false) AS late, coalesce(resolved_at, closed_at) + make_interval(secs => $6::float8) AS ends"
+    "  FROM cases WHERE tracking_no = $1 AND citizen_id = $2::bigint"
     "  FOR UPDATE),"
     " a AS ("
     "  SELECT id, status AS from_status, NOT ($4::boolean OR kind = 'feedback') AS reopen"
-    "  FROM c WHERE CASE WHEN $4::boolean OR kind = 'feedback' THEN"
+    "  FROM c WHERE NOT c.late AND CASE WHEN $4::boolean OR kind = 'feedback' THEN"
     "      (status = 'resolved' AND kind IN ('complaint', 'feedback'))"
     "      OR (status = 'answered' AND kind = 'information') OR status = 'closed'"
     "    ELSE"
@@ -39,14 +42,19 @@ const char rb_case_rating_sql[] =
     "  SELECT id, 'citizen', $2::bigint::text, 'escalation.requested',"
     "    jsonb_build_object('level', escalation_level, 'reason', 'citizen_unsatisfied',"
     "      'rating', $3::int) FROM u WHERE reopen)"
-    " SELECT c.kind, c.status, u.to_status, u.escalation_level FROM c LEFT JOIN u ON true";
+    " SELECT c.kind, c.status, u.to_status, u.escalation_level,"
+    "  CASE WHEN c.late THEN to_char(c.ends AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+    "  END FROM c LEFT JOIN u ON true";
 
 int rb_case_rate(struct rb_db *db, const char *tracking, long long citizen_id, int rating,
-                 int satisfied, const char *comment, rb_db_fn fn, void *arg)
+                 int satisfied, const char *comment, double reopen_window, rb_db_fn fn,
+                 void *arg)
 {
-    char cit[24], rs[8];
+    char cit[24], rs[8], win[32];
     snprintf(cit, sizeof(cit), "%lld", citizen_id);
     snprintf(rs, sizeof(rs), "%d", rating);
-    const char *params[5] = {tracking, cit, rs, satisfied ? "true" : "false", comment};
-    return rb_db_query(db, rb_case_rating_sql, 5, params, fn, arg);
+    snprintf(win, sizeof(win), "%.0f", reopen_window);
+    const char *params[6] = {tracking, cit, rs, satisfied ? "true" : "false", comment,
+                             reopen_window > 0 ? win : NULL};
+    return rb_db_query(db, rb_case_rating_sql, 6, params, fn, arg);
 }

@@ -10,6 +10,7 @@
 #include <sodium.h>
 
 #include "base/log.h"
+#include "base/phone.h"
 #include "cli/cli.h"
 #include "config/config.h"
 #include "server/server.h"
@@ -66,7 +67,8 @@ static void show_generated(const char *username, const char *pw)
 }
 
 struct add_opts {
-    const char *role, *department, *name, *districts;
+    const char *role, *department, *name, *districts, *phone, *email;
+    char e164[RB_PHONE_MAX]; /* the phone normalised */
 };
 
 static int staff_add(PGconn *conn, const char *username, const struct add_opts *o, char *pw,
@@ -79,13 +81,14 @@ static int staff_add(PGconn *conn, const char *username, const struct add_opts *
     }
     char districts[RB_STAFF_MAX_DISTRICTS * 66 + 2];
     snprintf(districts, sizeof(districts), "{%s}", o->districts ? o->districts : "");
-    const char *p[6] = {username, o->name ? o->name : "", hash, o->role, o->department,
-                        districts};
+    const char *p[8] = {username, o->name ? o->name : "", hash, o->role, o->department,
+                        districts, o->phone ? o->e164 : NULL, o->email};
     PGresult *res = PQexecParams(conn,
                                  "INSERT INTO staff (username, display_name, password_hash, role, "
-                                 "department_id, districts) VALUES ($1, $2, $3, $4, $5, "
-                                 "$6::text[]) ON CONFLICT (username) DO NOTHING RETURNING id",
-                                 6, NULL, p, NULL, NULL, 0);
+                                 "department_id, districts, phone, email) VALUES ($1, $2, $3, $4, "
+                                 "$5, $6::text[], $7, $8) ON CONFLICT (username) DO NOTHING "
+                                 "RETURNING id",
+                                 8, NULL, p, NULL, NULL, 0);
     sodium_memzero(hash, sizeof(hash));
     int rc = 0;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -113,7 +116,8 @@ static int staff_list(PGconn *conn)
               " CASE WHEN disabled_at IS NOT NULL THEN 'disabled'"
               "  WHEN locked_until > now() THEN 'locked'"
               "  WHEN password_hash IS NULL THEN 'no-password' ELSE 'active' END,"
-              " display_name FROM staff ORDER BY username");
+              " display_name, coalesce(phone, '-'), coalesce(email, '-')"
+              " FROM staff ORDER BY username");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         fprintf(stderr, "rabtad: listing staff failed: %s", PQresultErrorMessage(res));
         PQclear(res);
@@ -123,12 +127,13 @@ static int staff_list(PGconn *conn)
     for (int r = 0; r < PQntuples(res); r++)
         if (PQgetlength(res, r, 0) > w)
             w = PQgetlength(res, r, 0);
-    printf("%-*s  %-10s  %-24s  %-16s  %-11s  %s\n", w, "username", "role", "department",
-           "districts", "state", "name");
+    printf("%-*s  %-10s  %-24s  %-16s  %-11s  %-16s  %-24s  %s\n", w, "username", "role",
+           "department", "districts", "state", "phone", "email", "name");
     for (int r = 0; r < PQntuples(res); r++)
-        printf("%-*s  %-10s  %-24s  %-16s  %-11s  %s\n", w, PQgetvalue(res, r, 0),
+        printf("%-*s  %-10s  %-24s  %-16s  %-11s  %-16s  %-24s  %s\n", w, PQgetvalue(res, r, 0),
                PQgetvalue(res, r, 1), PQgetvalue(res, r, 2), PQgetvalue(res, r, 3),
-               PQgetvalue(res, r, 4), PQgetvalue(res, r, 5));
+               PQgetvalue(res, r, 4), PQgetvalue(res, r, 6), PQgetvalue(res, r, 7),
+               PQgetvalue(res, r, 5));
     PQclear(res);
     return 0;
 }
@@ -201,6 +206,8 @@ static int parse_add(struct rb_server *srv, int nargs, char **args, struct add_o
                             : strcmp(k, "--department") == 0 ? &o->department
                             : strcmp(k, "--name") == 0       ? &o->name
                             : strcmp(k, "--districts") == 0  ? &o->districts
+                            : strcmp(k, "--phone") == 0      ? &o->phone
+                            : strcmp(k, "--email") == 0      ? &o->email
                                                              : NULL;
         if (!slot) {
             fprintf(stderr, "rabtad: staff add: unknown option %s\n", k);
@@ -232,6 +239,17 @@ static int parse_add(struct rb_server *srv, int nargs, char **args, struct add_o
     if (o->department && !rb_config_department(srv->cfg, o->department)) {
         fprintf(stderr, "rabtad: there is no department \"%s\" in the configuration\n",
                 o->department);
+        return RB_EINVAL;
+    }
+    const char *why = NULL;
+    if (o->phone && rb_phone_normalize(o->phone, o->e164, &why) != RB_OK) {
+        fprintf(stderr, "rabtad: --phone \"%s\" is not a phone number (it %s); write it such "
+                        "as 0300 1234567 or +92 300 1234567\n", o->phone, why ? why : "is malformed");
+        return RB_EINVAL;
+    }
+    if (o->email && rb_staff_email_check(o->email) != RB_OK) {
+        fprintf(stderr, "rabtad: --email \"%s\" is not an e-mail address such as "
+                        "name@punjab.gov.pk\n", o->email);
         return RB_EINVAL;
     }
     if (o->name && strlen(o->name) > 200) {
@@ -269,7 +287,7 @@ int rb_cli_staff(struct rb_server *srv, int nargs, char **args)
         if (nargs < 2 || !valid_username(args[1])) {
             fprintf(stderr, "rabtad: usage: rabtad staff -c FILE %s USERNAME%s (USERNAME: 1 to "
                             "64 letters, digits or . _ @ -)\n",
-                    verb, strcmp(verb, "add") == 0 ? " --role R [--department D] [--name N]"
+                    verb, strcmp(verb, "add") == 0 ? " --role R [--department D] [--name N] [--phone P] [--email E]"
                                                    : "");
             return 2;
         }

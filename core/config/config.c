@@ -493,6 +493,70 @@ static int valid_email(const char *s)
            at[1] != '.' && s[strlen(s) - 1] != '.';
 }
 
+/* A phone written by a person in file f: normalised to E.164 in place, or an error at node n
+ * that says whose number it is (who: "the duty officer's"). */
+static void check_phone(struct loader *l, const struct rb_node *n, const char *key, char **phone,
+                        const char *who)
+{
+    char e164[RB_PHONE_MAX];
+    const char *why = NULL;
+    if (!*phone)
+        return;
+    if (rb_phone_normalize(*phone, e164, &why) != RB_OK) {
+        rb_errors_at(l->e, n, "key \"%s\": \"%s\" is not a phone number (it %s); write %s "
+                              "number such as +92 42 99200000 or 0300 1234567",
+                     key, *phone, why ? why : "is malformed", who);
+    } else if (strcmp(*phone, e164) != 0) { /* kept as E.164 */
+        free(*phone);
+        *phone = rb_strdup(e164);
+    }
+}
+
+struct person_in {
+    char *name, *phone, *email;
+};
+
+/* head: {name, phone, email}: someone escalations can reach (docs/config.md). */
+static void parse_head(struct loader *l, const struct rb_node *map, struct rb_person *out)
+{
+    static const struct rb_conf_field fields[] = {
+        {"name", RB_CONF_STRING, offsetof(struct person_in, name), 0, 0, 0},
+        {"phone", RB_CONF_STRING, offsetof(struct person_in, phone), 0, 0, 0},
+        {"email", RB_CONF_STRING, offsetof(struct person_in, email), 0, 0, 0},
+    };
+    const struct rb_node *h = rb_node_get(map, "head");
+    if (!h)
+        return;
+    if (h->type != RB_NODE_MAP) {
+        rb_errors_at(l->e, h, "key \"head\": expected a map such as {name: ..., phone: ..., "
+                              "email: ...}, got %s", rb_node_kind(h));
+        return;
+    }
+    struct person_in in = {NULL, NULL, NULL};
+    size_t before = l->e->n;
+    rb_conf_parse(h, "a department's head", fields, RB_ARRAY_LEN(fields), NULL, &in, l->e);
+    check_phone(l, rb_node_get(h, "phone"), "phone", &in.phone, "the head's");
+    if (in.email && !valid_email(in.email))
+        rb_errors_at(l->e, rb_node_get(h, "email"),
+                     "key \"email\": \"%s\" is not an e-mail address such as "
+                     "head@punjab.gov.pk", in.email);
+    if (l->e->n == before && !in.phone && !in.email)
+        rb_errors_at(l->e, h, "key \"head\": the department head has neither a phone nor an "
+                              "e-mail, so no escalation could reach them; give phone or email");
+    if (l->e->n != before) {
+        rb_conf_free(fields, RB_ARRAY_LEN(fields), &in);
+        return;
+    }
+    *out = (struct rb_person){in.name, in.phone, in.email};
+}
+
+static void person_free(struct rb_person *p)
+{
+    free(p->name);
+    free(p->phone);
+    free(p->email);
+}
+
 static void on_department(struct loader *l, const struct rb_doc *doc)
 {
     static const struct rb_conf_field fields[] = {
@@ -502,7 +566,7 @@ static void on_department(struct loader *l, const struct rb_doc *doc)
         {"duty_phone", RB_CONF_STRING, offsetof(struct department_in, duty_phone), 0, 0, 0},
         {"email", RB_CONF_STRING, offsetof(struct department_in, email), 0, 0, 0},
     };
-    static const char *const extra[] = {"name", "config", NULL};
+    static const char *const extra[] = {"name", "config", "head", NULL};
     struct rb_config *cfg = l->cfg;
     const struct rb_node *map = root_map(l, doc, "a department", "id, name, plugin");
     if (!map)
@@ -523,17 +587,10 @@ static void on_department(struct loader *l, const struct rb_doc *doc)
     }
     if (in.plugin) /* plugin names follow the id rule */
         check_id(l, rb_node_get(map, "plugin"), "plugin", in.plugin);
-    char e164[RB_PHONE_MAX];
-    const char *phone_why = NULL;
-    if (in.duty_phone && rb_phone_normalize(in.duty_phone, e164, &phone_why) != RB_OK)
-        rb_errors_at(l->e, rb_node_get(map, "duty_phone"),
-                     "key \"duty_phone\": \"%s\" is not a phone number (it %s); write the "
-                     "duty officer's number such as +92 42 99200000 or 0300 1234567",
-                     in.duty_phone, phone_why ? phone_why : "is malformed");
-    else if (in.duty_phone && strcmp(in.duty_phone, e164) != 0) { /* kept as E.164 */
-        free(in.duty_phone);
-        in.duty_phone = rb_strdup(e164);
-    }
+    check_phone(l, rb_node_get(map, "duty_phone"), "duty_phone", &in.duty_phone,
+                "the duty officer's");
+    struct rb_person head = {NULL, NULL, NULL};
+    parse_head(l, map, &head);
     if (in.email && !valid_email(in.email))
         rb_errors_at(l->e, rb_node_get(map, "email"),
                      "key \"email\": \"%s\" is not an e-mail address such as "
@@ -542,6 +599,7 @@ static void on_department(struct loader *l, const struct rb_doc *doc)
     if (l->e->n != before) {
         rb_conf_free(fields, RB_ARRAY_LEN(fields), &in);
         i18n_free(&name);
+        person_free(&head);
         return;
     }
     cfg->departments =
@@ -554,6 +612,7 @@ static void on_department(struct loader *l, const struct rb_doc *doc)
         .plugin = in.plugin,
         .duty_phone = in.duty_phone,
         .email = in.email,
+        .head = head,
         .plugin_config = block,
         .file = doc->file,
         .line = map->line,
@@ -894,6 +953,7 @@ void rb_config_free(struct rb_config *cfg)
         free(d->plugin);
         free(d->duty_phone);
         free(d->email);
+        person_free(&d->head);
     }
     free(cfg->departments);
     for (size_t i = 0; i < cfg->n_services; i++) {

@@ -24,12 +24,20 @@ struct rb_district {
     char *division; /* owned; may be NULL */
 };
 
+/* A person named in the configuration (a department's head): at least a phone or an e-mail. */
+struct rb_person {
+    char *name;  /* owned; may be NULL */
+    char *phone; /* owned; E.164; may be NULL */
+    char *email; /* owned; may be NULL */
+};
+
 struct rb_department {
     char *id; /* owned; slug, e.g. "revenue" */
     struct rb_i18n name;
     char *plugin;     /* owned; department plugin that receives its cases ("inbox", "webhook") */
     char *duty_phone; /* owned; may be NULL */
     char *email;      /* owned; may be NULL */
+    struct rb_person head; /* all NULL: no head named */
     const struct rb_node *plugin_config; /* borrowed from the config's documents; may be NULL */
     const char *file; /* borrowed; where it was defined, for messages */
     int line, col;

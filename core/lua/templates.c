@@ -29,6 +29,7 @@ static const struct {
     {"sms.flood", {NULL}},
     {"sms.rated", {"tracking"}},
     {"sms.reopened", {"tracking"}},
+    {"sms.rating_closed", {"tracking"}},
     {"sms.replied", {"tracking"}},
     {"sms.reply_not_found", {"tracking"}},
     {"otp", {"code", "minutes"}},
@@ -38,6 +39,8 @@ static const struct {
     {"notice.resolve", {"tracking", "department"}},
     {"notice.answer", {"tracking", "department"}},
     {"duty.new_case", {"kind", "tracking", "department", "service", "district", "priority"}},
+    {"sla.escalated", {"tracking", "department", "service", "level", "hours", "minutes"}},
+    {"notice.closed_no_reply", {"tracking", "department"}},
     {"kind.complaint", {NULL}},
     {"kind.feedback", {NULL}},
     {"kind.information", {NULL}},
@@ -52,6 +55,9 @@ static const struct {
     {"department", "Punjab Local Government and Community Development"},
     {"code", "123456"},
     {"minutes", "10"},
+    {"service", "Fard (record of rights) issuance at an Arazi Record Centre"},
+    {"level", "3"},
+    {"hours", "1234"},
 };
 
 int rb_template_name_ok(const char *name, size_t len)

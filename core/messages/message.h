@@ -1,6 +1,6 @@
 /* core/messages/: everything the server tells people. Queueing a rendered message with its send
- * job (message) and the notices citizens get on case events (notice). Calls: base, config, db,
- * jobs, cases, lua, sla. */
+ * job (message), the notices citizens get on case events (notice) and the people an
+ * escalation names (escalation). Calls: base, config, db, jobs, cases, lua, sla. */
 /* Outgoing messages: the one statement that renders a template (core/lua/templates.c) and
  * stores a message with its send job (SQL rabta_message_queue), its run_at put past the quiet hours
  * (core/config/quiet.c) for a message that is not urgent (docs/sms.md, "Templates", "Quiet

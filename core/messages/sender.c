@@ -325,7 +325,7 @@ void rb_sender_check_config(const struct rb_server *srv, const struct rb_sla *sl
         for (size_t j = 0; j < lv->n; j++) {
             const struct rb_sla_action *a = &lv->actions[j];
             char why[400];
-            if (a->type != RB_SLA_NOTIFY || !a->via ||
+            if (a->type != RB_SLA_NOTIFY || !a->via || strcmp(a->via, "inbox") == 0 ||
                 rb_sender_check(srv, a->via, why, sizeof(why)) == RB_OK)
                 continue;
             rb_errors_at(errs, a->via_node, "key \"via\": %s", why);

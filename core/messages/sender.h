@@ -49,7 +49,8 @@ void rb_sender_done(struct rb_message_send *send, enum rb_send_outcome outcome,
 
 struct rb_sla;
 /* Adds "file:line:col: ..." to errs for every configured use of a channel that has no sender
- * (the via: of sla's escalation actions; sla may be NULL). */
+ * (the via: of sla's escalation actions other than "inbox", the staff notifications; sla may
+ * be NULL). */
 void rb_sender_check_config(const struct rb_server *srv, const struct rb_sla *sla,
                             struct rb_errors *errs);
 

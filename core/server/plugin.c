@@ -32,6 +32,7 @@
 #include "net/http.h"
 #include "net/http_client.h"
 #include "server/server.h"
+#include "sla/sla_policy.h"
 
 /* 1 when the struct *p (which starts with its size) holds member. */
 #define RB_HAS_FIELD(p, type, member)                                                         \
@@ -1075,8 +1076,9 @@ static int host_case_rate(struct rb_plugin_ctx *ctx, const char *tracking, long 
     if (!ctx->srv || !ctx->srv->db)
         return RB_EUNAVAIL;
     struct db_call *c = db_call_new(fn, arg);
+    double window = ctx->srv->sla ? ctx->srv->sla->close.reopen_window : 0;
     int rc = rb_case_rate(ctx->srv->db, tracking, citizen_id, rating, satisfied, comment,
-                          db_trampoline, c);
+                          window, db_trampoline, c);
     if (rc != RB_OK)
         free(c);
     return rc;

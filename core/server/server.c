@@ -19,6 +19,7 @@
 #include "intake/intake.h"
 #include "jobs/jobs.h"
 #include "lua/script.h"
+#include "messages/escalation.h"
 #include "messages/message.h"
 #include "messages/notice.h"
 #include "messages/sender.h"
@@ -26,10 +27,12 @@
 #include "server/deliver.h"
 #include "server/plugin.h"
 #include "server/status.h"
+#include "sla/sla_close.h"
 #include "sla/sla_engine.h"
 #include "sla/sla_policy.h"
 #include "staff/reports.h"
 #include "staff/staff_api.h"
+#include "staff/staff_notify.h"
 
 struct rb_server rb_server;
 
@@ -402,8 +405,10 @@ int rb_server_run(struct rb_server *srv)
     rb_deliver_register(srv); /* case.deliver: cases to their department's plugin */
     rb_notice_register(srv);
     srv->senders = rb_senders_new(); /* filled by the plugins' init() */
+    rb_escalation_register(srv); /* sla.notify: the people an escalation names */
+    rb_sla_close_register(srv);  /* case.autoclose: waits for the citizen that end */
     if (rb_status_init(srv) != RB_OK || rb_staff_api_init(srv) != RB_OK ||
-        rb_reports_init(srv) != RB_OK ||
+        rb_reports_init(srv) != RB_OK || rb_staff_notify_init(srv) != RB_OK ||
         rb_plugins_init(srv->plugins, srv) != RB_OK) {
         rb_server_cleanup(srv);
         return 1;

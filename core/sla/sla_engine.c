@@ -126,16 +126,33 @@ static const char cases_sql[] =
     "  coalesce(department_id, ''), coalesce(service_id, ''), kind, paused_at IS NOT NULL, id "
     "FROM cases WHERE id = ANY($1::bigint[]) ORDER BY id";
 
+/* The open states, as the inbox lists them (a supervisor's load is their open cases). */
+#define OPEN_STATES                                                                            \
+    "('routed', 'acknowledged', 'in_progress', 'awaiting_citizen', 'transferred', 'reopened')"
+
+/* A staff member s is not the official a case names (n: cases.names_official; the rule of
+ * rb_staff_names_match: case, surrounding and repeated blanks ignored). */
+#define NOT_NAMED(s, n)                                                                        \
+    "(" n " IS NULL OR lower(regexp_replace(btrim(" n "), '\\s+', ' ', 'g')) NOT IN"           \
+    " (lower(" s ".username), lower(regexp_replace(btrim(" s ".display_name), '\\s+', ' ',"    \
+    " 'g'))))"
+
 /* Every firing of the batch ($1: a JSON array of items, see fire_item; $2: the batch's job
  * ids, deleted with the work so that the runs end in the same transaction) recorded once in
  * sla_firings (its primary key is what makes an event fire exactly once, with any number of
  * processes or a retried run); for the firings that are new and in breach: the level's
- * actions on the case (summed per case), the case event, the notices; then each new firing's
- * next event queued. Answers the breaches per check kind. */
+ * actions on the case (summed per case), the case event, then each new firing's next event
+ * queued. reassign: the active supervisors of the case's department who are not the official
+ * it names, by fewest open cases assigned, ties by username; the cases of one batch and
+ * department are dealt out in that order (the k-th to the (k mod n)-th), each with an event
+ * "assigned", or "sla.unreachable" when there is no such supervisor. The people to tell
+ * (data.notify) are resolved by ONE job "sla.notify" for the batch's events
+ * (core/messages/escalation.c). Answers the breaches per check kind and the reassignments
+ * that found nobody ("unreachable.reassign"). */
 static const char fire_sql[] =
     "WITH t AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS t(case_id bigint,"
     "   check_kind text, level int, due float8, breached boolean, raise int, flag boolean,"
-    "   event text, data jsonb, msgs jsonb, next jsonb, next_at float8, next_key text)),"
+    "   reassign boolean, event text, data jsonb, next jsonb, next_at float8, next_key text)),"
     " f AS (INSERT INTO sla_firings (case_id, check_kind, level, due, breached, lateness)"
     "  SELECT case_id, check_kind, level, to_timestamp(due), breached,"
     "         now() - to_timestamp(due) FROM t ORDER BY case_id"
@@ -143,29 +160,51 @@ static const char fire_sql[] =
     " ft AS (SELECT t.* FROM t JOIN f ON f.case_id = t.case_id AND f.check_kind = t.check_kind"
     "  AND f.level = t.level AND f.due = to_timestamp(t.due)),"
     " a AS (SELECT case_id, sum(raise)::int AS raise, bool_or(flag) AS flag,"
+    "  bool_or(reassign) AS reassign,"
     "  max(CASE WHEN check_kind IN ('resolve', 'citizen') THEN level + 1 ELSE 0 END) AS esc"
     "  FROM ft WHERE breached GROUP BY case_id),"
+    " rs AS (SELECT a.case_id, a.esc, c.department_id AS dep, c.names_official AS named,"
+    "  row_number() OVER (PARTITION BY c.department_id ORDER BY a.case_id) - 1 AS k"
+    "  FROM a JOIN cases c ON c.id = a.case_id WHERE a.reassign),"
+    " sup AS (SELECT s.id, s.username, s.display_name, s.department_id,"
+    "  (SELECT count(*) FROM cases o WHERE o.assigned_staff_id = s.id"
+    "   AND o.status IN " OPEN_STATES ") AS load"
+    "  FROM staff s WHERE s.role = 'supervisor' AND s.disabled_at IS NULL"
+    "  AND s.department_id IN (SELECT dep FROM rs)),"
+    " pick AS (SELECT rs.case_id, rs.esc, p.id AS staff_id, p.username FROM rs LEFT JOIN LATERAL"
+    "  (SELECT x.id, x.username FROM (SELECT e.id, e.username,"
+    "    row_number() OVER (ORDER BY e.load, e.username) - 1 AS r, count(*) OVER () AS n"
+    "    FROM sup e WHERE e.department_id = rs.dep AND " NOT_NAMED("e", "rs.named") ") x"
+    "   WHERE x.r = rs.k % x.n) p ON true),"
     " up AS (UPDATE cases c SET priority = greatest(1, c.priority - a.raise),"
     "   escalation_level = greatest(c.escalation_level, a.esc),"
     "   flagged_oversight_at = CASE WHEN a.flag THEN coalesce(c.flagged_oversight_at, now())"
-    "                          ELSE c.flagged_oversight_at END"
-    "  FROM a WHERE c.id = a.case_id RETURNING c.id),"
+    "                          ELSE c.flagged_oversight_at END,"
+    "   assigned_staff_id = coalesce(pick.staff_id, c.assigned_staff_id)"
+    "  FROM a LEFT JOIN pick ON pick.case_id = a.case_id WHERE c.id = a.case_id"
+    "  RETURNING c.id),"
     " ev AS (INSERT INTO case_events (case_id, actor_type, actor_id, event, data)"
-    "  SELECT case_id, 'system', 'sla', event, data FROM ft WHERE breached ORDER BY case_id),"
-    " mr AS (SELECT ft.case_id, m->>'via' AS channel, m->>'to' AS to_address,"
-    "  m->>'body' AS body, m->>'template' AS template"
-    "  FROM ft, jsonb_array_elements(ft.msgs) m WHERE ft.breached),"
-    " msg AS MATERIALIZED (SELECT count(*) AS n FROM rabta_message_queue("
-    "  (SELECT array_agg(channel) FROM mr), (SELECT array_agg(to_address) FROM mr),"
-    "  (SELECT array_agg(body) FROM mr), case_id => (SELECT array_agg(case_id) FROM mr),"
-    "  template => (SELECT array_agg(template) FROM mr))),"
+    "  SELECT case_id, 'system', 'sla', event, data FROM ft WHERE breached ORDER BY case_id"
+    "  RETURNING id, data),"
+    " asg AS (INSERT INTO case_events (case_id, actor_type, actor_id, event, data)"
+    "  SELECT case_id, 'system', 'sla',"
+    "   CASE WHEN staff_id IS NULL THEN 'sla.unreachable' ELSE 'assigned' END,"
+    "   CASE WHEN staff_id IS NULL THEN jsonb_build_object('action', 'reassign', 'target',"
+    "     'supervisor', 'level', esc,"
+    "     'reason', 'no active supervisor in the department can take it')"
+    "   ELSE jsonb_build_object('assigned_to', username, 'by', 'sla', 'level', esc) END"
+    "  FROM pick ORDER BY case_id RETURNING event),"
+    " nf AS (INSERT INTO jobs (kind, payload)"
+    "  SELECT 'sla.notify', jsonb_build_object('events', jsonb_agg(id ORDER BY id)) FROM ev"
+    "  WHERE jsonb_array_length(coalesce(data->'notify', '[]')) > 0 HAVING count(*) > 0),"
     " nx AS (INSERT INTO jobs (kind, payload, run_at, dedup_key)"
     "  SELECT 'sla.check', next, to_timestamp(next_at), next_key FROM ft"
     "  WHERE next IS NOT NULL ORDER BY next_at"
     "  ON CONFLICT (dedup_key) WHERE state IN ('queued', 'running') DO NOTHING),"
     " done AS (DELETE FROM jobs WHERE id = ANY($2::bigint[]) AND state = 'running')"
-    " SELECT check_kind, count(*) FROM ft, msg WHERE breached"
-    " GROUP BY check_kind";
+    " SELECT check_kind, count(*) FROM ft WHERE breached GROUP BY check_kind"
+    " UNION ALL SELECT 'unreachable.reassign', count(*) FROM asg"
+    "  WHERE event = 'sla.unreachable' HAVING count(*) > 0";
 
 static int open_status(const char *s)
 {
@@ -182,22 +221,14 @@ static int unacknowledged(const char *s)
            !strcmp(s, "reopened");
 }
 
-/* Messages for the notify actions of a level, as a JSON array. */
-static json_t *messages_json(const struct rb_sla_level *lv, const char *department,
-                             long long case_id, const char *what)
+/* The notify actions of a level as [[target, via], ...], for the event's data. */
+static json_t *notify_json(const struct rb_sla_level *lv)
 {
     json_t *arr = json_array();
-    for (size_t i = 0; lv && i < lv->n; i++) {
-        const struct rb_sla_action *a = &lv->actions[i];
-        if (a->type != RB_SLA_NOTIFY)
-            continue;
-        char *to = rb_sprintf("%s@%s", a->target, department[0] ? department : "bureau");
-        char *body = rb_sprintf("Case %lld: %s", case_id, what);
-        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s}", "via", a->via, "to", to,
-                                             "body", body, "template", "sla.escalation"));
-        free(to);
-        free(body);
-    }
+    for (size_t i = 0; lv && i < lv->n; i++)
+        if (lv->actions[i].type == RB_SLA_NOTIFY)
+            json_array_append_new(arr, json_pack("[s, s]", lv->actions[i].target,
+                                                 lv->actions[i].via));
     return arr;
 }
 
@@ -205,9 +236,8 @@ static json_t *messages_json(const struct rb_sla_level *lv, const char *departme
  * due, whether the case is in breach, the level's actions (lv; NULL: none) and the next event
  * of the plan (next[0..nnext), may be empty). Returns a new JSON object for fire_sql. */
 static json_t *fire_item(long long case_id, const char *check_kind, int level, int64_t due,
-                         int breached, const struct rb_sla_level *lv, const char *department,
-                         const char *policy, const char *what, const struct rb_sla_event *next,
-                         int nnext)
+                         int breached, const struct rb_sla_level *lv, const char *policy,
+                         const struct rb_sla_event *next, int nnext)
 {
     int raise = 0, flag = 0, reassign = 0;
     for (size_t i = 0; lv && i < lv->n; i++) {
@@ -223,11 +253,16 @@ static json_t *fire_item(long long case_id, const char *check_kind, int level, i
                              "level", escalates ? level + 1 : level, "due", (json_int_t)due,
                              "policy", policy ? policy : "", "reassigned_to",
                              reassign ? "supervisor" : NULL, "flagged", flag, "raised_by", raise);
-    json_t *it = json_pack("{s:I, s:s, s:i, s:I, s:b, s:i, s:b, s:s, s:o, s:o}", "case_id",
+    json_t *notify = notify_json(lv);
+    if (json_array_size(notify) > 0)
+        json_object_set_new(data, "notify", notify);
+    else
+        json_decref(notify);
+    json_t *it = json_pack("{s:I, s:s, s:i, s:I, s:b, s:i, s:b, s:b, s:s, s:o}", "case_id",
                            (json_int_t)case_id, "check_kind", check_kind, "level", level, "due",
                            (json_int_t)due, "breached", breached, "raise", breached ? raise : 0,
-                           "flag", breached && flag, "event", event, "data", data, "msgs",
-                           messages_json(lv, department, case_id, what));
+                           "flag", breached && flag, "reassign", breached && reassign, "event",
+                           event, "data", data);
     if (nnext > 0) {
         char *payload = rb_sla_event_payload(case_id, next, nnext);
         char *key = rb_sla_event_key(case_id, &next[0]);
@@ -260,8 +295,17 @@ static void fired(PGresult *res, const char *err, void *arg)
 {
     struct fire *f = arg;
     for (int i = 0; !err && f->e->m && i < PQntuples(res); i++) {
-        char labels[48];
-        snprintf(labels, sizeof(labels), "check=\"%s\"", PQgetvalue(res, i, 0));
+        char labels[64];
+        const char *what = PQgetvalue(res, i, 0);
+        if (strcmp(what, "unreachable.reassign") == 0) {
+            rb_warn("sla", "%s case(s) to reassign found no active supervisor in their "
+                           "department (case event sla.unreachable)", PQgetvalue(res, i, 1));
+            rb_metrics_count(f->e->m, RB_SLA_UNREACHABLE_METRIC, RB_SLA_UNREACHABLE_HELP,
+                             "action=\"reassign\",target=\"supervisor\"",
+                             atof(PQgetvalue(res, i, 1)));
+            continue;
+        }
+        snprintf(labels, sizeof(labels), "check=\"%s\"", what);
         rb_metrics_count(f->e->m, "rabta_sla_breaches_total",
                          "SLA events that found a case in breach.", labels,
                          atof(PQgetvalue(res, i, 1)));
@@ -356,9 +400,7 @@ static json_t *check_item(const struct rb_sla *sla, const struct check *c, PGres
                                         ? &sla->levels[ev->level]
                                         : NULL;
     return fire_item(c->case_id, check_names[ev->check], ev->level, ev->due, breached, lv,
-                     PQgetvalue(res, row, 5), p ? p->name : "",
-                     lv ? "the resolution deadline has passed" : "SLA notice", c->plan + 1,
-                     c->n - 1);
+                     p ? p->name : "", c->plan + 1, c->n - 1);
 }
 
 static void cases_read(PGresult *res, const char *err, void *arg)
@@ -656,9 +698,8 @@ static void request_read(PGresult *res, const char *err, void *arg)
     json_t *items = json_array();
     json_array_append_new(items, fire_item(j->case_id, "citizen", (int)lv - 1,
                                            atoll(PQgetvalue(res, 0, 1)), 1,
-                                           &sla->levels[lv - 1], PQgetvalue(res, 0, 3),
-                                           p ? p->name : "", "the citizen is not satisfied",
-                                           NULL, 0));
+                                           &sla->levels[lv - 1], p ? p->name : "", NULL,
+                                           0));
     struct rb_job_run **runs = rb_malloc(sizeof(*runs));
     runs[0] = j->run;
     fire_items(j->e, items, runs, 1);

@@ -1,6 +1,7 @@
 /* core/sla/: deadlines. SLA policies, overrides and escalation ladders from config/sla.yaml
- * (sla_policy) and the engine that fires them once each through the jobs queue (sla_engine).
- * Calls: base, config, db, jobs. */
+ * (sla_policy), the engine that fires them once each through the jobs queue (sla_engine) and
+ * the waits for the citizen that close a case when they end (sla_close).
+ * Calls: base, config, db, jobs, cases. */
 /* The SLA engine: each open case has ONE pending job, "sla.check", for its next SLA event
  * (acknowledgement deadline, a warning, the resolution deadline, then each escalation level),
  * so memory and queue size do not grow with anything but the number of open cases. A check
@@ -17,6 +18,15 @@ struct rb_jobs;
 struct rb_db;
 struct rb_metrics;
 struct rb_sla_engine;
+
+/* Escalation actions that found nobody (a reassignment without a supervisor, a notification
+ * without anyone to reach): each is also a case event "sla.unreachable". */
+#define RB_SLA_UNREACHABLE_METRIC "rabta_escalation_unreachable_total"
+#define RB_SLA_UNREACHABLE_HELP                                                               \
+    "Escalation actions with nobody to reach (each also a case event sla.unreachable)."
+
+/* The job that tells the people of a batch's escalations (core/messages/escalation.c). */
+#define RB_SLA_NOTIFY_JOB "sla.notify"
 
 enum rb_sla_check { RB_SLA_ACK = 0, RB_SLA_WARN = 1, RB_SLA_RESOLVE = 2 };
 

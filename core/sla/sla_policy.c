@@ -140,7 +140,7 @@ static void parse_override(struct rb_sla *sla, const struct rb_node *map,
 
 /* ---- escalation ------------------------------------------------------------------------- */
 
-static const char *const roles[] = {"supervisor", "oversight", "duty_officer", NULL};
+static const char *const roles[] = {"supervisor", "head", "oversight", "duty_officer", NULL};
 
 static int one_of(const char *s, const char *const *list)
 {
@@ -159,6 +159,34 @@ static int channel_name(const char *s)
     return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
 }
 
+/* The target of notify, reassign or flag (v), checked against what the verb can act on. */
+static int parse_target(const char *verb, const struct rb_node *v, const char *via,
+                        struct rb_errors *e)
+{
+    int notify = strcmp(verb, "notify") == 0;
+    const char *only = strcmp(verb, "reassign") == 0 ? "supervisor"
+                       : strcmp(verb, "flag") == 0   ? "oversight"
+                                                     : NULL;
+    if (v->type != RB_NODE_SCALAR || (notify && !one_of(v->scalar, roles)) ||
+        (only && strcmp(v->scalar, only) != 0)) {
+        if (only)
+            rb_errors_at(e, v, "key \"%s\": expected %s", verb, only);
+        else
+            rb_errors_at(e, v, "key \"notify\": expected supervisor, head, oversight or "
+                               "duty_officer");
+        return RB_EINVAL;
+    }
+    if (notify && strcmp(via, "inbox") == 0 &&
+        (strcmp(v->scalar, "head") == 0 || strcmp(v->scalar, "duty_officer") == 0)) {
+        rb_errors_at(e, v, "key \"notify\": the %s has no staff inbox (inbox reaches staff "
+                           "accounts: supervisor, oversight); notify the %s via sms or email",
+                     strcmp(v->scalar, "head") == 0 ? "department head" : "duty officer",
+                     strcmp(v->scalar, "head") == 0 ? "head" : "duty officer");
+        return RB_EINVAL;
+    }
+    return RB_OK;
+}
+
 static int parse_action(const struct rb_node *map, struct rb_sla_action *a, struct rb_errors *e)
 {
     memset(a, 0, sizeof(*a));
@@ -170,16 +198,19 @@ static int parse_action(const struct rb_node *map, struct rb_sla_action *a, stru
     const char *verb = map->keys[0]->scalar;
     const struct rb_node *v = map->items[0];
     size_t allowed = 1;
+    const char *via_s = "";
     if (strcmp(verb, "notify") == 0) {
         a->type = RB_SLA_NOTIFY;
         const struct rb_node *via = rb_node_get(map, "via");
         allowed = 2;
-        if (!via || via->type != RB_NODE_SCALAR || !channel_name(via->scalar)) {
-            rb_errors_at(e, via ? via : map, "key \"via\": notify needs via: a channel such as "
-                                             "sms or email (a-z, 0-9, _)");
+        if (!via || via->type != RB_NODE_SCALAR ||
+            (strcmp(via->scalar, "inbox") != 0 && !channel_name(via->scalar))) {
+            rb_errors_at(e, via ? via : map, "key \"via\": notify needs via: inbox (the staff "
+                                             "inbox) or a channel such as sms or email (a-z, "
+                                             "0-9, _)");
             return RB_EINVAL;
         }
-        a->via = rb_strdup(via->scalar);
+        via_s = via->scalar;
         a->via_node = via;
     } else if (strcmp(verb, "reassign") == 0) {
         a->type = RB_SLA_REASSIGN;
@@ -204,20 +235,15 @@ static int parse_action(const struct rb_node *map, struct rb_sla_action *a, stru
                                       "flag)", verb);
         return RB_EINVAL;
     }
-    if (v->type != RB_NODE_SCALAR || !one_of(v->scalar, roles)) {
-        free(a->via);
-        a->via = NULL;
-        rb_errors_at(e, v, "key \"%s\": expected supervisor, oversight or duty_officer", verb);
+    if (parse_target(verb, v, via_s, e) != RB_OK)
         return RB_EINVAL;
-    }
     if (map->n > allowed) {
-        free(a->via);
-        a->via = NULL;
         rb_errors_at(e, map->keys[allowed], "unknown key \"%s\" in a %s action",
                      map->keys[allowed]->scalar, verb);
         return RB_EINVAL;
     }
     a->target = rb_strdup(v->scalar);
+    a->via = via_s[0] ? rb_strdup(via_s) : NULL;
     return RB_OK;
 }
 
@@ -252,6 +278,37 @@ static void parse_level(struct rb_sla *sla, const struct rb_node *map, struct rb
     sla->levels[sla->n_levels++] = lv;
 }
 
+/* ---- closing the loops and the staff's language ------------------------------------------ */
+
+static void parse_close(struct rb_sla *sla, const struct rb_node *root, struct rb_errors *e)
+{
+    static const struct rb_conf_field fields[] = {
+        {"no_reply", RB_CONF_DURATION, offsetof(struct rb_sla_close, no_reply), 0, 0, 0},
+        {"no_rating", RB_CONF_DURATION, offsetof(struct rb_sla_close, no_rating), 0, 0, 0},
+        {"reopen_window", RB_CONF_DURATION, offsetof(struct rb_sla_close, reopen_window), 0, 0,
+         0},
+    };
+    const struct rb_node *c = rb_node_get(root, "close");
+    if (c) {
+        size_t before = e->n;
+        rb_conf_parse(c, "key \"close\"", fields, RB_ARRAY_LEN(fields), NULL, &sla->close, e);
+        for (size_t i = 0; e->n == before && i < RB_ARRAY_LEN(fields); i++) {
+            const double *d = (const double *)((const char *)&sla->close + fields[i].offset);
+            if (rb_node_get(c, fields[i].key) && *d <= 0)
+                rb_errors_at(e, rb_node_get(c, fields[i].key),
+                             "key \"%s\": must be more than 0 (leave the key out to turn it "
+                             "off)", fields[i].key);
+        }
+    }
+    const struct rb_node *lang = rb_node_get(root, "notify_language");
+    sla->notify_language = "ur";
+    if (lang && (lang->type != RB_NODE_SCALAR ||
+                 (strcmp(lang->scalar, "ur") && strcmp(lang->scalar, "en"))))
+        rb_errors_at(e, lang, "key \"notify_language\": expected ur or en");
+    else if (lang)
+        sla->notify_language = strcmp(lang->scalar, "en") == 0 ? "en" : "ur";
+}
+
 /* ---- the file --------------------------------------------------------------------------- */
 
 struct rb_sla *rb_sla_load(const char *path, const struct rb_config *cfg, struct rb_errors *e)
@@ -271,9 +328,9 @@ struct rb_sla *rb_sla_load(const char *path, const struct rb_config *cfg, struct
     for (size_t i = 0; i < root->n; i++) {
         const char *k = root->keys[i]->scalar;
         if (strcmp(k, "calendar") && strcmp(k, "policies") && strcmp(k, "overrides") &&
-            strcmp(k, "escalation"))
+            strcmp(k, "escalation") && strcmp(k, "close") && strcmp(k, "notify_language"))
             rb_errors_at(e, root->keys[i], "unknown key \"%s\" (calendar, policies, overrides, "
-                                           "escalation)", k);
+                                           "escalation, close, notify_language)", k);
     }
     const struct rb_node *cal = rb_node_get(root, "calendar");
     if (!cal || cal->type != RB_NODE_SCALAR) {
@@ -304,6 +361,7 @@ struct rb_sla *rb_sla_load(const char *path, const struct rb_config *cfg, struct
     else
         for (size_t i = 0; i < esc->n; i++)
             parse_level(sla, esc->items[i], e);
+    parse_close(sla, root, e);
     if (e->n != before) {
         rb_sla_free(sla);
         return NULL;

@@ -22,7 +22,7 @@ struct rb_sla_policy {
 };
 
 enum rb_sla_action_type {
-    RB_SLA_NOTIFY = 1,     /* notify: supervisor|oversight|duty_officer, via: a channel */
+    RB_SLA_NOTIFY = 1,     /* notify: supervisor|head|oversight|duty_officer, via: inbox or a channel */
     RB_SLA_REASSIGN = 2,   /* reassign: supervisor */
     RB_SLA_RAISE = 3,      /* raise_priority: N (1 = one step more urgent) */
     RB_SLA_FLAG = 4,       /* flag: oversight */
@@ -31,7 +31,8 @@ enum rb_sla_action_type {
 struct rb_sla_action {
     enum rb_sla_action_type type;
     char *target; /* owned; role for notify/reassign/flag */
-    char *via;    /* owned; notify only: a channel name (a plugin must send it: --check) */
+    char *via;    /* owned; notify only: "inbox" (staff notifications) or a channel name (a plugin
+                   * must send it: --check) */
     const struct rb_node *via_node; /* borrowed from the sla's doc: where via is written */
     int amount;   /* raise_priority */
 };
@@ -47,8 +48,17 @@ struct rb_sla_override {
     const struct rb_sla_policy *policy; /* borrowed from the policies */
 };
 
+/* Closing the loops (docs/sla.md): 0 turns each off. */
+struct rb_sla_close {
+    double no_reply;      /* business seconds awaiting the citizen's reply, then closed */
+    double no_rating;     /* seconds a resolved or answered case waits for a rating */
+    double reopen_window; /* seconds after the resolution in which a citizen may rate/reopen */
+};
+
 struct rb_sla {
     struct rb_calendar *cal; /* owned */
+    const char *notify_language; /* "ur" (default) or "en": escalation texts to staff */
+    struct rb_sla_close close;
     struct rb_sla_policy *policies;
     size_t n_policies;
     struct rb_sla_override *overrides;

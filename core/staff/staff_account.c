@@ -136,6 +136,16 @@ int rb_staff_may_assign(const struct rb_staff_user *u, const char *target_userna
     return RB_ESTAFF_DENIED;
 }
 
+int rb_staff_email_check(const char *email)
+{
+    const char *at = email ? strchr(email, '@') : NULL;
+    size_t n = email ? strlen(email) : 0;
+    if (!at || at == email || !at[1] || strchr(at + 1, '@') || n > 254 ||
+        strpbrk(email, " \t\r\n\v\f") || strchr(at + 1, '.') == NULL)
+        return RB_EINVAL;
+    return RB_OK;
+}
+
 int rb_staff_may_act_on_official(const struct rb_staff_user *u)
 {
     return u->role == RB_STAFF_ADMIN || u->role == RB_STAFF_SUPERVISOR ? RB_OK

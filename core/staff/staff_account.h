@@ -77,6 +77,10 @@ int rb_staff_scope(const struct rb_staff_user *u, const char *department, const 
 int rb_staff_may_assign(const struct rb_staff_user *u, const char *target_username);
 int rb_staff_may_act_on_official(const struct rb_staff_user *u);
 
+/* A staff member's e-mail address as the staff.email CHECK takes it: one @ with text on
+ * both sides, no blanks, at most 254 bytes. RB_OK or RB_EINVAL. */
+int rb_staff_email_check(const char *email);
+
 /* Blocking (CLI only): hashes password into out. RB_OK or RB_ERR (out of memory in argon2). */
 int rb_staff_hash_password(const char *password, char out[crypto_pwhash_STRBYTES]);
 

@@ -377,17 +377,56 @@ static json_t *user_json(const struct rb_staff_user *u)
     return out;
 }
 
+static void me_done(PGresult *res, const char *err, void *arg)
+{
+    struct call *c = arg;
+    if (err) {
+        db_failed(c, err);
+    } else {
+        json_t *out = user_json(&c->u);
+        int row = PQntuples(res) == 1;
+        json_object_set_new(out, "phone", row && !PQgetisnull(res, 0, 0)
+                                              ? json_string(PQgetvalue(res, 0, 0))
+                                              : json_null());
+        json_object_set_new(out, "email", row && !PQgetisnull(res, 0, 1)
+                                              ? json_string(PQgetvalue(res, 0, 1))
+                                              : json_null());
+        json_object_set_new(out, "unread_notifications",
+                            json_integer(row ? atoll(PQgetvalue(res, 0, 2)) : 0));
+        rb_http_reply_json(c->req, 200, out);
+    }
+    call_free(c);
+}
+
+/* GET /me: the account, its contact details and its unread notifications (staff_notify.h). */
+static void do_me(struct call *c)
+{
+    char id[24];
+    snprintf(id, sizeof(id), "%lld", c->u.id);
+    const char *p[1] = {id};
+    if (rb_db_query(c->a->srv->db,
+                    "SELECT phone, email, (SELECT count(*) FROM staff_notifications"
+                    " WHERE staff_id = $1::bigint AND read_at IS NULL)"
+                    " FROM staff WHERE id = $1::bigint",
+                    1, p, me_done, c) != RB_OK) {
+        busy(c->req);
+        call_free(c);
+    }
+}
+
 /* ---- inbox --------------------------------------------------------------------------------- */
 
 /* $1 department (NULL: all)  $2 districts "a,b" (NULL: all)  $3 status (NULL: the open ones)
  * $4 service  $5 district  $6 priority  $7 overdue only  $8,$9 cursor (due, id)  $10 limit+1
- * $11 username  $12 display name: cases naming this person are left out (NULL: nobody's). */
+ * $11 username  $12 display name: cases naming this person are left out (NULL: nobody's)
+ * $13 escalated only (escalation_level > 0)  $14 flagged for oversight only. */
 static const char inbox_sql[] =
     "SELECT json_build_object("
     "  'tracking_no', c.tracking_no, 'kind', c.kind, 'status', c.status,"
     "  'service', c.service_id, 'department', c.department_id, 'district', c.district_id,"
     "  'category', c.category, 'priority', c.priority, 'anonymous', c.anonymous,"
     "  'escalation_level', c.escalation_level, 'assigned_to', s.username,"
+    "  'flagged', c.flagged_oversight_at IS NOT NULL,"
     "  'created_at', to_char(c.created_at AT TIME ZONE 'UTC', " TS_FMT "),"
     "  'ack_due_at', to_char(c.ack_due_at AT TIME ZONE 'UTC', " TS_FMT "),"
     "  'resolve_due_at', to_char(c.resolve_due_at AT TIME ZONE 'UTC', " TS_FMT "),"
@@ -406,6 +445,8 @@ static const char inbox_sql[] =
     "  AND ($5::text IS NULL OR c.district_id = $5::text)"
     "  AND ($6::int IS NULL OR c.priority = $6::int)"
     "  AND (NOT $7::boolean OR c.resolve_due_at < now())"
+    "  AND (NOT $13::boolean OR c.escalation_level > 0)"
+    "  AND (NOT $14::boolean OR c.flagged_oversight_at IS NOT NULL)"
     "  AND ($8::timestamptz IS NULL OR (coalesce(c.resolve_due_at, 'infinity'), c.id) >"
     "       ($8::timestamptz, $9::bigint))"
     "  AND ($11::text IS NULL OR c.names_official IS NULL OR"
@@ -493,6 +534,12 @@ static void do_inbox(struct call *c)
         rb_http_reply_error(req, 400, "invalid_field", "overdue is true or false");
         goto out;
     }
+    const char *esc = rb_http_req_query(req, "escalated"), *flag = rb_http_req_query(req, "flagged");
+    if ((esc && strcmp(esc, "true") && strcmp(esc, "false")) ||
+        (flag && strcmp(flag, "true") && strcmp(flag, "false"))) {
+        rb_http_reply_error(req, 400, "invalid_field", "escalated and flagged are true or false");
+        goto out;
+    }
     const char *ls = rb_http_req_query(req, "limit");
     long limit = INBOX_DEFAULT;
     if (ls) {
@@ -513,7 +560,7 @@ static void do_inbox(struct call *c)
     char lim[24];
     snprintf(lim, sizeof(lim), "%ld", limit + 1);
     c->case_id = limit;
-    const char *p[12] = {
+    const char *p[14] = {
         dept && *dept ? dept : NULL,
         scoped && u->n_districts ? districts : NULL,
         status,
@@ -526,8 +573,10 @@ static void do_inbox(struct call *c)
         lim,
         scoped ? u->username : NULL,
         scoped ? u->display_name : NULL,
+        esc && !strcmp(esc, "true") ? "true" : "false",
+        flag && !strcmp(flag, "true") ? "true" : "false",
     };
-    if (rb_db_query(c->a->srv->db, inbox_sql, 12, p, inbox_done, c) != RB_OK) {
+    if (rb_db_query(c->a->srv->db, inbox_sql, 14, p, inbox_done, c) != RB_OK) {
         busy(req);
         goto out;
     }
@@ -904,8 +953,7 @@ static void authed(const struct rb_staff_user *u, const char *err, void *arg)
         do_logout(c);
         return;
     case OP_ME:
-        rb_http_reply_json(c->req, 200, user_json(&c->u));
-        call_free(c);
+        do_me(c);
         return;
     case OP_INBOX:
         do_inbox(c);

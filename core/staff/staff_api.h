@@ -1,5 +1,6 @@
 /* core/staff/: the people who work the cases. Accounts, roles, scope, passwords and sessions
- * (staff_account), the staff API routes (staff_api) and the SLA reports (reports). Calls: base,
+ * (staff_account), the staff API routes (staff_api), their notifications and contact details
+ * (staff_notify) and the SLA reports (reports). Calls: base,
  * config, net, db, cases, sla. */
 /* The staff API under /api/v1/staff/: sign-in and sign-out, the department inbox, a case with
  * its whole timeline, and every staff action on a case (each a state-machine step and its

@@ -362,6 +362,11 @@ static void rated(const struct rb_db_result *res, const char *err, void *arg)
                                                   "nothing was saved, try again");
     } else if (api->db_ntuples(res) != 1) {
         not_found(req);
+    } else if (!api->db_value(res, 0, 2) && api->db_nfields(res) > 4 && api->db_value(res, 0, 4)) {
+        api->reply_error(req, 409, "rating_closed",
+                         "case %s can no longer be rated or reopened: the time to do so ended "
+                         "at %s; if the problem is still there, please send a new complaint",
+                         r->tracking, api->db_value(res, 0, 4));
     } else if (!api->db_value(res, 0, 2)) {
         const char *kind = api->db_value(res, 0, 0), *status = api->db_value(res, 0, 1);
         int reopen = !r->satisfied && strcmp(kind, "feedback") != 0;

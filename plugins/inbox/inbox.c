@@ -10,8 +10,8 @@
  * carries the delivery's event id, so a delivery job that runs again finds it stored and
  * texts no second time; the job ends only once the message is stored (else it is retried).
  *
- * It also sends channel "inbox": a message to staff (an SLA escalation's notify via: inbox)
- * becomes an internal event on its case's timeline (inbox_send). */
+ * (An SLA escalation's notify ... via: inbox is no message: the core writes it as a staff
+ * notification, core/messages/escalation.c.) */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -178,36 +178,6 @@ static void inbox_deliver(struct rb_job_run *run, const struct rb_job_info *job,
     }
 }
 
-/* ---- channel "inbox": messages to staff in Rabta's inbox -------------------------------- */
-
-/* A message of channel "inbox" (an SLA escalation's notify ... via: inbox) is put on its
- * case's timeline for staff: an internal event inbox.notified with the text and whom it is
- * for, which the staff API shows with the case. */
-static void notified(const struct rb_db_result *res, const char *err, void *arg)
-{
-    (void)res;
-    struct rb_message_send *send = arg;
-    api->message_done(send, err ? RB_SEND_RETRY : RB_SEND_SENT, -1, err, NULL);
-}
-
-static void inbox_send(struct rb_message_send *send, const struct rb_message_info *m, void *arg)
-{
-    struct rb_plugin_ctx *ctx = arg;
-    if (m->case_id <= 0) {
-        api->message_done(send, RB_SEND_FAILED, 0, "an inbox message needs a case", NULL);
-        return;
-    }
-    json_t *data = json_pack("{s:s, s:I}", "to", m->to, "message_id", (json_int_t)m->id);
-    char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
-    json_decref(data);
-    int rc = text ? api->case_event(ctx, m->case_id, "inbox.notified", m->body, text, notified,
-                                    send)
-                  : RB_ERR;
-    free(text);
-    if (rc != RB_OK)
-        api->message_done(send, RB_SEND_RETRY, -1, "database unavailable", NULL);
-}
-
 /* A new case of department is worth a delivery only when it would text its duty officer. */
 static int inbox_wants(struct rb_plugin_ctx *ctx, const char *department, void *arg)
 {
@@ -238,9 +208,6 @@ static int inbox_init(struct rb_plugin_ctx *ctx, const struct rb_host_api *host)
         return RB_ERR;
     if (RB_HOST_HAS(api, department_wants) &&
         api->department_wants(ctx, inbox_wants, NULL) != RB_OK)
-        return RB_ERR;
-    if (RB_HOST_HAS(api, message_done) &&
-        api->message_sender(ctx, "inbox", inbox_send, ctx) != RB_OK)
         return RB_ERR;
     if (conf.notify_duty_officer && !RB_HOST_HAS(api, department_info))
         api->log(ctx, RB_LOG_WARN, "this rabtad cannot tell the inbox plugin the departments' "

@@ -706,7 +706,11 @@ static void rated(const struct rb_db_result *res, const char *err, void *arg)
         return;
     }
     const char *to = api->db_ntuples(res) == 1 ? api->db_value(res, 0, 2) : NULL;
-    if (!to)
+    int late = !to && api->db_ntuples(res) == 1 && api->db_nfields(res) > 4 &&
+               api->db_value(res, 0, 4); /* past the reopen window (case_rating.h) */
+    if (late)
+        reply_tracking(m, "sms.rating_closed", m->tracking);
+    else if (!to)
         reply_with(m, "sms.help", NULL); /* no longer waiting for a rating */
     else
         reply_tracking(m, strcmp(to, "reopened") == 0 ? "sms.reopened" : "sms.rated",

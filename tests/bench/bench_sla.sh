@@ -47,6 +47,7 @@ RES=7776000  # resolve: 90d
 WARN=3888000 # warn_at: [0.5]
 L1=86400     # escalation level 2: 1d after the breach
 L2=172800    # escalation level 3: 2d after the breach
+SUP_PHONE=+923001234567
 FAILED=0
 fail() { echo "  FAILED: $*"; FAILED=1; }
 
@@ -68,7 +69,8 @@ policies:
   feedback:    { acknowledge: 30d, resolve: 90d, warn_at: [0.5] }
 escalation:
   - after: 0s
-    actions: [ { notify: supervisor, via: inbox }, { raise_priority: 1 } ]
+    actions: [ { notify: supervisor, via: inbox }, { notify: supervisor, via: sms },
+               { raise_priority: 1 } ]
   - after: 1d
     actions: [ { reassign: supervisor }, { notify: supervisor, via: sms } ]
   - after: 2d
@@ -177,7 +179,7 @@ idle_round() { # LABEL: restart rabtad, print ready time and RSS at start and af
 }
 
 echo "PostgreSQL fsync=$FSYNC; rabtad jobs: {concurrency: $CONC, batch: $BATCH}, database.pool_size $POOL"
-echo "SLA: always-open calendar; acknowledge 30d, resolve 90d, warn_at [0.5]; escalation after 0s, 1d, 2d"
+echo "SLA: always-open calendar; acknowledge 30d, resolve 90d, warn_at [0.5]; escalation after 0s (the supervisor told in the staff inbox and by SMS), 1d, 2d"
 
 # ---- 1 and 2: idle memory and start-up with SMALL and BIG open cases ------------------------
 
@@ -188,6 +190,10 @@ out=$(curl -s -w '\n%{http_code}' --max-time 10 -H 'Content-Type: application/js
 [ "$(echo "$out" | tail -1)" = 201 ] || die "POST /api/v1/cases: $out"
 tn=$(echo "$out" | head -1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["tracking_no"])')
 real_id=$(bench_psql "SELECT id FROM cases WHERE tracking_no = '$tn'")
+# The supervisor the escalations tell: a staff inbox notification and an SMS (queued through
+# rb_message_queue_many; no SMS plugin runs here, so the message.send jobs wait) per breach.
+bench_psql "INSERT INTO staff (username, display_name, role, department_id, phone)
+  VALUES ('bench_sup', 'Bench Supervisor', 'supervisor', 'district_administration', '$SUP_PHONE')"
 load_cases 1 $((SMALL - 1))
 gen_id=$(bench_psql "SELECT min(id) FROM cases WHERE tracking_no LIKE 'SB-%'")
 real_shape=$(shape "$real_id")
@@ -263,8 +269,16 @@ while :; do
   [ "$(date +%s)" -lt "$deadline" ] || { fail "only $fired of $BURST breaches fired within 300 s of T"; break; }
   sleep 0.2
 done
+# ... and for the people to be told: the supervisor's notification and SMS for every breach.
+while :; do
+  told=$(bench_psql "SELECT least((SELECT count(*) FROM staff_notifications),
+                                  (SELECT count(*) FROM messages WHERE template = 'sla.escalated'))")
+  [ "$told" -ge "$BURST" ] && break
+  [ "$(date +%s)" -lt "$deadline" ] || { fail "only $told of $BURST escalations told their people within 300 s of T"; break; }
+  sleep 0.2
+done
 for _ in $(seq 1 300); do
-  left=$(bench_psql "SELECT count(*) FROM jobs WHERE kind = 'sla.check' AND run_at <= to_timestamp($T)")
+  left=$(bench_psql "SELECT count(*) FROM jobs WHERE kind IN ('sla.check', 'sla.notify') AND run_at <= to_timestamp($T)")
   [ "$left" = 0 ] && break
   sleep 0.1
 done
@@ -283,11 +297,17 @@ IFS='|' read -r span first p50 p99 pmax < <(bench_psql "SELECT
 printf '  all %s fired %.2f s after T (first at T%+.3f s): %s escalations/s\n' "$BURST" "$span" \
   "$first" "$(awk -v n="$BURST" -v s="$span" 'BEGIN { printf "%.0f", n / s }')"
 printf '  lateness (fired_at - due): p50 %.3f s, p99 %.3f s, max %.3f s\n' "$p50" "$p99" "$pmax"
+told_span=$(bench_psql "SELECT extract(epoch FROM greatest(
+    (SELECT max(created_at) FROM staff_notifications),
+    (SELECT max(created_at) FROM messages WHERE template = 'sla.escalated')))
+  - greatest($T, $committed)")
+printf '  all %s told their supervisor (inbox notification + SMS queued) %.2f s after T: %s escalations/s with their messages\n' \
+  "$BURST" "$told_span" "$(awk -v n="$BURST" -v s="$told_span" 'BEGIN { printf "%.0f", n / s }')"
 echo "  rabtad used $cpu s of CPU for the burst; VmRSS after it: $(mib "$rss_after")" \
   "(x$(awk -v a="$rss_after" -v b="$big_idle" 'BEGIN { printf "%.3f", a / b }') of idle)"
 
 # Exactly once, all of them, nothing else.
-IFS='|' read -r f_rows f_cases f_other f_wrong ev ev_cases esc msgs nxt dead running queued \
+IFS='|' read -r f_rows f_cases f_other f_wrong ev ev_cases esc msgs notes nxt dead running queued \
   < <(bench_psql "SELECT
     (SELECT count(*) FROM sla_firings),
     (SELECT count(DISTINCT case_id) FROM sla_firings f JOIN bench_burst b ON b.id = f.case_id),
@@ -300,7 +320,9 @@ IFS='|' read -r f_rows f_cases f_other f_wrong ev ev_cases esc msgs nxt dead run
     (SELECT count(*) FROM cases c JOIN bench_burst b ON b.id = c.id
        WHERE c.escalation_level = 1 AND c.priority = 2),
     (SELECT count(*) FROM messages m JOIN bench_burst b ON b.id = m.case_id
-       WHERE m.channel = 'inbox' AND m.to_address = 'supervisor@district_administration'),
+       WHERE m.channel = 'sms' AND m.to_address = '$SUP_PHONE' AND m.template = 'sla.escalated'),
+    (SELECT count(*) FROM staff_notifications n JOIN bench_burst b ON b.id = n.case_id
+       WHERE n.staff_id = (SELECT id FROM staff WHERE username = 'bench_sup') AND n.level = 1),
     (SELECT count(*) FROM jobs j JOIN bench_burst b ON b.id = (j.payload->>'case_id')::bigint
        WHERE j.kind = 'sla.check' AND j.state = 'queued'
          AND j.dedup_key = 'sla:' || b.id || ':resolve:1:' || ($T + $L1)),
@@ -308,13 +330,15 @@ IFS='|' read -r f_rows f_cases f_other f_wrong ev ev_cases esc msgs nxt dead run
     (SELECT count(*) FROM jobs WHERE state = 'running'),
     (SELECT count(*) FROM jobs WHERE kind = 'sla.check' AND state = 'queued')")
 echo "  checks: $f_rows firings for $f_cases burst cases ($f_other outside the burst, $f_wrong malformed);" \
-  "$ev sla.escalated events ($ev_cases cases); $esc cases at level 1, priority 2; $msgs inbox" \
-  "notices; $nxt next-level jobs queued; $dead dead, $running running; $queued sla.check queued"
+  "$ev sla.escalated events ($ev_cases cases); $esc cases at level 1, priority 2; $notes inbox" \
+  "notifications and $msgs SMS to the supervisor; $nxt next-level jobs queued; $dead dead," \
+  "$running running; $queued sla.check queued"
 [ "$f_rows" = "$BURST" ] && [ "$f_cases" = "$BURST" ] && [ "$f_other" = 0 ] && [ "$f_wrong" = 0 ] ||
   fail "breaches did not fire exactly once each for the $BURST burst cases"
 [ "$ev" = "$BURST" ] && [ "$ev_cases" = "$BURST" ] || fail "sla.escalated events: $ev for $ev_cases cases, want $BURST each once"
 [ "$esc" = "$BURST" ] || fail "escalation actions applied to $esc cases, want $BURST"
-[ "$msgs" = "$BURST" ] || fail "notices queued: $msgs, want $BURST"
+[ "$msgs" = "$BURST" ] && [ "$notes" = "$BURST" ] ||
+  fail "supervisor told: $notes notifications and $msgs SMS, want $BURST each"
 [ "$nxt" = "$BURST" ] || fail "next-level sla.check jobs: $nxt, want $BURST"
 [ "$dead" = 0 ] && [ "$running" = 0 ] || fail "$dead dead and $running running jobs after the burst"
 [ "$queued" = "$BIG" ] || fail "$queued sla.check jobs queued after the burst, want one per open case ($BIG)"

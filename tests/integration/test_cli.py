@@ -119,12 +119,13 @@ class CliTest(rbtest.TestCase):
         self.assertEqual(r.returncode, 2, r)
         self.assertNotIn("configuration OK", r.stdout)
         errs = self.positioned_errors(r.stderr, path)
-        want = {'"duty_language"': "expected one of en, ur, got \"fr\"",
-                '"rate"': "more than 0",
-                '"flood_window"': "at most 7d",
-                '"callback_window"': "from 1s to 1h"}
-        for key, words in want.items():
-            ln = line_of(text, key)
+        # (key, the text of its line: "rate" alone would find the server's route limits)
+        want = {('"duty_language"', '"duty_language": "fr"'): "expected one of en, ur, got \"fr\"",
+                ('"rate"', '"rate": 0'): "more than 0",
+                ('"flood_window"', '"flood_window"'): "at most 7d",
+                ('"callback_window"', '"callback_window"'): "from 1s to 1h"}
+        for (key, needle), words in want.items():
+            ln = line_of(text, needle)
             self.assertIn(ln, errs, "no path:%d:col error for %s in stderr:\n%s"
                           % (ln, key, r.stderr))
             self.assertTrue(any(key in m and words in m for m in errs[ln]),

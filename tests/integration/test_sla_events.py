@@ -233,9 +233,9 @@ class SlaEventsTest(SlaStaffBase):
         row = self.pgs.query("SELECT escalation_level, priority FROM cases WHERE id = %d"
                              % cid)[0]
         self.assertEqual(row, ["1", str(max(1, prio0 - 1))], "level 1's raise_priority")
-        self.assertEqual(self.pgs.query("SELECT channel, to_address FROM messages WHERE"
-                                        " case_id = %d AND template = 'sla.escalation'" % cid),
-                         [["inbox", "supervisor@revenue"]])
+        # level 1 tells revenue's supervisor in their staff inbox
+        rbtest.wait_until(lambda: self.notes(cid), 10, what="the supervisor's notification")
+        self.assertEqual(self.notes(cid), [["sup_rev", "1"]])
         # The same request's job again (a retry after a lost answer): nothing twice.
         self.pgs.psql("INSERT INTO jobs (kind, payload) SELECT 'sla.citizen',"
                       " jsonb_build_object('case_id', case_id, 'event_id', id, 'event', event)"
@@ -246,8 +246,9 @@ class SlaEventsTest(SlaStaffBase):
         self.assertEqual(self.count("SELECT count(*) FROM sla_firings WHERE case_id = %d" % cid), 1)
         self.assertEqual(self.count("SELECT count(*) FROM case_events WHERE case_id = %d AND"
                                     " event = 'sla.escalated'" % cid), 1)
-        self.assertEqual(self.count("SELECT count(*) FROM messages WHERE case_id = %d AND"
-                                    " template = 'sla.escalation'" % cid), 1)
+        rbtest.wait_until(lambda: self.count("SELECT count(*) FROM jobs WHERE kind ="
+                                             " 'sla.notify'") == 0, 10, what="the notify job")
+        self.assertEqual(self.notes(cid), [["sup_rev", "1"]])
         # Unsatisfied again after the next resolution: one more level, with its own actions.
         self.act(tn, "acknowledge", "off_rev")
         self.act(tn, "resolve", "off_rev", {"note": "Record corrected again"})
@@ -257,12 +258,24 @@ class SlaEventsTest(SlaStaffBase):
                           10, what="the second escalation")
         self.assertEqual([r[0] for r in self.pgs.query(
             "SELECT level FROM sla_firings WHERE case_id = %d ORDER BY level" % cid)], ["0", "1"])
-        self.assertEqual(self.pgs.query("SELECT channel FROM messages WHERE case_id = %d AND"
-                                        " template = 'sla.escalation' ORDER BY id" % cid),
-                         [["inbox"], ["sms"]])
+        # level 2: reassigned to the supervisor, whose SMS finds no phone (recorded)
+        rbtest.wait_until(lambda: self.unreachable(cid), 10, what="level 2's people")
+        self.assertEqual(self.unreachable(cid), [["notify", "supervisor", "sms", "2"]])
+        self.assertEqual(self.pgs.query("SELECT data->>'assigned_to' FROM case_events WHERE"
+                                        " case_id = %d AND event = 'assigned'" % cid),
+                         [["sup_rev"]])
         self.assertEqual(self.pgs.scalar("SELECT data->>'reassigned_to' FROM case_events WHERE"
                                          " case_id = %d AND event = 'sla.escalated' AND"
                                          " data->>'level' = '2'" % cid), "supervisor")
+
+    def notes(self, cid):
+        return self.pgs.query("SELECT s.username, n.level FROM staff_notifications n JOIN staff"
+                              " s ON s.id = n.staff_id WHERE n.case_id = %d ORDER BY n.event_id" % cid)
+
+    def unreachable(self, cid):
+        return self.pgs.query("SELECT data->>'action', data->>'target', coalesce(data->>'via',"
+                              " ''), data->>'level' FROM case_events WHERE case_id = %d AND"
+                              " event = 'sla.unreachable' ORDER BY id" % cid)
 
     def test_escalation_request_past_the_top_of_the_ladder_fires_nothing(self):
         tn, _ = self.new_case("fard")

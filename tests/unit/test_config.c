@@ -100,8 +100,11 @@ static void sample_config_loads_with_every_department_service_and_district(void 
     assert_string_equal(rb_config_district(cfg, "lahore")->name.ur, "لاہور");
     assert_string_equal(rb_config_district(cfg, "okara")->division, "sahiwal");
 
-    /* Plugins: inbox and webhook for departments, app, open311 and web for channels. */
-    assert_int_equal(cfg->n_plugins, 6);
+    /* Plugins: inbox and webhook for departments; app, open311, web, sms_kannel and
+     * email_smtp for channels. */
+    assert_int_equal(cfg->n_plugins, 7);
+    assert_non_null(rb_config_plugin(cfg, "sms_kannel"));
+    assert_non_null(rb_config_plugin(cfg, "email_smtp"));
     assert_non_null(rb_config_plugin(cfg, "web"));
     assert_non_null(rb_config_plugin(cfg, "open311"));
     assert_non_null(rb_config_plugin(cfg, "inbox"));

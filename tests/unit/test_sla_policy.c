@@ -164,7 +164,7 @@ static void unknown_action_and_bad_role_are_refused(void **state)
     snprintf(text, sizeof(text),
              "%sescalation:\n  - after: 0s\n    actions: [ { notify: mayor, via: sms } ]\n",
              good_head);
-    refused(text, 6, 26, "expected supervisor, oversight or duty_officer");
+    refused(text, 6, 26, "expected supervisor, head, oversight or duty_officer");
 }
 
 static void acknowledge_longer_than_resolve_is_refused(void **state)
@@ -196,6 +196,44 @@ static void levels_out_of_order_are_refused(void **state)
     refused(text, 7, 12, "later than the one before");
 }
 
+static void people_and_close_keys(void **state)
+{
+    (void)state;
+    char text[640];
+    snprintf(text, sizeof(text),
+             "%sescalation:\n  - after: 0s\n    actions: [ { notify: head, via: email },"
+             " { notify: duty_officer, via: sms }, { notify: oversight, via: inbox } ]\n"
+             "notify_language: en\nclose: { no_reply: 2h, no_rating: 7d, reopen_window: 15d }\n",
+             good_head);
+    struct rb_errors e;
+    rb_errors_init(&e);
+    struct rb_sla *sla = rb_sla_load(write_sla(text), NULL, &e);
+    assert_non_null(sla);
+    assert_int_equal(sla->levels[0].n, 3);
+    assert_string_equal(sla->levels[0].actions[0].target, "head");
+    assert_string_equal(sla->levels[0].actions[0].via, "email");
+    assert_string_equal(sla->notify_language, "en");
+    assert_true(sla->close.no_reply == 7200 && sla->close.no_rating == 7 * 86400 &&
+                sla->close.reopen_window == 15 * 86400);
+    rb_sla_free(sla);
+    rb_errors_free(&e);
+    snprintf(text, sizeof(text), "%s%s", good_head, good_tail); /* defaults: off, Urdu */
+    sla = rb_sla_load(write_sla(text), NULL, &e);
+    assert_non_null(sla);
+    assert_string_equal(sla->notify_language, "ur");
+    assert_true(sla->close.no_reply == 0 && sla->close.reopen_window == 0);
+    rb_sla_free(sla);
+    snprintf(text, sizeof(text),
+             "%sescalation:\n  - after: 0s\n    actions: [ { notify: duty_officer, via: inbox } ]\n",
+             good_head);
+    refused(text, 6, 26, "the duty officer has no staff inbox");
+    snprintf(text, sizeof(text),
+             "%sescalation:\n  - after: 0s\n    actions: [ { reassign: oversight } ]\n", good_head);
+    refused(text, 6, 28, "key \"reassign\": expected supervisor");
+    snprintf(text, sizeof(text), "%s%snotify_language: fr\n", good_head, good_tail);
+    refused(text, 7, 18, "expected ur or en");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -208,6 +246,7 @@ int main(void)
         cmocka_unit_test(acknowledge_longer_than_resolve_is_refused),
         cmocka_unit_test(missing_default_policy_is_refused),
         cmocka_unit_test(levels_out_of_order_are_refused),
+        cmocka_unit_test(people_and_close_keys),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -515,8 +515,10 @@ struct rb_host_api {
     /* A citizen's rating of their case (tracking: canonical), as one statement: satisfied
      * closes a resolved/answered case; unsatisfied reopens it (a complaint or information
      * request) and writes 'escalation.requested'. fn gets one row (kind, status before,
-     * status after or NULL when refused, escalation level), or no row when the case is not
-     * the citizen's. comment may be NULL. Returns as db_query. */
+     * status after or NULL when refused, escalation level, and — when refused because the
+     * reopen window (close.reopen_window of the SLA file) has passed — the window's end as
+     * ISO 8601 UTC, else NULL), or no row when the case is not the citizen's. comment may be
+     * NULL. Returns as db_query. */
     int (*case_rate)(struct rb_plugin_ctx *ctx, const char *tracking, long long citizen_id,
                      int rating, int satisfied, const char *comment, rb_plugin_db_fn fn,
                      void *arg);
