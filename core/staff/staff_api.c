@@ -171,14 +171,32 @@ static const char *body_text(const struct call *c, const char *name, size_t max)
 
 /* ---- login and logout ---------------------------------------------------------------------- */
 
-/* $1 username. Always one row: the user (or NULLs) and the lock on that name. */
+/* $1 username  $2 failures that lock  $3 lock seconds. Always one row: the user (or NULLs)
+ * and the lock on that name. A sign-in claims its password check here, in the same statement
+ * that reads the lock: the check is counted as a failure before it is made (a success deletes
+ * the count), so however many sign-ins run at once, in however many processes and hashing
+ * threads, a name gets at most $2 password checks before the lock. A claim long after the
+ * previous failure (or after a lock ran out) starts the count again; the claim past the last
+ * one locks the name. */
 static const char login_sql[] =
-    "SELECT s.id, s.password_hash, s.disabled_at IS NOT NULL,"
+    "WITH a AS ("
+    "  INSERT INTO staff_login_attempts AS a (username, failures, last_failed_at, locked_until)"
+    "  VALUES ($1::text, 1, now(), NULL)"
+    "  ON CONFLICT (username) DO UPDATE SET"
+    "    failures = CASE WHEN a.locked_until > now() THEN a.failures"
+    "      WHEN a.last_failed_at < now() - make_interval(secs => $3::int) THEN 1"
+    "      WHEN a.failures >= $2::int THEN a.failures"
+    "      ELSE a.failures + 1 END,"
+    "    last_failed_at = CASE WHEN a.locked_until > now() THEN a.last_failed_at ELSE now() END,"
+    "    locked_until = CASE WHEN a.locked_until > now() THEN a.locked_until"
+    "      WHEN a.last_failed_at < now() - make_interval(secs => $3::int) THEN NULL"
+    "      WHEN a.failures >= $2::int THEN now() + make_interval(secs => $3::int)"
+    "      ELSE NULL END"
+    "  RETURNING locked_until)"
+    " SELECT s.id, s.password_hash, s.disabled_at IS NOT NULL,"
     "  coalesce(a.locked_until > now(), false),"
     "  coalesce(ceil(extract(epoch from a.locked_until - now())), 0)"
-    " FROM (SELECT $1::text AS name) x"
-    " LEFT JOIN staff s ON s.username = x.name"
-    " LEFT JOIN staff_login_attempts a ON a.username = x.name";
+    " FROM a LEFT JOIN staff s ON s.username = $1::text";
 
 /* $1 staff id  $2 username  $3 token hash  $4 lifetime (s) */
 static const char login_ok_sql[] =
@@ -193,23 +211,29 @@ static const char login_ok_sql[] =
     "  to_char(t.expires_at AT TIME ZONE 'UTC', " TS_FMT ")"
     " FROM s, t";
 
-/* $1 username  $2 failures that lock  $3 lock seconds. A failure long after the previous
- * one (or after a lock ran out) starts the count again. */
+/* $1 username  $2 failures that lock  $3 lock seconds. The failure was counted by its claim
+ * (login_sql); the last one allowed locks the name. */
 static const char login_fail_sql[] =
     "WITH a AS ("
-    "  INSERT INTO staff_login_attempts AS a (username, failures, last_failed_at, locked_until)"
-    "  VALUES ($1::text, 1, now(), NULL)"
-    "  ON CONFLICT (username) DO UPDATE SET"
-    "    failures = CASE WHEN a.last_failed_at < now() - make_interval(secs => $3::int)"
-    "               THEN 1 ELSE a.failures + 1 END,"
-    "    last_failed_at = now(),"
-    "    locked_until = CASE WHEN (CASE WHEN a.last_failed_at < now() - make_interval(secs => "
-    "$3::int) THEN 1 ELSE a.failures + 1 END) >= $2::int"
-    "      THEN now() + make_interval(secs => $3::int) ELSE NULL END"
+    "  UPDATE staff_login_attempts SET locked_until = CASE WHEN failures >= $2::int"
+    "    THEN coalesce(locked_until, now() + make_interval(secs => $3::int)) ELSE locked_until END"
+    "  WHERE username = $1::text"
     "  RETURNING failures, locked_until),"
     " s AS (UPDATE staff SET failed_logins = a.failures, locked_until = a.locked_until FROM a"
     "  WHERE staff.username = $1::text)"
     " SELECT failures, locked_until IS NOT NULL FROM a";
+
+/* $2 and $3 of login_sql and login_fail_sql. */
+struct lock_params {
+    char fails[12], secs[12];
+};
+
+static struct lock_params *lock_params(struct lock_params *lp)
+{
+    snprintf(lp->fails, sizeof(lp->fails), "%d", RB_STAFF_LOCK_FAILURES);
+    snprintf(lp->secs, sizeof(lp->secs), "%d", RB_STAFF_LOCK_SECONDS);
+    return lp;
+}
 
 static void locked_out(struct rb_http_req *req, long seconds)
 {
@@ -273,10 +297,8 @@ static void login_verified(int ok, void *arg)
         const char *p[4] = {id, c->username, hash, life};
         rc = rb_db_query(db, login_ok_sql, 4, p, login_ok_done, c);
     } else {
-        char fails[8], secs[16];
-        snprintf(fails, sizeof(fails), "%d", RB_STAFF_LOCK_FAILURES);
-        snprintf(secs, sizeof(secs), "%d", RB_STAFF_LOCK_SECONDS);
-        const char *p[3] = {c->username, fails, secs};
+        struct lock_params lp;
+        const char *p[3] = {c->username, lock_params(&lp)->fails, lp.secs};
         rc = rb_db_query(db, login_fail_sql, 3, p, login_failed_done, c);
     }
     if (rc != RB_OK) {
@@ -333,8 +355,9 @@ static void on_login(struct rb_http_req *req, void *arg)
     snprintf(c->username, sizeof(c->username), "%s", user);
     c->password = rb_strdup(pw);
     json_decref(body);
-    const char *p[1] = {c->username};
-    if (rb_db_query(c->a->srv->db, login_sql, 1, p, login_looked_up, c) != RB_OK) {
+    struct lock_params lp;
+    const char *p[3] = {c->username, lock_params(&lp)->fails, lp.secs};
+    if (rb_db_query(c->a->srv->db, login_sql, 3, p, login_looked_up, c) != RB_OK) {
         busy(req);
         call_free(c);
     }

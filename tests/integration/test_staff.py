@@ -157,6 +157,29 @@ class StaffTest(SignIn, rbtest.TestCase):
         self.assertEqual(self.pgs.scalar("SELECT count(*) FROM staff_login_attempts WHERE "
                                          "username = 'locky'"), "0")
 
+    def test_parallel_wrong_guesses_on_two_processes_get_at_most_five_checks(self):
+        """The lock is decided in the statement that claims a password check: 24 wrong guesses
+        at once, half through a second rabtad on the same database, get at most 5 checks (the
+        5th answers 429, so at most 4 answer 401) and every other one is refused as locked."""
+        self.cli(["add", "racer", "--role", "officer", "--department", "police", "--name",
+                  "Racer"], PASSWORD + "\n")
+        rd2 = self.rabtad(pg=self.pgs, name="rabtad_second", start=True)
+        servers = [self.rd, rd2]
+
+        def guess(i):
+            return servers[i % 2].post("/api/v1/staff/login",
+                                       {"username": "racer", "password": "wrong-%d" % i}).status
+        with concurrent.futures.ThreadPoolExecutor(24) as ex:
+            statuses = list(ex.map(guess, range(24)))
+        self.assertLessEqual(statuses.count(401), 4,
+                             "more than 5 password checks before the lock: %s" % statuses)
+        self.assertEqual(statuses.count(401) + statuses.count(429), 24, statuses)
+        self.assertEqual(self.pgs.query(
+            "SELECT failures <= 5, locked_until > now() FROM staff_login_attempts"
+            " WHERE username = 'racer'"), [["t", "t"]])
+        self.assertEqual(self.login("racer").status, 429, "the lock must hold for the right "
+                                                          "password too")
+
     def test_anything_without_a_valid_token_is_401(self):
         for method, path in [("GET", "/me"), ("GET", "/inbox"), ("GET", "/cases/ABCD-1234"),
                              ("POST", "/cases/ABCD-1234/resolve"), ("POST", "/logout")]:
