@@ -592,7 +592,8 @@ static const char case_sql[] =
     "    THEN json_build_object('phone', z.phone, 'email', z.email, 'name', z.name) END,"
     "  'timeline', (SELECT coalesce(json_agg(json_build_object("
     "      'at', to_char(e.at AT TIME ZONE 'UTC', " TS_FMT "), 'actor_type', e.actor_type,"
-    "      'actor', e.actor_id, 'event', e.event, 'from_status', e.from_status,"
+    "      'actor', CASE WHEN e.actor_type <> 'citizen' THEN e.actor_id END,"
+    "      'event', e.event, 'from_status', e.from_status,"
     "      'to_status', e.to_status, 'note', e.note, 'data', e.data,"
     "      'internal', coalesce(e.data->>'internal', '') = 'true') ORDER BY e.id), '[]')"
     "    FROM case_events e WHERE e.case_id = c.id)"
@@ -874,7 +875,9 @@ static void do_actions(struct call *c)
     } else {
         char id[24];
         snprintf(id, sizeof(id), "%lld", c->case_id);
-        json_t *d = json_pack("{s:s, s:s}", "official", official, "action", action);
+        /* internal: an action on an official is never shown to the citizen */
+        json_t *d = json_pack("{s:s, s:s, s:b}", "official", official, "action", action,
+                              "internal", 1);
         char *data = json_dumps(d, JSON_COMPACT);
         json_decref(d);
         const char *p[8] = {id, "official.action", c->u.username, note, data, NULL, "false",

@@ -333,6 +333,14 @@ class StaffTest(SignIn, rbtest.TestCase):
         self.assertIn(("acknowledge", "routed", "acknowledged", "staff", "off_pol"), ev)
         self.assertIn(("resolve", "acknowledged", "resolved", "staff", "off_pol"), ev)
         self.assertEqual(ev[-1][:3], ("rated", "resolved", "closed"))
+        # the staff view names no citizen as an actor: their id would link this anonymous
+        # case to their named ones
+        cid = self.row(tn, "citizen_id")[0]
+        view = self.get("/cases/%s" % tn, "off_pol").json["timeline"]
+        by_citizen = [e for e in view if e["actor_type"] == "citizen"]
+        self.assertTrue(by_citizen, "the rating is the citizen's event: %r" % view)
+        self.assertEqual([e["actor"] for e in by_citizen], [None] * len(by_citizen),
+                         "citizen %s shown as the actor: %r" % (cid, view))
         # the inbox holds open cases only
         inbox = self.get("/inbox?limit=200", "off_pol")
         self.assertNotIn(tn, [c["tracking_no"] for c in inbox.json["cases"]])
@@ -434,7 +442,7 @@ class StaffTest(SignIn, rbtest.TestCase):
         self.assertNotEqual(self.row(tn2, "closed_at")[0], "")
 
     def test_actions_on_officials_are_recorded(self):
-        tn, _ = self.new_case(official="Some Clerk")
+        tn, ctoken = self.new_case(official="Some Clerk")
         r = self.act(tn, "actions", "sup_pol", {"official": "Some Clerk", "action": "bribe"})
         self.assertEqual((r.status, r.json["error"]["code"]), (400, "invalid_field"), r)
         r = self.act(tn, "actions", "sup_pol", {"official": "Some Clerk",
@@ -445,6 +453,15 @@ class StaffTest(SignIn, rbtest.TestCase):
             "JOIN cases c ON c.id = e.case_id WHERE c.tracking_no = '%s' AND "
             "e.event = 'official.action'" % tn),
             [["Some Clerk", "show_cause", "Notice 12/2026", "sup_pol"]])
+        # an internal event: flagged so in the staff view, never in the citizen's timeline
+        view = self.get("/cases/%s" % tn, "sup_pol").json["timeline"]
+        self.assertEqual([e["internal"] for e in view if e["event"] == "official.action"],
+                         [True])
+        tl = self.rd.get("/api/v1/cases/%s/timeline" % tn, headers=self.auth(ctoken))
+        self.assertEqual(tl.status, 200, tl)
+        self.assertNotIn("official.action", tl.text)
+        self.assertNotIn("Notice 12/2026", tl.text)
+        self.assertNotIn("show_cause", tl.text)
 
     def test_inbox_filters_order_and_cursor(self):
         tns = [self.new_case()[0] for _ in range(3)]
