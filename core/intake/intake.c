@@ -40,6 +40,7 @@ struct sub {
     char *notice_body;             /* owned: the "registered" notice by SMS, or NULL */
     int deliver;                   /* queue case.deliver: the department's plugin wants it */
     int unless_awaiting;           /* not stored while a case awaits this phone's answer */
+    int contact_unverified;        /* never joined to a verified citizen */
     char *origin;                  /* owned: how it arrived (a JSON object), or NULL */
     const char *photo_type;        /* static string */
     char tracking[RB_TRACKING_LEN];
@@ -93,50 +94,55 @@ enum {
 };
 _Static_assert(PART_AWAIT * 2 == STORE_COMBINATIONS, "one statement per combination of parts");
 
-/* $42 (seconds until quiet hours end) is named in the input whether the notices use it or
+/* $43 (seconds until quiet hours end) is named in the input whether the notices use it or
  * not: a parameter no part names would have no type. */
 static const char store_input[] =
     "WITH input AS ("
-    "  SELECT t.*, $42::float8 AS notice_delay FROM unnest($1::text[], $2::text[],"
+    "  SELECT t.*, $43::float8 AS notice_delay FROM unnest($1::text[], $2::text[],"
     "    $3::text[], $4::text[], $5::text[],"
     "    $6::text[], $7::text[], $8::text[], $9::int[], $10::text[], $11::text[], $12::text[],"
     "    $13::text[], $14::float8[], $15::float8[], $16::bool[], $17::bool[], $18::text[],"
     "    $19::int[], $20::jsonb[], $21::text[], $22::text[], $23::text[], $24::float8[],"
     "    $25::float8[], $26::text[], $27::int[], $28::float8[], $29::float8[], $30::text[],"
     "    $31::bytea[], $32::text[], $33::int8[], $34::text[], $35::text[], $36::text[],"
-    "    $37::text[], $38::text[], $39::bool[], $40::bool[], $41::jsonb[])"
+    "    $37::text[], $38::text[], $39::bool[], $40::bool[], $41::jsonb[], $42::bool[])"
     "  AS t(tracking_no, kind, phone, email, channel, service_id, department_id, category,"
     "    priority, sla_policy, district_id, text, language, lat, long, anonymous, share_contact,"
     "    names_official, rating, route, idem_scope, idem_key, idem_hash, ack_due, resolve_due,"
     "    sla_check, sla_level, sla_due, sla_deadline, sla_payload, photo, photo_type,"
     "    citizen_id, reply_channel, reply_to, reply_body, reply_template, notice_body,"
-    "    deliver, unless_awaiting, origin))";
+    "    deliver, unless_awaiting, origin, unverified))";
 
 /* The citizen of a phone: found, or else added. Found ones are only read (an upsert would
  * write a new version of every returning citizen's row); ON CONFLICT covers a citizen another
- * transaction added since this one's snapshot. */
+ * transaction added since this one's snapshot. A contact the channel could not verify
+ * (i.unverified) never reaches a verified citizen's account: no citizen is added for it and
+ * the case is joined to none (the channel keeps the contact on the case). */
 static const char store_cit_phone[] =
     ", cit_old AS ("
-    "  SELECT DISTINCT z.id, z.phone FROM input i JOIN citizens z ON z.phone = i.phone"
-    "  WHERE i.citizen_id IS NULL),"
+    "  SELECT DISTINCT z.id, z.phone, z.verified_at IS NOT NULL AS verified"
+    "  FROM input i JOIN citizens z ON z.phone = i.phone WHERE i.citizen_id IS NULL),"
     " cit_new AS ("
     "  INSERT INTO citizens (phone, language)"
     "  SELECT DISTINCT ON (phone) phone, language FROM input i"
     "  WHERE phone IS NOT NULL AND citizen_id IS NULL"
     "    AND NOT EXISTS (SELECT 1 FROM cit_old o WHERE o.phone = i.phone) ORDER BY phone"
     "  ON CONFLICT (phone) DO UPDATE SET language = citizens.language"
-    "  RETURNING id, phone),"
-    " cit_phone AS (SELECT id, phone FROM cit_old UNION ALL SELECT id, phone FROM cit_new)";
+    "  RETURNING id, phone, verified_at IS NOT NULL AS verified),"
+    " cit_phone AS (SELECT id, phone, verified FROM cit_old"
+    "  UNION ALL SELECT id, phone, verified FROM cit_new)";
 
 static const char store_cit_email[] =
     ", cit_email AS ("
     "  INSERT INTO citizens (email, language)"
-    "  SELECT DISTINCT ON (lower(email)) email, language FROM input"
+    "  SELECT DISTINCT ON (lower(email)) email, language FROM input i"
     "  WHERE phone IS NULL AND email IS NOT NULL AND citizen_id IS NULL"
+    "    AND NOT (unverified AND EXISTS (SELECT 1 FROM citizens v"
+    "      WHERE lower(v.email) = lower(i.email) AND v.verified_at IS NOT NULL))"
     "  ORDER BY lower(email)"
     "  ON CONFLICT ((lower(email))) WHERE email IS NOT NULL"
     "  DO UPDATE SET language = citizens.language"
-    "  RETURNING id, lower(email) AS email)";
+    "  RETURNING id, lower(email) AS email, verified_at IS NOT NULL AS verified)";
 
 /* The cases: "%s" is the citizen (coalesce of the input's and the parts' ids), "%s%s" the
  * joins with the citizen parts present, "%s" the condition of PART_AWAIT or "". */
@@ -191,7 +197,7 @@ static const char store_reply[] =
 /* The citizen's "registered" notice (cases not sent by SMS, whose reply says it): here, in the
  * batch, rather than a notice job per case (core/messages/notice.c sends the later ones). A citizen
  * added by this statement is not visible in citizens yet: their phone is the input's, and they
- * have not opted out. $42: seconds until quiet hours end. */
+ * have not opted out. $43: seconds until quiet hours end. */
 static const char store_notice[] =
     ", nmsg AS ("
     "  INSERT INTO messages (case_id, citizen_id, channel, to_address, body, template,"
@@ -208,7 +214,7 @@ static const char store_notice[] =
     " njob AS ("
     "  INSERT INTO jobs (kind, payload, run_at)"
     "  SELECT 'message.send', jsonb_build_object('message_id', id),"
-    "    now() + make_interval(secs => $42::float8) FROM nmsg)";
+    "    now() + make_interval(secs => $43::float8) FROM nmsg)";
 
 /* The case's delivery to its department's plugin, when that plugin wants new cases
  * (core/server/deliver.c; a transfer's delivery is queued by case_event_jobs). */
@@ -249,9 +255,11 @@ static char *store_sql(unsigned parts)
                                                      : "i.citizen_id";
     char *cases = rb_sprintf(store_cases_fmt, citizen,
                              parts & PART_CIT_PHONE ? " LEFT JOIN cit_phone p ON p.phone = i.phone"
+                                                      " AND NOT (i.unverified AND p.verified)"
                                                     : "",
                              parts & PART_CIT_EMAIL
                                  ? " LEFT JOIN cit_email e ON e.email = lower(i.email)"
+                                   " AND NOT (i.unverified AND e.verified)"
                                  : "",
                              parts & PART_AWAIT ? store_await : "");
     char *sql = rb_sprintf("%s%s%s%s%s%s%s%s%s%s SELECT id, tracking_no FROM ins", store_input,
@@ -266,8 +274,8 @@ static char *store_sql(unsigned parts)
     return sql;
 }
 
-#define STORE_NPARAMS 42 /* 41 arrays, then the notices' delay */
-#define STORE_NARRAYS 41
+#define STORE_NPARAMS 43 /* 42 arrays, then the notices' delay */
+#define STORE_NARRAYS 42
 
 /* An earlier answer for an idempotency key: the case it created and the request's digest. */
 /* The first answer is rebuilt from the case's first "routed" event (append-only), not from the
@@ -532,6 +540,7 @@ static struct sub *validate(struct rb_intake *in, const struct rb_case_in *c, ch
     s->citizen_id = c->citizen_id > 0 ? c->citizen_id : 0;
     s->unless_awaiting = c->unless_awaiting && s->phone; /* the test is by phone */
     s->origin = rb_strdup(c->origin);
+    s->contact_unverified = c->contact_unverified;
     if (c->idem_key) {
         s->idem_scope = rb_strdup(c->idem_scope);
         s->idem_key = rb_strdup(c->idem_key);
@@ -876,6 +885,7 @@ static void send_batch(struct rb_intake *in, struct sub *head, int n)
             s->photo_hex, s->photo_type, s->citizen_id > 0 ? cit : NULL,
             s->reply_channel, s->reply_to, s->reply_body, s->reply_template, s->notice_body,
             s->deliver ? "t" : "f", s->unless_awaiting ? "t" : "f", s->origin,
+            s->contact_unverified ? "t" : "f",
         };
         for (int i = 0; i < STORE_NARRAYS; i++)
             rb_sbuf_elem(&a[i], v[i]);

@@ -62,6 +62,9 @@ struct rb_case_in {
     /* How it arrived (a JSON object, at most RB_INTAKE_ORIGIN_MAX bytes), kept in the
      * "submitted" event as data.origin; or NULL (see struct rb_case_submission). */
     const char *origin;
+    /* 1: phone and email are what the sender typed, not proven: never joined to a verified
+     * citizen's account (see struct rb_case_submission). */
+    int contact_unverified;
 };
 
 #define RB_INTAKE_PHOTO_MAX (8u * 1024 * 1024) /* bytes; channels set their own lower limits */

@@ -617,6 +617,8 @@ static int host_case_submit(struct rb_plugin_ctx *ctx, const struct rb_case_subm
     }
     if (sub->size >= offsetof(struct rb_case_submission, origin) + sizeof(char *))
         in.origin = sub->origin;
+    if (sub->size >= offsetof(struct rb_case_submission, contact_unverified) + sizeof(int))
+        in.contact_unverified = sub->contact_unverified;
     struct case_call *c = rb_malloc(sizeof(*c));
     c->fn = fn;
     c->arg = arg;

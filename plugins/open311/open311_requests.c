@@ -503,6 +503,14 @@ static int request_origin(struct o311_post *s, const char *code)
         return -1;
     }
     json_object_set_new(extras, "client", json_string(s->key_name));
+    /* The reporter's contact as the client sent it, unverified: kept on the case, shown to
+     * the department under the same rule as a citizen's (RB_SQL_CONTACT_VISIBLE). */
+    static const char *const contact[] = {"phone", "email"};
+    for (size_t i = 0; i < sizeof(contact) / sizeof(contact[0]); i++) {
+        const char *v = o311_form_get(&s->form, contact[i]);
+        if (v && *v)
+            json_object_set_new(extras, contact[i], json_string(v));
+    }
     if (json_object_size(attrs) > 0)
         json_object_set(extras, "attributes", attrs);
     json_decref(attrs);
@@ -553,6 +561,7 @@ void o311_request_submit(struct o311_post *s)
     sub.phone = phone && *phone ? phone : NULL;
     sub.email = email && *email ? email : NULL;
     sub.anonymous = !sub.phone && !sub.email;
+    sub.contact_unverified = 1;
     sub.origin = s->origin;
 
     char why[256], msg[300];

@@ -11,6 +11,7 @@ import statistics
 import subprocess
 import threading
 import time
+import urllib.parse
 
 import rbtest
 from test_app_auth import SignIn
@@ -380,6 +381,42 @@ class StaffTest(SignIn, rbtest.TestCase):
         self.assertEqual(r.status, 200, r)
         self.assertEqual(self.get("/cases/%s" % tn, "off_pol").json["assigned_to"], "off_pol")
         self.assertIn(("assigned", "", "", "staff", "sup_pol"), self.events(tn))
+
+    def open311(self, **fields):
+        """An Open311 request through a fresh API key; returns the case's tracking number."""
+        from test_open311 import Open311Server, FORM, V2
+        if not hasattr(self, "_o311_key"):
+            type(self)._o311_key = Open311Server.make_key.__func__(type(self), "staff_tests")
+        body = dict({"api_key": self._o311_key, "service_code": "character_certificate",
+                     "description": "Asked for a bribe at the counter", "lat": "31.52",
+                     "long": "74.35"}, **fields)
+        r = self.rd.post(V2 + "/requests.json", urllib.parse.urlencode(body), headers=FORM)
+        self.assertEqual(r.status, 201, r)
+        return r.json[0]["service_request_id"]
+
+    def test_open311_phone_never_reaches_a_verified_account(self):
+        phone, ctoken = self.sign_in()  # a verified citizen (the app's one-time code)
+        tn = self.open311(phone=phone, first_name="Not", last_name="Them")
+        self.assertEqual(self.row(tn, "citizen_id IS NULL")[0], "t",
+                         "an Open311 client's phone must not attach the case to the app user "
+                         "who proved that phone")
+        mine = self.rd.get("/api/v1/me/cases", headers=self.auth(ctoken))
+        self.assertEqual(mine.status, 200, mine)
+        self.assertNotIn(tn, mine.text)
+        view = self.get("/cases/%s" % tn, "off_pol").json
+        origin = [e["data"]["origin"] for e in view["timeline"] if e["event"] == "submitted"]
+        self.assertEqual(origin[0]["phone"], phone, "the contact is kept on the case: %r" % view)
+
+    def test_open311_names_of_an_anonymous_reporter_are_hidden(self):
+        tn = self.open311(first_name="Secret", last_name="Reporter")
+        self.assertEqual(self.row(tn, "anonymous")[0], "t")
+        view = self.get("/cases/%s" % tn, "off_pol")
+        self.assertEqual(view.status, 200, view)
+        self.assertNotIn("Secret", view.text)
+        self.assertNotIn("Reporter", view.text)
+        # shown once the reporter is not anonymous
+        tn = self.open311(first_name="Open", last_name="Person", email="open.person@example.org")
+        self.assertIn("Person", self.get("/cases/%s" % tn, "off_pol").text)
 
     def test_transfer_between_departments(self):
         tn, _ = self.new_case()

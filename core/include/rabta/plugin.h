@@ -177,6 +177,10 @@ struct rb_case_submission {
      * and the number it was sent to): a JSON object of at most RB_CASE_ORIGIN_MAX bytes,
      * stored in the case's "submitted" event as data.origin; or NULL. */
     const char *origin;
+    /* 1: phone and email are what the sender typed and nobody proved (an Open311 client's
+     * reporter): the case is never joined to a citizen whose phone or email was verified (a
+     * signed-in app user's account); the channel keeps such a contact on the case (origin). */
+    int contact_unverified;
 };
 #define RB_CASE_ORIGIN_MAX 8192
 
