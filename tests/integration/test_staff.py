@@ -181,6 +181,34 @@ class StaffTest(SignIn, rbtest.TestCase):
         self.assertEqual(self.login("racer").status, 429, "the lock must hold for the right "
                                                           "password too")
 
+    def test_a_scoped_role_without_a_department_sees_nothing(self):
+        """The schema refuses an enabled officer or supervisor without a department (migration
+        0048), and a token of one that exists all the same (disabled, then enabled with the
+        check switched off, as an old database could hold it) opens nothing."""
+        for role in ("officer", "supervisor"):
+            with self.assertRaises(Exception, msg="a %s without a department" % role) as cm:
+                self.pgs.psql("INSERT INTO staff (username, role) VALUES ('nodept_%s', '%s')"
+                              % (role, role))
+            self.assertIn("staff_scoped_role_has_department", str(cm.exception))
+        self.new_case()
+        r = self.cli(["add", "nodept", "--role", "officer", "--department", "police", "--name",
+                      "No Dept"], PASSWORD + "\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        token = self.login("nodept").json["token"]
+        self.pgs.psql("ALTER TABLE staff DROP CONSTRAINT staff_scoped_role_has_department;"
+                      " UPDATE staff SET department_id = NULL WHERE username = 'nodept'")
+        try:
+            for path in ("/inbox?limit=200", "/reports/sla?from=2026-01-01&to=2026-12-31"):
+                r = self.rd.get("/api/v1/staff" + path,
+                                headers={"Authorization": "Bearer " + token})
+                self.assertEqual(r.status, 401, "%s for an officer without a department: %r"
+                                 % (path, r))
+        finally:
+            self.pgs.psql("UPDATE staff SET disabled_at = now() WHERE username = 'nodept';"
+                          " ALTER TABLE staff ADD CONSTRAINT staff_scoped_role_has_department"
+                          " CHECK (role NOT IN ('officer', 'supervisor') OR disabled_at IS NOT"
+                          " NULL OR (department_id IS NOT NULL AND department_id <> ''))")
+
     def test_anything_without_a_valid_token_is_401(self):
         for method, path in [("GET", "/me"), ("GET", "/inbox"), ("GET", "/cases/ABCD-1234"),
                              ("POST", "/cases/ABCD-1234/resolve"), ("POST", "/logout")]:
