@@ -212,9 +212,16 @@ static const char login_ok_sql[] =
     " FROM s, t";
 
 /* $1 username  $2 failures that lock  $3 lock seconds. The failure was counted by its claim
- * (login_sql); the last one allowed locks the name. */
+ * (login_sql); the last one allowed locks the name. Each failure also deletes up to 100 rows
+ * that no longer count (their last failure older than the window, not locked: the same as no
+ * row), so guesses at ever new names do not grow the table past the names of one window. */
 static const char login_fail_sql[] =
-    "WITH a AS ("
+    "WITH tidy AS ("
+    "  DELETE FROM staff_login_attempts WHERE username IN (SELECT username"
+    "    FROM staff_login_attempts WHERE last_failed_at < now() - make_interval(secs => $3::int)"
+    "    AND coalesce(locked_until < now(), true) AND username <> $1::text"
+    "    ORDER BY last_failed_at LIMIT 100)),"
+    " a AS ("
     "  UPDATE staff_login_attempts SET locked_until = CASE WHEN failures >= $2::int"
     "    THEN coalesce(locked_until, now() + make_interval(secs => $3::int)) ELSE locked_until END"
     "  WHERE username = $1::text"

@@ -18,6 +18,7 @@ struct rb_app_conf {
     long long otp_per_window; /* codes per phone per otp_window (3) */
     double otp_window;        /* seconds (900) */
     double otp_interval;      /* seconds between two codes to one phone (30) */
+    long long otp_per_day;    /* codes per phone in 24 hours (10) */
     long long otp_per_address;  /* codes per client address per otp_address_window (60);
                                    0: no per-address limit */
     double otp_address_window;  /* seconds (600) */

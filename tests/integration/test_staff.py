@@ -209,6 +209,20 @@ class StaffTest(SignIn, rbtest.TestCase):
                           " CHECK (role NOT IN ('officer', 'supervisor') OR disabled_at IS NOT"
                           " NULL OR (department_id IS NOT NULL AND department_id <> ''))")
 
+    def test_failed_sign_ins_at_new_names_do_not_grow_the_table(self):
+        self.pgs.psql("INSERT INTO staff_login_attempts (username, failures, last_failed_at)"
+                      " SELECT 'stale_' || i, 1, now() - interval '16 minutes'"
+                      " FROM generate_series(1, 150) i")
+        self.pgs.psql("INSERT INTO staff_login_attempts (username, failures, last_failed_at,"
+                      " locked_until) VALUES ('stale_locked', 5, now() - interval '16 minutes',"
+                      " now() + interval '1 minute'), ('fresh_one', 1, now(), NULL)")
+        for i in range(2):
+            self.assertEqual(self.login("never_seen_%d" % i, "x").status, 401)
+        left = self.pgs.query("SELECT username FROM staff_login_attempts WHERE username LIKE"
+                              " 'stale%' OR username IN ('fresh_one') ORDER BY 1")
+        self.assertEqual(left, [["fresh_one"], ["stale_locked"]],
+                         "rows that no longer count must go; a lock and a recent failure stay")
+
     def test_anything_without_a_valid_token_is_401(self):
         for method, path in [("GET", "/me"), ("GET", "/inbox"), ("GET", "/cases/ABCD-1234"),
                              ("POST", "/cases/ABCD-1234/resolve"), ("POST", "/logout")]:
