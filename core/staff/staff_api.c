@@ -171,13 +171,14 @@ static const char *body_text(const struct call *c, const char *name, size_t max)
 
 /* ---- login and logout ---------------------------------------------------------------------- */
 
-/* $1 username  $2 failures that lock  $3 lock seconds. Always one row: the user (or NULLs)
- * and the lock on that name. A sign-in claims its password check here, in the same statement
- * that reads the lock: the check is counted as a failure before it is made (a success deletes
- * the count), so however many sign-ins run at once, in however many processes and hashing
- * threads, a name gets at most $2 password checks before the lock. A claim long after the
- * previous failure (or after a lock ran out) starts the count again; the claim past the last
- * one locks the name. */
+/* $1 username  $2 failures that lock  $3 lock seconds. Always one row: the user (or NULLs),
+ * the lock on that name, its seconds left and whether this sign-in may check the password. A
+ * sign-in claims its check here, in the statement that reads the lock: the check is counted
+ * as a failure before it is made (a success deletes the count), so however many sign-ins run
+ * at once, in however many processes and hashing threads, a name gets at most $2 checks
+ * before the lock. While $2 are counted and no lock is set yet (checks under way), a claim is
+ * refused without locking: the failures themselves lock (login_fail_sql). A claim long after
+ * the previous failure (or after a lock ran out) starts the count again. */
 static const char login_sql[] =
     "WITH a AS ("
     "  INSERT INTO staff_login_attempts AS a (username, failures, last_failed_at, locked_until)"
@@ -187,15 +188,15 @@ static const char login_sql[] =
     "      WHEN a.last_failed_at < now() - make_interval(secs => $3::int) THEN 1"
     "      WHEN a.failures >= $2::int THEN a.failures"
     "      ELSE a.failures + 1 END,"
-    "    last_failed_at = CASE WHEN a.locked_until > now() THEN a.last_failed_at ELSE now() END,"
-    "    locked_until = CASE WHEN a.locked_until > now() THEN a.locked_until"
-    "      WHEN a.last_failed_at < now() - make_interval(secs => $3::int) THEN NULL"
-    "      WHEN a.failures >= $2::int THEN now() + make_interval(secs => $3::int)"
-    "      ELSE NULL END"
-    "  RETURNING locked_until)"
+    "    last_failed_at = CASE WHEN a.locked_until > now() THEN a.last_failed_at"
+    "      WHEN a.last_failed_at < now() - make_interval(secs => $3::int) THEN now()"
+    "      WHEN a.failures >= $2::int THEN a.last_failed_at"
+    "      ELSE now() END,"
+    "    locked_until = CASE WHEN a.locked_until > now() THEN a.locked_until END"
+    "  RETURNING locked_until, last_failed_at = now() AS claimed)"
     " SELECT s.id, s.password_hash, s.disabled_at IS NOT NULL,"
     "  coalesce(a.locked_until > now(), false),"
-    "  coalesce(ceil(extract(epoch from a.locked_until - now())), 0)"
+    "  coalesce(ceil(extract(epoch from a.locked_until - now())), 0), a.claimed"
     " FROM a LEFT JOIN staff s ON s.username = $1::text";
 
 /* $1 staff id  $2 username  $3 token hash  $4 lifetime (s) */
@@ -324,6 +325,13 @@ static void login_looked_up(PGresult *res, const char *err, void *arg)
     }
     if (strcmp(PQgetvalue(res, 0, 3), "t") == 0) {
         locked_out(c->req, atol(PQgetvalue(res, 0, 4)));
+        call_free(c);
+        return;
+    }
+    if (strcmp(PQgetvalue(res, 0, 5), "t") != 0) {
+        rb_http_add_header(c->req, "Retry-After", "1");
+        rb_http_reply_error(c->req, 429, "rate_limited", "too many sign-ins for this account "
+                                                         "are under way; try again in a moment");
         call_free(c);
         return;
     }
