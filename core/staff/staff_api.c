@@ -15,6 +15,7 @@
 
 #include "base/log.h"
 #include "base/process.h"
+#include "base/text.h"
 #include "base/tracking.h"
 #include "cases/case_act.h"
 #include "cases/case_read.h"
@@ -160,13 +161,51 @@ static const char *body_str(const struct call *c, const char *name)
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-/* A non-blank string of at most max bytes, or NULL. */
-static const char *body_text(const struct call *c, const char *name, size_t max)
+/* A non-blank string, or NULL (its length and characters were checked by clean_texts). */
+static const char *body_text(const struct call *c, const char *name)
 {
     const char *s = body_str(c, name);
-    if (!s || strlen(s) > max || strspn(s, " \t\r\n") == strlen(s))
+    if (!s || strspn(s, " \t\r\n") == strlen(s))
         return NULL;
     return s;
+}
+
+/* Staff texts that may reach a citizen get the hygiene of citizens' own (core/base/text.c):
+ * each text member of the body is cleaned in place (line ends, bidi overrides, stray spaces)
+ * and checked (control characters, invalid UTF-8, length in characters). 0, or -1 after
+ * answering 400: a text over its limit is refused, never dropped while the action goes on. */
+static int clean_texts(struct call *c)
+{
+    static const struct {
+        const char *name;
+        size_t max;
+        unsigned flags;
+    } fields[] = {{"text", TEXT_MAX, RB_TEXT_BODY | RB_TEXT_TABS},
+                  {"note", TEXT_MAX, RB_TEXT_BODY | RB_TEXT_TABS},
+                  {"reason", TEXT_MAX, RB_TEXT_BODY | RB_TEXT_TABS},
+                  {"question", TEXT_MAX, RB_TEXT_BODY | RB_TEXT_TABS},
+                  {"answer", TEXT_MAX, RB_TEXT_BODY | RB_TEXT_TABS},
+                  {"official", 200, RB_TEXT_LINE}};
+    for (size_t i = 0; c->body && i < RB_ARRAY_LEN(fields); i++) {
+        json_t *v = json_object_get(c->body, fields[i].name);
+        if (!v || json_is_null(v))
+            continue;
+        const char *why = "must be a string";
+        if (json_is_string(v)) {
+            size_t len = json_string_length(v);
+            char *t = rb_strndup(json_string_value(v), len);
+            int rc = rb_text_sanitize(t, &len, fields[i].max, fields[i].flags, &why);
+            if (rc == RB_OK)
+                json_object_set_new(c->body, fields[i].name, json_stringn(t, len));
+            free(t);
+            if (rc == RB_OK)
+                continue;
+        }
+        rb_http_reply_error(c->req, 400, "invalid_field", "field \"%s\" %s (at most %zu "
+                            "characters of text)", fields[i].name, why, fields[i].max);
+        return -1;
+    }
+    return 0;
 }
 
 /* ---- login and logout ---------------------------------------------------------------------- */
@@ -728,11 +767,11 @@ static void submit(struct call *c, const char *sql, int n, const char *const *p)
 static void do_transition(struct call *c)
 {
     const char *why = NULL;
-    const char *text = body_text(c, ops[c->op].field, TEXT_MAX);
+    const char *text = body_text(c, ops[c->op].field);
     if (!text && c->op != OP_ASK && c->op != OP_ANSWER)
-        text = body_text(c, "reason", TEXT_MAX);
+        text = body_text(c, "reason");
     if (!text)
-        text = body_text(c, "note", TEXT_MAX);
+        text = body_text(c, "note");
     const char *new_dept = NULL;
     if (c->op == OP_TRANSFER) {
         new_dept = body_str(c, "department");
@@ -847,11 +886,11 @@ static void do_assign(struct call *c)
 
 static void do_comment(struct call *c)
 {
-    const char *text = body_text(c, "text", TEXT_MAX);
+    const char *text = body_text(c, "text");
     json_t *ji = c->body ? json_object_get(c->body, "internal") : NULL;
     if (!text || (ji && !json_is_boolean(ji))) {
         rb_http_reply_error(c->req, 400, text ? "invalid_field" : "missing_field",
-                            "a comment needs text (at most %d bytes) and internal: true or "
+                            "a comment needs text (at most %d characters) and internal: true or "
                             "false",
                             TEXT_MAX);
         call_free(c);
@@ -876,9 +915,9 @@ static void do_comment(struct call *c)
 
 static void do_actions(struct call *c)
 {
-    const char *official = body_text(c, "official", 200);
+    const char *official = body_text(c, "official");
     const char *action = body_str(c, "action");
-    const char *note = body_text(c, "note", TEXT_MAX);
+    const char *note = body_text(c, "note");
     int known = 0;
     for (size_t i = 0; action && i < RB_ARRAY_LEN(official_actions); i++)
         known |= strcmp(action, official_actions[i]) == 0;
@@ -909,6 +948,10 @@ static void do_actions(struct call *c)
 
 static void run_op(struct call *c)
 {
+    if (clean_texts(c) != 0) {
+        call_free(c);
+        return;
+    }
     switch (c->op) {
     case OP_ASSIGN:
         do_assign(c);

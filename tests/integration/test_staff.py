@@ -507,6 +507,33 @@ class StaffTest(SignIn, rbtest.TestCase):
         self.assertEqual(notes, [("Check with the SHO", True),
                                  ("We are looking into it", False)])
 
+    def test_staff_texts_get_the_citizens_text_hygiene_and_limits(self):
+        tn, _ = self.new_case()
+        cid = self.pgs.scalar("SELECT id FROM cases WHERE tracking_no = '%s'" % tn)
+        r = self.act(tn, "acknowledge", "off_pol", {"note": "x" * 5001})
+        self.assertEqual((r.status, r.json["error"]["code"]), (400, "invalid_field"), r)
+        self.assertIn("note", r.json["error"]["message"])
+        self.assertEqual(self.row(tn, "status")[0], "routed",
+                         "a note over its limit must stop the action, not be dropped")
+        # Urdu is counted in characters, not bytes: 3,000 characters are 6,000 bytes
+        urdu = "ی" * 3000
+        r = self.act(tn, "acknowledge", "off_pol", {"note": urdu})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.pgs.scalar(
+            "SELECT length(note) FROM case_events WHERE case_id = %s AND event = 'acknowledge'"
+            % cid), "3000")
+        r = self.act(tn, "comment", "off_pol", {"text": "bell\x07", "internal": False})
+        self.assertEqual((r.status, r.json["error"]["code"]), (400, "invalid_field"), r)
+        r = self.act(tn, "comment", "off_pol", {"text": "  Call 0300\u202e4567 today \r\n",
+                                                "internal": False})
+        self.assertEqual(r.status, 201, r)
+        self.assertEqual(self.pgs.query(
+            "SELECT body FROM messages WHERE case_id = %s AND NOT notice" % cid),
+            [["Call 03004567 today"]], "the bidi override must not reach the citizen")
+        r = self.act(tn, "resolve", "off_pol", {"note": 42})
+        self.assertEqual((r.status, r.json["error"]["code"]), (400, "invalid_field"), r)
+        self.assertEqual(self.row(tn, "status")[0], "acknowledged")
+
     def test_ask_citizen_and_reject(self):
         tn, _ = self.new_case()
         r = self.act(tn, "ask", "off_pol", {"question": "Which office did you visit?"})
