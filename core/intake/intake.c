@@ -813,9 +813,12 @@ static void stored(PGresult **results, int n, const char *err, void *arg)
         } else if (b->n == 1 && s->idem_key && sqlstate_is(err, "23505")) {
             replay(in, s);
         } else {
+            int status = data_error                   ? 422
+                         : rb_db_outcome_unknown(err) ? RB_INTAKE_OUTCOME_UNKNOWN
+                                                      : 503;
             for (; s; s = next) {
                 next = s->next;
-                answer(s, NULL, data_error ? 422 : 503, err);
+                answer(s, NULL, status, err);
             }
         }
         free(b);

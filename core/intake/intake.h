@@ -26,6 +26,9 @@ struct rb_intake;
 #define RB_INTAKE_TEXT_MAX 5000   /* characters of a case's text */
 #define RB_INTAKE_NAME_MAX 64
 #define RB_INTAKE_ORIGIN_MAX 8192 /* bytes of a submission's origin (JSON) */
+/* The callback's status when the database stopped answering after the case was sent to it:
+ * it may or may not be stored (RB_CASE_OUTCOME_UNKNOWN of rabta/plugin.h). */
+#define RB_INTAKE_OUTCOME_UNKNOWN 504
 
 /* One submission. Every string is borrowed for the duration of rb_intake_submit only. */
 struct rb_case_in {

@@ -580,6 +580,7 @@ static void case_done(const struct rb_case_receipt *r, int status, const char *e
 }
 
 _Static_assert(RB_CASE_ORIGIN_MAX == RB_INTAKE_ORIGIN_MAX, "one limit for a case's origin");
+_Static_assert(RB_CASE_OUTCOME_UNKNOWN == RB_INTAKE_OUTCOME_UNKNOWN, "one outcome-unknown status");
 
 static int host_case_submit(struct rb_plugin_ctx *ctx, const struct rb_case_submission *sub,
                             rb_plugin_case_fn fn, void *arg, char *why, size_t whylen)

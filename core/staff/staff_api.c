@@ -139,8 +139,14 @@ static void busy(struct rb_http_req *req)
 static void db_failed(struct call *c, const char *err)
 {
     rb_warn(rb_http_req_id(c->req), "staff api: database: %s", err);
-    rb_http_reply_error(c->req, 503, "unavailable",
-                        "the database did not answer; nothing was changed, try again");
+    if (rb_db_outcome_unknown(err))
+        rb_http_reply_error(c->req, 503, "outcome_unknown",
+                            "the database stopped answering while it worked on this request; "
+                            "a change may or may not have been saved: reload the case before "
+                            "trying again");
+    else
+        rb_http_reply_error(c->req, 503, "unavailable",
+                            "the database did not answer; nothing was changed, try again");
 }
 
 static void not_found(struct call *c)

@@ -107,6 +107,11 @@ static void case_stored(const struct rb_case_result *r, int status, const char *
     if (!r) {
         if (status == 422)
             api->reply_error(s->req, 422, "idempotency_conflict", "%s", err);
+        else if (status == RB_CASE_OUTCOME_UNKNOWN)
+            rb_app_outcome_unknown(s->req, "your submission",
+                                   " Send it again with the same Idempotency-Key: you get its "
+                                   "tracking number if it was stored, and it is never stored "
+                                   "twice.");
         else if (status == 503 || status == 0)
             api->reply_error(s->req, 503, "unavailable",
                              "your submission could not be stored right now; nothing was "

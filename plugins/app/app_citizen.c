@@ -275,8 +275,7 @@ static void commented(const struct rb_db_result *res, const char *err, void *arg
     struct commenting *cm = arg;
     struct rb_http_req *req = cm->req;
     if (err) {
-        api->reply_error(req, 503, "unavailable", "your comment could not be saved right now; "
-                                                  "nothing was saved, try again");
+        rb_app_write_failed(req, "your comment", err);
     } else if (api->db_ntuples(res) != 1) {
         not_found(req);
     } else {
@@ -359,8 +358,7 @@ static void rated(const struct rb_db_result *res, const char *err, void *arg)
     struct rating *r = arg;
     struct rb_http_req *req = r->req;
     if (err) {
-        api->reply_error(req, 503, "unavailable", "your rating could not be saved right now; "
-                                                  "nothing was saved, try again");
+        rb_app_write_failed(req, "your rating", err);
     } else if (api->db_ntuples(res) != 1) {
         not_found(req);
     } else if (!api->db_value(res, 0, 2)) {

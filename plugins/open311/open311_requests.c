@@ -406,6 +406,11 @@ static void case_stored(const struct rb_case_result *r, int status, const char *
             char msg[400];
             client_words(err ? err : "not valid", msg, sizeof(msg));
             o311_error(s->req, 400, s->fmt, "%s", msg);
+        } else if (status == RB_CASE_OUTCOME_UNKNOWN) {
+            o311_error(s->req, 503, s->fmt, "the database stopped answering after the request "
+                                            "reached it, so it may or may not have been "
+                                            "stored; look for it (GET requests.json) before "
+                                            "sending it again");
         } else {
             o311_error(s->req, 503, s->fmt, "the request could not be stored right now; "
                                             "nothing was saved, please try again");

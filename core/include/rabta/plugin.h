@@ -198,7 +198,15 @@ struct rb_case_result {
     int replayed; /* the answer to an earlier request with the same idempotency key */
 };
 
-/* status 0: r is set. Otherwise an HTTP-like status (422, 503, ...) and err. */
+/* status 0: r is set. Otherwise an HTTP-like status (422, 503, ...) and err. Status 504: the
+ * database stopped answering after the case was sent to it, so it may or may not have been
+ * stored; the channel says so (a retry with the same idempotency key finds out, and never
+ * stores it twice). */
+#define RB_CASE_OUTCOME_UNKNOWN 504
+/* A database error (err of a db_query callback) that starts with this: the statement had
+ * reached the server when the connection was lost or timed out, so a write may have been
+ * committed or not. */
+#define RB_OUTCOME_UNKNOWN "outcome unknown: "
 typedef void (*rb_plugin_case_fn)(const struct rb_case_result *r, int status, const char *err,
                                   void *arg);
 
