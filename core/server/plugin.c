@@ -792,15 +792,24 @@ static void *host_get_data(struct rb_plugin_ctx *ctx)
     return ctx->data;
 }
 
-static int host_http_fetch(struct rb_plugin_ctx *ctx, enum rb_http_method method,
-                           const char *url, const char *const *headers, const char *body,
-                           size_t len, double timeout, rb_plugin_fetch_fn fn, void *arg)
+static int host_http_fetch_ca(struct rb_plugin_ctx *ctx, enum rb_http_method method,
+                              const char *url, const char *const *headers, const char *body,
+                              size_t len, double timeout, const char *ca_file,
+                              rb_plugin_fetch_fn fn, void *arg)
 {
     if (!ctx->srv || !ctx->srv->base)
         return RB_EUNAVAIL;
     if (!ctx->http_client)
         ctx->http_client = rb_http_client_new(ctx->srv->base);
-    return rb_http_fetch(ctx->http_client, method, url, headers, body, len, timeout, fn, arg);
+    return rb_http_fetch_ca(ctx->http_client, method, url, headers, body, len, timeout, ca_file,
+                            fn, arg);
+}
+
+static int host_http_fetch(struct rb_plugin_ctx *ctx, enum rb_http_method method,
+                           const char *url, const char *const *headers, const char *body,
+                           size_t len, double timeout, rb_plugin_fetch_fn fn, void *arg)
+{
+    return host_http_fetch_ca(ctx, method, url, headers, body, len, timeout, NULL, fn, arg);
 }
 
 /* ---- departments -------------------------------------------------------------------------- */
@@ -1088,6 +1097,7 @@ static const struct rb_host_api host_api = {
     .reply_header = rb_http_add_header,
     .req_peer = rb_http_req_peer,
     .http_fetch = host_http_fetch,
+    .http_fetch_ca = host_http_fetch_ca,
     .department_deliver = host_department_deliver,
     .department_id = host_department_id,
     .department_conf_parse = host_department_conf_parse,

@@ -555,6 +555,16 @@ struct rb_host_api {
      * with why ("lua/ivr.lua:12: ..."). Usable in init(), check(), reload() and later. */
     char *(*lua_data)(struct rb_plugin_ctx *ctx, const char *name, char *why, size_t whylen);
 
+    /* ---- appended after lua_data; check RB_HOST_HAS(api, http_fetch_ca) ---- */
+
+    /* As http_fetch; an https:// url's server must present a certificate that ca_file (a PEM
+     * file of CA certificates; NULL: the system's trusted CAs) vouches for, issued to the
+     * url's host name or IP address; else fn gets status 0 and err "TLS: ...". RB_EINVAL also
+     * when ca_file cannot be read. (http_fetch itself takes https:// with the system's CAs.) */
+    int (*http_fetch_ca)(struct rb_plugin_ctx *ctx, enum rb_http_method method, const char *url,
+                         const char *const *headers, const char *body, size_t len,
+                         double timeout, const char *ca_file, rb_plugin_fetch_fn fn, void *arg);
+
     /* New entries go here, at the end, never above. */
 };
 
