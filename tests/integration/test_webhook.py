@@ -537,16 +537,16 @@ class WebhookTest(SignIn, rbtest.TestCase):
     def test_a_webhook_department_without_usable_settings_stops_the_start(self):
         bad = {
             "no url": '  secret: "%s"\n' % POLICE_SECRET,
-            "https url": '  url: "https://x.example/"\n  secret: "%s"\n' % POLICE_SECRET,
+            "ftp url": '  url: "ftp://x.example/"\n  secret: "%s"\n' % POLICE_SECRET,
             "unset env": '  url: "http://127.0.0.1:9/"\n  secret_env: RB_TEST_NOT_SET_ANYWHERE\n',
             "short secret": '  url: "http://127.0.0.1:9/"\n  secret: "short"\n',
             "both secrets": '  url: "http://127.0.0.1:9/"\n  secret: "%s"\n  secret_env: %s\n'
                             % (POLICE_SECRET, REVENUE_ENV),
         }
-        want = {"no url": "url", "https url": "http://", "unset env": "RB_TEST_NOT_SET_ANYWHERE",
+        want = {"no url": "url", "ftp url": "http:// or https://", "unset env": "RB_TEST_NOT_SET_ANYWHERE",
                 "short secret": "shorter than 16", "both secrets": "exactly one"}
         # the node each error is placed at: the key's value (the block for a missing key)
-        at = {"no url": "secret:", "https url": "url:", "unset env": "secret_env:",
+        at = {"no url": "secret:", "ftp url": "url:", "unset env": "secret_env:",
               "short secret": "secret:", "both secrets": "secret_env:"}
         for i, (what, block) in enumerate(bad.items()):
             rd = self.rabtad(pg=self.pgs, name="bad%d" % i)
