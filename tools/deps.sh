@@ -9,7 +9,9 @@ PACKAGES=(
   build-essential   # cc, make
   cmake             # build system
   pkg-config        # finding the libraries below
-  libevent-dev      # event loop, HTTP, timers
+  libevent-dev      # event loop, HTTP, timers (and libevent_openssl: https:// webhooks)
+  libssl-dev        # TLS of outgoing https:// requests
+  openssl           # the webhook TLS test makes its certificates with the CLI
   libpq-dev         # PostgreSQL client (async)
   libyaml-dev       # configuration
   liblua5.4-dev     # rules

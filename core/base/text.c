@@ -344,3 +344,19 @@ int rb_text_sanitize(char *s, size_t *len, size_t max_chars, unsigned flags, con
         return rc;
     return rb_text_check(s, *len, max_chars, flags, why);
 }
+
+size_t rb_text_cut_utf8(char *s)
+{
+    size_t len = strlen(s), j = len;
+    while (j > 0 && len - j < 3 && ((unsigned char)s[j - 1] & 0xC0) == 0x80)
+        j--;
+    if (j == 0)
+        return len;
+    unsigned char lead = (unsigned char)s[j - 1];
+    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    if (need > 1 && len - (j - 1) < need) {
+        s[j - 1] = '\0';
+        return j - 1;
+    }
+    return len;
+}

@@ -95,4 +95,8 @@ int rb_text_clean(char *s, size_t *len, unsigned flags, const char **why);
 /* rb_text_clean then rb_text_check on the result. On RB_EINVAL, s may have been cleaned. */
 int rb_text_sanitize(char *s, size_t *len, size_t max_chars, unsigned flags, const char **why);
 
+/* Cuts NUL-terminated s before a last UTF-8 sequence that is not complete (what snprintf
+ * leaves when it cuts a message in the middle of a character). Returns the new length. */
+size_t rb_text_cut_utf8(char *s);
+
 #endif

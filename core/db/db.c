@@ -657,9 +657,18 @@ static void conn_broken(struct db_conn *c, const char *msg)
     }
     if (!db->closing)
         conn_schedule_reconnect(c);
-    if (r)
-        req_fail(db, r, m);
+    if (r) {
+        /* sent: it may have been committed before the connection went */
+        char *u = rb_sprintf("%s%s", RB_DB_OUTCOME_UNKNOWN, m);
+        req_fail(db, r, u);
+        free(u);
+    }
     free(m);
+}
+
+int rb_db_outcome_unknown(const char *err)
+{
+    return err && strncmp(err, RB_DB_OUTCOME_UNKNOWN, strlen(RB_DB_OUTCOME_UNKNOWN)) == 0;
 }
 
 static void conn_connected(struct db_conn *c)

@@ -79,6 +79,13 @@ void rb_db_background(struct rb_db *db, int enter);
 typedef void (*rb_db_jobs_fn)(const char *kind, double due_epoch, void *arg);
 void rb_db_on_jobs(struct rb_db *db, rb_db_jobs_fn fn, void *arg);
 
+/* The err of a request whose statements had reached the server when its connection was lost
+ * or timed out starts with this: they may have been committed or not (a write's outcome is
+ * unknown; say so, never "nothing was saved"). Same text as RB_OUTCOME_UNKNOWN in
+ * rabta/plugin.h, which plugins see. */
+#define RB_DB_OUTCOME_UNKNOWN "outcome unknown: "
+int rb_db_outcome_unknown(const char *err); /* 1 when err starts with RB_DB_OUTCOME_UNKNOWN */
+
 int rb_db_available(const struct rb_db *db); /* 1 if at least one connection is up */
 void rb_db_get_stats(const struct rb_db *db, struct rb_db_stats *out);
 

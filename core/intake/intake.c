@@ -360,6 +360,7 @@ static struct sub *validate(struct rb_intake *in, const struct rb_case_in *c, ch
     r->share_contact = c->share_contact;
     r->rating = c->rating;
     r->citizen_id = c->citizen_id > 0 ? c->citizen_id : 0;
+    r->contact_unverified = c->contact_unverified;
     if (c->idem_key) {
         r->idem_scope = rb_strdup(c->idem_scope);
         r->idem_key = rb_strdup(c->idem_key);
@@ -661,9 +662,12 @@ static void stored(PGresult **results, int n, const char *err, void *arg)
         } else if (b->n == 1 && s->r.idem_key && sqlstate_is(err, "23505")) {
             replay(in, s);
         } else {
+            int status = data_error                   ? 422
+                         : rb_db_outcome_unknown(err) ? RB_INTAKE_OUTCOME_UNKNOWN
+                                                      : 503;
             for (; s; s = next) {
                 next = s->next;
-                answer(s, NULL, data_error ? 422 : 503, err);
+                answer(s, NULL, status, err);
             }
         }
         free(b);

@@ -26,6 +26,9 @@ struct rb_intake;
 #define RB_INTAKE_TEXT_MAX 5000   /* characters of a case's text */
 #define RB_INTAKE_NAME_MAX 64
 #define RB_INTAKE_ORIGIN_MAX 8192 /* bytes of a submission's origin (JSON) */
+/* The callback's status when the database stopped answering after the case was sent to it:
+ * it may or may not be stored (RB_CASE_OUTCOME_UNKNOWN of rabta/plugin.h). */
+#define RB_INTAKE_OUTCOME_UNKNOWN 504
 
 /* Something a channel wants stored with its case, in the case's transaction: one kind per
  * need, so a channel's needs are a kind here and a part of the statement (intake_store.c),
@@ -78,6 +81,9 @@ struct rb_case_in {
     size_t photo_len;
     const char *photo_type; /* "image/jpeg" or "image/png" */
     long long citizen_id;   /* already known (signed in): no look-up by phone; 0: unknown */
+    /* 1: phone and email are what the sender typed, not proven: never joined to a verified
+     * citizen's account (see struct rb_case_submission). */
+    int contact_unverified;
     /* What the channel wants stored with the case (borrowed; at most one of each kind). */
     const struct rb_case_extra *extras;
     size_t nextras;

@@ -134,29 +134,34 @@ static const char store_input_fmt[] =
 
 /* The citizen of a phone: found, or else added. Found ones are only read (an upsert would
  * write a new version of every returning citizen's row); ON CONFLICT covers a citizen another
- * transaction added since this one's snapshot. */
+ * transaction added since this one's snapshot. A contact the channel could not verify
+ * (i.unverified) never reaches a verified citizen's account: the case is joined to none (the
+ * channel keeps the contact on the case). */
 static const char store_cit_phone[] =
     ", cit_old AS ("
-    "  SELECT DISTINCT z.id, z.phone FROM input i JOIN citizens z ON z.phone = i.phone"
-    "  WHERE i.citizen_id IS NULL),"
+    "  SELECT DISTINCT z.id, z.phone, z.verified_at IS NOT NULL AS verified"
+    "  FROM input i JOIN citizens z ON z.phone = i.phone WHERE i.citizen_id IS NULL),"
     " cit_new AS ("
     "  INSERT INTO citizens (phone, language)"
     "  SELECT DISTINCT ON (phone) phone, language FROM input i"
     "  WHERE phone IS NOT NULL AND citizen_id IS NULL"
     "    AND NOT EXISTS (SELECT 1 FROM cit_old o WHERE o.phone = i.phone) ORDER BY phone"
     "  ON CONFLICT (phone) DO UPDATE SET language = citizens.language"
-    "  RETURNING id, phone),"
-    " cit_phone AS (SELECT id, phone FROM cit_old UNION ALL SELECT id, phone FROM cit_new)";
+    "  RETURNING id, phone, verified_at IS NOT NULL AS verified),"
+    " cit_phone AS (SELECT id, phone, verified FROM cit_old"
+    "  UNION ALL SELECT id, phone, verified FROM cit_new)";
 
 static const char store_cit_email[] =
     ", cit_email AS ("
     "  INSERT INTO citizens (email, language)"
-    "  SELECT DISTINCT ON (lower(email)) email, language FROM input"
+    "  SELECT DISTINCT ON (lower(email)) email, language FROM input i"
     "  WHERE phone IS NULL AND email IS NOT NULL AND citizen_id IS NULL"
+    "    AND NOT (unverified AND EXISTS (SELECT 1 FROM citizens v"
+    "      WHERE lower(v.email) = lower(i.email) AND v.verified_at IS NOT NULL))"
     "  ORDER BY lower(email)"
     "  ON CONFLICT ((lower(email))) WHERE email IS NOT NULL"
     "  DO UPDATE SET language = citizens.language"
-    "  RETURNING id, lower(email) AS email)";
+    "  RETURNING id, lower(email) AS email, verified_at IS NOT NULL AS verified)";
 
 /* The cases: "%s" the CASE columns, "%s" the citizen (coalesce of the input's and the parts'
  * ids), "%s" the CASE columns' values, "%s%s" the joins with the citizen parts present, "%s"
@@ -301,8 +306,11 @@ char *rb_intake_store_sql(unsigned parts)
     char *input = rb_sprintf(store_input_fmt, l.arrays.p, l.names.p);
     char *cases = rb_sprintf(
         store_cases_fmt, l.case_names.p, citizen, l.case_values.p,
-        parts & RB_INTAKE_PART_CIT_PHONE ? " LEFT JOIN cit_phone p ON p.phone = i.phone" : "",
+        parts & RB_INTAKE_PART_CIT_PHONE ? " LEFT JOIN cit_phone p ON p.phone = i.phone"
+                                           " AND NOT (i.unverified AND p.verified)"
+                                         : "",
         parts & RB_INTAKE_PART_CIT_EMAIL ? " LEFT JOIN cit_email e ON e.email = lower(i.email)"
+                                           " AND NOT (i.unverified AND e.verified)"
                                          : "",
         parts & RB_INTAKE_PART_HOLD ? store_hold : "");
     char *sql = rb_sprintf("%s%s%s%s%s%s%s%s%s%s SELECT id, tracking_no FROM ins%s%s", input,

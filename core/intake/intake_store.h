@@ -37,6 +37,7 @@ struct rb_intake_row {
     const char *photo_type;       /* static string */
     char *notice_body;            /* the "registered" notice by SMS, or NULL */
     int deliver;                  /* queue case.deliver: the department's plugin wants it */
+    int contact_unverified;       /* phone/email as typed: never joined to a verified citizen */
     /* The channel's extras (struct rb_case_extra), stored with the case. */
     char *origin;                                      /* ORIGIN: a JSON object */
     char *reply_body, *reply_template, *reply_channel; /* REPLY: rendered, to reply_to */
@@ -96,6 +97,7 @@ void rb_intake_row_free(struct rb_intake_row *r); /* the strings, not r */
     X(reply_template,text,   TEXT,  INPUT, r->reply_template,         1)                      \
     X(notice_body,   text,   TEXT,  INPUT, r->notice_body,            1)                      \
     X(deliver,       bool,   BOOL,  INPUT, r->deliver,                1)                      \
+    X(unverified,    bool,   BOOL,  INPUT, r->contact_unverified,     1)                      \
     X(hold_channel,  text,   TEXT,  INPUT, r->hold_channel,           1)                      \
     X(origin,        jsonb,  TEXT,  INPUT, r->origin,                 1)
 

@@ -39,6 +39,7 @@
 
 #include "base/log.h"
 #include "base/text.h"
+#include "lua/script_str.h"
 #include "lua/templates.h"
 
 #define RB_SCRIPT_HOOK_COUNT 1000
@@ -184,6 +185,30 @@ static void script_hook(lua_State *L, lua_Debug *ar)
     lua_error(L);
 }
 
+/* The pattern functions' clock (script_str.c): past the deadline of a budgeted call, stop the
+ * match as the hook stops a loop, naming the line of the rule that called it. */
+static void script_str_check(lua_State *L)
+{
+    struct rb_script *s = script_of(L);
+    if (lua_gethook(s->L) == NULL)
+        return; /* outside a call: no budget */
+    if (!s->expired && rb_now_mono() < s->deadline)
+        return;
+    s->expired = 1;
+    lua_sethook(L, script_hook, LUA_MASKCOUNT, 1);
+    if (L != s->L)
+        lua_sethook(s->L, script_hook, LUA_MASKCOUNT, 1);
+    lua_Debug ar;
+    for (int level = 1; lua_getstack(L, level, &ar); level++)
+        if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0)
+            luaL_error(L, "%s:%d: time limit of %d ms exceeded (in a string pattern)",
+                       ar.short_src, ar.currentline, (int)(s->budget * 1000.0 + 0.5));
+    luaL_error(L, "time limit of %d ms exceeded (in a string pattern)",
+               (int)(s->budget * 1000.0 + 0.5));
+}
+
+static const struct rb_script_str_clock script_str_clock = {script_str_check};
+
 /* ---- the one way into Lua ---------------------------------------------------------------- */
 
 /* Message handler: makes sure the message is a string that starts with "lua/FILE.lua:LINE:".
@@ -252,6 +277,7 @@ static int script_pcall(struct rb_script *s, lua_CFunction fn, void *ud, double 
             snprintf(err, errlen, "%s: %s", where, msg ? msg : "error in error handling");
     }
     lua_settop(L, base);
+    rb_text_cut_utf8(err); /* a message cut by errlen may end inside a character */
     if (rc == LUA_ERRMEM)
         lua_gc(L, LUA_GCCOLLECT); /* give the memory back now; no finalizers can run */
     return RB_ERR;
@@ -571,6 +597,8 @@ static void push_shared_env(lua_State *L, const struct rb_config *cfg)
     open_lib(L, LUA_STRLIBNAME, luaopen_string);
     lua_pushnil(L);
     lua_setfield(L, -2, "dump"); /* bytecode has no use without load */
+    /* the real table, which the strings' metatable uses too: ("x"):find is budgeted as well */
+    rb_script_str_wrap(L, -1, &script_str_clock);
     ro_wrap(L);
     lua_setfield(L, env, "string");
     /* The strings' own metatable: its __index is the real string table; hide it. */
@@ -975,8 +1003,10 @@ int rb_script_route(struct rb_script *s, const struct rb_route_in *in, struct rb
     int rc = route_quiet(s, in, out, buf, sizeof(buf));
     if (rc != RB_OK) {
         rb_warn("script", "routing failed, the case goes to triage (%s): %s", s->triage, buf);
-        if (err && errlen)
+        if (err && errlen) {
             snprintf(err, errlen, "%s", buf);
+            rb_text_cut_utf8(err);
+        }
     } else if (err && errlen) {
         err[0] = '\0';
     }

@@ -11,11 +11,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
+
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "base/common.h"
 #include "base/log.h"
@@ -30,12 +36,21 @@ struct fetch {
     enum evhttp_request_error error;  /* from the error callback */
     int errored, done;
     char *url;                        /* owned, for log lines; no query string */
+    SSL *ssl;                         /* https: owned by the connection's bufferevent */
     struct fetch *prev, *next;        /* the client's list of fetches in flight */
+};
+
+/* One TLS context per CA file (NULL: the system's trusted CAs), made on first use. */
+struct tls_ctx {
+    char *ca_file;    /* owned; NULL: the system's */
+    SSL_CTX *ctx;     /* owned */
+    struct tls_ctx *next;
 };
 
 struct rb_http_client {
     struct event_base *base; /* borrowed */
     struct evdns_base *dns;  /* owned; NULL: blocking resolver */
+    struct tls_ctx *tls;     /* owned list */
     struct fetch *head;      /* owned: fetches not yet reaped */
     size_t pending;          /* fetches whose callback has not run */
 };
@@ -83,6 +98,13 @@ void rb_http_client_free(struct rb_http_client *c)
     }
     if (c->dns)
         evdns_base_free(c->dns, 0);
+    while (c->tls) {
+        struct tls_ctx *t = c->tls;
+        c->tls = t->next;
+        SSL_CTX_free(t->ctx);
+        free(t->ca_file);
+        free(t);
+    }
     free(c);
 }
 
@@ -148,6 +170,13 @@ static void on_done(struct evhttp_request *req, void *arg)
     int code = req ? evhttp_request_get_response_code(req) : 0;
     if (!req || code <= 0 || f->errored) {
         const char *why = f->errored ? error_text(f->error) : "connection refused or reset";
+        char tls_why[200];
+        long v = f->ssl ? SSL_get_verify_result(f->ssl) : X509_V_OK;
+        if (v != X509_V_OK) {
+            snprintf(tls_why, sizeof(tls_why), "TLS: the server's certificate is not trusted (%s)",
+                     X509_verify_cert_error_string(v));
+            why = tls_why;
+        }
         /* A refused connect shows up as a buffer error without errno detail; keep it short. */
         rb_debug("http_client", "%s: %s", f->url, why);
         finish(f, 0, NULL, 0, why);
@@ -205,9 +234,72 @@ static int header_split(const char *h, char **name, char **value)
     return RB_OK;
 }
 
+/* The TLS context for ca_file (NULL: the system's CAs), made once per client; NULL when the
+ * file cannot be read as PEM certificates (logged). Peers are always verified. */
+static SSL_CTX *tls_ctx(struct rb_http_client *c, const char *ca_file)
+{
+    for (struct tls_ctx *t = c->tls; t; t = t->next)
+        if ((!t->ca_file && !ca_file) || (t->ca_file && ca_file && !strcmp(t->ca_file, ca_file)))
+            return t->ctx;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx)
+        rb_fatal("out of memory making a TLS context");
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    if ((ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
+                 : SSL_CTX_set_default_verify_paths(ctx)) != 1) {
+        rb_error("http_client", "cannot load the CA certificates %s", ca_file ? ca_file : "");
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    struct tls_ctx *t = rb_calloc(1, sizeof(*t));
+    t->ca_file = ca_file ? rb_strdup(ca_file) : NULL;
+    t->ctx = ctx;
+    t->next = c->tls;
+    c->tls = t;
+    return ctx;
+}
+
+/* The connection for one fetch: plain, or TLS checked against ca_file with the host's name
+ * (or IP address) verified. NULL when the CA file is unusable. */
+static struct evhttp_connection *connect_to(struct rb_http_client *c, struct fetch *f, int tls,
+                                            const char *host, int port, const char *ca_file)
+{
+    if (!tls)
+        return evhttp_connection_base_new(c->base, c->dns, host, (unsigned short)port);
+    SSL_CTX *ctx = tls_ctx(c, ca_file);
+    if (!ctx)
+        return NULL;
+    SSL *ssl = SSL_new(ctx);
+    if (!ssl)
+        rb_fatal("out of memory making a TLS session");
+    unsigned char addr[16];
+    if (inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1) {
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host);
+    } else {
+        SSL_set_tlsext_host_name(ssl, host);
+        SSL_set1_host(ssl, host);
+    }
+    struct bufferevent *bev = bufferevent_openssl_socket_new(
+        c->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+    if (!bev)
+        rb_fatal("out of memory making a TLS connection");
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    f->ssl = ssl;
+    return evhttp_connection_base_bufferevent_new(c->base, c->dns, bev, host,
+                                                  (unsigned short)port);
+}
+
 int rb_http_fetch(struct rb_http_client *c, enum rb_http_method method, const char *url,
                   const char *const *headers, const char *body, size_t len, double timeout,
                   rb_http_fetch_fn fn, void *arg)
+{
+    return rb_http_fetch_ca(c, method, url, headers, body, len, timeout, NULL, fn, arg);
+}
+
+int rb_http_fetch_ca(struct rb_http_client *c, enum rb_http_method method, const char *url,
+                     const char *const *headers, const char *body, size_t len, double timeout,
+                     const char *ca_file, rb_http_fetch_fn fn, void *arg)
 {
     enum evhttp_cmd_type type;
     if (!c || !url || !fn || method_type(method, &type) != RB_OK)
@@ -216,17 +308,18 @@ int rb_http_fetch(struct rb_http_client *c, enum rb_http_method method, const ch
     if (!uri)
         return RB_EINVAL;
     const char *scheme = evhttp_uri_get_scheme(uri), *host = evhttp_uri_get_host(uri);
-    if (!scheme || strcmp(scheme, "http") != 0 || !host || !*host) {
+    int tls = scheme && strcmp(scheme, "https") == 0;
+    if (!scheme || (!tls && strcmp(scheme, "http") != 0) || !host || !*host) {
         evhttp_uri_free(uri);
         return RB_EINVAL;
     }
-    int port = evhttp_uri_get_port(uri);
+    int port = evhttp_uri_get_port(uri), default_port = tls ? 443 : 80;
     if (port < 0)
-        port = 80;
+        port = default_port;
     const char *path = evhttp_uri_get_path(uri), *query = evhttp_uri_get_query(uri);
     char *target = rb_sprintf("%s%s%s", path && *path ? path : "/", query ? "?" : "",
                               query ? query : "");
-    char *hostport = port == 80 ? rb_strdup(host) : rb_sprintf("%s:%d", host, port);
+    char *hostport = port == default_port ? rb_strdup(host) : rb_sprintf("%s:%d", host, port);
 
     struct fetch *f = rb_calloc(1, sizeof(*f));
     f->client = c;
@@ -234,10 +327,15 @@ int rb_http_fetch(struct rb_http_client *c, enum rb_http_method method, const ch
     f->arg = arg;
     /* For log lines: without the query, which may carry a gateway's password or secret. */
     f->url = rb_strndup(url, strcspn(url, "?#"));
-    f->conn = evhttp_connection_base_new(c->base, c->dns, host, (unsigned short)port);
-    if (!f->conn)
-        rb_fatal("out of memory making an HTTP connection");
+    f->conn = connect_to(c, f, tls, host, port, ca_file);
     evhttp_uri_free(uri);
+    if (!f->conn) {
+        free(f->url);
+        free(f);
+        free(target);
+        free(hostport);
+        return RB_EINVAL;
+    }
     if (timeout <= 0)
         timeout = 30.0;
     struct timeval tv = {(time_t)timeout, (suseconds_t)((timeout - (double)(time_t)timeout) * 1e6)};

@@ -2,8 +2,10 @@
  *
  * One request at a time per connection, one connection per request: the callers (Kannel's
  * sendsms, department webhooks) send a few requests a second, and a fresh connection keeps
- * a half-dead keep-alive socket from ever eating a message. Plain http:// only; names are
- * resolved through evdns when it could be set up, else by the blocking resolver.
+ * a half-dead keep-alive socket from ever eating a message. http:// and https:// (libevent's
+ * OpenSSL bufferevents; the server's certificate is verified against the system's CAs or a
+ * given CA file, and its name or IP address against the url's host); names are resolved
+ * through evdns when it could be set up, else by the blocking resolver.
  *
  *   struct rb_http_client *c = rb_http_client_new(base);
  *   rb_http_fetch(c, RB_HTTP_GET, "http://127.0.0.1:13013/cgi-bin/sendsms?...", NULL,
@@ -45,5 +47,11 @@ size_t rb_http_client_pending(const struct rb_http_client *c);
 int rb_http_fetch(struct rb_http_client *c, enum rb_http_method method, const char *url,
                   const char *const *headers, const char *body, size_t len, double timeout,
                   rb_http_fetch_fn fn, void *arg);
+/* As rb_http_fetch; an https:// url's server must present a certificate that ca_file (PEM,
+ * NULL: the system's trusted CAs) vouches for, else the fetch fails with err "TLS: ...".
+ * RB_EINVAL also when ca_file cannot be read. */
+int rb_http_fetch_ca(struct rb_http_client *c, enum rb_http_method method, const char *url,
+                     const char *const *headers, const char *body, size_t len, double timeout,
+                     const char *ca_file, rb_http_fetch_fn fn, void *arg);
 
 #endif

@@ -601,6 +601,7 @@ static void case_done(const struct rb_case_receipt *r, int status, const char *e
 }
 
 _Static_assert(RB_CASE_ORIGIN_MAX == RB_INTAKE_ORIGIN_MAX, "one limit for a case's origin");
+_Static_assert(RB_CASE_OUTCOME_UNKNOWN == RB_INTAKE_OUTCOME_UNKNOWN, "one outcome-unknown status");
 
 /* The submission's channel-specific fields (plugin.h) as intake's extras, into x[3]; returns
  * how many. A reply needs all three of its fields (a plugin that sets only some has none). */
@@ -641,7 +642,8 @@ static int host_case_submit(struct rb_plugin_ctx *ctx, const struct rb_case_subm
         .anonymous = s.anonymous, .share_contact = s.share_contact, .official = s.official,
         .rating = s.rating, .idem_scope = s.idem_scope, .idem_key = s.idem_key,
         .idem_hash = s.idem_hash, .photo = s.photo, .photo_len = s.photo_len,
-        .photo_type = s.photo_type, .citizen_id = s.citizen_id, .extras = extras,
+        .photo_type = s.photo_type, .citizen_id = s.citizen_id,
+        .contact_unverified = s.contact_unverified, .extras = extras,
         .nextras = submission_extras(&s, extras),
     };
     struct case_call *c = rb_malloc(sizeof(*c));
@@ -835,15 +837,24 @@ static void *host_get_data(struct rb_plugin_ctx *ctx)
     return ctx->data;
 }
 
-static int host_http_fetch(struct rb_plugin_ctx *ctx, enum rb_http_method method,
-                           const char *url, const char *const *headers, const char *body,
-                           size_t len, double timeout, rb_plugin_fetch_fn fn, void *arg)
+static int host_http_fetch_ca(struct rb_plugin_ctx *ctx, enum rb_http_method method,
+                              const char *url, const char *const *headers, const char *body,
+                              size_t len, double timeout, const char *ca_file,
+                              rb_plugin_fetch_fn fn, void *arg)
 {
     if (!ctx->srv || !ctx->srv->base)
         return RB_EUNAVAIL;
     if (!ctx->http_client)
         ctx->http_client = rb_http_client_new(ctx->srv->base);
-    return rb_http_fetch(ctx->http_client, method, url, headers, body, len, timeout, fn, arg);
+    return rb_http_fetch_ca(ctx->http_client, method, url, headers, body, len, timeout, ca_file,
+                            fn, arg);
+}
+
+static int host_http_fetch(struct rb_plugin_ctx *ctx, enum rb_http_method method,
+                           const char *url, const char *const *headers, const char *body,
+                           size_t len, double timeout, rb_plugin_fetch_fn fn, void *arg)
+{
+    return host_http_fetch_ca(ctx, method, url, headers, body, len, timeout, NULL, fn, arg);
 }
 
 static int host_api_request(struct rb_plugin_ctx *ctx, struct rb_http_req *from,
@@ -1161,6 +1172,7 @@ static const struct rb_host_api host_api = {
     .reply_header = rb_http_add_header,
     .req_peer = rb_http_req_peer,
     .http_fetch = host_http_fetch,
+    .http_fetch_ca = host_http_fetch_ca,
     .department_deliver = host_department_deliver,
     .department_id = host_department_id,
     .department_conf_parse = host_department_conf_parse,

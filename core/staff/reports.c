@@ -115,15 +115,26 @@ int rb_reports_parse_date(const char *s, long *days)
     return 0;
 }
 
+/* 1 when s is a plain decimal number ("-3", "12.5"): no spreadsheet reads it as a formula. */
+static int plain_number(const char *s)
+{
+    size_t n = strspn(s + (*s == '-'), "0123456789.");
+    return n > 0 && s[(*s == '-') + n] == '\0';
+}
+
 void rb_reports_csv_field(FILE *out, const char *s)
 {
     if (!s)
         return;
+    /* A cell a spreadsheet would run as a formula gets a leading quote (OWASP CSV injection). */
+    const char *lead = strchr("=+-@\t\r", *s) && *s && !plain_number(s) ? "'" : "";
     if (!strpbrk(s, ",\"\r\n")) {
+        fputs(lead, out);
         fputs(s, out);
         return;
     }
     fputc('"', out);
+    fputs(lead, out);
     for (; *s; s++) {
         if (*s == '"')
             fputc('"', out);

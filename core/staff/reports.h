@@ -18,7 +18,9 @@ struct rb_server;
 int rb_reports_init(struct rb_server *srv);
 
 /* Writes s as one CSV field (RFC 4180: quoted when it holds a comma, a quote, CR or LF, with
- * quotes doubled). NULL writes an empty field. */
+ * quotes doubled). A field starting with = + - @, a tab or CR (other than a plain number such as
+ * "-3") gets a leading single quote, so a spreadsheet shows it as text instead of running it.
+ * NULL writes an empty field. */
 void rb_reports_csv_field(FILE *out, const char *s);
 
 /* 0 when s is a date YYYY-MM-DD that exists (years 1900-9999), and *days is its day number

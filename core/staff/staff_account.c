@@ -371,12 +371,15 @@ int rb_staff_pending(const struct rb_staff *s)
 
 /* ---- token cache -------------------------------------------------------------------------- */
 
+/* A scoped role (officer, supervisor) without a department sees nothing: its token is not
+ * valid (the schema forbids such an enabled account too, migration 0048). */
 static const char token_sql[] =
     "SELECT s.id, s.username, s.display_name, s.role, coalesce(s.department_id, ''),"
     "  array_to_string(s.districts, ','), extract(epoch from t.expires_at - now())"
     " FROM staff_tokens t JOIN staff s ON s.id = t.staff_id"
     " WHERE t.token_hash = $1::bytea AND t.expires_at > now() AND t.revoked_at IS NULL"
-    "  AND s.disabled_at IS NULL";
+    "  AND s.disabled_at IS NULL"
+    "  AND (s.role NOT IN ('officer', 'supervisor') OR coalesce(s.department_id, '') <> '')";
 
 struct lookup {
     struct rb_staff *s;

@@ -15,6 +15,7 @@
 
 #include "base/log.h"
 #include "base/process.h"
+#include "base/text.h"
 #include "base/tracking.h"
 #include "cases/case_act.h"
 #include "cases/case_read.h"
@@ -137,7 +138,15 @@ static void busy(struct rb_http_req *req)
 
 static void db_failed(struct call *c, const char *err)
 {
-    rb_http_reply_db_error(c->req, err, "staff api"); /* bad bytes 400, else 503; logged */
+    if (rb_db_outcome_unknown(err)) {
+        rb_warn(rb_http_req_id(c->req), "staff api: database: %s", err);
+        rb_http_reply_error(c->req, 503, "outcome_unknown",
+                            "the database stopped answering while it worked on this request; "
+                            "a change may or may not have been saved: reload the case before "
+                            "trying again");
+    } else {
+        rb_http_reply_db_error(c->req, err, "staff api"); /* bad bytes 400, else 503; logged */
+    }
 }
 
 static void not_found(struct call *c)
@@ -158,25 +167,82 @@ static const char *body_str(const struct call *c, const char *name)
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-/* A non-blank string of at most max bytes, or NULL. */
-static const char *body_text(const struct call *c, const char *name, size_t max)
+/* A non-blank string, or NULL (its length and characters were checked by clean_texts). */
+static const char *body_text(const struct call *c, const char *name)
 {
     const char *s = body_str(c, name);
-    if (!s || strlen(s) > max || strspn(s, " \t\r\n") == strlen(s))
+    if (!s || strspn(s, " \t\r\n") == strlen(s))
         return NULL;
     return s;
 }
 
+/* Staff texts that may reach a citizen get the hygiene of citizens' own (core/base/text.c):
+ * each text member of the body is cleaned in place (line ends, bidi overrides, stray spaces)
+ * and checked (control characters, invalid UTF-8, length in characters). 0, or -1 after
+ * answering 400: a text over its limit is refused, never dropped while the action goes on. */
+static int clean_texts(struct call *c)
+{
+    static const struct {
+        const char *name;
+        size_t max;
+        unsigned flags;
+    } fields[] = {{"text", TEXT_MAX, RB_TEXT_BODY | RB_TEXT_TABS},
+                  {"note", TEXT_MAX, RB_TEXT_BODY | RB_TEXT_TABS},
+                  {"reason", TEXT_MAX, RB_TEXT_BODY | RB_TEXT_TABS},
+                  {"question", TEXT_MAX, RB_TEXT_BODY | RB_TEXT_TABS},
+                  {"answer", TEXT_MAX, RB_TEXT_BODY | RB_TEXT_TABS},
+                  {"official", 200, RB_TEXT_LINE}};
+    for (size_t i = 0; c->body && i < RB_ARRAY_LEN(fields); i++) {
+        json_t *v = json_object_get(c->body, fields[i].name);
+        if (!v || json_is_null(v))
+            continue;
+        const char *why = "must be a string";
+        if (json_is_string(v)) {
+            size_t len = json_string_length(v);
+            char *t = rb_strndup(json_string_value(v), len);
+            int rc = rb_text_sanitize(t, &len, fields[i].max, fields[i].flags, &why);
+            if (rc == RB_OK)
+                json_object_set_new(c->body, fields[i].name, json_stringn(t, len));
+            free(t);
+            if (rc == RB_OK)
+                continue;
+        }
+        rb_http_reply_error(c->req, 400, "invalid_field", "field \"%s\" %s (at most %zu "
+                            "characters of text)", fields[i].name, why, fields[i].max);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- login and logout ---------------------------------------------------------------------- */
 
-/* $1 username. Always one row: the user (or NULLs) and the lock on that name. */
+/* $1 username  $2 failures that lock  $3 lock seconds. Always one row: the user (or NULLs),
+ * the lock on that name, its seconds left and whether this sign-in may check the password. A
+ * sign-in claims its check here, in the statement that reads the lock: the check is counted
+ * as a failure before it is made (a success deletes the count), so however many sign-ins run
+ * at once, in however many processes and hashing threads, a name gets at most $2 checks
+ * before the lock. While $2 are counted and no lock is set yet (checks under way), a claim is
+ * refused without locking: the failures themselves lock (login_fail_sql). A claim long after
+ * the previous failure (or after a lock ran out) starts the count again. */
 static const char login_sql[] =
-    "SELECT s.id, s.password_hash, s.disabled_at IS NOT NULL,"
+    "WITH a AS ("
+    "  INSERT INTO staff_login_attempts AS a (username, failures, last_failed_at, locked_until)"
+    "  VALUES ($1::text, 1, now(), NULL)"
+    "  ON CONFLICT (username) DO UPDATE SET"
+    "    failures = CASE WHEN a.locked_until > now() THEN a.failures"
+    "      WHEN a.last_failed_at < now() - make_interval(secs => $3::int) THEN 1"
+    "      WHEN a.failures >= $2::int THEN a.failures"
+    "      ELSE a.failures + 1 END,"
+    "    last_failed_at = CASE WHEN a.locked_until > now() THEN a.last_failed_at"
+    "      WHEN a.last_failed_at < now() - make_interval(secs => $3::int) THEN now()"
+    "      WHEN a.failures >= $2::int THEN a.last_failed_at"
+    "      ELSE now() END,"
+    "    locked_until = CASE WHEN a.locked_until > now() THEN a.locked_until END"
+    "  RETURNING locked_until, last_failed_at = now() AS claimed)"
+    " SELECT s.id, s.password_hash, s.disabled_at IS NOT NULL,"
     "  coalesce(a.locked_until > now(), false),"
-    "  coalesce(ceil(extract(epoch from a.locked_until - now())), 0)"
-    " FROM (SELECT $1::text AS name) x"
-    " LEFT JOIN staff s ON s.username = x.name"
-    " LEFT JOIN staff_login_attempts a ON a.username = x.name";
+    "  coalesce(ceil(extract(epoch from a.locked_until - now())), 0), a.claimed"
+    " FROM a LEFT JOIN staff s ON s.username = $1::text";
 
 /* $1 staff id  $2 username  $3 token hash  $4 lifetime (s) */
 static const char login_ok_sql[] =
@@ -191,23 +257,36 @@ static const char login_ok_sql[] =
     "  to_char(t.expires_at AT TIME ZONE 'UTC', " TS_FMT ")"
     " FROM s, t";
 
-/* $1 username  $2 failures that lock  $3 lock seconds. A failure long after the previous
- * one (or after a lock ran out) starts the count again. */
+/* $1 username  $2 failures that lock  $3 lock seconds. The failure was counted by its claim
+ * (login_sql); the last one allowed locks the name. Each failure also deletes up to 100 rows
+ * that no longer count (their last failure older than the window, not locked: the same as no
+ * row), so guesses at ever new names do not grow the table past the names of one window. */
 static const char login_fail_sql[] =
-    "WITH a AS ("
-    "  INSERT INTO staff_login_attempts AS a (username, failures, last_failed_at, locked_until)"
-    "  VALUES ($1::text, 1, now(), NULL)"
-    "  ON CONFLICT (username) DO UPDATE SET"
-    "    failures = CASE WHEN a.last_failed_at < now() - make_interval(secs => $3::int)"
-    "               THEN 1 ELSE a.failures + 1 END,"
-    "    last_failed_at = now(),"
-    "    locked_until = CASE WHEN (CASE WHEN a.last_failed_at < now() - make_interval(secs => "
-    "$3::int) THEN 1 ELSE a.failures + 1 END) >= $2::int"
-    "      THEN now() + make_interval(secs => $3::int) ELSE NULL END"
+    "WITH tidy AS ("
+    "  DELETE FROM staff_login_attempts WHERE username IN (SELECT username"
+    "    FROM staff_login_attempts WHERE last_failed_at < now() - make_interval(secs => $3::int)"
+    "    AND coalesce(locked_until < now(), true) AND username <> $1::text"
+    "    ORDER BY last_failed_at LIMIT 100)),"
+    " a AS ("
+    "  UPDATE staff_login_attempts SET locked_until = CASE WHEN failures >= $2::int"
+    "    THEN coalesce(locked_until, now() + make_interval(secs => $3::int)) ELSE locked_until END"
+    "  WHERE username = $1::text"
     "  RETURNING failures, locked_until),"
     " s AS (UPDATE staff SET failed_logins = a.failures, locked_until = a.locked_until FROM a"
     "  WHERE staff.username = $1::text)"
     " SELECT failures, locked_until IS NOT NULL FROM a";
+
+/* $2 and $3 of login_sql and login_fail_sql. */
+struct lock_params {
+    char fails[12], secs[12];
+};
+
+static struct lock_params *lock_params(struct lock_params *lp)
+{
+    snprintf(lp->fails, sizeof(lp->fails), "%d", RB_STAFF_LOCK_FAILURES);
+    snprintf(lp->secs, sizeof(lp->secs), "%d", RB_STAFF_LOCK_SECONDS);
+    return lp;
+}
 
 static void locked_out(struct rb_http_req *req, long seconds)
 {
@@ -271,10 +350,8 @@ static void login_verified(int ok, void *arg)
         const char *p[4] = {id, c->username, hash, life};
         rc = rb_db_query(db, login_ok_sql, 4, p, login_ok_done, c);
     } else {
-        char fails[8], secs[16];
-        snprintf(fails, sizeof(fails), "%d", RB_STAFF_LOCK_FAILURES);
-        snprintf(secs, sizeof(secs), "%d", RB_STAFF_LOCK_SECONDS);
-        const char *p[3] = {c->username, fails, secs};
+        struct lock_params lp;
+        const char *p[3] = {c->username, lock_params(&lp)->fails, lp.secs};
         rc = rb_db_query(db, login_fail_sql, 3, p, login_failed_done, c);
     }
     if (rc != RB_OK) {
@@ -293,6 +370,13 @@ static void login_looked_up(PGresult *res, const char *err, void *arg)
     }
     if (strcmp(PQgetvalue(res, 0, 3), "t") == 0) {
         locked_out(c->req, atol(PQgetvalue(res, 0, 4)));
+        call_free(c);
+        return;
+    }
+    if (strcmp(PQgetvalue(res, 0, 5), "t") != 0) {
+        rb_http_add_header(c->req, "Retry-After", "1");
+        rb_http_reply_error(c->req, 429, "rate_limited", "too many sign-ins for this account "
+                                                         "are under way; try again in a moment");
         call_free(c);
         return;
     }
@@ -331,8 +415,9 @@ static void on_login(struct rb_http_req *req, void *arg)
     snprintf(c->username, sizeof(c->username), "%s", user);
     c->password = rb_strdup(pw);
     json_decref(body);
-    const char *p[1] = {c->username};
-    if (rb_db_query(c->a->srv->db, login_sql, 1, p, login_looked_up, c) != RB_OK) {
+    struct lock_params lp;
+    const char *p[3] = {c->username, lock_params(&lp)->fails, lp.secs};
+    if (rb_db_query(c->a->srv->db, login_sql, 3, p, login_looked_up, c) != RB_OK) {
         busy(req);
         call_free(c);
     }
@@ -616,8 +701,12 @@ static const char case_sql[] =
     "    THEN json_build_object('phone', z.phone, 'email', z.email, 'name', z.name) END,"
     "  'timeline', (SELECT coalesce(json_agg(json_build_object("
     "      'at', to_char(e.at AT TIME ZONE 'UTC', " TS_FMT "), 'actor_type', e.actor_type,"
-    "      'actor', e.actor_id, 'event', e.event, 'from_status', e.from_status,"
-    "      'to_status', e.to_status, 'note', e.note, 'data', e.data,"
+    "      'actor', CASE WHEN e.actor_type <> 'citizen' THEN e.actor_id END,"
+    "      'event', e.event, 'from_status', e.from_status,"
+    "      'to_status', e.to_status, 'note', e.note,"
+    "      'data', CASE WHEN " RB_SQL_CONTACT_VISIBLE " THEN e.data ELSE e.data"
+    "        - '{first_name,last_name,phone,email}'::text[] #- '{origin,first_name}'"
+    "        #- '{origin,last_name}' #- '{origin,phone}' #- '{origin,email}' END,"
     "      'internal', coalesce(e.data->>'internal', '') = 'true') ORDER BY e.id), '[]')"
     "    FROM case_events e WHERE e.case_id = c.id)"
     " )::text"
@@ -736,11 +825,11 @@ static void submit(struct call *c, const char *sql, int n, const char *const *p)
 static void do_transition(struct call *c)
 {
     const char *why = NULL;
-    const char *text = body_text(c, ops[c->op].field, TEXT_MAX);
+    const char *text = body_text(c, ops[c->op].field);
     if (!text && c->op != OP_ASK && c->op != OP_ANSWER)
-        text = body_text(c, "reason", TEXT_MAX);
+        text = body_text(c, "reason");
     if (!text)
-        text = body_text(c, "note", TEXT_MAX);
+        text = body_text(c, "note");
     const char *new_dept = NULL;
     if (c->op == OP_TRANSFER) {
         new_dept = body_str(c, "department");
@@ -855,11 +944,11 @@ static void do_assign(struct call *c)
 
 static void do_comment(struct call *c)
 {
-    const char *text = body_text(c, "text", TEXT_MAX);
+    const char *text = body_text(c, "text");
     json_t *ji = c->body ? json_object_get(c->body, "internal") : NULL;
     if (!text || (ji && !json_is_boolean(ji))) {
         rb_http_reply_error(c->req, 400, text ? "invalid_field" : "missing_field",
-                            "a comment needs text (at most %d bytes) and internal: true or "
+                            "a comment needs text (at most %d characters) and internal: true or "
                             "false",
                             TEXT_MAX);
         call_free(c);
@@ -884,9 +973,9 @@ static void do_comment(struct call *c)
 
 static void do_actions(struct call *c)
 {
-    const char *official = body_text(c, "official", 200);
+    const char *official = body_text(c, "official");
     const char *action = body_str(c, "action");
-    const char *note = body_text(c, "note", TEXT_MAX);
+    const char *note = body_text(c, "note");
     int known = 0;
     for (size_t i = 0; action && i < RB_ARRAY_LEN(official_actions); i++)
         known |= strcmp(action, official_actions[i]) == 0;
@@ -901,7 +990,9 @@ static void do_actions(struct call *c)
     } else {
         char id[24];
         snprintf(id, sizeof(id), "%lld", c->case_id);
-        json_t *d = json_pack("{s:s, s:s}", "official", official, "action", action);
+        /* internal: an action on an official is never shown to the citizen */
+        json_t *d = json_pack("{s:s, s:s, s:b}", "official", official, "action", action,
+                              "internal", 1);
         char *data = json_dumps(d, JSON_COMPACT);
         json_decref(d);
         const char *p[8] = {id, "official.action", c->u.username, note, data, NULL, "false",
@@ -915,6 +1006,10 @@ static void do_actions(struct call *c)
 
 static void run_op(struct call *c)
 {
+    if (clean_texts(c) != 0) {
+        call_free(c);
+        return;
+    }
     switch (c->op) {
     case OP_ASSIGN:
         do_assign(c);

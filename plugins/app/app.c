@@ -33,6 +33,7 @@ static struct rb_app_conf conf = {
     .otp_per_window = 3,
     .otp_window = 900,
     .otp_interval = 30,
+    .otp_per_day = 10,
     .otp_per_address = 60,
     .otp_address_window = 600,
     .token_ttl = 30 * 86400,
@@ -68,6 +69,7 @@ static const struct rb_conf_field_v2 conf_fields[] = {
     F("otp_per_window", RB_CONF_INT, otp_per_window, 1, 100, NULL),
     F("otp_window", RB_CONF_DURATION, otp_window, 0, 0, positive),
     F("otp_interval", RB_CONF_DURATION, otp_interval, 0, 0, NULL), /* never negative */
+    F("otp_per_day", RB_CONF_INT, otp_per_day, 1, 1000, NULL),
     F("otp_per_address", RB_CONF_INT, otp_per_address, 0, 100000, NULL),
     F("otp_address_window", RB_CONF_DURATION, otp_address_window, 0, 0, positive),
     F("token_ttl", RB_CONF_DURATION, token_ttl, 0, 0, token_ttl_ok),
@@ -115,7 +117,12 @@ static void case_stored(const struct rb_case_result *r, int status, const char *
 {
     struct submit *s = arg;
     if (!r) {
-        if ((err && strstr(err, "(SQLSTATE ")) || status == 503 || status == 0)
+        if (status == RB_CASE_OUTCOME_UNKNOWN)
+            rb_app_outcome_unknown(s->req, "your submission",
+                                   " Send it again with the same Idempotency-Key: you get its "
+                                   "tracking number if it was stored, and it is never stored "
+                                   "twice.");
+        else if ((err && strstr(err, "(SQLSTATE ")) || status == 503 || status == 0)
             db_failed(s->req, err, "your submission was not stored");
         else if (status == 422)
             api->reply_error(s->req, 422, "idempotency_conflict", "%s", err);

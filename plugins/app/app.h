@@ -18,6 +18,7 @@ struct rb_app_conf {
     long long otp_per_window; /* codes per phone per otp_window (3) */
     double otp_window;        /* seconds (900) */
     double otp_interval;      /* seconds between two codes to one phone (30) */
+    long long otp_per_day;    /* codes per phone in 24 hours (10) */
     long long otp_per_address;  /* codes per client address per otp_address_window (60);
                                    0: no per-address limit */
     double otp_address_window;  /* seconds (600) */
@@ -41,6 +42,14 @@ void rb_app_util_init(const struct rb_host_api *host);
 
 /* Answers with body serialised compactly; body is stolen. */
 void rb_app_reply_json(struct rb_http_req *req, int status, json_t *body);
+
+/* A write whose database outcome is unknown (the statement reached the database, then the
+ * connection was lost or timed out): 503 outcome_unknown saying that `what` may or may not
+ * have been saved, then `retry` (a sentence on how to retry safely). */
+void rb_app_outcome_unknown(struct rb_http_req *req, const char *what, const char *retry);
+
+/* 503 for a failed write: outcome_unknown when err says so, else "nothing was saved". */
+void rb_app_write_failed(struct rb_http_req *req, const char *what, const char *err);
 
 /* A case's SLA as every API shows it, from the JSON text rabta_sla_view() gives
  * ({"deadline", "time_left", "paused"}; docs/api.md); null for NULL or text that is not an

@@ -49,6 +49,8 @@ static const struct rb_app_conf *conf; /* borrowed from app.c */
  *   $7 attempts        $8 codes per window     $9 window (s)  $10 seconds between codes
  *   $11 client address (key)  $12 codes per address per window (0: no limit)
  *   $13 address window (s)    $14 this request's random token (see migrations/0016)
+ *   $15 codes per phone per day (the phone's codes of the last 24 hours in citizen_otps,
+ *       which keeps them a day past their expiry)
  * The phone's row is locked and checked first; only a request the phone allows is counted
  * against the address; only one the address allows too is counted against the phone (the
  * window arithmetic is rabta_rate_* of migrations/0016). Answers one row: issued (bool), the
@@ -59,8 +61,11 @@ static const struct rb_app_conf *conf; /* borrowed from app.c */
  * refuses may have been counted against its address. */
 static const char register_sql[] =
     "WITH ph AS (SELECT sent_at FROM citizen_otp_limits WHERE phone = $1 FOR UPDATE),"
+    " day AS (SELECT count(*) < $15::int AS ok, min(created_at) AS oldest FROM ("
+    "   SELECT created_at FROM citizen_otps WHERE phone = $1"
+    "   AND created_at > now() - interval '1 day' ORDER BY id DESC LIMIT $15::int) d),"
     " phone_ok AS (SELECT coalesce((SELECT rabta_rate_allows(sent_at, $8::int, $9::float8,"
-    "   $10::float8) FROM ph), true) AS ok),"
+    "   $10::float8) FROM ph), true) AND (SELECT ok FROM day) AS ok),"
     " addr AS ("
     "  INSERT INTO citizen_otp_address_limits AS a (address, sent_at, taken_by)"
     "  SELECT $11::text, ARRAY[clock_timestamp()], $14::text FROM phone_ok"
@@ -95,10 +100,13 @@ static const char register_sql[] =
     "    now() + make_interval(secs => $6::float8) FROM msg"
     "  RETURNING id),"
     " refused AS ("
-    "  SELECT CASE WHEN (SELECT ok FROM phone_ok) AND NOT (SELECT ok FROM addr_ok)"
+    "  SELECT CASE WHEN NOT (SELECT ok FROM day) THEN 'day'"
+    "    WHEN (SELECT ok FROM phone_ok) AND NOT (SELECT ok FROM addr_ok)"
     "    THEN 'address' ELSE 'phone' END AS by)"
     " SELECT EXISTS (SELECT 1 FROM otp), r.by,"
-    "  CASE WHEN r.by = 'address' THEN rabta_rate_wait((SELECT sent_at FROM addr),"
+    "  CASE WHEN r.by = 'day' THEN ceil(extract(epoch from"
+    "      (SELECT oldest FROM day) + interval '1 day' - now()))"
+    "    WHEN r.by = 'address' THEN rabta_rate_wait((SELECT sent_at FROM addr),"
     "      $12::int, $13::float8, 0)"
     "    ELSE rabta_rate_wait(coalesce((SELECT sent_at FROM ph),"
     "      array_fill(clock_timestamp(), ARRAY[$8::int])), $8::int, $9::float8, $10::float8)"
@@ -116,7 +124,7 @@ static void registered(const struct rb_db_result *res, const char *err, void *ar
     const char *issued = api->db_value(res, 0, 0);
     if (!issued || strcmp(issued, "t") != 0) {
         const char *by = api->db_value(res, 0, 1), *ra = api->db_value(res, 0, 2);
-        int address = by && strcmp(by, "address") == 0;
+        int address = by && strcmp(by, "address") == 0, day = by && strcmp(by, "day") == 0;
         long long secs = ra ? atoll(ra) : 30;
         if (secs < 1)
             secs = 1;
@@ -125,7 +133,10 @@ static void registered(const struct rb_db_result *res, const char *err, void *ar
         api->reply_header(req, "Retry-After", header); /* also "retry_after" in the body */
         api->reply_error(req, 429, "rate_limited",
                          "too many codes were asked %s; try again in %lld second%s",
-                         address ? "from this address" : "for this phone", secs,
+                         address ? "from this address"
+                         : day   ? "for this phone today"
+                                 : "for this phone",
+                         secs,
                          secs == 1 ? "" : "s");
         return;
     }
@@ -245,7 +256,7 @@ static void on_register(struct rb_http_req *req, void *arg)
     }
 
     char ttl[32], attempts[24], per[24], window[32], interval[32], addr[64], per_addr[24],
-        addr_window[32];
+        addr_window[32], per_day[24];
     snprintf(ttl, sizeof(ttl), "%.3f", conf->otp_ttl);
     snprintf(attempts, sizeof(attempts), "%lld", conf->otp_attempts);
     snprintf(per, sizeof(per), "%lld", conf->otp_per_window);
@@ -258,9 +269,11 @@ static void on_register(struct rb_http_req *req, void *arg)
     rb_app_bytea(nonce, sizeof(nonce), token);
     snprintf(per_addr, sizeof(per_addr), "%lld", conf->otp_per_address);
     snprintf(addr_window, sizeof(addr_window), "%.3f", conf->otp_address_window);
-    const char *params[14] = {phone, language, salt_hex, hash_hex, text, ttl, attempts, per,
-                              window, interval, addr, per_addr, addr_window, token};
-    int rc = api->db_query(arg, register_sql, 14, params, registered, req);
+    snprintf(per_day, sizeof(per_day), "%lld", conf->otp_per_day);
+    const char *params[15] = {phone,    language, salt_hex, hash_hex, text,
+                              ttl,      attempts, per,      window,   interval,
+                              addr,     per_addr, addr_window, token, per_day};
+    int rc = api->db_query(arg, register_sql, 15, params, registered, req);
     sodium_memzero(text, sizeof(text));
     json_decref(o);
     if (rc != RB_OK)

@@ -194,7 +194,7 @@ static void on_list(struct rb_http_req *req, void *arg)
 /* Staff notes marked internal (data->>'internal' = 'true') never reach the citizen: an
  * internal event without a status (a note) is left out, and one with a status is shown
  * without its note (the status itself is public). Nor does who did it, beyond the kind of
- * actor. */
+ * actor. Actions on officials (event official.action) are internal events, never shown. */
 static const char timeline_sql[] =
     "SELECT c.tracking_no, c.kind, c.status, c.service_id, c.department_id,"
     "  to_char(c.created_at AT TIME ZONE 'UTC', " RB_APP_TS "),"
@@ -207,7 +207,8 @@ static const char timeline_sql[] =
     "      'note', CASE WHEN e.internal THEN NULL ELSE e.note END) ORDER BY e.at, e.id)"
     "    FROM (SELECT *, coalesce(data->>'internal', '') = 'true' AS internal FROM case_events"
     "          WHERE case_id = c.id) e"
-    "    WHERE NOT e.internal OR e.to_status IS NOT NULL), '[]'),"
+    "    WHERE (NOT e.internal OR e.to_status IS NOT NULL) AND e.event <> 'official.action'),"
+    "    '[]'),"
     "  rabta_sla_view(c.status, c.resolve_due_at, c.paused_at)"
     " FROM cases c WHERE c.tracking_no = $1 AND c.citizen_id = $2::bigint";
 
@@ -274,8 +275,7 @@ static void commented(const struct rb_db_result *res, const char *err, void *arg
     struct commenting *cm = arg;
     struct rb_http_req *req = cm->req;
     if (err) {
-        api->reply_error(req, 503, "unavailable", "your comment could not be saved right now; "
-                                                  "nothing was saved, try again");
+        rb_app_write_failed(req, "your comment", err);
     } else if (api->db_ntuples(res) != 1) {
         not_found(req);
     } else {
@@ -358,8 +358,7 @@ static void rated(const struct rb_db_result *res, const char *err, void *arg)
     struct rating *r = arg;
     struct rb_http_req *req = r->req;
     if (err) {
-        api->reply_error(req, 503, "unavailable", "your rating could not be saved right now; "
-                                                  "nothing was saved, try again");
+        rb_app_write_failed(req, "your rating", err);
     } else if (api->db_ntuples(res) != 1) {
         not_found(req);
     } else if (!api->db_value(res, 0, 2) && api->db_nfields(res) > 4 && api->db_value(res, 0, 4)) {

@@ -28,6 +28,24 @@ void rb_app_reply_json(struct rb_http_req *req, int status, json_t *body)
     free(text);
 }
 
+void rb_app_outcome_unknown(struct rb_http_req *req, const char *what, const char *retry)
+{
+    api->reply_header(req, "Retry-After", "5");
+    api->reply_error(req, 503, "outcome_unknown",
+                     "the database stopped answering after %s reached it, so it may or may not "
+                     "have been saved.%s", what, retry);
+}
+
+void rb_app_write_failed(struct rb_http_req *req, const char *what, const char *err)
+{
+    if (err && strncmp(err, RB_OUTCOME_UNKNOWN, strlen(RB_OUTCOME_UNKNOWN)) == 0)
+        rb_app_outcome_unknown(req, what, " Look at the case's timeline before sending it "
+                                          "again.");
+    else
+        api->reply_error(req, 503, "unavailable", "%s could not be saved right now; nothing "
+                                                  "was saved, try again", what);
+}
+
 void rb_app_bytea(const unsigned char *in, size_t n, char *out)
 {
     static const char digits[] = "0123456789abcdef";

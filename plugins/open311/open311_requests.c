@@ -409,6 +409,11 @@ static void case_stored(const struct rb_case_result *r, int status, const char *
             char msg[400];
             client_words(err ? err : "not valid", msg, sizeof(msg));
             o311_error(s->req, 400, s->fmt, "%s", msg);
+        } else if (status == RB_CASE_OUTCOME_UNKNOWN) {
+            o311_error(s->req, 503, s->fmt, "the database stopped answering after the request "
+                                            "reached it, so it may or may not have been "
+                                            "stored; look for it (GET requests.json) before "
+                                            "sending it again");
         } else {
             o311_error(s->req, 503, s->fmt, "the request could not be stored right now; "
                                             "nothing was saved, please try again");
@@ -506,6 +511,14 @@ static int request_origin(struct o311_post *s, const char *code)
         return -1;
     }
     json_object_set_new(extras, "client", json_string(s->key_name));
+    /* The reporter's contact as the client sent it, unverified: kept on the case, shown to
+     * the department under the same rule as a citizen's (RB_SQL_CONTACT_VISIBLE). */
+    static const char *const contact[] = {"phone", "email"};
+    for (size_t i = 0; i < sizeof(contact) / sizeof(contact[0]); i++) {
+        const char *v = o311_form_get(&s->form, contact[i]);
+        if (v && *v)
+            json_object_set_new(extras, contact[i], json_string(v));
+    }
     if (json_object_size(attrs) > 0)
         json_object_set(extras, "attributes", attrs);
     json_decref(attrs);
@@ -556,6 +569,7 @@ void o311_request_submit(struct o311_post *s)
     sub.phone = phone && *phone ? phone : NULL;
     sub.email = email && *email ? email : NULL;
     sub.anonymous = !sub.phone && !sub.email;
+    sub.contact_unverified = 1;
     sub.origin = s->origin;
 
     char why[256], msg[300];

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 #include <rabta/plugin.h>
@@ -29,6 +30,8 @@ struct webhook_conf {
     long long max_attempts;   /* delivery attempts before giving up */
     double window;            /* seconds a callback's timestamp may be off */
     size_t max_callback_body; /* bytes */
+    char *ca_file;            /* owned: CA certificates (PEM) for https:// urls; NULL: the
+                                 system's trusted CAs */
 };
 
 /* Checks of single values, reported by the core at the value's file:line:col. */
@@ -39,6 +42,17 @@ static const char *window_ok(const void *v, const void *block, char *why, size_t
     return x >= 1 && x <= 3600 ? NULL : "must be from 1s to 1h";
 }
 
+static const char *ca_file_ok(const void *v, const void *block, char *why, size_t n)
+{
+    (void)block;
+    const char *path = *(char *const *)v;
+    if (access(path, R_OK) == 0)
+        return NULL;
+    snprintf(why, n, "\"%.200s\" cannot be read: give a PEM file of the CA certificates that "
+                     "vouch for the departments' https:// servers", path);
+    return why;
+}
+
 static const struct rb_conf_field_v2 webhook_fields[] = {
     {"timeout", RB_CONF_DURATION, offsetof(struct webhook_conf, timeout), 0, 0, 0, NULL, NULL},
     {"max_attempts", RB_CONF_INT, offsetof(struct webhook_conf, max_attempts), 0, 1, 100, NULL,
@@ -47,6 +61,8 @@ static const struct rb_conf_field_v2 webhook_fields[] = {
      window_ok},
     {"max_callback_body", RB_CONF_SIZE, offsetof(struct webhook_conf, max_callback_body), 0,
      256, 1048576, NULL, NULL},
+    {"ca_file", RB_CONF_STRING, offsetof(struct webhook_conf, ca_file), 0, 0, 0, NULL,
+     ca_file_ok},
 };
 
 /* One department's settings (the "config:" block of its file). */
@@ -58,9 +74,11 @@ static const char *url_ok(const void *v, const void *block, char *why, size_t n)
 {
     (void)block;
     const char *url = *(char *const *)v;
-    if (strncmp(url, "http://", 7) == 0 && strlen(url) >= 8)
+    if ((strncmp(url, "http://", 7) == 0 && strlen(url) >= 8) ||
+        (strncmp(url, "https://", 8) == 0 && strlen(url) >= 9))
         return NULL;
-    snprintf(why, n, "\"%.200s\" must be an http:// address of the department's system", url);
+    snprintf(why, n, "\"%.200s\" must be an http:// or https:// address of the department's "
+                     "system", url);
     return why;
 }
 
@@ -157,6 +175,14 @@ static int dept_parse(struct rb_plugin_ctx *ctx, const char *id, struct dept *d)
     return rc;
 }
 
+static void state_free(struct state *s)
+{
+    depts_free(s->depts, s->n);
+    s->depts = NULL;
+    s->n = 0;
+    RB_CONF_FREE_V2(api, webhook_fields, &s->conf);
+}
+
 /* Everything from the configuration, or RB_EINVAL with every error reported. */
 static int state_load(struct rb_plugin_ctx *ctx, struct state *out)
 {
@@ -186,7 +212,7 @@ static int state_load(struct rb_plugin_ctx *ctx, struct state *out)
         s.depts[s.n++] = d;
     }
     if (rc != RB_OK) {
-        depts_free(s.depts, s.n);
+        state_free(&s);
         return RB_EINVAL;
     }
     *out = s;
@@ -320,8 +346,12 @@ static void deliver(struct rb_job_run *run, const struct rb_job_info *job,
     snprintf(h_dep, sizeof(h_dep), "X-Rabta-Department: %s", d->department);
     const char *headers[] = {"Content-Type: application/json", h_ts, h_sig, h_id, h_att, h_dep,
                              NULL};
-    if (api->http_fetch(self, RB_HTTP_POST, dp->url, headers, d->case_json, len,
-                        live.conf.timeout, fetched, a) != RB_OK) {
+    int rc = RB_HOST_HAS(api, http_fetch_ca)
+                 ? api->http_fetch_ca(self, RB_HTTP_POST, dp->url, headers, d->case_json, len,
+                                      live.conf.timeout, live.conf.ca_file, fetched, a)
+                 : api->http_fetch(self, RB_HTTP_POST, dp->url, headers, d->case_json, len,
+                                   live.conf.timeout, fetched, a);
+    if (rc != RB_OK) {
         a->permanent = 1;
         snprintf(a->error, sizeof(a->error), "the url %s cannot be requested", dp->url);
         attempt_end(a, 0, a->error);
@@ -605,7 +635,7 @@ static int webhook_reload(struct rb_plugin_ctx *ctx)
     struct state next;
     if (state_load(ctx, &next) != RB_OK)
         return RB_EINVAL;
-    depts_free(live.depts, live.n);
+    state_free(&live);
     live = next;
     return RB_OK;
 }
@@ -613,9 +643,7 @@ static int webhook_reload(struct rb_plugin_ctx *ctx)
 static void webhook_stop(struct rb_plugin_ctx *ctx)
 {
     (void)ctx;
-    depts_free(live.depts, live.n);
-    live.depts = NULL;
-    live.n = 0;
+    state_free(&live);
 }
 
 static const struct rb_plugin webhook = {

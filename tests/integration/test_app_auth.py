@@ -246,6 +246,24 @@ class AppAuthTest(SignIn, rbtest.TestCase):
         # Other phones are not affected.
         self.assertEqual(self.register(new_phone()).status, 202)
 
+    def test_daily_cap_per_phone(self):
+        """10 codes a day for one phone (otp_per_day), however the 15-minute windows fall."""
+        phone = new_phone()
+        for i in range(10):
+            if i:
+                self.shift_limits(phone, 901)
+            self.assertEqual(self.register(phone).status, 202, "code %d of the day" % (i + 1))
+        self.shift_limits(phone, 901)
+        r = self.register(phone)
+        err = self.assertErrorJSON(r, 429, "rate_limited")
+        self.assertIn("for this phone today", err["message"])
+        self.assertTrue(86400 - 60 <= err["retry_after"] <= 86400, err)
+        self.assertEqual(self.count("citizen_otps WHERE phone = '%s'" % phone), 10)
+        # a day later the oldest no longer counts
+        self.pgs.psql("UPDATE citizen_otps SET created_at = created_at - interval '1 day 1 s'"
+                      " WHERE id = (SELECT min(id) FROM citizen_otps WHERE phone = '%s')" % phone)
+        self.assertEqual(self.register(phone).status, 202)
+
     def test_register_answers_the_same_for_known_and_unknown_phones(self):
         known = new_phone()
         self.pgs.psql("INSERT INTO citizens (phone, verified_at) VALUES ('%s', now())" % known)

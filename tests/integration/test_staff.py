@@ -11,6 +11,7 @@ import statistics
 import subprocess
 import threading
 import time
+import urllib.parse
 
 import rbtest
 from test_app_auth import SignIn
@@ -156,6 +157,73 @@ class StaffTest(SignIn, rbtest.TestCase):
         self.assertEqual(r.status, 200, r)
         self.assertEqual(self.pgs.scalar("SELECT count(*) FROM staff_login_attempts WHERE "
                                          "username = 'locky'"), "0")
+
+    def test_parallel_wrong_guesses_on_two_processes_get_at_most_five_checks(self):
+        """The lock is decided in the statement that claims a password check: 24 wrong guesses
+        at once, half through a second rabtad on the same database, get at most 5 checks (the
+        5th answers 429, so at most 4 answer 401) and every other one is refused as locked."""
+        self.cli(["add", "racer", "--role", "officer", "--department", "police", "--name",
+                  "Racer"], PASSWORD + "\n")
+        rd2 = self.rabtad(pg=self.pgs, name="rabtad_second", start=True)
+        servers = [self.rd, rd2]
+
+        def guess(i):
+            return servers[i % 2].post("/api/v1/staff/login",
+                                       {"username": "racer", "password": "wrong-%d" % i}).status
+        with concurrent.futures.ThreadPoolExecutor(24) as ex:
+            statuses = list(ex.map(guess, range(24)))
+        self.assertLessEqual(statuses.count(401), 4,
+                             "more than 5 password checks before the lock: %s" % statuses)
+        # the lock is set by the failures: the guesses refused while checks were under way
+        # locked nothing by themselves
+        self.assertEqual(statuses.count(401) + statuses.count(429), 24, statuses)
+        self.assertEqual(self.pgs.query(
+            "SELECT failures <= 5, locked_until > now() FROM staff_login_attempts"
+            " WHERE username = 'racer'"), [["t", "t"]])
+        self.assertEqual(self.login("racer").status, 429, "the lock must hold for the right "
+                                                          "password too")
+
+    def test_a_scoped_role_without_a_department_sees_nothing(self):
+        """The schema refuses an enabled officer or supervisor without a department (migration
+        0048), and a token of one that exists all the same (disabled, then enabled with the
+        check switched off, as an old database could hold it) opens nothing."""
+        for role in ("officer", "supervisor"):
+            with self.assertRaises(Exception, msg="a %s without a department" % role) as cm:
+                self.pgs.psql("INSERT INTO staff (username, role) VALUES ('nodept_%s', '%s')"
+                              % (role, role))
+            self.assertIn("staff_scoped_role_has_department", str(cm.exception))
+        self.new_case()
+        r = self.cli(["add", "nodept", "--role", "officer", "--department", "police", "--name",
+                      "No Dept"], PASSWORD + "\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        token = self.login("nodept").json["token"]
+        self.pgs.psql("ALTER TABLE staff DROP CONSTRAINT staff_scoped_role_has_department;"
+                      " UPDATE staff SET department_id = NULL WHERE username = 'nodept'")
+        try:
+            for path in ("/inbox?limit=200", "/reports/sla?from=2026-01-01&to=2026-12-31"):
+                r = self.rd.get("/api/v1/staff" + path,
+                                headers={"Authorization": "Bearer " + token})
+                self.assertEqual(r.status, 401, "%s for an officer without a department: %r"
+                                 % (path, r))
+        finally:
+            self.pgs.psql("UPDATE staff SET disabled_at = now() WHERE username = 'nodept';"
+                          " ALTER TABLE staff ADD CONSTRAINT staff_scoped_role_has_department"
+                          " CHECK (role NOT IN ('officer', 'supervisor') OR disabled_at IS NOT"
+                          " NULL OR (department_id IS NOT NULL AND department_id <> ''))")
+
+    def test_failed_sign_ins_at_new_names_do_not_grow_the_table(self):
+        self.pgs.psql("INSERT INTO staff_login_attempts (username, failures, last_failed_at)"
+                      " SELECT 'stale_' || i, 1, now() - interval '16 minutes'"
+                      " FROM generate_series(1, 150) i")
+        self.pgs.psql("INSERT INTO staff_login_attempts (username, failures, last_failed_at,"
+                      " locked_until) VALUES ('stale_locked', 5, now() - interval '16 minutes',"
+                      " now() + interval '1 minute'), ('fresh_one', 1, now(), NULL)")
+        for i in range(2):
+            self.assertEqual(self.login("never_seen_%d" % i, "x").status, 401)
+        left = self.pgs.query("SELECT username FROM staff_login_attempts WHERE username LIKE"
+                              " 'stale%' OR username IN ('fresh_one') ORDER BY 1")
+        self.assertEqual(left, [["fresh_one"], ["stale_locked"]],
+                         "rows that no longer count must go; a lock and a recent failure stay")
 
     def test_anything_without_a_valid_token_is_401(self):
         for method, path in [("GET", "/me"), ("GET", "/inbox"), ("GET", "/cases/ABCD-1234"),
@@ -310,6 +378,14 @@ class StaffTest(SignIn, rbtest.TestCase):
         self.assertIn(("acknowledge", "routed", "acknowledged", "staff", "off_pol"), ev)
         self.assertIn(("resolve", "acknowledged", "resolved", "staff", "off_pol"), ev)
         self.assertEqual(ev[-1][:3], ("rated", "resolved", "closed"))
+        # the staff view names no citizen as an actor: their id would link this anonymous
+        # case to their named ones
+        cid = self.row(tn, "citizen_id")[0]
+        view = self.get("/cases/%s" % tn, "off_pol").json["timeline"]
+        by_citizen = [e for e in view if e["actor_type"] == "citizen"]
+        self.assertTrue(by_citizen, "the rating is the citizen's event: %r" % view)
+        self.assertEqual([e["actor"] for e in by_citizen], [None] * len(by_citizen),
+                         "citizen %s shown as the actor: %r" % (cid, view))
         # the inbox holds open cases only
         inbox = self.get("/inbox?limit=200", "off_pol")
         self.assertNotIn(tn, [c["tracking_no"] for c in inbox.json["cases"]])
@@ -349,6 +425,42 @@ class StaffTest(SignIn, rbtest.TestCase):
         self.assertEqual(r.status, 200, r)
         self.assertEqual(self.get("/cases/%s" % tn, "off_pol").json["assigned_to"], "off_pol")
         self.assertIn(("assigned", "", "", "staff", "sup_pol"), self.events(tn))
+
+    def open311(self, **fields):
+        """An Open311 request through a fresh API key; returns the case's tracking number."""
+        from test_open311 import Open311Server, FORM, V2
+        if not hasattr(self, "_o311_key"):
+            type(self)._o311_key = Open311Server.make_key.__func__(type(self), "staff_tests")
+        body = dict({"api_key": self._o311_key, "service_code": "character_certificate",
+                     "description": "Asked for a bribe at the counter", "lat": "31.52",
+                     "long": "74.35"}, **fields)
+        r = self.rd.post(V2 + "/requests.json", urllib.parse.urlencode(body), headers=FORM)
+        self.assertEqual(r.status, 201, r)
+        return r.json[0]["service_request_id"]
+
+    def test_open311_phone_never_reaches_a_verified_account(self):
+        phone, ctoken = self.sign_in()  # a verified citizen (the app's one-time code)
+        tn = self.open311(phone=phone, first_name="Not", last_name="Them")
+        self.assertEqual(self.row(tn, "citizen_id IS NULL")[0], "t",
+                         "an Open311 client's phone must not attach the case to the app user "
+                         "who proved that phone")
+        mine = self.rd.get("/api/v1/me/cases", headers=self.auth(ctoken))
+        self.assertEqual(mine.status, 200, mine)
+        self.assertNotIn(tn, mine.text)
+        view = self.get("/cases/%s" % tn, "off_pol").json
+        origin = [e["data"]["origin"] for e in view["timeline"] if e["event"] == "submitted"]
+        self.assertEqual(origin[0]["phone"], phone, "the contact is kept on the case: %r" % view)
+
+    def test_open311_names_of_an_anonymous_reporter_are_hidden(self):
+        tn = self.open311(first_name="Secret", last_name="Reporter")
+        self.assertEqual(self.row(tn, "anonymous")[0], "t")
+        view = self.get("/cases/%s" % tn, "off_pol")
+        self.assertEqual(view.status, 200, view)
+        self.assertNotIn("Secret", view.text)
+        self.assertNotIn("Reporter", view.text)
+        # shown once the reporter is not anonymous
+        tn = self.open311(first_name="Open", last_name="Person", email="open.person@example.org")
+        self.assertIn("Person", self.get("/cases/%s" % tn, "off_pol").text)
 
     def test_transfer_between_departments(self):
         tn, _ = self.new_case()
@@ -395,6 +507,33 @@ class StaffTest(SignIn, rbtest.TestCase):
         self.assertEqual(notes, [("Check with the SHO", True),
                                  ("We are looking into it", False)])
 
+    def test_staff_texts_get_the_citizens_text_hygiene_and_limits(self):
+        tn, _ = self.new_case()
+        cid = self.pgs.scalar("SELECT id FROM cases WHERE tracking_no = '%s'" % tn)
+        r = self.act(tn, "acknowledge", "off_pol", {"note": "x" * 5001})
+        self.assertEqual((r.status, r.json["error"]["code"]), (400, "invalid_field"), r)
+        self.assertIn("note", r.json["error"]["message"])
+        self.assertEqual(self.row(tn, "status")[0], "routed",
+                         "a note over its limit must stop the action, not be dropped")
+        # Urdu is counted in characters, not bytes: 3,000 characters are 6,000 bytes
+        urdu = "ی" * 3000
+        r = self.act(tn, "acknowledge", "off_pol", {"note": urdu})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.pgs.scalar(
+            "SELECT length(note) FROM case_events WHERE case_id = %s AND event = 'acknowledge'"
+            % cid), "3000")
+        r = self.act(tn, "comment", "off_pol", {"text": "bell\x07", "internal": False})
+        self.assertEqual((r.status, r.json["error"]["code"]), (400, "invalid_field"), r)
+        r = self.act(tn, "comment", "off_pol", {"text": "  Call 0300\u202e4567 today \r\n",
+                                                "internal": False})
+        self.assertEqual(r.status, 201, r)
+        self.assertEqual(self.pgs.query(
+            "SELECT body FROM messages WHERE case_id = %s AND NOT notice" % cid),
+            [["Call 03004567 today"]], "the bidi override must not reach the citizen")
+        r = self.act(tn, "resolve", "off_pol", {"note": 42})
+        self.assertEqual((r.status, r.json["error"]["code"]), (400, "invalid_field"), r)
+        self.assertEqual(self.row(tn, "status")[0], "acknowledged")
+
     def test_ask_citizen_and_reject(self):
         tn, _ = self.new_case()
         r = self.act(tn, "ask", "off_pol", {"question": "Which office did you visit?"})
@@ -411,7 +550,7 @@ class StaffTest(SignIn, rbtest.TestCase):
         self.assertNotEqual(self.row(tn2, "closed_at")[0], "")
 
     def test_actions_on_officials_are_recorded(self):
-        tn, _ = self.new_case(official="Some Clerk")
+        tn, ctoken = self.new_case(official="Some Clerk")
         r = self.act(tn, "actions", "sup_pol", {"official": "Some Clerk", "action": "bribe"})
         self.assertEqual((r.status, r.json["error"]["code"]), (400, "invalid_field"), r)
         r = self.act(tn, "actions", "sup_pol", {"official": "Some Clerk",
@@ -422,6 +561,15 @@ class StaffTest(SignIn, rbtest.TestCase):
             "JOIN cases c ON c.id = e.case_id WHERE c.tracking_no = '%s' AND "
             "e.event = 'official.action'" % tn),
             [["Some Clerk", "show_cause", "Notice 12/2026", "sup_pol"]])
+        # an internal event: flagged so in the staff view, never in the citizen's timeline
+        view = self.get("/cases/%s" % tn, "sup_pol").json["timeline"]
+        self.assertEqual([e["internal"] for e in view if e["event"] == "official.action"],
+                         [True])
+        tl = self.rd.get("/api/v1/cases/%s/timeline" % tn, headers=self.auth(ctoken))
+        self.assertEqual(tl.status, 200, tl)
+        self.assertNotIn("official.action", tl.text)
+        self.assertNotIn("Notice 12/2026", tl.text)
+        self.assertNotIn("show_cause", tl.text)
 
     def test_inbox_filters_order_and_cursor(self):
         tns = [self.new_case()[0] for _ in range(3)]
@@ -483,11 +631,15 @@ class StaffTest(SignIn, rbtest.TestCase):
                 self.assertEqual(r.status, 200, "healthz during the sign-in burst: %r" % r)
                 stop.wait(0.005)  # a probe every 5 ms, not a synchronisation
 
+        # four accounts, five sign-ins each: no more checks at once than one name may have
+        users = ["adm", "ovs", "sup_rev", "off_pol2"]
+        self.pgs.psql("DELETE FROM staff_login_attempts WHERE username IN ('%s')"
+                      % "', '".join(users))
         p = rbtest.BackgroundThread(probe).start()
         try:
             with concurrent.futures.ThreadPoolExecutor(20) as ex:
                 t0 = time.monotonic()
-                res = list(ex.map(lambda i: self.login("adm").status, range(20)))
+                res = list(ex.map(lambda i: self.login(users[i % 4]).status, range(20)))
                 burst = time.monotonic() - t0
         finally:
             stop.set()

@@ -13,6 +13,9 @@ other departments keep the inbox):
 - signed callbacks acknowledged -> resolved are applied through the state machine and show
   in the staff API's timeline and in the citizen's status; a step the state machine refuses
   is 409 with the reason;
+- over https:// the department's certificate is verified against the webhook plugin's ca_file
+  (made by the test with the openssl CLI): a server the CA does not vouch for gets nothing
+  and the attempt records why; with the right CA the case is delivered over TLS;
 - forged signature, missing headers, stale or future timestamp, replay, unknown department,
   unknown case, another department's case, malformed, wrong-shape and oversized bodies are
   refused with the expected status, logged, and change nothing."""
@@ -24,6 +27,7 @@ import os
 import re
 import shutil
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -73,8 +77,9 @@ class Receiver:
     signature and timestamp, records it, and answers with self.answer (200 by default).
     stop() closes the socket (nothing listens); start() listens again on the same port."""
 
-    def __init__(self, secret, port=None):
+    def __init__(self, secret, port=None, tls=None):
         self.secret = secret
+        self.tls = tls  # an ssl.SSLContext (server side): https
         self.port = port or rbtest.free_port()
         self.answer = 200
         self.seen = []  # dicts: tracking_no, status answered, valid, headers, body
@@ -110,6 +115,8 @@ class Receiver:
                 pass
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        if self.tls:  # a failed handshake fails that accept only (an OSError the server skips)
+            self.server.socket = self.tls.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
         return self
@@ -127,6 +134,34 @@ class Receiver:
 
     def accepted(self, tn):
         return [s for s in self.of(tn) if 200 <= s["status"] < 300]
+
+
+def make_ca(dirpath, name):
+    """A self-signed CA (EC P-256) made with the openssl CLI: (cert path, key path)."""
+    cert, key = os.path.join(dirpath, name + ".pem"), os.path.join(dirpath, name + ".key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "2", "-subj", "/CN=" + name, "-addext",
+                    "basicConstraints=critical,CA:TRUE", "-addext",
+                    "keyUsage=critical,keyCertSign,cRLSign"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
+    return cert, key
+
+
+def make_server_cert(dirpath, ca):
+    """A certificate for 127.0.0.1 (IP subjectAltName) signed by ca: (cert path, key path)."""
+    cert, key = os.path.join(dirpath, "server.pem"), os.path.join(dirpath, "server.key")
+    csr, ext = os.path.join(dirpath, "server.csr"), os.path.join(dirpath, "server.ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+                "extendedKeyUsage=serverAuth\n")
+    run = dict(check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=60)
+    subprocess.run(["openssl", "req", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", csr,
+                    "-subj", "/CN=127.0.0.1"], **run)
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca[0], "-CAkey", ca[1],
+                    "-CAcreateserial", "-out", cert, "-days", "2", "-extfile", ext], **run)
+    return cert, key
 
 
 class WebhookTest(SignIn, rbtest.TestCase):
@@ -502,16 +537,16 @@ class WebhookTest(SignIn, rbtest.TestCase):
     def test_a_webhook_department_without_usable_settings_stops_the_start(self):
         bad = {
             "no url": '  secret: "%s"\n' % POLICE_SECRET,
-            "https url": '  url: "https://x.example/"\n  secret: "%s"\n' % POLICE_SECRET,
+            "ftp url": '  url: "ftp://x.example/"\n  secret: "%s"\n' % POLICE_SECRET,
             "unset env": '  url: "http://127.0.0.1:9/"\n  secret_env: RB_TEST_NOT_SET_ANYWHERE\n',
             "short secret": '  url: "http://127.0.0.1:9/"\n  secret: "short"\n',
             "both secrets": '  url: "http://127.0.0.1:9/"\n  secret: "%s"\n  secret_env: %s\n'
                             % (POLICE_SECRET, REVENUE_ENV),
         }
-        want = {"no url": "url", "https url": "http://", "unset env": "RB_TEST_NOT_SET_ANYWHERE",
+        want = {"no url": "url", "ftp url": "http:// or https://", "unset env": "RB_TEST_NOT_SET_ANYWHERE",
                 "short secret": "shorter than 16", "both secrets": "exactly one"}
         # the node each error is placed at: the key's value (the block for a missing key)
-        at = {"no url": "secret:", "https url": "url:", "unset env": "secret_env:",
+        at = {"no url": "secret:", "ftp url": "url:", "unset env": "secret_env:",
               "short secret": "secret:", "both secrets": "secret_env:"}
         for i, (what, block) in enumerate(bad.items()):
             rd = self.rabtad(pg=self.pgs, name="bad%d" % i)
@@ -563,6 +598,45 @@ class WebhookTest(SignIn, rbtest.TestCase):
             new = self.callback("police", {"tracking_no": second, "status": "acknowledged"},
                                 secret=new_secret)
             self.assertEqual(new.status, 200, new)
+        finally:
+            self.rd, self.pgs = main_rd, main_pg
+
+    def test_https_delivery_verifies_the_certificate_against_the_ca_file(self):
+        ca, wrong_ca = make_ca(self.tmp, "department-ca"), make_ca(self.tmp, "other-ca")
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(*make_server_cert(self.tmp, ca))
+        rcv = Receiver(POLICE_SECRET, tls=tls).start()
+        self.addCleanup(rcv.stop)
+        pg = self.pg()
+        rd = self.rabtad(pg=pg, name="tls")
+        rd.config["departments"] = departments(
+            os.path.join(self.tmp, "deps"), police='  url: "https://127.0.0.1:%d/p"\n'
+            '  secret: "%s"\n' % (rcv.port, POLICE_SECRET))
+        rd.config["jobs"] = {"backoff_base": "200ms", "backoff_max": "1s"}
+        webhook = {"name": "webhook", "config": {"timeout": "2s", "max_attempts": 40,
+                                                 "ca_file": wrong_ca[0]}}
+        rd.config["plugins"] = [{"name": "inbox"}, webhook, {"name": "app"}]
+        rd.start()
+        main_rd, self.rd = self.rd, rd
+        main_pg, self.pgs = self.pgs, pg
+        try:
+            tn = self.submit()
+            ev = rbtest.wait_until(lambda: self.events(tn, "webhook.%"), 20,
+                                   what="a delivery attempt against the wrong CA")
+            data = json.loads(ev[0][3])
+            self.assertEqual(data["outcome"], "will_retry", data)
+            self.assertIn("TLS: the server's certificate is not trusted", data["error"] or "",
+                          data)
+            self.assertEqual(rcv.accepted(tn), [], "delivered to an untrusted server")
+            # the right CA, by reload: the retried delivery goes through over TLS
+            webhook["config"]["ca_file"] = ca[0]
+            rd.write_config()
+            since = rd.log_offset()
+            rd.send_signal(1)  # SIGHUP
+            rd.wait_for_log("configuration reloaded", since=since)
+            d = self.delivered(rcv, tn)
+            self.assertTrue(d["valid"], "bad signature or timestamp over TLS: %r" % d)
+            self.assertEqual(d["path"], "/p")
         finally:
             self.rd, self.pgs = main_rd, main_pg
 

@@ -1,4 +1,5 @@
-/* core/staff/reports.c: the CSV field writer (RFC 4180 quoting: commas, quotes, line breaks) and
+/* core/staff/reports.c: the CSV field writer (RFC 4180 quoting: commas, quotes, line breaks;
+ * formula-looking cells neutralised) and
  * the strict date parser of report periods (real calendar dates only, day numbers that
  * subtract to the length of a period). */
 #include <setjmp.h>
@@ -46,6 +47,25 @@ static void csv_fields_are_quoted_only_when_needed(void **state)
     expect_field("محکمہ مال، لاہور", "محکمہ مال، لاہور"); /* the Arabic comma is not a separator */
 }
 
+static void csv_fields_that_a_spreadsheet_would_run_are_neutralised(void **state)
+{
+    (void)state;
+    expect_field("=HYPERLINK(\"http://x.invalid\")", "\"'=HYPERLINK(\"\"http://x.invalid\"\")\"");
+    expect_field("=1+1", "'=1+1");
+    expect_field("+92300", "'+92300");
+    expect_field("-2+3", "'-2+3");
+    expect_field("@SUM(A1:A9)", "'@SUM(A1:A9)");
+    expect_field("\tcmd", "'\tcmd");
+    expect_field("\rcmd", "\"'\rcmd\"");
+    expect_field("=a,b", "\"'=a,b\"");
+    /* numbers stay numbers; the characters elsewhere are harmless */
+    expect_field("-3", "-3");
+    expect_field("-12.5", "-12.5");
+    expect_field("12", "12");
+    expect_field("a=b", "a=b");
+    expect_field("-", "'-");
+}
+
 static void dates_are_real_calendar_dates(void **state)
 {
     (void)state;
@@ -76,6 +96,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(csv_fields_are_quoted_only_when_needed),
+        cmocka_unit_test(csv_fields_that_a_spreadsheet_would_run_are_neutralised),
         cmocka_unit_test(dates_are_real_calendar_dates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -20,6 +20,7 @@
 #include <lua.h>
 
 #include "base/log.h"
+#include "base/text.h"
 #include "config/config.h"
 #include "lua/script.h"
 
@@ -345,6 +346,51 @@ static void time_limit_is_configurable(void **state)
     rb_script_free(s);
 }
 
+/* A backtracking pattern runs in C, where the count hook never fires: the pattern functions
+ * check the same deadline, also inside pcall, and name the line of the rule. */
+static void backtracking_patterns_are_stopped_within_50ms(void **state)
+{
+    (void)state;
+    struct rb_script *s = load_ok(HOSTILE);
+    static const char *const cases[] = {"pattern_find", "pattern_match", "pattern_gmatch",
+                                        "pattern_gsub"};
+    static const char *const marks[] = {"MARK pattern_find", "MARK pattern_match",
+                                        "MARK pattern_gmatch", "MARK pattern_gsub"};
+    for (size_t i = 0; i < RB_ARRAY_LEN(cases); i++) {
+        double t0 = now_ms();
+        assert_fails_at(s, cases[i], RB_ERR, marks[i], "time limit of 20 ms exceeded");
+        double ms = now_ms() - t0;
+        if (ms >= 50.0)
+            fail_msg("%s ran %.1f ms; it must be stopped within 50 ms", cases[i], ms);
+        assert_still_works(s);
+    }
+    double t0 = now_ms();
+    assert_fails_at(s, "pattern_pcall", RB_ERR, NULL, "time limit");
+    if (now_ms() - t0 >= 50.0)
+        fail_msg("pcall around a backtracking pattern ran %.1f ms", now_ms() - t0);
+    /* the budgeted functions give the string library's answers */
+    struct rb_route_out out;
+    char err[512];
+    assert_int_equal(route_text(s, "patterns_work", &out, err, sizeof(err)), RB_OK);
+    assert_string_equal(out.category, "patterns_ok");
+    rb_script_free(s);
+}
+
+/* An error message cut to the caller's buffer ends on a whole character. */
+static void error_text_is_cut_on_a_utf8_boundary(void **state)
+{
+    (void)state;
+    struct rb_script *s = load_ok(HOSTILE);
+    for (size_t len = 60; len < 80; len++) {
+        struct rb_route_out out;
+        char err[80];
+        assert_int_equal(route_text(s, "long_error", &out, err, len), RB_ERR);
+        assert_int_equal(rb_text_valid_utf8(err, strlen(err), NULL), RB_OK);
+        assert_true(strlen(err) >= len - 4);
+    }
+    rb_script_free(s);
+}
+
 /* ---- memory cap -------------------------------------------------------------------------- */
 
 static void memory_bombs_hit_the_cap_and_the_state_stays_usable(void **state)
@@ -659,6 +705,8 @@ int main(void)
         cmocka_unit_test(runaway_loop_is_stopped_within_50ms),
         cmocka_unit_test(loops_inside_pcall_xpcall_and_coroutines_are_stopped),
         cmocka_unit_test(time_limit_is_configurable),
+        cmocka_unit_test(backtracking_patterns_are_stopped_within_50ms),
+        cmocka_unit_test(error_text_is_cut_on_a_utf8_boundary),
         cmocka_unit_test(memory_bombs_hit_the_cap_and_the_state_stays_usable),
         cmocka_unit_test(dangerous_functions_are_absent_or_refused),
         cmocka_unit_test(shared_tables_are_read_only),

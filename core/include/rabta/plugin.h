@@ -178,6 +178,10 @@ struct rb_case_submission {
      * and the number it was sent to): a JSON object of at most RB_CASE_ORIGIN_MAX bytes,
      * stored in the case's "submitted" event as data.origin; or NULL. */
     const char *origin;
+    /* 1: phone and email are what the sender typed and nobody proved (an Open311 client's
+     * reporter): the case is never joined to a citizen whose phone or email was verified (a
+     * signed-in app user's account); the channel keeps such a contact on the case (origin). */
+    int contact_unverified;
 };
 #define RB_CASE_ORIGIN_MAX 8192
 
@@ -195,7 +199,15 @@ struct rb_case_result {
     int replayed; /* the answer to an earlier request with the same idempotency key */
 };
 
-/* status 0: r is set. Otherwise an HTTP-like status (422, 503, ...) and err. */
+/* status 0: r is set. Otherwise an HTTP-like status (422, 503, ...) and err. Status 504: the
+ * database stopped answering after the case was sent to it, so it may or may not have been
+ * stored; the channel says so (a retry with the same idempotency key finds out, and never
+ * stores it twice). */
+#define RB_CASE_OUTCOME_UNKNOWN 504
+/* A database error (err of a db_query callback) that starts with this: the statement had
+ * reached the server when the connection was lost or timed out, so a write may have been
+ * committed or not. */
+#define RB_OUTCOME_UNKNOWN "outcome unknown: "
 typedef void (*rb_plugin_case_fn)(const struct rb_case_result *r, int status, const char *err,
                                   void *arg);
 
@@ -642,6 +654,16 @@ struct rb_host_api {
      * burst at once. take 0 only looks. Returns 0 when allowed, else the seconds to wait. */
     double (*rate_limit)(struct rb_plugin_ctx *ctx, const char *key, double per_second,
                          int burst, int take);
+
+    /* ---- appended after rate_limit; check RB_HOST_HAS(api, http_fetch_ca) ---- */
+
+    /* As http_fetch; an https:// url's server must present a certificate that ca_file (a PEM
+     * file of CA certificates; NULL: the system's trusted CAs) vouches for, issued to the
+     * url's host name or IP address; else fn gets status 0 and err "TLS: ...". RB_EINVAL also
+     * when ca_file cannot be read. (http_fetch itself takes https:// with the system's CAs.) */
+    int (*http_fetch_ca)(struct rb_plugin_ctx *ctx, enum rb_http_method method, const char *url,
+                         const char *const *headers, const char *body, size_t len,
+                         double timeout, const char *ca_file, rb_plugin_fetch_fn fn, void *arg);
 
     /* New entries go here, at the end, never above. */
 };

@@ -59,6 +59,35 @@ function route(case)
   elseif t == "grow_strings" then
     local big = {}
     for i = 1, 1e9 do big[i] = "item " .. i end
+  elseif t == "pattern_find" then
+    string.find(string.rep("a", 5000), string.rep("a*", 25) .. "b") -- MARK pattern_find
+  elseif t == "pattern_match" then
+    local x = string.rep("a", 5000)
+    return x:match(string.rep("a-", 25) .. "b") -- MARK pattern_match
+  elseif t == "pattern_gmatch" then
+    for _ in string.gmatch(string.rep("a", 5000), string.rep("a?", 30) .. string.rep("a", 30) .. "b") do end -- MARK pattern_gmatch
+  elseif t == "pattern_gsub" then
+    local s = string.gsub(string.rep("(", 3000), string.rep("%(*", 20) .. "x", "") -- MARK pattern_gsub
+  elseif t == "pattern_pcall" then
+    while true do pcall(string.find, string.rep("a", 5000), string.rep("a*", 25) .. "b") end
+  elseif t == "patterns_work" then
+    local a, b, c = string.find("key = value", "(%w+)%s*=%s*(%w+)")
+    local n = select(2, ("a,b,,c"):gsub(",", ";"))
+    local words = {}
+    for w in ("one two  three"):gmatch("%a+") do words[#words + 1] = w end
+    local trimmed = ("  padded  "):match("^%s*(.-)%s*$")
+    local pos = ("hello"):find("l", 1, true)
+    local bal = ("f(a(b)c) d"):match("%b()")
+    local front = ("THE (quick) fox"):gsub("%f[%a]%a+", function(w) return w:lower() end)
+    local rep = ("abc"):gsub("(b)", "[%1%%%0]")
+    local posc = ("abc"):match("()b()")
+    local got = table.concat({ tostring(a), tostring(b), c, tostring(n), table.concat(words, "+"),
+                               trimmed, tostring(pos), bal, front, rep, tostring(posc) }, "|")
+    local want = "1|11|key|3|one+two+three|padded|3|(a(b)c)|the (quick) fox|a[b%b]c|2"
+    if got ~= want then error("patterns: got " .. got) end
+    return { department = "police", category = "patterns_ok" }
+  elseif t == "long_error" then
+    error(string.rep("ی", 400)) -- MARK long_error
   elseif t == "error" then
     error("deliberate failure") -- MARK error
   elseif t == "index_nil" then
