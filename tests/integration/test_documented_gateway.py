@@ -1,77 +1,35 @@
-"""docs/sms.md "Sending", against a gateway the test scripts: a small HTTP server on 127.0.0.1
-in Kannel's place at `sendsms_url` that answers each phone's sends as told and records when
-each arrived (the real Kannel cannot be made to answer 429 or to hang).
+"""docs/sms.md "Sending", against a gateway the test scripts (scripted.py: an HTTP server on
+127.0.0.1 in Kannel's place at `sendsms_url` that answers each phone's sends as told and
+records when each arrived) (the real Kannel cannot be made to answer 429 or to hang).
 
 - 202 → sent; another 4xx → failed at once, the job dead, the gateway asked once;
 - 5xx, 429 and no answer within `timeout` → retried on the queue's back-off, the message stays
   queued, and goes out once the gateway takes it;
 - a reload (SIGHUP) changes the send rate at once."""
-import http.server
 import json
 import signal
-import threading
 import time
 import urllib.parse
 
 import rbtest
+import scripted
 
 SECRET = "gateway-test-secret"
 
 
-class Gateway:
-    """Kannel's sendsms, scripted: script[phone] is a list of answers for that phone's
-    successive sends ("slow" = answer 202 only after 3 s); past its end, 202."""
-
-    def __init__(self):
-        self.port = rbtest.reserve_port()
-        self.script = {}
-        self.seen = []  # (monotonic time, to, text, answer)
-        self.lock = threading.Lock()
-        gw = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                q = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)
-                to, text = q.get("to", [""])[0], q.get("text", [""])[0]
-                with gw.lock:
-                    n = len([s for s in gw.seen if s[1] == to])
-                    todo = gw.script.get(to, [])
-                    answer = todo[n] if n < len(todo) else 202
-                    gw.seen.append((time.monotonic(), to, text, answer))
-                if answer == "slow":
-                    time.sleep(3.0)  # the gateway hangs: rabtad's timeout (1 s) must end it
-                    answer = 202
-                body = b"0: Accepted for delivery" if answer == 202 else b"refused"
-                self.send_response(answer)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                try:
-                    self.wfile.write(body)
-                except OSError:
-                    pass
-
-            def log_message(self, *args):
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def sends_to(self, phone):
-        with self.lock:
-            return [s for s in self.seen if s[1] == phone]
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+def gateway():
+    """Kannel's sendsms, scripted per phone (the `to` of each send); success is 202."""
+    def to(path, body):
+        q = urllib.parse.parse_qs(urllib.parse.urlparse(path).query)
+        return q.get("to", [""])[0]
+    return scripted.ScriptedServer(to, ok=202, ok_body=b"0: Accepted for delivery")
 
 
 class DocumentedGatewayTest(rbtest.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.gw = Gateway()
+        cls.gw = gateway()
         cls.pgs = cls.class_pg()
         cfg = rbtest.default_config(0, cls.class_tmp() + "/rabtad/state", cls.pgs.url())
         cfg["jobs"] = {"backoff_base": "1s", "backoff_max": "2s"}
@@ -116,22 +74,22 @@ class DocumentedGatewayTest(rbtest.TestCase):
             rbtest.wait_until(lambda: self.message(mids[phone])[0] == "sent", 30.0,
                               what="the answer to %s to go out after the gateway's refusals"
                               % phone)
-            self.assertEqual([s[3] for s in self.gw.sends_to(phone)], script[phone],
+            self.assertEqual(self.gw.answers(phone), script[phone],
                              "retried until the gateway took it, then not again")
             self.assertIn(self.message(mids[phone])[2], ("done", "gone"), "the job is over")
         status, err, state, attempts = self.message(mids["+923006660001"])
         self.assertEqual((status, state), ("failed", "dead"), "a 403 is final")
         self.assertIn("403", err)
-        self.assertEqual(len(self.gw.sends_to("+923006660001")), 1, "the gateway asked once")
+        self.assertEqual(len(self.gw.answers("+923006660001")), 1, "the gateway asked once")
         self.assertEqual(attempts, "1")
 
     def test_z_a_reload_changes_the_send_rate(self):
         slow = ["+9230077700%02d" % i for i in range(4)]
         for i, p in enumerate(slow):
             self.help_from(p, "slow-%d" % i)
-        rbtest.wait_until(lambda: all(self.gw.sends_to(p) for p in slow), 30.0,
+        rbtest.wait_until(lambda: all(self.gw.answers(p) for p in slow), 30.0,
                           what="the four answers at 1 a second")
-        times = sorted(self.gw.sends_to(p)[0][0] for p in slow)
+        times = sorted(self.gw.times(p)[0] for p in slow)
         self.assertGreaterEqual(times[-1] - times[0], 2.7,
                                 "4 sends at 1 a second (burst 1) span at least 3 intervals")
         cfg = json.loads(json.dumps(self.rd.config))
@@ -146,9 +104,9 @@ class DocumentedGatewayTest(rbtest.TestCase):
         t0 = time.monotonic()
         for i, p in enumerate(fast):
             self.help_from(p, "fast-%d" % i)
-        rbtest.wait_until(lambda: all(self.gw.sends_to(p) for p in fast), 30.0,
+        rbtest.wait_until(lambda: all(self.gw.answers(p) for p in fast), 30.0,
                           what="the ten answers after the reload")
-        took = max(self.gw.sends_to(p)[0][0] for p in fast) - t0
+        took = max(self.gw.times(p)[0] for p in fast) - t0
         self.assertLess(took, 6.0, "10 sends after the reload to 50 a second took %.1f s (at "
                         "the old 1 a second they take at least 9 s)" % took)
 
