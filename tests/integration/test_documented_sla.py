@@ -47,6 +47,16 @@ STAFF = {
 
 
 class SlaCalls(SignIn, StaffCalls):
+    @classmethod
+    def start_with_sla(cls, sla_path):
+        """A PostgreSQL and a rabtad whose rabta.yaml names sla_path, with STAFF added."""
+        cls.pgs = cls.class_pg()
+        cls.rd = cls.class_rabtad(pg=cls.pgs, start=False)
+        cls.rd.config["sla"] = sla_path
+        cls.rd.start()
+        add_staff(cls.rd, STAFF)
+        cls.tokens = {}
+
     def submit(self, token, **fields):
         body = dict({"kind": "complaint", "service": "character_certificate",
                      "district": "lahore", "language": "en",
@@ -82,18 +92,13 @@ class DocumentedSlaPauseTest(SlaCalls, rbtest.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.pgs = cls.class_pg()
-        cls.rd = cls.class_rabtad(pg=cls.pgs, start=False)
         d = os.path.join(cls.class_tmp(), "sla")
         os.makedirs(d)
         with open(os.path.join(d, "always.yaml"), "w") as f:
             f.write(ALWAYS)
         with open(os.path.join(d, "sla.yaml"), "w") as f:
             f.write(SLA)
-        cls.rd.config["sla"] = os.path.join(d, "sla.yaml")
-        cls.rd.start()
-        add_staff(cls.rd, STAFF)
-        cls.tokens = {}
+        cls.start_with_sla(os.path.join(d, "sla.yaml"))
 
     def test_a_pause_moves_the_deadline_and_the_warning_is_not_repeated(self):
         _, token = self.sign_in()
@@ -156,12 +161,7 @@ class DocumentedSampleOverridesTest(SlaCalls, rbtest.TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.pgs = cls.class_pg()
-        cls.rd = cls.class_rabtad(pg=cls.pgs, start=False)
-        cls.rd.config["sla"] = os.path.join(rbtest.SOURCE_DIR, "config", "sla.yaml")
-        cls.rd.start()
-        add_staff(cls.rd, STAFF)
-        cls.tokens = {}
+        cls.start_with_sla(os.path.join(rbtest.SOURCE_DIR, "config", "sla.yaml"))
 
     def test_the_sample_overrides_choose_the_policy_and_the_deadlines(self):
         _, token = self.sign_in()
