@@ -5,14 +5,16 @@ by sentence where no other file proves it, with the real binary and a real Postg
   `GET` is; every `/metrics` series the page names, routes labelled by pattern;
 - a request id in the `X-Request-Id` header, in the error body and in the server's log lines;
 - `Idempotency-Key` scope: per citizen, one shared scope for anonymous submissions;
-- the staff API: every transfer and assign error code, `409 conflict` when the case changed
+- the staff API: 503 overloaded when too many sign-ins wait for a password check, every
+  transfer and assign error code, `409 conflict` when the case changed
   between the check and the write, inbox filters (`service`, `district`, `priority`,
   `department`, bad values), a district-scoped account, the answer to an information request
   reaching the citizen's timeline;
 - two rabtad processes on one database: a citizen's and a staff token revoked on one stop
   working at once there and within 30 seconds on the other;
 - intake while PostgreSQL is down: `503 unavailable`, nothing stored, and stored again once
-  it is back."""
+  it is back;
+- an IPv6 client's one-time codes are counted under its /64 (rabtad on [::1])."""
 import glob
 import json
 import os
@@ -335,6 +337,27 @@ class DocumentedApiTest(SignIn, StaffCalls, rbtest.TestCase):
         self.assertEqual(self.act(kasur, "acknowledge", "d_off_kasur").status, 200)
         self.assertIn(lahore, self.inbox("", "d_off_pol"), "no districts: the whole department")
 
+    def test_too_many_sign_ins_waiting_for_a_password_check_are_503_overloaded(self):
+        import concurrent.futures
+        n = 160  # far more than the 64 that may wait for the two hashing threads
+
+        def login(i):
+            return self.rd.post("/api/v1/staff/login", {"username": "burst_%03d" % i,
+                                                        "password": "wrong-password"},
+                                timeout=120.0)
+
+        with concurrent.futures.ThreadPoolExecutor(n) as pool:
+            answers = list(pool.map(login, range(n)))
+        busy = [r for r in answers if r.status == 503]
+        self.assertTrue(busy, "no 503 among %d simultaneous sign-ins: %s"
+                        % (n, sorted({r.status for r in answers})))
+        for r in busy:
+            self.assertErrorJSON(r, 503, "overloaded")
+            self.assertEqual(r.headers.get("retry-after"), "1")
+        self.assertEqual({r.status for r in answers} - {401, 503}, set(),
+                         "every other one is checked (unknown user: 401)")
+        self.assertEqual(self.rd.get("/healthz").status, 200)
+
     def test_the_staff_answer_reaches_the_citizen(self):
         phone, token = self.sign_in()
         tn = self.submit(token, kind="information", service="fard",
@@ -402,6 +425,38 @@ class TwoProcessesTest(SignIn, StaffCalls, rbtest.TestCase):
         self.assert_revoked_across(lambda: self.rb.get("/api/v1/staff/me", headers=h_s),
                                    logout_staff, "staff token")
         citizen.join(60.0)
+
+
+class Ipv6AddressLimitTest(rbtest.TestCase):
+    """The one-time codes' per-address limit for an IPv6 client, counted by its /64."""
+
+    def test_an_ipv6_client_is_limited_by_its_64(self):
+        pg = self.pg()
+        rd = self.rabtad(pg=pg)
+        rd.config["server"]["listen"] = "[::1]:0"
+        for p in rd.config["plugins"]:
+            if p["name"] == "app":
+                p["config"] = {"otp_per_address": 2}
+        rd.start(wait=False)
+        rbtest.wait_until(lambda: rd.port, 30.0, what="rabtad to report its port")
+
+        def register(phone):
+            return rbtest.http_request(rd.port, "POST", "/api/v1/register", {"phone": phone},
+                                       host="::1")
+
+        rbtest.wait_until(lambda: rbtest.http_request(rd.port, "GET", "/healthz",
+                                                      host="::1").status == 200, 30.0,
+                          what="rabtad to answer on [::1]")
+        for phone in ("+923009990001", "+923009990002"):
+            self.assertEqual(register(phone).status, 202)
+        r = register("+923009990003")
+        self.assertErrorJSON(r, 429, "rate_limited")
+        self.assertEqual(r.headers.get("retry-after"), str(r.json["error"]["retry_after"]))
+        self.assertEqual(pg.query("SELECT address, cardinality(sent_at) FROM"
+                                  " citizen_otp_address_limits"), [["::/64", "2"]],
+                         "counted under the client's /64, not its own address")
+        self.assertEqual(pg.scalar("SELECT count(*) FROM messages WHERE to_address ="
+                                   " '+923009990003'"), "0", "no SMS for the refused one")
 
 
 class IntakeWhileDatabaseDownTest(rbtest.TestCase):
