@@ -370,6 +370,11 @@ static struct sub *validate(struct rb_intake *in, const struct rb_case_in *c, ch
     return s;
 }
 
+/* /metrics help texts of intake's counters */
+#define CASES_HELP "Cases stored."
+#define BATCHES_HELP "Intake transactions."
+#define ROUTING_FAILURES_HELP "Cases sent to triage because the routing rules failed."
+
 /* ---- routing and queueing --------------------------------------------------------------- */
 
 static void route(struct rb_intake *in, struct rb_intake_row *s)
@@ -399,7 +404,7 @@ static void route(struct rb_intake *in, struct rb_intake_row *s)
         s->route.triage = 1;
         if (in->m)
             rb_metrics_count(in->m, "rabta_routing_failures_total",
-                             "Cases sent to triage because the routing rules failed.", NULL, 1);
+                             ROUTING_FAILURES_HELP, NULL, 1);
     }
     if (in->sla) {
         /* Overrides in sla.yaml may change the policy the rules named. */
@@ -448,6 +453,12 @@ struct rb_intake *rb_intake_new(struct event_base *base, struct rb_db *db,
     in->flush_ev = event_new(base, -1, 0, on_flush, in);
     if (!in->flush_ev)
         rb_fatal("out of memory");
+    /* Counters are on /metrics from the start (at 0), so rate() and alerts on them work
+     * before the first case or the first routing failure. */
+    rb_metrics_count(m, "rabta_intake_cases_total", CASES_HELP, NULL, 0);
+    rb_metrics_count(m, "rabta_intake_batches_total", BATCHES_HELP, NULL, 0);
+    rb_metrics_count(m, "rabta_routing_failures_total",
+                     ROUTING_FAILURES_HELP, NULL, 0);
     return in;
 }
 
@@ -695,8 +706,8 @@ static void stored(PGresult **results, int n, const char *err, void *arg)
             answer(s, &r, 0, NULL);
     }
     if (in->m) {
-        rb_metrics_count(in->m, "rabta_intake_cases_total", "Cases stored.", NULL, rows);
-        rb_metrics_count(in->m, "rabta_intake_batches_total", "Intake transactions.", NULL, 1);
+        rb_metrics_count(in->m, "rabta_intake_cases_total", CASES_HELP, NULL, rows);
+        rb_metrics_count(in->m, "rabta_intake_batches_total", BATCHES_HELP, NULL, 1);
     }
     free(b);
     flush(in);

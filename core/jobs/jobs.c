@@ -409,6 +409,14 @@ static double gauge_due(void *arg)
     return ((struct rb_jobs *)arg)->due;
 }
 
+/* Adds runs started and their lateness to the counters (the two go together). */
+static void count_started(struct rb_metrics *m, double late, double runs)
+{
+    rb_metrics_count(m, "rabta_jobs_lateness_seconds_sum",
+                     "Seconds between jobs' run_at and their start, summed.", NULL, late);
+    rb_metrics_count(m, "rabta_jobs_started_total", "Job runs started.", NULL, runs);
+}
+
 int rb_jobs_start(struct rb_jobs *jobs)
 {
     for (size_t i = 0; i < jobs->nhandlers; i++) { /* the handlers array is final now */
@@ -425,6 +433,7 @@ int rb_jobs_start(struct rb_jobs *jobs)
                          gauge_dead, jobs);
         rb_metrics_gauge(jobs->m, "rabta_jobs_due", "Queued jobs whose time has come.",
                          gauge_due, jobs);
+        count_started(jobs->m, 0, 0); /* on /metrics from the start, at 0 */
     }
     if (rb_db_listen(jobs->db, JOBS_CHANNEL, on_notify, jobs) != RB_OK)
         return RB_ERR;
@@ -552,10 +561,7 @@ static void dispatch(struct rb_jobs *jobs, PGresult *res)
         double late = atof(PQgetvalue(res, i, 6));
         jobs->running++;
         if (jobs->m) {
-            rb_metrics_count(jobs->m, "rabta_jobs_lateness_seconds_sum",
-                             "Seconds between jobs' run_at and their start, summed.", NULL,
-                             late > 0 ? late : 0);
-            rb_metrics_count(jobs->m, "rabta_jobs_started_total", "Job runs started.", NULL, 1);
+            count_started(jobs->m, late > 0 ? late : 0, 1);
         }
         struct handler *h = find_handler(jobs, run->kind);
         if (h && h->pace.rate > 0) {

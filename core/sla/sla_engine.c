@@ -548,7 +548,8 @@ struct resume {
     struct rb_sla_engine *e;
     struct rb_job_run *run;
     long long case_id;
-    int64_t paused_at, resumed_at;
+    int64_t paused_at, resumed_at; /* whole seconds, for the calendar */
+    double paused_exact;           /* the pause as stored, to compare with events' times */
 };
 
 static void resumed(PGresult *res, const char *err, void *arg)
@@ -603,8 +604,9 @@ static void resume_read(PGresult *res, const char *err, void *arg)
     snprintf(z, sizeof(z), "%lld", (long long)new_resolve);
     snprintf(data, sizeof(data), "{\"paused_seconds\":%lld,\"resolve_due\":%lld}",
              (long long)(r->resumed_at - r->paused_at), (long long)new_resolve);
-    char paused[24];
-    snprintf(paused, sizeof(paused), "%lld", (long long)r->paused_at);
+    /* Not truncated: a transfer earlier in the same second as the pause is before it. */
+    char paused[40];
+    snprintf(paused, sizeof(paused), "%.6f", r->paused_exact);
     const char *params[8] = {id, a, z, data, payload, payload ? when : NULL, key, paused};
     if (rb_db_query(r->e->db, resume_sql, 8, params, resumed, r) != RB_OK) {
         rb_job_finish(r->run, 0, "database queue full", 1, 0);
@@ -632,6 +634,7 @@ static void run_resume(struct rb_job_run *run, const struct rb_job_info *job, vo
     json_decref(o);
     r->case_id = id;
     r->paused_at = (int64_t)p;
+    r->paused_exact = p;
     r->resumed_at = (int64_t)q;
     query_one(r->e, run, case_sql, r->case_id, resume_read, r);
 }

@@ -591,6 +591,23 @@ static int parse_cursor(const char *s, char ts[40], char id[24])
     return 0;
 }
 
+/* The inbox filter naming something the configuration does not hold, or NULL: a typo answers
+ * 400, not an empty inbox. */
+static const char *unknown_filter(const struct rb_config *cfg, struct rb_http_req *req,
+                                  int scoped)
+{
+    const char *v = rb_http_req_query(req, "service");
+    if (v && !rb_config_service(cfg, v))
+        return "service";
+    v = rb_http_req_query(req, "district");
+    if (v && !rb_config_district(cfg, v))
+        return "district";
+    v = rb_http_req_query(req, "department");
+    if (!scoped && v && *v && !rb_config_department(cfg, v))
+        return "department";
+    return NULL;
+}
+
 static void do_inbox(struct call *c)
 {
     struct rb_http_req *req = c->req;
@@ -602,6 +619,12 @@ static void do_inbox(struct call *c)
         if (i)
             strcat(districts, ",");
         strcat(districts, u->districts[i]);
+    }
+    const char *bad = unknown_filter(c->a->srv->cfg, req, scoped);
+    if (bad) {
+        rb_http_reply_error(req, 400, "invalid_field", "%s \"%s\" is not in the configuration",
+                            bad, rb_http_req_query(req, bad));
+        goto out;
     }
     const char *status = rb_http_req_query(req, "status");
     enum rb_case_state st;
