@@ -91,5 +91,4 @@ class WebE2ETest(rbtest.TestCase):
 
 
 if __name__ == "__main__":
-    import unittest
-    unittest.main()
+    rbtest.main()

@@ -79,8 +79,8 @@ class SendersTest(rbtest.TestCase):
         want = '%s:%d:%d: key "via": no loaded plugin sends messages of channel "pigeon"' % (
             sla, line, col)
         self.assertIn(want, out.stderr)
-        # the same file with a plugin that sends pigeon: OK
-        rd.config["plugins"] = rd.config["plugins"] + [sender(channels="pigeon")]
+        # the same file with a plugin that sends pigeon (and the sample's other channels): OK
+        rd.config["plugins"] = rd.config["plugins"] + [sender(channels="pigeon,sms,email")]
         rd.write_config()
         out = rbtest.run_rabtad(["--check", "-c", rd.config_path])
         self.assertEqual(out.returncode, 0, out)
