@@ -8,7 +8,7 @@ for t in "$build"/tests/test_*; do
   [ -x "$t" ] || continue
   case "$(basename "$t")" in test_*) ;; *) continue ;; esac
   # Only unit tests (registered with label "unit"); integration executables start servers.
-  grep -q "unit/$(basename "$t")" "$build/tests/CTestTestfile.cmake" || continue
+  grep -q "unit/$(basename "$t")[\" ]" "$build/tests/CTestTestfile.cmake" || continue
   n=$((n + 1))
   if ! valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect \
        "$t" >"$build/valgrind-$(basename "$t").log" 2>&1; then
