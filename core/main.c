@@ -7,6 +7,7 @@
 #include "base/log.h"
 #include "cli/cli.h"
 #include "cli/cli_apikey.h"
+#include "cli/cli_feedback.h"
 #include "cli/cli_staff.h"
 #include "config/config.h"
 #include "lua/script.h"
@@ -38,6 +39,9 @@ static void usage(FILE *out)
             "       rabtad staff -c FILE [--state-dir DIR] add USERNAME --role R\n"
             "              [--department D] [--name NAME] [--districts a,b] | list |\n"
             "              disable USERNAME | passwd USERNAME   (password on stdin)\n"
+            "       rabtad offices -c FILE import FILE.csv | key OFFICE\n"
+            "       rabtad officials -c FILE import FILE.csv\n"
+            "       rabtad transactions -c FILE import FILE.csv\n"
             "       rabtad --version | --help\n"
             "\n"
             "Rabta, the one-window citizen relations server.\n"
@@ -177,7 +181,8 @@ static int take_option(struct args *a, int c, int opt_index, char **argv)
     }
 }
 
-static const char *const commands[] = {"jobs", "route", "apikey", "staff"};
+static const char *const commands[] = {"jobs",    "route",     "apikey",      "staff",
+                                       "offices", "officials", "transactions"};
 
 /* Options, the command and their combinations. Returns -1 to go on, else the exit code. */
 static int parse_args(int argc, char **argv, struct args *a)
@@ -244,6 +249,12 @@ static int run_command(struct rb_server *srv, const struct args *a)
         rc = rb_cli_route(srv, &a->cli);
     } else if (strcmp(a->command, "apikey") == 0) {
         rc = rb_cli_apikey(srv, a->nargs, a->args);
+    } else if (strcmp(a->command, "offices") == 0) {
+        rc = rb_cli_offices(srv, a->nargs, a->args);
+    } else if (strcmp(a->command, "officials") == 0) {
+        rc = rb_cli_officials(srv, a->nargs, a->args);
+    } else if (strcmp(a->command, "transactions") == 0) {
+        rc = rb_cli_transactions(srv, a->nargs, a->args);
     } else {
         rc = rb_cli_jobs(srv, a->nargs, a->args, &a->cli);
     }
