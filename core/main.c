@@ -11,6 +11,7 @@
 #include "cli/cli_staff.h"
 #include "config/config.h"
 #include "lua/script.h"
+#include "outreach/outreach_policy.h"
 #include "server/plugin.h"
 #include "server/server.h"
 #include "sla/sla_policy.h"
@@ -37,7 +38,8 @@ static void usage(FILE *out)
             "       rabtad route -c FILE --dry-run JSON   print one routing decision\n"
             "       rabtad apikey -c FILE [--state-dir DIR] add NAME | list | revoke NAME\n"
             "       rabtad staff -c FILE [--state-dir DIR] add USERNAME --role R\n"
-            "              [--department D] [--name NAME] [--districts a,b] | list |\n"
+            "              [--department D] [--name NAME] [--districts a,b] [--office O] |\n"
+            "              list |\n"
             "              disable USERNAME | passwd USERNAME   (password on stdin)\n"
             "       rabtad offices -c FILE import FILE.csv | key OFFICE\n"
             "       rabtad officials -c FILE import FILE.csv\n"
@@ -91,7 +93,7 @@ struct args {
     const char *config_path, *state_dir, *listen, *command;
     int check;
     struct rb_cli_opts cli;
-    char *staff_opts[8]; /* "--role" R ... : handed on to rb_cli_staff after its own words */
+    char *staff_opts[10]; /* "--role" R ... : handed on to rb_cli_staff after its own words */
     int n_staff_opts;
     int nargs;   /* the command's words after its name */
     char **args; /* borrowed from argv */
@@ -110,13 +112,15 @@ static const struct option opts[] = {
     {"department", required_argument, NULL, OPT_STAFF},
     {"name", required_argument, NULL, OPT_STAFF},
     {"districts", required_argument, NULL, OPT_STAFF},
+    {"office", required_argument, NULL, OPT_STAFF},
     {"version", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
 
 /* The options of `staff add`, kept for rb_cli_staff with their values. */
-static const char *const staff_flags[] = {"--role", "--department", "--name", "--districts"};
+static const char *const staff_flags[] = {"--role", "--department", "--name", "--districts",
+                                          "--office"};
 
 static int keep_staff_opt(struct args *a, const char *name, char *value)
 {
@@ -227,7 +231,9 @@ static void check_more(const struct rb_config *cfg, struct rb_errors *errs)
 {
     struct rb_plugins *ps = rb_plugins_load(cfg, errs);
     rb_plugins_free(ps);
-    rb_script_free(rb_script_load(cfg->lua_dir, cfg, errs));
+    struct rb_script *rules = rb_script_load(cfg->lua_dir, cfg, errs);
+    rb_outreach_free(rb_server_load_outreach(cfg, rules, errs));
+    rb_script_free(rules);
     if (cfg->sla_file)
         rb_sla_free(rb_sla_load(cfg->sla_file, cfg, errs));
 }

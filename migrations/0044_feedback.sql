@@ -42,6 +42,11 @@ ALTER TABLE staff DROP CONSTRAINT staff_role_check;
 ALTER TABLE staff ADD CONSTRAINT staff_role_check
     CHECK (role IN ('officer', 'supervisor', 'oversight', 'admin', 'agent'));
 
+-- An SMS that answered an outreach survey (plugins/sms_kannel: the host's survey_answer).
+ALTER TABLE sms_mo DROP CONSTRAINT sms_mo_command_check;
+ALTER TABLE sms_mo ADD CONSTRAINT sms_mo_command_check CHECK (command IN (
+    'complaint', 'status', 'help', 'stop', 'start', 'rating', 'flood', 'reply', 'survey'));
+
 -- Recorded actions against a registered official (the staff API's "actions"). Append-only
 -- but for the follow-up, which is written once the action has been carried out.
 CREATE TABLE official_actions (
@@ -86,6 +91,7 @@ CREATE TABLE transactions (
                        'non_contact', 'unknown')),
     skipped_why    text,
     answered_by    text,                   -- channel of the answers: call, sms, agent
+    sms_ref        text,                   -- the gateway's id of the last SMS answer taken
     case_id        bigint REFERENCES cases (id),
     closed_at      timestamptz,
     UNIQUE (office_id, reference)

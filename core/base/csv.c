@@ -166,9 +166,3 @@ int rb_csv_next(struct rb_csv *c, const char **why)
         return RB_OK;
     }
 }
-
-int rb_csv_is_formula(const char *s)
-{
-    return s && (s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@' || s[0] == '\t' ||
-                 s[0] == '\r');
-}

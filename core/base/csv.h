@@ -33,7 +33,4 @@ void rb_csv_free(struct rb_csv *c);
  * RB_EINVAL with *why (static) for a refused record, its line in c->line. */
 int rb_csv_next(struct rb_csv *c, const char **why);
 
-/* A cell that a spreadsheet would run as a formula ("=", "+", "-", "@", tab or CR first). */
-int rb_csv_is_formula(const char *s);
-
 #endif

@@ -124,22 +124,10 @@ static int next_row(struct import *im)
     }
 }
 
-/* Checks column k's text: required, at most max characters, no spreadsheet formula. NULL
- * when fine, else the refusal (the column's name in *col). */
+/* Checks column k's text (rb_outreach_check_text). NULL when fine, else the refusal. */
 static const char *check_cell(const struct import *im, int k, size_t max)
 {
-    const char *v = cell(im, k);
-    size_t len = strlen(v);
-    if (im->cols[k].required && len == 0)
-        return "column %s is empty";
-    if (rb_text_chars(v, len) > max)
-        return "column %s is too long";
-    if (rb_csv_is_formula(v))
-        return "column %s starts like a spreadsheet formula (=, +, -, @); refused";
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)v[i] < 0x20)
-            return "column %s has a control character";
-    return NULL;
+    return rb_outreach_check_text(cell(im, k), max, im->cols[k].required);
 }
 
 /* Checks the columns of a row against their limits (max[k]; 0: not checked here). 0, or -1
@@ -149,7 +137,7 @@ static int check_row(struct import *im, const size_t *max)
     for (size_t k = 0; k < im->ncols; k++) {
         const char *why = max[k] ? check_cell(im, (int)k, max[k]) : NULL;
         if (why) {
-            refuse(im, im->csv.line, why, im->cols[k].name, NULL);
+            refuse(im, im->csv.line, "column %s %s", im->cols[k].name, why);
             return -1;
         }
     }
@@ -290,43 +278,6 @@ static int officials_import(PGconn *conn, const char *path)
 
 /* ---- transactions ------------------------------------------------------------------------- */
 
-/* "YYYY-MM-DD HH:MM[:SS]" (or with T), optionally followed by Z or +HH:MM / -HH:MM; without a
- * zone, Pakistan time (+05:00). Writes the form PostgreSQL reads into out. 0 or -1. */
-static int parse_time(const char *s, char out[40])
-{
-    static const char pat[] = "dddd-dd-dd?dd:dd";
-    size_t n = strlen(s);
-    if (n < 16 || n > 30)
-        return -1;
-    for (size_t i = 0; i < 16; i++) {
-        char c = s[i];
-        if (pat[i] == 'd' ? (c < '0' || c > '9') : pat[i] == '?' ? (c != ' ' && c != 'T')
-                                                                   : c != pat[i])
-            return -1;
-    }
-    int mo = atoi(s + 5), d = atoi(s + 8), h = atoi(s + 11), mi = atoi(s + 14), y = atoi(s);
-    if (y < 2000 || y > 2100 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59)
-        return -1;
-    const char *rest = s + 16;
-    char sec[4] = ":00";
-    if (rest[0] == ':') {
-        if (rest[1] < '0' || rest[1] > '5' || rest[2] < '0' || rest[2] > '9')
-            return -1;
-        memcpy(sec, rest, 3);
-        rest += 3;
-    }
-    const char *zone = "+05:00";
-    if (strcmp(rest, "Z") == 0)
-        zone = "+00:00";
-    else if (rest[0] && !((rest[0] == '+' || rest[0] == '-') && strlen(rest) == 6 &&
-                          rest[3] == ':' && strspn(rest + 1, "0123456789:") == 5))
-        return -1;
-    else if (rest[0])
-        zone = rest;
-    snprintf(out, 40, "%.10s %.5s%s%s", s, s + 11, sec, zone);
-    return 0;
-}
-
 /* One COPY text-format field: \N for NULL, backslash escapes. */
 static void copy_field(struct rb_sbuf *b, const char *v, int last)
 {
@@ -356,7 +307,7 @@ static int tx_row(struct import *im, struct rb_sbuf *copy)
         return -1;
     char when[40], e164[RB_PHONE_MAX] = "";
     const char *lang = cell(im, T_LANGUAGE), *why = NULL, *phone = cell(im, T_PHONE);
-    if (parse_time(cell(im, T_COMPLETED), when) != 0) {
+    if (rb_outreach_parse_time(cell(im, T_COMPLETED), when) != 0) {
         refuse(im, im->csv.line, "completed_at \"%s\": expected YYYY-MM-DD HH:MM[:SS], "
                "optionally with Z or +HH:MM%s", cell(im, T_COMPLETED), NULL);
         return -1;

@@ -66,7 +66,7 @@ static void show_generated(const char *username, const char *pw)
 }
 
 struct add_opts {
-    const char *role, *department, *name, *districts;
+    const char *role, *department, *name, *districts, *office;
 };
 
 static int staff_add(PGconn *conn, const char *username, const struct add_opts *o, char *pw,
@@ -79,13 +79,14 @@ static int staff_add(PGconn *conn, const char *username, const struct add_opts *
     }
     char districts[RB_STAFF_MAX_DISTRICTS * 66 + 2];
     snprintf(districts, sizeof(districts), "{%s}", o->districts ? o->districts : "");
-    const char *p[6] = {username, o->name ? o->name : "", hash, o->role, o->department,
-                        districts};
+    const char *p[7] = {username, o->name ? o->name : "", hash, o->role, o->department,
+                        districts, o->office};
     PGresult *res = PQexecParams(conn,
                                  "INSERT INTO staff (username, display_name, password_hash, role, "
-                                 "department_id, districts) VALUES ($1, $2, $3, $4, $5, "
-                                 "$6::text[]) ON CONFLICT (username) DO NOTHING RETURNING id",
-                                 6, NULL, p, NULL, NULL, 0);
+                                 "department_id, districts, office_id) VALUES ($1, $2, $3, $4, "
+                                 "$5, $6::text[], $7) ON CONFLICT (username) DO NOTHING "
+                                 "RETURNING id",
+                                 7, NULL, p, NULL, NULL, 0);
     sodium_memzero(hash, sizeof(hash));
     int rc = 0;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -201,6 +202,7 @@ static int parse_add(struct rb_server *srv, int nargs, char **args, struct add_o
                             : strcmp(k, "--department") == 0 ? &o->department
                             : strcmp(k, "--name") == 0       ? &o->name
                             : strcmp(k, "--districts") == 0  ? &o->districts
+                            : strcmp(k, "--office") == 0     ? &o->office
                                                              : NULL;
         if (!slot) {
             fprintf(stderr, "rabtad: staff add: unknown option %s\n", k);
@@ -214,8 +216,8 @@ static int parse_add(struct rb_server *srv, int nargs, char **args, struct add_o
     }
     enum rb_staff_role role;
     if (!o->role || rb_staff_role_from_str(o->role, &role) != RB_OK) {
-        fprintf(stderr, "rabtad: staff add needs --role officer, supervisor, oversight or "
-                        "admin\n");
+        fprintf(stderr, "rabtad: staff add needs --role officer, supervisor, oversight, "
+                        "admin or agent\n");
         return RB_EINVAL;
     }
     int scoped = role == RB_STAFF_OFFICER || role == RB_STAFF_SUPERVISOR;

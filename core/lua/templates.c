@@ -41,6 +41,9 @@ static const struct {
     {"kind.complaint", {NULL}},
     {"kind.feedback", {NULL}},
     {"kind.information", {NULL}},
+    {"survey.question", {"question"}},
+    {"survey.call", {"survey"}},
+    {"survey.thanks", {NULL}},
 };
 
 /* Sample values for the length check: as long as real ones get. */
@@ -52,6 +55,8 @@ static const struct {
     {"department", "Punjab Local Government and Community Development"},
     {"code", "123456"},
     {"minutes", "10"},
+    {"question", "رابطہ: آپ نے ڈسٹرکٹ لائسنسنگ سینٹر لاہور سے ڈرائیونگ لائسنس کا اجرا حاصل کیا۔ کیا آپ مطمئن ہیں؟ ہاں کے لیے 1، نہیں کے لیے 2 بھیجیں۔"},
+    {"survey", "default"},
 };
 
 int rb_template_name_ok(const char *name, size_t len)

@@ -9,8 +9,10 @@
 
 #include <rabta/plugin.h>
 
+#include "base/text.h"
 #include "config/tz.h"
 #include "db/db.h"
+#include "lua/script.h"
 
 /* One policy block as YAML gives it; absent keys keep the values it was preset with. */
 struct policy_in {
@@ -233,4 +235,84 @@ void rb_outreach_sql_arrays(const struct rb_outreach *o, char **services, char *
     *services = a.p;
     *delays = b.p;
     *samples = c.p;
+}
+
+void rb_outreach_check_surveys(const struct rb_outreach *o, struct rb_script *rules,
+                               struct rb_errors *errs)
+{
+    if (!o || o->n == 0)
+        return;
+    if (!rb_script_has_module(rules, "surveys")) {
+        rb_errors_add(errs, "outreach: services ask for feedback but there is no "
+                            "lua/surveys.lua");
+        return;
+    }
+    for (size_t i = 0; i < o->n; i++) {
+        const char *name = o->policies[i].survey;
+        size_t k = 0;
+        while (k < i && strcmp(o->policies[k].survey, name) != 0)
+            k++;
+        if (k < i)
+            continue; /* checked */
+        json_t *req = json_pack("{s:s, s:s}", "survey", name, "language", "en");
+        char err[512];
+        json_t *r = rb_script_call(rules, "surveys", "questions", req, err, sizeof(err));
+        if (!r)
+            rb_errors_add(errs, "outreach: service %s: survey \"%s\": %s",
+                          o->policies[i].service, name, err);
+        json_decref(r);
+        json_decref(req);
+    }
+}
+
+/* "YYYY-MM-DD HH:MM[:SS]" (or with T), optionally followed by Z or +HH:MM / -HH:MM; without a
+ * zone, Pakistan time (+05:00). Writes the form PostgreSQL reads into out. 0 or -1. */
+int rb_outreach_parse_time(const char *s, char out[40])
+{
+    static const char pat[] = "dddd-dd-dd?dd:dd";
+    size_t n = strlen(s);
+    if (n < 16 || n > 30)
+        return -1;
+    for (size_t i = 0; i < 16; i++) {
+        char c = s[i];
+        if (pat[i] == 'd' ? (c < '0' || c > '9') : pat[i] == '?' ? (c != ' ' && c != 'T')
+                                                                   : c != pat[i])
+            return -1;
+    }
+    int mo = atoi(s + 5), d = atoi(s + 8), h = atoi(s + 11), mi = atoi(s + 14), y = atoi(s);
+    if (y < 2000 || y > 2100 || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59)
+        return -1;
+    const char *rest = s + 16;
+    char sec[4] = ":00";
+    if (rest[0] == ':') {
+        if (rest[1] < '0' || rest[1] > '5' || rest[2] < '0' || rest[2] > '9')
+            return -1;
+        memcpy(sec, rest, 3);
+        rest += 3;
+    }
+    const char *zone = "+05:00";
+    if (strcmp(rest, "Z") == 0)
+        zone = "+00:00";
+    else if (rest[0] && !((rest[0] == '+' || rest[0] == '-') && strlen(rest) == 6 &&
+                          rest[3] == ':' && strspn(rest + 1, "0123456789:") == 5))
+        return -1;
+    else if (rest[0])
+        zone = rest;
+    snprintf(out, 40, "%.10s %.5s%s%s", s, s + 11, sec, zone);
+    return 0;
+}
+
+const char *rb_outreach_check_text(const char *v, size_t max, int required)
+{
+    size_t len = v ? strlen(v) : 0;
+    if (required && len == 0)
+        return "is empty";
+    if (rb_text_chars(v ? v : "", len) > max)
+        return "is too long";
+    if (len && (v[0] == '=' || v[0] == '+' || v[0] == '-' || v[0] == '@'))
+        return "starts like a spreadsheet formula (=, +, -, @); refused";
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)v[i] < 0x20)
+            return "has a control character";
+    return NULL;
 }

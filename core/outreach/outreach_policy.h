@@ -72,4 +72,18 @@ const char *rb_outreach_channel_name(enum rb_outreach_channel c);
 void rb_outreach_sql_arrays(const struct rb_outreach *o, char **services, char **delays,
                             char **samples);
 
+/* Adds an error for every policy whose survey lua/surveys.lua (of rules) does not have. */
+struct rb_script;
+void rb_outreach_check_surveys(const struct rb_outreach *o, struct rb_script *rules,
+                               struct rb_errors *errs);
+
+/* completed_at as offices give it: "YYYY-MM-DD HH:MM[:SS]" (or with T), optionally followed
+ * by Z or +HH:MM / -HH:MM; without a zone, Pakistan time (+05:00). Writes the form
+ * PostgreSQL reads into out. 0, or -1 when s is not such a time. */
+int rb_outreach_parse_time(const char *s, char out[40]);
+/* A text field of a transaction or the registry: NULL when fine, else why (reads after the
+ * field's name): "is empty" (when required), "is too long" (over max characters), "starts
+ * like a spreadsheet formula ...", "has a control character". */
+const char *rb_outreach_check_text(const char *v, size_t max, int required);
+
 #endif

@@ -20,7 +20,10 @@
 #include "lua/script.h"
 #include "messages/message.h"
 #include "messages/notice.h"
+#include "feedback/feedback_api.h"
 #include "net/http.h"
+#include "outreach/outreach.h"
+#include "outreach/outreach_policy.h"
 #include "server/deliver.h"
 #include "server/plugin.h"
 #include "server/status.h"
@@ -149,6 +152,17 @@ static int same_plugins(const struct rb_config *a, const struct rb_config *b, st
     return same;
 }
 
+struct rb_outreach *rb_server_load_outreach(const struct rb_config *cfg, struct rb_script *rules,
+                                            struct rb_errors *errs)
+{
+    if (!cfg->outreach_file)
+        return NULL;
+    struct rb_outreach *o = rb_outreach_load(cfg->outreach_file, cfg, errs);
+    if (o && rules)
+        rb_outreach_check_surveys(o, rules, errs);
+    return o;
+}
+
 int rb_server_reload(struct rb_server *srv)
 {
     struct rb_errors errs;
@@ -156,12 +170,14 @@ int rb_server_reload(struct rb_server *srv)
     struct rb_config *cfg = rb_config_load(srv->config_path, &errs);
     struct rb_script *rules = NULL;
     struct rb_sla *sla = NULL;
+    struct rb_outreach *outreach = NULL;
     if (cfg) {
         same_plugins(srv->cfg, cfg, &errs);
         /* A fresh Lua state: compiled and self-tested before anything is swapped. */
         rules = rb_script_load(cfg->lua_dir, cfg, &errs);
         if (cfg->sla_file)
             sla = rb_sla_load(cfg->sla_file, cfg, &errs);
+        outreach = rb_server_load_outreach(cfg, rules, &errs);
     }
     if (errs.n) {
         for (size_t i = 0; i < errs.n; i++)
@@ -172,6 +188,7 @@ int rb_server_reload(struct rb_server *srv)
         rb_errors_free(&errs);
         rb_script_free(rules);
         rb_sla_free(sla);
+        rb_outreach_free(outreach);
         rb_config_free(cfg);
         return RB_ERR;
     }
@@ -185,6 +202,8 @@ int rb_server_reload(struct rb_server *srv)
     struct rb_config *old = srv->cfg;
     struct rb_script *old_rules = srv->rules;
     struct rb_sla *old_sla = srv->sla;
+    struct rb_outreach *old_outreach = srv->outreach;
+    srv->outreach = outreach;
     srv->cfg = cfg;
     srv->rules = rules;
     srv->sla = sla;
@@ -192,6 +211,7 @@ int rb_server_reload(struct rb_server *srv)
     rb_sla_engine_set(srv->sla_engine, sla);
     rb_script_free(old_rules);
     rb_sla_free(old_sla);
+    rb_outreach_free(old_outreach);
     rb_log_min_level = cfg->log_level;
     rb_http_set_max_body(srv->http, cfg->server.max_body);
     rb_http_set_timeout(srv->http, cfg->server.request_timeout);
@@ -247,6 +267,8 @@ void rb_server_cleanup(struct rb_server *srv)
     srv->sla_engine = NULL;
     rb_sla_free(srv->sla);
     srv->sla = NULL;
+    rb_outreach_free(srv->outreach);
+    srv->outreach = NULL;
     rb_metrics_free(srv->metrics);
     srv->metrics = NULL;
     if (srv->base)
@@ -291,6 +313,7 @@ int rb_server_run(struct rb_server *srv)
     srv->rules = rb_script_load(cfg->lua_dir, cfg, &errs);
     if (cfg->sla_file)
         srv->sla = rb_sla_load(cfg->sla_file, cfg, &errs);
+    srv->outreach = rb_server_load_outreach(cfg, srv->rules, &errs);
     if (!srv->rules || errs.n) {
         for (size_t i = 0; i < errs.n; i++)
             rb_error("config", "%s", errs.msgs[i]);
@@ -341,8 +364,9 @@ int rb_server_run(struct rb_server *srv)
     rb_sla_engine_register(srv->sla_engine, srv->jobs);
     rb_deliver_register(srv); /* case.deliver: cases to their department's plugin */
     rb_notice_register(srv);
+    rb_outreach_register(srv); /* outreach.step: proactive feedback */
     if (rb_status_init(srv) != RB_OK || rb_staff_api_init(srv) != RB_OK ||
-        rb_reports_init(srv) != RB_OK ||
+        rb_reports_init(srv) != RB_OK || rb_feedback_api_init(srv) != RB_OK ||
         rb_plugins_init(srv->plugins, srv) != RB_OK) {
         rb_server_cleanup(srv);
         return 1;

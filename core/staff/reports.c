@@ -293,6 +293,11 @@ static void authed(struct rb_http_req *req, const struct rb_staff_user *u, void 
         free(r);
         return;
     }
+    if (u->role == RB_STAFF_AGENT) {
+        rb_http_reply_error(req, 403, "forbidden", "agents see no reports");
+        free(r);
+        return;
+    }
     int scoped = u->role == RB_STAFF_OFFICER || u->role == RB_STAFF_SUPERVISOR;
     if (scoped && r->department[0] && strcmp(r->department, u->department) != 0) {
         rb_http_reply_error(req, 403, "forbidden",

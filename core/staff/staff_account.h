@@ -37,7 +37,14 @@ struct rb_staff;
 #define RB_STAFF_PW_QUEUE 64        /* verifications queued or running; more: RB_EAGAIN */
 #define RB_STAFF_PASSWORD_MAX 1024
 
-enum rb_staff_role { RB_STAFF_OFFICER, RB_STAFF_SUPERVISOR, RB_STAFF_OVERSIGHT, RB_STAFF_ADMIN };
+/* agent: calls citizens of the outreach sample (docs/feedback.md); sees no case. */
+enum rb_staff_role {
+    RB_STAFF_OFFICER,
+    RB_STAFF_SUPERVISOR,
+    RB_STAFF_OVERSIGHT,
+    RB_STAFF_ADMIN,
+    RB_STAFF_AGENT
+};
 
 struct rb_staff_user {
     long long id;
@@ -47,6 +54,7 @@ struct rb_staff_user {
     char department[65];    /* "" for oversight and admin */
     int n_districts;        /* 0: all districts of the department */
     char districts[RB_STAFF_MAX_DISTRICTS][65];
+    char office[65];        /* "" unless they work at an office (submits its transactions) */
 };
 
 /* "officer", ... ; NULL out of range. Static strings. */

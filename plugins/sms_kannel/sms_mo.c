@@ -691,6 +691,9 @@ static void bad(struct rb_plugin_ctx *ctx, struct rb_http_req *req, int code, co
     api->reply(req, code, "text/plain", what, strlen(what));
 }
 
+static void survey_taken(int taken, const char *err, void *arg);
+static void dispatch(struct mo *m);
+
 void rb_sms_on_mo(struct rb_http_req *req, void *arg)
 {
     struct rb_plugin_ctx *ctx = arg;
@@ -757,6 +760,34 @@ void rb_sms_on_mo(struct rb_http_req *req, void *arg)
             return;
         }
     }
+    if (m->cmd != RB_SMS_STOP && m->cmd != RB_SMS_START && RB_HOST_HAS(api, survey_answer) &&
+        api->survey_answer(ctx, m->phone, m->text, m->text_len, m->kannel_id, survey_taken,
+                           m) == RB_OK)
+        return; /* survey_taken() goes on */
+    dispatch(m);
+}
+
+/* ---- the survey hook: a text from a phone with an open outreach survey -------------------- */
+
+/* The host's answer: taken, the survey stored the answer and queued its reply (the MO is
+ * recorded as "survey"); else the text is handled as any other. */
+static void survey_taken(int taken, const char *err, void *arg)
+{
+    struct mo *m = arg;
+    if (err) {
+        api->reply(m->req, 503, "text/plain", "try again\n", 10);
+        mo_free(m);
+    } else if (taken) {
+        m->cmd = RB_SMS_SURVEY;
+        record(m);
+    } else {
+        dispatch(m);
+    }
+}
+
+/* The command's handling (after the flood limit and the survey hook). */
+static void dispatch(struct mo *m)
+{
     switch (m->cmd) {
     case RB_SMS_COMPLAINT:
         free_text(m);
@@ -778,6 +809,7 @@ void rb_sms_on_mo(struct rb_http_req *req, void *arg)
         break;
     case RB_SMS_FLOOD:
     case RB_SMS_REPLY: /* decided by free_text() */
+    case RB_SMS_SURVEY: /* decided by survey_taken() */
         break;
     }
     record(m);
