@@ -94,7 +94,7 @@ json_t *rb_otx_survey_req(struct rb_server *srv, const struct rb_otx *t)
  * with its events and its delivery job. Answers (done, case id). */
 static const char finish_sql[] =
     "WITH cur AS ("
-    "  SELECT t.*, o.department_id, o.supervisor FROM transactions t"
+    "  SELECT t.*, o.department_id, o.district_id, o.supervisor FROM transactions t"
     "  JOIN offices o ON o.id = t.office_id WHERE t.id = $1::bigint AND t.state = $11),"
     " cit AS ("
     "  INSERT INTO citizens (phone, language) SELECT phone, language FROM cur"
