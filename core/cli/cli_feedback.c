@@ -334,17 +334,15 @@ static int tx_row(struct import *im, struct rb_sbuf *copy)
     return 0;
 }
 
+/* The chunk in tx_in, in line order (one sort feeding every array), stored. */
 static const char tx_add_sql[] =
-    "SELECT line, outcome, reason FROM rabta_transactions_add("
-    " ARRAY(SELECT line FROM tx_in ORDER BY line), ARRAY(SELECT ref FROM tx_in ORDER BY line),"
-    " ARRAY(SELECT office FROM tx_in ORDER BY line),"
-    " ARRAY(SELECT service FROM tx_in ORDER BY line),"
-    " ARRAY(SELECT official FROM tx_in ORDER BY line),"
-    " ARRAY(SELECT name FROM tx_in ORDER BY line), ARRAY(SELECT phone FROM tx_in ORDER BY line),"
-    " ARRAY(SELECT bad_phone FROM tx_in ORDER BY line),"
-    " ARRAY(SELECT completed FROM tx_in ORDER BY line),"
-    " ARRAY(SELECT language FROM tx_in ORDER BY line), NULL, $1::text[], $2::float8[],"
-    " $3::float8[]) WHERE outcome <> 'added'";
+    "SELECT r.line, r.outcome, r.reason FROM (SELECT array_agg(line) a1, array_agg(ref) a2,"
+    "  array_agg(office) a3, array_agg(service) a4, array_agg(official) a5,"
+    "  array_agg(name) a6, array_agg(phone) a7, array_agg(bad_phone) a8,"
+    "  array_agg(completed) a9, array_agg(language) a10"
+    "  FROM (SELECT * FROM tx_in ORDER BY line) s) x,"
+    " rabta_transactions_add(a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, NULL, $1::text[],"
+    "  $2::float8[], $3::float8[]) r WHERE r.outcome <> 'added'";
 
 static int pg_ok(PGconn *conn, PGresult *res, const char *what)
 {

@@ -301,7 +301,56 @@ static void step_run(struct rb_job_run *run, const struct rb_job *job, void *arg
         step_end(s, "the database is busy");
 }
 
+/* ---- the schedule: due transactions become step jobs -------------------------------------- */
+
+/* transactions turned into step jobs by one run, and seconds between runs when nothing is due
+ * sooner (as text: they are parts of the statement) */
+#define SCHEDULE_BATCH "2000"
+#define SCHEDULE_IDLE "5"
+
+/* $1 the schedule job's id. Up to SCHEDULE_BATCH due transactions get their step job; the
+ * schedule job itself is put back in the queue (so the runner's end of this run, which deletes
+ * only a running job, leaves it) for the next due one, at once when the batch was full, else
+ * at most SCHEDULE_IDLE seconds on: a transaction added while this ran may not be seen. */
+static const char schedule_sql[] =
+    "WITH due AS (SELECT id FROM transactions WHERE next_at <= now()"
+    "  ORDER BY next_at LIMIT " SCHEDULE_BATCH " FOR UPDATE SKIP LOCKED),"
+    " u AS (UPDATE transactions t SET next_at = NULL FROM due WHERE t.id = due.id"
+    "  RETURNING t.id, t.step),"
+    " j AS (INSERT INTO jobs (kind, payload) SELECT '" STEP_KIND "',"
+    "  jsonb_build_object('t', id, 'step', step) FROM u),"
+    " n AS (SELECT count(*) AS n FROM u)"
+    " UPDATE jobs SET state = 'queued', attempts = 0, locked_by = NULL, locked_at = NULL,"
+    "  run_at = CASE WHEN (SELECT n FROM n) >= " SCHEDULE_BATCH " THEN now() ELSE"
+    "   least(now() + make_interval(secs => " SCHEDULE_IDLE "),"
+    "    greatest(now(), (SELECT min(next_at) FROM transactions WHERE next_at IS NOT NULL"
+    "     AND id NOT IN (SELECT id FROM u)))) END"
+    " WHERE id = $1::bigint RETURNING (SELECT n FROM n)";
+
+static void scheduled(PGresult *res, const char *err, void *arg)
+{
+    struct rb_job_run *run = arg;
+    if (err)
+        rb_job_finish(run, 0, err, 1, 0);
+    else
+        rb_job_finish(run, 1, NULL, 0, 0);
+    (void)res;
+}
+
+static void schedule_run(struct rb_job_run *run, const struct rb_job *job, void *arg)
+{
+    struct rb_server *srv = arg;
+    char id[24];
+    snprintf(id, sizeof(id), "%lld", job->id);
+    const char *p[1] = {id};
+    if (rb_db_query(srv->db, schedule_sql, 1, p, scheduled, run) != RB_OK)
+        rb_job_finish(run, 0, "the database is busy", 1, 0);
+}
+
 int rb_outreach_register(struct rb_server *srv)
 {
-    return rb_jobs_register(srv->jobs, STEP_KIND, step_run, srv) == RB_OK ? RB_OK : RB_ERR;
+    return rb_jobs_register(srv->jobs, STEP_KIND, step_run, srv) == RB_OK &&
+                   rb_jobs_register(srv->jobs, "outreach.schedule", schedule_run, srv) == RB_OK
+               ? RB_OK
+               : RB_ERR;
 }

@@ -332,9 +332,8 @@ class FeedbackTest(KannelCase):
                                         " LIKE 'F-%'"), "3")
         # the FIR policy waits 6 hours after completion
         self.assertEqual(self.db.scalar(
-            "SELECT extract(epoch FROM j.run_at - t.completed_at)::int FROM jobs j JOIN"
-            " transactions t ON t.id = (j.payload->>'t')::bigint WHERE t.reference = 'F-2'"),
-            "21600")
+            "SELECT extract(epoch FROM next_at - completed_at)::int FROM transactions"
+            " WHERE reference = 'F-2'"), "21600")
         r = self.r.post("/api/v1/transactions", {"transactions": batch[:1]},
                         headers={"X-Api-Key": "rbk_not-a-key"})
         self.assertEqual(r.status, 401, r)

@@ -130,9 +130,12 @@ class ImportTest(FeedbackRegistry):
         self.assertEqual(self.db.query(
             "SELECT sum(transactions), sum(invalid_phone), sum(repeated_phone) FROM"
             " feedback_rollup WHERE office_id = 'lhr-dlc'"), [["5", "1", "1"]])
-        # The first outreach step of each contactable one waits as a job.
-        self.assertEqual(self.db.scalar("SELECT count(*) FROM jobs WHERE kind = 'outreach.step'"),
-                         "4")
+        # Each contactable one waits for its first outreach step (the schedule job turns it
+        # into a step job when it is due).
+        self.assertEqual(self.db.scalar("SELECT count(*) FROM transactions WHERE state ="
+                                        " 'waiting' AND next_at IS NOT NULL"), "4")
+        self.assertEqual(self.db.scalar("SELECT count(*) FROM jobs WHERE kind ="
+                                        " 'outreach.schedule'"), "1")
 
 
 if __name__ == "__main__":
