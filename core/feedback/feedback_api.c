@@ -75,19 +75,6 @@ static void db_answer_failed(struct freq *f, const char *err)
     rb_http_reply_error(f->req, 503, "unavailable", "the database did not answer; try again");
 }
 
-/* The caller's department and districts ("a,b") for a scoped list; NULLs: all. */
-static void scope_of(const struct rb_staff_user *u, const char **dept, char *districts,
-                     size_t len)
-{
-    int scoped = u->role == RB_STAFF_OFFICER || u->role == RB_STAFF_SUPERVISOR;
-    *dept = scoped ? u->department : NULL;
-    districts[0] = '\0';
-    for (int i = 0; scoped && i < u->n_districts; i++) {
-        strncat(districts, i ? "," : "", len - strlen(districts) - 1);
-        strncat(districts, u->districts[i], len - strlen(districts) - 1);
-    }
-}
-
 /* Answers a JSON text from column 0 of row 0 as {key: value}. */
 static void json_text_reply(PGresult *res, const char *err, void *arg, const char *key)
 {
@@ -130,9 +117,8 @@ static void officials_done(PGresult *res, const char *err, void *arg)
 
 static void list(struct freq *f, int officials)
 {
-    const char *dept;
-    char districts[RB_STAFF_MAX_DISTRICTS * 66] = "";
-    scope_of(&f->u, &dept, districts, sizeof(districts));
+    char districts[RB_STAFF_DISTRICTS_CSV];
+    const char *dept = rb_staff_scoped(&f->u, districts) ? f->u.department : NULL;
     const char *p[3] = {dept, districts[0] ? districts : NULL,
                         rb_http_req_query(f->req, "office")};
     int rc = officials ? rb_db_query(f->srv->db, officials_sql, 3, p, officials_done, f)

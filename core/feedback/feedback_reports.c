@@ -30,8 +30,6 @@
 #include "staff/staff_account.h"
 #include "staff/staff_api.h"
 
-#define PERIOD_MAX_DAYS 731
-
 /* $1 from  $2 to  $3 by  $4 department  $5 districts "a,b" */
 static const char report_sql[] =
     "WITH r AS ("
@@ -248,19 +246,15 @@ static void report_done(PGresult *res, const char *err, void *arg)
 static int parse_params(struct report *r)
 {
     struct rb_http_req *req = r->req;
-    const char *from = rb_http_req_query(req, "from"), *to = rb_http_req_query(req, "to");
     const char *by = rb_http_req_query(req, "by"), *fmt = rb_http_req_query(req, "format");
     const char *dept = rb_http_req_query(req, "department");
     const char *measure = rb_http_req_query(req, "measure");
-    long a = 0, z = 0;
     int known_by = 0;
     for (size_t i = 0; by && i < RB_ARRAY_LEN(bys); i++)
         known_by |= strcmp(by, bys[i]) == 0;
-    if (!from || !to || rb_reports_parse_date(from, &a) != 0 ||
-        rb_reports_parse_date(to, &z) != 0 || a > z || z - a + 1 > PERIOD_MAX_DAYS)
-        rb_http_reply_error(req, 400, "invalid_period", "from and to are dates YYYY-MM-DD, "
-                            "from not after to, at most %d days apart", PERIOD_MAX_DAYS);
-    else if (by && (!known_by || r->league))
+    if (rb_reports_period(req, r->from, r->to) != 0)
+        return -1;
+    if (by && (!known_by || r->league))
         rb_http_reply_error(req, 400, "invalid_field", "by must be district, office, official, "
                             "service or department (the league is of offices)");
     else if (fmt && strcmp(fmt, "json") != 0 && (strcmp(fmt, "csv") != 0 || r->league))
@@ -271,8 +265,6 @@ static int parse_params(struct report *r)
                       !rb_config_department(r->srv->cfg, dept)))
         rb_http_reply_error(req, 404, "not_found", "there is no department \"%.64s\"", dept);
     else {
-        snprintf(r->from, sizeof(r->from), "%s", from);
-        snprintf(r->to, sizeof(r->to), "%s", to);
         snprintf(r->by, sizeof(r->by), "%s", r->league ? "office" : by ? by : "office");
         snprintf(r->department, sizeof(r->department), "%s", dept ? dept : "");
         snprintf(r->measure, sizeof(r->measure), "%s", measure ? measure : "dissatisfied");
@@ -289,7 +281,8 @@ static void authed(struct rb_http_req *req, const struct rb_staff_user *u, void 
         free(r);
         return;
     }
-    int scoped = u->role == RB_STAFF_OFFICER || u->role == RB_STAFF_SUPERVISOR;
+    char districts[RB_STAFF_DISTRICTS_CSV];
+    int scoped = rb_staff_scoped(u, districts);
     if (u->role == RB_STAFF_AGENT ||
         (scoped && r->department[0] && strcmp(r->department, u->department) != 0)) {
         rb_http_reply_error(req, 403, "forbidden", "the %s role sees %s", rb_staff_role_str(u->role),
@@ -299,11 +292,6 @@ static void authed(struct rb_http_req *req, const struct rb_staff_user *u, void 
     }
     if (scoped)
         snprintf(r->department, sizeof(r->department), "%s", u->department);
-    char districts[RB_STAFF_MAX_DISTRICTS * 66] = "";
-    for (int i = 0; scoped && i < u->n_districts; i++) {
-        strcat(districts, i ? "," : "");
-        strcat(districts, u->districts[i]);
-    }
     const char *p[5] = {r->from, r->to, r->by, r->department[0] ? r->department : NULL,
                         districts[0] ? districts : NULL};
     if (rb_db_query(r->srv->db, report_sql, 5, p, report_done, r) != RB_OK) {

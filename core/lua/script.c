@@ -870,6 +870,17 @@ static const char *read_flags(lua_State *L, int idx, unsigned *flags)
     return NULL;
 }
 
+/* A fresh _ENV for this call, shared by every chunk. */
+static void fresh_env(lua_State *L, struct rb_script *s)
+{
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_chunk);
+    lua_createtable(L, 0, 0);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_envmt);
+    lua_setmetatable(L, -2);
+    lua_setupvalue(L, -2, 1);
+    lua_pop(L, 1);
+}
+
 /* Protected: one route() call and the check of its result. */
 static int route_step(lua_State *L)
 {
@@ -878,13 +889,7 @@ static int route_step(lua_State *L)
     const struct rb_route_in *in = c->in;
     struct rb_route_out *out = c->out;
 
-    /* A fresh _ENV for this call, shared by every chunk. */
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_chunk);
-    lua_createtable(L, 0, 0);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_envmt);
-    lua_setmetatable(L, -2);
-    lua_setupvalue(L, -2, 1);
-    lua_pop(L, 1);
+    fresh_env(L, s);
 
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_route);
     lua_createtable(L, 0, 9);
@@ -1273,12 +1278,7 @@ static int module_step(lua_State *L)
 {
     struct module_call *c = lua_touserdata(L, 1);
     struct rb_script *s = c->s;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_chunk);
-    lua_createtable(L, 0, 0);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_envmt);
-    lua_setmetatable(L, -2);
-    lua_setupvalue(L, -2, 1);
-    lua_pop(L, 1);
+    fresh_env(L, s);
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_envmt);
     lua_getfield(L, -1, "__index");
     lua_getfield(L, -1, "require");

@@ -97,6 +97,18 @@ int rb_staff_names_match(const char *official, const char *display_name, const c
     return username && *username && same_words(official, username);
 }
 
+int rb_staff_scoped(const struct rb_staff_user *u, char *out)
+{
+    int scoped = u->role == RB_STAFF_OFFICER || u->role == RB_STAFF_SUPERVISOR;
+    out[0] = '\0';
+    for (int i = 0; scoped && i < u->n_districts; i++) {
+        if (i)
+            strcat(out, ",");
+        strcat(out, u->districts[i]);
+    }
+    return scoped;
+}
+
 int rb_staff_scope(const struct rb_staff_user *u, const char *department, const char *district,
                    const char *names_official, int write)
 {

@@ -66,6 +66,12 @@ int rb_staff_role_from_str(const char *s, enum rb_staff_role *out);
  * RB_STAFF_MAX_DISTRICTS or longer than 64 bytes are RB_EINVAL. */
 int rb_staff_set_districts(struct rb_staff_user *u, const char *csv);
 
+/* The scope of an officer or supervisor for a SQL filter: 1 with their districts as "a,b"
+ * in out ("" for all of their department's), 0 (out "") for the roles that see every
+ * department. out must hold RB_STAFF_DISTRICTS_CSV bytes. */
+#define RB_STAFF_DISTRICTS_CSV (RB_STAFF_MAX_DISTRICTS * 66)
+int rb_staff_scoped(const struct rb_staff_user *u, char *out);
+
 /* Does `official` (the name a complaint gives) name this person? Compares, ignoring case and
  * surrounding or repeated blanks, with the display name and with the username. 0 for an
  * empty or NULL official. */

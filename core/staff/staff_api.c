@@ -476,14 +476,9 @@ static void do_inbox(struct call *c)
         call_free(c);
         return;
     }
-    int scoped = u->role == RB_STAFF_OFFICER || u->role == RB_STAFF_SUPERVISOR;
+    char districts[RB_STAFF_DISTRICTS_CSV];
+    int scoped = rb_staff_scoped(u, districts);
     const char *dept = scoped ? u->department : rb_http_req_query(req, "department");
-    char districts[RB_STAFF_MAX_DISTRICTS * 66] = "";
-    for (int i = 0; scoped && i < u->n_districts; i++) {
-        if (i)
-            strcat(districts, ",");
-        strcat(districts, u->districts[i]);
-    }
     const char *status = rb_http_req_query(req, "status");
     enum rb_case_state st;
     if (status && rb_case_state_from_str(status, &st) != RB_OK) {
