@@ -71,7 +71,7 @@ static void step_done(int found, const char *err, void *arg)
 /* Runs sql with p for s, ending the job when it answers. */
 static void step_query(struct step *s, const char *sql, int n, const char *const *p)
 {
-    if (rb_db_query(s->srv->db, sql, n, p, stored, s) != RB_OK)
+    if (rb_db_query_prepared(s->srv->db, sql, n, p, stored, s) != RB_OK)
         step_end(s, "the database is busy");
 }
 
@@ -138,7 +138,7 @@ int rb_otx_next_step(struct rb_server *srv, const struct rb_otx *t, const char *
     const char *q[4] = {id, state, step, disposition};
     struct next *n = rb_malloc(sizeof(*n));
     *n = (struct next){fn, arg};
-    if (rb_db_query(srv->db, next_sql, 4, q, next_stored, n) != RB_OK) {
+    if (rb_db_query_prepared(srv->db, next_sql, 4, q, next_stored, n) != RB_OK) {
         free(n);
         return RB_EAGAIN;
     }
@@ -297,7 +297,7 @@ static void step_run(struct rb_job_run *run, const struct rb_job *job, void *arg
     snprintf(id, sizeof(id), "%lld", (long long)json_integer_value(t));
     json_decref(p);
     const char *q[1] = {id};
-    if (rb_db_query(s->srv->db, load_sql, 1, q, step_loaded, s) != RB_OK)
+    if (rb_db_query_prepared(s->srv->db, load_sql, 1, q, step_loaded, s) != RB_OK)
         step_end(s, "the database is busy");
 }
 

@@ -111,7 +111,7 @@ static void sms_answer(struct sms *s)
         snprintf(id, sizeof(id), "%lld", t->id);
         char *a = json_dumps(t->answers, JSON_COMPACT);
         const char *p[4] = {id, a, q ? q : t->question, s->ref};
-        rc = rb_db_query(s->srv->db, advance_sql, 4, p, sms_advanced, s);
+        rc = rb_db_query_prepared(s->srv->db, advance_sql, 4, p, sms_advanced, s);
         free(a);
     }
     json_decref(r);
@@ -155,7 +155,7 @@ int rb_outreach_sms_answer(struct rb_server *srv, const char *phone, const char 
     s->fn = fn;
     s->arg = arg;
     const char *p[2] = {phone, ref};
-    if (rb_db_query(srv->db, sms_find_sql, 2, p, sms_found, s) != RB_OK) {
+    if (rb_db_query_prepared(srv->db, sms_find_sql, 2, p, sms_found, s) != RB_OK) {
         sms_free(s);
         return RB_EAGAIN;
     }
@@ -295,7 +295,7 @@ int rb_outreach_record(struct rb_server *srv, const char *channel, long long id,
     char sid[24];
     snprintf(sid, sizeof(sid), "%lld", id);
     const char *p[1] = {sid};
-    if (rb_db_query(srv->db, agent ? by_id_sql : by_call_sql, 1, p, record_found, r) != RB_OK) {
+    if (rb_db_query_prepared(srv->db, agent ? by_id_sql : by_call_sql, 1, p, record_found, r) != RB_OK) {
         record_free(r);
         return RB_EAGAIN;
     }

@@ -244,7 +244,7 @@ int rb_otx_finish(struct rb_server *srv, const struct rb_otx *t, const char *sta
                          open ? tracking : NULL, cat ? cat : "feedback", prio, text, state, ref};
     struct finish *f = rb_malloc(sizeof(*f));
     *f = (struct finish){fn, arg, t->id};
-    int rc = rb_db_query(srv->db, finish_sql, 12, p, finished, f);
+    int rc = rb_db_query_prepared(srv->db, finish_sql, 12, p, finished, f);
     if (rc != RB_OK)
         free(f);
     free(answers);

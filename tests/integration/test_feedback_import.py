@@ -137,6 +137,24 @@ class ImportTest(FeedbackRegistry):
         self.assertEqual(self.db.scalar("SELECT count(*) FROM jobs WHERE kind ="
                                         " 'outreach.schedule'"), "1")
 
+    def test_check_names_outreach_errors_by_file_line_col(self):
+        bad = write(self.tmp, "outreach.yaml",
+                    "defaults:\n"
+                    "  channels: [call, fax]\n"
+                    "  agent_sample: 2\n"
+                    "services:\n"
+                    "  general_complaint: {delay: 1h}\n"
+                    "  fir_registration: {survey: nosuch}\n")
+        cfg = rbtest.default_config(0, self.tmp + "/state", self.db.url())
+        cfg["outreach"] = bad
+        conf = write(self.tmp, "rabta.yaml", __import__("json").dumps(cfg))
+        r = rbtest.run_rabtad(["--check", "-c", conf])
+        self.assertEqual(r.returncode, 2, r)
+        self.assertIn("outreach.yaml:2:20: key \"channels\": no channel \"fax\"", r.stderr)
+        self.assertIn("outreach.yaml:3:17: key \"agent_sample\"", r.stderr)
+        self.assertRegex(r.stderr, r"outreach.yaml:5:3: .*general_complaint.* does not ask for "
+                                   r"feedback")
+
 
 if __name__ == "__main__":
     rbtest.main()
