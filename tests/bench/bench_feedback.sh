@@ -17,6 +17,8 @@
 #     (by district, office, official, service, department; the league; CSV) timed through
 #     the API, 3 times each, the slowest printed. Goal: every one under 2 s.
 #
+# BENCH_FB_PARTS (1234) picks the parts to run.
+#
 #   tests/bench/bench_feedback.sh BUILD_DIR
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -28,6 +30,7 @@ DUE_N=${BENCH_FB_DUE:-100000}
 RATE=${BENCH_FB_RATE:-500}
 STEPS_SECS=${BENCH_FB_STEPS_SECS:-60}
 REPORT_N=${BENCH_FB_REPORT:-10000000}
+PARTS=${BENCH_FB_PARTS:-1234} # which of the four parts to run
 secs=${DURATION%s}
 
 bench_port SINKPORT
@@ -54,6 +57,7 @@ outreach: \"$TMP/outreach.yaml\""
 export BENCH_EXTRA_YAML
 
 bench_pg_start on
+case $PARTS in *1*) ;; *) IMPORT_N=$DUE_N ;; esac
 python3 "$HERE/feedback_gen.py" "$TMP" "$IMPORT_N"
 # The configuration and the schema, through a first start of rabtad.
 bench_rabtad_start 8
@@ -62,6 +66,8 @@ CONF=$TMP/rabta.yaml
 "$RABTAD" offices -c "$CONF" import "$TMP/offices.csv" >/dev/null
 "$RABTAD" officials -c "$CONF" import "$TMP/officials.csv" >/dev/null
 
+part() { case $PARTS in *$1*) return 0 ;; *) return 1 ;; esac; }
+if part 1 || part 3; then
 echo "== 1. CSV import of $IMPORT_N transactions (fsync on)"
 t0=$(date +%s.%N)
 rc=0
@@ -72,7 +78,9 @@ sed 's/^/  /' "$TMP/import.out"
 [ "$rc" = 0 ] || { head -20 "$TMP/import.err" >&2; die "the import failed (exit $rc)"; }
 stored=$(bench_psql "SELECT count(*) FROM transactions")
 awk -v a="$t0" -v b="$t1" -v n="$stored" 'BEGIN { printf "  %d stored in %.1f s: %.0f transactions/s (goal: under 60 s)\n", n, b - a, n / (b - a) }'
+fi
 
+if part 2; then
 echo "== 2. POST /api/v1/transactions, batches of 1,000, 16 connections, $DURATION"
 bench_rabtad_start 8
 OFFICE=lahore-0
@@ -83,9 +91,11 @@ bench_wrk -t 2 -c 16 -d "$DURATION" --timeout 30s -s "$HERE/wrk/transactions.lua
   "http://127.0.0.1:$RPORT" | grep -E "Requests/sec|Latency|answers" | sed 's/^/  /'
 after=$(bench_psql "SELECT count(*) FROM transactions")
 awk -v n=$((after - before)) -v s="$secs" 'BEGIN { printf "  %d transactions stored in %d s: %.0f transactions/s (goal: at least 20,000/s)\n", n, s, n / s }'
-
-echo "== 3. The outreach scheduler: $DUE_N first steps due at once, SMS paced at $RATE/s"
 stop_pid "$RABTAD_PID"
+fi
+
+if part 3; then
+echo "== 3. The outreach scheduler: $DUE_N first steps due at once, SMS paced at $RATE/s"
 # Every transaction so far is put far off, then DUE_N of them made due now.
 bench_psql "UPDATE transactions SET next_at = NULL, state = 'skipped' WHERE state = 'waiting'" >/dev/null
 bench_psql "UPDATE transactions SET next_at = now(), state = 'waiting', step = 0 WHERE id IN
@@ -110,17 +120,19 @@ t1=$(date +%s)
 el=$((t1 - t0))
 echo "  $run of $DUE_N steps run in ${el} s ($((run / el))/s); $sent SMS sent: $((sent / el))/s of the $RATE/s pace; rabtad RSS $(sort -n "$TMP/rss.txt" | head -1)-$(sort -n "$TMP/rss.txt" | tail -1) KiB"
 stop_pid "$RABTAD_PID"
+fi
 
+if part 4; then
 echo "== 4. Reports over $REPORT_N transactions"
 bench_psql "INSERT INTO transactions (office_id, reference, service_id, official_id, phone,
   completed_at, state, disposition, closed_at)
-  SELECT o.id, 'R-' || g, s.s, o.id || '.' || (g % 3), '+92301' || lpad((g % 10000000)::text, 7, '0'),
+  SELECT o.a[g % o.n + 1], 'R-' || g, (ARRAY['driving_licence_issue', 'driving_licence_renewal',
+    'learner_permit', 'character_certificate', 'fir_registration'])[g % 5 + 1],
+    o.a[g % o.n + 1] || '.' || (g % 3), '+92301' || lpad((g % 10000000)::text, 7, '0'),
     timestamptz '2026-01-01' + (g % 365) * interval '1 day', 'done',
     (ARRAY['complete', 'partial', 'refusal', 'non_contact', 'unknown'])[g % 5 + 1], now()
-  FROM generate_series(1, $REPORT_N) g
-  JOIN LATERAL (SELECT id FROM offices ORDER BY id OFFSET (g % 360) LIMIT 1) o ON true
-  CROSS JOIN LATERAL (SELECT (ARRAY['driving_licence_issue', 'driving_licence_renewal',
-    'learner_permit', 'character_certificate', 'fir_registration'])[g % 5 + 1] AS s) s" >/dev/null
+  FROM (SELECT array_agg(id ORDER BY id) a, count(*)::int n FROM offices) o,
+    generate_series(1, $REPORT_N) g" >/dev/null
 # The roll-up the server keeps as transactions and answers arrive, for these rows.
 bench_psql "INSERT INTO feedback_rollup AS r (day, office_id, official_id, service_id,
     transactions, contacted_sms, complete, partial, refusal, non_contact, unknown,
@@ -137,7 +149,6 @@ bench_psql "INSERT INTO feedback_rollup AS r (day, office_id, official_id, servi
     transactions = r.transactions + excluded.transactions" >/dev/null
 bench_psql "ANALYZE" >/dev/null
 bench_rabtad_start 8
-printf 'adm\n%s\n' x >/dev/null
 echo "bench-password-1" | "$RABTAD" staff -c "$CONF" add bench.adm --role admin >/dev/null
 TOKEN=$(curl -s -X POST -H 'Content-Type: application/json' \
   -d '{"username":"bench.adm","password":"bench-password-1"}' \
@@ -158,3 +169,5 @@ for q in "by=district" "by=office" "by=official" "by=service" "by=department" \
   printf '  %-28s slowest of 3: %.3f s\n' "$q" "$worst"
 done
 echo "  every report under $worst_all s (goal: under 2 s)"
+stop_pid "$RABTAD_PID"
+fi
