@@ -201,8 +201,11 @@ static int replay(struct record *r, int *done, char *why, size_t whylen)
     int rc = q ? RB_OK : RB_EINVAL;
     *done = 0;
     while (q && rc == RB_OK) {
-        const char *id = json_string_value(json_object_get(q, "question"));
-        json_t *in = id ? json_object_get(r->given, id) : NULL;
+        char id[64]; /* q is freed below */
+        snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(q, "question"))
+                                            ? json_string_value(json_object_get(q, "question"))
+                                            : "");
+        json_t *in = id[0] ? json_object_get(r->given, id) : NULL;
         if (!json_is_string(in))
             break; /* not answered: the survey stopped here */
         json_object_set_new(req, "question", json_string(id));
