@@ -7,10 +7,12 @@
 #include "base/log.h"
 #include "cli/cli.h"
 #include "cli/cli_apikey.h"
+#include "cli/cli_feedback.h"
 #include "cli/cli_staff.h"
 #include "config/config.h"
 #include "lua/script.h"
 #include "messages/sender.h"
+#include "outreach/outreach_policy.h"
 #include "server/plugin.h"
 #include "server/server.h"
 #include "sla/sla_policy.h"
@@ -38,8 +40,11 @@ static void usage(FILE *out)
             "       rabtad apikey -c FILE [--state-dir DIR] add NAME | list | revoke NAME\n"
             "       rabtad staff -c FILE [--state-dir DIR] add USERNAME --role R\n"
             "              [--department D] [--name NAME] [--districts a,b]\n"
-            "              [--phone P] [--email E] | list |\n"
+            "              [--phone P] [--email E] [--office O] | list |\n"
             "              disable USERNAME | passwd USERNAME   (password on stdin)\n"
+            "       rabtad offices -c FILE import FILE.csv | key OFFICE\n"
+            "       rabtad officials -c FILE import FILE.csv\n"
+            "       rabtad transactions -c FILE import FILE.csv\n"
             "       rabtad --version | --help\n"
             "\n"
             "Rabta, the one-window citizen relations server.\n"
@@ -89,7 +94,7 @@ struct args {
     const char *config_path, *state_dir, *listen, *command;
     int check;
     struct rb_cli_opts cli;
-    char *staff_opts[12]; /* "--role" R ... : handed on to rb_cli_staff after its own words */
+    char *staff_opts[14]; /* "--role" R ... : handed on to rb_cli_staff after its own words */
     int n_staff_opts;
     int nargs;   /* the command's words after its name */
     char **args; /* borrowed from argv */
@@ -110,14 +115,15 @@ static const struct option opts[] = {
     {"districts", required_argument, NULL, OPT_STAFF},
     {"phone", required_argument, NULL, OPT_STAFF},
     {"email", required_argument, NULL, OPT_STAFF},
+    {"office", required_argument, NULL, OPT_STAFF},
     {"version", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
 
 /* The options of `staff add`, kept for rb_cli_staff with their values. */
-static const char *const staff_flags[] = {"--role",      "--department", "--name",
-                                          "--districts", "--phone",      "--email"};
+static const char *const staff_flags[] = {"--role",  "--department", "--name", "--districts",
+                                          "--phone", "--email",      "--office"};
 
 static int keep_staff_opt(struct args *a, const char *name, char *value)
 {
@@ -182,7 +188,8 @@ static int take_option(struct args *a, int c, int opt_index, char **argv)
     }
 }
 
-static const char *const commands[] = {"jobs", "route", "apikey", "staff"};
+static const char *const commands[] = {"jobs",    "route",     "apikey",      "staff",
+                                       "offices", "officials", "transactions"};
 
 /* Options, the command and their combinations. Returns -1 to go on, else the exit code. */
 static int parse_args(int argc, char **argv, struct args *a)
@@ -204,8 +211,8 @@ static int parse_args(int argc, char **argv, struct args *a)
         return EXIT_USAGE;
     }
     if ((!a->command || strcmp(a->command, "staff") != 0) && a->n_staff_opts) {
-        fprintf(stderr, "rabtad: --role, --department, --name, --districts, --phone and --email "
-                        "go with staff add\n");
+        fprintf(stderr, "rabtad: --role, --department, --name, --districts, --phone, --email "
+                        "and --office go with staff add\n");
         return EXIT_USAGE;
     }
     if (!a->command && (a->cli.state || a->cli.limit || a->cli.dry_run)) {
@@ -233,6 +240,7 @@ static void check_more(struct rb_server *srv, struct rb_errors *errs)
     srv->senders = rb_senders_new();
     if (ps && srv->rules) /* each plugin's configuration; their channels' senders */
         rb_plugins_check(ps, srv, errs);
+    rb_outreach_free(rb_server_load_outreach(cfg, srv->rules, errs));
     if (cfg->sla_file)
         srv->sla = rb_sla_load(cfg->sla_file, cfg, errs);
     if (ps) /* every channel the configuration uses has a sender */
@@ -263,6 +271,12 @@ static int run_command(struct rb_server *srv, const struct args *a)
         rc = rb_cli_route(srv, &a->cli);
     } else if (strcmp(a->command, "apikey") == 0) {
         rc = rb_cli_apikey(srv, a->nargs, a->args);
+    } else if (strcmp(a->command, "offices") == 0) {
+        rc = rb_cli_offices(srv, a->nargs, a->args);
+    } else if (strcmp(a->command, "officials") == 0) {
+        rc = rb_cli_officials(srv, a->nargs, a->args);
+    } else if (strcmp(a->command, "transactions") == 0) {
+        rc = rb_cli_transactions(srv, a->nargs, a->args);
     } else {
         rc = rb_cli_jobs(srv, a->nargs, a->args, &a->cli);
     }

@@ -172,3 +172,23 @@ template("status.rejected", { en = "rejected", ur = "مسترد" })
 template("status.transferred", { en = "transferred to another department", ur = "دوسرے محکمے کو منتقل" })
 template("status.reopened", { en = "reopened", ur = "دوبارہ کھولی گئی" })
 template("status.answered", { en = "answered", ur = "جواب دے دیا گیا" })
+
+-- ---- proactive feedback (lua/surveys.lua, docs/feedback.md) -----------------------------
+
+-- {question}: a question of lua/surveys.lua, already in the citizen's language
+template("survey.question", {
+  en = "{question}",
+  ur = "{question}",
+})
+
+-- {survey}: the survey's name. The body of a feedback call for the IVR's sender (the call
+-- itself plays the survey's recorded prompts).
+template("survey.call", {
+  en = "Rabta feedback call: survey {survey}",
+  ur = "رابطہ فیڈبیک کال: سروے {survey}",
+})
+
+template("survey.thanks", {
+  en = "Rabta: thank you for your answers. They help us hold offices to account. Send STOP to get no more surveys.",
+  ur = "رابطہ: آپ کے جوابات کا شکریہ۔ ان سے دفاتر کی جوابدہی ہوتی ہے۔ مزید سروے نہ چاہیں تو بند بھیجیں۔",
+})

@@ -20,6 +20,7 @@ struct rb_case_read;
 struct rb_sla;
 struct rb_sla_engine;
 struct rb_senders;
+struct rb_outreach;
 
 struct rb_server {
     struct event_base *base;    /* owned */
@@ -38,6 +39,7 @@ struct rb_server {
     struct rb_case_read *case_read; /* owned: batched status look-ups */
     struct rb_sla *sla;         /* owned; NULL without an sla file; replaced on reload */
     struct rb_sla_engine *sla_engine; /* owned */
+    struct rb_outreach *outreach; /* owned; the outreach policies; replaced on reload */
     struct rb_pgembed *pg;      /* owned; NULL with an external database */
     char *conninfo;             /* owned */
     struct rb_plugins *plugins; /* owned */

@@ -35,7 +35,7 @@ static void key_hash_literal(const char *key, char out[2 + 64 + 1])
     sodium_bin2hex(out + 2, 64 + 1, d, sizeof(d));
 }
 
-static int apikey_add(PGconn *conn, const char *name)
+int rb_cli_apikey_add(PGconn *conn, const char *name, const char *office)
 {
     unsigned char raw[APIKEY_BYTES];
     char key[sizeof(APIKEY_PREFIX) + 64];
@@ -47,11 +47,12 @@ static int apikey_add(PGconn *conn, const char *name)
     sodium_memzero(raw, sizeof(raw));
     key_hash_literal(key, hash);
 
-    const char *params[2] = {name, hash};
+    const char *params[3] = {name, hash, office};
     PGresult *res = PQexecParams(conn,
-                                 "INSERT INTO api_keys (name, key_hash) VALUES ($1, $2::bytea) "
+                                 "INSERT INTO api_keys (name, key_hash, office_id) "
+                                 "VALUES ($1, $2::bytea, $3) "
                                  "ON CONFLICT (name) DO NOTHING RETURNING id",
-                                 2, NULL, params, NULL, NULL, 0);
+                                 3, NULL, params, NULL, NULL, 0);
     int rc = 0;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         fprintf(stderr, "rabtad: apikey add %s failed: %s", name, PQresultErrorMessage(res));
@@ -156,7 +157,7 @@ int rb_cli_apikey(struct rb_server *srv, int nargs, char **args)
     }
     int rc;
     if (strcmp(verb, "add") == 0)
-        rc = apikey_add(conn, args[1]);
+        rc = rb_cli_apikey_add(conn, args[1], NULL);
     else if (strcmp(verb, "revoke") == 0)
         rc = apikey_revoke(conn, args[1]);
     else

@@ -14,4 +14,9 @@ struct rb_server;
  * Returns the process exit code: 0 done, 1 failed, 2 usage. */
 int rb_cli_apikey(struct rb_server *srv, int nargs, char **args);
 
+#include <libpq-fe.h>
+/* Makes key NAME (valid name) on an open connection, bound to office (NULL: none; an office's
+ * key submits that office's transactions only), prints it once on stdout. 0 or 1. */
+int rb_cli_apikey_add(PGconn *conn, const char *name, const char *office);
+
 #endif

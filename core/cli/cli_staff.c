@@ -67,7 +67,7 @@ static void show_generated(const char *username, const char *pw)
 }
 
 struct add_opts {
-    const char *role, *department, *name, *districts, *phone, *email;
+    const char *role, *department, *name, *districts, *phone, *email, *office;
     char e164[RB_PHONE_MAX]; /* the phone normalised */
 };
 
@@ -81,14 +81,14 @@ static int staff_add(PGconn *conn, const char *username, const struct add_opts *
     }
     char districts[RB_STAFF_MAX_DISTRICTS * 66 + 2];
     snprintf(districts, sizeof(districts), "{%s}", o->districts ? o->districts : "");
-    const char *p[8] = {username, o->name ? o->name : "", hash, o->role, o->department,
-                        districts, o->phone ? o->e164 : NULL, o->email};
+    const char *p[9] = {username, o->name ? o->name : "", hash, o->role, o->department,
+                        districts, o->phone ? o->e164 : NULL, o->email, o->office};
     PGresult *res = PQexecParams(conn,
                                  "INSERT INTO staff (username, display_name, password_hash, role, "
-                                 "department_id, districts, phone, email) VALUES ($1, $2, $3, $4, "
-                                 "$5, $6::text[], $7, $8) ON CONFLICT (username) DO NOTHING "
-                                 "RETURNING id",
-                                 8, NULL, p, NULL, NULL, 0);
+                                 "department_id, districts, phone, email, office_id) VALUES ($1, "
+                                 "$2, $3, $4, $5, $6::text[], $7, $8, $9) ON CONFLICT (username) "
+                                 "DO NOTHING RETURNING id",
+                                 9, NULL, p, NULL, NULL, 0);
     sodium_memzero(hash, sizeof(hash));
     int rc = 0;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -208,6 +208,7 @@ static int parse_add(struct rb_server *srv, int nargs, char **args, struct add_o
                             : strcmp(k, "--districts") == 0  ? &o->districts
                             : strcmp(k, "--phone") == 0      ? &o->phone
                             : strcmp(k, "--email") == 0      ? &o->email
+                            : strcmp(k, "--office") == 0     ? &o->office
                                                              : NULL;
         if (!slot) {
             fprintf(stderr, "rabtad: staff add: unknown option %s\n", k);
@@ -221,8 +222,8 @@ static int parse_add(struct rb_server *srv, int nargs, char **args, struct add_o
     }
     enum rb_staff_role role;
     if (!o->role || rb_staff_role_from_str(o->role, &role) != RB_OK) {
-        fprintf(stderr, "rabtad: staff add needs --role officer, supervisor, oversight or "
-                        "admin\n");
+        fprintf(stderr, "rabtad: staff add needs --role officer, supervisor, oversight, "
+                        "admin or agent\n");
         return RB_EINVAL;
     }
     int scoped = role == RB_STAFF_OFFICER || role == RB_STAFF_SUPERVISOR;

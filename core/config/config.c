@@ -808,6 +808,7 @@ static void check_references(struct loader *l, const struct rb_node *root)
 struct top_in {
     char *state_dir, *lua_dir, *migrations_dir, *plugin_dir, *districts, *triage, *sla;
     char *plugin_migrations_dir;
+    char *outreach;
 };
 
 static const struct rb_node *section(struct loader *l, const struct rb_node *root,
@@ -842,11 +843,12 @@ static void load_all(struct loader *l, const struct rb_node *root)
         {"sla", RB_CONF_STRING, offsetof(struct top_in, sla), 0, 0, 0},
         {"plugin_migrations_dir", RB_CONF_STRING, offsetof(struct top_in, plugin_migrations_dir),
          0, 0, 0},
+        {"outreach", RB_CONF_STRING, offsetof(struct top_in, outreach), 0, 0, 0},
     };
     static const char *const extra[] = {"server", "database", "log", "jobs", "messages", "plugins",
                                         "departments", "services", NULL};
     struct rb_config *cfg = l->cfg;
-    struct top_in in = {NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+    struct top_in in = {0};
     rb_conf_parse(root, "the top level", fields, RB_ARRAY_LEN(fields), extra, &in, l->e);
     set_dir(cfg, &cfg->state_dir, in.state_dir, "../var");
     set_dir(cfg, &cfg->lua_dir, in.lua_dir, "../lua");
@@ -859,6 +861,8 @@ static void load_all(struct loader *l, const struct rb_node *root)
         cfg->plugin_dir = rb_path_join(cfg->base_dir, in.plugin_dir);
     if (in.sla && in.sla[0])
         cfg->sla_file = rb_path_join(cfg->base_dir, in.sla);
+    if (in.outreach && in.outreach[0])
+        cfg->outreach_file = rb_path_join(cfg->base_dir, in.outreach);
 
     parse_server(l, section(l, root, "server", RB_NODE_MAP));
     parse_database(l, section(l, root, "database", RB_NODE_MAP));
@@ -979,6 +983,7 @@ void rb_config_free(struct rb_config *cfg)
     free(cfg->messages.quiet_hours);
     free(cfg->messages.timezone);
     free(cfg->sla_file);
+    free(cfg->outreach_file);
     free(cfg->database.url);
     free(cfg->database.pg_bindir);
     free(cfg->state_dir);

@@ -104,6 +104,7 @@ struct rb_config {
     int log_level;    /* RB_LOG_*; default info */
     char *triage_department; /* owned; cases no rule can route go here; default "bureau" */
     char *sla_file;   /* owned; resolved; NULL: no SLA deadlines */
+    char *outreach_file; /* owned; resolved; NULL: no proactive feedback (docs/feedback.md) */
     struct rb_jobs_conf jobs;
     struct rb_messages_conf messages;
     char *lua_dir;    /* owned; resolved; default "<base_dir>/../lua" */

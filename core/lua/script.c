@@ -75,6 +75,9 @@ struct rb_script {
     int ref_chunk; /* registry: routing.lua's main chunk (its _ENV is every chunk's _ENV) */
     int ref_route; /* registry: the route function */
     int ref_envmt; /* registry: metatable of call envs */
+
+    char **modules; /* owned: the names of the files in lua/ (rb_script_call) */
+    size_t n_modules;
 };
 
 /* One file read into memory before the state exists. */
@@ -895,6 +898,17 @@ static const char *read_flags(lua_State *L, int idx, unsigned *flags)
     return NULL;
 }
 
+/* A fresh _ENV for this call, shared by every chunk. */
+static void fresh_env(lua_State *L, struct rb_script *s)
+{
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_chunk);
+    lua_createtable(L, 0, 0);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_envmt);
+    lua_setmetatable(L, -2);
+    lua_setupvalue(L, -2, 1);
+    lua_pop(L, 1);
+}
+
 /* Protected: one route() call and the check of its result. */
 static int route_step(lua_State *L)
 {
@@ -903,13 +917,7 @@ static int route_step(lua_State *L)
     const struct rb_route_in *in = c->in;
     struct rb_route_out *out = c->out;
 
-    /* A fresh _ENV for this call, shared by every chunk. */
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_chunk);
-    lua_createtable(L, 0, 0);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_envmt);
-    lua_setmetatable(L, -2);
-    lua_setupvalue(L, -2, 1);
-    lua_pop(L, 1);
+    fresh_env(L, s);
 
     lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_route);
     lua_createtable(L, 0, 9);
@@ -1200,6 +1208,168 @@ static void run_tests(struct rb_script *s, struct rb_errors *errs)
     tests_free(ts.v, ts.n);
 }
 
+/* ---- calls into a module (lua/surveys.lua) ----------------------------------------------- */
+
+#define JSON_DEPTH_MAX 16
+
+/* Pushes v as a Lua value (objects and arrays as tables, null as nil). */
+static void push_json(lua_State *L, const json_t *v, int depth)
+{
+    if (depth > JSON_DEPTH_MAX)
+        luaL_error(L, "a value nested deeper than %d levels", JSON_DEPTH_MAX);
+    luaL_checkstack(L, 4, "json");
+    if (json_is_object(v)) {
+        lua_createtable(L, 0, (int)json_object_size(v));
+        const char *k;
+        json_t *x;
+        json_object_foreach((json_t *)v, k, x) {
+            push_json(L, x, depth + 1);
+            lua_setfield(L, -2, k);
+        }
+    } else if (json_is_array(v)) {
+        lua_createtable(L, (int)json_array_size(v), 0);
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            push_json(L, json_array_get(v, i), depth + 1);
+            lua_rawseti(L, -2, (lua_Integer)i + 1);
+        }
+    } else if (json_is_string(v)) {
+        lua_pushlstring(L, json_string_value(v), json_string_length(v));
+    } else if (json_is_integer(v)) {
+        lua_pushinteger(L, (lua_Integer)json_integer_value(v));
+    } else if (json_is_real(v)) {
+        lua_pushnumber(L, json_real_value(v));
+    } else if (json_is_boolean(v)) {
+        lua_pushboolean(L, json_is_true(v));
+    } else {
+        lua_pushnil(L);
+    }
+}
+
+/* The Lua value at idx as JSON (a table with keys 1..n as an array, else an object with
+ * string keys). Raises on functions, other keys, depth. Returns a new reference. */
+static json_t *to_json(lua_State *L, int idx, int depth)
+{
+    idx = lua_absindex(L, idx);
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL:
+        return json_null();
+    case LUA_TBOOLEAN:
+        return json_boolean(lua_toboolean(L, idx));
+    case LUA_TNUMBER:
+        return lua_isinteger(L, idx) ? json_integer((json_int_t)lua_tointeger(L, idx))
+                                     : json_real(lua_tonumber(L, idx));
+    case LUA_TSTRING: {
+        size_t len;
+        const char *p = lua_tolstring(L, idx, &len);
+        if (rb_text_valid_utf8(p, len, NULL) != RB_OK)
+            luaL_error(L, "a result string is not valid UTF-8");
+        return json_stringn(p, len);
+    }
+    case LUA_TTABLE:
+        break;
+    default:
+        luaL_error(L, "a result holds a %s value", luaL_typename(L, idx));
+    }
+    if (depth > JSON_DEPTH_MAX)
+        luaL_error(L, "a result nested deeper than %d levels", JSON_DEPTH_MAX);
+    luaL_checkstack(L, 4, "json");
+    size_t n = lua_rawlen(L, idx);
+    json_t *out = n > 0 ? json_array() : json_object();
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        int is_index = lua_type(L, -2) == LUA_TNUMBER && lua_isinteger(L, -2);
+        if (n > 0 ? !is_index : lua_type(L, -2) != LUA_TSTRING) {
+            json_decref(out);
+            luaL_error(L, "a result table mixes list and named keys");
+        }
+        json_t *x = to_json(L, -1, depth + 1);
+        if (n > 0) {
+            lua_Integer i = lua_tointeger(L, -2);
+            while (json_array_size(out) < (size_t)i)
+                json_array_append_new(out, json_null());
+            json_array_set_new(out, (size_t)i - 1, x);
+        } else {
+            json_object_set_new(out, lua_tostring(L, -2), x);
+        }
+        lua_pop(L, 1);
+    }
+    return out;
+}
+
+struct module_call {
+    struct rb_script *s;
+    const char *module, *fn;
+    const json_t *in;
+    json_t *out; /* new */
+};
+
+/* Protected: require(module)[fn](in) under a fresh _ENV, its result as JSON. */
+static int module_step(lua_State *L)
+{
+    struct module_call *c = lua_touserdata(L, 1);
+    struct rb_script *s = c->s;
+    fresh_env(L, s);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->ref_envmt);
+    lua_getfield(L, -1, "__index");
+    lua_getfield(L, -1, "require");
+    lua_pushstring(L, c->module);
+    lua_call(L, 1, 1);
+    if (lua_type(L, -1) != LUA_TTABLE)
+        return luaL_error(L, "lua/%s.lua must return a table of functions", c->module);
+    if (lua_getfield(L, -1, c->fn) != LUA_TFUNCTION)
+        return luaL_error(L, "lua/%s.lua has no function %s", c->module, c->fn);
+    if (c->in)
+        push_json(L, c->in, 0);
+    else
+        lua_createtable(L, 0, 0);
+    lua_call(L, 1, 1);
+    c->out = to_json(L, -1, 0);
+    return 0;
+}
+
+int rb_script_has_module(const struct rb_script *s, const char *module)
+{
+    for (size_t i = 0; s && i < s->n_modules; i++)
+        if (strcmp(s->modules[i], module) == 0)
+            return 1;
+    return 0;
+}
+
+json_t *rb_script_call(struct rb_script *s, const char *module, const char *fn,
+                       const json_t *in, char *err, size_t errlen)
+{
+    char where[96];
+    snprintf(where, sizeof(where), "lua/%s.lua", module);
+    if (!rb_script_has_module(s, module)) {
+        snprintf(err, errlen, "there is no %s", where);
+        return NULL;
+    }
+    struct module_call c = {s, module, fn, in, NULL};
+    if (script_pcall(s, module_step, &c, s->time_limit * 5, where, NULL, err, errlen) !=
+        RB_OK) {
+        json_decref(c.out);
+        return NULL;
+    }
+    return c.out;
+}
+
+/* lua/surveys.lua's self_test(), when the file exists: failures become errors. */
+static void run_module_tests(struct rb_script *s, struct rb_errors *errs)
+{
+    if (!rb_script_has_module(s, "surveys"))
+        return;
+    char err[512];
+    json_t *r = rb_script_call(s, "surveys", "self_test", NULL, err, sizeof(err));
+    if (!r) {
+        rb_errors_add(errs, "%s", err);
+        return;
+    }
+    json_t *f = json_object_get(r, "failures");
+    for (size_t i = 0; i < json_array_size(f); i++)
+        rb_errors_add(errs, "lua/surveys.lua: %s", json_string_value(json_array_get(f, i)));
+    json_decref(r);
+}
+
 /* ---- public ------------------------------------------------------------------------------ */
 
 struct rb_script *rb_script_load(const char *lua_dir, const struct rb_config *cfg,
@@ -1236,10 +1406,14 @@ struct rb_script *rb_script_load(const char *lua_dir, const struct rb_config *cf
         rb_errors_add(errs, "%s", err);
     if (errs->n > nerr)
         goto fail;
+    s->modules = rb_calloc(ld.n_files, sizeof(*s->modules));
+    for (size_t i = 0; i < ld.n_files; i++)
+        s->modules[s->n_modules++] = rb_strdup(ld.files[i].name);
     files_free(ld.files, ld.n_files);
     ld.files = NULL;
     ld.n_files = 0;
     run_tests(s, errs);
+    run_module_tests(s, errs);
     if (s->has_templates_file)
         rb_templates_check(&s->templates, errs);
     else
@@ -1388,6 +1562,9 @@ void rb_script_free(struct rb_script *s)
     for (size_t i = 0; i < s->n_departments; i++)
         free(s->departments[i]);
     free(s->departments);
+    for (size_t i = 0; i < s->n_modules; i++)
+        free(s->modules[i]);
+    free(s->modules);
     rb_templates_clear(&s->templates);
     free(s);
 }

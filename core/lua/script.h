@@ -114,6 +114,16 @@ const struct rb_templates *rb_script_templates(const struct rb_script *s);
  * keep their own settings in Lua (menus, call scripts). Returns a new string (caller frees),
  * or NULL with err ("lua/ivr.lua:12: ..."). */
 char *rb_script_module_json(struct rb_script *s, const char *name, char *err, size_t errlen);
+/* Calls function fn of the table that lua/<module>.lua returns (lua/surveys.lua) with one
+ * argument, in as a Lua table (NULL: an empty one), under the time budget and memory cap,
+ * and returns the result as a new JSON value (a table with keys 1..n becomes an array, one
+ * with string keys an object). NULL with err ("lua/surveys.lua:42: ...") on any failure.
+ * At load, a lua/surveys.lua must pass its self_test() or the rules set is refused. */
+#include <jansson.h>
+json_t *rb_script_call(struct rb_script *s, const char *module, const char *fn,
+                       const json_t *in, char *err, size_t errlen);
+/* 1 when lua/<module>.lua exists in this rules set. */
+int rb_script_has_module(const struct rb_script *s, const char *module);
 
 /* Frees the rules set and its lua_State. NULL is fine. */
 void rb_script_free(struct rb_script *s);

@@ -44,6 +44,9 @@ static const struct {
     {"kind.complaint", {NULL}},
     {"kind.feedback", {NULL}},
     {"kind.information", {NULL}},
+    {"survey.question", {"question"}},
+    {"survey.call", {"survey"}},
+    {"survey.thanks", {NULL}},
 };
 
 /* Sample values for the length check: as long as real ones get. */
@@ -58,6 +61,8 @@ static const struct {
     {"service", "Fard (record of rights) issuance at an Arazi Record Centre"},
     {"level", "3"},
     {"hours", "1234"},
+    {"question", "رابطہ: آپ نے ڈسٹرکٹ لائسنسنگ سینٹر لاہور سے ڈرائیونگ لائسنس کا اجرا حاصل کیا۔ کیا آپ مطمئن ہیں؟ ہاں کے لیے 1، نہیں کے لیے 2 بھیجیں۔"},
+    {"survey", "default"},
 };
 
 int rb_template_name_ok(const char *name, size_t len)

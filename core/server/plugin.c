@@ -31,6 +31,7 @@
 #include "messages/sender.h"
 #include "net/http.h"
 #include "net/http_client.h"
+#include "outreach/outreach.h"
 #include "server/server.h"
 #include "sla/sla_policy.h"
 
@@ -1138,6 +1139,31 @@ static int host_message_sender(struct rb_plugin_ctx *ctx, const char *channel,
     return rc;
 }
 
+static int host_survey_answer(struct rb_plugin_ctx *ctx, const char *phone, const char *text,
+                              size_t len, const char *ref,
+                              void (*fn)(int taken, const char *err, void *arg), void *arg)
+{
+    if (!ctx->srv || !ctx->srv->db || !phone || !text || !fn)
+        return RB_EAGAIN;
+    return rb_outreach_sms_answer(ctx->srv, phone, text, len, ref, fn, arg);
+}
+
+static int host_survey_call_result(struct rb_plugin_ctx *ctx, long long message_id,
+                                   const char *answers_json, const char *disposition,
+                                   void (*fn)(int found, const char *err, void *arg), void *arg)
+{
+    if (!ctx->srv || !ctx->srv->db || !fn)
+        return RB_EAGAIN;
+    json_t *a = answers_json ? json_loads(answers_json, 0, NULL) : NULL;
+    if (answers_json && !json_is_object(a)) {
+        json_decref(a);
+        return RB_EINVAL;
+    }
+    int rc = rb_outreach_record(ctx->srv, "call", message_id, 0, a, disposition, fn, arg);
+    json_decref(a);
+    return rc;
+}
+
 static const struct rb_host_api host_api = {
     .size = sizeof(struct rb_host_api),
     .abi = RB_PLUGIN_ABI,
@@ -1197,6 +1223,8 @@ static const struct rb_host_api host_api = {
     .districts_json = host_districts_json,
     .reply_db_error = rb_http_reply_db_error,
     .rate_limit = host_rate_limit,
+    .survey_answer = host_survey_answer,
+    .survey_call_result = host_survey_call_result,
 };
 
 const struct rb_host_api *rb_host_api_get(void)

@@ -23,7 +23,10 @@
 #include "messages/message.h"
 #include "messages/notice.h"
 #include "messages/sender.h"
+#include "feedback/feedback_api.h"
 #include "net/http.h"
+#include "outreach/outreach.h"
+#include "outreach/outreach_policy.h"
 #include "server/deliver.h"
 #include "server/plugin.h"
 #include "server/status.h"
@@ -205,6 +208,17 @@ static int same_plugins(const struct rb_config *a, const struct rb_config *b, st
     return same;
 }
 
+struct rb_outreach *rb_server_load_outreach(const struct rb_config *cfg, struct rb_script *rules,
+                                            struct rb_errors *errs)
+{
+    if (!cfg->outreach_file)
+        return NULL;
+    struct rb_outreach *o = rb_outreach_load(cfg->outreach_file, cfg, errs);
+    if (o && rules)
+        rb_outreach_check_surveys(o, rules, errs);
+    return o;
+}
+
 int rb_server_reload(struct rb_server *srv)
 {
     struct rb_errors errs;
@@ -212,6 +226,7 @@ int rb_server_reload(struct rb_server *srv)
     struct rb_config *cfg = rb_config_load(srv->config_path, &errs);
     struct rb_script *rules = NULL;
     struct rb_sla *sla = NULL;
+    struct rb_outreach *outreach = NULL;
     if (cfg) {
         same_plugins(srv->cfg, cfg, &errs);
         /* A fresh Lua state: compiled and self-tested before anything is swapped. */
@@ -219,6 +234,7 @@ int rb_server_reload(struct rb_server *srv)
         if (cfg->sla_file)
             sla = rb_sla_load(cfg->sla_file, cfg, &errs);
         rb_sender_check_config(srv, sla, &errs);
+        outreach = rb_server_load_outreach(cfg, rules, &errs);
     }
     if (errs.n) {
         for (size_t i = 0; i < errs.n; i++)
@@ -229,6 +245,7 @@ int rb_server_reload(struct rb_server *srv)
         rb_errors_free(&errs);
         rb_script_free(rules);
         rb_sla_free(sla);
+        rb_outreach_free(outreach);
         rb_config_free(cfg);
         return RB_ERR;
     }
@@ -242,6 +259,8 @@ int rb_server_reload(struct rb_server *srv)
     struct rb_config *old = srv->cfg;
     struct rb_script *old_rules = srv->rules;
     struct rb_sla *old_sla = srv->sla;
+    struct rb_outreach *old_outreach = srv->outreach;
+    srv->outreach = outreach;
     srv->cfg = cfg;
     srv->rules = rules;
     srv->sla = sla;
@@ -249,6 +268,7 @@ int rb_server_reload(struct rb_server *srv)
     rb_sla_engine_set(srv->sla_engine, sla);
     rb_script_free(old_rules);
     rb_sla_free(old_sla);
+    rb_outreach_free(old_outreach);
     rb_log_min_level = cfg->log_level;
     apply_http_limits(srv->http, cfg);
     rb_plugins_reload(srv->plugins, cfg);
@@ -305,6 +325,8 @@ void rb_server_cleanup(struct rb_server *srv)
     srv->sla_engine = NULL;
     rb_sla_free(srv->sla);
     srv->sla = NULL;
+    rb_outreach_free(srv->outreach);
+    srv->outreach = NULL;
     rb_metrics_free(srv->metrics);
     srv->metrics = NULL;
     if (srv->base)
@@ -331,6 +353,19 @@ static int intake_wants_delivery(void *arg, const char *department)
     return d && d->plugin && rb_plugins_wants_delivery(srv->plugins, d->plugin, d->id);
 }
 
+/* The core's job kinds and the senders' registry (filled by the plugins' init()). */
+static void register_jobs(struct rb_server *srv)
+{
+    srv->sla_engine = rb_sla_engine_new(srv->db, srv->metrics, srv->sla);
+    rb_sla_engine_register(srv->sla_engine, srv->jobs);
+    rb_deliver_register(srv); /* case.deliver: cases to their department's plugin */
+    rb_notice_register(srv);
+    srv->senders = rb_senders_new();
+    rb_escalation_register(srv); /* sla.notify: the people an escalation names */
+    rb_sla_close_register(srv);  /* case.autoclose: waits for the citizen that end */
+    rb_outreach_register(srv);   /* outreach.step: proactive feedback */
+}
+
 int rb_server_run(struct rb_server *srv)
 {
     const struct rb_config *cfg = srv->cfg;
@@ -354,6 +389,7 @@ int rb_server_run(struct rb_server *srv)
     srv->rules = rb_script_load(cfg->lua_dir, cfg, &errs);
     if (cfg->sla_file)
         srv->sla = rb_sla_load(cfg->sla_file, cfg, &errs);
+    srv->outreach = rb_server_load_outreach(cfg, srv->rules, &errs);
     if (!srv->rules || errs.n) {
         for (size_t i = 0; i < errs.n; i++)
             rb_error("config", "%s", errs.msgs[i]);
@@ -400,15 +436,10 @@ int rb_server_run(struct rb_server *srv)
     rb_intake_set_quiet_wait(srv->intake, intake_quiet_wait, srv);
     rb_intake_set_wants_delivery(srv->intake, intake_wants_delivery, srv);
     rb_intake_set_channel_ok(srv->intake, intake_channel_ok, srv);
-    srv->sla_engine = rb_sla_engine_new(srv->db, srv->metrics, srv->sla);
-    rb_sla_engine_register(srv->sla_engine, srv->jobs);
-    rb_deliver_register(srv); /* case.deliver: cases to their department's plugin */
-    rb_notice_register(srv);
-    srv->senders = rb_senders_new(); /* filled by the plugins' init() */
-    rb_escalation_register(srv); /* sla.notify: the people an escalation names */
-    rb_sla_close_register(srv);  /* case.autoclose: waits for the citizen that end */
+    register_jobs(srv);
     if (rb_status_init(srv) != RB_OK || rb_staff_api_init(srv) != RB_OK ||
         rb_reports_init(srv) != RB_OK || rb_staff_notify_init(srv) != RB_OK ||
+        rb_feedback_api_init(srv) != RB_OK ||
         rb_plugins_init(srv->plugins, srv) != RB_OK) {
         rb_server_cleanup(srv);
         return 1;

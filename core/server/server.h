@@ -26,4 +26,12 @@ int rb_server_migrate(struct rb_server *srv, PGconn **keep);
 /* Frees whatever of the server was built, stopping the embedded PostgreSQL if we started it. */
 void rb_server_cleanup(struct rb_server *srv);
 
+/* The outreach policies of cfg (NULL without an outreach file), their surveys checked against
+ * rules' lua/surveys.lua; errors added. */
+struct rb_config;
+struct rb_script;
+struct rb_errors;
+struct rb_outreach *rb_server_load_outreach(const struct rb_config *cfg, struct rb_script *rules,
+                                            struct rb_errors *errs);
+
 #endif

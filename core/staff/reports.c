@@ -263,29 +263,40 @@ static void report_done(PGresult *res, const char *err, void *arg)
 
 /* ---- the request -------------------------------------------------------------------------- */
 
-/* The parameters, checked; 0, or -1 after answering 400 or 404. */
-static int parse_params(struct report *r)
+int rb_reports_period(struct rb_http_req *req, char from[11], char to[11])
 {
-    struct rb_http_req *req = r->req;
-    const char *from = rb_http_req_query(req, "from"), *to = rb_http_req_query(req, "to");
-    const char *by = rb_http_req_query(req, "by"), *fmt = rb_http_req_query(req, "format");
-    const char *dept = rb_http_req_query(req, "department");
+    const char *f = rb_http_req_query(req, "from"), *t = rb_http_req_query(req, "to");
     long a = 0, z = 0;
-    int known_by = 0;
-    for (size_t i = 0; by && i < RB_ARRAY_LEN(bys); i++)
-        known_by |= strcmp(by, bys[i]) == 0;
-    if (!from || !to || rb_reports_parse_date(from, &a) != 0 ||
-        rb_reports_parse_date(to, &z) != 0) {
+    if (!f || !t || rb_reports_parse_date(f, &a) != 0 || rb_reports_parse_date(t, &z) != 0) {
         rb_http_reply_error(req, 400, "invalid_period",
                             "from and to are required dates, YYYY-MM-DD (e.g. "
                             "from=2026-01-01&to=2026-01-31)");
     } else if (a > z) {
-        rb_http_reply_error(req, 400, "invalid_period", "from (%s) is after to (%s)", from, to);
+        rb_http_reply_error(req, 400, "invalid_period", "from (%s) is after to (%s)", f, t);
     } else if (z - a + 1 > PERIOD_MAX_DAYS) {
         rb_http_reply_error(req, 400, "invalid_period",
                             "the period is %ld days; a report covers at most %d days (two years)",
                             z - a + 1, PERIOD_MAX_DAYS);
-    } else if (by && !known_by) {
+    } else {
+        snprintf(from, 11, "%s", f);
+        snprintf(to, 11, "%s", t);
+        return 0;
+    }
+    return -1;
+}
+
+/* The parameters, checked; 0, or -1 after answering 400 or 404. */
+static int parse_params(struct report *r)
+{
+    struct rb_http_req *req = r->req;
+    const char *by = rb_http_req_query(req, "by"), *fmt = rb_http_req_query(req, "format");
+    const char *dept = rb_http_req_query(req, "department");
+    int known_by = 0;
+    for (size_t i = 0; by && i < RB_ARRAY_LEN(bys); i++)
+        known_by |= strcmp(by, bys[i]) == 0;
+    if (rb_reports_period(req, r->from, r->to) != 0)
+        return -1;
+    if (by && !known_by) {
         rb_http_reply_error(req, 400, "invalid_field",
                             "by must be department, service, officer or district");
     } else if (fmt && strcmp(fmt, "json") != 0 && strcmp(fmt, "csv") != 0) {
@@ -294,8 +305,6 @@ static int parse_params(struct report *r)
                         !rb_config_department(r->srv->cfg, dept))) {
         rb_http_reply_error(req, 404, "not_found", "there is no department \"%.64s\"", dept);
     } else {
-        snprintf(r->from, sizeof(r->from), "%s", from);
-        snprintf(r->to, sizeof(r->to), "%s", to);
         snprintf(r->by, sizeof(r->by), "%s", by ? by : "department");
         snprintf(r->department, sizeof(r->department), "%s", dept ? dept : "");
         r->csv = fmt && strcmp(fmt, "csv") == 0;
@@ -312,7 +321,13 @@ static void authed(struct rb_http_req *req, const struct rb_staff_user *u, void 
         free(r);
         return;
     }
-    int scoped = u->role == RB_STAFF_OFFICER || u->role == RB_STAFF_SUPERVISOR;
+    if (u->role == RB_STAFF_AGENT) {
+        rb_http_reply_error(req, 403, "forbidden", "agents see no reports");
+        free(r);
+        return;
+    }
+    char districts[RB_STAFF_DISTRICTS_CSV];
+    int scoped = rb_staff_scoped(u, districts);
     if (scoped && r->department[0] && strcmp(r->department, u->department) != 0) {
         rb_http_reply_error(req, 403, "forbidden",
                             "the %s role sees the reports of its own department (%s) only",
@@ -322,12 +337,6 @@ static void authed(struct rb_http_req *req, const struct rb_staff_user *u, void 
     }
     if (scoped)
         snprintf(r->department, sizeof(r->department), "%s", u->department);
-    char districts[RB_STAFF_MAX_DISTRICTS * 66] = "";
-    for (int i = 0; scoped && i < u->n_districts; i++) {
-        if (i)
-            strcat(districts, ",");
-        strcat(districts, u->districts[i]);
-    }
     const char *p[5] = {r->from, r->to, r->by, r->department[0] ? r->department : NULL,
                         districts[0] ? districts : NULL};
     if (rb_db_query(r->srv->db, report_sql, 5, p, report_done, r) != RB_OK) {

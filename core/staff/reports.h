@@ -17,6 +17,12 @@ struct rb_server;
 /* Registers the routes (after rb_staff_api_init). RB_OK or RB_ERR (logged). */
 int rb_reports_init(struct rb_server *srv);
 
+/* The report period of req's query (from, to): real dates YYYY-MM-DD, from not after to, at
+ * most 731 days. 0 with them copied into from and to, or -1 after answering 400
+ * invalid_period. */
+struct rb_http_req;
+int rb_reports_period(struct rb_http_req *req, char from[11], char to[11]);
+
 /* Writes s as one CSV field (RFC 4180: quoted when it holds a comma, a quote, CR or LF, with
  * quotes doubled). A field starting with = + - @, a tab or CR (other than a plain number such as
  * "-3") gets a leading single quote, so a spreadsheet shows it as text instead of running it.

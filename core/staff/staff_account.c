@@ -20,7 +20,7 @@
 
 #define PROBE 8
 
-static const char *const role_names[] = {"officer", "supervisor", "oversight", "admin"};
+static const char *const role_names[] = {"officer", "supervisor", "oversight", "admin", "agent"};
 
 const char *rb_staff_role_str(enum rb_staff_role r)
 {
@@ -95,6 +95,18 @@ int rb_staff_names_match(const char *official, const char *display_name, const c
     if (display_name && next_word(display_name, &w, &n) && same_words(official, display_name))
         return 1;
     return username && *username && same_words(official, username);
+}
+
+int rb_staff_scoped(const struct rb_staff_user *u, char *out)
+{
+    int scoped = u->role == RB_STAFF_OFFICER || u->role == RB_STAFF_SUPERVISOR;
+    out[0] = '\0';
+    for (int i = 0; scoped && i < u->n_districts; i++) {
+        if (i)
+            strcat(out, ",");
+        strcat(out, u->districts[i]);
+    }
+    return scoped;
 }
 
 int rb_staff_scope(const struct rb_staff_user *u, const char *department, const char *district,
@@ -375,7 +387,8 @@ int rb_staff_pending(const struct rb_staff *s)
  * valid (the schema forbids such an enabled account too, migration 0048). */
 static const char token_sql[] =
     "SELECT s.id, s.username, s.display_name, s.role, coalesce(s.department_id, ''),"
-    "  array_to_string(s.districts, ','), extract(epoch from t.expires_at - now())"
+    "  array_to_string(s.districts, ','), extract(epoch from t.expires_at - now()),"
+    "  coalesce(s.office_id, '')"
     " FROM staff_tokens t JOIN staff s ON s.id = t.staff_id"
     " WHERE t.token_hash = $1::bytea AND t.expires_at > now() AND t.revoked_at IS NULL"
     "  AND s.disabled_at IS NULL"
@@ -404,6 +417,7 @@ static void looked_up(PGresult *res, const char *err, void *arg)
         snprintf(u.username, sizeof(u.username), "%s", PQgetvalue(res, 0, 1));
         snprintf(u.display_name, sizeof(u.display_name), "%s", PQgetvalue(res, 0, 2));
         snprintf(u.department, sizeof(u.department), "%s", PQgetvalue(res, 0, 4));
+        snprintf(u.office, sizeof(u.office), "%s", PQgetvalue(res, 0, 7));
         double left = atof(PQgetvalue(res, 0, 6));
         rb_token_cache_put(l->s->cache, l->key, &u,
                     rb_now_mono() + (left < RB_STAFF_CACHE_TTL ? left : RB_STAFF_CACHE_TTL));

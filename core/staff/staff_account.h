@@ -37,7 +37,14 @@ struct rb_staff;
 #define RB_STAFF_PW_QUEUE 64        /* verifications queued or running; more: RB_EAGAIN */
 #define RB_STAFF_PASSWORD_MAX 1024
 
-enum rb_staff_role { RB_STAFF_OFFICER, RB_STAFF_SUPERVISOR, RB_STAFF_OVERSIGHT, RB_STAFF_ADMIN };
+/* agent: calls citizens of the outreach sample (docs/feedback.md); sees no case. */
+enum rb_staff_role {
+    RB_STAFF_OFFICER,
+    RB_STAFF_SUPERVISOR,
+    RB_STAFF_OVERSIGHT,
+    RB_STAFF_ADMIN,
+    RB_STAFF_AGENT
+};
 
 struct rb_staff_user {
     long long id;
@@ -47,6 +54,7 @@ struct rb_staff_user {
     char department[65];    /* "" for oversight and admin */
     int n_districts;        /* 0: all districts of the department */
     char districts[RB_STAFF_MAX_DISTRICTS][65];
+    char office[65];        /* "" unless they work at an office (submits its transactions) */
 };
 
 /* "officer", ... ; NULL out of range. Static strings. */
@@ -57,6 +65,12 @@ int rb_staff_role_from_str(const char *s, enum rb_staff_role *out);
 /* Fills u->districts from a comma-separated list ("lahore,kasur"; "" for none). Names past
  * RB_STAFF_MAX_DISTRICTS or longer than 64 bytes are RB_EINVAL. */
 int rb_staff_set_districts(struct rb_staff_user *u, const char *csv);
+
+/* The scope of an officer or supervisor for a SQL filter: 1 with their districts as "a,b"
+ * in out ("" for all of their department's), 0 (out "") for the roles that see every
+ * department. out must hold RB_STAFF_DISTRICTS_CSV bytes. */
+#define RB_STAFF_DISTRICTS_CSV (RB_STAFF_MAX_DISTRICTS * 66)
+int rb_staff_scoped(const struct rb_staff_user *u, char *out);
 
 /* Does `official` (the name a complaint gives) name this person? Compares, ignoring case and
  * surrounding or repeated blanks, with the display name and with the username. 0 for an

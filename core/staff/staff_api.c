@@ -612,14 +612,14 @@ static void do_inbox(struct call *c)
 {
     struct rb_http_req *req = c->req;
     const struct rb_staff_user *u = &c->u;
-    int scoped = u->role == RB_STAFF_OFFICER || u->role == RB_STAFF_SUPERVISOR;
-    const char *dept = scoped ? u->department : rb_http_req_query(req, "department");
-    char districts[RB_STAFF_MAX_DISTRICTS * 66] = "";
-    for (int i = 0; scoped && i < u->n_districts; i++) {
-        if (i)
-            strcat(districts, ",");
-        strcat(districts, u->districts[i]);
+    if (u->role == RB_STAFF_AGENT) {
+        rb_http_reply_error(req, 403, "forbidden", "agents call citizens; they have no inbox");
+        call_free(c);
+        return;
     }
+    char districts[RB_STAFF_DISTRICTS_CSV];
+    int scoped = rb_staff_scoped(u, districts);
+    const char *dept = scoped ? u->department : rb_http_req_query(req, "department");
     const char *bad = unknown_filter(c->a->srv->cfg, req, scoped);
     if (bad) {
         rb_http_reply_error(req, 400, "invalid_field", "%s \"%s\" is not in the configuration",
@@ -994,6 +994,35 @@ static void do_comment(struct call *c)
     submit(c, note_sql, 8, p);
 }
 
+/* $1 case  $2 staff username  $3 note  $4 official (a registered official's id)  $5 action
+ * $6 staff id. The case event and the official's record of actions, in one statement. Answers
+ * (the case found, 0, 0, the official found). */
+static const char action_sql[] =
+    "WITH f AS (SELECT id, name FROM officials WHERE id = $4),"
+    " c AS (SELECT id FROM cases WHERE id = $1::bigint AND EXISTS (SELECT 1 FROM f)"
+    "  FOR UPDATE),"
+    " ev AS ("
+    "  INSERT INTO case_events (case_id, actor_type, actor_id, event, note, data)"
+    "  SELECT c.id, 'staff', $2, 'official.action', $3, jsonb_build_object('official', f.id,"
+    "    'official_name', f.name, 'action', $5::text, 'internal', true) FROM c, f),"
+    " oa AS ("
+    "  INSERT INTO official_actions (official_id, action, case_id, staff_id, note)"
+    "  SELECT f.id, $5, c.id, $6::bigint, $3 FROM c, f)"
+    " SELECT (SELECT count(*) FROM c), 0, 0, (SELECT count(*) FROM f)";
+
+static void action_written(PGresult *res, const char *err, void *arg)
+{
+    struct call *c = arg;
+    if (!err && strcmp(PQgetvalue(res, 0, 3), "0") == 0) {
+        rb_http_reply_error(c->req, 400, "invalid_field",
+                            "official must be the id of a registered official "
+                            "(GET /api/v1/staff/officials)");
+        call_free(c);
+        return;
+    }
+    written(res, err, arg);
+}
+
 static void do_actions(struct call *c)
 {
     const char *official = body_text(c, "official");
@@ -1008,20 +1037,17 @@ static void do_actions(struct call *c)
                             "administrators");
     } else if (!official || !known) {
         rb_http_reply_error(c->req, 400, !official || !action ? "missing_field" : "invalid_field",
-                            "actions needs official (the name) and action: warning, "
-                            "show_cause, coaching or suspension");
+                            "actions needs official (a registered official's id) and action: "
+                            "warning, show_cause, coaching or suspension");
     } else {
-        char id[24];
+        char id[24], sid[24];
         snprintf(id, sizeof(id), "%lld", c->case_id);
-        /* internal: an action on an official is never shown to the citizen */
-        json_t *d = json_pack("{s:s, s:s, s:b}", "official", official, "action", action,
-                              "internal", 1);
-        char *data = json_dumps(d, JSON_COMPACT);
-        json_decref(d);
-        const char *p[8] = {id, "official.action", c->u.username, note, data, NULL, "false",
-                            NULL};
-        submit(c, note_sql, 8, p);
-        free(data);
+        snprintf(sid, sizeof(sid), "%lld", c->u.id);
+        const char *p[6] = {id, c->u.username, note, official, action, sid};
+        if (rb_db_query(c->a->srv->db, action_sql, 6, p, action_written, c) != RB_OK) {
+            busy(c->req);
+            call_free(c);
+        }
         return;
     }
     call_free(c);

@@ -48,6 +48,7 @@ enum rb_sms_cmd {
     RB_SMS_FLOOD,  /* any text past the flood limit (stored, no case) */
     RB_SMS_REPLY,  /* free text answering an officer's question (decided in sms_mo.c: the
                       phone's citizen has a case awaiting their answer) */
+    RB_SMS_SURVEY, /* an answer to an outreach survey (decided by the host: survey_answer) */
 };
 
 enum rb_sms_flood {

@@ -22,15 +22,18 @@
  * with go(). Every MO ends in end() with Kannel's answer: 200 ok, 400 refused or 503 try
  * again (written once, in answers[]).
  *
- *   CLASSIFY ─┬─ free text ──────────── TEXT ─┬─ (stored) ─────────────────────── end
- *             │                               └─ (409/422) ─┐
- *             ├─ free text naming a case ────────────── LOOK_UP ─┬─ COMPLAINT ─── end
- *             │                                                  ├─ ATTACH ─┬─ INDEX ─ end
- *             │                                                  │          └─ RECORD
- *             │                                                  └─ RECORD
- *             ├─ STATUS ─── STATUS_CASE ── RECORD ── end
- *             ├─ 1 / 2 ──── RATING ── RATE ── RECORD
- *             └─ HELP, STOP, START, past the flood limit ── RECORD
+ *   CLASSIFY ─┬─ past the flood limit ───────────────────────────────────────── RECORD
+ *             └─ SURVEY ─┬─ (a survey awaited this phone's answer: taken) ─────── RECORD
+ *                        └─ COMMAND ─┬─ free text ──── TEXT ─┬─ (stored) ──────── end
+ *                                    │                       └─ (409/422) ─┐
+ *                                    ├─ free text naming a case ─── LOOK_UP ─┬─ COMPLAINT ─ end
+ *                                    │                                       ├─ ATTACH ─┬─ INDEX
+ *                                    │                                       │          └─ RECORD
+ *                                    │                                       └─ RECORD
+ *                                    ├─ STATUS ─── STATUS_CASE ── RECORD ── end
+ *                                    ├─ 1 / 2 ──── RATING ── RATE ── RECORD
+ *                                    └─ HELP, STOP, START ── RECORD
+ *   (STOP and START skip SURVEY.)
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +57,8 @@ static double api_now(void)
 
 enum mo_state {
     MO_CLASSIFY,    /* what the text is: a command, free text, past the flood limit */
+    MO_SURVEY,      /* an answer to an outreach survey waiting for this phone? (host API) */
+    MO_COMMAND,     /* the command's own handling */
     MO_TEXT,        /* free text naming no case: a complaint unless a case awaits the sender */
     MO_LOOK_UP,     /* free text: a retry? the sender's citizen, the case it answers (batched) */
     MO_COMPLAINT,   /* free text stored as a complaint after the look-up */
@@ -744,6 +749,37 @@ static void classify(struct mo *m)
             return;
         }
     }
+    go(m, m->cmd != RB_SMS_STOP && m->cmd != RB_SMS_START && RB_HOST_HAS(api, survey_answer)
+              ? MO_SURVEY
+              : MO_COMMAND);
+}
+
+/* The host's answer: taken, the survey stored the answer and queued its reply (the MO is
+ * recorded as "survey"); else the text is handled as any other. */
+static void survey_taken(int taken, const char *err, void *arg)
+{
+    struct mo *m = arg;
+    if (err) {
+        end(m, MO_TRY_AGAIN);
+    } else if (taken) {
+        m->cmd = RB_SMS_SURVEY;
+        go(m, MO_RECORD);
+    } else {
+        go(m, MO_COMMAND);
+    }
+}
+
+/* Proactive feedback (docs/feedback.md): a text from a phone that an outreach survey awaits
+ * answers it (STOP and START excepted). */
+static void survey(struct mo *m)
+{
+    if (api->survey_answer(m->ctx, m->phone, m->text, m->text_len, m->kannel_id, survey_taken,
+                           m) != RB_OK)
+        go(m, MO_COMMAND);
+}
+
+static void command(struct mo *m)
+{
     switch (m->cmd) {
     case RB_SMS_COMPLAINT: /* one that starts with a tracking number is looked up first */
         m->answer_off = rb_sms_reply_prefix(m->text, m->text_len, m->named, sizeof(m->named));
@@ -765,14 +801,16 @@ static void classify(struct mo *m)
         reply_with(m, "sms.start", NULL);
         break;
     case RB_SMS_FLOOD:
-    case RB_SMS_REPLY: /* decided later, never by the text alone */
+    case RB_SMS_REPLY:  /* decided later, never by the text alone */
+    case RB_SMS_SURVEY: /* decided by survey_taken() */
         break;
     }
     go(m, MO_RECORD);
 }
 
 static void (*const enter[MO_INDEX + 1])(struct mo *m) = {
-    [MO_CLASSIFY] = classify,       [MO_TEXT] = new_text,  [MO_LOOK_UP] = look_up,
+    [MO_CLASSIFY] = classify,       [MO_SURVEY] = survey,  [MO_COMMAND] = command,
+    [MO_TEXT] = new_text,           [MO_LOOK_UP] = look_up,
     [MO_COMPLAINT] = as_complaint,  [MO_ATTACH] = attach,  [MO_STATUS] = status,
     [MO_STATUS_CASE] = status_case, [MO_RATING] = rating,  [MO_RATE] = rate,
     [MO_RECORD] = record,           [MO_INDEX] = record,

@@ -272,6 +272,7 @@ const char *rb_sms_cmd_name(enum rb_sms_cmd c)
     case RB_SMS_RATING: return "rating";
     case RB_SMS_FLOOD: return "flood";
     case RB_SMS_REPLY: return "reply";
+    case RB_SMS_SURVEY: return "survey";
     }
     return "complaint";
 }

@@ -45,6 +45,11 @@ class StaffTest(SignIn, rbtest.TestCase):
             r = cls.cli(args, PASSWORD + "\n")
             assert r.returncode == 0, "staff add %s: %s" % (user, r.stderr)
         cls.tokens = {}
+        # Actions name a registered official (docs/feedback.md).
+        cls.pgs.psql("INSERT INTO offices (id, name_en, department_id, district_id) VALUES"
+                     " ('lhr-ps', 'Police Station Lahore', 'police', 'lahore');"
+                     " INSERT INTO officials (id, name, office_id) VALUES"
+                     " ('clerk-1', 'Some Clerk', 'lhr-ps')")
 
     @classmethod
     def cli(cls, args, stdin=""):
@@ -254,7 +259,7 @@ class StaffTest(SignIn, rbtest.TestCase):
                    "rejected"),
         "answer": ({"answer": "It takes two weeks"}, "information", ["acknowledge"], 200,
                    "answer", "answered"),
-        "actions": ({"official": "Some Clerk", "action": "warning"}, "complaint", [], 201,
+        "actions": ({"official": "clerk-1", "action": "warning"}, "complaint", [], 201,
                     "official.action", None),
     }
 
@@ -551,16 +556,23 @@ class StaffTest(SignIn, rbtest.TestCase):
 
     def test_actions_on_officials_are_recorded(self):
         tn, ctoken = self.new_case(official="Some Clerk")
-        r = self.act(tn, "actions", "sup_pol", {"official": "Some Clerk", "action": "bribe"})
+        r = self.act(tn, "actions", "sup_pol", {"official": "clerk-1", "action": "bribe"})
         self.assertEqual((r.status, r.json["error"]["code"]), (400, "invalid_field"), r)
-        r = self.act(tn, "actions", "sup_pol", {"official": "Some Clerk",
+        # free text is no longer an official: only a registered one
+        r = self.act(tn, "actions", "sup_pol", {"official": "Some Clerk", "action": "warning"})
+        self.assertEqual((r.status, r.json["error"]["code"]), (400, "invalid_field"), r)
+        r = self.act(tn, "actions", "sup_pol", {"official": "clerk-1",
                                                 "action": "show_cause", "note": "Notice 12/2026"})
         self.assertEqual(r.status, 201, r)
         self.assertEqual(self.pgs.query(
-            "SELECT data->>'official', data->>'action', note, actor_id FROM case_events e "
-            "JOIN cases c ON c.id = e.case_id WHERE c.tracking_no = '%s' AND "
-            "e.event = 'official.action'" % tn),
-            [["Some Clerk", "show_cause", "Notice 12/2026", "sup_pol"]])
+            "SELECT data->>'official', data->>'official_name', data->>'action', note, actor_id"
+            " FROM case_events e JOIN cases c ON c.id = e.case_id WHERE c.tracking_no = '%s'"
+            " AND e.event = 'official.action'" % tn),
+            [["clerk-1", "Some Clerk", "show_cause", "Notice 12/2026", "sup_pol"]])
+        self.assertEqual(self.pgs.query(
+            "SELECT a.official_id, a.action, a.note FROM official_actions a JOIN cases c"
+            " ON c.id = a.case_id WHERE c.tracking_no = '%s'" % tn),
+            [["clerk-1", "show_cause", "Notice 12/2026"]])
         # an internal event: flagged so in the staff view, never in the citizen's timeline
         view = self.get("/cases/%s" % tn, "sup_pol").json["timeline"]
         self.assertEqual([e["internal"] for e in view if e["event"] == "official.action"],

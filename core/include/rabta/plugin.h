@@ -665,6 +665,28 @@ struct rb_host_api {
                          const char *const *headers, const char *body, size_t len,
                          double timeout, const char *ca_file, rb_plugin_fetch_fn fn, void *arg);
 
+    /* ---- appended after http_fetch_ca; check RB_HOST_HAS(api, survey_call_result) ---- */
+
+    /* Proactive feedback (docs/feedback.md). A text from phone (E.164), len bytes of UTF-8,
+     * that may answer an outreach survey waiting for this phone's SMS answer: fn(taken, err,
+     * arg) exactly once, never before this returns. taken 1: the survey took it (it stored the
+     * answer and queued its own reply: answer nothing more); 0: no survey waits for this
+     * phone, go on as usual. ref: the gateway's id of the text (a retry with the same ref is
+     * taken again without answering twice; may be NULL). RB_OK or RB_EAGAIN (fn not called). */
+    int (*survey_answer)(struct rb_plugin_ctx *ctx, const char *phone, const char *text,
+                         size_t len, const char *ref,
+                         void (*fn)(int taken, const char *err, void *arg), void *arg);
+    /* The IVR's side: the result of a feedback call, the message (channel "call") it placed.
+     * answers_json: an object of question id -> the keypad digits (or a recording's
+     * reference for a free question), NULL or {} when nobody answered; disposition NULL
+     * (derived from the answers), or "refusal", "non_contact" (not answered, busy) or
+     * "unknown" (the number cannot be called). A call without answers moves the survey on to
+     * its next channel (SMS). fn(found, err, arg) once: found 0 when no survey waits for that
+     * call's answers. RB_OK; RB_EINVAL (bad disposition or answers); RB_EAGAIN. */
+    int (*survey_call_result)(struct rb_plugin_ctx *ctx, long long message_id,
+                              const char *answers_json, const char *disposition,
+                              void (*fn)(int found, const char *err, void *arg), void *arg);
+
     /* New entries go here, at the end, never above. */
 };
 
