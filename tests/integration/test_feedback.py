@@ -75,7 +75,13 @@ class FeedbackTest(KannelCase):
         }
         with open(path, "w") as f:
             json.dump(policy, f)
-        return {"outreach": path}
+        # Calls go to a sender of channel "call" that places nothing (a stand-in for the IVR
+        # plugin's): every call is an unanswered one, and the survey falls back to SMS.
+        plugins = rbtest.default_config(0, tmp)["plugins"] + [
+            {"name": "test_sender", "path": os.path.join(rbtest.TEST_PLUGIN_DIR,
+                                                         "test_sender.so"),
+             "config": {"channels": "call"}}]
+        return {"outreach": path, "plugins": plugins}
 
     @classmethod
     def setUpClass(cls):
