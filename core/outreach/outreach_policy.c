@@ -171,14 +171,14 @@ struct rb_outreach *rb_outreach_load(const char *path, const struct rb_config *c
     parse_policy(rb_node_get(root, "defaults"), "defaults", &o->defaults, errs);
     parse_services(o, rb_node_get(root, "services"), cfg, errs);
     const struct rb_node *tzn = rb_node_get(root, "timezone");
-    const char *tzname = tzn && tzn->type == RB_NODE_SCALAR ? tzn->scalar : "Asia/Karachi";
+    const char *zone = tzn && tzn->type == RB_NODE_SCALAR ? tzn->scalar : "Asia/Karachi";
     char *why = NULL;
-    o->tz = rb_tz_load(tzname, &why);
+    o->tz = rb_tz_load(zone, &why);
     if (!o->tz) {
         if (tzn)
             rb_errors_at(errs, tzn, "key \"timezone\": %s", why ? why : "unknown zone");
         else
-            rb_errors_add(errs, "outreach: time zone %s: %s", tzname, why ? why : "unknown");
+            rb_errors_add(errs, "outreach: time zone %s: %s", zone, why ? why : "unknown");
         free(why);
     }
     rb_doc_free(doc);
