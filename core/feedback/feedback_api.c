@@ -71,8 +71,7 @@ enum route { R_OFFICES, R_OFFICE_ADD, R_OFFICIALS, R_OFFICIAL_ADD, R_OFFICIAL, R
 
 static void db_answer_failed(struct freq *f, const char *err)
 {
-    rb_warn(rb_http_req_id(f->req), "feedback api: database: %s", err);
-    rb_http_reply_error(f->req, 503, "unavailable", "the database did not answer; try again");
+    rb_http_reply_db_error(f->req, err, "feedback api"); /* bad bytes 400, else 503; logged */
 }
 
 /* Answers a JSON text from column 0 of row 0 as {key: value}. */

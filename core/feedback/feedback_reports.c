@@ -232,8 +232,7 @@ static void report_done(PGresult *res, const char *err, void *arg)
 {
     struct report *r = arg;
     if (err) {
-        rb_warn(rb_http_req_id(r->req), "feedback report: database: %s", err);
-        rb_http_reply_error(r->req, 503, "unavailable", "the database did not answer; try again");
+        rb_http_reply_db_error(r->req, err, "the report"); /* bad bytes 400, else 503 */
     } else if (r->csv) {
         reply_csv(r, res);
     } else {

@@ -130,10 +130,17 @@ static void reply(struct txreq *t)
 static void added(PGresult *res, const char *err, void *arg)
 {
     struct txreq *t = arg;
-    if (err) {
+    if (err && rb_db_outcome_unknown(err)) {
         rb_warn(rb_http_req_id(t->req), "transactions: database: %s", err);
-        rb_http_reply_error(t->req, 503, "unavailable",
-                            "the database did not answer; nothing was stored, try again");
+        rb_http_reply_error(t->req, 503, "outcome_unknown",
+                            "the database stopped answering while it stored these; some may be "
+                            "stored: send them again (an office's reference is one transaction, "
+                            "so none is stored twice)");
+        txreq_free(t);
+        return;
+    }
+    if (err) {
+        rb_http_reply_db_error(t->req, err, "the transactions were not stored");
         txreq_free(t);
         return;
     }
@@ -224,7 +231,7 @@ static void key_found(PGresult *res, const char *err, void *arg)
 {
     struct txreq *t = arg;
     if (err) {
-        rb_http_reply_error(t->req, 503, "unavailable", "the database did not answer");
+        rb_http_reply_db_error(t->req, err, "the API key could not be checked");
     } else if (PQntuples(res) != 1) {
         rb_http_reply_error(t->req, 401, "unauthorized", "the API key is unknown or revoked");
     } else if (PQgetisnull(res, 0, 0)) {
