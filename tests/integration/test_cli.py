@@ -114,6 +114,12 @@ class CliTest(rbtest.TestCase):
                                "config": {"secret": "long-enough-secret", "rate": 0,
                                           "flood_window": "8d"}})
         plugins["webhook"]["config"] = {"callback_window": "2h"}
+        cfg["plugins"].append({"name": "email_smtp", "config": {"from": "rabta at bureau"}})
+        cfg["plugins"].append({"name": "web", "config": {
+            "dir": os.path.join(rbtest.SOURCE_DIR, "lua", "web"), "secret": "too-short"}})
+        cfg["plugins"].append({"name": "ivr_asterisk", "config": {
+            "recordings_dir": os.path.join(self.tmp, "rec"), "key_timeout": "90s",
+            "ami_host": "127.0.0.1"}})
         path, text = self.write_config(cfg)
         r = rbtest.run_rabtad(["--check", "-c", path])
         self.assertEqual(r.returncode, 2, r)
@@ -123,7 +129,11 @@ class CliTest(rbtest.TestCase):
         want = {('"duty_language"', '"duty_language": "fr"'): "expected one of en, ur, got \"fr\"",
                 ('"rate"', '"rate": 0'): "more than 0",
                 ('"flood_window"', '"flood_window"'): "at most 7d",
-                ('"callback_window"', '"callback_window"'): "from 1s to 1h"}
+                ('"callback_window"', '"callback_window"'): "from 1s to 1h",
+                ('"from"', '"from": "rabta at bureau"'): "expected an e-mail address",
+                ('"secret"', '"secret": "too-short"'): "at least 32 characters",
+                ('"key_timeout"', '"key_timeout": "90s"'): "from 1s to 30s",
+                ('"ami_host"', '"ami_host"'): "needs ami_username and ami_secret"}
         for (key, needle), words in want.items():
             ln = line_of(text, needle)
             self.assertIn(ln, errs, "no path:%d:col error for %s in stderr:\n%s"
