@@ -121,7 +121,7 @@ template("notice.answer", {
   ur = "رابطہ: آپ کی درخواست {tracking} کا جواب {department} نے دے دیا ہے۔ جواب دیں: ۱ مطمئن، ۲ غیر مطمئن۔",
 })
 
--- ---- the duty officer's notice of a new case (plugins/inbox) ------------------------------
+-- ---- the duty officer's notice of a new case (plugins/staff_inbox) ------------------------
 
 -- {kind} (a kind.* text below) {tracking} {department} {service} {district} {priority}
 -- (1 is the most urgent). Never the complainant's name, phone or text.

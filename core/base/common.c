@@ -55,18 +55,25 @@ char *rb_strndup(const char *s, size_t n)
     return p;
 }
 
-char *rb_sprintf(const char *fmt, ...)
+char *rb_vsprintf(const char *fmt, va_list ap)
 {
-    va_list ap, ap2;
-    va_start(ap, fmt);
+    va_list ap2;
     va_copy(ap2, ap);
     int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
     if (n < 0)
         rb_fatal("bad format string %s", fmt);
     char *p = rb_malloc((size_t)n + 1);
     vsnprintf(p, (size_t)n + 1, fmt, ap2);
     va_end(ap2);
+    return p;
+}
+
+char *rb_sprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *p = rb_vsprintf(fmt, ap);
+    va_end(ap);
     return p;
 }
 

@@ -7,6 +7,7 @@
 #ifndef RB_COMMON_H
 #define RB_COMMON_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <rabta/plugin.h> /* RB_OK, RB_ERR, ... and enum rb_log_level */
 
@@ -32,6 +33,8 @@ char *rb_strdup(const char *s);             /* NULL in, NULL out */
 char *rb_strndup(const char *s, size_t n);
 /* Returns a new string; caller frees. */
 char *rb_sprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* As rb_sprintf, from a va_list (left as vsnprintf leaves it). New string; caller frees. */
+char *rb_vsprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 /* Monotonic clock in seconds; wall clock in seconds since the epoch. */
 double rb_now_mono(void);

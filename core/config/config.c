@@ -375,6 +375,20 @@ struct plugin_in {
     int enabled;
 };
 
+/* Plugins shipped under another name before: the old name, then the new one. */
+static const char *const renamed_plugins[][2] = {
+    {"inbox", "staff_inbox"}, /* it only texts the duty officer; the inbox is the staff API */
+};
+
+/* The new name of a shipped plugin once called name, or NULL. Borrowed (static). */
+static const char *plugin_renamed(const char *name)
+{
+    for (size_t i = 0; name && i < RB_ARRAY_LEN(renamed_plugins); i++)
+        if (strcmp(renamed_plugins[i][0], name) == 0)
+            return renamed_plugins[i][1];
+    return NULL;
+}
+
 static void parse_plugins(struct loader *l, const struct rb_node *seq)
 {
     static const struct rb_conf_field fields[] = {
@@ -406,6 +420,12 @@ static void parse_plugins(struct loader *l, const struct rb_node *seq)
         const struct rb_node *name_node = rb_node_get(map, "name");
         if (in.name)
             check_id(l, name_node, "name", in.name);
+        const char *now = in.path ? NULL : plugin_renamed(in.name);
+        if (now)
+            rb_errors_at(l->e, name_node,
+                         "key \"name\": plugin \"%s\" is now called \"%s\": write \"name: %s\" "
+                         "here and \"plugin: %s\" in the department files that name \"%s\"",
+                         in.name, now, now, now, in.name);
         for (size_t j = 0; in.name && j < cfg->n_plugins; j++)
             if (strcmp(cfg->plugins[j].name, in.name) == 0)
                 rb_errors_at(l->e, name_node,
@@ -777,7 +797,14 @@ static void check_references(struct loader *l, const struct rb_node *root)
         const struct rb_department *d = &cfg->departments[i];
         const struct rb_plugin_conf *pc = rb_config_plugin(cfg, d->plugin);
         const struct rb_node *at = rb_node_get(l->dep_maps[i], "plugin");
-        if (!pc) {
+        const char *now = pc ? NULL : plugin_renamed(d->plugin);
+        if (now) {
+            rb_errors_at(l->e, at,
+                         "key \"plugin\": department \"%s\" uses plugin \"%s\", which is now "
+                         "called \"%s\": write \"plugin: %s\" (and list \"%s\" under plugins: "
+                         "in %s)",
+                         d->id, d->plugin, now, now, now, cfg->file);
+        } else if (!pc) {
             char *known = known_list(plugin_name_at, cfg, cfg->n_plugins);
             rb_errors_at(l->e, at,
                          "key \"plugin\": department \"%s\" uses plugin \"%s\", which is not in "

@@ -34,7 +34,7 @@ struct rb_person {
 struct rb_department {
     char *id; /* owned; slug, e.g. "revenue" */
     struct rb_i18n name;
-    char *plugin;     /* owned; department plugin that receives its cases ("inbox", "webhook") */
+    char *plugin;     /* owned; the department plugin receiving its cases ("staff_inbox", ...) */
     char *duty_phone; /* owned; may be NULL */
     char *email;      /* owned; may be NULL */
     struct rb_person head; /* all NULL: no head named */

@@ -53,25 +53,11 @@ static void errors_push(struct rb_errors *e, char *msg)
 }
 
 /* Returns a new string; caller frees. */
-static char *vformat(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
-static char *vformat(const char *fmt, va_list ap)
-{
-    va_list ap2;
-    va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    if (n < 0)
-        rb_fatal("bad format string %s", fmt);
-    char *p = rb_malloc((size_t)n + 1);
-    vsnprintf(p, (size_t)n + 1, fmt, ap2);
-    va_end(ap2);
-    return p;
-}
-
 void rb_errors_add(struct rb_errors *e, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    errors_push(e, vformat(fmt, ap));
+    errors_push(e, rb_vsprintf(fmt, ap));
     va_end(ap);
 }
 
@@ -79,7 +65,7 @@ void rb_errors_at(struct rb_errors *e, const struct rb_node *node, const char *f
 {
     va_list ap;
     va_start(ap, fmt);
-    char *msg = vformat(fmt, ap);
+    char *msg = rb_vsprintf(fmt, ap);
     va_end(ap);
     if (!node || !node->file) {
         errors_push(e, msg);
@@ -162,7 +148,7 @@ static void node_error(struct builder *b, const struct rb_node *at, const char *
 {
     va_list ap;
     va_start(ap, fmt);
-    char *msg = vformat(fmt, ap);
+    char *msg = rb_vsprintf(fmt, ap);
     va_end(ap);
     rb_errors_at(b->errs, at, "%s", msg);
     free(msg);

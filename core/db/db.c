@@ -506,6 +506,20 @@ static void queue_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 static const char *const state_names[] = {"down", "connecting", "idle", "busy", "listening"};
 
+/* Puts c, on no list, at the head of state to's list. */
+static void conn_enter(struct db_conn *c, enum conn_state to)
+{
+    struct rb_db *db = c->db;
+    c->state = to;
+    c->prev = NULL;
+    c->next = db->lists[to];
+    if (c->next)
+        c->next->prev = c;
+    db->lists[to] = c;
+    if (c->role == ROLE_POOL)
+        db->count[to]++;
+}
+
 /* The one place a connection changes state. */
 static void conn_move(struct db_conn *c, enum conn_state to)
 {
@@ -519,14 +533,7 @@ static void conn_move(struct db_conn *c, enum conn_state to)
         c->next->prev = c->prev;
     if (c->role == ROLE_POOL)
         db->count[from]--;
-    c->state = to;
-    c->prev = NULL;
-    c->next = db->lists[to];
-    if (c->next)
-        c->next->prev = c;
-    db->lists[to] = c;
-    if (c->role == ROLE_POOL)
-        db->count[to]++;
+    conn_enter(c, to);
     rb_debug(DB_CTX, "connection %d: %s -> %s", c->id, state_names[from], state_names[to]);
 }
 
@@ -1066,13 +1073,7 @@ static struct db_conn *conn_init(struct rb_db *db, struct db_conn *c, enum conn_
     c->db = db;
     c->role = role;
     c->id = id;
-    c->state = CONN_DOWN;
-    c->next = db->lists[CONN_DOWN];
-    if (c->next)
-        c->next->prev = c;
-    db->lists[CONN_DOWN] = c;
-    if (role == ROLE_POOL)
-        db->count[CONN_DOWN]++;
+    conn_enter(c, CONN_DOWN);
     c->timer = evtimer_new(db->base, conn_timer_cb, c);
     if (!c->timer)
         rb_fatal("out of memory creating a timer");
@@ -1180,8 +1181,9 @@ static int db_submit(struct rb_db *db, struct db_req *r)
     return RB_OK;
 }
 
-int rb_db_query(struct rb_db *db, const char *sql, int nparams, const char *const *params,
-                rb_db_fn fn, void *arg)
+/* rb_db_query and rb_db_query_prepared: one statement, prepared on its connection or not. */
+static int query_one(struct rb_db *db, const char *sql, int nparams, const char *const *params,
+                     int prepare, rb_db_fn fn, void *arg)
 {
     if (!db || !sql || !fn || nparams < 0 || (nparams > 0 && !params))
         return RB_EINVAL;
@@ -1189,24 +1191,22 @@ int rb_db_query(struct rb_db *db, const char *sql, int nparams, const char *cons
         return RB_EUNAVAIL;
     struct db_req *r = req_new(db, REQ_QUERY, 1);
     stmt_copy(&r->stmts[0], sql, nparams, params);
+    r->stmts[0].prepare = prepare;
     r->fn = fn;
     r->arg = arg;
     return db_submit(db, r);
 }
 
+int rb_db_query(struct rb_db *db, const char *sql, int nparams, const char *const *params,
+                rb_db_fn fn, void *arg)
+{
+    return query_one(db, sql, nparams, params, 0, fn, arg);
+}
+
 int rb_db_query_prepared(struct rb_db *db, const char *sql, int nparams,
                          const char *const *params, rb_db_fn fn, void *arg)
 {
-    if (!db || !sql || !fn || nparams < 0 || (nparams > 0 && !params))
-        return RB_EINVAL;
-    if (db->closing)
-        return RB_EUNAVAIL;
-    struct db_req *r = req_new(db, REQ_QUERY, 1);
-    stmt_copy(&r->stmts[0], sql, nparams, params);
-    r->stmts[0].prepare = 1;
-    r->fn = fn;
-    r->arg = arg;
-    return db_submit(db, r);
+    return query_one(db, sql, nparams, params, 1, fn, arg);
 }
 
 int rb_db_batch(struct rb_db *db, const struct rb_db_stmt *stmts, int n, int txn,

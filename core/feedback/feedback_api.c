@@ -25,12 +25,6 @@
 
 /* ---- shared ------------------------------------------------------------------------------- */
 
-void rb_feedback_busy(struct rb_http_req *req)
-{
-    rb_http_add_header(req, "Retry-After", "1");
-    rb_http_reply_error(req, 503, "overloaded", "the server is busy; try again in a moment");
-}
-
 void rb_feedback_wilson(long long k, long long n, double *low, double *high)
 {
     const double z = 1.959963984540054, z2 = z * z;
@@ -123,7 +117,7 @@ static void list(struct freq *f, int officials)
     int rc = officials ? rb_db_query(f->srv->db, officials_sql, 3, p, officials_done, f)
                        : rb_db_query(f->srv->db, offices_sql, 2, p, offices_done, f);
     if (rc != RB_OK) {
-        rb_feedback_busy(f->req);
+        rb_http_reply_busy(f->req);
         free(f);
     }
 }
@@ -215,7 +209,7 @@ static void add(struct freq *f, json_t *b, int official)
                       : rb_db_query(f->srv->db, office_add_sql, 7, po, stored, f);
     free(svc.p);
     if (rc != RB_OK) {
-        rb_feedback_busy(f->req);
+        rb_http_reply_busy(f->req);
         free(f);
     }
 }
@@ -347,7 +341,7 @@ static void agent_answer(struct freq *f, json_t *b)
                             "answers must map question ids to answers, outcome is complete, "
                             "refusal, non_contact or unknown");
     else if (rc != RB_OK)
-        rb_feedback_busy(f->req);
+        rb_http_reply_busy(f->req);
     if (rc != RB_OK)
         free(f);
 }
@@ -394,7 +388,7 @@ static void authed(struct rb_http_req *req, const struct rb_staff_user *u, void 
     }
     json_decref(b);
     if (rc != RB_OK) {
-        rb_feedback_busy(req);
+        rb_http_reply_busy(req);
         free(f);
     }
 }

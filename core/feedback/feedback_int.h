@@ -7,9 +7,6 @@
 struct rb_server;
 struct rb_http_req;
 
-/* 503 with Retry-After: the database's queue is full. */
-void rb_feedback_busy(struct rb_http_req *req);
-
 /* The routes of feedback_tx.c and feedback_reports.c. RB_OK or an error code. */
 int rb_feedback_tx_init(struct rb_server *srv);
 int rb_feedback_reports_init(struct rb_server *srv);

@@ -92,16 +92,9 @@ static json_t *rates(long long i, long long p, long long r, long long nc, long l
 
 static const char *group_name(const struct report *r, PGresult *res, int row)
 {
-    const char *g = PQgetvalue(res, row, C_G);
-    const struct rb_config *cfg = r->srv->cfg;
     if (!PQgetisnull(res, row, C_NAME))
         return PQgetvalue(res, row, C_NAME);
-    const struct rb_department *d = !strcmp(r->by, "department") ? rb_config_department(cfg, g)
-                                                                  : NULL;
-    const struct rb_service *s = !strcmp(r->by, "service") ? rb_config_service(cfg, g) : NULL;
-    const struct rb_district *t = !strcmp(r->by, "district") ? rb_config_district(cfg, g) : NULL;
-    const char *name = d ? d->name.en : s ? s->name.en : t ? t->name.en : NULL;
-    return name ? name : "";
+    return rb_reports_group_name(r->srv->cfg, r->by, PQgetvalue(res, row, C_G));
 }
 
 static json_t *group_json(const struct report *r, PGresult *res, int i)
@@ -294,7 +287,7 @@ static void authed(struct rb_http_req *req, const struct rb_staff_user *u, void 
     const char *p[5] = {r->from, r->to, r->by, r->department[0] ? r->department : NULL,
                         districts[0] ? districts : NULL};
     if (rb_db_query(r->srv->db, report_sql, 5, p, report_done, r) != RB_OK) {
-        rb_feedback_busy(req);
+        rb_http_reply_busy(req);
         free(r);
     }
 }

@@ -207,7 +207,7 @@ static void submit(struct txreq *t)
         reply(t);
         txreq_free(t);
     } else if (rc != RB_OK) {
-        rb_feedback_busy(t->req);
+        rb_http_reply_busy(t->req);
         txreq_free(t);
     }
 }

@@ -259,16 +259,12 @@ static const char store_sla[] =
     "  FROM ins JOIN input i USING (tracking_no) WHERE i.sla_check IS NOT NULL)";
 
 /* PART_HOLD (extra HOLD): a submission that asks so is not stored while a case of its phone's
- * citizen awaits their answer to a question sent on hold_channel to that phone since the case
- * began waiting (the SMS plugin's test, docs/sms.md "Answering a question"; index
- * cases_awaiting). */
+ * citizen awaits their answer to a question sent on hold_channel (SQL rabta_awaiting,
+ * migration 0055: the SMS plugin's look-up is the same function; docs/sms.md "Answering a
+ * question"). */
 static const char store_hold[] =
     " WHERE NOT (i.hold_channel IS NOT NULL AND EXISTS ("
-    "  SELECT 1 FROM citizens ci JOIN cases c ON c.citizen_id = ci.id"
-    "  WHERE ci.phone = i.phone AND c.status = 'awaiting_citizen'"
-    "    AND EXISTS (SELECT 1 FROM messages q WHERE q.case_id = c.id"
-    "                AND q.channel = i.hold_channel"
-    "                AND q.to_address = i.phone AND q.created_at >= c.paused_at)))";
+    "  SELECT 1 FROM rabta_awaiting(i.phone, i.hold_channel)))";
 
 /* The lists made from the columns: unnest's arrays, their names, and the CASE columns' names
  * and values (each after a ", "). Strings owned by the caller. */

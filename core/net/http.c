@@ -612,6 +612,12 @@ void rb_http_reply_db_error(struct rb_http_req *req, const char *err, const char
                         "nothing was changed, try again shortly", what);
 }
 
+void rb_http_reply_busy(struct rb_http_req *req)
+{
+    rb_http_add_header(req, "Retry-After", "1");
+    rb_http_reply_error(req, 503, "overloaded", "the server is busy; try again in a moment");
+}
+
 void rb_http_reply_error(struct rb_http_req *req, int status, const char *code, const char *fmt,
                          ...)
 {

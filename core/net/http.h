@@ -110,6 +110,9 @@ void rb_http_add_header(struct rb_http_req *req, const char *name, const char *v
  * database's text goes to the log with the request id, never to the client. what: what
  * failed, for the client ("your case could not be stored"). */
 void rb_http_reply_db_error(struct rb_http_req *req, const char *err, const char *what);
+/* 503 "overloaded" with Retry-After: 1, for a request whose query the database pool would
+ * not queue (rb_db_query refused it: the wait queue is full). */
+void rb_http_reply_busy(struct rb_http_req *req);
 
 /* The answer to a request made with rb_http_local. Borrowed for the call. */
 typedef void (*rb_http_local_fn)(int status, const char *content_type, const char *body,

@@ -206,7 +206,7 @@ struct rb_plugins *rb_plugins_load(const struct rb_config *cfg, struct rb_errors
         if (p && p->kind != RB_PLUGIN_DEPARTMENT)
             rb_errors_add(errs,
                           "%s:%d:%d: department \"%s\" uses plugin \"%s\", which is a %s plugin; "
-                          "a department needs a department plugin (e.g. inbox or webhook)",
+                          "a department needs a department plugin (e.g. staff_inbox or webhook)",
                           dep->file, dep->line, dep->col, dep->id, dep->plugin,
                           kind_name(p->kind));
     }

@@ -147,14 +147,17 @@ void rb_reports_csv_field(FILE *out, const char *s)
  * configuration, the officer's display name; "" when unknown. Borrowed. */
 static const char *group_name(const struct report *r, PGresult *res, int row)
 {
-    const char *g = PQgetvalue(res, row, COL_GROUP);
-    const struct rb_config *cfg = r->srv->cfg;
     if (!strcmp(r->by, "officer"))
         return PQgetvalue(res, row, COL_OFFICER);
-    const struct rb_department *d = !strcmp(r->by, "department") ? rb_config_department(cfg, g)
-                                                                  : NULL;
-    const struct rb_service *s = !strcmp(r->by, "service") ? rb_config_service(cfg, g) : NULL;
-    const struct rb_district *t = !strcmp(r->by, "district") ? rb_config_district(cfg, g) : NULL;
+    return rb_reports_group_name(r->srv->cfg, r->by, PQgetvalue(res, row, COL_GROUP));
+}
+
+const char *rb_reports_group_name(const struct rb_config *cfg, const char *by, const char *id)
+{
+    const struct rb_department *d = !strcmp(by, "department") ? rb_config_department(cfg, id)
+                                                               : NULL;
+    const struct rb_service *s = !strcmp(by, "service") ? rb_config_service(cfg, id) : NULL;
+    const struct rb_district *t = !strcmp(by, "district") ? rb_config_district(cfg, id) : NULL;
     const char *name = d ? d->name.en : s ? s->name.en : t ? t->name.en : NULL;
     return name ? name : "";
 }
@@ -338,8 +341,7 @@ static void authed(struct rb_http_req *req, const struct rb_staff_user *u, void 
     const char *p[5] = {r->from, r->to, r->by, r->department[0] ? r->department : NULL,
                         districts[0] ? districts : NULL};
     if (rb_db_query(r->srv->db, report_sql, 5, p, report_done, r) != RB_OK) {
-        rb_http_add_header(req, "Retry-After", "1");
-        rb_http_reply_error(req, 503, "overloaded", "the server is busy; try again in a moment");
+        rb_http_reply_busy(req);
         free(r);
     }
 }

@@ -33,4 +33,10 @@ void rb_reports_csv_field(FILE *out, const char *s);
  * (days since 1970-01-01); -1 otherwise. */
 int rb_reports_parse_date(const char *s, long *days);
 
+/* The English name of the group id of a report grouped by `by`: the department's, service's
+ * or district's in cfg when by names that kind, else "" (an unknown id, another grouping).
+ * Borrowed from cfg. */
+struct rb_config;
+const char *rb_reports_group_name(const struct rb_config *cfg, const char *by, const char *id);
+
 #endif

@@ -130,12 +130,6 @@ static void call_free(struct call *c)
     free(c);
 }
 
-static void busy(struct rb_http_req *req)
-{
-    rb_http_add_header(req, "Retry-After", "1");
-    rb_http_reply_error(req, 503, "overloaded", "the server is busy; try again in a moment");
-}
-
 static void db_failed(struct call *c, const char *err)
 {
     if (rb_db_outcome_unknown(err)) {
@@ -355,7 +349,7 @@ static void login_verified(int ok, void *arg)
         rc = rb_db_query(db, login_fail_sql, 3, p, login_failed_done, c);
     }
     if (rc != RB_OK) {
-        busy(c->req);
+        rb_http_reply_busy(c->req);
         call_free(c);
     }
 }
@@ -388,7 +382,7 @@ static void login_looked_up(PGresult *res, const char *err, void *arg)
     int rc = rb_staff_verify(c->a->staff, c->hash, c->password, login_verified, c);
     sodium_memzero(c->password, strlen(c->password));
     if (rc != RB_OK) {
-        busy(c->req);
+        rb_http_reply_busy(c->req);
         call_free(c);
     }
 }
@@ -418,7 +412,7 @@ static void on_login(struct rb_http_req *req, void *arg)
     struct lock_params lp;
     const char *p[3] = {c->username, lock_params(&lp)->fails, lp.secs};
     if (rb_db_query(c->a->srv->db, login_sql, 3, p, login_looked_up, c) != RB_OK) {
-        busy(req);
+        rb_http_reply_busy(req);
         call_free(c);
     }
 }
@@ -445,7 +439,7 @@ static void do_logout(struct call *c)
                     "UPDATE staff_tokens SET revoked_at = now() "
                     "WHERE token_hash = $1::bytea AND revoked_at IS NULL",
                     1, p, logout_done, c) != RB_OK) {
-        busy(c->req);
+        rb_http_reply_busy(c->req);
         call_free(c);
     }
 }
@@ -494,7 +488,7 @@ static void do_me(struct call *c)
                     " WHERE staff_id = $1::bigint AND read_at IS NULL)"
                     " FROM staff WHERE id = $1::bigint",
                     1, p, me_done, c) != RB_OK) {
-        busy(c->req);
+        rb_http_reply_busy(c->req);
         call_free(c);
     }
 }
@@ -685,7 +679,7 @@ static void do_inbox(struct call *c)
         flag && !strcmp(flag, "true") ? "true" : "false",
     };
     if (rb_db_query(c->a->srv->db, inbox_sql, 14, p, inbox_done, c) != RB_OK) {
-        busy(req);
+        rb_http_reply_busy(req);
         goto out;
     }
     return;
@@ -840,7 +834,7 @@ static void written(PGresult *res, const char *err, void *arg)
 static void submit(struct call *c, const char *sql, int n, const char *const *p)
 {
     if (rb_db_query(c->a->srv->db, sql, n, p, written, c) != RB_OK) {
-        busy(c->req);
+        rb_http_reply_busy(c->req);
         call_free(c);
     }
 }
@@ -900,7 +894,7 @@ static void do_transition(struct call *c)
         rb_http_reply_error(c->req, 409, "invalid_transition", "%s", why ? why : "not allowed");
         call_free(c);
     } else if (rc != RB_OK) {
-        busy(c->req);
+        rb_http_reply_busy(c->req);
         call_free(c);
     }
 }
@@ -960,7 +954,7 @@ static void do_assign(struct call *c)
                         "WHERE username = $1::text AND disabled_at IS NULL",
                         1, p, assign_target, c) == RB_OK)
             return;
-        busy(c->req);
+        rb_http_reply_busy(c->req);
     }
     call_free(c);
 }
@@ -1045,7 +1039,7 @@ static void do_actions(struct call *c)
         snprintf(sid, sizeof(sid), "%lld", c->u.id);
         const char *p[6] = {id, c->u.username, note, official, action, sid};
         if (rb_db_query(c->a->srv->db, action_sql, 6, p, action_written, c) != RB_OK) {
-            busy(c->req);
+            rb_http_reply_busy(c->req);
             call_free(c);
         }
         return;
@@ -1113,7 +1107,7 @@ static void authed(const struct rb_staff_user *u, const char *err, void *arg)
     }
     const char *p[1] = {c->tracking};
     if (rb_db_query(c->a->srv->db, case_sql, 1, p, case_loaded, c) != RB_OK) {
-        busy(c->req);
+        rb_http_reply_busy(c->req);
         call_free(c);
     }
 }
@@ -1171,7 +1165,7 @@ static void on_request(struct rb_http_req *req, void *arg)
                             "the token is unknown, expired or revoked: sign in again");
         call_free(c);
     } else if (rc != RB_OK) {
-        busy(req);
+        rb_http_reply_busy(req);
         call_free(c);
     }
 }
@@ -1205,7 +1199,7 @@ void rb_staff_api_authenticate(struct rb_http_req *req, rb_staff_api_authed_fn f
 {
     const char *token = live ? bearer(req) : NULL;
     if (!live)
-        busy(req);
+        rb_http_reply_busy(req);
     else if (token && strlen(token) != RB_STAFF_TOKEN_LEN)
         rb_http_reply_error(req, 401, "unauthorized",
                             "the token is unknown, expired or revoked: sign in again");
@@ -1223,7 +1217,7 @@ void rb_staff_api_authenticate(struct rb_http_req *req, rb_staff_api_authed_fn f
         rb_http_reply_error(req, 401, "unauthorized",
                             "the token is unknown, expired or revoked: sign in again");
     else if (rc != RB_OK)
-        busy(req);
+        rb_http_reply_busy(req);
     if (rc != RB_OK) {
         fn(req, NULL, arg);
         free(d);

@@ -44,17 +44,11 @@ struct call {
     char username[65];
 };
 
-static void busy(struct rb_http_req *req)
-{
-    rb_http_add_header(req, "Retry-After", "1");
-    rb_http_reply_error(req, 503, "overloaded", "the server is busy; try again in a moment");
-}
-
 /* Sends sql with n params, fn answers; frees c and answers 503 when it cannot be queued. */
 static void send_query(struct call *c, const char *sql, int n, const char *const *p, rb_db_fn fn)
 {
     if (rb_db_query(c->srv->db, sql, n, p, fn, c) != RB_OK) {
-        busy(c->req);
+        rb_http_reply_busy(c->req);
         free(c);
     }
 }

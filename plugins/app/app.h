@@ -80,6 +80,9 @@ int rb_app_opt_num(struct rb_http_req *req, json_t *o, const char *key, double *
  * at most max code points. 0, or -1 with *why set to a static phrase that reads after a
  * field name ("is too long (5003 characters; at most 5000)" is built by the caller). */
 int rb_app_text_check(const char *s, size_t len, size_t max, size_t *chars, const char **why);
+/* rb_app_text_check of field's text with max RB_APP_TEXT_MAX: 0, or -1 after answering 422
+ * invalid_text with a sentence naming field. */
+int rb_app_text_field(struct rb_http_req *req, const char *field, const char *text);
 
 /* The bearer token of the request (text after "Bearer "), or NULL when there is no
  * Authorization header. *malformed is set to 1 when the header is there but not a bearer

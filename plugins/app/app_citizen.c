@@ -297,7 +297,7 @@ static void comment_authed(struct rb_http_req *req, long long citizen, void *arg
     json_t *o = rb_app_body_object(req);
     if (!o)
         return;
-    const char *text, *why;
+    const char *text;
     if (rb_app_known_fields(req, o, fields) != 0 || rb_app_opt_str(req, o, "text", &text) != 0) {
         json_decref(o);
         return;
@@ -307,14 +307,7 @@ static void comment_authed(struct rb_http_req *req, long long citizen, void *arg
         json_decref(o);
         return;
     }
-    size_t chars = 0;
-    if (rb_app_text_check(text, strlen(text), RB_APP_TEXT_MAX, &chars, &why) != 0) {
-        if (strcmp(why, "is too long") == 0)
-            api->reply_error(req, 422, "invalid_text",
-                             "field \"text\" is too long (%zu characters; at most %d)", chars,
-                             RB_APP_TEXT_MAX);
-        else
-            api->reply_error(req, 422, "invalid_text", "field \"text\" %s", why);
+    if (rb_app_text_field(req, "text", text) != 0) {
         json_decref(o);
         return;
     }
@@ -394,7 +387,7 @@ static void rating_authed(struct rb_http_req *req, long long citizen, void *arg)
         return;
     double rating;
     int satisfied = 0;
-    const char *comment, *why;
+    const char *comment;
     if (rb_app_known_fields(req, o, fields) != 0 ||
         rb_app_opt_num(req, o, "rating", &rating) != 0 ||
         rb_app_opt_bool(req, o, "satisfied", &satisfied) != 0 ||
@@ -417,14 +410,7 @@ static void rating_authed(struct rb_http_req *req, long long citizen, void *arg)
     json_t *sv = json_object_get(o, "satisfied");
     if (!sv || json_is_null(sv))
         satisfied = rating >= 3;
-    size_t chars = 0;
-    if (comment && rb_app_text_check(comment, strlen(comment), RB_APP_TEXT_MAX, &chars, &why)) {
-        if (strcmp(why, "is too long") == 0)
-            api->reply_error(req, 422, "invalid_text",
-                             "field \"comment\" is too long (%zu characters; at most %d)", chars,
-                             RB_APP_TEXT_MAX);
-        else
-            api->reply_error(req, 422, "invalid_text", "field \"comment\" %s", why);
+    if (comment && rb_app_text_field(req, "comment", comment) != 0) {
         json_decref(o);
         return;
     }

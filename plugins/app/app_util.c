@@ -285,6 +285,21 @@ int rb_app_text_check(const char *s, size_t len, size_t max, size_t *chars, cons
     return 0;
 }
 
+int rb_app_text_field(struct rb_http_req *req, const char *field, const char *text)
+{
+    size_t chars = 0;
+    const char *why;
+    if (rb_app_text_check(text, strlen(text), RB_APP_TEXT_MAX, &chars, &why) == 0)
+        return 0;
+    if (strcmp(why, "is too long") == 0)
+        api->reply_error(req, 422, "invalid_text",
+                         "field \"%s\" is too long (%zu characters; at most %d)", field, chars,
+                         RB_APP_TEXT_MAX);
+    else
+        api->reply_error(req, 422, "invalid_text", "field \"%s\" %s", field, why);
+    return -1;
+}
+
 /* ---- sign-in ------------------------------------------------------------------------------ */
 
 const char *rb_app_bearer(struct rb_http_req *req, int *malformed)

@@ -38,21 +38,6 @@ struct email_conf {
     long long burst;
 };
 
-static const struct rb_conf_field fields[] = {
-    {"host", RB_CONF_STRING, offsetof(struct email_conf, host), 0, 0, 0},
-    {"port", RB_CONF_INT, offsetof(struct email_conf, port), 0, 1, 65535},
-    {"starttls", RB_CONF_BOOL, offsetof(struct email_conf, starttls), 0, 0, 0},
-    {"username", RB_CONF_STRING, offsetof(struct email_conf, username), 0, 0, 0},
-    {"password_env", RB_CONF_STRING, offsetof(struct email_conf, password_env), 0, 0, 0},
-    {"from", RB_CONF_STRING, offsetof(struct email_conf, from), RB_CONF_REQUIRED, 0, 0},
-    {"from_name", RB_CONF_STRING, offsetof(struct email_conf, from_name), 0, 0, 0},
-    {"subject", RB_CONF_STRING, offsetof(struct email_conf, subject), 0, 0, 0},
-    {"timeout", RB_CONF_DURATION, offsetof(struct email_conf, timeout), 0, 0, 0},
-    {"retry_after", RB_CONF_DURATION, offsetof(struct email_conf, retry_after), 0, 0, 0},
-    {"rate", RB_CONF_DOUBLE, offsetof(struct email_conf, rate), 0, 0, 0},
-    {"burst", RB_CONF_INT, offsetof(struct email_conf, burst), 0, 1, 100000},
-};
-#define NFIELDS (sizeof(fields) / sizeof(fields[0]))
 #define SEND_KIND "message.send.email"
 
 static const struct rb_host_api *api;
@@ -365,33 +350,79 @@ static void email_send(struct rb_message_send *send, const struct rb_message_inf
 
 /* ---- the plugin ---------------------------------------------------------------------------- */
 
+/* Checks of single values (reported by the core at the value's file:line:col). */
+static const char *from_ok(const void *v, const void *block, char *why, size_t n)
+{
+    (void)block, (void)why, (void)n;
+    return address_ok(*(char *const *)v) ? NULL
+                                          : "expected an e-mail address such as rabta@example.org";
+}
+
+static const char *password_env_ok(const void *v, const void *block, char *why, size_t n)
+{
+    (void)block, (void)why, (void)n;
+    return getenv(*(char *const *)v) ? NULL : "that environment variable is not set";
+}
+
+/* Listed after password_env, so the block's password_env is filled when this runs. */
+static const char *username_ok(const void *v, const void *block, char *why, size_t n)
+{
+    (void)v, (void)why, (void)n;
+    return ((const struct email_conf *)block)->password_env
+               ? NULL
+               : "needs password_env: the name of the environment variable that holds the "
+                 "password (never the password itself)";
+}
+
+static const char *timeout_ok(const void *v, const void *block, char *why, size_t n)
+{
+    (void)block, (void)why, (void)n;
+    double x = *(const double *)v;
+    return x > 0 && x <= 600 ? NULL : "must be more than 0s and at most 10m";
+}
+
+static const char *retry_after_ok(const void *v, const void *block, char *why, size_t n)
+{
+    (void)block, (void)why, (void)n;
+    return *(const double *)v >= 0 ? NULL : "must be at least 0s (0: the queue's back-off)";
+}
+
+static const char *rate_ok(const void *v, const void *block, char *why, size_t n)
+{
+    (void)block, (void)why, (void)n;
+    double x = *(const double *)v;
+    return x >= 0 && x <= 10000 ? NULL : "must be from 0 (unpaced) to 10000 a second";
+}
+
+#define F(key, type, member, flags, min, max, check)                                          \
+    {key, type, offsetof(struct email_conf, member), flags, min, max, NULL, check}
+static const struct rb_conf_field_v2 fields[] = {
+    F("host", RB_CONF_STRING, host, 0, 0, 0, NULL),
+    F("port", RB_CONF_INT, port, 0, 1, 65535, NULL),
+    F("starttls", RB_CONF_BOOL, starttls, 0, 0, 0, NULL),
+    F("password_env", RB_CONF_STRING, password_env, 0, 0, 0, password_env_ok),
+    F("username", RB_CONF_STRING, username, 0, 0, 0, username_ok),
+    F("from", RB_CONF_STRING, from, RB_CONF_REQUIRED, 0, 0, from_ok),
+    F("from_name", RB_CONF_STRING, from_name, 0, 0, 0, NULL),
+    F("subject", RB_CONF_STRING, subject, 0, 0, 0, NULL),
+    F("timeout", RB_CONF_DURATION, timeout, 0, 0, 0, timeout_ok),
+    F("retry_after", RB_CONF_DURATION, retry_after, 0, 0, 0, retry_after_ok),
+    F("rate", RB_CONF_DOUBLE, rate, 0, 0, 0, rate_ok),
+    F("burst", RB_CONF_INT, burst, 0, 1, 100000, NULL),
+};
+#undef F
+
 static const struct email_conf defaults = {
     .port = 25, .timeout = 30, .burst = 10,
 };
 
-/* Parses and checks the block into out (defaults filled). RB_OK or RB_EINVAL (logged). */
+/* Parses and checks the block into out (defaults filled). RB_OK or RB_EINVAL (every error
+ * reported at its file:line:col). */
 static int parse(struct rb_plugin_ctx *ctx, struct email_conf *out)
 {
     *out = defaults;
-    if (api->conf_parse(ctx, fields, NFIELDS, out) != RB_OK) {
-        api->conf_free(fields, NFIELDS, out);
-        return RB_EINVAL;
-    }
-    const char *why = NULL;
-    if (!address_ok(out->from))
-        why = "from: expected an e-mail address such as rabta@example.org";
-    else if (out->username && !out->password_env)
-        why = "username needs password_env: the name of the environment variable that holds "
-              "the password (never the password itself)";
-    else if (out->password_env && !getenv(out->password_env))
-        why = "password_env: that environment variable is not set";
-    else if (!(out->timeout > 0 && out->timeout <= 600) || out->retry_after < 0 ||
-             out->rate < 0 || out->rate > 10000)
-        why = "timeout must be more than 0s and at most 10m, retry_after at least 0, rate from "
-              "0 (unpaced) to 10000 a second";
-    if (why) {
-        api->log(ctx, RB_LOG_ERROR, "plugin email_smtp: %s", why);
-        api->conf_free(fields, NFIELDS, out);
+    if (RB_CONF_PARSE_V2(api, ctx, NULL, fields, out) != RB_OK) {
+        RB_CONF_FREE_V2(api, fields, out);
         return RB_EINVAL;
     }
     if (!out->host)
@@ -442,10 +473,10 @@ static int email_reload(struct rb_plugin_ctx *ctx)
     if (parse(ctx, &next) != RB_OK)
         return RB_EINVAL;
     if (next.rate > 0 && api->job_pace(ctx, SEND_KIND, next.rate, (int)next.burst) != RB_OK) {
-        api->conf_free(fields, NFIELDS, &next);
+        RB_CONF_FREE_V2(api, fields, &next);
         return RB_EINVAL;
     }
-    api->conf_free(fields, NFIELDS, &conf);
+    RB_CONF_FREE_V2(api, fields, &conf);
     conf = next;
     return RB_OK;
 }
@@ -464,7 +495,7 @@ static void email_stop(struct rb_plugin_ctx *ctx)
     if (multi_timer)
         event_free(multi_timer);
     multi_timer = NULL;
-    api->conf_free(fields, NFIELDS, &conf);
+    RB_CONF_FREE_V2(api, fields, &conf);
 }
 
 static const struct rb_plugin email_smtp = {

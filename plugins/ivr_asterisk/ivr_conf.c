@@ -19,47 +19,62 @@ static const struct rb_ivr_conf conf_defaults = {
     .max_recording = 4 * 1024 * 1024,
 };
 
-static const struct rb_conf_field conf_fields[] = {
-    {"agi_listen", RB_CONF_STRING, offsetof(struct rb_ivr_conf, agi_listen), 0, 0, 0},
-    {"ami_host", RB_CONF_STRING, offsetof(struct rb_ivr_conf, ami_host), 0, 0, 0},
-    {"ami_port", RB_CONF_INT, offsetof(struct rb_ivr_conf, ami_port), 0, 1, 65535},
-    {"ami_username", RB_CONF_STRING, offsetof(struct rb_ivr_conf, ami_username), 0, 0, 0},
-    {"ami_secret", RB_CONF_STRING, offsetof(struct rb_ivr_conf, ami_secret), 0, 0, 0},
-    {"recordings_dir", RB_CONF_STRING, offsetof(struct rb_ivr_conf, recordings_dir),
-     RB_CONF_REQUIRED, 0, 0},
-    {"asterisk_recordings_dir", RB_CONF_STRING,
-     offsetof(struct rb_ivr_conf, asterisk_recordings_dir), 0, 0, 0},
-    {"outbound_context", RB_CONF_STRING, offsetof(struct rb_ivr_conf, outbound_context), 0, 0,
-     0},
-    {"callerid", RB_CONF_STRING, offsetof(struct rb_ivr_conf, callerid), 0, 0, 0},
-    {"record_max", RB_CONF_DURATION, offsetof(struct rb_ivr_conf, record_max), 0, 0, 0},
-    {"record_silence", RB_CONF_DURATION, offsetof(struct rb_ivr_conf, record_silence), 0, 0, 0},
-    {"key_timeout", RB_CONF_DURATION, offsetof(struct rb_ivr_conf, key_timeout), 0, 0, 0},
-    {"menu_tries", RB_CONF_INT, offsetof(struct rb_ivr_conf, menu_tries), 0, 1, 9},
-    {"max_recording", RB_CONF_SIZE, offsetof(struct rb_ivr_conf, max_recording), 0, 1024,
-     8 * 1024 * 1024},
-};
-#define NFIELDS (sizeof(conf_fields) / sizeof(conf_fields[0]))
+/* Checks of single values (reported by the core at the value's file:line:col). */
+static const char *record_max_ok(const void *v, const void *block, char *why, size_t n)
+{
+    (void)block, (void)why, (void)n;
+    double x = *(const double *)v;
+    return x >= 1 && x <= 600 ? NULL : "must be from 1s to 10m";
+}
 
+static const char *record_silence_ok(const void *v, const void *block, char *why, size_t n)
+{
+    (void)block, (void)why, (void)n;
+    double x = *(const double *)v;
+    return x >= 0 && x <= 60 ? NULL : "must be from 0s to 1m";
+}
+
+static const char *key_timeout_ok(const void *v, const void *block, char *why, size_t n)
+{
+    (void)block, (void)why, (void)n;
+    double x = *(const double *)v;
+    return x >= 1 && x <= 30 ? NULL : "must be from 1s to 30s";
+}
+
+/* Listed after ami_username and ami_secret, so the block holds them when this runs. */
+static const char *ami_host_ok(const void *v, const void *block, char *why, size_t n)
+{
+    (void)v, (void)why, (void)n;
+    const struct rb_ivr_conf *c = block;
+    return c->ami_username && c->ami_secret ? NULL : "needs ami_username and ami_secret";
+}
+
+#define F(key, type, member, flags, min, max, check)                                          \
+    {key, type, offsetof(struct rb_ivr_conf, member), flags, min, max, NULL, check}
+static const struct rb_conf_field_v2 conf_fields[] = {
+    F("agi_listen", RB_CONF_STRING, agi_listen, 0, 0, 0, NULL),
+    F("ami_username", RB_CONF_STRING, ami_username, 0, 0, 0, NULL),
+    F("ami_secret", RB_CONF_STRING, ami_secret, 0, 0, 0, NULL),
+    F("ami_host", RB_CONF_STRING, ami_host, 0, 0, 0, ami_host_ok),
+    F("ami_port", RB_CONF_INT, ami_port, 0, 1, 65535, NULL),
+    F("recordings_dir", RB_CONF_STRING, recordings_dir, RB_CONF_REQUIRED, 0, 0, NULL),
+    F("asterisk_recordings_dir", RB_CONF_STRING, asterisk_recordings_dir, 0, 0, 0, NULL),
+    F("outbound_context", RB_CONF_STRING, outbound_context, 0, 0, 0, NULL),
+    F("callerid", RB_CONF_STRING, callerid, 0, 0, 0, NULL),
+    F("record_max", RB_CONF_DURATION, record_max, 0, 0, 0, record_max_ok),
+    F("record_silence", RB_CONF_DURATION, record_silence, 0, 0, 0, record_silence_ok),
+    F("key_timeout", RB_CONF_DURATION, key_timeout, 0, 0, 0, key_timeout_ok),
+    F("menu_tries", RB_CONF_INT, menu_tries, 0, 1, 9, NULL),
+    F("max_recording", RB_CONF_SIZE, max_recording, 0, 1024, 8 * 1024 * 1024, NULL),
+};
+#undef F
+
+/* The block over the defaults into out; every error reported at its file:line:col. */
 int rb_ivr_conf_parse(struct rb_plugin_ctx *ctx, struct rb_ivr_conf *out)
 {
     struct rb_ivr_conf c = conf_defaults;
-    if (rb_ivr_api->conf_parse(ctx, conf_fields, NFIELDS, &c) != RB_OK) {
-        rb_ivr_api->conf_free(conf_fields, NFIELDS, &c);
-        return RB_EINVAL;
-    }
-    const char *bad = NULL;
-    if (!(c.record_max >= 1 && c.record_max <= 600))
-        bad = "record_max must be from 1s to 10m";
-    else if (!(c.record_silence >= 0 && c.record_silence <= 60))
-        bad = "record_silence must be from 0s to 1m";
-    else if (!(c.key_timeout >= 1 && c.key_timeout <= 30))
-        bad = "key_timeout must be from 1s to 30s";
-    else if (c.ami_host && (!c.ami_username || !c.ami_secret))
-        bad = "ami_host needs ami_username and ami_secret";
-    if (bad) {
-        rb_ivr_api->log(ctx, RB_LOG_ERROR, "plugin ivr_asterisk: %s", bad);
-        rb_ivr_api->conf_free(conf_fields, NFIELDS, &c);
+    if (RB_CONF_PARSE_V2(rb_ivr_api, ctx, NULL, conf_fields, &c) != RB_OK) {
+        RB_CONF_FREE_V2(rb_ivr_api, conf_fields, &c);
         return RB_EINVAL;
     }
     *out = c;
@@ -68,7 +83,7 @@ int rb_ivr_conf_parse(struct rb_plugin_ctx *ctx, struct rb_ivr_conf *out)
 
 void rb_ivr_conf_free(struct rb_ivr_conf *c)
 {
-    rb_ivr_api->conf_free(conf_fields, NFIELDS, c);
+    RB_CONF_FREE_V2(rb_ivr_api, conf_fields, c);
 }
 
 /* ---- reading the tree ------------------------------------------------------------------- */

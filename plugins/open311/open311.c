@@ -86,17 +86,25 @@ static json_t *service_entry(struct o311 *o, json_t *s)
                      "keywords", "", "group", o311_str_of(s, "department_name_en"));
 }
 
+/* The services for a request about them: NULL after answering a wrong jurisdiction_id or a
+ * list that could not be loaded, else a new reference; caller decrefs. */
+static json_t *services_asked(struct rb_http_req *req, struct o311 *o, enum o311_fmt fmt)
+{
+    if (o311_wrong_jurisdiction(o, req, api->req_query(req, "jurisdiction_id"), fmt))
+        return NULL;
+    json_t *svcs = o311_services_load(o);
+    if (!svcs)
+        o311_error(req, 500, fmt, "the service list is not available");
+    return svcs;
+}
+
 static void on_services(struct rb_http_req *req, struct o311 *o, enum o311_fmt fmt,
                         const char *base)
 {
     (void)base;
-    if (o311_wrong_jurisdiction(o, req, api->req_query(req, "jurisdiction_id"), fmt))
+    json_t *svcs = services_asked(req, o, fmt);
+    if (!svcs)
         return;
-    json_t *svcs = o311_services_load(o);
-    if (!svcs) {
-        o311_error(req, 500, fmt, "the service list is not available");
-        return;
-    }
     json_t *out = json_array();
     size_t i;
     json_t *s;
@@ -108,13 +116,9 @@ static void on_services(struct rb_http_req *req, struct o311 *o, enum o311_fmt f
 static void on_service_definition(struct rb_http_req *req, struct o311 *o, enum o311_fmt fmt,
                                   const char *code)
 {
-    if (o311_wrong_jurisdiction(o, req, api->req_query(req, "jurisdiction_id"), fmt))
+    json_t *svcs = services_asked(req, o, fmt);
+    if (!svcs)
         return;
-    json_t *svcs = o311_services_load(o);
-    if (!svcs) {
-        o311_error(req, 500, fmt, "the service list is not available");
-        return;
-    }
     json_t *s = o311_service_find(svcs, code);
     if (!s) {
         json_decref(svcs);

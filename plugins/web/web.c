@@ -9,14 +9,30 @@
 
 struct web web_g;
 
-static const struct rb_conf_field web_fields[] = {
-    {"dir", RB_CONF_STRING, offsetof(struct web_conf, dir), RB_CONF_REQUIRED, 0, 0},
-    {"font", RB_CONF_STRING, offsetof(struct web_conf, font), 0, 0, 0},
-    {"secret", RB_CONF_STRING, offsetof(struct web_conf, secret), 0, 0, 0},
-    {"secure_cookies", RB_CONF_BOOL, offsetof(struct web_conf, secure_cookies), 0, 0, 0},
-    {"kiosk_reset", RB_CONF_DURATION, offsetof(struct web_conf, kiosk_reset), 0, 0, 0},
+/* Checks of single values (reported by the core at the value's file:line:col). */
+static const char *secret_ok(const void *v, const void *block, char *why, size_t n)
+{
+    (void)block, (void)why, (void)n;
+    return strlen(*(char *const *)v) >= 32 ? NULL : "must have at least 32 characters";
+}
+
+static const char *kiosk_reset_ok(const void *v, const void *block, char *why, size_t n)
+{
+    (void)block, (void)why, (void)n;
+    double x = *(const double *)v;
+    return x >= 10 && x <= 3600 ? NULL : "must be from 10s to 1h";
+}
+
+#define F(key, type, member, flags, check)                                                    \
+    {key, type, offsetof(struct web_conf, member), flags, 0, 0, NULL, check}
+static const struct rb_conf_field_v2 web_fields[] = {
+    F("dir", RB_CONF_STRING, dir, RB_CONF_REQUIRED, NULL),
+    F("font", RB_CONF_STRING, font, 0, NULL),
+    F("secret", RB_CONF_STRING, secret, 0, secret_ok),
+    F("secure_cookies", RB_CONF_BOOL, secure_cookies, 0, NULL),
+    F("kiosk_reset", RB_CONF_DURATION, kiosk_reset, 0, kiosk_reset_ok),
 };
-#define N_FIELDS (sizeof(web_fields) / sizeof(web_fields[0]))
+#undef F
 #define DEFAULT_FONT "/usr/share/fonts/truetype/noto/NotoNastaliqUrdu-Regular.ttf"
 #define ASSET_MAX (4 * 1024 * 1024)
 
@@ -136,12 +152,8 @@ static int web_init(struct rb_plugin_ctx *ctx, const struct rb_host_api *api)
     web_g.ctx = ctx;
     web_g.api = api;
     web_g.conf.kiosk_reset = 90;
-    if (api->conf_parse(ctx, web_fields, N_FIELDS, &web_g.conf) != RB_OK)
+    if (RB_CONF_PARSE_V2(api, ctx, NULL, web_fields, &web_g.conf) != RB_OK)
         return RB_EINVAL;
-    if (web_g.conf.secret && strlen(web_g.conf.secret) < 32) {
-        api->log(ctx, RB_LOG_ERROR, "web: secret must have at least 32 characters");
-        return RB_EINVAL;
-    }
     if (web_g.conf.secret)
         crypto_auth_hmacsha256(web_g.key, (const unsigned char *)web_g.conf.secret,
                                strlen(web_g.conf.secret),
@@ -185,7 +197,7 @@ static void web_stop(struct rb_plugin_ctx *ctx)
         json_decref(web_g.services[l]);
         json_decref(web_g.districts[l]);
     }
-    web_g.api->conf_free(web_fields, N_FIELDS, &web_g.conf);
+    RB_CONF_FREE_V2(web_g.api, web_fields, &web_g.conf);
     memset(&web_g, 0, sizeof(web_g));
 }
 

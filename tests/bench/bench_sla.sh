@@ -97,7 +97,7 @@ districts: "$SRC/config/districts.yaml"
 departments: "$SRC/config/departments/*.yaml"
 services: "$SRC/config/services/*.yaml"
 plugins:
-  - name: inbox
+  - name: staff_inbox
   - name: webhook
   - name: app
 EOF

@@ -29,7 +29,7 @@ bench_init() {
   command -v wrk >/dev/null || die "wrk is not installed (tools/deps.sh installs it)"
   command -v curl >/dev/null || die "curl is not installed"
   [ -x "$RABTAD" ] || die "$RABTAD is missing; build it first (cmake --build $BUILD)"
-  for p in inbox webhook app; do # the sample departments name these plugins
+  for p in staff_inbox webhook app; do # the sample departments name these plugins
     [ -f "$BUILD/plugins/$p.so" ] || die "$BUILD/plugins/$p.so is missing; build the plugins"
   done
   PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
@@ -151,7 +151,7 @@ districts: "$SRC/config/districts.yaml"
 departments: "$SRC/config/departments/*.yaml"
 services: "$SRC/config/services/*.yaml"
 plugins:
-  - name: inbox
+  - name: staff_inbox
   - name: webhook
   - name: app
 ${BENCH_EXTRA_YAML:-}

@@ -731,7 +731,7 @@ def default_config(port, state_dir, db_url=None):
         "districts": os.path.join(SOURCE_DIR, "config", "districts.yaml"),
         "departments": os.path.join(SOURCE_DIR, "config", "departments", "*.yaml"),
         "services": os.path.join(SOURCE_DIR, "config", "services", "*.yaml"),
-        "plugins": [{"name": "inbox"}, {"name": "webhook"}, {"name": "app"},
+        "plugins": [{"name": "staff_inbox"}, {"name": "webhook"}, {"name": "app"},
                     {"name": "open311"}],
     }
     if db_url:

@@ -109,11 +109,17 @@ class CliTest(rbtest.TestCase):
     def test_check_stops_on_a_bad_plugin_value_with_file_line_col(self):
         cfg = self.broken_base()
         plugins = {p["name"]: p for p in cfg["plugins"]}
-        plugins["inbox"]["config"] = {"notify_duty_officer": True, "duty_language": "fr"}
+        plugins["staff_inbox"]["config"] = {"notify_duty_officer": True, "duty_language": "fr"}
         cfg["plugins"].append({"name": "sms_kannel",
                                "config": {"secret": "long-enough-secret", "rate": 0,
                                           "flood_window": "8d"}})
         plugins["webhook"]["config"] = {"callback_window": "2h"}
+        cfg["plugins"].append({"name": "email_smtp", "config": {"from": "rabta at bureau"}})
+        cfg["plugins"].append({"name": "web", "config": {
+            "dir": os.path.join(rbtest.SOURCE_DIR, "lua", "web"), "secret": "too-short"}})
+        cfg["plugins"].append({"name": "ivr_asterisk", "config": {
+            "recordings_dir": os.path.join(self.tmp, "rec"), "key_timeout": "90s",
+            "ami_host": "127.0.0.1"}})
         path, text = self.write_config(cfg)
         r = rbtest.run_rabtad(["--check", "-c", path])
         self.assertEqual(r.returncode, 2, r)
@@ -123,7 +129,11 @@ class CliTest(rbtest.TestCase):
         want = {('"duty_language"', '"duty_language": "fr"'): "expected one of en, ur, got \"fr\"",
                 ('"rate"', '"rate": 0'): "more than 0",
                 ('"flood_window"', '"flood_window"'): "at most 7d",
-                ('"callback_window"', '"callback_window"'): "from 1s to 1h"}
+                ('"callback_window"', '"callback_window"'): "from 1s to 1h",
+                ('"from"', '"from": "rabta at bureau"'): "expected an e-mail address",
+                ('"secret"', '"secret": "too-short"'): "at least 32 characters",
+                ('"key_timeout"', '"key_timeout": "90s"'): "from 1s to 30s",
+                ('"ami_host"', '"ami_host"'): "needs ami_username and ami_secret"}
         for (key, needle), words in want.items():
             ln = line_of(text, needle)
             self.assertIn(ln, errs, "no path:%d:col error for %s in stderr:\n%s"
@@ -131,10 +141,47 @@ class CliTest(rbtest.TestCase):
             self.assertTrue(any(key in m and words in m for m in errs[ln]),
                             "the message for %s does not say %r: %r" % (key, words, errs[ln]))
 
+    def test_check_names_the_new_name_of_the_renamed_inbox_plugin_at_file_line_col(self):
+        # An operator upgrading with last release's files: the department plugin "inbox" is
+        # now "staff_inbox". Both the plugins entry and each department file naming it say so
+        # at their file:line:col, never "unknown plugin" or a failed dlopen.
+        cfg = self.broken_base()
+        for p in cfg["plugins"]:
+            if p["name"] == "staff_inbox":
+                p["name"] = "inbox"
+        deps = os.path.join(self.tmp, "departments")
+        os.makedirs(deps)
+        sample = os.path.join(rbtest.SOURCE_DIR, "config", "departments")
+        for name in os.listdir(sample):
+            with open(os.path.join(sample, name)) as f:
+                text = f.read()
+            self.assertIn("plugin: staff_inbox\n", text)
+            with open(os.path.join(deps, name), "w") as f:
+                f.write(text.replace("plugin: staff_inbox\n", "plugin: inbox\n"))
+        cfg["departments"] = os.path.join(deps, "*.yaml")
+        path, text = self.write_config(cfg)
+        r = rbtest.run_rabtad(["--check", "-c", path])
+        self.assertEqual(r.returncode, 2, r)
+        self.assertNotIn("configuration OK", r.stdout)
+        errs = self.positioned_errors(r.stderr, path)
+        ln = line_of(text, '"name": "inbox"')
+        self.assertIn(ln, errs, "no path:%d:col error for the plugins entry:\n%s" % (ln, r.stderr))
+        self.assertTrue(any('plugin "inbox" is now called "staff_inbox"' in m for m in errs[ln]),
+                        errs[ln])
+        for name in ("bureau.yaml", "revenue.yaml"):
+            dep = os.path.join(deps, name)
+            with open(dep) as f:
+                dln = line_of(f.read(), "plugin: inbox")
+            derrs = self.positioned_errors(r.stderr, dep)
+            self.assertIn(dln, derrs, "no %s:%d:col error:\n%s" % (name, dln, r.stderr))
+            self.assertTrue(any('"inbox", which is now called "staff_inbox"' in m
+                                for m in derrs[dln]), derrs[dln])
+        self.assertNotIn("not in the plugins list", r.stderr)
+
     def test_check_accepts_good_plugin_values(self):
         cfg = self.broken_base()
         for p in cfg["plugins"]:
-            if p["name"] == "inbox":
+            if p["name"] == "staff_inbox":
                 p["config"] = {"duty_language": "ur"}
         cfg["plugins"].append({"name": "sms_kannel",
                                "config": {"secret": "long-enough-secret", "rate": 5}})

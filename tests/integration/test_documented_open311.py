@@ -36,7 +36,7 @@ class DocumentedOpen311Test(rbtest.TestCase):
         cls.rd = cls.class_rabtad(pg=cls.pgs, start=False)
         cls.rd.config["services"] = os.path.join(cls.services, "*.yaml")
         cls.rd.config["plugins"] = [
-            {"name": "inbox"}, {"name": "open311",
+            {"name": "staff_inbox"}, {"name": "open311",
                                 "config": {"jurisdiction_id": JURISDICTION}}]
         cls.rd.start()
         cls.key = "rbk_" + secrets.token_urlsafe(32)  # stored as `rabtad apikey add` does

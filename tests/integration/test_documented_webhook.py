@@ -45,7 +45,7 @@ class DocumentedWebhookTest(rbtest.TestCase):
         cfg = cls.rd.config
         cfg["departments"] = deps
         cfg["jobs"] = {"backoff_base": "200ms", "backoff_max": "1s"}
-        cfg["plugins"] = [{"name": "inbox"}, {"name": "app"},
+        cfg["plugins"] = [{"name": "staff_inbox"}, {"name": "app"},
                           {"name": "webhook", "config": {"timeout": "1s",
                                                          "max_attempts": MAX_ATTEMPTS}}]
         cls.rd.start()

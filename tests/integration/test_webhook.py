@@ -59,7 +59,7 @@ def departments(dirpath, **webhooks):
         shutil.copy(os.path.join(SAMPLE_DEPARTMENTS, f), dirpath)
     for name, block in webhooks.items():
         with open(os.path.join(SAMPLE_DEPARTMENTS, name + ".yaml")) as f:
-            text = f.read().replace("plugin: inbox", "plugin: webhook")
+            text = f.read().replace("plugin: staff_inbox", "plugin: webhook")
         at = text.find("\nconfig:")
         if at >= 0:  # a sample that already has a config block: replace it
             text = text[:at + 1]
@@ -182,7 +182,7 @@ class WebhookTest(SignIn, rbtest.TestCase):
         cfg = cls.rd.config
         cfg["departments"] = deps
         cfg["jobs"] = {"backoff_base": "200ms", "backoff_max": "1s"}
-        cfg["plugins"] = [{"name": "inbox"},
+        cfg["plugins"] = [{"name": "staff_inbox"},
                           {"name": "webhook", "config": {
                               "timeout": "2s", "max_attempts": 40,
                               "callback_window": "%ds" % WINDOW,
@@ -615,7 +615,7 @@ class WebhookTest(SignIn, rbtest.TestCase):
         rd.config["jobs"] = {"backoff_base": "200ms", "backoff_max": "1s"}
         webhook = {"name": "webhook", "config": {"timeout": "2s", "max_attempts": 40,
                                                  "ca_file": wrong_ca[0]}}
-        rd.config["plugins"] = [{"name": "inbox"}, webhook, {"name": "app"}]
+        rd.config["plugins"] = [{"name": "staff_inbox"}, webhook, {"name": "app"}]
         rd.start()
         main_rd, self.rd = self.rd, rd
         main_pg, self.pgs = self.pgs, pg

@@ -100,24 +100,24 @@ static void sample_config_loads_with_every_department_service_and_district(void 
     assert_string_equal(rb_config_district(cfg, "lahore")->name.ur, "لاہور");
     assert_string_equal(rb_config_district(cfg, "okara")->division, "sahiwal");
 
-    /* Plugins: inbox and webhook for departments; app, open311, web, sms_kannel and
+    /* Plugins: staff_inbox and webhook for departments; app, open311, web, sms_kannel and
      * email_smtp for channels. */
     assert_int_equal(cfg->n_plugins, 7);
     assert_non_null(rb_config_plugin(cfg, "sms_kannel"));
     assert_non_null(rb_config_plugin(cfg, "email_smtp"));
     assert_non_null(rb_config_plugin(cfg, "web"));
     assert_non_null(rb_config_plugin(cfg, "open311"));
-    assert_non_null(rb_config_plugin(cfg, "inbox"));
+    assert_non_null(rb_config_plugin(cfg, "staff_inbox"));
     assert_non_null(rb_config_plugin(cfg, "webhook"));
     assert_non_null(rb_config_plugin(cfg, "app"));
     assert_true(rb_config_plugin(cfg, "app")->enabled);
     assert_null(rb_config_plugin(cfg, "app")->path);
     const struct rb_department *police = rb_config_department(cfg, "police");
-    /* The sample runs without secrets: every department on inbox; police.yaml shows the
+    /* The sample runs without secrets: every department on staff_inbox; police.yaml shows the
      * webhook settings in a comment (docs/webhook.md). */
-    assert_string_equal(police->plugin, "inbox");
+    assert_string_equal(police->plugin, "staff_inbox");
     assert_null(police->plugin_config);
-    assert_string_equal(rb_config_department(cfg, "bureau")->plugin, "inbox");
+    assert_string_equal(rb_config_department(cfg, "bureau")->plugin, "staff_inbox");
 
     /* Server and paths. */
     assert_string_equal(cfg->server.addr, "127.0.0.1");
@@ -148,7 +148,7 @@ static const char base_rabta[] = "server:\n"
                                  "database:\n"
                                  "  pool_size: 4\n"
                                  "plugins:\n"
-                                 "  - name: inbox\n"
+                                 "  - name: staff_inbox\n"
                                  "  - name: webhook\n"
                                  "districts: districts.yaml\n"
                                  "departments: departments/*.yaml\n"
@@ -156,7 +156,7 @@ static const char base_rabta[] = "server:\n"
 
 static const char base_bureau[] = "id: bureau\n"
                                   "name: {en: \"Citizen Relations Bureau\", ur: \"شہری رابطہ بیورو\"}\n"
-                                  "plugin: inbox\n";
+                                  "plugin: staff_inbox\n";
 
 static const char base_general[] = "id: general\n"
                                    "name: {en: \"General complaint\", ur: \"عمومی شکایت\"}\n"
@@ -181,8 +181,8 @@ static void put(const struct fx *f, const char *name, const char *text)
     put_n(f, name, text, strlen(text));
 }
 
-/* rabta.yaml replaced by text; "plugins: [{name: inbox}]" is appended when text lists none, so
- * that the fixture's department stays valid and only the error under test remains. */
+/* rabta.yaml replaced by text; "plugins: [{name: staff_inbox}]" is appended when text lists
+ * none, so that the fixture's department stays valid and only the error under test remains. */
 static void put_rabta(const struct fx *f, const char *text)
 {
     if (strstr(text, "plugins:") || !text[0]) {
@@ -190,7 +190,7 @@ static void put_rabta(const struct fx *f, const char *text)
         return;
     }
     char buf[2048];
-    snprintf(buf, sizeof(buf), "%splugins: [{name: inbox}]\n", text);
+    snprintf(buf, sizeof(buf), "%splugins: [{name: staff_inbox}]\n", text);
     put(f, "rabta.yaml", buf);
 }
 
@@ -315,7 +315,7 @@ static void every_setting_is_read_and_paths_resolve_against_the_file(void **stat
         "migrations_dir: ../m\n"
         "plugin_dir: plugins\n"
         "plugins:\n"
-        "  - {name: inbox, config: {notify_duty_officer: true}}\n"
+        "  - {name: staff_inbox, config: {notify_duty_officer: true}}\n"
         "  - {name: webhook, path: lib/webhook.so, enabled: no}\n"
         "districts: districts.yaml\n"
         "departments: [departments/*.yaml]\n"
@@ -350,7 +350,7 @@ static void every_setting_is_read_and_paths_resolve_against_the_file(void **stat
     assert_false(wh->enabled);
     assert_int_equal(wh->line, 15);
     assert_int_equal(wh->col, 5);
-    const struct rb_plugin_conf *inbox = rb_config_plugin(cfg, "inbox");
+    const struct rb_plugin_conf *inbox = rb_config_plugin(cfg, "staff_inbox");
     assert_true(inbox->enabled);
     assert_string_equal(rb_node_get(inbox->config, "notify_duty_officer")->scalar, "true");
     rb_config_free(cfg);
@@ -394,7 +394,7 @@ static void json_shaped_config_loads(void **state)
              "  \"districts\": \"%s/districts.yaml\",\n"
              "  \"departments\": \"%s/departments/*.yaml\",\n"
              "  \"services\": \"%s/services/*.yaml\",\n"
-             "  \"plugins\": [{\"name\": \"inbox\"}, {\"name\": \"webhook\"}, {\"name\": \"app\"}]\n"
+             "  \"plugins\": [{\"name\": \"staff_inbox\"}, {\"name\": \"webhook\"}, {\"name\": \"app\"}]\n"
              "}\n",
              f->dir, f->dir, f->dir, f->dir);
     put(f, "rabta.yaml", text);
@@ -505,7 +505,7 @@ static void duplicate_department_id_across_files(void **state)
 {
     FX;
     put(f, "departments/zz_copy.yaml",
-        "# a copy\nid: bureau\nname: {en: \"Copy\", ur: \"نقل\"}\nplugin: inbox\n");
+        "# a copy\nid: bureau\nname: {en: \"Copy\", ur: \"نقل\"}\nplugin: staff_inbox\n");
     expect_errors(f, 1, "departments/zz_copy.yaml", 2, 5,
                   "key \"id\": department \"bureau\" is already defined at ");
     struct rb_errors e;
@@ -562,7 +562,7 @@ static void yaml_syntax_error(void **state)
 {
     FX;
     put(f, "departments/bureau.yaml",
-        "id: bureau\nname: {en: \"Bureau\", ur: \"بیورو\"\nplugin: inbox\n");
+        "id: bureau\nname: {en: \"Bureau\", ur: \"بیورو\"\nplugin: staff_inbox\n");
     expect_errors(f, 2, "departments/bureau.yaml", 3, 1, "invalid YAML: ", "services/general.yaml",
                   3, 13, "no department");
 }
@@ -684,7 +684,7 @@ static void bad_id_slug(void **state)
 {
     FX;
     put(f, "departments/bureau.yaml",
-        "id: Bureau-1\nname: {en: \"Bureau\", ur: \"بیورو\"}\nplugin: inbox\n");
+        "id: Bureau-1\nname: {en: \"Bureau\", ur: \"بیورو\"}\nplugin: staff_inbox\n");
     put(f, "services/general.yaml",
         "id: x\nname: {en: \"General\", ur: \"عمومی\"}\ndepartment: bureau\n");
     expect_errors(f, 2, "departments/bureau.yaml", 1, 5,
@@ -703,18 +703,47 @@ static void department_plugin_not_listed(void **state)
                   "the plugins list of ");
     struct rb_errors e;
     load(f, &e);
-    assert_non_null(strstr(e.msgs[0], "(listed: inbox, webhook)"));
+    assert_non_null(strstr(e.msgs[0], "(listed: staff_inbox, webhook)"));
     rb_errors_free(&e);
 }
 
 static void department_plugin_disabled(void **state)
 {
     FX;
-    put_rabta(f, "departments: departments/*.yaml\nplugins:\n  - name: inbox\n"
+    put_rabta(f, "departments: departments/*.yaml\nplugins:\n  - name: staff_inbox\n"
                          "    enabled: false\n");
     put(f, "services/general.yaml", "id: general\nname: {en: G, ur: \"عمومی\"}\ndepartment: bureau\n");
     expect_errors(f, 1, "departments/bureau.yaml", 3, 9,
-                  "uses plugin \"inbox\", which is disabled in ");
+                  "uses plugin \"staff_inbox\", which is disabled in ");
+}
+
+/* An operator upgrading with the old name of the staff_inbox plugin: the plugins entry and
+ * each department naming it get the new name at their file:line:col, not "not listed". */
+static void renamed_plugin_names_its_new_name(void **state)
+{
+    FX;
+    put_rabta(f, "departments: departments/*.yaml\nplugins:\n  - name: webhook\n"
+                 "  - name: inbox\n    config: {notify_duty_officer: true}\n");
+    put(f, "departments/bureau.yaml",
+        "id: bureau\nname: {en: \"Bureau\", ur: \"بیورو\"}\nplugin: inbox\n");
+    expect_errors(f, 2, "rabta.yaml", 4, 11,
+                  "key \"name\": plugin \"inbox\" is now called \"staff_inbox\": write "
+                  "\"name: staff_inbox\" here",
+                  "departments/bureau.yaml", 3, 9,
+                  "key \"plugin\": department \"bureau\" uses plugin \"inbox\", which is now "
+                  "called \"staff_inbox\": write \"plugin: staff_inbox\"");
+    /* The new name in the list, the old one left in a department file. */
+    put_rabta(f, "departments: departments/*.yaml\nplugins:\n  - name: staff_inbox\n");
+    expect_errors(f, 1, "departments/bureau.yaml", 3, 9, "is now called \"staff_inbox\"");
+    /* An operator's own plugin of that name, with its path, is theirs to keep. */
+    put_rabta(f, "departments: departments/*.yaml\nplugins:\n"
+                 "  - {name: inbox, path: lib/inbox.so}\n");
+    struct rb_errors e;
+    struct rb_config *cfg = load(f, &e);
+    assert_non_null(cfg);
+    assert_string_equal(rb_config_department(cfg, "bureau")->plugin, "inbox");
+    rb_config_free(cfg);
+    rb_errors_free(&e);
 }
 
 static void empty_file(void **state)
@@ -745,7 +774,7 @@ static void list_where_a_map_is_expected(void **state)
 static void name_must_be_a_map(void **state)
 {
     FX;
-    put(f, "departments/bureau.yaml", "id: bureau\nname: Bureau\nplugin: inbox\n");
+    put(f, "departments/bureau.yaml", "id: bureau\nname: Bureau\nplugin: staff_inbox\n");
     expect_errors(f, 2, "departments/bureau.yaml", 2, 7,
                   "key \"name\": expected a map with an English \"en\" and an Urdu \"ur\" name, "
                   "got a value",
@@ -755,7 +784,7 @@ static void name_must_be_a_map(void **state)
 static void plugin_config_must_be_a_map(void **state)
 {
     FX;
-    put_rabta(f, "departments: departments/*.yaml\nplugins:\n  - name: inbox\n"
+    put_rabta(f, "departments: departments/*.yaml\nplugins:\n  - name: staff_inbox\n"
                          "    config: [1]\n");
     expect_errors(f, 2, "rabta.yaml", 4, 13, "key \"config\": expected a map of settings, got a list",
                   "departments/bureau.yaml", 3, 9, "not in the plugins list");
@@ -764,7 +793,7 @@ static void plugin_config_must_be_a_map(void **state)
 static void invalid_utf8(void **state)
 {
     FX;
-    static const char text[] = "id: bureau\nname: {en: \"Bur\xe9\x61u\", ur: x}\nplugin: inbox\n";
+    static const char text[] = "id: bureau\nname: {en: \"Bur\xe9\x61u\", ur: x}\nplugin: staff_inbox\n";
     put_n(f, "departments/bureau.yaml", text, sizeof(text) - 1);
     expect_errors(f, 2, "departments/bureau.yaml", 2, 16, "the file must be UTF-8 text",
                   "services/general.yaml", 3, 13, "no department");
@@ -774,7 +803,7 @@ static void too_deep_nesting(void **state)
 {
     FX;
     char text[512], *p = text;
-    p += sprintf(p, "id: bureau\nname: {en: B, ur: \"بیورو\"}\nplugin: inbox\nconfig: ");
+    p += sprintf(p, "id: bureau\nname: {en: B, ur: \"بیورو\"}\nplugin: staff_inbox\nconfig: ");
     for (int i = 0; i < 100; i++)
         *p++ = '[';
     for (int i = 0; i < 100; i++)
@@ -816,7 +845,7 @@ static void bad_contact_details(void **state)
 {
     FX;
     put(f, "departments/bureau.yaml",
-        "id: bureau\nname: {en: \"Bureau\", ur: \"بیورو\"}\nplugin: inbox\nduty_phone: call me\n"
+        "id: bureau\nname: {en: \"Bureau\", ur: \"بیورو\"}\nplugin: staff_inbox\nduty_phone: call me\n"
         "email: bureau.example\n");
     put(f, "services/general.yaml", "id: general\nname: {en: G, ur: \"عمومی\"}\ndepartment: bureau\n");
     expect_errors(f, 3, "departments/bureau.yaml", 4, 13,
@@ -830,7 +859,7 @@ static void duty_phone_is_kept_in_e164(void **state)
 {
     FX;
     put(f, "departments/bureau.yaml",
-        "id: bureau\nname: {en: \"Bureau\", ur: \"بیورو\"}\nplugin: inbox\n"
+        "id: bureau\nname: {en: \"Bureau\", ur: \"بیورو\"}\nplugin: staff_inbox\n"
         "duty_phone: \"0300-123 4567\"\n");
     struct rb_errors e;
     struct rb_config *cfg = load(f, &e);
@@ -846,7 +875,7 @@ static void duty_phone_too_short_names_the_file(void **state)
 {
     FX;
     put(f, "departments/bureau.yaml",
-        "id: bureau\nname: {en: \"Bureau\", ur: \"بیورو\"}\nplugin: inbox\n"
+        "id: bureau\nname: {en: \"Bureau\", ur: \"بیورو\"}\nplugin: staff_inbox\n"
         "duty_phone: \"+92 42 123\"\n");
     expect_errors(f, 2, "departments/bureau.yaml", 4, 13,
                   "key \"duty_phone\": \"+92 42 123\" is not a phone number (it is too short",
@@ -856,16 +885,17 @@ static void duty_phone_too_short_names_the_file(void **state)
 static void duplicate_plugin(void **state)
 {
     FX;
-    put_rabta(f, "departments: departments/*.yaml\nplugins:\n  - name: inbox\n"
-                         "  - name: inbox\n");
+    put_rabta(f, "departments: departments/*.yaml\nplugins:\n  - name: staff_inbox\n"
+                         "  - name: staff_inbox\n");
     expect_errors(f, 1, "rabta.yaml", 4, 11,
-                  "key \"name\": plugin \"inbox\" is listed twice (first at line 3, column 5)");
+                  "key \"name\": plugin \"staff_inbox\" is listed twice (first at line 3, "
+                  "column 5)");
 }
 
 static void bad_plugin_name(void **state)
 {
     FX;
-    put_rabta(f, "departments: departments/*.yaml\nplugins:\n  - name: inbox\n"
+    put_rabta(f, "departments: departments/*.yaml\nplugins:\n  - name: staff_inbox\n"
                  "  - name: Sms-Kannel\n");
     expect_errors(f, 1, "rabta.yaml", 4, 11,
                   "key \"name\": \"Sms-Kannel\" is not a valid name; use 2 to 40 lowercase "
@@ -876,7 +906,7 @@ static void bad_log_level(void **state)
 {
     FX;
     put_rabta(f, "departments: departments/*.yaml\nlog:\n  level: loud\n"
-                         "plugins: [{name: inbox}]\n");
+                         "plugins: [{name: staff_inbox}]\n");
     expect_errors(f, 1, "rabta.yaml", 3, 10,
                   "key \"level\": unknown log level \"loud\"; use debug, info, warn or error");
 }
@@ -898,7 +928,7 @@ static void multiple_errors_reported_together(void **state)
                          "  pool_size: 0\n" /* 3: range */
                          "colour: blue\n"   /* 4: unknown key */
                          "plugins:\n"
-                         "  - name: inbox\n"
+                         "  - name: staff_inbox\n"
                          "districts: districts.yaml\n"
                          "departments: departments/*.yaml\n"
                          "services: services/*.yaml\n");
@@ -952,6 +982,7 @@ int main(void)
         T(bad_id_slug),
         T(department_plugin_not_listed),
         T(department_plugin_disabled),
+        T(renamed_plugin_names_its_new_name),
         T(empty_file),
         T(list_where_a_map_is_expected),
         T(name_must_be_a_map),

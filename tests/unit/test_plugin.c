@@ -145,7 +145,7 @@ static void duplicate_name_is_refused(void **state)
 static void name_mismatch_is_refused_with_position(void **state)
 {
     (void)state;
-    const char *names[] = {"inbox"};
+    const char *names[] = {"staff_inbox"};
     const char *paths[] = {PLUGIN("good")};
     struct rb_config *cfg = config_with(names, paths, 1);
     struct rb_errors errs;
@@ -186,7 +186,7 @@ static void good_set_loads_and_is_found_by_name(void **state)
     assert_int_equal(errs.n, 0);
     assert_int_equal(rb_plugins_count(ps), 1);
     assert_non_null(rb_plugins_get(ps, "good"));
-    assert_null(rb_plugins_get(ps, "inbox"));
+    assert_null(rb_plugins_get(ps, "staff_inbox"));
     rb_plugins_free(ps);
     rb_errors_free(&errs);
     config_free(cfg);

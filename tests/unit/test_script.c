@@ -67,7 +67,7 @@ static void cfg_build(int with_bureau)
         test_depts[n].id = (char *)dept_ids[i];
         test_depts[n].name.en = (char *)dept_ids[i];
         test_depts[n].name.ur = (char *)dept_ids[i];
-        test_depts[n].plugin = (char *)"inbox";
+        test_depts[n].plugin = (char *)"staff_inbox";
         n++;
     }
     for (size_t i = 0; i < RB_ARRAY_LEN(services); i++) {

@@ -870,7 +870,7 @@ static int conf_parse2_text(const char *text, struct sample2 *out, struct rb_err
 {
     struct rb_doc *doc = parse(text, e);
     assert_non_null(doc);
-    int rc = rb_conf_parse_v2(doc->root, "plugin inbox", sample2_fields, NFIELDS2,
+    int rc = rb_conf_parse_v2(doc->root, "plugin staff_inbox", sample2_fields, NFIELDS2,
                               sizeof(*sample2_fields), NULL, out, e);
     rb_doc_free(doc);
     return rc;

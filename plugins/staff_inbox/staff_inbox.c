@@ -1,6 +1,7 @@
-/* inbox: the department plugin for departments whose staff work inside Rabta. New cases
- * appear in the department's inbox by themselves (the staff API lists the department's open
- * cases); delivery is where the department's duty officer is told of each new case.
+/* staff_inbox: the department plugin for departments whose staff work inside Rabta. New cases
+ * appear in the staff inbox by themselves (core's staff API lists the department's open cases,
+ * core/staff/staff_api.c); this plugin's delivery is where the department's duty officer is
+ * told of each new case.
  *
  * Duty-officer notice: when the plugin's config says notify_duty_officer and the department's
  * file has a duty_phone (normalised to E.164 when the config is loaded; a bad one stops start
@@ -23,20 +24,20 @@
 /* The languages of the templates, as duty_language may name them. */
 static const char *const languages[] = {"en", "ur", NULL};
 
-struct inbox_conf {
+struct staff_inbox_conf {
     int notify_duty_officer; /* send the department's duty officer a notice per new case */
     int duty_language;       /* index in languages: "en" (default) or "ur" */
 };
 
-static const struct rb_conf_field_v2 inbox_fields[] = {
-    {"notify_duty_officer", RB_CONF_BOOL, offsetof(struct inbox_conf, notify_duty_officer), 0, 0,
-     0, NULL, NULL},
-    {"duty_language", RB_CONF_ENUM, offsetof(struct inbox_conf, duty_language), 0, 0, 0,
+static const struct rb_conf_field_v2 staff_inbox_fields[] = {
+    {"notify_duty_officer", RB_CONF_BOOL, offsetof(struct staff_inbox_conf, notify_duty_officer),
+     0, 0, 0, NULL, NULL},
+    {"duty_language", RB_CONF_ENUM, offsetof(struct staff_inbox_conf, duty_language), 0, 0, 0,
      languages, NULL},
 };
 
 static const struct rb_host_api *api;
-static struct inbox_conf conf;
+static struct staff_inbox_conf conf;
 
 /* The language of the notices: "en" or "ur". */
 static const char *duty_language(void)
@@ -132,7 +133,7 @@ static void notice_stored(long long id, const char *err, void *arg)
 /* A new case (or one transferred) for d->department: when notices are on and the department
  * has a duty phone, queue the notice and finish the run once it is stored; otherwise finish
  * now. */
-static void inbox_deliver(struct rb_job_run *run, const struct rb_job_info *job,
+static void staff_inbox_deliver(struct rb_job_run *run, const struct rb_job_info *job,
                           const struct rb_delivery *d, void *arg)
 {
     struct rb_plugin_ctx *ctx = arg;
@@ -179,7 +180,7 @@ static void inbox_deliver(struct rb_job_run *run, const struct rb_job_info *job,
 }
 
 /* A new case of department is worth a delivery only when it would text its duty officer. */
-static int inbox_wants(struct rb_plugin_ctx *ctx, const char *department, void *arg)
+static int staff_inbox_wants(struct rb_plugin_ctx *ctx, const char *department, void *arg)
 {
     (void)arg;
     struct rb_department_info dep = {.size = sizeof(dep)};
@@ -188,52 +189,52 @@ static int inbox_wants(struct rb_plugin_ctx *ctx, const char *department, void *
 }
 
 /* Parses the plugin's config into out. RB_OK or RB_EINVAL (reported with file:line:col). */
-static int parse(struct rb_plugin_ctx *ctx, struct inbox_conf *out)
+static int parse(struct rb_plugin_ctx *ctx, struct staff_inbox_conf *out)
 {
-    return RB_CONF_PARSE_V2(api, ctx, NULL, inbox_fields, out) == RB_OK ? RB_OK : RB_EINVAL;
+    return RB_CONF_PARSE_V2(api, ctx, NULL, staff_inbox_fields, out) == RB_OK ? RB_OK : RB_EINVAL;
 }
 
-static int inbox_init(struct rb_plugin_ctx *ctx, const struct rb_host_api *host)
+static int staff_inbox_init(struct rb_plugin_ctx *ctx, const struct rb_host_api *host)
 {
     api = host;
     if (!RB_HOST_HAS(api, conf_free_v2)) {
-        api->log(ctx, RB_LOG_ERROR, "this rabtad is too old for the inbox plugin (no "
+        api->log(ctx, RB_LOG_ERROR, "this rabtad is too old for the staff_inbox plugin (no "
                                     "conf_parse_v2 in the host API)");
         return RB_ERR;
     }
     if (parse(ctx, &conf) != RB_OK)
         return RB_EINVAL;
     if (RB_HOST_HAS(api, department_deliver) &&
-        api->department_deliver(ctx, inbox_deliver, ctx) != RB_OK)
+        api->department_deliver(ctx, staff_inbox_deliver, ctx) != RB_OK)
         return RB_ERR;
     if (RB_HOST_HAS(api, department_wants) &&
-        api->department_wants(ctx, inbox_wants, NULL) != RB_OK)
+        api->department_wants(ctx, staff_inbox_wants, NULL) != RB_OK)
         return RB_ERR;
     if (conf.notify_duty_officer && !RB_HOST_HAS(api, department_info))
-        api->log(ctx, RB_LOG_WARN, "this rabtad cannot tell the inbox plugin the departments' "
-                                   "duty phones: no duty officer notices");
-    api->log(ctx, RB_LOG_DEBUG, "inbox ready (duty officer notices %s)",
+        api->log(ctx, RB_LOG_WARN, "this rabtad cannot tell the staff_inbox plugin the "
+                                   "departments' duty phones: no duty officer notices");
+    api->log(ctx, RB_LOG_DEBUG, "staff_inbox ready (duty officer notices %s)",
              conf.notify_duty_officer ? "on" : "off");
     return RB_OK;
 }
 
-static int inbox_reload(struct rb_plugin_ctx *ctx)
+static int staff_inbox_reload(struct rb_plugin_ctx *ctx)
 {
-    struct inbox_conf next = {0};
+    struct staff_inbox_conf next = {0};
     if (parse(ctx, &next) != RB_OK)
         return RB_EINVAL;
     conf = next;
     return RB_OK;
 }
 
-static const struct rb_plugin inbox = {
+static const struct rb_plugin staff_inbox = {
     RB_PLUGIN_HEADER,
-    .name = "inbox",
+    .name = "staff_inbox",
     .kind = RB_PLUGIN_DEPARTMENT,
-    .version = "0.2.0",
-    .description = "cases are worked on in Rabta's own staff inbox",
-    .init = inbox_init,
-    .reload = inbox_reload,
+    .version = "0.3.0",
+    .description = "staff work cases in Rabta's inbox; the duty officer is texted each new one",
+    .init = staff_inbox_init,
+    .reload = staff_inbox_reload,
 };
 
-RB_PLUGIN_DEFINE(inbox)
+RB_PLUGIN_DEFINE(staff_inbox)

@@ -1,7 +1,7 @@
-"""The inbox plugin's duty-officer notice (plugins/inbox/inbox.c) with the real binary and a real
-PostgreSQL:
+"""The staff_inbox plugin's duty-officer notice (plugins/staff_inbox/staff_inbox.c) with the real
+binary and a real PostgreSQL:
 
-- a new case for an inbox department with a duty_phone queues exactly one SMS to that phone
+- a new case for a staff_inbox department with a duty_phone queues exactly one SMS to that phone
   (E.164), rendered from template duty.new_case, urgent and not a notice, tied to the
   delivery's event, with no personal data of the complainant; running the case.deliver job
   again stores no second one; the citizen's own notice of the same event is still there;
@@ -36,10 +36,10 @@ def set_duty_phone(dirpath, department, phone):
     return path
 
 
-def inbox_plugins(rd, **conf):
-    """The plugins with inbox's config, and a sender of channel sms (a duty notice is an SMS,
+def staff_inbox_plugins(rd, **conf):
+    """The plugins with staff_inbox's config, and a sender of channel sms (a duty notice is an SMS,
     and a message for a channel nobody sends is refused)."""
-    return [dict(p, config=conf) if p["name"] == "inbox" else p
+    return [dict(p, config=conf) if p["name"] == "staff_inbox" else p
             for p in rd.config["plugins"] if p["name"] != "test_sender"] + [
         {"name": "test_sender", "path": os.path.join(rbtest.TEST_PLUGIN_DIR, "test_sender.so"),
          "config": {"channels": "sms"}}]
@@ -84,7 +84,7 @@ class InboxDutyNoticeTest(DutyNotice, rbtest.TestCase):
         cls.pgs = cls.class_pg()
         cls.rd = cls.class_rabtad(pg=cls.pgs, start=False)
         cls.rd.config["departments"] = glob
-        cls.rd.config["plugins"] = inbox_plugins(cls.rd, notify_duty_officer=True)
+        cls.rd.config["plugins"] = staff_inbox_plugins(cls.rd, notify_duty_officer=True)
         cls.rd.start()
 
     def test_new_case_texts_the_duty_officer_once_even_when_the_delivery_runs_again(self):
@@ -159,7 +159,7 @@ class InboxDutyNoticeTest(DutyNotice, rbtest.TestCase):
                                          % case_id), "health")
         self.wait_delivered(case_id)
         self.assertEqual(self.duty_messages(case_id), [])
-        # the inbox plugin wants no delivery of it (no duty phone): intake queued none
+        # the staff_inbox plugin wants no delivery of it (no duty phone): intake queued none
         self.assertEqual(self.pgs.scalar(
             "SELECT count(*) FROM seen_jobs WHERE kind = 'case.deliver' AND"
             " payload->>'case_id' = '%s'" % case_id), "0")
@@ -182,7 +182,7 @@ class InboxDutyConfigTest(DutyNotice, rbtest.TestCase):
         self.pgs = self.pg()
         self.rd = self.rabtad(pg=self.pgs)
         self.rd.config["departments"] = glob
-        self.rd.config["plugins"] = inbox_plugins(self.rd, notify_duty_officer=False)
+        self.rd.config["plugins"] = staff_inbox_plugins(self.rd, notify_duty_officer=False)
         self.rd.start()
 
         _, case_id, _ = self.submit("treatment_dhq")
@@ -190,7 +190,7 @@ class InboxDutyConfigTest(DutyNotice, rbtest.TestCase):
         self.assertEqual(self.duty_messages(case_id), [], "notify_duty_officer: false")
 
         # Reload: on, in Urdu.
-        self.rd.config["plugins"] = inbox_plugins(self.rd, notify_duty_officer=True,
+        self.rd.config["plugins"] = staff_inbox_plugins(self.rd, notify_duty_officer=True,
                                                   duty_language="ur")
         self.rd.write_config()
         since = self.rd.log_offset()
