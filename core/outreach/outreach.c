@@ -4,8 +4,9 @@
  *   waiting --(opted out, surveyed lately)--> skipped
  *   waiting --(quiet hours)--> waiting, the same step after them
  *   waiting --(in the random sample)--> agent (GET /api/v1/staff/agent/next)
- *   waiting --(channel of this step: call)--> call --(call_wait over, or the IVR says
- *       unanswered)--> waiting, step + 1
+ *   waiting --(channel of this step: call)--> call --(the IVR's result job: answers)--> done
+ *                                              --(the IVR's result job: none, or call_wait
+ *                                                 over)--> waiting, step + 1
  *   waiting --(channel of this step: sms)--> sms --(the last answer)--> done
  *                                                --(sms_wait over)--> done (partial) or
  *                                                   waiting, step + 1 (nothing answered)
@@ -162,16 +163,26 @@ static void contacted(long long message_id, const char *err, void *arg)
     step_query(s, contact_sql, 6, p);
 }
 
-/* The call: a message on channel "call" for the IVR's sender (its body names the survey). */
+/* The call: a message on channel "call" for the IVR's sender. Its data names the survey as
+ * the call's script ("survey:<name>": the IVR asks the survey's questions with their
+ * prompts), the job kind its result comes back as, and the step it belongs to. */
 static int contact_call(struct step *s, char *why, size_t whylen)
 {
     json_t *params = json_pack("{s:s}", "survey", s->p->survey);
+    char script[80];
+    snprintf(script, sizeof(script), "survey:%s", s->p->survey);
+    json_t *data = json_pack("{s:s, s:s, s:{s:I, s:i}}", "script", script, "reply_kind",
+                             RB_OUTREACH_CALL_RESULT, "ref", "transaction",
+                             (json_int_t)s->t->id, "step", s->t->step);
+    char *data_json = json_dumps(data, JSON_COMPACT);
     struct rb_message_req m = {.template = "survey.call", .language = s->t->language,
                                .params = params, .channel = "call", .to = s->t->phone,
-                               .notice = 1, .urgent = 1};
+                               .notice = 1, .urgent = 1, .data_json = data_json};
     s->wait = s->p->call_wait;
     int rc = rb_message_queue(s->srv, &m, contacted, s, why, whylen);
     json_decref(params);
+    json_decref(data);
+    free(data_json);
     return rc;
 }
 
@@ -350,7 +361,10 @@ static void schedule_run(struct rb_job_run *run, const struct rb_job *job, void 
 int rb_outreach_register(struct rb_server *srv)
 {
     return rb_jobs_register(srv->jobs, STEP_KIND, step_run, srv) == RB_OK &&
-                   rb_jobs_register(srv->jobs, "outreach.schedule", schedule_run, srv) == RB_OK
+                   rb_jobs_register(srv->jobs, "outreach.schedule", schedule_run, srv) ==
+                       RB_OK &&
+                   rb_jobs_register(srv->jobs, RB_OUTREACH_CALL_RESULT, rb_otx_call_result,
+                                    srv) == RB_OK
                ? RB_OK
                : RB_ERR;
 }

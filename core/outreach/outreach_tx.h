@@ -57,6 +57,12 @@ int rb_otx_finish(struct rb_server *srv, const struct rb_otx *t, const char *sta
 int rb_otx_next_step(struct rb_server *srv, const struct rb_otx *t, const char *state,
                      const char *disposition, rb_outreach_done_fn fn, void *arg);
 
+/* Runs a job of kind RB_OUTREACH_CALL_RESULT (arg: the server): the IVR's payload
+ * {message_id, state, outcome, answers, ...} recorded with rb_outreach_record. */
+struct rb_job_run;
+struct rb_job_info;
+void rb_otx_call_result(struct rb_job_run *run, const struct rb_job_info *job, void *arg);
+
 /* Queues an SMS to t's citizen: the survey question text, or the thanks when text is NULL.
  * Failures are logged. */
 void rb_otx_send(struct rb_server *srv, const struct rb_otx *t, const char *text);
