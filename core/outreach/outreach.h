@@ -24,6 +24,10 @@ struct rb_server;
  * answers, ref} when the call is over (docs/ivr.md "The answers, handed back"). */
 #define RB_OUTREACH_CALL_RESULT "survey.call_result"
 
+/* A free question's answer on a call is a voice recording: "recording:<file name>" (the file
+ * stays in the IVR's recordings_dir). */
+#define RB_OUTREACH_RECORDING "recording:"
+
 /* Registers the 'outreach.step', 'outreach.schedule' and RB_OUTREACH_CALL_RESULT job kinds.
  * RB_OK or RB_ERR. */
 int rb_outreach_register(struct rb_server *srv);

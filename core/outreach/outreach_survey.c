@@ -180,7 +180,10 @@ static char *case_text(const struct rb_otx *t, const json_t *o)
         if (json_is_true(json_object_get(o, keys[i])))
             fprintf(f, " %s;", says[i]);
     const char *comment = json_string_value(json_object_get(o, "comment"));
-    if (comment)
+    if (comment && strncmp(comment, RB_OUTREACH_RECORDING, strlen(RB_OUTREACH_RECORDING)) == 0)
+        fprintf(f, " the citizen left a voice comment on the call (recording %.200s)",
+                comment + strlen(RB_OUTREACH_RECORDING));
+    else if (comment)
         fprintf(f, " the citizen's words: \"%.4000s\"", comment);
     fclose(f);
     return text;

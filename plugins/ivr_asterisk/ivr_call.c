@@ -992,9 +992,7 @@ static const char *read_message(struct att *a, const struct rb_message_info *m, 
                          : NULL;
     if (!script) {
         bad = "a call message needs data {\"script\": NAME} naming a script of lua/ivr.lua";
-    } else if (survey) {
-        bad = survey_check(a, script + 7, lang, why, whylen);
-    } else if (!a->script) {
+    } else if (!survey && !a->script) {
         char names[200];
         script_names(names, sizeof(names));
         snprintf(why, whylen, "no call script \"%.64s\" in lua/ivr.lua (its scripts: %s)",
@@ -1009,6 +1007,8 @@ static const char *read_message(struct att *a, const struct rb_message_info *m, 
     } else if (strlen(rk) >= sizeof(a->reply_kind) ||
                strspn(rk, "abcdefghijklmnopqrstuvwxyz0123456789_.") != strlen(rk)) {
         bad = "data \"reply_kind\": a job kind of [a-z0-9_.] (at most 63)";
+    } else if (survey) {
+        bad = survey_check(a, script + 7, lang, why, whylen);
     }
     if (!bad) {
         snprintf(a->script_name, sizeof(a->script_name), "%s", script);

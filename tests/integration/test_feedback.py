@@ -1,8 +1,10 @@
-"""Proactive feedback end to end with the real binary, a real PostgreSQL and a real Kannel with
-its fake SMSC peer (docs/feedback.md): transactions imported (CSV) or posted (an office's API
-key) -> the citizen contacted at the right time -> answers by SMS -> a negative answer opens a
-case at the office's supervisor, never at the official, the citizen's phone hidden; an
-unanswered call falls back to SMS; the agent flow; the per-citizen cap, opt-out (STOP) and
+"""Proactive feedback end to end with the real binary, a real PostgreSQL, a real Kannel with
+its fake SMSC peer and the real IVR plugin (ivr_asterisk) against the scripted Asterisk
+(asterisk_peer.py: AMI and FastAGI) (docs/feedback.md): transactions imported (CSV) or posted
+(an office's API key) -> the citizen called at the right time -> keypad answers (and a voice
+comment) through FastAGI, or answers by SMS -> a negative answer opens a case at the office's
+supervisor, never at the official, the citizen's phone hidden; a call unanswered until its
+attempts run out, or answered by a machine, falls back to SMS; the agent flow; the per-citizen cap, opt-out (STOP) and
 quiet hours; duplicate transactions; and the evidence report's figures against hand-computed
 ones (a Wilson interval, a flagged small cell, the league table by interval)."""
 import datetime
@@ -12,11 +14,16 @@ import os
 import re
 import subprocess
 
+import time
+
+import asterisk_peer
 import kannel
 import rbtest
+from test_ivr_calls import test_lua
 from test_sms import KannelCase
 
 PASSWORD = "s3cret-pass-word"
+AMI_SECRET = "ami-secret"
 OFFICES = (
     "id,name_en,name_ur,department,district,services,supervisor\n"
     "lhr-dlc,Lahore Licensing Centre,لائسنس مرکز لاہور,police,lahore,"
@@ -62,7 +69,9 @@ class FeedbackTest(KannelCase):
         path = os.path.join(tmp, "outreach.yaml")
         policy = {
             "timezone": "Asia/Karachi",
-            "defaults": {"delay": "0s", "channels": ["call", "sms"], "call_wait": "2s",
+            # call_wait is a backstop far beyond the IVR's three dials: a call's end comes
+            # back from the IVR (its result job), never from this wait
+            "defaults": {"delay": "0s", "channels": ["call", "sms"], "call_wait": "10m",
                          "sms_wait": "1h", "attempts": 1, "agent_sample": 0,
                          "quiet_hours": "00:00-00:00", "per_citizen_days": 30,
                          "survey": "default"},
@@ -71,17 +80,30 @@ class FeedbackTest(KannelCase):
                 "learner_permit": {"agent_sample": 1},
                 "character_certificate": {"channels": ["sms"], "quiet_hours": quiet_now()},
                 "fir_registration": {"delay": "6h"},
+                "driving_licence_issue": {"delay": "3s"},
             },
         }
         with open(path, "w") as f:
             json.dump(policy, f)
-        # Calls go to a sender of channel "call" that places nothing (a stand-in for the IVR
-        # plugin's): every call is an unanswered one, and the survey falls back to SMS.
+        # Calls go to the IVR plugin, which dials through the scripted Asterisk's AMI and
+        # runs each answered call over FastAGI (spacing 1 s between dials: test_lua).
+        cls.agi_port = rbtest.reserve_port()
+        cls.ami = asterisk_peer.AmiServer(cls.agi_port, secret=AMI_SECRET).start()
+        cls.recordings = os.path.join(tmp, "recordings")
+        os.makedirs(cls.recordings, exist_ok=True)
         plugins = rbtest.default_config(0, tmp)["plugins"] + [
-            {"name": "test_sender", "path": os.path.join(rbtest.TEST_PLUGIN_DIR,
-                                                         "test_sender.so"),
-             "config": {"channels": "call"}}]
-        return {"outreach": path, "plugins": plugins}
+            {"name": "ivr_asterisk", "config": {
+                "agi_listen": "127.0.0.1:%d" % cls.agi_port, "recordings_dir": cls.recordings,
+                "ami_host": "127.0.0.1", "ami_port": cls.ami.port, "ami_username": "rabta",
+                "ami_secret": AMI_SECRET, "key_timeout": "1s"}}]
+        return {"outreach": path, "plugins": plugins, "lua_dir": test_lua(tmp)}
+
+    @classmethod
+    def tearDownClass(cls):
+        ami = getattr(cls, "ami", None)
+        if ami:
+            ami.stop()
+        super().tearDownClass()
 
     @classmethod
     def setUpClass(cls):
@@ -101,6 +123,7 @@ class FeedbackTest(KannelCase):
             assert r.returncode == 0, r
         cls.tokens = {}
         cls.csv_n = 0
+        cls.ami.wait(lambda: cls.ami.logins >= 1, 30, "rabtad's AMI login")
 
     @classmethod
     def cli(cls, args, stdin=""):
@@ -143,7 +166,7 @@ class FeedbackTest(KannelCase):
                           what="transaction %s to be %s" % (ref, state))
         return self.tx(ref)
 
-    def sms_to(self, phone, pattern, what, n_before=0):
+    def sms_to(self, phone, pattern, what, n_before=0, timeout=30.0):
         """The first SMS to phone after the n_before ones that matches pattern."""
         rx = re.compile(pattern)
         found = []
@@ -152,7 +175,7 @@ class FeedbackTest(KannelCase):
             found[:] = [m for m in self.k.smsc.messages_to(phone)[n_before:]
                         if rx.search(m[2])]
             return bool(found)
-        rbtest.wait_until(arrived, 30.0, what=what)
+        rbtest.wait_until(arrived, timeout, what=what)
         return found[0][2]
 
     def answer(self, phone, text, expect, what):
@@ -229,16 +252,73 @@ class FeedbackTest(KannelCase):
         self.assertEqual(self.db.scalar("SELECT count(*) FROM sms_mo WHERE phone = '%s'"
                                         " AND command = 'survey'" % phone), "4")
 
+    # calls (the IVR plugin and the scripted Asterisk) ---------------------------------------
+    def dials(self, phone):
+        with self.ami.lock:
+            return [o for o in self.ami.originates if o[1] == phone]
+
+    def call_data(self, tid):
+        return [json.loads(d) for (d,) in self.db.query(
+            "SELECT m.data::text FROM messages m JOIN outreach_attempts a ON a.message_id = m.id"
+            " WHERE a.transaction_id = %s AND m.channel = 'call'" % tid)]
+
+    def test_call_at_the_right_time_keypad_answers_and_voice_comment_open_a_case(self):
+        phone = "+923001230010"
+        self.ami.behave(phone, ["answer"], keys=["2", "1", "2", "#"])
+        t0 = time.monotonic()
+        (tid,) = self.import_tx([("R-210", "driving_licence_issue", "off-1", "03001230010")])
+        t = self.wait_state("R-210", "done", timeout=60)
+        dials = self.dials(phone)
+        self.assertEqual(len(dials), 1, dials)
+        self.assertGreaterEqual(dials[0][2] - t0, 2.0, "called before the policy's delay (3 s)")
+        self.assertEqual(self.call_data(tid), [{
+            "script": "survey:default", "reply_kind": "survey.call_result",
+            "ref": {"transaction": int(tid), "step": 0}}])
+        # the survey of lua/surveys.lua, asked with its prompts in the citizen's language
+        call = [c for c in self.ami.calls if c.callerid == phone][0]
+        self.assertEqual(call.played, ["rabta/en/cfmp-intro", "rabta/en/survey_satisfied",
+                                       "rabta/en/survey_bribe", "rabta/en/survey_delayed",
+                                       "rabta/en/survey_comment", "rabta/en/cfmp-thanks"])
+        self.assertEqual(call.commands[-1], "HANGUP")
+        self.assertEqual((t["disposition"], t["answered_by"]), ("complete", "call"))
+        answers = json.loads(t["answers"])
+        comment = answers.pop("comment", "")
+        self.assertEqual(answers, {"satisfied": "no", "bribe": "yes", "delayed": "no"})
+        self.assertRegex(comment, r"^recording:rabta-[0-9.]+-comment\.wav$")
+        wav = os.path.join(self.recordings, comment[len("recording:"):])
+        self.assertGreater(os.path.getsize(wav), 44, "the voice comment is kept")
+        self.assertEqual(self.db.query(
+            "SELECT channel, disposition FROM outreach_attempts WHERE transaction_id = %s"
+            % tid), [["call", "complete"]])
+        # a bribe: a priority-1 case at the office's supervisor, never at the official
+        case = self.db.query(
+            "SELECT c.tracking_no, c.category, c.priority, s.username, c.names_official,"
+            " c.share_contact, c.text FROM cases c LEFT JOIN staff s"
+            " ON s.id = c.assigned_staff_id WHERE c.id = %s" % t["case_id"])[0]
+        self.assertEqual(case[1:6], ["bribe", "1", "sup.lhr", "Asif Khan", "f"])
+        self.assertIn("voice comment", case[6])
+        self.assertIn(comment[len("recording:"):], case[6])
+        r = self.r.get("/api/v1/staff/cases/" + case[0], headers=self.token("sup.lhr"))
+        self.assertEqual(r.status, 200, r)
+        self.assertNotIn("3001230010", r.text, "the citizen's phone is hidden from the office")
+        r = self.r.get("/api/v1/staff/cases/" + case[0], headers=self.token("asif"))
+        self.assertEqual(r.status, 404, "the official concerned cannot see it: %r" % r)
+        row = self.db.query("SELECT sum(contacted_call), sum(bribe), sum(cases) FROM"
+                            " feedback_rollup WHERE official_id = 'off-1' AND service_id ="
+                            " 'driving_licence_issue'")[0]
+        self.assertEqual(row, ["1", "1", "1"])
+
     def test_unanswered_call_falls_back_to_sms_and_the_sms_answer_is_recorded(self):
         phone = "+923001230003"
+        self.ami.behave(phone, ["no_answer"])
         (tid,) = self.import_tx([("R-200", "driving_licence_issue", "off-1", "03001230003")])
-        rbtest.wait_until(lambda: self.tx("R-200")["state"] in ("call", "sms"), 20.0,
-                          what="the call to be placed")
-        self.assertEqual(self.db.scalar(
-            "SELECT count(*) FROM messages m JOIN outreach_attempts a ON a.message_id = m.id"
-            " WHERE a.transaction_id = %s AND m.channel = 'call'" % tid), "1",
-            "the call step queued a message on channel call")
-        self.sms_to(phone, r"Were you satisfied", "the SMS after the unanswered call")
+        self.sms_to(phone, r"Were you satisfied", "the SMS after the unanswered call",
+                    timeout=90)
+        self.assertEqual(len(self.dials(phone)), 3, "the IVR policy's three dials")
+        self.assertEqual(self.db.query(
+            "SELECT c.state, c.outcome FROM ivr_calls c JOIN outreach_attempts a"
+            " ON a.message_id = c.message_id WHERE a.transaction_id = %s" % tid),
+            [["failed", "no_answer"]])
         self.answer(phone, "1", r"bribe", "the bribe question")
         self.answer(phone, "2", r"delayed", "the delay question")
         self.answer(phone, "2", r"thank you", "the thanks")
@@ -247,6 +327,22 @@ class FeedbackTest(KannelCase):
         self.assertEqual(self.db.query(
             "SELECT channel, disposition FROM outreach_attempts WHERE transaction_id = %s"
             " ORDER BY id" % tid), [["call", "non_contact"], ["sms", "complete"]])
+
+    def test_busy_then_answering_machine_is_non_contact_and_sms_follows(self):
+        phone = "+923001230011"
+        self.ami.behave(phone, ["busy", "machine"])  # busy, then a machine twice
+        (tid,) = self.import_tx([("R-220", "driving_licence_issue", "off-2", "03001230011")])
+        self.sms_to(phone, r"Were you satisfied", "the SMS after the machine", timeout=90)
+        self.assertEqual(self.db.query(
+            "SELECT i.outcome, i.amd FROM ivr_attempts i JOIN ivr_calls c ON c.id = i.call_id"
+            " JOIN outreach_attempts a ON a.message_id = c.message_id"
+            " WHERE a.transaction_id = %s ORDER BY i.n" % tid),
+            [["busy", ""], ["machine", "MACHINE"], ["machine", "MACHINE"]])
+        self.assertEqual(self.db.query(
+            "SELECT channel, coalesce(disposition, '') FROM outreach_attempts"
+            " WHERE transaction_id = %s ORDER BY id" % tid), [["call", "non_contact"],
+                                                             ["sms", ""]])
+        self.assertEqual(self.tx("R-220")["state"], "sms")
 
     # agents ---------------------------------------------------------------------------------
     def test_agent_takes_the_next_citizen_of_the_sample_and_records_answers(self):
