@@ -104,7 +104,7 @@ static void set_builtin(struct rb_outreach_policy *p)
 {
     memset(p, 0, sizeof(*p));
     p->delay = 2 * 3600;
-    p->call_wait = 15 * 60;
+    p->call_wait = 2 * 3600; /* past the IVR policy's dials: its result ends the call step */
     p->sms_wait = 24 * 3600;
     p->channels[0] = RB_OUTREACH_CALL;
     p->channels[1] = RB_OUTREACH_SMS;

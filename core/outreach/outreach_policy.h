@@ -11,7 +11,7 @@
  *   defaults:
  *     delay: 2h                   # after the transaction was completed
  *     channels: [call, sms]       # in order; the next one when the last was not answered
- *     call_wait: 15m              # how long a call's answers are awaited
+ *     call_wait: 2h               # at most this long for the IVR to report the call
  *     sms_wait: 24h               # how long SMS answers are awaited
  *     attempts: 2                 # tries of each channel
  *     agent_sample: 0.05          # share set aside for calls by agents
