@@ -4,6 +4,8 @@
  *   waiting --(opted out, surveyed lately)--> skipped
  *   waiting --(quiet hours)--> waiting, the same step after them
  *   waiting --(in the random sample)--> agent (GET /api/v1/staff/agent/next)
+ *                                       --(agent_wait over, no agent holds it)--> waiting,
+ *                                          out of the sample (the automated channels)
  *   waiting --(channel of this step: call)--> call --(the IVR's result job: answers)--> done
  *                                              --(the IVR's result job: none, or call_wait
  *                                                 over)--> waiting, step + 1
@@ -83,8 +85,31 @@ static const char skip_sql[] =
     "  WHERE id = $1::bigint AND state = 'waiting' RETURNING id)"
     " SELECT count(*) FROM (SELECT rabta_feedback_count(id, 'skipped') FROM t) x";
 
+/* $1 tx  $2 step  $3 seconds the agents have (0: for ever): the transaction set aside for
+ * them, and a step job at the end of their time. */
 static const char agent_sql[] =
-    "UPDATE transactions SET state = 'agent' WHERE id = $1::bigint AND state = 'waiting'";
+    "WITH t AS (UPDATE transactions SET state = 'agent'"
+    "  WHERE id = $1::bigint AND state = 'waiting' RETURNING id)"
+    " INSERT INTO jobs (kind, payload, run_at) SELECT '" STEP_KIND "',"
+    "  jsonb_build_object('t', id, 'step', $2::int), now() + make_interval(secs => $3::float8)"
+    " FROM t WHERE $3::float8 > 0";
+
+/* $1 tx  $2 step. The agents' time is over: unless an agent holds it now (a claim of the last
+ * hour, agent/next), the transaction leaves the sample (its agent attempt, if any, ends as
+ * non-contact) and its step runs at once on the automated channels; a held one is looked at
+ * again in an hour. */
+static const char agent_expired_sql[] =
+    "WITH t AS (UPDATE transactions SET state = 'waiting', sampled = false, agent_id = NULL,"
+    "  agent_at = NULL WHERE id = $1::bigint AND state = 'agent' AND step = $2::int"
+    "  AND (agent_id IS NULL OR agent_at < now() - interval '1 hour') RETURNING id),"
+    " a AS (UPDATE outreach_attempts SET ended_at = now(), disposition = 'non_contact'"
+    "  WHERE transaction_id = $1::bigint AND channel = 'agent' AND ended_at IS NULL"
+    "  AND EXISTS (SELECT 1 FROM t))"
+    " INSERT INTO jobs (kind, payload, run_at) SELECT '" STEP_KIND "',"
+    "  jsonb_build_object('t', $1::bigint, 'step', $2::int),"
+    "  CASE WHEN EXISTS (SELECT 1 FROM t) THEN now() ELSE now() + interval '1 hour' END"
+    " WHERE EXISTS (SELECT 1 FROM t) OR EXISTS (SELECT 1 FROM transactions"
+    "  WHERE id = $1::bigint AND state = 'agent' AND step = $2::int)";
 
 static const char again_sql[] =
     "INSERT INTO jobs (kind, payload, run_at) VALUES ('" STEP_KIND "',"
@@ -232,8 +257,10 @@ static void waiting(struct step *s)
         const char *q[3] = {id, step, secs};
         step_query(s, again_sql, 3, q);
     } else if (t->sampled) {
-        const char *q[1] = {id};
-        step_query(s, agent_sql, 1, q);
+        char secs[32];
+        snprintf(secs, sizeof(secs), "%.3f", p->agent_wait);
+        const char *q[3] = {id, step, secs};
+        step_query(s, agent_sql, 3, q);
     } else if (t->step / attempts >= p->n_channels) {
         if (rb_otx_finish(s->srv, t, "waiting", NULL, 0, NULL, NULL, step_done, s) != RB_OK)
             step_end(s, "the database is busy");
@@ -284,8 +311,14 @@ static void step_loaded(PGresult *res, const char *err, void *arg)
         waiting(s);
     } else if (strcmp(state, "call") == 0 || strcmp(state, "sms") == 0) {
         timed_out(s);
+    } else if (strcmp(state, "agent") == 0) {
+        char id[24], step[16];
+        snprintf(id, sizeof(id), "%lld", s->t->id);
+        snprintf(step, sizeof(step), "%d", s->t->step);
+        const char *q[2] = {id, step};
+        step_query(s, agent_expired_sql, 2, q);
     } else {
-        step_end(s, NULL); /* done, skipped, or with an agent */
+        step_end(s, NULL); /* done or skipped */
     }
 }
 

@@ -77,7 +77,7 @@ class FeedbackTest(KannelCase):
                          "survey": "default"},
             "services": {
                 "driving_licence_renewal": {"channels": ["sms"]},
-                "learner_permit": {"agent_sample": 1},
+                "learner_permit": {"agent_sample": 1, "agent_wait": "1h"},
                 "character_certificate": {"channels": ["sms"], "quiet_hours": quiet_now()},
                 "fir_registration": {"delay": "6h"},
                 "driving_licence_issue": {"delay": "3s"},
@@ -376,6 +376,36 @@ class FeedbackTest(KannelCase):
             [["agent", "complete", "agent1"]])
         r = self.r.get("/api/v1/staff/inbox", headers=self.token("agent1"))
         self.assertEqual(r.status, 403, "agents have no inbox")
+
+    def test_sampled_transaction_left_by_agents_is_called_after_agent_wait(self):
+        phone = "+923001230012"
+        self.ami.behave(phone, ["answer"], keys=["1", "2", "2"])
+        (tid,) = self.import_tx([("R-310", "learner_permit", "off-2", "03001230012")])
+        self.wait_state("R-310", "agent")
+        job = "kind = 'outreach.step' AND (payload->>'t')::bigint = %s" % tid
+        left = self.db.scalar("SELECT extract(epoch FROM run_at - now())::int FROM jobs"
+                              " WHERE " + job)
+        self.assertGreater(int(left), 3000, "the agents have the policy's agent_wait (1 h)")
+        # an agent holds it when the hour is over: it stays theirs, looked at again later
+        r = self.r.get("/api/v1/staff/agent/next", headers=self.token("agent2"))
+        self.assertEqual(r.json["transaction"], int(tid), r)
+        self.db.psql("UPDATE jobs SET run_at = now() WHERE " + job)
+        rbtest.wait_until(lambda: self.db.scalar(
+            "SELECT run_at > now() + interval '50 minutes' FROM jobs WHERE " + job) == "t",
+            30.0, what="the expiry to be put off while an agent holds the transaction")
+        self.assertEqual(self.tx("R-310")["state"], "agent")
+        self.assertEqual(self.dials(phone), [])
+        # the agent's claim lapses (an hour old) and the agents' time is over: the call
+        self.db.psql("UPDATE transactions SET agent_at = now() - interval '2 hours'"
+                     " WHERE id = %s; UPDATE jobs SET run_at = now() WHERE %s" % (tid, job))
+        t = self.wait_state("R-310", "done", timeout=60)
+        self.assertEqual((t["disposition"], t["answered_by"]), ("complete", "call"))
+        self.assertEqual(len(self.dials(phone)), 1)
+        self.assertEqual(self.db.query(
+            "SELECT channel, disposition FROM outreach_attempts WHERE transaction_id = %s"
+            " ORDER BY id" % tid), [["agent", "non_contact"], ["call", "complete"]])
+        self.assertIsNone(self.r.get("/api/v1/staff/agent/next", headers=self.token("agent2"))
+                          .json["transaction"], "no longer in the sample")
 
     # who is not contacted ---------------------------------------------------------------------
     def test_opt_out_cap_and_quiet_hours_are_honoured(self):
