@@ -1,7 +1,7 @@
 /* The outreach steps (outreach.h): one 'outreach.step' job {t: transaction, step: n} at a
  * time per transaction.
  *
- *   waiting --(opted out, surveyed lately)--> skipped
+ *   waiting --(opted out; surveyed lately: the citizen's window is another's)--> skipped
  *   waiting --(quiet hours)--> waiting, the same step after them
  *   waiting --(in the random sample)--> agent (GET /api/v1/staff/agent/next)
  *                                       --(agent_wait over, no agent holds it)--> waiting,
@@ -84,6 +84,24 @@ static const char skip_sql[] =
     "WITH t AS (UPDATE transactions SET state = 'skipped', skipped_why = $2, closed_at = now()"
     "  WHERE id = $1::bigint AND state = 'waiting' RETURNING id)"
     " SELECT count(*) FROM (SELECT rabta_feedback_count(id, 'skipped') FROM t) x";
+
+/* $1 tx  $2 per_citizen_days  $3 why it is skipped. The citizen's survey window claimed for
+ * this transaction before anyone contacts them: one row per phone (migration 0052), taken
+ * when the window is over or the row is this transaction's own (a later step), so two steps
+ * for two transactions of one citizen never both go ahead, in one process or in several (the
+ * second waits for the first's commit). When another transaction holds it, this one is
+ * skipped. Answers 1 when claimed. */
+static const char claim_sql[] =
+    "WITH c AS (INSERT INTO outreach_contacts AS o (phone, transaction_id)"
+    "  SELECT phone, id FROM transactions WHERE id = $1::bigint AND phone IS NOT NULL"
+    "  ON CONFLICT (phone) DO UPDATE SET transaction_id = excluded.transaction_id, at = now()"
+    "  WHERE o.transaction_id = excluded.transaction_id"
+    "   OR o.at < now() - make_interval(days => $2::int) RETURNING 1),"
+    " s AS (UPDATE transactions SET state = 'skipped', skipped_why = $3, closed_at = now()"
+    "  WHERE id = $1::bigint AND state = 'waiting' AND NOT EXISTS (SELECT 1 FROM c)"
+    "  RETURNING id),"
+    " n AS (SELECT rabta_feedback_count(id, 'skipped') FROM s)"
+    " SELECT (SELECT count(*) FROM c), (SELECT count(*) FROM n)";
 
 /* $1 tx  $2 step  $3 seconds the agents have (0: for ever): the transaction set aside for
  * them, and a step job at the end of their time. */
@@ -235,6 +253,41 @@ static int contact_sms(struct step *s, char *why, size_t whylen)
     return rc;
 }
 
+/* The citizen is contacted now: set aside for the agents, or the channel of this step. */
+static void contact(struct step *s)
+{
+    const struct rb_otx *t = s->t;
+    char id[24], step[16], why[256];
+    snprintf(id, sizeof(id), "%lld", t->id);
+    snprintf(step, sizeof(step), "%d", t->step);
+    long long attempts = s->p->attempts > 0 ? s->p->attempts : 1;
+    if (t->sampled) {
+        char secs[32];
+        snprintf(secs, sizeof(secs), "%.3f", s->p->agent_wait);
+        const char *q[3] = {id, step, secs};
+        step_query(s, agent_sql, 3, q);
+        return;
+    }
+    s->ch = s->p->channels[t->step / attempts];
+    int rc = s->ch == RB_OUTREACH_CALL ? contact_call(s, why, sizeof(why))
+                                       : contact_sms(s, why, sizeof(why));
+    if (rc != RB_OK) {
+        rb_warn("outreach", "transaction %lld: %s", t->id, why);
+        step_end(s, why);
+    }
+}
+
+static void claimed(PGresult *res, const char *err, void *arg)
+{
+    struct step *s = arg;
+    if (err)
+        step_end(s, err);
+    else if (atoi(PQgetvalue(res, 0, 0)) != 1)
+        step_end(s, NULL); /* skipped: the citizen was surveyed lately */
+    else
+        contact(s);
+}
+
 static void waiting(struct step *s)
 {
     const struct rb_otx *t = s->t;
@@ -247,31 +300,21 @@ static void waiting(struct step *s)
     if (t->opted_out) {
         const char *q[2] = {id, "the citizen opted out (STOP)"};
         step_query(s, skip_sql, 2, q);
-    } else if (t->last_contact >= 0 && t->last_contact < p->per_citizen_days * 86400.0) {
-        snprintf(why, sizeof(why), "surveyed in the last %lld days", p->per_citizen_days);
-        const char *q[2] = {id, why};
-        step_query(s, skip_sql, 2, q);
     } else if (quiet > 0) {
         char secs[32];
         snprintf(secs, sizeof(secs), "%.0f", quiet);
         const char *q[3] = {id, step, secs};
         step_query(s, again_sql, 3, q);
-    } else if (t->sampled) {
-        char secs[32];
-        snprintf(secs, sizeof(secs), "%.3f", p->agent_wait);
-        const char *q[3] = {id, step, secs};
-        step_query(s, agent_sql, 3, q);
-    } else if (t->step / attempts >= p->n_channels) {
+    } else if (!t->sampled && t->step / attempts >= p->n_channels) {
         if (rb_otx_finish(s->srv, t, "waiting", NULL, 0, NULL, NULL, step_done, s) != RB_OK)
             step_end(s, "the database is busy");
     } else {
-        s->ch = p->channels[t->step / attempts];
-        int rc = s->ch == RB_OUTREACH_CALL ? contact_call(s, why, sizeof(why))
-                                           : contact_sms(s, why, sizeof(why));
-        if (rc != RB_OK) {
-            rb_warn("outreach", "transaction %lld: %s", t->id, why);
-            step_end(s, why);
-        }
+        char days[24];
+        snprintf(days, sizeof(days), "%lld", p->per_citizen_days);
+        snprintf(why, sizeof(why), "surveyed in the last %lld days", p->per_citizen_days);
+        const char *q[3] = {id, days, why};
+        if (rb_db_query_prepared(s->srv->db, claim_sql, 3, q, claimed, s) != RB_OK)
+            step_end(s, "the database is busy");
     }
 }
 

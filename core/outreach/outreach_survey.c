@@ -46,10 +46,9 @@ struct rb_otx *rb_otx_from(PGresult *res)
     t->reference = col(res, 12);
     t->district = col(res, 13);
     t->opted_out = PQgetvalue(res, 0, 14)[0] == 't';
-    t->last_contact = PQgetisnull(res, 0, 15) ? -1 : atof(PQgetvalue(res, 0, 15));
-    t->question = col(res, 16);
-    t->sms_ref = col(res, 17);
-    t->agent_id = atoll(PQgetvalue(res, 0, 18));
+    t->question = col(res, 15);
+    t->sms_ref = col(res, 16);
+    t->agent_id = atoll(PQgetvalue(res, 0, 17));
     return t;
 }
 

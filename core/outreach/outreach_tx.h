@@ -17,9 +17,6 @@ struct rb_server;
     "  t.reference, o.district_id,"                                                           \
     "  EXISTS (SELECT 1 FROM citizens c WHERE c.phone = t.phone"                              \
     "          AND c.opted_out_at IS NOT NULL),"                                              \
-    "  (SELECT extract(epoch FROM now() - max(a.started_at)) FROM transactions p"             \
-    "     JOIN outreach_attempts a ON a.transaction_id = p.id"                                \
-    "     WHERE p.phone = t.phone AND p.id <> t.id),"                                         \
     "  coalesce(t.question, ''), coalesce(t.sms_ref, ''), coalesce(t.agent_id, 0)"            \
     " FROM transactions t JOIN offices o ON o.id = t.office_id "
 
@@ -27,8 +24,6 @@ struct rb_otx {
     long long id, agent_id;
     char state[12];
     int step, sampled, opted_out;
-    double last_contact; /* seconds since another transaction of this phone was contacted;
-                          * < 0: never */
     char *service, *phone, *language, *office, *official, *reference, *district; /* owned */
     char *office_name[2]; /* owned: en, ur */
     char *question, *sms_ref; /* owned */

@@ -530,5 +530,67 @@ class FeedbackTest(KannelCase):
         self.assertNotIn("big", [x["group"] for x in r.json["groups"]])
 
 
+class CapAcrossProcessesTest(rbtest.TestCase):
+    """The per-citizen cap with two rabtad processes on one database, each running steps one
+    at a time (jobs batch 1): two transactions of one citizen, due together, never both
+    contact them."""
+    PHONES = 25
+
+    def test_two_processes_contact_each_citizen_once(self):
+        pg = self.pg()
+        policy = os.path.join(self.tmp, "outreach.yaml")
+        with open(policy, "w") as f:
+            json.dump({"defaults": {"delay": "0s", "channels": ["sms"], "sms_wait": "1h",
+                                    "agent_sample": 0, "quiet_hours": "00:00-00:00",
+                                    "per_citizen_days": 30}}, f)
+        servers = []
+        for name in ("one", "two"):
+            cfg = rbtest.default_config(0, os.path.join(self.tmp, name, "state"), pg.url())
+            cfg["outreach"] = policy
+            cfg["jobs"] = {"batch": 1, "concurrency": 2}
+            cfg["plugins"].append({"name": "test_sender", "config": {"channels": "sms"},
+                                   "path": os.path.join(rbtest.TEST_PLUGIN_DIR,
+                                                        "test_sender.so")})
+            servers.append(self.rabtad(pg=pg, name=name, config=cfg, start=True))
+        for name, data in (("offices", OFFICES), ("officials", OFFICIALS)):
+            path = os.path.join(self.tmp, name + ".csv")
+            with open(path, "w") as f:
+                f.write(data)
+            r = subprocess.run([rbtest.RABTAD, name, "-c", servers[0].config_path, "import",
+                                path], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               universal_newlines=True, timeout=120)
+            self.assertEqual(r.returncode, 0, r)
+        path = os.path.join(self.tmp, "tx.csv")
+        now = datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M:%SZ")
+        with open(path, "w") as f:
+            f.write("reference,office,service,official,citizen_name,phone,completed_at\n")
+            for i in range(self.PHONES):
+                for k in range(2):
+                    f.write("C-%d-%d,lhr-dlc,driving_licence_renewal,off-1,C,0300456%04d,%s\n"
+                            % (i, k, i, now))
+        r = subprocess.run([rbtest.RABTAD, "transactions", "-c", servers[1].config_path,
+                            "import", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           universal_newlines=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r)
+        rbtest.wait_until(lambda: pg.scalar(
+            "SELECT count(*) FROM transactions WHERE state = 'waiting'") == "0", 60.0,
+            what="every transaction's first step")
+        rbtest.wait_until(lambda: pg.scalar(
+            "SELECT count(*) FROM messages WHERE status <> 'sent'") == "0", 30.0,
+            what="the questions to be sent")
+        per_phone = pg.query(
+            "SELECT t.phone, count(*) FILTER (WHERE t.state = 'sms'),"
+            " count(*) FILTER (WHERE t.skipped_why = 'surveyed in the last 30 days'),"
+            " (SELECT count(*) FROM messages m WHERE m.to_address = t.phone)"
+            " FROM transactions t GROUP BY t.phone ORDER BY t.phone")
+        self.assertEqual(len(per_phone), self.PHONES)
+        for phone, asked, skipped, sms in per_phone:
+            self.assertEqual((asked, skipped, sms), ("1", "1", "1"),
+                             "citizen %s: surveyed %s times, skipped %s, %s SMS"
+                             % (phone, asked, skipped, sms))
+        for srv in servers:
+            self.assertRegex(srv.log_text(), r"sent message \d+ \(sms\)",
+                             "both processes ran steps (%s did not)" % srv.name)
+
 if __name__ == "__main__":
     rbtest.main()
