@@ -174,6 +174,26 @@ class HotlineCheckTest(rbtest.TestCase):
         self.assertEqual(p.returncode, 2, p.stderr)
         self.assertIn("tests[1] (cfmp_survey, keys", p.stderr)
 
+    def test_check_refuses_a_survey_question_whose_prompt_is_not_in_the_catalogue(self):
+        lua = os.path.join(self.tmp, "lua")
+        shutil.copytree(os.path.join(rbtest.SOURCE_DIR, "lua"), lua)
+        path = os.path.join(lua, "surveys.lua")
+        text = open(path, encoding="utf-8").read()
+        self.assertIn('prompt = "survey_delayed"', text)
+        open(path, "w", encoding="utf-8").write(
+            text.replace('prompt = "survey_delayed"', 'prompt = "survey_late"'))
+        cfg = rbtest.default_config(rbtest.free_port(), os.path.join(self.tmp, "state"))
+        cfg["lua_dir"] = lua
+        cfg["plugins"].append({"name": "ivr_asterisk",
+                               "config": {"recordings_dir": self.tmp}})
+        conf = os.path.join(self.tmp, "rabta.yaml")
+        open(conf, "w").write(json.dumps(cfg))
+        p = rbtest.run_rabtad(["--check", "-c", conf])
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn('plugin ivr_asterisk: lua/ivr.lua: survey_calls: survey "default" of '
+                      'lua/surveys.lua, question "delayed": prompt "survey_late" is not in the '
+                      'ur catalogue', p.stderr)
+
 
 if __name__ == "__main__":
     rbtest.main()
