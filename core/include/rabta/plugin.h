@@ -676,7 +676,9 @@ struct rb_host_api {
     int (*survey_answer)(struct rb_plugin_ctx *ctx, const char *phone, const char *text,
                          size_t len, const char *ref,
                          void (*fn)(int taken, const char *err, void *arg), void *arg);
-    /* The IVR's side: the result of a feedback call, the message (channel "call") it placed.
+    /* The result of a feedback call, the message (channel "call") the plugin placed (the IVR
+     * plugin hands it back as the job its data's reply_kind names, survey.call_result, which
+     * core records with the same code as this entry).
      * answers_json: an object of question id -> the keypad digits (or a recording's
      * reference for a free question), NULL or {} when nobody answered; disposition NULL
      * (derived from the answers), or "refusal", "non_contact" (not answered, busy) or
