@@ -76,7 +76,8 @@ return {
   },
 
   scripts = {
-    -- The CFMP survey after a public service (the proactive-feedback programme).
+    -- A keypad script in the CFMP style. Proactive feedback does not use it: its calls ask
+    -- the surveys of lua/surveys.lua (survey_calls below), whose questions are defined there.
     cfmp_survey = {
       policy = "default", trunk = "default", start = "intro",
       steps = {

@@ -331,12 +331,20 @@ static const char *unanswered_disposition(const char *outcome)
     return "non_contact";
 }
 
+#define CALL_RESULT_TRIES 3 /* runs of a result job that finds no survey before it gives up */
+
 static void call_recorded(int found, const char *err, void *arg)
 {
     struct rb_job_run *run = arg;
     const struct rb_job *job = rb_job_run_info(run);
     if (err) {
         rb_job_finish(run, 0, err, -1, 0);
+        return;
+    }
+    if (!found && job->attempt < CALL_RESULT_TRIES) {
+        /* the call step stores its attempt just after it queues the call: a report that came
+         * first (a very short call) finds it a moment later */
+        rb_job_finish(run, 0, "no survey awaits this call's answers (yet)", 5, 0);
         return;
     }
     if (!found)
