@@ -4,7 +4,9 @@
  * new calls a second), is stored (ivr_attempts), originated through AMI with ActionID
  * "rabta-<attempt id>", and ends with Asterisk's outcome: OriginateResponse Failure (Reason 5
  * busy, 3 no answer, 8 congestion, ...), or the answered call's AGI session
- * (agi://rabta:4573/call,<attempt id>) running the script, or a Hangup event. The outcome is
+ * (agi://rabta:4573/call,<attempt id>) running the script (a script of lua/ivr.lua, or for
+ * data script "survey:<name>" a survey of lua/surveys.lua, asked one question at a time as
+ * the host's survey_walk gives them), or a Hangup event. The outcome is
  * stored with the call's answers, and the send is reported with message_done: sent or failed
  * (the queuer's reply job queued first), or again after the policy's spacing.
  *
