@@ -35,6 +35,11 @@ local survey_prompts = {
   "cfmp-q-bribe",      -- "Were you asked for a bribe? Yes 1, no 2."
   "cfmp-thanks",       -- "Thank you for your answers."
   "notice-generic",    -- "Rabta has a message for you about your complaint; please check your SMS."
+  -- the questions of lua/surveys.lua, asked by a survey call (survey_calls below)
+  "survey_satisfied",  -- "Were you satisfied with the service? Yes 1, no 2."
+  "survey_bribe",      -- "Did anyone ask you for a bribe or extra money? Yes 1, no 2."
+  "survey_delayed",    -- "Was the service delayed? Yes 1, no 2."
+  "survey_comment",    -- "After the beep, tell us what happened; press # when you are done."
 }
 
 local function catalogue()
@@ -71,7 +76,8 @@ return {
   },
 
   scripts = {
-    -- The CFMP survey after a public service (the proactive-feedback programme).
+    -- A keypad script in the CFMP style. Proactive feedback does not use it: its calls ask
+    -- the surveys of lua/surveys.lua (survey_calls below), whose questions are defined there.
     cfmp_survey = {
       policy = "default", trunk = "default", start = "intro",
       steps = {
@@ -88,6 +94,14 @@ return {
       steps = { say = { play = "notice-generic" } },
     },
   },
+
+  -- Surveys of lua/surveys.lua asked by phone: a call message whose data says
+  -- script = "survey:<name>" (proactive feedback's calls, docs/feedback.md) plays intro, then
+  -- each question's prompt from lua/surveys.lua (keypad digits as the survey allows them; a
+  -- free question records the caller after a beep), then thanks. The questions, their digits
+  -- and branching are the survey's only; every question's prompt must be in the catalogue.
+  survey_calls = { policy = "default", trunk = "default", intro = "cfmp-intro",
+                   thanks = "cfmp-thanks" },
 
   -- Self-tests, run at --check and reload: keys pressed in order ("t": no key before the
   -- time-out); the answers kept and the last step.

@@ -7,6 +7,9 @@
 --       -> {valid, answers, done, next = the next question or nil}
 --   outcome{survey, answers, done, tx}                -> what the answers mean and lead to
 --   questions{survey, language}                       -> every question (agents, the IVR)
+--   walk{survey, language, given}                     -> the survey replayed with the answers
+--       given at once (a call's keypad, an agent): {answers, done, next, invalid}
+--   all{language}                                     -> {surveys = {name = {first, questions}}}
 --   self_test{}                                       -> a list of failures (empty: all pass)
 --
 -- A question as the server sees it: {question, text, prompt, answers = {"1", "2"}, free}.
@@ -75,6 +78,43 @@ local function answer(all, req)
   return { valid = true, answers = answers, done = false, next = describe(s, nx, req) }
 end
 
+-- Replays the survey from its first question with the inputs of req.given (question id ->
+-- digits or text, in any order): stops at the first question not given (next: that question),
+-- at one whose input is not allowed (invalid: its id, next: that question) or at the end
+-- (done). answers: what the inputs taken mean.
+local function walk(all, req)
+  local s = survey_of(all, req.survey)
+  local given, answers = req.given or {}, {}
+  local q = describe(s, s.first, req)
+  local out = { done = false }
+  while q do
+    local input = given[q.question]
+    if input == nil then break end
+    local r = answer(all, { survey = req.survey, language = req.language, service = req.service,
+                            office = req.office, question = q.question, input = input,
+                            answers = answers })
+    if not r.valid then
+      out.invalid = q.question
+      break
+    end
+    answers = r.answers
+    out.done = r.done
+    q = r.next
+  end
+  out.answers = answers
+  out.next = q
+  return out
+end
+
+local function questions(all, req)
+  local s, out = survey_of(all, req.survey), {}
+  local ids = {}
+  for id in pairs(s.questions) do ids[#ids + 1] = id end
+  table.sort(ids)
+  for _, id in ipairs(ids) do out[#out + 1] = describe(s, id, req) end
+  return { first = s.first, questions = out }
+end
+
 local function outcome(all, consequence, req)
   local a = req.answers or {}
   local o = { complete = req.done == true, comment = a.comment }
@@ -95,12 +135,16 @@ local function run_test(all, consequence, t)
   local name = t.survey or "default"
   local q = describe(survey_of(all, name), survey_of(all, name).first, { language = "en" })
   local answers, done = {}, false
-  for _, input in ipairs(t.inputs) do
+  for _, input in ipairs(t.inputs or {}) do
     if done then return "more inputs than questions" end
     local r = answer(all, { survey = name, language = "en", question = q.question,
                             input = input, answers = answers })
     answers, done = r.answers, r.done
     if r.next then q = r.next end
+  end
+  if t.given then
+    local w = walk(all, { survey = name, language = "en", given = t.given })
+    answers, done = w.answers, w.done
   end
   local o = outcome(all, consequence, { survey = name, answers = answers, done = done })
   for k, want in pairs(t.expect) do
@@ -138,13 +182,14 @@ function M.build(all, consequence, tests)
     end,
     answer = function(req) return answer(all, req) end,
     outcome = function(req) return outcome(all, consequence, req) end,
-    questions = function(req)
-      local s, out = survey_of(all, req.survey), {}
-      local ids = {}
-      for id in pairs(s.questions) do ids[#ids + 1] = id end
-      table.sort(ids)
-      for _, id in ipairs(ids) do out[#out + 1] = describe(s, id, req) end
-      return { first = s.first, questions = out }
+    questions = function(req) return questions(all, req) end,
+    walk = function(req) return walk(all, req) end,
+    all = function(req)
+      local out = {}
+      for name in pairs(all) do
+        out[name] = questions(all, { survey = name, language = req.language })
+      end
+      return { surveys = out }
     end,
     self_test = function()
       local failures = {}

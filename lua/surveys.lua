@@ -16,7 +16,8 @@
 -- positive answer for the official. A case goes to the office's supervisor, never to the
 -- official concerned, and never shows the citizen's phone to the office.
 --
--- tests run at --check, start and reload: the inputs in order and what must come out.
+-- tests run at --check, start and reload: the inputs in order (or given: the answers of a call
+-- at once, question -> input) and what must come out.
 
 local engine = require("survey_engine")
 
@@ -113,6 +114,11 @@ local tests = {
     expect = { complete = true, appreciation = true } },
   { name = "stopping early is partial", inputs = { "2" },
     expect = { complete = false, dissatisfied = true, open_case = true } },
+  -- a call's keypad answers arrive at once (given: question -> digits, or a recording)
+  { name = "a call's answers with a voice comment", expect = { complete = true, bribe = true },
+    given = { satisfied = "2", bribe = "1", delayed = "2", comment = "recording:rabta-1.wav" } },
+  { name = "a call's answers stop at a wrong digit", expect = { complete = false },
+    given = { satisfied = "1", bribe = "7", delayed = "2" } },
 }
 
 return engine.build(surveys, consequence, tests)

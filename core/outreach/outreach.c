@@ -1,11 +1,14 @@
 /* The outreach steps (outreach.h): one 'outreach.step' job {t: transaction, step: n} at a
  * time per transaction.
  *
- *   waiting --(opted out, surveyed lately)--> skipped
+ *   waiting --(opted out; surveyed lately: the citizen's window is another's)--> skipped
  *   waiting --(quiet hours)--> waiting, the same step after them
  *   waiting --(in the random sample)--> agent (GET /api/v1/staff/agent/next)
- *   waiting --(channel of this step: call)--> call --(call_wait over, or the IVR says
- *       unanswered)--> waiting, step + 1
+ *                                       --(agent_wait over, no agent holds it)--> waiting,
+ *                                          out of the sample (the automated channels)
+ *   waiting --(channel of this step: call)--> call --(the IVR's result job: answers)--> done
+ *                                              --(the IVR's result job: none, or call_wait
+ *                                                 over)--> waiting, step + 1
  *   waiting --(channel of this step: sms)--> sms --(the last answer)--> done
  *                                                --(sms_wait over)--> done (partial) or
  *                                                   waiting, step + 1 (nothing answered)
@@ -82,8 +85,49 @@ static const char skip_sql[] =
     "  WHERE id = $1::bigint AND state = 'waiting' RETURNING id)"
     " SELECT count(*) FROM (SELECT rabta_feedback_count(id, 'skipped') FROM t) x";
 
+/* $1 tx  $2 per_citizen_days  $3 why it is skipped. The citizen's survey window claimed for
+ * this transaction before anyone contacts them: one row per phone (migration 0052), taken
+ * when the window is over or the row is this transaction's own (a later step), so two steps
+ * for two transactions of one citizen never both go ahead, in one process or in several (the
+ * second waits for the first's commit). When another transaction holds it, this one is
+ * skipped. Answers 1 when claimed. */
+static const char claim_sql[] =
+    "WITH c AS (INSERT INTO outreach_contacts AS o (phone, transaction_id)"
+    "  SELECT phone, id FROM transactions WHERE id = $1::bigint AND phone IS NOT NULL"
+    "  ON CONFLICT (phone) DO UPDATE SET transaction_id = excluded.transaction_id, at = now()"
+    "  WHERE o.transaction_id = excluded.transaction_id"
+    "   OR o.at < now() - make_interval(days => $2::int) RETURNING 1),"
+    " s AS (UPDATE transactions SET state = 'skipped', skipped_why = $3, closed_at = now()"
+    "  WHERE id = $1::bigint AND state = 'waiting' AND NOT EXISTS (SELECT 1 FROM c)"
+    "  RETURNING id),"
+    " n AS (SELECT rabta_feedback_count(id, 'skipped') FROM s)"
+    " SELECT (SELECT count(*) FROM c), (SELECT count(*) FROM n)";
+
+/* $1 tx  $2 step  $3 seconds the agents have (0: for ever): the transaction set aside for
+ * them, and a step job at the end of their time. */
 static const char agent_sql[] =
-    "UPDATE transactions SET state = 'agent' WHERE id = $1::bigint AND state = 'waiting'";
+    "WITH t AS (UPDATE transactions SET state = 'agent'"
+    "  WHERE id = $1::bigint AND state = 'waiting' RETURNING id)"
+    " INSERT INTO jobs (kind, payload, run_at) SELECT '" STEP_KIND "',"
+    "  jsonb_build_object('t', id, 'step', $2::int), now() + make_interval(secs => $3::float8)"
+    " FROM t WHERE $3::float8 > 0";
+
+/* $1 tx  $2 step. The agents' time is over: unless an agent holds it now (a claim of the last
+ * hour, agent/next), the transaction leaves the sample (its agent attempt, if any, ends as
+ * non-contact) and its step runs at once on the automated channels; a held one is looked at
+ * again in an hour. */
+static const char agent_expired_sql[] =
+    "WITH t AS (UPDATE transactions SET state = 'waiting', sampled = false, agent_id = NULL,"
+    "  agent_at = NULL WHERE id = $1::bigint AND state = 'agent' AND step = $2::int"
+    "  AND (agent_id IS NULL OR agent_at < now() - interval '1 hour') RETURNING id),"
+    " a AS (UPDATE outreach_attempts SET ended_at = now(), disposition = 'non_contact'"
+    "  WHERE transaction_id = $1::bigint AND channel = 'agent' AND ended_at IS NULL"
+    "  AND EXISTS (SELECT 1 FROM t))"
+    " INSERT INTO jobs (kind, payload, run_at) SELECT '" STEP_KIND "',"
+    "  jsonb_build_object('t', $1::bigint, 'step', $2::int),"
+    "  CASE WHEN EXISTS (SELECT 1 FROM t) THEN now() ELSE now() + interval '1 hour' END"
+    " WHERE EXISTS (SELECT 1 FROM t) OR EXISTS (SELECT 1 FROM transactions"
+    "  WHERE id = $1::bigint AND state = 'agent' AND step = $2::int)";
 
 static const char again_sql[] =
     "INSERT INTO jobs (kind, payload, run_at) VALUES ('" STEP_KIND "',"
@@ -162,16 +206,26 @@ static void contacted(long long message_id, const char *err, void *arg)
     step_query(s, contact_sql, 6, p);
 }
 
-/* The call: a message on channel "call" for the IVR's sender (its body names the survey). */
+/* The call: a message on channel "call" for the IVR's sender. Its data names the survey as
+ * the call's script ("survey:<name>": the IVR asks the survey's questions with their
+ * prompts), the job kind its result comes back as, and the step it belongs to. */
 static int contact_call(struct step *s, char *why, size_t whylen)
 {
     json_t *params = json_pack("{s:s}", "survey", s->p->survey);
+    char script[80];
+    snprintf(script, sizeof(script), "survey:%s", s->p->survey);
+    json_t *data = json_pack("{s:s, s:s, s:{s:I, s:i}}", "script", script, "reply_kind",
+                             RB_OUTREACH_CALL_RESULT, "ref", "transaction",
+                             (json_int_t)s->t->id, "step", s->t->step);
+    char *data_json = json_dumps(data, JSON_COMPACT);
     struct rb_message_req m = {.template = "survey.call", .language = s->t->language,
                                .params = params, .channel = "call", .to = s->t->phone,
-                               .notice = 1, .urgent = 1};
+                               .notice = 1, .urgent = 1, .data_json = data_json};
     s->wait = s->p->call_wait;
     int rc = rb_message_queue(s->srv, &m, contacted, s, why, whylen);
     json_decref(params);
+    json_decref(data);
+    free(data_json);
     return rc;
 }
 
@@ -199,6 +253,41 @@ static int contact_sms(struct step *s, char *why, size_t whylen)
     return rc;
 }
 
+/* The citizen is contacted now: set aside for the agents, or the channel of this step. */
+static void contact(struct step *s)
+{
+    const struct rb_otx *t = s->t;
+    char id[24], step[16], why[256];
+    snprintf(id, sizeof(id), "%lld", t->id);
+    snprintf(step, sizeof(step), "%d", t->step);
+    long long attempts = s->p->attempts > 0 ? s->p->attempts : 1;
+    if (t->sampled) {
+        char secs[32];
+        snprintf(secs, sizeof(secs), "%.3f", s->p->agent_wait);
+        const char *q[3] = {id, step, secs};
+        step_query(s, agent_sql, 3, q);
+        return;
+    }
+    s->ch = s->p->channels[t->step / attempts];
+    int rc = s->ch == RB_OUTREACH_CALL ? contact_call(s, why, sizeof(why))
+                                       : contact_sms(s, why, sizeof(why));
+    if (rc != RB_OK) {
+        rb_warn("outreach", "transaction %lld: %s", t->id, why);
+        step_end(s, why);
+    }
+}
+
+static void claimed(PGresult *res, const char *err, void *arg)
+{
+    struct step *s = arg;
+    if (err)
+        step_end(s, err);
+    else if (atoi(PQgetvalue(res, 0, 0)) != 1)
+        step_end(s, NULL); /* skipped: the citizen was surveyed lately */
+    else
+        contact(s);
+}
+
 static void waiting(struct step *s)
 {
     const struct rb_otx *t = s->t;
@@ -211,29 +300,21 @@ static void waiting(struct step *s)
     if (t->opted_out) {
         const char *q[2] = {id, "the citizen opted out (STOP)"};
         step_query(s, skip_sql, 2, q);
-    } else if (t->last_contact >= 0 && t->last_contact < p->per_citizen_days * 86400.0) {
-        snprintf(why, sizeof(why), "surveyed in the last %lld days", p->per_citizen_days);
-        const char *q[2] = {id, why};
-        step_query(s, skip_sql, 2, q);
     } else if (quiet > 0) {
         char secs[32];
         snprintf(secs, sizeof(secs), "%.0f", quiet);
         const char *q[3] = {id, step, secs};
         step_query(s, again_sql, 3, q);
-    } else if (t->sampled) {
-        const char *q[1] = {id};
-        step_query(s, agent_sql, 1, q);
-    } else if (t->step / attempts >= p->n_channels) {
+    } else if (!t->sampled && t->step / attempts >= p->n_channels) {
         if (rb_otx_finish(s->srv, t, "waiting", NULL, 0, NULL, NULL, step_done, s) != RB_OK)
             step_end(s, "the database is busy");
     } else {
-        s->ch = p->channels[t->step / attempts];
-        int rc = s->ch == RB_OUTREACH_CALL ? contact_call(s, why, sizeof(why))
-                                           : contact_sms(s, why, sizeof(why));
-        if (rc != RB_OK) {
-            rb_warn("outreach", "transaction %lld: %s", t->id, why);
-            step_end(s, why);
-        }
+        char days[24];
+        snprintf(days, sizeof(days), "%lld", p->per_citizen_days);
+        snprintf(why, sizeof(why), "surveyed in the last %lld days", p->per_citizen_days);
+        const char *q[3] = {id, days, why};
+        if (rb_db_query_prepared(s->srv->db, claim_sql, 3, q, claimed, s) != RB_OK)
+            step_end(s, "the database is busy");
     }
 }
 
@@ -273,8 +354,14 @@ static void step_loaded(PGresult *res, const char *err, void *arg)
         waiting(s);
     } else if (strcmp(state, "call") == 0 || strcmp(state, "sms") == 0) {
         timed_out(s);
+    } else if (strcmp(state, "agent") == 0) {
+        char id[24], step[16];
+        snprintf(id, sizeof(id), "%lld", s->t->id);
+        snprintf(step, sizeof(step), "%d", s->t->step);
+        const char *q[2] = {id, step};
+        step_query(s, agent_expired_sql, 2, q);
     } else {
-        step_end(s, NULL); /* done, skipped, or with an agent */
+        step_end(s, NULL); /* done or skipped */
     }
 }
 
@@ -350,7 +437,10 @@ static void schedule_run(struct rb_job_run *run, const struct rb_job *job, void 
 int rb_outreach_register(struct rb_server *srv)
 {
     return rb_jobs_register(srv->jobs, STEP_KIND, step_run, srv) == RB_OK &&
-                   rb_jobs_register(srv->jobs, "outreach.schedule", schedule_run, srv) == RB_OK
+                   rb_jobs_register(srv->jobs, "outreach.schedule", schedule_run, srv) ==
+                       RB_OK &&
+                   rb_jobs_register(srv->jobs, RB_OUTREACH_CALL_RESULT, rb_otx_call_result,
+                                    srv) == RB_OK
                ? RB_OK
                : RB_ERR;
 }

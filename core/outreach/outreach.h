@@ -19,7 +19,17 @@
 
 struct rb_server;
 
-/* Registers the 'outreach.step' job kind. RB_OK or RB_ERR. */
+/* The job kind a feedback call's result comes back as: the call message's data names it as
+ * reply_kind, and the IVR queues it with {message_id, call_id, state, outcome, attempts,
+ * answers, ref} when the call is over (docs/ivr.md "The answers, handed back"). */
+#define RB_OUTREACH_CALL_RESULT "survey.call_result"
+
+/* A free question's answer on a call is a voice recording: "recording:<file name>" (the file
+ * stays in the IVR's recordings_dir). */
+#define RB_OUTREACH_RECORDING "recording:"
+
+/* Registers the 'outreach.step', 'outreach.schedule' and RB_OUTREACH_CALL_RESULT job kinds.
+ * RB_OK or RB_ERR. */
 int rb_outreach_register(struct rb_server *srv);
 
 /* fn gets taken 1 when the text answered an open SMS survey (its reply is queued), 0 when no
@@ -40,5 +50,13 @@ typedef void (*rb_outreach_done_fn)(int found, const char *err, void *arg);
 int rb_outreach_record(struct rb_server *srv, const char *channel, long long id,
                        long long staff_id, const json_t *answers, const char *disposition,
                        rb_outreach_done_fn fn, void *arg);
+
+/* The survey named (lua/surveys.lua walk()) replayed with the answers given at once
+ * (question id -> digits, or a recording's reference for a free question; borrowed, may be
+ * NULL): {answers, done, next: the question to ask now or absent, invalid: the id of a given
+ * answer not allowed}. survey NULL: every survey's questions ({surveys: {name: {first,
+ * questions}}}). language "ur" or "en". New, or NULL with why. */
+json_t *rb_outreach_walk(struct rb_server *srv, const char *survey, const char *language,
+                         const json_t *given, char *why, size_t whylen);
 
 #endif

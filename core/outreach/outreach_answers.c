@@ -9,6 +9,7 @@
 #include "base/log.h"
 #include "base/process.h"
 #include "db/db.h"
+#include "jobs/jobs.h"
 #include "lua/script.h"
 #include "messages/message.h"
 #include "outreach/outreach_tx.h"
@@ -189,52 +190,62 @@ static void record_done(int found, const char *err, void *arg)
     record_free(r);
 }
 
-/* Walks the survey from its first question with the given answers (lua/surveys.lua), so only
- * allowed answers are kept, in the survey's order. Sets *done when it reached its end.
- * RB_OK, or RB_EINVAL with why. */
+/* The survey of req (rb_otx_survey_req) replayed with the inputs given (lua/surveys.lua
+ * walk()): new, or NULL with why. */
+static json_t *walk(struct rb_server *srv, json_t *req, const json_t *given, char *why,
+                    size_t whylen)
+{
+    json_object_set_new(req, "given", given ? json_deep_copy(given) : json_object());
+    json_t *w = rb_script_call(srv->rules, "surveys", "walk", req, why, whylen);
+    if (w && !json_is_object(w)) {
+        snprintf(why, whylen, "lua/surveys.lua walk() did not answer a table");
+        json_decref(w);
+        w = NULL;
+    }
+    return w;
+}
+
+json_t *rb_outreach_walk(struct rb_server *srv, const char *survey, const char *language,
+                         const json_t *given, char *why, size_t whylen)
+{
+    json_t *req = json_pack("{s:s}", "language",
+                            language && strcmp(language, "en") == 0 ? "en" : "ur");
+    json_t *w;
+    if (survey) {
+        json_object_set_new(req, "survey", json_string(survey));
+        w = walk(srv, req, given, why, whylen);
+    } else {
+        w = rb_script_call(srv->rules, "surveys", "all", req, why, whylen);
+    }
+    json_decref(req);
+    return w;
+}
+
+/* Walks t's survey with the given answers, so only allowed answers are kept, in the survey's
+ * order (t->answers becomes what they mean). Sets *done when it reached its end. RB_OK, or
+ * RB_EINVAL with why. */
 static int replay(struct record *r, int *done, char *why, size_t whylen)
 {
-    struct rb_otx *t = r->t;
-    json_t *req = rb_otx_survey_req(r->srv, t);
-    json_t *q = rb_script_call(r->srv->rules, "surveys", "start", req, why, whylen);
-    json_t *answers = json_object();
-    int rc = q ? RB_OK : RB_EINVAL;
-    *done = 0;
-    while (q && rc == RB_OK) {
-        char id[64]; /* q is freed below */
-        snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(q, "question"))
-                                            ? json_string_value(json_object_get(q, "question"))
-                                            : "");
-        json_t *in = id[0] ? json_object_get(r->given, id) : NULL;
-        if (!json_is_string(in))
-            break; /* not answered: the survey stopped here */
-        json_object_set_new(req, "question", json_string(id));
-        json_object_set(req, "input", in);
-        json_object_set(req, "answers", answers);
-        json_t *a = rb_script_call(r->srv->rules, "surveys", "answer", req, why, whylen);
-        json_decref(q);
-        q = NULL;
-        if (!a) {
-            rc = RB_EINVAL;
-        } else if (!json_is_true(json_object_get(a, "valid"))) {
-            snprintf(why, whylen, "question %s: \"%.40s\" is not an allowed answer", id,
-                     json_string_value(in));
-            rc = RB_EINVAL;
-        } else {
-            json_object_update(answers, json_object_get(a, "answers"));
-            *done = json_is_true(json_object_get(a, "done"));
-            q = json_incref(json_object_get(a, "next"));
-            if (json_is_null(q) || !q) {
-                json_decref(q);
-                q = NULL;
-            }
-        }
-        json_decref(a);
-    }
-    json_decref(q);
+    json_t *req = rb_otx_survey_req(r->srv, r->t);
+    json_t *w = walk(r->srv, req, r->given, why, whylen);
     json_decref(req);
-    json_decref(t->answers);
-    t->answers = answers;
+    if (!w)
+        return RB_EINVAL;
+    const char *bad = json_string_value(json_object_get(w, "invalid"));
+    int rc = RB_OK;
+    if (bad) {
+        snprintf(why, whylen, "question %s: \"%.40s\" is not an allowed answer", bad,
+                 json_string_value(json_object_get(r->given, bad))
+                     ? json_string_value(json_object_get(r->given, bad))
+                     : "?");
+        rc = RB_EINVAL;
+    } else {
+        json_t *answers = json_object_get(w, "answers");
+        *done = json_is_true(json_object_get(w, "done"));
+        json_decref(r->t->answers);
+        r->t->answers = json_is_object(answers) ? json_incref(answers) : json_object();
+    }
+    json_decref(w);
     return rc;
 }
 
@@ -271,7 +282,7 @@ static void record_found(PGresult *res, const char *err, void *arg)
 
 static const char by_call_sql[] =
     RB_OTX_COLUMNS "WHERE t.id = (SELECT transaction_id FROM outreach_attempts"
-    " WHERE message_id = $1::bigint AND channel = 'call')";
+    " WHERE message_id = $1::bigint AND channel = 'call' AND ended_at IS NULL)";
 static const char by_id_sql[] = RB_OTX_COLUMNS "WHERE t.id = $1::bigint";
 
 int rb_outreach_record(struct rb_server *srv, const char *channel, long long id,
@@ -303,4 +314,62 @@ int rb_outreach_record(struct rb_server *srv, const char *channel, long long id,
         return RB_EAGAIN;
     }
     return RB_OK;
+}
+
+/* ---- a call's result, handed back by the IVR as a job ------------------------------------- */
+
+/* The AAPOR disposition of a call that got no answers, from the IVR's outcome of its last
+ * dial (docs/ivr.md): answered and nothing keyed is a refusal (a break-off), a number that
+ * could not be dialled is of unknown eligibility, the rest (busy, no answer, congestion, an
+ * answering machine, no word from Asterisk) is non-contact. */
+static const char *unanswered_disposition(const char *outcome)
+{
+    if (strcmp(outcome, "completed") == 0 || strcmp(outcome, "hung_up_early") == 0)
+        return "refusal";
+    if (strcmp(outcome, "failed") == 0)
+        return "unknown";
+    return "non_contact";
+}
+
+#define CALL_RESULT_TRIES 3 /* runs of a result job that finds no survey before it gives up */
+
+static void call_recorded(int found, const char *err, void *arg)
+{
+    struct rb_job_run *run = arg;
+    const struct rb_job *job = rb_job_run_info(run);
+    if (err) {
+        rb_job_finish(run, 0, err, -1, 0);
+        return;
+    }
+    if (!found && job->attempt < CALL_RESULT_TRIES) {
+        /* the call step stores its attempt just after it queues the call: a report that came
+         * first (a very short call) finds it a moment later */
+        rb_job_finish(run, 0, "no survey awaits this call's answers (yet)", 5, 0);
+        return;
+    }
+    if (!found)
+        rb_info("outreach", "job %lld: no survey awaits this call's answers any more (its "
+                            "call_wait ended first)", job->id);
+    rb_job_finish(run, 1, NULL, 0, 0);
+}
+
+void rb_otx_call_result(struct rb_job_run *run, const struct rb_job *job, void *arg)
+{
+    struct rb_server *srv = arg;
+    json_t *p = json_loads(job->payload ? job->payload : "{}", 0, NULL);
+    json_t *msg = json_object_get(p, "message_id"), *answers = json_object_get(p, "answers");
+    const char *outcome = json_string_value(json_object_get(p, "outcome"));
+    if (!json_is_integer(msg) || !outcome || (answers && !json_is_object(answers))) {
+        json_decref(p);
+        rb_job_finish(run, 0, "payload needs message_id, outcome and answers {}", -1, 1);
+        return;
+    }
+    const char *disposition =
+        json_object_size(answers) > 0 ? NULL : unanswered_disposition(outcome);
+    int rc = rb_outreach_record(srv, "call", (long long)json_integer_value(msg), 0, answers,
+                                disposition, call_recorded, run);
+    json_decref(p);
+    if (rc != RB_OK)
+        rb_job_finish(run, 0, rc == RB_EINVAL ? "bad answers" : "the database is busy", -1,
+                      rc == RB_EINVAL);
 }

@@ -16,7 +16,7 @@
 
 /* One policy block as YAML gives it; absent keys keep the values it was preset with. */
 struct policy_in {
-    double delay, call_wait, sms_wait, agent_sample;
+    double delay, call_wait, sms_wait, agent_sample, agent_wait;
     long long attempts, per_citizen_days;
     char *quiet_hours, *survey; /* owned */
 };
@@ -26,6 +26,7 @@ static const struct rb_conf_field policy_fields[] = {
     {"call_wait", RB_CONF_DURATION, offsetof(struct policy_in, call_wait), 0, 0, 0},
     {"sms_wait", RB_CONF_DURATION, offsetof(struct policy_in, sms_wait), 0, 0, 0},
     {"agent_sample", RB_CONF_DOUBLE, offsetof(struct policy_in, agent_sample), 0, 0, 0},
+    {"agent_wait", RB_CONF_DURATION, offsetof(struct policy_in, agent_wait), 0, 0, 0},
     {"attempts", RB_CONF_INT, offsetof(struct policy_in, attempts), 0, 1, 10},
     {"per_citizen_days", RB_CONF_INT, offsetof(struct policy_in, per_citizen_days), 0, 0, 3650},
     {"quiet_hours", RB_CONF_STRING, offsetof(struct policy_in, quiet_hours), 0, 0, 0},
@@ -70,15 +71,15 @@ static void parse_policy(const struct rb_node *map, const char *what,
         rb_errors_at(e, map, "%s: expected a map of settings (delay, channels, ...)", what);
         return;
     }
-    struct policy_in in = {p->delay, p->call_wait, p->sms_wait, p->agent_sample, p->attempts,
-                           p->per_citizen_days, NULL, NULL};
+    struct policy_in in = {p->delay,    p->call_wait, p->sms_wait, p->agent_sample,
+                           p->agent_wait, p->attempts, p->per_citizen_days, NULL, NULL};
     size_t nerr = e->n;
     rb_conf_parse(map, what, policy_fields, RB_ARRAY_LEN(policy_fields), policy_extra, &in, e);
     const struct rb_node *at = map ? map : NULL;
     if (in.agent_sample < 0 || in.agent_sample > 1)
         rb_errors_at(e, rb_node_get(at, "agent_sample"), "key \"agent_sample\": expected a "
                      "share from 0 to 1, got %g", in.agent_sample);
-    if (in.delay < 0 || in.call_wait < 0 || in.sms_wait < 0)
+    if (in.delay < 0 || in.call_wait < 0 || in.sms_wait < 0 || in.agent_wait < 0)
         rb_errors_add(e, "%s: delays cannot be negative", what);
     if (in.quiet_hours && rb_quiet_parse(in.quiet_hours, &p->quiet) != RB_OK)
         rb_errors_at(e, rb_node_get(at, "quiet_hours"), "key \"quiet_hours\": expected "
@@ -94,6 +95,7 @@ static void parse_policy(const struct rb_node *map, const char *what,
         p->call_wait = in.call_wait;
         p->sms_wait = in.sms_wait;
         p->agent_sample = in.agent_sample;
+        p->agent_wait = in.agent_wait;
         p->attempts = in.attempts;
         p->per_citizen_days = in.per_citizen_days;
     }
@@ -104,13 +106,14 @@ static void set_builtin(struct rb_outreach_policy *p)
 {
     memset(p, 0, sizeof(*p));
     p->delay = 2 * 3600;
-    p->call_wait = 15 * 60;
+    p->call_wait = 2 * 3600; /* past the IVR policy's dials: its result ends the call step */
     p->sms_wait = 24 * 3600;
     p->channels[0] = RB_OUTREACH_CALL;
     p->channels[1] = RB_OUTREACH_SMS;
     p->n_channels = 2;
     p->attempts = 1;
     p->agent_sample = 0;
+    p->agent_wait = 3 * 86400;
     p->per_citizen_days = 30;
     rb_quiet_parse("21:00-08:00", &p->quiet);
     snprintf(p->survey, sizeof(p->survey), "default");

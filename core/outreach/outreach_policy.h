@@ -11,10 +11,11 @@
  *   defaults:
  *     delay: 2h                   # after the transaction was completed
  *     channels: [call, sms]       # in order; the next one when the last was not answered
- *     call_wait: 15m              # how long a call's answers are awaited
+ *     call_wait: 2h               # at most this long for the IVR to report the call
  *     sms_wait: 24h               # how long SMS answers are awaited
  *     attempts: 2                 # tries of each channel
  *     agent_sample: 0.05          # share set aside for calls by agents
+ *     agent_wait: 3d              # then the automated channels take over (0: never)
  *     quiet_hours: "21:00-08:00"  # no call or SMS then
  *     per_citizen_days: 30        # a citizen is surveyed at most once in this many days
  *     survey: default             # lua/surveys.lua
@@ -41,6 +42,7 @@ struct rb_outreach_policy {
     int n_channels;
     long long attempts;
     double agent_sample;
+    double agent_wait; /* seconds a sampled transaction waits for an agent; 0: for ever */
     struct rb_quiet quiet;
     long long per_citizen_days;
     char survey[64];

@@ -46,10 +46,9 @@ struct rb_otx *rb_otx_from(PGresult *res)
     t->reference = col(res, 12);
     t->district = col(res, 13);
     t->opted_out = PQgetvalue(res, 0, 14)[0] == 't';
-    t->last_contact = PQgetisnull(res, 0, 15) ? -1 : atof(PQgetvalue(res, 0, 15));
-    t->question = col(res, 16);
-    t->sms_ref = col(res, 17);
-    t->agent_id = atoll(PQgetvalue(res, 0, 18));
+    t->question = col(res, 15);
+    t->sms_ref = col(res, 16);
+    t->agent_id = atoll(PQgetvalue(res, 0, 17));
     return t;
 }
 
@@ -180,7 +179,10 @@ static char *case_text(const struct rb_otx *t, const json_t *o)
         if (json_is_true(json_object_get(o, keys[i])))
             fprintf(f, " %s;", says[i]);
     const char *comment = json_string_value(json_object_get(o, "comment"));
-    if (comment)
+    if (comment && strncmp(comment, RB_OUTREACH_RECORDING, strlen(RB_OUTREACH_RECORDING)) == 0)
+        fprintf(f, " the citizen left a voice comment on the call (recording %.200s)",
+                comment + strlen(RB_OUTREACH_RECORDING));
+    else if (comment)
         fprintf(f, " the citizen's words: \"%.4000s\"", comment);
     fclose(f);
     return text;

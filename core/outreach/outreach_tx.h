@@ -17,9 +17,6 @@ struct rb_server;
     "  t.reference, o.district_id,"                                                           \
     "  EXISTS (SELECT 1 FROM citizens c WHERE c.phone = t.phone"                              \
     "          AND c.opted_out_at IS NOT NULL),"                                              \
-    "  (SELECT extract(epoch FROM now() - max(a.started_at)) FROM transactions p"             \
-    "     JOIN outreach_attempts a ON a.transaction_id = p.id"                                \
-    "     WHERE p.phone = t.phone AND p.id <> t.id),"                                         \
     "  coalesce(t.question, ''), coalesce(t.sms_ref, ''), coalesce(t.agent_id, 0)"            \
     " FROM transactions t JOIN offices o ON o.id = t.office_id "
 
@@ -27,8 +24,6 @@ struct rb_otx {
     long long id, agent_id;
     char state[12];
     int step, sampled, opted_out;
-    double last_contact; /* seconds since another transaction of this phone was contacted;
-                          * < 0: never */
     char *service, *phone, *language, *office, *official, *reference, *district; /* owned */
     char *office_name[2]; /* owned: en, ur */
     char *question, *sms_ref; /* owned */
@@ -56,6 +51,12 @@ int rb_otx_finish(struct rb_server *srv, const struct rb_otx *t, const char *sta
  * state t must still be in. fn as rb_otx_finish. RB_OK or RB_EAGAIN. */
 int rb_otx_next_step(struct rb_server *srv, const struct rb_otx *t, const char *state,
                      const char *disposition, rb_outreach_done_fn fn, void *arg);
+
+/* Runs a job of kind RB_OUTREACH_CALL_RESULT (arg: the server): the IVR's payload
+ * {message_id, state, outcome, answers, ...} recorded with rb_outreach_record. */
+struct rb_job_run;
+struct rb_job_info;
+void rb_otx_call_result(struct rb_job_run *run, const struct rb_job_info *job, void *arg);
 
 /* Queues an SMS to t's citizen: the survey question text, or the thanks when text is NULL.
  * Failures are logged. */

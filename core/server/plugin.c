@@ -1164,6 +1164,27 @@ static int host_survey_call_result(struct rb_plugin_ctx *ctx, long long message_
     return rc;
 }
 
+static char *host_survey_walk(struct rb_plugin_ctx *ctx, const char *survey,
+                              const char *language, const char *given_json, char *why,
+                              size_t whylen)
+{
+    if (!ctx->srv || !ctx->srv->rules) {
+        snprintf(why, whylen, "no rules are loaded");
+        return NULL;
+    }
+    json_t *given = given_json ? json_loads(given_json, 0, NULL) : NULL;
+    if (given_json && !json_is_object(given)) {
+        json_decref(given);
+        snprintf(why, whylen, "the answers given must be a JSON object");
+        return NULL;
+    }
+    json_t *w = rb_outreach_walk(ctx->srv, survey, language, given, why, whylen);
+    json_decref(given);
+    char *text = w ? json_dumps(w, JSON_COMPACT) : NULL;
+    json_decref(w);
+    return text;
+}
+
 static const struct rb_host_api host_api = {
     .size = sizeof(struct rb_host_api),
     .abi = RB_PLUGIN_ABI,
@@ -1225,6 +1246,7 @@ static const struct rb_host_api host_api = {
     .rate_limit = host_rate_limit,
     .survey_answer = host_survey_answer,
     .survey_call_result = host_survey_call_result,
+    .survey_walk = host_survey_walk,
 };
 
 const struct rb_host_api *rb_host_api_get(void)

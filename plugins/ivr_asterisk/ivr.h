@@ -85,7 +85,8 @@ void rb_ivr_calls_ami_msg(const struct rb_ami_msg *m);
 void rb_ivr_call_session(struct rb_agi_conn *c);
 /* Registers the plugin as the sender of channel "call" (only during init()): each send of a
  * call message is one attempt of its call, reported with message_done when it ends. The
- * message's data: {"script", "trunk", "reply_kind", "ref"} (docs/ivr.md). */
+ * message's data: {"script", "trunk", "reply_kind", "ref"} (docs/ivr.md); script
+ * "survey:<name>" asks a survey of lua/surveys.lua with the prompts of survey_calls. */
 int rb_ivr_call_register(struct rb_plugin_ctx *ctx);
 size_t rb_ivr_calls_active(void);
 

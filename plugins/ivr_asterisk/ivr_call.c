@@ -4,7 +4,9 @@
  * new calls a second), is stored (ivr_attempts), originated through AMI with ActionID
  * "rabta-<attempt id>", and ends with Asterisk's outcome: OriginateResponse Failure (Reason 5
  * busy, 3 no answer, 8 congestion, ...), or the answered call's AGI session
- * (agi://rabta:4573/call,<attempt id>) running the script, or a Hangup event. The outcome is
+ * (agi://rabta:4573/call,<attempt id>) running the script (a script of lua/ivr.lua, or for
+ * data script "survey:<name>" a survey of lua/surveys.lua, asked one question at a time as
+ * the host's survey_walk gives them), or a Hangup event. The outcome is
  * stored with the call's answers, and the send is reported with message_done: sent or failed
  * (the queuer's reply job queued first), or again after the policy's spacing.
  *
@@ -16,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <event2/event.h>
@@ -27,6 +30,9 @@
 #define ANSWER_GRACE 30.0 /* seconds for the AGI session to arrive after Originate's answer */
 
 enum att_state { T_STORING, T_WAITING, T_DIALING, T_ANSWERED, T_CALL, T_ENDING };
+
+/* What a survey call (script "survey:<name>") is waiting for Asterisk to finish. */
+enum sv_phase { SV_INTRO, SV_ASK, SV_RECORD_PROMPT, SV_RECORD, SV_THANKS };
 
 struct att {
     struct rb_message_send *send; /* until message_done */
@@ -41,6 +47,9 @@ struct att {
     struct rb_agi_conn *c;        /* owned while T_CALL */
     json_t *answers;              /* owned */
     const char *step;             /* borrowed from lua */
+    char survey[64];              /* a survey of lua/surveys.lua asked by this call, or "" */
+    json_t *question;             /* owned: the survey's question being asked */
+    enum sv_phase phase;
     int done_script;              /* the script reached "end" */
     char uniqueid[64], amd[16];
     int reason, cause;
@@ -166,6 +175,7 @@ static void att_free(struct att *a)
         rb_agi_close(a->c);
     json_decref(a->lua);
     json_decref(a->answers);
+    json_decref(a->question);
     free(a->ref);
     free(a);
 }
@@ -671,6 +681,155 @@ static void on_step_reply(struct rb_agi_conn *c, const struct rb_agi_reply *r, v
     run_step(a);
 }
 
+/* ---- a survey of lua/surveys.lua on an answered call (script "survey:<name>") ------------- */
+
+static void on_survey_reply(struct rb_agi_conn *c, const struct rb_agi_reply *r, void *arg);
+
+/* Plays prompt and waits for a key (SV_ASK) or its end; prompt NULL: hangs up, the script is
+ * over. */
+static void survey_play(struct att *a, enum sv_phase ph, const char *prompt)
+{
+    if (!prompt) {
+        a->done_script = 1;
+        if (rb_agi_cmd(a->c, on_step_reply, a, "HANGUP") != RB_OK)
+            attempt_end(a, "completed");
+        return;
+    }
+    char path[256];
+    const struct rb_ivr_lua l = {a->lua, rb_ivr_str(json_object_get(a->lua, "prompts"), "dir",
+                                                    "rabta")};
+    rb_ivr_prompt(&l, a->lang, prompt, path, sizeof(path));
+    a->phase = ph;
+    int rc = ph == SV_ASK ? rb_agi_cmd(a->c, on_survey_reply, a, "GET DATA %s %d 1", path,
+                                       (int)(rb_ivr.conf.key_timeout * 1000))
+                          : rb_agi_cmd(a->c, on_survey_reply, a, "STREAM FILE %s \"\"", path);
+    if (rc != RB_OK)
+        attempt_end(a, "hung_up_early");
+}
+
+/* The survey's next question after the answers so far (host API survey_walk), asked; or the
+ * thanks when the survey is over (or cannot go on: logged). */
+static void survey_ask(struct att *a)
+{
+    char why[300] = "out of memory";
+    char *given = json_dumps(a->answers, JSON_COMPACT);
+    char *text = given ? rb_ivr_api->survey_walk(rb_ivr.ctx, a->survey, a->lang, given, why,
+                                                 sizeof(why))
+                       : NULL;
+    json_t *w = text ? json_loads(text, 0, NULL) : NULL;
+    free(given);
+    free(text);
+    if (!w)
+        rb_ivr_api->log(rb_ivr.ctx, RB_LOG_ERROR, "call %lld: survey \"%s\": %s", a->call_id,
+                        a->survey, why);
+    json_decref(a->question);
+    a->question = json_incref(json_object_get(w, "next"));
+    json_decref(w);
+    a->tries = 0;
+    const char *prompt = rb_ivr_str(a->question, "prompt", NULL);
+    if (!prompt)
+        survey_play(a, SV_THANKS, rb_ivr_str(a->script, "thanks", NULL));
+    else
+        survey_play(a, json_is_true(json_object_get(a->question, "free")) ? SV_RECORD_PROMPT
+                                                                           : SV_ASK, prompt);
+}
+
+/* recordings_dir/NAME.wav as Asterisk left it: 1 when it holds a recording. */
+static int recording_usable(const char *name)
+{
+    char path[1024];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/%s.wav", rb_ivr.conf.recordings_dir, name);
+    return stat(path, &st) == 0 && st.st_size > 44 &&
+           (long long)st.st_size <= rb_ivr.conf.max_recording;
+}
+
+/* The recording of a free question: rabta-<uniqueid>-<question>, as the hotline names its. */
+static void recording_name(const struct att *a, char *buf, size_t len)
+{
+    const char *q = rb_ivr_str(a->question, "question", "q");
+    snprintf(buf, len, "rabta-%s-%.40s", a->uniqueid[0] ? a->uniqueid : "0",
+             strspn(q, "abcdefghijklmnopqrstuvwxyz0123456789_") == strlen(q) ? q : "q");
+}
+
+static void survey_record(struct att *a)
+{
+    char name[128];
+    recording_name(a, name, sizeof(name));
+    a->phase = SV_RECORD;
+    if (rb_agi_cmd(a->c, on_survey_reply, a, "RECORD FILE %s/%s wav \"#\" %d 0 BEEP s=%d",
+                   rb_ivr.conf.asterisk_recordings_dir ? rb_ivr.conf.asterisk_recordings_dir
+                                                       : rb_ivr.conf.recordings_dir,
+                   name, (int)(rb_ivr.conf.record_max * 1000),
+                   (int)rb_ivr.conf.record_silence) != RB_OK)
+        attempt_end(a, "hung_up_early");
+}
+
+/* The end of a recording (gone: the caller hung up during it): kept as the answer
+ * "recording:<file>" (the file stays in recordings_dir) when Asterisk wrote one. */
+static void survey_recorded(struct att *a, int gone)
+{
+    char name[128], ref[160];
+    recording_name(a, name, sizeof(name));
+    int usable = recording_usable(name);
+    if (usable) {
+        snprintf(ref, sizeof(ref), "recording:%s.wav", name);
+        json_object_set_new(a->answers, rb_ivr_str(a->question, "question", "q"),
+                            json_string(ref));
+    } else {
+        rb_ivr_api->log(rb_ivr.ctx, RB_LOG_WARN, "call %lld: no usable recording %s.wav in %s",
+                        a->call_id, name, rb_ivr.conf.recordings_dir);
+    }
+    if (gone)
+        attempt_end(a, "hung_up_early");
+    else if (usable)
+        survey_ask(a);
+    else /* nothing said: the survey stops here */
+        survey_play(a, SV_THANKS, rb_ivr_str(a->script, "thanks", NULL));
+}
+
+/* A key for the question asked: kept when the survey allows it, else the question again (up
+ * to the policy's repeat_question), then the survey stops there. */
+static void survey_key(struct att *a, const struct rb_agi_reply *r)
+{
+    char key[2] = {r->result[0] && !r->result[1] ? r->result[0] : '\0', '\0'};
+    const json_t *digits = json_object_get(a->question, "answers"), *d;
+    size_t i;
+    int allowed = 0;
+    json_array_foreach(digits, i, d) allowed |= key[0] && json_is_string(d) &&
+                                               strcmp(json_string_value(d), key) == 0;
+    if (allowed) {
+        json_object_set_new(a->answers, rb_ivr_str(a->question, "question", "q"),
+                            json_string(key));
+        survey_ask(a);
+    } else if (++a->tries > (int)rb_ivr_num(a->policy, "repeat_question", 2)) {
+        survey_play(a, SV_THANKS, rb_ivr_str(a->script, "thanks", NULL));
+    } else {
+        survey_play(a, SV_ASK, rb_ivr_str(a->question, "prompt", ""));
+    }
+}
+
+static void on_survey_reply(struct rb_agi_conn *c, const struct rb_agi_reply *r, void *arg)
+{
+    (void)c;
+    struct att *a = arg;
+    int gone = !r || r->code != 200 || (r->is_num && r->num < 0);
+    if (a->phase == SV_RECORD) {
+        survey_recorded(a, gone);
+        return;
+    }
+    if (gone) {
+        attempt_end(a, "hung_up_early");
+        return;
+    }
+    switch (a->phase) {
+    case SV_INTRO: survey_ask(a); break;
+    case SV_ASK: survey_key(a, r); break;
+    case SV_RECORD_PROMPT: survey_record(a); break;
+    default: survey_play(a, SV_THANKS, NULL); break; /* the thanks played: hang up */
+    }
+}
+
 static void on_amd(struct rb_agi_conn *c, const struct rb_agi_reply *r, void *arg)
 {
     (void)c;
@@ -691,8 +850,14 @@ static void on_amd(struct rb_agi_conn *c, const struct rb_agi_reply *r, void *ar
             attempt_end(a, "machine");
         return;
     }
-    a->step = rb_ivr_str(a->script, "start", "end");
-    run_step(a);
+    if (!a->survey[0]) {
+        a->step = rb_ivr_str(a->script, "start", "end");
+        run_step(a);
+    } else if (rb_ivr_str(a->script, "intro", NULL)) {
+        survey_play(a, SV_INTRO, rb_ivr_str(a->script, "intro", NULL));
+    } else {
+        survey_ask(a);
+    }
 }
 
 static void on_call_gone(struct rb_agi_conn *c, void *arg)
@@ -791,6 +956,26 @@ static void script_names(char *buf, size_t len)
             at += (size_t)snprintf(buf + at, len - at, "%s%s", at ? ", " : "", name);
 }
 
+/* A survey call: lua/ivr.lua's survey_calls and a survey of lua/surveys.lua named survey
+ * (its name kept in a). NULL, or why it cannot be asked. */
+static const char *survey_check(struct att *a, const char *survey, const char *lang, char *why,
+                                size_t whylen)
+{
+    if (!RB_HOST_HAS(rb_ivr_api, survey_walk))
+        return "this rabtad cannot ask surveys by phone (no survey_walk in its host API)";
+    if (!a->script)
+        return "a survey call needs survey_calls = {policy, trunk, intro, thanks} in "
+               "lua/ivr.lua";
+    if (!*survey || strlen(survey) >= sizeof(a->survey))
+        return "data \"script\": \"survey:NAME\" names a survey of lua/surveys.lua";
+    char *w = rb_ivr_api->survey_walk(rb_ivr.ctx, survey, lang, NULL, why, whylen);
+    if (!w)
+        return why;
+    free(w);
+    snprintf(a->survey, sizeof(a->survey), "%s", survey);
+    return NULL;
+}
+
 /* Reads the call message into a: its address, language and data {"script", "trunk",
  * "reply_kind", "ref"}. NULL, or the reason it is refused for good, into why. */
 static const char *read_message(struct att *a, const struct rb_message_info *m, char *why,
@@ -803,10 +988,13 @@ static const char *read_message(struct att *a, const struct rb_message_info *m, 
     json_t *p = data ? json_loads(data, 0, NULL) : NULL;
     const char *script = rb_ivr_str(p, "script", NULL), *rk = rb_ivr_str(p, "reply_kind", "");
     const char *lang = m->language ? m->language : "ur", *bad = NULL;
-    a->script = script ? rb_ivr_script(&rb_ivr.lua, script) : NULL;
+    int survey = script && strncmp(script, "survey:", 7) == 0;
+    a->script = survey   ? json_object_get(rb_ivr.lua.data, "survey_calls")
+                : script ? rb_ivr_script(&rb_ivr.lua, script)
+                         : NULL;
     if (!script) {
         bad = "a call message needs data {\"script\": NAME} naming a script of lua/ivr.lua";
-    } else if (!a->script) {
+    } else if (!survey && !a->script) {
         char names[200];
         script_names(names, sizeof(names));
         snprintf(why, whylen, "no call script \"%.64s\" in lua/ivr.lua (its scripts: %s)",
@@ -821,6 +1009,8 @@ static const char *read_message(struct att *a, const struct rb_message_info *m, 
     } else if (strlen(rk) >= sizeof(a->reply_kind) ||
                strspn(rk, "abcdefghijklmnopqrstuvwxyz0123456789_.") != strlen(rk)) {
         bad = "data \"reply_kind\": a job kind of [a-z0-9_.] (at most 63)";
+    } else if (survey) {
+        bad = survey_check(a, script + 7, lang, why, whylen);
     }
     if (!bad) {
         snprintf(a->script_name, sizeof(a->script_name), "%s", script);

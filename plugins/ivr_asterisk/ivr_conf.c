@@ -351,6 +351,53 @@ static void check_scripts(struct check *ck)
     }
 }
 
+/* survey_calls (docs/ivr.md "Surveys by phone"): its policy, trunk and prompts, and the prompt
+ * of every question of every survey of lua/surveys.lua (the host's survey_walk), which a
+ * survey call plays. */
+static void check_survey_calls(struct check *ck)
+{
+    const json_t *sc = json_object_get(ck->root, "survey_calls"), *sv, *q;
+    if (!sc)
+        return;
+    const struct rb_ivr_lua l = {(json_t *)ck->root, NULL};
+    if (!json_is_object(sc) || !rb_ivr_named(&l, "policies", rb_ivr_str(sc, "policy", "default")) ||
+        !rb_ivr_named(&l, "trunks", rb_ivr_str(sc, "trunk", "default"))) {
+        bad(ck, "survey_calls: a table { policy = NAME, trunk = NAME, intro = PROMPT, thanks = "
+                "PROMPT } naming a policy and a trunk of this file");
+        return;
+    }
+    static const char *const plays[] = {"intro", "thanks"};
+    for (size_t i = 0; i < 2; i++)
+        if (rb_ivr_str(sc, plays[i], NULL))
+            need_prompt(ck, "survey_calls", rb_ivr_str(sc, plays[i], NULL));
+    if (!RB_HOST_HAS(rb_ivr_api, survey_walk))
+        return;
+    char why[512], where[200];
+    char *text = rb_ivr_api->survey_walk(ck->ctx, NULL, "ur", NULL, why, sizeof(why));
+    json_t *all = text ? json_loads(text, 0, NULL) : NULL;
+    free(text);
+    if (!all) {
+        bad(ck, "survey_calls: the surveys of lua/surveys.lua: %s", text ? "?" : why);
+        return;
+    }
+    const char *name;
+    json_object_foreach(json_object_get(all, "surveys"), name, sv)
+    {
+        size_t i;
+        json_array_foreach(json_object_get(sv, "questions"), i, q)
+        {
+            const char *prompt = rb_ivr_str(q, "prompt", NULL);
+            snprintf(where, sizeof(where), "survey_calls: survey \"%s\" of lua/surveys.lua, "
+                     "question \"%s\"", name, rb_ivr_str(q, "question", "?"));
+            if (prompt)
+                need_prompt(ck, where, prompt);
+            else
+                bad(ck, "%s: has no prompt (prompt = \"name\") to play on a call", where);
+        }
+    }
+    json_decref(all);
+}
+
 /* Walks a script with keys ("12t": 1, 2, then no key) as a call would: a question with no
  * accepted key is asked again up to repeat more times, then the script goes on to its
  * no_answer step (or next). Fills answers; returns the last step before "end". */
@@ -439,6 +486,7 @@ int rb_ivr_lua_load(struct rb_plugin_ctx *ctx, struct rb_ivr_lua *out)
     check_named(&ck, "trunks");
     check_named(&ck, "policies");
     check_scripts(&ck);
+    check_survey_calls(&ck);
     if (!ck.errors)
         run_tests(&ck);
     if (ck.errors) {

@@ -1,8 +1,10 @@
-"""Proactive feedback end to end with the real binary, a real PostgreSQL and a real Kannel with
-its fake SMSC peer (docs/feedback.md): transactions imported (CSV) or posted (an office's API
-key) -> the citizen contacted at the right time -> answers by SMS -> a negative answer opens a
-case at the office's supervisor, never at the official, the citizen's phone hidden; an
-unanswered call falls back to SMS; the agent flow; the per-citizen cap, opt-out (STOP) and
+"""Proactive feedback end to end with the real binary, a real PostgreSQL, a real Kannel with
+its fake SMSC peer and the real IVR plugin (ivr_asterisk) against the scripted Asterisk
+(asterisk_peer.py: AMI and FastAGI) (docs/feedback.md): transactions imported (CSV) or posted
+(an office's API key) -> the citizen called at the right time -> keypad answers (and a voice
+comment) through FastAGI, or answers by SMS -> a negative answer opens a case at the office's
+supervisor, never at the official, the citizen's phone hidden; a call unanswered until its
+attempts run out, or answered by a machine, falls back to SMS; the agent flow; the per-citizen cap, opt-out (STOP) and
 quiet hours; duplicate transactions; and the evidence report's figures against hand-computed
 ones (a Wilson interval, a flagged small cell, the league table by interval)."""
 import datetime
@@ -12,11 +14,16 @@ import os
 import re
 import subprocess
 
+import time
+
+import asterisk_peer
 import kannel
 import rbtest
+from test_ivr_calls import test_lua
 from test_sms import KannelCase
 
 PASSWORD = "s3cret-pass-word"
+AMI_SECRET = "ami-secret"
 OFFICES = (
     "id,name_en,name_ur,department,district,services,supervisor\n"
     "lhr-dlc,Lahore Licensing Centre,لائسنس مرکز لاہور,police,lahore,"
@@ -62,26 +69,41 @@ class FeedbackTest(KannelCase):
         path = os.path.join(tmp, "outreach.yaml")
         policy = {
             "timezone": "Asia/Karachi",
-            "defaults": {"delay": "0s", "channels": ["call", "sms"], "call_wait": "2s",
+            # call_wait is a backstop far beyond the IVR's three dials: a call's end comes
+            # back from the IVR (its result job), never from this wait
+            "defaults": {"delay": "0s", "channels": ["call", "sms"], "call_wait": "10m",
                          "sms_wait": "1h", "attempts": 1, "agent_sample": 0,
                          "quiet_hours": "00:00-00:00", "per_citizen_days": 30,
                          "survey": "default"},
             "services": {
                 "driving_licence_renewal": {"channels": ["sms"]},
-                "learner_permit": {"agent_sample": 1},
+                "learner_permit": {"agent_sample": 1, "agent_wait": "1h"},
                 "character_certificate": {"channels": ["sms"], "quiet_hours": quiet_now()},
                 "fir_registration": {"delay": "6h"},
+                "driving_licence_issue": {"delay": "3s"},
             },
         }
         with open(path, "w") as f:
             json.dump(policy, f)
-        # Calls go to a sender of channel "call" that places nothing (a stand-in for the IVR
-        # plugin's): every call is an unanswered one, and the survey falls back to SMS.
+        # Calls go to the IVR plugin, which dials through the scripted Asterisk's AMI and
+        # runs each answered call over FastAGI (spacing 1 s between dials: test_lua).
+        cls.agi_port = rbtest.reserve_port()
+        cls.ami = asterisk_peer.AmiServer(cls.agi_port, secret=AMI_SECRET).start()
+        cls.recordings = os.path.join(tmp, "recordings")
+        os.makedirs(cls.recordings, exist_ok=True)
         plugins = rbtest.default_config(0, tmp)["plugins"] + [
-            {"name": "test_sender", "path": os.path.join(rbtest.TEST_PLUGIN_DIR,
-                                                         "test_sender.so"),
-             "config": {"channels": "call"}}]
-        return {"outreach": path, "plugins": plugins}
+            {"name": "ivr_asterisk", "config": {
+                "agi_listen": "127.0.0.1:%d" % cls.agi_port, "recordings_dir": cls.recordings,
+                "ami_host": "127.0.0.1", "ami_port": cls.ami.port, "ami_username": "rabta",
+                "ami_secret": AMI_SECRET, "key_timeout": "1s"}}]
+        return {"outreach": path, "plugins": plugins, "lua_dir": test_lua(tmp)}
+
+    @classmethod
+    def tearDownClass(cls):
+        ami = getattr(cls, "ami", None)
+        if ami:
+            ami.stop()
+        super().tearDownClass()
 
     @classmethod
     def setUpClass(cls):
@@ -101,6 +123,7 @@ class FeedbackTest(KannelCase):
             assert r.returncode == 0, r
         cls.tokens = {}
         cls.csv_n = 0
+        cls.ami.wait(lambda: cls.ami.logins >= 1, 30, "rabtad's AMI login")
 
     @classmethod
     def cli(cls, args, stdin=""):
@@ -143,7 +166,7 @@ class FeedbackTest(KannelCase):
                           what="transaction %s to be %s" % (ref, state))
         return self.tx(ref)
 
-    def sms_to(self, phone, pattern, what, n_before=0):
+    def sms_to(self, phone, pattern, what, n_before=0, timeout=30.0):
         """The first SMS to phone after the n_before ones that matches pattern."""
         rx = re.compile(pattern)
         found = []
@@ -152,7 +175,7 @@ class FeedbackTest(KannelCase):
             found[:] = [m for m in self.k.smsc.messages_to(phone)[n_before:]
                         if rx.search(m[2])]
             return bool(found)
-        rbtest.wait_until(arrived, 30.0, what=what)
+        rbtest.wait_until(arrived, timeout, what=what)
         return found[0][2]
 
     def answer(self, phone, text, expect, what):
@@ -229,16 +252,73 @@ class FeedbackTest(KannelCase):
         self.assertEqual(self.db.scalar("SELECT count(*) FROM sms_mo WHERE phone = '%s'"
                                         " AND command = 'survey'" % phone), "4")
 
+    # calls (the IVR plugin and the scripted Asterisk) ---------------------------------------
+    def dials(self, phone):
+        with self.ami.lock:
+            return [o for o in self.ami.originates if o[1] == phone]
+
+    def call_data(self, tid):
+        return [json.loads(d) for (d,) in self.db.query(
+            "SELECT m.data::text FROM messages m JOIN outreach_attempts a ON a.message_id = m.id"
+            " WHERE a.transaction_id = %s AND m.channel = 'call'" % tid)]
+
+    def test_call_at_the_right_time_keypad_answers_and_voice_comment_open_a_case(self):
+        phone = "+923001230010"
+        self.ami.behave(phone, ["answer"], keys=["2", "1", "2", "#"])
+        t0 = time.monotonic()
+        (tid,) = self.import_tx([("R-210", "driving_licence_issue", "off-1", "03001230010")])
+        t = self.wait_state("R-210", "done", timeout=60)
+        dials = self.dials(phone)
+        self.assertEqual(len(dials), 1, dials)
+        self.assertGreaterEqual(dials[0][2] - t0, 2.0, "called before the policy's delay (3 s)")
+        self.assertEqual(self.call_data(tid), [{
+            "script": "survey:default", "reply_kind": "survey.call_result",
+            "ref": {"transaction": int(tid), "step": 0}}])
+        # the survey of lua/surveys.lua, asked with its prompts in the citizen's language
+        call = [c for c in self.ami.calls if c.callerid == phone][0]
+        self.assertEqual(call.played, ["rabta/en/cfmp-intro", "rabta/en/survey_satisfied",
+                                       "rabta/en/survey_bribe", "rabta/en/survey_delayed",
+                                       "rabta/en/survey_comment", "rabta/en/cfmp-thanks"])
+        self.assertEqual(call.commands[-1], "HANGUP")
+        self.assertEqual((t["disposition"], t["answered_by"]), ("complete", "call"))
+        answers = json.loads(t["answers"])
+        comment = answers.pop("comment", "")
+        self.assertEqual(answers, {"satisfied": "no", "bribe": "yes", "delayed": "no"})
+        self.assertRegex(comment, r"^recording:rabta-[0-9.]+-comment\.wav$")
+        wav = os.path.join(self.recordings, comment[len("recording:"):])
+        self.assertGreater(os.path.getsize(wav), 44, "the voice comment is kept")
+        self.assertEqual(self.db.query(
+            "SELECT channel, disposition FROM outreach_attempts WHERE transaction_id = %s"
+            % tid), [["call", "complete"]])
+        # a bribe: a priority-1 case at the office's supervisor, never at the official
+        case = self.db.query(
+            "SELECT c.tracking_no, c.category, c.priority, s.username, c.names_official,"
+            " c.share_contact, c.text FROM cases c LEFT JOIN staff s"
+            " ON s.id = c.assigned_staff_id WHERE c.id = %s" % t["case_id"])[0]
+        self.assertEqual(case[1:6], ["bribe", "1", "sup.lhr", "Asif Khan", "f"])
+        self.assertIn("voice comment", case[6])
+        self.assertIn(comment[len("recording:"):], case[6])
+        r = self.r.get("/api/v1/staff/cases/" + case[0], headers=self.token("sup.lhr"))
+        self.assertEqual(r.status, 200, r)
+        self.assertNotIn("3001230010", r.text, "the citizen's phone is hidden from the office")
+        r = self.r.get("/api/v1/staff/cases/" + case[0], headers=self.token("asif"))
+        self.assertEqual(r.status, 404, "the official concerned cannot see it: %r" % r)
+        row = self.db.query("SELECT sum(contacted_call), sum(bribe), sum(cases) FROM"
+                            " feedback_rollup WHERE official_id = 'off-1' AND service_id ="
+                            " 'driving_licence_issue'")[0]
+        self.assertEqual(row, ["1", "1", "1"])
+
     def test_unanswered_call_falls_back_to_sms_and_the_sms_answer_is_recorded(self):
         phone = "+923001230003"
+        self.ami.behave(phone, ["no_answer"])
         (tid,) = self.import_tx([("R-200", "driving_licence_issue", "off-1", "03001230003")])
-        rbtest.wait_until(lambda: self.tx("R-200")["state"] in ("call", "sms"), 20.0,
-                          what="the call to be placed")
-        self.assertEqual(self.db.scalar(
-            "SELECT count(*) FROM messages m JOIN outreach_attempts a ON a.message_id = m.id"
-            " WHERE a.transaction_id = %s AND m.channel = 'call'" % tid), "1",
-            "the call step queued a message on channel call")
-        self.sms_to(phone, r"Were you satisfied", "the SMS after the unanswered call")
+        self.sms_to(phone, r"Were you satisfied", "the SMS after the unanswered call",
+                    timeout=90)
+        self.assertEqual(len(self.dials(phone)), 3, "the IVR policy's three dials")
+        self.assertEqual(self.db.query(
+            "SELECT c.state, c.outcome FROM ivr_calls c JOIN outreach_attempts a"
+            " ON a.message_id = c.message_id WHERE a.transaction_id = %s" % tid),
+            [["failed", "no_answer"]])
         self.answer(phone, "1", r"bribe", "the bribe question")
         self.answer(phone, "2", r"delayed", "the delay question")
         self.answer(phone, "2", r"thank you", "the thanks")
@@ -247,6 +327,22 @@ class FeedbackTest(KannelCase):
         self.assertEqual(self.db.query(
             "SELECT channel, disposition FROM outreach_attempts WHERE transaction_id = %s"
             " ORDER BY id" % tid), [["call", "non_contact"], ["sms", "complete"]])
+
+    def test_busy_then_answering_machine_is_non_contact_and_sms_follows(self):
+        phone = "+923001230011"
+        self.ami.behave(phone, ["busy", "machine"])  # busy, then a machine twice
+        (tid,) = self.import_tx([("R-220", "driving_licence_issue", "off-2", "03001230011")])
+        self.sms_to(phone, r"Were you satisfied", "the SMS after the machine", timeout=90)
+        self.assertEqual(self.db.query(
+            "SELECT i.outcome, i.amd FROM ivr_attempts i JOIN ivr_calls c ON c.id = i.call_id"
+            " JOIN outreach_attempts a ON a.message_id = c.message_id"
+            " WHERE a.transaction_id = %s ORDER BY i.n" % tid),
+            [["busy", ""], ["machine", "MACHINE"], ["machine", "MACHINE"]])
+        self.assertEqual(self.db.query(
+            "SELECT channel, coalesce(disposition, '') FROM outreach_attempts"
+            " WHERE transaction_id = %s ORDER BY id" % tid), [["call", "non_contact"],
+                                                             ["sms", ""]])
+        self.assertEqual(self.tx("R-220")["state"], "sms")
 
     # agents ---------------------------------------------------------------------------------
     def test_agent_takes_the_next_citizen_of_the_sample_and_records_answers(self):
@@ -280,6 +376,36 @@ class FeedbackTest(KannelCase):
             [["agent", "complete", "agent1"]])
         r = self.r.get("/api/v1/staff/inbox", headers=self.token("agent1"))
         self.assertEqual(r.status, 403, "agents have no inbox")
+
+    def test_sampled_transaction_left_by_agents_is_called_after_agent_wait(self):
+        phone = "+923001230012"
+        self.ami.behave(phone, ["answer"], keys=["1", "2", "2"])
+        (tid,) = self.import_tx([("R-310", "learner_permit", "off-2", "03001230012")])
+        self.wait_state("R-310", "agent")
+        job = "kind = 'outreach.step' AND (payload->>'t')::bigint = %s" % tid
+        left = self.db.scalar("SELECT extract(epoch FROM run_at - now())::int FROM jobs"
+                              " WHERE " + job)
+        self.assertGreater(int(left), 3000, "the agents have the policy's agent_wait (1 h)")
+        # an agent holds it when the hour is over: it stays theirs, looked at again later
+        r = self.r.get("/api/v1/staff/agent/next", headers=self.token("agent2"))
+        self.assertEqual(r.json["transaction"], int(tid), r)
+        self.db.psql("UPDATE jobs SET run_at = now() WHERE " + job)
+        rbtest.wait_until(lambda: self.db.scalar(
+            "SELECT run_at > now() + interval '50 minutes' FROM jobs WHERE " + job) == "t",
+            30.0, what="the expiry to be put off while an agent holds the transaction")
+        self.assertEqual(self.tx("R-310")["state"], "agent")
+        self.assertEqual(self.dials(phone), [])
+        # the agent's claim lapses (an hour old) and the agents' time is over: the call
+        self.db.psql("UPDATE transactions SET agent_at = now() - interval '2 hours'"
+                     " WHERE id = %s; UPDATE jobs SET run_at = now() WHERE %s" % (tid, job))
+        t = self.wait_state("R-310", "done", timeout=60)
+        self.assertEqual((t["disposition"], t["answered_by"]), ("complete", "call"))
+        self.assertEqual(len(self.dials(phone)), 1)
+        self.assertEqual(self.db.query(
+            "SELECT channel, disposition FROM outreach_attempts WHERE transaction_id = %s"
+            " ORDER BY id" % tid), [["agent", "non_contact"], ["call", "complete"]])
+        self.assertIsNone(self.r.get("/api/v1/staff/agent/next", headers=self.token("agent2"))
+                          .json["transaction"], "no longer in the sample")
 
     # who is not contacted ---------------------------------------------------------------------
     def test_opt_out_cap_and_quiet_hours_are_honoured(self):
@@ -403,6 +529,68 @@ class FeedbackTest(KannelCase):
                        headers=self.token("sup.lhr"))
         self.assertNotIn("big", [x["group"] for x in r.json["groups"]])
 
+
+class CapAcrossProcessesTest(rbtest.TestCase):
+    """The per-citizen cap with two rabtad processes on one database, each running steps one
+    at a time (jobs batch 1): two transactions of one citizen, due together, never both
+    contact them."""
+    PHONES = 25
+
+    def test_two_processes_contact_each_citizen_once(self):
+        pg = self.pg()
+        policy = os.path.join(self.tmp, "outreach.yaml")
+        with open(policy, "w") as f:
+            json.dump({"defaults": {"delay": "0s", "channels": ["sms"], "sms_wait": "1h",
+                                    "agent_sample": 0, "quiet_hours": "00:00-00:00",
+                                    "per_citizen_days": 30}}, f)
+        servers = []
+        for name in ("one", "two"):
+            cfg = rbtest.default_config(0, os.path.join(self.tmp, name, "state"), pg.url())
+            cfg["outreach"] = policy
+            cfg["jobs"] = {"batch": 1, "concurrency": 2}
+            cfg["plugins"].append({"name": "test_sender", "config": {"channels": "sms"},
+                                   "path": os.path.join(rbtest.TEST_PLUGIN_DIR,
+                                                        "test_sender.so")})
+            servers.append(self.rabtad(pg=pg, name=name, config=cfg, start=True))
+        for name, data in (("offices", OFFICES), ("officials", OFFICIALS)):
+            path = os.path.join(self.tmp, name + ".csv")
+            with open(path, "w") as f:
+                f.write(data)
+            r = subprocess.run([rbtest.RABTAD, name, "-c", servers[0].config_path, "import",
+                                path], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               universal_newlines=True, timeout=120)
+            self.assertEqual(r.returncode, 0, r)
+        path = os.path.join(self.tmp, "tx.csv")
+        now = datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M:%SZ")
+        with open(path, "w") as f:
+            f.write("reference,office,service,official,citizen_name,phone,completed_at\n")
+            for i in range(self.PHONES):
+                for k in range(2):
+                    f.write("C-%d-%d,lhr-dlc,driving_licence_renewal,off-1,C,0300456%04d,%s\n"
+                            % (i, k, i, now))
+        r = subprocess.run([rbtest.RABTAD, "transactions", "-c", servers[1].config_path,
+                            "import", path], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           universal_newlines=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r)
+        rbtest.wait_until(lambda: pg.scalar(
+            "SELECT count(*) FROM transactions WHERE state = 'waiting'") == "0", 60.0,
+            what="every transaction's first step")
+        rbtest.wait_until(lambda: pg.scalar(
+            "SELECT count(*) FROM messages WHERE status <> 'sent'") == "0", 30.0,
+            what="the questions to be sent")
+        per_phone = pg.query(
+            "SELECT t.phone, count(*) FILTER (WHERE t.state = 'sms'),"
+            " count(*) FILTER (WHERE t.skipped_why = 'surveyed in the last 30 days'),"
+            " (SELECT count(*) FROM messages m WHERE m.to_address = t.phone)"
+            " FROM transactions t GROUP BY t.phone ORDER BY t.phone")
+        self.assertEqual(len(per_phone), self.PHONES)
+        for phone, asked, skipped, sms in per_phone:
+            self.assertEqual((asked, skipped, sms), ("1", "1", "1"),
+                             "citizen %s: surveyed %s times, skipped %s, %s SMS"
+                             % (phone, asked, skipped, sms))
+        for srv in servers:
+            self.assertRegex(srv.log_text(), r"sent message \d+ \(sms\)",
+                             "both processes ran steps (%s did not)" % srv.name)
 
 if __name__ == "__main__":
     rbtest.main()

@@ -148,31 +148,40 @@ class HotlineTest(KannelCase):
 
 
 class HotlineCheckTest(rbtest.TestCase):
-    def test_check_refuses_a_prompt_missing_from_the_catalogue(self):
+    def check_with(self, name, old, new):
+        """rabtad --check with the plugin, on a copy of lua/ whose lua/<name> has old
+        replaced by new."""
         lua = os.path.join(self.tmp, "lua")
-        shutil.copytree(os.path.join(rbtest.SOURCE_DIR, "lua"), lua)
-        path = os.path.join(lua, "ivr.lua")
-        text = open(path, encoding="utf-8").read()
-        text = text.replace('thanks = { play = "cfmp-thanks" }',
-                            'thanks = { play = "cfmp-thanks-typo" }')
-        open(path, "w", encoding="utf-8").write(text)
+        if not os.path.isdir(lua):
+            shutil.copytree(os.path.join(rbtest.SOURCE_DIR, "lua"), lua)
+        text = open(os.path.join(rbtest.SOURCE_DIR, "lua", name), encoding="utf-8").read()
+        self.assertIn(old, text)
+        open(os.path.join(lua, name), "w", encoding="utf-8").write(text.replace(old, new))
         cfg = rbtest.default_config(rbtest.free_port(), os.path.join(self.tmp, "state"))
         cfg["lua_dir"] = lua
         cfg["plugins"].append({"name": "ivr_asterisk",
                                "config": {"recordings_dir": self.tmp}})
         conf = os.path.join(self.tmp, "rabta.yaml")
         open(conf, "w").write(json.dumps(cfg))
-        p = rbtest.run_rabtad(["--check", "-c", conf])
+        return rbtest.run_rabtad(["--check", "-c", conf])
+
+    def test_check_refuses_a_prompt_missing_from_the_catalogue(self):
+        p = self.check_with("ivr.lua", 'thanks = { play = "cfmp-thanks" }',
+                            'thanks = { play = "cfmp-thanks-typo" }')
         self.assertEqual(p.returncode, 2, p.stderr)
         self.assertIn('plugin ivr_asterisk: lua/ivr.lua: scripts.cfmp_survey.steps.thanks: '
                       'prompt "cfmp-thanks-typo" is not in the ur catalogue', p.stderr)
-        text = text.replace('"cfmp-thanks-typo"', '"cfmp-thanks"').replace(
-            'keys = "12", answers = { satisfied = "1", bribe = "2" }',
-            'keys = "12", answers = { satisfied = "2", bribe = "2" }')
-        open(path, "w", encoding="utf-8").write(text)
-        p = rbtest.run_rabtad(["--check", "-c", conf])
+        p = self.check_with("ivr.lua", 'keys = "12", answers = { satisfied = "1", bribe = "2" }',
+                            'keys = "12", answers = { satisfied = "2", bribe = "2" }')
         self.assertEqual(p.returncode, 2, p.stderr)
         self.assertIn("tests[1] (cfmp_survey, keys", p.stderr)
+
+    def test_check_refuses_a_survey_question_whose_prompt_is_not_in_the_catalogue(self):
+        p = self.check_with("surveys.lua", 'prompt = "survey_delayed"', 'prompt = "survey_late"')
+        self.assertEqual(p.returncode, 2, p.stderr)
+        self.assertIn('plugin ivr_asterisk: lua/ivr.lua: survey_calls: survey "default" of '
+                      'lua/surveys.lua, question "delayed": prompt "survey_late" is not in the '
+                      'ur catalogue', p.stderr)
 
 
 if __name__ == "__main__":

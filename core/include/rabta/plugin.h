@@ -676,7 +676,9 @@ struct rb_host_api {
     int (*survey_answer)(struct rb_plugin_ctx *ctx, const char *phone, const char *text,
                          size_t len, const char *ref,
                          void (*fn)(int taken, const char *err, void *arg), void *arg);
-    /* The IVR's side: the result of a feedback call, the message (channel "call") it placed.
+    /* The result of a feedback call, the message (channel "call") the plugin placed (the IVR
+     * plugin hands it back as the job its data's reply_kind names, survey.call_result, which
+     * core records with the same code as this entry).
      * answers_json: an object of question id -> the keypad digits (or a recording's
      * reference for a free question), NULL or {} when nobody answered; disposition NULL
      * (derived from the answers), or "refusal", "non_contact" (not answered, busy) or
@@ -686,6 +688,22 @@ struct rb_host_api {
     int (*survey_call_result)(struct rb_plugin_ctx *ctx, long long message_id,
                               const char *answers_json, const char *disposition,
                               void (*fn)(int found, const char *err, void *arg), void *arg);
+
+    /* ---- appended after survey_call_result; check RB_HOST_HAS(api, survey_walk) ---- */
+
+    /* A survey of lua/surveys.lua (docs/feedback.md) as a caller answers it by phone: the IVR
+     * asks it when a call message's data names script "survey:<name>". given_json: an object
+     * of question id -> what the caller gave (the keypad digits, or a recording's reference
+     * for a free question), or NULL for none yet. Returns a new JSON text (caller frees with
+     * free()): {"answers": what the given answers mean, "done": true when the survey reached
+     * its end, "next": the question to ask now {"question", "prompt", "answers": [the digits
+     * allowed], "free"} or absent, "invalid": the id of a given answer the survey does not
+     * allow, or absent}. survey NULL: {"surveys": {NAME: {"first", "questions": [{"question",
+     * "prompt", "answers", "free"}, ...]}}} (a plugin's checks of its prompts). language "ur"
+     * or "en". NULL with why ("no survey ...", "lua/surveys.lua:12: ..."). Runs the rules on
+     * the loop (their time budget applies); usable in check(), init() and later. */
+    char *(*survey_walk)(struct rb_plugin_ctx *ctx, const char *survey, const char *language,
+                         const char *given_json, char *why, size_t whylen);
 
     /* New entries go here, at the end, never above. */
 };
