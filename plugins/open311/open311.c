@@ -276,6 +276,11 @@ static int open311_init(struct rb_plugin_ctx *ctx, const struct rb_host_api *hos
         return RB_EINVAL;
     }
     set_changeset(o);
+    if (RB_HOST_HAS(api, http_error_owner) &&
+        api->http_error_owner(ctx, "/open311", o311_error_writer, NULL) != RB_OK) {
+        open311_stop(ctx);
+        return RB_ERR;
+    }
     if (routes_add(ctx) != RB_OK) {
         open311_stop(ctx);
         return RB_ERR;

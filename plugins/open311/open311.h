@@ -55,6 +55,10 @@ void o311_out_init(const struct rb_host_api *host);
 /* Answers with doc (stolen), rooted at root in XML. */
 void o311_send(struct rb_http_req *req, int status, enum o311_fmt fmt, const char *root,
                json_t *doc);
+/* The body of an error the server answers under /open311 (http_error_owner's writer):
+ * Open311's error shape in the format of path's extension. */
+int o311_error_writer(const char *path, int status, const char *message,
+                      const char **ctype, char *buf, size_t cap, void *arg);
 /* Open311's error shape, [{"code": status, "description": "..."}], in fmt. */
 void o311_error(struct rb_http_req *req, int status, enum o311_fmt fmt, const char *msgfmt, ...)
     RB_PRINTF(4, 5);
