@@ -36,13 +36,27 @@
 
 static const struct rb_host_api *api;
 
-static const struct rb_conf_field conf_fields[] = {
-    {"base_url", RB_CONF_STRING, offsetof(struct o311_conf, base_url), 0, 0, 0},
-    {"contact", RB_CONF_STRING, offsetof(struct o311_conf, contact), 0, 0, 0},
-    {"key_service", RB_CONF_STRING, offsetof(struct o311_conf, key_service), 0, 0, 0},
-    {"jurisdiction_id", RB_CONF_STRING, offsetof(struct o311_conf, jurisdiction_id), 0, 0, 0},
+static const char *key_cache_ok(const void *v, const void *block, char *why, size_t n)
+{
+    (void)block;
+    double d = *(const double *)v;
+    if (d >= 0 && d <= O311_KEY_CACHE_MAX)
+        return NULL;
+    snprintf(why, n, "must be from 0 (ask the database every time) to %.0fs: a revoked key "
+                     "must stop working soon", O311_KEY_CACHE_MAX);
+    return why;
+}
+
+#define F(key, type, member, check)                                                         \
+    {key, type, offsetof(struct o311_conf, member), 0, 0, 0, NULL, check}
+static const struct rb_conf_field_v2 conf_fields[] = {
+    F("base_url", RB_CONF_STRING, base_url, NULL),
+    F("contact", RB_CONF_STRING, contact, NULL),
+    F("key_service", RB_CONF_STRING, key_service, NULL),
+    F("jurisdiction_id", RB_CONF_STRING, jurisdiction_id, NULL),
+    F("api_key_cache", RB_CONF_DURATION, key_cache, key_cache_ok),
 };
-#define NCONF (sizeof(conf_fields) / sizeof(conf_fields[0]))
+#undef F
 
 /* ---- discovery and services --------------------------------------------------------------- */
 
@@ -252,10 +266,10 @@ static void open311_stop(struct rb_plugin_ctx *ctx);
 static int open311_init(struct rb_plugin_ctx *ctx, const struct rb_host_api *host)
 {
     api = host;
-    if (!RB_HOST_HAS(api, services_json)) {
+    if (!RB_HOST_HAS(api, conf_free_v2)) {
         api->log(ctx, RB_LOG_ERROR, "this rabtad is too old for the open311 plugin: its host "
-                                    "API has no services_json (plugin needs ABI %u with the "
-                                    "service list)", RB_PLUGIN_ABI);
+                                    "API has no conf_parse_v2 (plugin needs ABI %u with "
+                                    "conf_parse_v2)", RB_PLUGIN_ABI);
         return RB_ERR;
     }
     if (sodium_init() < 0)
@@ -269,8 +283,9 @@ static int open311_init(struct rb_plugin_ctx *ctx, const struct rb_host_api *hos
     if (!o)
         return RB_ERR;
     o->ctx = ctx;
+    o->conf.key_cache = O311_KEY_CACHE_DEFAULT;
     api->set_data(ctx, o);
-    if (api->conf_parse(ctx, conf_fields, NCONF, &o->conf) != RB_OK ||
+    if (RB_CONF_PARSE_V2(api, ctx, NULL, conf_fields, &o->conf) != RB_OK ||
         !(o->questions = o311_questions_load(o))) {
         open311_stop(ctx); /* the core calls stop() only after a successful init() */
         return RB_EINVAL;
@@ -294,17 +309,19 @@ static int open311_init(struct rb_plugin_ctx *ctx, const struct rb_host_api *hos
 static int open311_reload(struct rb_plugin_ctx *ctx)
 {
     struct o311 *o = api->get_data(ctx);
-    struct o311_conf fresh = {0};
+    struct o311_conf fresh = {.key_cache = O311_KEY_CACHE_DEFAULT};
     if (!o)
         return RB_OK;
     set_changeset(o);
+    json_decref(o->services); /* the service list the host has now is read at next use */
+    o->services = NULL;
     json_t *questions = o311_questions_load(o);
-    if (!questions || api->conf_parse(ctx, conf_fields, NCONF, &fresh) != RB_OK) {
+    if (!questions || RB_CONF_PARSE_V2(api, ctx, NULL, conf_fields, &fresh) != RB_OK) {
         json_decref(questions);
-        api->conf_free(conf_fields, NCONF, &fresh);
+        RB_CONF_FREE_V2(api, conf_fields, &fresh);
         return RB_EINVAL;
     }
-    api->conf_free(conf_fields, NCONF, &o->conf);
+    RB_CONF_FREE_V2(api, conf_fields, &o->conf);
     o->conf = fresh;
     json_decref(o->questions);
     o->questions = questions;
@@ -316,8 +333,10 @@ static void open311_stop(struct rb_plugin_ctx *ctx)
     struct o311 *o = api ? api->get_data(ctx) : NULL;
     if (!o)
         return;
-    api->conf_free(conf_fields, NCONF, &o->conf);
+    RB_CONF_FREE_V2(api, conf_fields, &o->conf);
     json_decref(o->questions);
+    json_decref(o->services);
+    sodium_memzero(o->keys, sizeof(o->keys));
     api->set_data(ctx, NULL);
     free(o);
 }

@@ -23,16 +23,17 @@ void o311_requests_init(const struct rb_host_api *host)
     api = host;
 }
 
-/* The configured services as a new JSON array, or NULL. */
 json_t *o311_services_load(struct o311 *o)
 {
-    const char *text = api->services_json(o->ctx);
-    json_t *a = text ? json_loads(text, 0, NULL) : NULL;
-    if (a && !json_is_array(a)) {
-        json_decref(a);
-        a = NULL;
+    if (!o->services) { /* read once per configuration: every request needs it */
+        const char *text = api->services_json(o->ctx);
+        o->services = text ? json_loads(text, 0, NULL) : NULL;
+        if (o->services && !json_is_array(o->services)) {
+            json_decref(o->services);
+            o->services = NULL;
+        }
     }
-    return a;
+    return o->services ? json_incref(o->services) : NULL;
 }
 
 json_t *o311_service_find(json_t *svcs, const char *code)

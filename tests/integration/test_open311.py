@@ -446,6 +446,12 @@ class Open311Test(Open311Server, rbtest.TestCase):
         self.assertNotIn(stored, listed.stdout)
         rev = self.apikey_cli("revoke", "cli-client")
         self.assertEqual(rev.returncode, 0, rev)
+        # A running server trusts a key it found good for api_key_cache (30 s by default;
+        # test_open311_keys.py proves the bound): poll with a form that stores nothing (no
+        # service_code: 400 while the key is trusted, 403 once it is refused).
+        probe = {"api_key": key}
+        rbtest.wait_until(lambda: self.post(probe).status == 403, 45,
+                          what="the revoked key to be refused")
         self.assertOpen311Error(self.post(fields), 403)
         self.assertEqual(self.apikey_cli("revoke", "cli-client").returncode, 1)
         self.assertEqual(self.apikey_cli("revoke", "nobody").returncode, 1)
