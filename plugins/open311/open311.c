@@ -153,15 +153,16 @@ static const struct endpoint {
     const char *path;
     endpoint_fn get;
     o311_post_fn post;
+    const char *name; /* what "*" stands for, as the spec calls it */
 } endpoints[] = {
-    {"discovery", on_discovery, NULL},
-    {"v2/discovery", on_discovery, NULL},
-    {"v2/services", on_services, NULL},
-    {"v2/services/*", on_service_definition, NULL},
-    {"v2/requests", o311_requests_list, o311_request_submit},
-    {"v2/requests/*", o311_on_request_one, NULL},
-    {"v2/tokens/*", o311_on_token, NULL},
-    {"v2/servicerequestupdates", o311_updates_list, o311_update_submit},
+    {"discovery", on_discovery, NULL, NULL},
+    {"v2/discovery", on_discovery, NULL, NULL},
+    {"v2/services", on_services, NULL, NULL},
+    {"v2/services/*", on_service_definition, NULL, "service_code"},
+    {"v2/requests", o311_requests_list, o311_request_submit, NULL},
+    {"v2/requests/*", o311_on_request_one, NULL, "service_request_id"},
+    {"v2/tokens/*", o311_on_token, NULL, "token"},
+    {"v2/servicerequestupdates", o311_updates_list, o311_update_submit, NULL},
 };
 #define NENDPOINTS (sizeof(endpoints) / sizeof(endpoints[0]))
 
@@ -198,6 +199,15 @@ static void dispatch(struct rb_http_req *req, void *arg)
     const char *rest = path + sizeof(prefix) - 1, *slash = strrchr(rest, '/');
     const char *file = slash ? slash + 1 : rest;
     char base[256];
+    if (strcmp(file, ".json") == 0 || strcmp(file, ".xml") == 0) { /* "services/.json" */
+        for (size_t i = 0; i < NENDPOINTS; i++)
+            if (endpoints[i].name && endpoint_match(endpoints[i].path, rest,
+                                                    (size_t)(file - rest), "x")) {
+                o311_error(req, 400, fmt, "%s was not provided (it is the last part of the "
+                                          "path)", endpoints[i].name);
+                return;
+            }
+    }
     if (o311_split_format(file, base, sizeof(base), &fmt) != 0) {
         o311_error(req, 404, fmt, "nothing here: Open311 paths end in .json or .xml (see "
                                   "/open311/discovery.json)");

@@ -19,7 +19,7 @@
 #include <rabta/plugin.h>
 
 #define O311_WINDOW (90.0 * 86400.0) /* a search spans at most 90 days (the spec) */
-#define O311_TEXT_MAX 5000           /* characters of a description, as intake's case text */
+#define O311_TEXT_MAX 5000           /* characters of an update's description (intake's limit) */
 #define O311_NAME_MAX 100            /* bytes of first_name, last_name */
 #define O311_URL_MAX 2048            /* bytes of one media_url */
 #define O311_SHORT_MAX 64            /* bytes of account_id, device_id, update_id, status */
@@ -72,7 +72,9 @@ void o311_send(struct rb_http_req *req, int status, enum o311_fmt fmt, const cha
  * Open311's error shape in the format of path's extension. */
 int o311_error_writer(const char *path, int status, const char *message,
                       const char **ctype, char *buf, size_t cap, void *arg);
-/* Open311's error shape, [{"code": status, "description": "..."}], in fmt. */
+/* Open311's error shape, [{"code": status, "description": "..."}], in fmt. A status of 500
+ * or more is the spec's "General Service Error": HTTP 400 with Retry-After: 1, the body's
+ * code the status given (503, 504). */
 void o311_error(struct rb_http_req *req, int status, enum o311_fmt fmt, const char *msgfmt, ...)
     RB_PRINTF(4, 5);
 /* "abc.json" -> "abc" in base, O311_JSON. -1 for another or no suffix, or an empty name. */

@@ -183,7 +183,13 @@ void o311_error(struct rb_http_req *req, int status, enum o311_fmt fmt, const ch
     va_start(ap, msgfmt);
     vsnprintf(msg, sizeof(msg), msgfmt, ap);
     va_end(ap);
-    o311_send(req, status, fmt, "errors", error_doc(status, msg));
+    /* The spec's "General Service Error" (the database is down, overloaded, ...) is HTTP 400;
+     * the body keeps the specific code (503, 504), which the spec allows, and Retry-After
+     * says that trying again makes sense. */
+    int http = status >= 500 ? 400 : status;
+    if (status >= 500)
+        api->reply_header(req, "Retry-After", "1");
+    o311_send(req, http, fmt, "errors", error_doc(status, msg));
 }
 
 int o311_split_format(const char *file, char *base, size_t cap, enum o311_fmt *fmt)
