@@ -446,7 +446,7 @@ class Open311Test(Open311Server, rbtest.TestCase):
         rev = self.apikey_cli("revoke", "cli-client")
         self.assertEqual(rev.returncode, 0, rev)
         # A running server trusts a key it found good for api_key_cache (30 s by default;
-        # test_open311_keys.py proves the bound): poll with a form that stores nothing (no
+        # test_open311_cache.py proves the bound): poll with a form that stores nothing (no
         # service_code: 400 while the key is trusted, 403 once it is refused).
         probe = {"api_key": key}
         rbtest.wait_until(lambda: self.post(probe).status == 403, 45,

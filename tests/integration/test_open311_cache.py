@@ -1,7 +1,13 @@
-"""Open311 API keys are cached (plugins/open311/open311_form.c, docs/open311.md "API keys"):
-a key found good is trusted for the plugin's api_key_cache (30 s by default) without asking the
-database again, so a revoked key stops working within that time on every server, and at once
-with api_key_cache 0; a value over 5 minutes stops the start, naming the file, line and key."""
+"""What Open311 keeps between requests (plugins/open311, docs/open311.md "API keys" and
+"Services"): a key found good is trusted for the plugin's api_key_cache (30 s by default)
+without asking the database again, so a revoked key stops working within that time on every
+server, and at once with api_key_cache 0; a value over 5 minutes stops the start, naming the
+file, line and key. The service list is read once per configuration: a reload shows a new
+service at once, and a POST for it is stored."""
+import glob
+import os
+import shutil
+import signal
 import time
 import urllib.parse
 
@@ -22,6 +28,7 @@ class Open311KeyCacheTest(test_open311.Open311Server, rbtest.TestCase):
         cls.rd.config["plugins"].append({"name": "open311",
                                          "config": {"api_key_cache": "%gs" % CACHE}})
         cls.rd.start()
+        cls.key = cls.make_key("tests")
 
     def key_answer(self, key):
         """POST with only the key: 403 when the key is refused, 400 (no service_code) when it
@@ -72,6 +79,30 @@ class Open311KeyCacheTest(test_open311.Open311Server, rbtest.TestCase):
         self.assertNotEqual(rd.wait(), 0, "rabtad started with api_key_cache 10m")
         self.assertRegex(rd.log_text(), r"rabta\.yaml:\d+:\d+: key \\\"api_key_cache\\\": "
                          r"must be from 0 .* to 300s")
+
+
+    def test_a_reload_shows_a_new_service_at_once(self):
+        services = os.path.join(self.tmp, "services")
+        os.makedirs(services)
+        for f in glob.glob(os.path.join(rbtest.SOURCE_DIR, "config", "services", "*.yaml")):
+            shutil.copy(f, services)
+        rd = self.rabtad(pg=self.pgs, start=False)
+        rd.config["services"] = os.path.join(services, "*.yaml")
+        rd.start()
+        codes = lambda: [s["service_code"] for s in rd.get(V2 + "/services.json").json]
+        self.assertNotIn("fard_copy", codes())
+        body = urllib.parse.urlencode({"api_key": self.key, "service_code": "fard_copy",
+                                       "description": "x", "address_string": "Lahore"})
+        self.assertEqual(rd.post(V2 + "/requests.json", body, headers=FORM).status, 404)
+        with open(os.path.join(services, "fard.yaml")) as f:
+            text = f.read().replace("id: fard", "id: fard_copy", 1)
+        with open(os.path.join(services, "fard_copy.yaml"), "w") as f:
+            f.write(text)
+        since = rd.log_offset()
+        rd.send_signal(signal.SIGHUP)
+        rd.wait_for_log("configuration reloaded", timeout=30, since=since)
+        self.assertIn("fard_copy", codes())
+        self.assertEqual(rd.post(V2 + "/requests.json", body, headers=FORM).status, 201)
 
 
 if __name__ == "__main__":
