@@ -13,7 +13,10 @@
  *
  * Errors. Every error answer is {"error":{"code":..,"message":..,"request_id":..}}, including
  * the ones libevent produces by itself (413 for an oversized body, 400 for a malformed
- * request, 501 for an unknown method): see "libevent's own error pages" below.
+ * request, 501 for an unknown method): see "libevent's own error pages" below. Under a
+ * prefix with an owner (rb_http_error_owner: a plugin speaking another protocol) the owner
+ * writes the body instead, whenever the path is known: from the request, or for libevent's
+ * pages and cut-off connections from the request line http_conn.c kept.
  *
  * Lifetime. A request is dispatched to its handler once its body is complete; the handler
  * may answer at once or later (after a database callback). The wrapper (struct rb_http_req)

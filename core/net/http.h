@@ -1,7 +1,8 @@
 /* core/net/: HTTP in and out on libevent: the server with its route table and one error shape
  * (http), the asynchronous client for webhooks and gateways (http_client). Calls: base only. */
 /* HTTP on libevent's evhttp: a route table with methods and ":name" path parameters, one JSON
- * error shape for every error, a body size limit (413), request ids, metrics per route.
+ * error shape for every error (or its owner's, under a prefix with one), a body size limit
+ * (413), request ids, metrics per route.
  *
  * Handlers may answer later (after a database callback): a request stays valid until it is
  * answered exactly once. Answering a request whose client went away is safe. */
