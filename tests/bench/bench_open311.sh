@@ -2,8 +2,8 @@
 # Open311 intake next to the JSON API's, in the same run: wrk at 64 connections posting
 # complaints to POST /api/v1/cases (anonymous, answered 201) and to
 # POST /open311/v2/requests.json and requests.xml (form-encoded with an API key, anonymous,
-# answered 201 with the service_request_id). The three alternate within every round
-# (JSON API, Open311 .json, Open311 .xml), every round is printed with Open311/JSON for each
+# answered 201 with the service_request_id). The three alternate within every round, their
+# order turning from round to round, every round is printed with Open311/JSON for each
 # format, and the headline is the median of each with the range beside it. Every round also
 # checks the answers against the cases stored (none lost, none doubled).
 #
@@ -48,13 +48,17 @@ run() { # LABEL CHANNEL SCRIPT [ENV=VALUE...] -> sets RATE (answers 201 a second
 
 echo "PostgreSQL fsync=on synchronous_commit=on; $CONNS connections, $THREADS threads, $DURATION each, $ROUNDS rounds"
 jsons=() o311j=() o311x=() rj=() rx=()
+run_kind() { # 0: JSON API, 1: Open311 .json, 2: Open311 .xml
+  case $1 in
+    0) run "JSON POST /api/v1/cases" app submit.lua RB_BENCH_ANONYMOUS=1; json=$RATE ;;
+    1) run "Open311 POST requests.json" open311 open311.lua RB_BENCH_O311_FMT=json; oj=$RATE ;;
+    2) run "Open311 POST requests.xml" open311 open311.lua RB_BENCH_O311_FMT=xml; ox=$RATE ;;
+  esac
+}
 for round in $(seq 1 "$ROUNDS"); do
-  run "JSON POST /api/v1/cases" app submit.lua RB_BENCH_ANONYMOUS=1
-  json=$RATE
-  run "Open311 POST requests.json" open311 open311.lua RB_BENCH_O311_FMT=json
-  oj=$RATE
-  run "Open311 POST requests.xml" open311 open311.lua RB_BENCH_O311_FMT=xml
-  ox=$RATE
+  # The order turns each round (JSON first, then second, then third), so that none of the
+  # three always runs at the same moment of the machine's drift.
+  for k in 0 1 2; do run_kind $(((k + 3 - (round - 1) % 3) % 3)); done
   ratio_j=$(awk -v a="$oj" -v b="$json" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print 0 }')
   ratio_x=$(awk -v a="$ox" -v b="$json" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print 0 }')
   echo "  round $round  Open311/JSON: .json $ratio_j  .xml $ratio_x"
