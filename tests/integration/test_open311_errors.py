@@ -2,7 +2,8 @@
 (core/net/http.c, the host API's http_error_owner; docs/open311.md, "Errors"): a body over
 server.max_body (413), a head over server.max_header_size (431) and a path of more than 32
 segments (404), each in XML for a .xml path and in JSON for a .json path, against the real
-binary; nothing is stored; paths outside /open311 keep the core's JSON shape."""
+binary, and a client too slow to send its head or body (408); nothing is stored; paths
+outside /open311 keep the core's JSON shape."""
 import socket
 import urllib.parse
 import xml.etree.ElementTree as ET
@@ -32,7 +33,37 @@ def raw_request(port, head, timeout=10.0):
         sock.close()
 
 
+def cut_off(port, head, timeout=20.0):
+    """Sends head (an unfinished request) and reads until the server closes; the answer."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        sock.sendall(head)
+        got = b""
+        while True:
+            part = sock.recv(65536)
+            if not part:
+                break
+            got += part
+    finally:
+        sock.close()
+    head, _, body = got.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(l.split(": ", 1) for l in lines[1:] if ": " in l)
+    return rbtest.Response(int(lines[0].split()[1]), {k.lower(): v for k, v in headers.items()},
+                           body)
+
+
 class Open311ServerErrorsTest(test_open311.Open311Server, rbtest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        rbtest.TestCase.setUpClass.__func__(cls)
+        cls.pgs = cls.class_pg()
+        cls.rd = cls.class_rabtad(pg=cls.pgs, start=False)
+        cls.rd.config["server"]["header_timeout"] = "2s"
+        cls.rd.config["server"]["body_timeout"] = "2s"
+        cls.rd.start()
+        cls.key = cls.make_key("tests")
+
     def assertOpen311Error(self, r, status, fmt):
         """r is HTTP status with Open311's error body in fmt ("xml" or "json")."""
         self.assertEqual(r.status, status, "expected HTTP %d, got %r" % (status, r))
@@ -94,6 +125,13 @@ class Open311ServerErrorsTest(test_open311.Open311Server, rbtest.TestCase):
         r = self.rd.get("/api/v1/%s" % deep)
         self.assertEqual(r.status, 404, r)
         self.assertEqual(r.json["error"]["code"], "not_found", r)
+
+    def test_a_client_too_slow_is_408_in_the_format_of_the_path(self):
+        r = cut_off(self.rd.port, ("GET %s/services.xml HTTP/1.1\r\nHost: t\r\n" % V2).encode())
+        self.assertOpen311Error(r, 408, "xml")
+        r = cut_off(self.rd.port, ("POST %s/requests.json HTTP/1.1\r\nHost: t\r\nContent-Length: "
+                                   "100\r\n\r\napi_key=" % V2).encode())
+        self.assertOpen311Error(r, 408, "json")
 
     def test_a_malformed_query_string_is_400_in_the_format_of_the_path(self):
         for fmt in ("xml", "json"):
