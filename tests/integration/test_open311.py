@@ -49,8 +49,24 @@ class Open311Server:
     def setUpClass(cls):
         super().setUpClass()
         cls.pgs = cls.class_pg()
-        cls.rd = cls.class_rabtad(pg=cls.pgs)
+        cls.rd = cls.class_rabtad(pg=cls.pgs, start=False)
+        cls.configure(cls.rd.config)
+        try:
+            cls.rd.start()
+        except BaseException:
+            cls.tearDownClass()
+            raise
         cls.key = cls.make_key("tests")
+
+    @classmethod
+    def configure(cls, config):
+        """A subclass changes its server's configuration here, before it starts."""
+
+    @staticmethod
+    def open311_config(config, **settings):
+        """Sets the open311 plugin's block of config to settings."""
+        config["plugins"] = [p for p in config["plugins"] if p["name"] != "open311"]
+        config["plugins"].append({"name": "open311", "config": settings})
 
     @classmethod
     def tearDownClass(cls):

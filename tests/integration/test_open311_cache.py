@@ -20,15 +20,8 @@ CACHE = 4.0  # seconds: api_key_cache of this test's server
 
 class Open311KeyCacheTest(test_open311.Open311Server, rbtest.TestCase):
     @classmethod
-    def setUpClass(cls):
-        rbtest.TestCase.setUpClass.__func__(cls)
-        cls.pgs = cls.class_pg()
-        cls.rd = cls.class_rabtad(pg=cls.pgs, start=False)
-        cls.rd.config["plugins"] = [p for p in cls.rd.config["plugins"] if p["name"] != "open311"]
-        cls.rd.config["plugins"].append({"name": "open311",
-                                         "config": {"api_key_cache": "%gs" % CACHE}})
-        cls.rd.start()
-        cls.key = cls.make_key("tests")
+    def configure(cls, config):
+        cls.open311_config(config, api_key_cache="%gs" % CACHE)
 
     def key_answer(self, key):
         """POST with only the key: 403 when the key is refused, 400 (no service_code) when it
@@ -64,8 +57,7 @@ class Open311KeyCacheTest(test_open311.Open311Server, rbtest.TestCase):
 
     def test_api_key_cache_without_a_cache_and_out_of_range(self):
         rd = self.rabtad(pg=self.pgs, start=False)
-        rd.config["plugins"] = [p for p in rd.config["plugins"] if p["name"] != "open311"]
-        rd.config["plugins"].append({"name": "open311", "config": {"api_key_cache": "0s"}})
+        self.open311_config(rd.config, api_key_cache="0s")
         rd.start()
         key = self.make_key("no-cache")
         body = urllib.parse.urlencode({"api_key": key})

@@ -55,14 +55,9 @@ def cut_off(port, head, timeout=20.0):
 
 class Open311ServerErrorsTest(test_open311.Open311Server, rbtest.TestCase):
     @classmethod
-    def setUpClass(cls):
-        rbtest.TestCase.setUpClass.__func__(cls)
-        cls.pgs = cls.class_pg()
-        cls.rd = cls.class_rabtad(pg=cls.pgs, start=False)
-        cls.rd.config["server"]["header_timeout"] = "2s"
-        cls.rd.config["server"]["body_timeout"] = "2s"
-        cls.rd.start()
-        cls.key = cls.make_key("tests")
+    def configure(cls, config):
+        config["server"]["header_timeout"] = "2s"
+        config["server"]["body_timeout"] = "2s"
 
     def assertOpen311Error(self, r, status, fmt):
         """r is HTTP status with Open311's error body in fmt ("xml" or "json")."""

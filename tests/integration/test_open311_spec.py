@@ -11,20 +11,10 @@ from test_open311 import FORM, V2
 JURISDICTION = "punjab.gov.pk"
 
 
-def open311_config(rd, **config):
-    rd.config["plugins"] = [p for p in rd.config["plugins"] if p["name"] != "open311"]
-    rd.config["plugins"].append({"name": "open311", "config": config})
-
-
 class SpecServer(test_open311.Open311Server):
     @classmethod
-    def setUpClass(cls):
-        rbtest.TestCase.setUpClass.__func__(cls)
-        cls.pgs = cls.class_pg()
-        cls.rd = cls.class_rabtad(pg=cls.pgs, start=False)
-        open311_config(cls.rd, jurisdiction_id=JURISDICTION)
-        cls.rd.start()
-        cls.key = cls.make_key("spec")
+    def configure(cls, config):
+        cls.open311_config(config, jurisdiction_id=JURISDICTION)
 
     def post(self, fields, fmt="json", path="requests"):
         body = urllib.parse.urlencode(fields, doseq=True)
