@@ -351,6 +351,25 @@ static void open311_stop(struct rb_plugin_ctx *ctx)
     free(o);
 }
 
+/* rabtad --check: the plugin's block and the services' questions, as init() reads them. */
+static int open311_check(struct rb_plugin_ctx *ctx, const struct rb_host_api *host)
+{
+    api = host;
+    if (!RB_HOST_HAS(api, conf_free_v2))
+        return RB_EINVAL;
+    o311_attrs_init(host);
+    o311_requests_init(host);
+    struct o311 o = {.ctx = ctx, .conf.key_cache = O311_KEY_CACHE_DEFAULT};
+    int rc = RB_CONF_PARSE_V2(api, ctx, NULL, conf_fields, &o.conf);
+    json_t *questions = o311_questions_load(&o);
+    RB_CONF_FREE_V2(api, conf_fields, &o.conf);
+    json_decref(o.services);
+    if (!questions)
+        rc = RB_EINVAL;
+    json_decref(questions);
+    return rc == RB_OK ? RB_OK : RB_EINVAL;
+}
+
 static const struct rb_plugin open311 = {
     RB_PLUGIN_HEADER,
     .name = "open311",
@@ -360,6 +379,7 @@ static const struct rb_plugin open311 = {
     .init = open311_init,
     .stop = open311_stop,
     .reload = open311_reload,
+    .check = open311_check,
 };
 
 RB_PLUGIN_DEFINE(open311)

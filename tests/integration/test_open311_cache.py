@@ -67,6 +67,10 @@ class Open311KeyCacheTest(test_open311.Open311Server, rbtest.TestCase):
                          "with api_key_cache 0 a revoked key must be refused at once")
         rd.stop()
         rd.config["plugins"][-1]["config"]["api_key_cache"] = "10m"
+        rd.write_config()
+        check = rbtest.run_rabtad(["--check", "-c", rd.config_path])
+        self.assertNotEqual(check.returncode, 0, "--check passed api_key_cache 10m")
+        self.assertIn("api_key_cache", check.stdout + check.stderr)
         rd.start(wait=False)
         self.assertNotEqual(rd.wait(), 0, "rabtad started with api_key_cache 10m")
         self.assertRegex(rd.log_text(), r"rabta\.yaml:\d+:\d+: key \\\"api_key_cache\\\": "
