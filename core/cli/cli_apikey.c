@@ -120,7 +120,8 @@ static int apikey_revoke(PGconn *conn, const char *name)
         PQclear(st);
         rc = 1;
     } else {
-        printf("API key \"%s\" revoked\n", name);
+        printf("API key \"%s\" revoked; running servers refuse it within the open311 "
+               "plugin's api_key_cache (30 s by default)\n", name);
     }
     PQclear(res);
     return rc;

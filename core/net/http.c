@@ -13,7 +13,10 @@
  *
  * Errors. Every error answer is {"error":{"code":..,"message":..,"request_id":..}}, including
  * the ones libevent produces by itself (413 for an oversized body, 400 for a malformed
- * request, 501 for an unknown method): see "libevent's own error pages" below.
+ * request, 501 for an unknown method): see "libevent's own error pages" below. Under a
+ * prefix with an owner (rb_http_error_owner: a plugin speaking another protocol) the owner
+ * writes the body instead, whenever the path is known: from the request, or for libevent's
+ * pages and cut-off connections from the request line http_conn.c kept.
  *
  * Lifetime. A request is dispatched to its handler once its body is complete; the handler
  * may answer at once or later (after a database callback). The wrapper (struct rb_http_req)
@@ -58,6 +61,7 @@
 #define LISTEN_BACKLOG 1024
 #define ERROR_MSG_MAX 1024
 #define REWRITE_MAX (64 * 1024) /* libevent's own error pages are far smaller */
+#define OWNED_ERROR_MAX 8192    /* bytes of an error body written by a prefix's owner */
 
 struct route_entry {
     unsigned methods;
@@ -65,6 +69,13 @@ struct route_entry {
     void *arg;
     int limit;         /* index in rb_http.route_limits, or -1 */
     unsigned limit_gen; /* rb_http.limits_gen when limit was looked up; 0: never */
+};
+
+struct error_owner {
+    char *prefix; /* owned; "/open311": the path itself or anything under it */
+    size_t len;
+    rb_http_error_fn fn;
+    void *arg;
 };
 
 struct route_limit {
@@ -110,6 +121,8 @@ struct rb_http {
     struct rb_cidr *proxies;           /* owned; trusted proxies */
     size_t n_proxies;
     size_t pending_bytes;              /* bodies of unanswered requests */
+    struct error_owner *owners;        /* owned; prefixes whose errors a plugin writes */
+    size_t n_owners;
 };
 
 struct rb_http_req {
@@ -552,13 +565,11 @@ void rb_http_reply(struct rb_http_req *req, int status, const char *content_type
 
 /* {"error":{"code":..,"message":..,"request_id":..}} as a new string; caller frees. */
 /* retry_after: seconds for "retry_after" (the Retry-After header's value), or -1 for none. */
-static char *error_body(const char *code, const char *msg, const char *id,
-                        long long retry_after)
+/* A message may echo what the client sent: bytes that are not UTF-8 become U+FFFD. */
+static void message_utf8(const char *msg, char *fixed, size_t cap)
 {
-    /* A message may echo what the client sent: bytes that are not UTF-8 become U+FFFD. */
-    char fixed[ERROR_MSG_MAX * 3 + 1];
     size_t len = strlen(msg), pos = 0, out = 0;
-    while (pos < len && out + 4 < sizeof(fixed)) {
+    while (pos < len && out + 4 < cap) {
         size_t at = pos;
         uint32_t cp;
         if (rb_text_decode(msg, len, &pos, &cp) == RB_OK && cp != 0) {
@@ -571,6 +582,13 @@ static char *error_body(const char *code, const char *msg, const char *id,
         }
     }
     fixed[out] = '\0';
+}
+
+static char *error_body(const char *code, const char *msg, const char *id,
+                        long long retry_after)
+{
+    char fixed[ERROR_MSG_MAX * 3 + 1];
+    message_utf8(msg, fixed, sizeof(fixed));
     json_t *j = json_pack("{s:{s:s, s:s, s:s}}", "error", "code", code, "message", fixed,
                           "request_id", id);
     if (!j)
@@ -583,6 +601,42 @@ static char *error_body(const char *code, const char *msg, const char *id,
     if (!s)
         rb_fatal("out of memory");
     return s;
+}
+
+static const struct error_owner *owner_of(const struct rb_http *h, const char *path)
+{
+    for (size_t i = 0; h && path && i < h->n_owners; i++) {
+        const struct error_owner *o = &h->owners[i];
+        if (strncmp(path, o->prefix, o->len) == 0 && (path[o->len] == '\0' || path[o->len] == '/'))
+            return o;
+    }
+    return NULL;
+}
+
+/* An error answer's body: in the format of the plugin that owns path's prefix
+ * (rb_http_error_owner) when there is one and it writes it, else the core's JSON shape.
+ * path may be NULL (unknown). A new string; *ctype: its content type (static). */
+static char *error_answer(const struct rb_http *h, const char *path, int status,
+                          const char *code, const char *msg, const char *id,
+                          long long retry_after, const char **ctype)
+{
+    const struct error_owner *o = owner_of(h, path);
+    if (o) {
+        char fixed[ERROR_MSG_MAX * 3 + 1];
+        message_utf8(msg, fixed, sizeof(fixed));
+        char *buf = rb_calloc(1, OWNED_ERROR_MAX);
+        const char *ct = NULL;
+        int n = o->fn(path, status, fixed, &ct, buf, OWNED_ERROR_MAX, o->arg);
+        if (n >= 0 && n < OWNED_ERROR_MAX && ct && strlen(buf) == (size_t)n) {
+            *ctype = ct;
+            return buf;
+        }
+        rb_warn(id, "the error writer of %s declined a %d; answered in JSON", o->prefix,
+                status);
+        free(buf);
+    }
+    *ctype = "application/json";
+    return error_body(code, msg, id, retry_after);
 }
 
 /* The SQLSTATE of a database error's text ("... (SQLSTATE 22021)"), or NULL. */
@@ -647,8 +701,10 @@ void rb_http_reply_error(struct rb_http_req *req, int status, const char *code, 
     long long secs = -1;
     if (ra && ra[0] && strlen(ra) <= 9 && strspn(ra, "0123456789") == strlen(ra))
         secs = atoll(ra);
-    char *body = error_body(code ? code : "error", msg, req->id, secs);
-    rb_http_reply(req, status, "application/json", body, strlen(body));
+    const char *ctype;
+    char *body = error_answer(req->h, req->path, status, code ? code : "error", msg, req->id,
+                              secs, &ctype);
+    rb_http_reply(req, status, ctype, body, strlen(body));
     free(body);
 }
 
@@ -779,7 +835,10 @@ static void rewrite_libevent_error(struct rb_http *h, struct rb_http_conn *c, st
         if (status == 400 && rb_http_conn_head_too_big(c))
             status = 431; /* libevent's header limit: it says 400 for every bad head */
         libevent_error_message(h, status, msg, sizeof(msg));
-        char *body = error_body(libevent_error_code(status), msg, id, -1);
+        char path[1024];
+        const char *ctype;
+        char *body = error_answer(h, rb_http_conn_path(c, path, sizeof(path)), status,
+                                  libevent_error_code(status), msg, id, -1, &ctype);
         const char *eol = memchr(head, '\r', head_len);
         struct evbuffer *tmp = evbuffer_new();
         if (!tmp)
@@ -790,9 +849,9 @@ static void rewrite_libevent_error(struct rb_http *h, struct rb_http_conn *c, st
         else
             evbuffer_add(tmp, head, (size_t)(eol - head));
         evbuffer_add_printf(tmp,
-                            "\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                            "\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                             "Connection: close\r\nServer: rabta\r\nX-Request-Id: %s\r\n\r\n%s",
-                            strlen(body), id, body);
+                            ctype, strlen(body), id, body);
         h->rewriting = 1;
         /* A socket bufferevent keeps the start of its output frozen (only its own writer
          * drains it); we are not inside that writer, so thaw it for this one drain. */
@@ -824,22 +883,24 @@ static void on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info,
 }
 
 /* The whole answer for a connection cut off by http_conn.c (408, 503); caller frees. */
-static char *cut_page(void *owner, int status)
+static char *cut_page(void *owner, int status, const char *path)
 {
     struct rb_http *h = owner;
     char id[17];
     new_request_id(h, id);
     int late = status == 408;
-    char *body = error_body(late ? "request_timeout" : "overloaded",
-                            late ? "the request did not arrive in time; the connection is closed"
-                                 : "the server has too many connections; try again shortly",
-                            id, late ? -1 : 1);
-    size_t cap = strlen(body) + 256;
+    const char *ctype;
+    char *body = error_answer(h, path, status, late ? "request_timeout" : "overloaded",
+                              late ? "the request did not arrive in time; the connection is "
+                                     "closed"
+                                   : "the server has too many connections; try again shortly",
+                              id, late ? -1 : 1, &ctype);
+    size_t cap = strlen(body) + strlen(ctype) + 256;
     char *page = rb_calloc(1, cap);
     snprintf(page, cap,
-             "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+             "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
              "Connection: close\r\n%sServer: rabta\r\nX-Request-Id: %s\r\n\r\n%s",
-             status, late ? "Request Timeout" : "Service Unavailable", strlen(body),
+             status, late ? "Request Timeout" : "Service Unavailable", ctype, strlen(body),
              late ? "" : "Retry-After: 1\r\n", id, body);
     free(body);
     rb_metrics_http(h->metrics, "unmatched", "OTHER", status, 0);
@@ -1173,6 +1234,9 @@ void rb_http_free(struct rb_http *h)
         free(h->route_limits[i].route);
     free(h->route_limits);
     free(h->proxies);
+    for (size_t i = 0; i < h->n_owners; i++)
+        free(h->owners[i].prefix);
+    free(h->owners);
     free(h->bound);
     for (size_t i = 0; i < h->n_routes; i++)
         route_clear(&h->routes[i]);
@@ -1242,6 +1306,20 @@ void rb_http_set_trusted_proxies(struct rb_http *h, const struct rb_cidr *list, 
     if (n)
         memcpy(h->proxies, list, n * sizeof(*list));
     h->n_proxies = n;
+}
+
+int rb_http_error_owner(struct rb_http *h, const char *prefix, rb_http_error_fn fn, void *arg)
+{
+    size_t len = prefix ? strlen(prefix) : 0;
+    if (!h || !fn || len < 2 || prefix[0] != '/' || prefix[len - 1] == '/' ||
+        strcspn(prefix, "?# ") != len)
+        return RB_EINVAL;
+    for (size_t i = 0; i < h->n_owners; i++)
+        if (strcmp(h->owners[i].prefix, prefix) == 0)
+            return RB_EEXIST;
+    h->owners = rb_realloc(h->owners, (h->n_owners + 1) * sizeof(*h->owners));
+    h->owners[h->n_owners++] = (struct error_owner){rb_strdup(prefix), len, fn, arg};
+    return RB_OK;
 }
 
 double rb_http_rate(struct rb_http *h, const char *scope, const char *key, double per_second,

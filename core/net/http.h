@@ -1,7 +1,8 @@
 /* core/net/: HTTP in and out on libevent: the server with its route table and one error shape
  * (http), the asynchronous client for webhooks and gateways (http_client). Calls: base only. */
 /* HTTP on libevent's evhttp: a route table with methods and ":name" path parameters, one JSON
- * error shape for every error, a body size limit (413), request ids, metrics per route.
+ * error shape for every error (or its owner's, under a prefix with one), a body size limit
+ * (413), request ids, metrics per route.
  *
  * Handlers may answer later (after a database callback): a request stays valid until it is
  * answered exactly once. Answering a request whose client went away is safe. */
@@ -54,6 +55,21 @@ void rb_http_set_route_limits(struct rb_http *h, const struct rb_http_route_limi
  * ignored. */
 struct rb_cidr;
 void rb_http_set_trusted_proxies(struct rb_http *h, const struct rb_cidr *list, size_t n);
+/* The error answers for paths under a prefix, written by whoever serves that prefix (a
+ * plugin speaking another protocol, such as Open311's XML) rather than in the core's JSON:
+ * every error the server answers for such a path before or instead of its handler (404 for
+ * too many segments, 413 for a body over max_body, 431 for a head over max_header_bytes when
+ * the request line's path is known, 408, 429, 503, a malformed query string) and every
+ * rb_http_reply_error on it. fn writes the body for path (raw, no query), status and message
+ * (UTF-8, for the client) into buf (at most cap bytes, NUL-terminated), sets *content_type
+ * (a string that outlives the server) and returns the body's length, or -1 to leave the
+ * answer in JSON. It runs on the loop and must not block, answer or keep path. */
+typedef int (*rb_http_error_fn)(const char *path, int status, const char *message,
+                                const char **content_type, char *buf, size_t cap, void *arg);
+/* prefix: "/open311" (no trailing "/"): the path itself and everything under it. RB_OK;
+ * RB_EINVAL (malformed prefix); RB_EEXIST (the prefix has an owner). */
+int rb_http_error_owner(struct rb_http *h, const char *prefix, rb_http_error_fn fn, void *arg);
+
 /* A rate limit on anything else than a client address, in the same table as the per-route
  * limits: key (any text) within scope (who counts: a plugin's name). take 0 only looks.
  * Returns 0 when allowed, or the seconds until it would be. */

@@ -16,6 +16,7 @@
 #include "base/log.h"
 
 #define LINGER_SECONDS 2.0 /* how long a cut-off client's late bytes are read and dropped */
+#define LINE_CAP 1024      /* bytes of a request line kept to learn its path */
 
 enum conn_state { ST_SETUP, ST_IDLE, ST_HEAD, ST_BODY, ST_BUSY };
 
@@ -33,6 +34,11 @@ struct rb_http_conn {
     int eol;          /* head scan: 0 in a line, 1 after "\n", 2 after "\n\r" */
     size_t head_bytes;
     int head_too_big; /* the head being received passed max_header_bytes */
+    /* The start of the request line being received (for errors answered before routing):
+     * line_len bytes, complete once line_done (its "\n" seen or LINE_CAP reached). */
+    char line[LINE_CAP];
+    size_t line_len;
+    int line_done;
     struct rb_http_conn *hnext; /* bucket chain, keyed by bev */
 };
 
@@ -221,7 +227,8 @@ static void conn_cut(struct rb_http_conn *c, int status)
     int fd = bufferevent_getfd(c->bev);
     int keep = -1;
     if (status && fd >= 0) {
-        char *page = cs->page(cs->owner, status);
+        char path[LINE_CAP];
+        char *page = cs->page(cs->owner, status, rb_http_conn_path(c, path, sizeof(path)));
         if (send(fd, page, strlen(page), MSG_NOSIGNAL | MSG_DONTWAIT) > 0) {
             keep = dup(fd);
             if (keep >= 0)
@@ -317,6 +324,19 @@ static size_t scan_head(struct rb_http_conn *c, const char *p, size_t n)
     return 0;
 }
 
+/* Keeps the request line's first bytes (blank lines before it are skipped, as libevent does). */
+static void keep_line(struct rb_http_conn *c, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n && !c->line_done; i++) {
+        if (p[i] == '\n' || p[i] == '\r') {
+            c->line_done = c->line_len > 0;
+            continue;
+        }
+        c->line[c->line_len++] = p[i];
+        c->line_done = c->line_len == sizeof(c->line);
+    }
+}
+
 /* Looks at the bytes of buf from offset on (the part not scanned yet): counts the head's
  * bytes and finds its end. */
 static void head_bytes_in(struct rb_http_conn *c, struct evbuffer *buf, size_t from)
@@ -330,6 +350,7 @@ static void head_bytes_in(struct rb_http_conn *c, struct evbuffer *buf, size_t f
     struct evbuffer_iovec v[8];
     int n = evbuffer_peek(buf, -1, &pos, v, 8);
     for (int i = 0; i < n && i < 8; i++) {
+        keep_line(c, v[i].iov_base, v[i].iov_len);
         size_t end = scan_head(c, v[i].iov_base, v[i].iov_len);
         c->head_bytes += end ? end : v[i].iov_len;
         if (end) {
@@ -347,6 +368,8 @@ static void start_head(struct rb_http_conn *c)
     c->eol = 1; /* a request starts at a line start */
     c->head_bytes = 0;
     c->head_too_big = 0;
+    c->line_len = 0;
+    c->line_done = 0;
 }
 
 static void on_input(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
@@ -467,6 +490,33 @@ void *rb_http_conn_owner(const struct rb_http_conn *c)
 int rb_http_conn_over(const struct rb_http_conn *c)
 {
     return c && c->over;
+}
+
+const char *rb_http_conn_path(const struct rb_http_conn *c, char *buf, size_t cap)
+{
+    if (!c || c->state == ST_SETUP || c->state == ST_IDLE)
+        return NULL;
+    const char *sp = memchr(c->line, ' ', c->line_len);
+    if (!sp)
+        return NULL;
+    const char *t = sp + 1, *end = c->line + c->line_len;
+    if (t < end && *t != '/') { /* absolute-form: "http://host/path" */
+        const char *scheme = t + 3 <= end ? memchr(t, ':', (size_t)(end - t)) : NULL;
+        if (!scheme || end - scheme < 3 || memcmp(scheme, "://", 3) != 0)
+            return NULL;
+        t = memchr(scheme + 3, '/', (size_t)(end - scheme - 3));
+        if (!t)
+            return NULL;
+    }
+    size_t n = 0;
+    while (t + n < end && t[n] != ' ' && t[n] != '?' && t[n] != '#')
+        n++;
+    if ((t + n == end && !c->line_done) || (t + n == end && c->line_len == sizeof(c->line)) ||
+        n == 0 || n >= cap)
+        return NULL; /* the path may go on past what was kept */
+    memcpy(buf, t, n);
+    buf[n] = '\0';
+    return buf;
 }
 
 int rb_http_conn_head_too_big(const struct rb_http_conn *c)

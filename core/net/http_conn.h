@@ -35,9 +35,9 @@ struct rb_http_conn;
 
 typedef void (*rb_http_conn_out_fn)(struct evbuffer *buf, const struct evbuffer_cb_info *info,
                                     void *conn);
-/* A whole HTTP answer (status line to body) for a connection cut off with status; a new
- * string, caller frees. */
-typedef char *(*rb_http_conn_page_fn)(void *owner, int status);
+/* A whole HTTP answer (status line to body) for a connection cut off with status; path: the
+ * request's path when its request line has arrived, else NULL. A new string, caller frees. */
+typedef char *(*rb_http_conn_page_fn)(void *owner, int status, const char *path);
 
 struct rb_http_conns *rb_http_conns_new(struct event_base *base, rb_http_conn_page_fn page,
                                         void *owner);
@@ -57,6 +57,10 @@ void *rb_http_conn_owner(const struct rb_http_conn *c);
 int rb_http_conn_over(const struct rb_http_conn *c);
 /* The head being received went past max_header_bytes (libevent's 400 then means 431). */
 int rb_http_conn_head_too_big(const struct rb_http_conn *c);
+/* The path (no query) of the request whose head is being received or was last received, as
+ * its request line gives it (raw, not decoded), into buf; NULL when no request line has
+ * arrived or the path is longer than what is kept (1 KiB) or than cap. */
+const char *rb_http_conn_path(const struct rb_http_conn *c, char *buf, size_t cap);
 /* A request was dispatched to its handler / answered. */
 void rb_http_conn_busy(struct rb_http_conn *c);
 void rb_http_conn_idle(struct rb_http_conn *c);

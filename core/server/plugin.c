@@ -460,6 +460,20 @@ static int host_http_route(struct rb_plugin_ctx *ctx, unsigned methods, const ch
     return rb_http_route(ctx->srv->http, methods, pattern, fn, arg);
 }
 
+static int host_http_error_owner(struct rb_plugin_ctx *ctx, const char *prefix,
+                                 rb_plugin_error_fn fn, void *arg)
+{
+    if (ctx->check)
+        return RB_OK; /* --check: registrations have no effect */
+    if (!ctx->srv || !ctx->srv->http || ctx->started)
+        return RB_EINVAL;
+    int rc = rb_http_error_owner(ctx->srv->http, prefix, fn, arg);
+    if (rc == RB_EEXIST)
+        rb_error(ctx->desc->name, "plugin %s: the errors under %s already have a writer",
+                 ctx->desc->name, prefix);
+    return rc;
+}
+
 static double host_rate_limit(struct rb_plugin_ctx *ctx, const char *key, double per_second,
                               int burst, int take)
 {
@@ -1247,6 +1261,7 @@ static const struct rb_host_api host_api = {
     .survey_answer = host_survey_answer,
     .survey_call_result = host_survey_call_result,
     .survey_walk = host_survey_walk,
+    .http_error_owner = host_http_error_owner,
 };
 
 const struct rb_host_api *rb_host_api_get(void)

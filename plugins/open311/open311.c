@@ -36,13 +36,27 @@
 
 static const struct rb_host_api *api;
 
-static const struct rb_conf_field conf_fields[] = {
-    {"base_url", RB_CONF_STRING, offsetof(struct o311_conf, base_url), 0, 0, 0},
-    {"contact", RB_CONF_STRING, offsetof(struct o311_conf, contact), 0, 0, 0},
-    {"key_service", RB_CONF_STRING, offsetof(struct o311_conf, key_service), 0, 0, 0},
-    {"jurisdiction_id", RB_CONF_STRING, offsetof(struct o311_conf, jurisdiction_id), 0, 0, 0},
+static const char *key_cache_ok(const void *v, const void *block, char *why, size_t n)
+{
+    (void)block;
+    double d = *(const double *)v;
+    if (d >= 0 && d <= O311_KEY_CACHE_MAX)
+        return NULL;
+    snprintf(why, n, "must be from 0 (ask the database every time) to %.0fs: a revoked key "
+                     "must stop working soon", O311_KEY_CACHE_MAX);
+    return why;
+}
+
+#define F(key, type, member, check)                                                         \
+    {key, type, offsetof(struct o311_conf, member), 0, 0, 0, NULL, check}
+static const struct rb_conf_field_v2 conf_fields[] = {
+    F("base_url", RB_CONF_STRING, base_url, NULL),
+    F("contact", RB_CONF_STRING, contact, NULL),
+    F("key_service", RB_CONF_STRING, key_service, NULL),
+    F("jurisdiction_id", RB_CONF_STRING, jurisdiction_id, NULL),
+    F("api_key_cache", RB_CONF_DURATION, key_cache, key_cache_ok),
 };
-#define NCONF (sizeof(conf_fields) / sizeof(conf_fields[0]))
+#undef F
 
 /* ---- discovery and services --------------------------------------------------------------- */
 
@@ -143,15 +157,16 @@ static const struct endpoint {
     const char *path;
     endpoint_fn get;
     o311_post_fn post;
+    const char *name; /* what "*" stands for, as the spec calls it */
 } endpoints[] = {
-    {"discovery", on_discovery, NULL},
-    {"v2/discovery", on_discovery, NULL},
-    {"v2/services", on_services, NULL},
-    {"v2/services/*", on_service_definition, NULL},
-    {"v2/requests", o311_requests_list, o311_request_submit},
-    {"v2/requests/*", o311_on_request_one, NULL},
-    {"v2/tokens/*", o311_on_token, NULL},
-    {"v2/servicerequestupdates", o311_updates_list, o311_update_submit},
+    {"discovery", on_discovery, NULL, NULL},
+    {"v2/discovery", on_discovery, NULL, NULL},
+    {"v2/services", on_services, NULL, NULL},
+    {"v2/services/*", on_service_definition, NULL, "service_code"},
+    {"v2/requests", o311_requests_list, o311_request_submit, NULL},
+    {"v2/requests/*", o311_on_request_one, NULL, "service_request_id"},
+    {"v2/tokens/*", o311_on_token, NULL, "token"},
+    {"v2/servicerequestupdates", o311_updates_list, o311_update_submit, NULL},
 };
 #define NENDPOINTS (sizeof(endpoints) / sizeof(endpoints[0]))
 
@@ -188,6 +203,15 @@ static void dispatch(struct rb_http_req *req, void *arg)
     const char *rest = path + sizeof(prefix) - 1, *slash = strrchr(rest, '/');
     const char *file = slash ? slash + 1 : rest;
     char base[256];
+    if (strcmp(file, ".json") == 0 || strcmp(file, ".xml") == 0) { /* "services/.json" */
+        for (size_t i = 0; i < NENDPOINTS; i++)
+            if (endpoints[i].name && endpoint_match(endpoints[i].path, rest,
+                                                    (size_t)(file - rest), "x")) {
+                o311_error(req, 400, fmt, "%s was not provided (it is the last part of the "
+                                          "path)", endpoints[i].name);
+                return;
+            }
+    }
     if (o311_split_format(file, base, sizeof(base), &fmt) != 0) {
         o311_error(req, 404, fmt, "nothing here: Open311 paths end in .json or .xml (see "
                                   "/open311/discovery.json)");
@@ -256,10 +280,10 @@ static void open311_stop(struct rb_plugin_ctx *ctx);
 static int open311_init(struct rb_plugin_ctx *ctx, const struct rb_host_api *host)
 {
     api = host;
-    if (!RB_HOST_HAS(api, services_json)) {
+    if (!RB_HOST_HAS(api, conf_free_v2)) {
         api->log(ctx, RB_LOG_ERROR, "this rabtad is too old for the open311 plugin: its host "
-                                    "API has no services_json (plugin needs ABI %u with the "
-                                    "service list)", RB_PLUGIN_ABI);
+                                    "API has no conf_parse_v2 (plugin needs ABI %u with "
+                                    "conf_parse_v2)", RB_PLUGIN_ABI);
         return RB_ERR;
     }
     if (sodium_init() < 0)
@@ -273,13 +297,19 @@ static int open311_init(struct rb_plugin_ctx *ctx, const struct rb_host_api *hos
     if (!o)
         return RB_ERR;
     o->ctx = ctx;
+    o->conf.key_cache = O311_KEY_CACHE_DEFAULT;
     api->set_data(ctx, o);
-    if (api->conf_parse(ctx, conf_fields, NCONF, &o->conf) != RB_OK ||
+    if (RB_CONF_PARSE_V2(api, ctx, NULL, conf_fields, &o->conf) != RB_OK ||
         !(o->questions = o311_questions_load(o))) {
         open311_stop(ctx); /* the core calls stop() only after a successful init() */
         return RB_EINVAL;
     }
     set_changeset(o);
+    if (RB_HOST_HAS(api, http_error_owner) &&
+        api->http_error_owner(ctx, "/open311", o311_error_writer, NULL) != RB_OK) {
+        open311_stop(ctx);
+        return RB_ERR;
+    }
     if (routes_add(ctx) != RB_OK) {
         open311_stop(ctx);
         return RB_ERR;
@@ -293,17 +323,19 @@ static int open311_init(struct rb_plugin_ctx *ctx, const struct rb_host_api *hos
 static int open311_reload(struct rb_plugin_ctx *ctx)
 {
     struct o311 *o = api->get_data(ctx);
-    struct o311_conf fresh = {0};
+    struct o311_conf fresh = {.key_cache = O311_KEY_CACHE_DEFAULT};
     if (!o)
         return RB_OK;
     set_changeset(o);
+    json_decref(o->services); /* the service list the host has now is read at next use */
+    o->services = NULL;
     json_t *questions = o311_questions_load(o);
-    if (!questions || api->conf_parse(ctx, conf_fields, NCONF, &fresh) != RB_OK) {
+    if (!questions || RB_CONF_PARSE_V2(api, ctx, NULL, conf_fields, &fresh) != RB_OK) {
         json_decref(questions);
-        api->conf_free(conf_fields, NCONF, &fresh);
+        RB_CONF_FREE_V2(api, conf_fields, &fresh);
         return RB_EINVAL;
     }
-    api->conf_free(conf_fields, NCONF, &o->conf);
+    RB_CONF_FREE_V2(api, conf_fields, &o->conf);
     o->conf = fresh;
     json_decref(o->questions);
     o->questions = questions;
@@ -315,10 +347,31 @@ static void open311_stop(struct rb_plugin_ctx *ctx)
     struct o311 *o = api ? api->get_data(ctx) : NULL;
     if (!o)
         return;
-    api->conf_free(conf_fields, NCONF, &o->conf);
+    RB_CONF_FREE_V2(api, conf_fields, &o->conf);
     json_decref(o->questions);
+    json_decref(o->services);
+    sodium_memzero(o->keys, sizeof(o->keys));
     api->set_data(ctx, NULL);
     free(o);
+}
+
+/* rabtad --check: the plugin's block and the services' questions, as init() reads them. */
+static int open311_check(struct rb_plugin_ctx *ctx, const struct rb_host_api *host)
+{
+    api = host;
+    if (!RB_HOST_HAS(api, conf_free_v2))
+        return RB_EINVAL;
+    o311_attrs_init(host);
+    o311_requests_init(host);
+    struct o311 o = {.ctx = ctx, .conf.key_cache = O311_KEY_CACHE_DEFAULT};
+    int rc = RB_CONF_PARSE_V2(api, ctx, NULL, conf_fields, &o.conf);
+    json_t *questions = o311_questions_load(&o);
+    RB_CONF_FREE_V2(api, conf_fields, &o.conf);
+    json_decref(o.services);
+    if (!questions)
+        rc = RB_EINVAL;
+    json_decref(questions);
+    return rc == RB_OK ? RB_OK : RB_EINVAL;
 }
 
 static const struct rb_plugin open311 = {
@@ -330,6 +383,7 @@ static const struct rb_plugin open311 = {
     .init = open311_init,
     .stop = open311_stop,
     .reload = open311_reload,
+    .check = open311_check,
 };
 
 RB_PLUGIN_DEFINE(open311)

@@ -19,7 +19,7 @@
 #include <rabta/plugin.h>
 
 #define O311_WINDOW (90.0 * 86400.0) /* a search spans at most 90 days (the spec) */
-#define O311_TEXT_MAX 5000           /* characters of a description, as intake's case text */
+#define O311_TEXT_MAX 5000           /* characters of an update's description (intake's limit) */
 #define O311_NAME_MAX 100            /* bytes of first_name, last_name */
 #define O311_URL_MAX 2048            /* bytes of one media_url */
 #define O311_SHORT_MAX 64            /* bytes of account_id, device_id, update_id, status */
@@ -40,6 +40,17 @@ struct o311_conf {
     char *contact;         /* owned; discovery's contact */
     char *key_service;     /* owned; discovery's key_service (how to get an API key) */
     char *jurisdiction_id; /* owned; when set, a different jurisdiction_id is 404 */
+    double key_cache;      /* seconds a good API key is trusted without asking the database */
+};
+
+/* API keys found good lately (open311_form.c): their SHA-256, name and until when. */
+#define O311_KEY_SLOTS 64
+#define O311_KEY_CACHE_DEFAULT 30.0
+#define O311_KEY_CACHE_MAX 300.0
+struct o311_key {
+    unsigned char hash[32];
+    char name[72];
+    double until; /* monotonic seconds; 0: empty */
 };
 
 struct o311 {
@@ -47,6 +58,8 @@ struct o311 {
     struct o311_conf conf;
     char changeset[32]; /* when the configuration (so the service list) was last loaded */
     json_t *questions;  /* owned: service id -> its Open311 attributes (checked at load) */
+    json_t *services;   /* owned: o311_services_load's array; NULL until first used */
+    struct o311_key keys[O311_KEY_SLOTS];
 };
 
 /* ---- open311_out.c ------------------------------------------------------------------------ */
@@ -55,7 +68,13 @@ void o311_out_init(const struct rb_host_api *host);
 /* Answers with doc (stolen), rooted at root in XML. */
 void o311_send(struct rb_http_req *req, int status, enum o311_fmt fmt, const char *root,
                json_t *doc);
-/* Open311's error shape, [{"code": status, "description": "..."}], in fmt. */
+/* The body of an error the server answers under /open311 (http_error_owner's writer):
+ * Open311's error shape in the format of path's extension. */
+int o311_error_writer(const char *path, int status, const char *message,
+                      const char **ctype, char *buf, size_t cap, void *arg);
+/* Open311's error shape, [{"code": status, "description": "..."}], in fmt. A status of 500
+ * or more is the spec's "General Service Error": HTTP 400 with Retry-After: 1, the body's
+ * code the status given (503, 504). */
 void o311_error(struct rb_http_req *req, int status, enum o311_fmt fmt, const char *msgfmt, ...)
     RB_PRINTF(4, 5);
 /* "abc.json" -> "abc" in base, O311_JSON. -1 for another or no suffix, or an empty name. */
@@ -90,13 +109,14 @@ struct o311_post {
     enum o311_fmt fmt;
     struct o311_form form; /* owned */
     char key_name[72];
+    unsigned char key_hash[32]; /* SHA-256 of the API key */
     char *text;   /* owned; what the handler builds (the case text) */
     char *origin; /* owned; JSON text the handler builds */
     o311_post_fn next; /* called once the key is good */
 };
 void o311_form_init(const struct rb_host_api *host);
-/* Checks the content type, parses the form and checks api_key (403 unless valid, in the
- * database now); then calls fn, which owns p (free with o311_post_free). Answers itself on
+/* Checks the content type, parses the form and checks api_key (403 unless valid: in the
+ * database, or found valid there less than conf.key_cache seconds ago); then calls fn, which owns p (free with o311_post_free). Answers itself on
  * every failure. */
 void o311_post_start(struct rb_http_req *req, struct o311 *o, enum o311_fmt fmt,
                      o311_post_fn fn);
@@ -123,7 +143,9 @@ json_t *o311_attributes_read(json_t *defs, const struct o311_form *form, char *w
 /* ---- open311_requests.c ------------------------------------------------------------------- */
 
 void o311_requests_init(const struct rb_host_api *host);
-json_t *o311_services_load(struct o311 *o); /* the configured services, a new array or NULL */
+/* The configured services: a new reference to the array read from the host once per
+ * configuration (o->services; a reload clears it), or NULL. Read-only. */
+json_t *o311_services_load(struct o311 *o);
 json_t *o311_service_find(json_t *svcs, const char *code);
 const char *o311_str_of(json_t *o, const char *key);
 int o311_plain_code(const char *s);

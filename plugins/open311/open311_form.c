@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -196,6 +197,44 @@ void o311_post_free(struct o311_post *p)
 
 static const char key_sql[] = "SELECT id, name FROM rabta_api_key($1::bytea)";
 
+static double now_mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The name of a key found good less than conf.key_cache seconds ago, or NULL. */
+static const char *key_cached(struct o311 *o, const unsigned char *hash)
+{
+    double now = now_mono();
+    for (size_t i = 0; i < O311_KEY_SLOTS; i++)
+        if (o->keys[i].until > now && memcmp(o->keys[i].hash, hash, 32) == 0)
+            return o->keys[i].name;
+    return NULL;
+}
+
+/* Remembers a good key until key_cache seconds from now, in its own slot, a free one or the
+ * one that expires first (a handful of clients have keys: the table never grows). */
+static void key_remember(struct o311 *o, const unsigned char *hash, const char *name)
+{
+    if (o->conf.key_cache <= 0)
+        return;
+    struct o311_key *slot = &o->keys[0];
+    for (size_t i = 0; i < O311_KEY_SLOTS; i++) {
+        struct o311_key *k = &o->keys[i];
+        if (memcmp(k->hash, hash, 32) == 0) {
+            slot = k;
+            break;
+        }
+        if (k->until < slot->until)
+            slot = k;
+    }
+    memcpy(slot->hash, hash, 32);
+    snprintf(slot->name, sizeof(slot->name), "%s", name);
+    slot->until = now_mono() + o->conf.key_cache;
+}
+
 static void key_checked(const struct rb_db_result *res, const char *err, void *arg)
 {
     struct o311_post *s = arg;
@@ -211,6 +250,7 @@ static void key_checked(const struct rb_db_result *res, const char *err, void *a
         return;
     }
     snprintf(s->key_name, sizeof(s->key_name), "%s", api->db_value(res, 0, 1));
+    key_remember(s->o, s->key_hash, s->key_name);
     s->next(s);
 }
 
@@ -256,12 +296,18 @@ void o311_post_start(struct rb_http_req *req, struct o311 *o, enum o311_fmt fmt,
         o311_post_free(s);
         return;
     }
-    unsigned char d[crypto_hash_sha256_BYTES];
+    unsigned char *d = s->key_hash;
     char hash[2 + 64 + 1] = "\\x";
     crypto_hash_sha256(d, (const unsigned char *)key, strlen(key));
-    sodium_bin2hex(hash + 2, sizeof(hash) - 2, d, sizeof(d));
+    const char *name = key_cached(o, d);
+    if (name) {
+        snprintf(s->key_name, sizeof(s->key_name), "%s", name);
+        s->next(s);
+        return;
+    }
+    sodium_bin2hex(hash + 2, sizeof(hash) - 2, d, crypto_hash_sha256_BYTES);
     const char *params[1] = {hash};
-    if (api->db_query(o->ctx, key_sql, 1, params, key_checked, s) != RB_OK) {
+    if (api->db_query_prepared(o->ctx, key_sql, 1, params, key_checked, s) != RB_OK) {
         o311_error(req, 503, fmt, "the server is overloaded; try again");
         o311_post_free(s);
     }

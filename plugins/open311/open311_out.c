@@ -102,19 +102,18 @@ static void xml_value(FILE *f, const char *name, json_t *v)
     fprintf(f, "</%s>", name);
 }
 
-/* Answers with doc (stolen), rooted at root in XML. */
-void o311_send(struct rb_http_req *req, int status, enum o311_fmt fmt, const char *root,
-               json_t *doc)
+/* doc (stolen) as JSON, or as XML rooted at root: a new string of *len bytes, or NULL. */
+static char *render(enum o311_fmt fmt, const char *root, json_t *doc, size_t *len)
 {
     char *text = NULL;
-    size_t len = 0;
+    *len = 0;
     if (!doc) {
         text = NULL;
     } else if (fmt == O311_JSON) {
         text = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(15));
-        len = text ? strlen(text) : 0;
+        *len = text ? strlen(text) : 0;
     } else {
-        FILE *f = open_memstream(&text, &len);
+        FILE *f = open_memstream(&text, len);
         if (f) {
             fputs("<?xml version=\"1.0\" encoding=\"utf-8\"?>", f);
             xml_value(f, root, doc);
@@ -125,13 +124,56 @@ void o311_send(struct rb_http_req *req, int status, enum o311_fmt fmt, const cha
         }
     }
     json_decref(doc);
+    return text;
+}
+
+static const char *content_type(enum o311_fmt fmt)
+{
+    return fmt == O311_XML ? "text/xml; charset=utf-8" : "application/json; charset=utf-8";
+}
+
+/* Answers with doc (stolen), rooted at root in XML. */
+void o311_send(struct rb_http_req *req, int status, enum o311_fmt fmt, const char *root,
+               json_t *doc)
+{
+    size_t len;
+    char *text = render(fmt, root, doc, &len);
     if (!text) {
         static const char oom[] = "[{\"code\":500,\"description\":\"out of memory\"}]";
         api->reply(req, 500, NULL, oom, sizeof(oom) - 1);
         return;
     }
-    api->reply(req, status, fmt == O311_XML ? "text/xml; charset=utf-8" : NULL, text, len);
+    api->reply(req, status, content_type(fmt), text, len);
     free(text);
+}
+
+static json_t *error_doc(int status, const char *msg)
+{
+    return json_pack("[{s:i, s:s}]", "code", status, "description", msg);
+}
+
+/* The format a path asks for: .xml -> XML, anything else JSON. */
+static enum o311_fmt format_of(const char *p)
+{
+    size_t n = p ? strlen(p) : 0;
+    return n >= 4 && strcmp(p + n - 4, ".xml") == 0 ? O311_XML : O311_JSON;
+}
+
+int o311_error_writer(const char *path, int status, const char *message,
+                      const char **ctype, char *buf, size_t cap, void *arg)
+{
+    (void)arg;
+    enum o311_fmt fmt = format_of(path);
+    size_t len;
+    char *text = render(fmt, "errors", error_doc(status, message), &len);
+    if (!text || len >= cap) {
+        free(text);
+        return -1;
+    }
+    memcpy(buf, text, len + 1);
+    free(text);
+    *ctype = content_type(fmt);
+    return (int)len;
 }
 
 void o311_error(struct rb_http_req *req, int status, enum o311_fmt fmt, const char *msgfmt, ...)
@@ -141,8 +183,13 @@ void o311_error(struct rb_http_req *req, int status, enum o311_fmt fmt, const ch
     va_start(ap, msgfmt);
     vsnprintf(msg, sizeof(msg), msgfmt, ap);
     va_end(ap);
-    o311_send(req, status, fmt, "errors",
-              json_pack("[{s:i, s:s}]", "code", status, "description", msg));
+    /* The spec's "General Service Error" (the database is down, overloaded, ...) is HTTP 400;
+     * the body keeps the specific code (503, 504), which the spec allows, and Retry-After
+     * says that trying again makes sense. */
+    int http = status >= 500 ? 400 : status;
+    if (status >= 500)
+        api->reply_header(req, "Retry-After", "1");
+    o311_send(req, http, fmt, "errors", error_doc(status, msg));
 }
 
 int o311_split_format(const char *file, char *base, size_t cap, enum o311_fmt *fmt)
@@ -163,9 +210,7 @@ int o311_split_format(const char *file, char *base, size_t cap, enum o311_fmt *f
 
 enum o311_fmt o311_path_format(struct rb_http_req *req)
 {
-    const char *p = api->req_path(req);
-    size_t n = p ? strlen(p) : 0;
-    return n >= 4 && strcmp(p + n - 4, ".xml") == 0 ? O311_XML : O311_JSON;
+    return format_of(api->req_path(req));
 }
 
 int o311_wrong_jurisdiction(struct o311 *o, struct rb_http_req *req, const char *given,

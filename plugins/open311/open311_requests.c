@@ -8,7 +8,7 @@
 
 #include "open311.h"
 
-#define MAX_DESCRIPTION 20000 /* bytes; intake then allows 5000 characters */
+#define MAX_DESCRIPTION 4000  /* characters of a description (the spec's limit) */
 #define MAX_ADDRESS 500       /* bytes of address_string */
 /* Bytes of service_request_id in one search: past it, 414 in the format asked for. Below the
  * server's default limit on a request's head (server.max_header_size, 16 KiB), so that the
@@ -23,16 +23,17 @@ void o311_requests_init(const struct rb_host_api *host)
     api = host;
 }
 
-/* The configured services as a new JSON array, or NULL. */
 json_t *o311_services_load(struct o311 *o)
 {
-    const char *text = api->services_json(o->ctx);
-    json_t *a = text ? json_loads(text, 0, NULL) : NULL;
-    if (a && !json_is_array(a)) {
-        json_decref(a);
-        a = NULL;
+    if (!o->services) { /* read once per configuration: every request needs it */
+        const char *text = api->services_json(o->ctx);
+        o->services = text ? json_loads(text, 0, NULL) : NULL;
+        if (o->services && !json_is_array(o->services)) {
+            json_decref(o->services);
+            o->services = NULL;
+        }
     }
-    return a;
+    return o->services ? json_incref(o->services) : NULL;
 }
 
 json_t *o311_service_find(json_t *svcs, const char *code)
@@ -439,36 +440,66 @@ static int parse_coord(const char *v, double *out)
     return *end || !isfinite(*out) ? -1 : 0;
 }
 
+/* Markup in what should be plain text: "<" followed by a letter, "/", "!" or "?" and closed
+ * by a ">" later on ("a < b" and "<3" are words, "<b>" and "<!--" are not). */
+static int looks_like_markup(const char *s)
+{
+    for (const char *p = strchr(s, '<'); p; p = strchr(p + 1, '<')) {
+        char c = p[1];
+        if (((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || c == '/' || c == '!' || c == '?')
+            if (strchr(p + 2, '>'))
+                return 1;
+    }
+    return 0;
+}
+
+/* description: optional in the spec (then the service's name is the case's text, as Rabta
+ * routes words); at most 4000 characters, line breaks allowed, no HTML. 0, or -1 after 400. */
+static int check_description(struct o311_post *s, const char *desc)
+{
+    if (!desc || !*desc)
+        return 0;
+    if (o311_text_ok(desc, MAX_DESCRIPTION, 0) != 0) {
+        o311_error(s->req, 400, s->fmt, "description: at most %d characters of text (line "
+                                        "breaks allowed, no other control characters)",
+                   MAX_DESCRIPTION);
+        return -1;
+    }
+    if (looks_like_markup(desc)) {
+        o311_error(s->req, 400, s->fmt, "description: plain text only; the specification "
+                                        "allows no HTML or code");
+        return -1;
+    }
+    return 0;
+}
+
 /* service_code, description and the location: 0 (sub's lat and lon filled), or -1 after
- * answering 400. */
+ * answering 400 (404 for an unknown service_code or jurisdiction_id, as the spec says). */
 static int check_request(struct o311_post *s, struct rb_case_submission *sub)
 {
     struct rb_http_req *req = s->req;
     const struct o311_form *f = &s->form;
     const char *code = o311_form_get(f, "service_code");
-    const char *desc = o311_form_get(f, "description");
     const char *lat = o311_form_get(f, "lat"), *lon = o311_form_get(f, "long");
     const char *addr = o311_form_get(f, "address_string");
+    const char *addr_id = o311_form_get(f, "address_id");
+    if (o311_wrong_jurisdiction(s->o, req, o311_form_get(f, "jurisdiction_id"), s->fmt))
+        return -1;
     if (!code || !*code) {
-        o311_error(req, 400, s->fmt, "service_code is required (see services.json)");
+        o311_error(req, 400, s->fmt, "service_code was not provided (see services.%s)",
+                   s->fmt == O311_XML ? "xml" : "json");
         return -1;
     }
     json_t *svcs = o311_services_load(s->o);
     int known = svcs && o311_plain_code(code) && o311_service_find(svcs, code);
     json_decref(svcs);
     if (!known) {
-        o311_error(req, 400, s->fmt, "service_code \"%.64s\": no such service (see "
-                                     "services.json)", code);
+        o311_error(req, 404, s->fmt, "service_code \"%.64s\" was not found (see services.%s)",
+                   code, s->fmt == O311_XML ? "xml" : "json");
         return -1;
     }
-    if (!desc || !*desc) {
-        o311_error(req, 400, s->fmt, "description is required: say what the problem is");
+    if (check_description(s, o311_form_get(f, "description")) != 0)
         return -1;
-    }
-    if (strlen(desc) > MAX_DESCRIPTION) {
-        o311_error(req, 400, s->fmt, "description is too long (at most 5000 characters)");
-        return -1;
-    }
     if ((lat && *lat) || (lon && *lon)) {
         if (parse_coord(lat, &sub->lat) || parse_coord(lon, &sub->lon)) {
             o311_error(req, 400, s->fmt, "lat and long: give both, as decimal degrees");
@@ -484,14 +515,12 @@ static int check_request(struct o311_post *s, struct rb_case_submission *sub)
                    MAX_ADDRESS);
         return -1;
     }
-    if (isnan(sub->lat) && !(addr && *addr)) {
-        o311_error(req, 400, s->fmt, "a location is required: lat and long, or "
-                                     "address_string");
+    if (isnan(sub->lat) && !(addr && *addr) && !(addr_id && *addr_id)) {
+        o311_error(req, 400, s->fmt, "a location is required: lat and long, address_string "
+                                     "or address_id");
         return -1;
     }
-    return o311_wrong_jurisdiction(s->o, req, o311_form_get(f, "jurisdiction_id"), s->fmt)
-               ? -1
-               : 0;
+    return 0;
 }
 
 /* What the case keeps besides its text, in s->origin (the "submitted" event's data.origin,
@@ -552,10 +581,16 @@ void o311_request_submit(struct o311_post *s)
     const char *email = o311_form_get(f, "email"), *phone = o311_form_get(f, "phone");
     if (check_request(s, &sub) != 0 || request_origin(s, code) != 0)
         goto fail;
+    json_t *svcs = NULL;
+    if (!desc || !*desc) { /* the words Rabta routes: the service's name */
+        svcs = o311_services_load(s->o);
+        desc = o311_str_of(o311_service_find(svcs, code), "name_en");
+    }
     /* The address travels in the text: the department reads it with the description. */
     size_t dl = strlen(desc), al = addr && *addr ? strlen(addr) : 0;
     s->text = malloc(dl + al + 16);
     if (!s->text) {
+        json_decref(svcs);
         o311_error(req, 503, s->fmt, "out of memory");
         goto fail;
     }
@@ -563,6 +598,7 @@ void o311_request_submit(struct o311_post *s)
         snprintf(s->text, dl + al + 16, "%s" ADDRESS_MARK "%s", desc, addr);
     else
         memcpy(s->text, desc, dl + 1);
+    json_decref(svcs);
     sub.service = code;
     sub.text = s->text;
     sub.text_len = strlen(s->text);

@@ -65,15 +65,6 @@ echo "  pgbench, one case per transaction (case, 2 events, registered notice, it
 # committed transactions); each round also checks the answers against the rows stored.
 LOST=0
 jsons=() mos=() ratios=()
-check_stored() { # LABEL ANSWERS STORED
-  local extra=$(($3 - $2))
-  if [ "$extra" -ge 0 ] && [ "$extra" -le "$CONNS" ]; then
-    echo "    $1: $2 answers, $3 stored (+$extra in flight at the cut-off): none lost"
-  else
-    echo "    $1: $2 answers but $3 stored: LOST OR DOUBLED"
-    LOST=1
-  fi
-}
 for round in $(seq 1 "$ROUNDS"); do
   before=$(bench_psql "SELECT count(*) FROM cases WHERE channel <> 'sms' AND tracking_no NOT LIKE 'PB-%'")
   out=$(RB_BENCH_ANONYMOUS=1 bench_wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" -s "$HERE/wrk/submit.lua" \
@@ -84,7 +75,7 @@ for round in $(seq 1 "$ROUNDS"); do
   json_ok=${json_ok:-0}
   json_rate=$(awk -v n="$json_ok" -v s="$secs" 'BEGIN { printf "%.0f", n / s }')
   echo "  round $round  JSON intake POST /api/v1/cases (anonymous): $json_rate submissions/s answered 201"
-  check_stored "JSON" "$json_ok" $((after - before))
+  bench_check_stored "JSON" "$json_ok" $((after - before))
 
   before=$(bench_psql "SELECT count(*) FROM sms_received")
   cases_before=$(bench_psql "SELECT count(*) FROM cases WHERE channel = 'sms'")
@@ -100,7 +91,7 @@ for round in $(seq 1 "$ROUNDS"); do
   ratio=$(awk -v a="$mo_rate" -v b="$json_rate" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print 0 }')
   echo "  round $round  MO GET /sms/kannel/mo: $mo_rate messages/s answered 200 ($stored SMS received, $((cases_after - cases_before)) cases), p50 $(echo "$out" | awk '/^p50_ms/ {print $2}') ms, p99 $(echo "$out" | awk '/^p99_ms/ {print $2}') ms; MO/JSON $ratio"
   echo "$out" | grep -E '^(status |4xx: )' | sed 's/^/    /'
-  check_stored "MO" "$ok" "$stored"
+  bench_check_stored "MO" "$ok" "$stored"
   jsons+=("$json_rate") mos+=("$mo_rate") ratios+=("$ratio")
 done
 med_mo=$(bench_median "${mos[@]}")

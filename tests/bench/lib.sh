@@ -12,6 +12,8 @@
 # median of the rounds with their range beside it (never the best round).
 #   bench_cpu_s PID...         CPU seconds used so far by these processes and their children
 #   bench_seed_citizens N      N signed-in citizens, tokens "bench-token-%08d" (wrk/submit.lua)
+#   bench_check_stored LABEL ANSWERS STORED   prints whether a run's answers are all stored
+#                              (at most CONNS more in flight); sets LOST=1 when not
 # BENCH_EXTRA_YAML (optional) is appended to the rabtad config's plugins list;
 # BENCH_PG_OPTIONS (optional) to PostgreSQL's options (e.g. "-c shared_preload_libraries=
 # pg_stat_statements", to see where its time goes).
@@ -225,6 +227,16 @@ while todo:
         todo += children.get(pid, [])
 print("%.2f" % (ticks / os.sysconf("SC_CLK_TCK")))
 PY
+}
+
+bench_check_stored() { # LABEL ANSWERS STORED
+  local extra=$(($3 - $2))
+  if [ "$extra" -ge 0 ] && [ "$extra" -le "$CONNS" ]; then
+    echo "    $1: $2 answers, $3 stored (+$extra in flight at the cut-off): none lost"
+  else
+    echo "    $1: $2 answers but $3 stored: LOST OR DOUBLED"
+    LOST=1
+  fi
 }
 
 max() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b) ? a : b }'; }

@@ -2,7 +2,8 @@
  * parameters, 405 against 404, duplicates, bad patterns), the JSON error shape, and a real
  * server on 127.0.0.1 driven by a client thread with raw sockets: 200, 404, 405, 413 for a
  * 2 MiB body, 415, 400 for bad JSON, query arguments, a deferred answer, a client that leaves
- * before its deferred answer, SO_REUSEPORT, an inherited socket, and stop_accepting. */
+ * before its deferred answer, SO_REUSEPORT, an inherited socket, stop_accepting, and the
+ * errors of a prefix with an owner (rb_http_error_owner) in its writer's format. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -641,6 +642,63 @@ static void c_too_large(struct client_job *job)
     free(r.body);
 }
 
+/* The writer of errors under /own: "E<status> <path>: <message>" as text/plain; it declines
+ * (-1) for paths under /own/decline. */
+static int own_errors(const char *path, int status, const char *message, const char **ctype,
+                      char *buf, size_t cap, void *arg)
+{
+    (void)arg;
+    if (strncmp(path, "/own/decline", 12) == 0)
+        return -1;
+    *ctype = "text/plain";
+    return snprintf(buf, cap, "E%d %s: %s", status, path, message);
+}
+
+static void c_owned(struct client_job *job)
+{
+    size_t n = 2 * 1024 * 1024;
+    const char *head = "POST /own/x.xml?a=1 HTTP/1.1\r\nHost: t\r\nContent-Length: 2097152\r\n\r\n";
+    size_t hl = strlen(head);
+    char *req = malloc(hl + n), v[64];
+    memcpy(req, head, hl);
+    memset(req + hl, ' ', n);
+    struct response r;
+    CHECK(job, roundtrip(job->port, req, hl + n, &r) == 0, "no answer to a 2 MiB POST");
+    CHECK(job, r.status == 413 && r.body && strncmp(r.body, "E413 /own/x.xml: ", 17) == 0,
+          "the owner's 413: %d %s", r.status, r.body);
+    CHECK(job, header_in(&r, "Content-Type", v, sizeof(v)) && strcmp(v, "text/plain") == 0,
+          "the owner's content type: %s", v);
+    free(r.body);
+    free(req);
+    char deep[512] = "GET /own";
+    for (int i = 0; i < 40; i++)
+        strcat(deep, "/s");
+    strcat(deep, " HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    roundtrip(job->port, deep, strlen(deep), &r);
+    CHECK(job, r.status == 404 && r.body && strncmp(r.body, "E404 /own/s/", 12) == 0,
+          "past 32 segments: %d %s", r.status, r.body);
+    free(r.body);
+    roundtrip(job->port, REQ("GET /own/decline HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"),
+              &r);
+    check_error(job, &r, 404, "not_found", "/own/decline");
+    free(r.body);
+    roundtrip(job->port, REQ("GET /owner HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"), &r);
+    check_error(job, &r, 404, "not_found", "/owner"); /* not under /own */
+    free(r.body);
+}
+
+static void an_owned_prefix_gets_its_writers_errors(void **state)
+{
+    (void)state;
+    assert_int_equal(rb_http_error_owner(S->h, "/own", own_errors, NULL), RB_OK);
+    assert_int_equal(rb_http_error_owner(S->h, "/own", own_errors, NULL), RB_EEXIST);
+    assert_int_equal(rb_http_error_owner(S->h, "own", own_errors, NULL), RB_EINVAL);
+    assert_int_equal(rb_http_error_owner(S->h, "/own/", own_errors, NULL), RB_EINVAL);
+    assert_int_equal(rb_http_error_owner(S->h, "/", own_errors, NULL), RB_EINVAL);
+    struct client_job job = {.fn = c_owned};
+    run_client(&job);
+}
+
 static void body_over_limit_is_json_413_and_closes(void **state)
 {
     (void)state;
@@ -817,6 +875,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(serves_200_json_and_head, server_setup, server_teardown),
         cmocka_unit_test_setup_teardown(errors_use_one_json_shape, server_setup, server_teardown),
         cmocka_unit_test_setup_teardown(body_over_limit_is_json_413_and_closes, server_setup,
+                                        server_teardown),
+        cmocka_unit_test_setup_teardown(an_owned_prefix_gets_its_writers_errors, server_setup,
                                         server_teardown),
         cmocka_unit_test_setup_teardown(query_args_and_params_are_decoded, server_setup,
                                         server_teardown),

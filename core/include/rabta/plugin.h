@@ -138,6 +138,13 @@ struct rb_conf_field_v2 {
 };
 
 typedef void (*rb_plugin_http_fn)(struct rb_http_req *req, void *arg);
+/* Writes an error answer's body for a path under a prefix the plugin owns (http_error_owner):
+ * path (raw, no query), status and message (UTF-8, for the client) into buf, at most cap
+ * bytes NUL-terminated; sets *content_type to a string that lives as long as the plugin.
+ * Returns the body's length, or -1 to leave the answer in the core's JSON shape. Called on
+ * the loop; must not block, answer a request, or keep path. */
+typedef int (*rb_plugin_error_fn)(const char *path, int status, const char *message,
+                                  const char **content_type, char *buf, size_t cap, void *arg);
 /* res is NULL and err is set when the query failed or the database is unavailable. */
 typedef void (*rb_plugin_db_fn)(const struct rb_db_result *res, const char *err, void *arg);
 /* A new case from a channel. Strings are borrowed for the duration of case_submit only. */
@@ -704,6 +711,19 @@ struct rb_host_api {
      * the loop (their time budget applies); usable in check(), init() and later. */
     char *(*survey_walk)(struct rb_plugin_ctx *ctx, const char *survey, const char *language,
                          const char *given_json, char *why, size_t whylen);
+
+    /* ---- appended after survey_walk; check RB_HOST_HAS(api, http_error_owner) ---- */
+
+    /* Makes the plugin the writer of every error answer under prefix ("/open311": the path
+     * and everything below it), including those the server gives before any route runs: a
+     * body over server.max_body (413), a head over server.max_header_size whose request
+     * line's path arrived (431), a path of more than 32 segments (404), a malformed query
+     * string (400), rate limits (429), overload (503), a slow client (408), and reply_error /
+     * reply_db_error on such a path. Status codes and headers (Retry-After, Allow) stay the
+     * server's; the body is fn's. Only during init(). RB_OK; RB_EINVAL (prefix must start
+     * with "/" and not end with one); RB_EEXIST (another plugin owns that prefix). */
+    int (*http_error_owner)(struct rb_plugin_ctx *ctx, const char *prefix,
+                            rb_plugin_error_fn fn, void *arg);
 
     /* New entries go here, at the end, never above. */
 };

@@ -14,11 +14,6 @@ local texts = {
 local districts = {"lahore", "faisalabad", "rawalpindi", "multan", "gujranwala", "sargodha", "bahawalpur", "sialkot"}
 local function esc(s) return (s:gsub('\\', '\\\\'):gsub('"', '\\"')) end
 
--- Per-thread counters are plain numbers: wrk copies only scalars between threads.
-local threads = {}
-function setup(thread) table.insert(threads, thread) end
-function init(args) n201, n4xx, n5xx, nother = 0, 0, 0, 0 end
-
 request = function()
   local t = texts[math.random(#texts)]
   local body = string.format('{"kind":"%s","service":"%s","district":"%s","language":"%s","text":"%s"%s}',
@@ -30,21 +25,5 @@ request = function()
   return wrk.format("POST", "/api/v1/cases", headers, body)
 end
 
-response = function(status, headers, body)
-  if status == 201 then n201 = n201 + 1
-  elseif status >= 400 and status < 500 then n4xx = n4xx + 1
-    if n4xx <= 3 then io.stderr:write("4xx: " .. body .. "\n") end
-  elseif status >= 500 then n5xx = n5xx + 1
-    if n5xx <= 3 then io.stderr:write("5xx: " .. body .. "\n") end
-  else nother = nother + 1 end
-end
-
-function done(summary, latency, requests)
-  local t = {0, 0, 0, 0}
-  for _, th in ipairs(threads) do
-    t[1] = t[1] + th:get("n201"); t[2] = t[2] + th:get("n4xx")
-    t[3] = t[3] + th:get("n5xx"); t[4] = t[4] + th:get("nother")
-  end
-  io.write(string.format("status 201: %d\nstatus 4xx: %d\nstatus 5xx: %d\nstatus other: %d\n", t[1], t[2], t[3], t[4]))
-  io.write(string.format("p50_ms %.2f\np99_ms %.2f\n", latency:percentile(50) / 1000, latency:percentile(99) / 1000))
-end
+-- Counting and the summary: count201.lua, next to this script.
+dofile(debug.getinfo(1, "S").source:match("^@(.*/)") .. "count201.lua")
