@@ -631,15 +631,23 @@ class StaffTest(SignIn, rbtest.TestCase):
 
     # the loop stays free ---------------------------------------------------------------------
     def test_login_burst_does_not_slow_healthz(self):
+        # Password hashing runs off the event loop: while 20 sign-ins are being hashed, the
+        # loop keeps answering. Judged against the burst itself, not a wall-clock bound (the
+        # latency figures are tests/bench/bench_login.sh's): had the hashes run on the loop,
+        # they would run one after another, the burst would take 20 hashes' time, and a probe
+        # would wait on average half a hash (p50 >= burst / 40). Off the loop a probe waits
+        # for no hash: the p50 must stay under burst / 200.
         stop = threading.Event()
         times = []
+        in_burst = []
 
         def probe():
             # its assertions reach the test through BackgroundThread.join
             while not stop.is_set():
                 t = time.monotonic()
-                r = self.rd.get("/healthz")
+                r = self.rd.get("/healthz", timeout=60.0)
                 times.append(time.monotonic() - t)
+                in_burst.append(t)
                 self.assertEqual(r.status, 200, "healthz during the sign-in burst: %r" % r)
                 stop.wait(0.005)  # a probe every 5 ms, not a synchronisation
 
@@ -651,17 +659,23 @@ class StaffTest(SignIn, rbtest.TestCase):
         try:
             with concurrent.futures.ThreadPoolExecutor(20) as ex:
                 t0 = time.monotonic()
-                res = list(ex.map(lambda i: self.login(users[i % 4]).status, range(20)))
-                burst = time.monotonic() - t0
+                res = list(ex.map(lambda i: self.rd.post(
+                    "/api/v1/staff/login", {"username": users[i % 4], "password": PASSWORD},
+                    timeout=120.0).status, range(20)))
+                t1 = time.monotonic()
         finally:
             stop.set()
-        p.join(20.0)
+        p.join(120.0)
         self.assertEqual(res, [200] * 20)
-        p50 = statistics.median(times)
-        rbtest.log("20 sign-ins took %.2fs; healthz p50 %.1f ms over %d probes"
-                   % (burst, p50 * 1000, len(times)))
-        self.assertGreater(len(times), 5)
-        self.assertLess(p50, 0.050, "healthz p50 %.1f ms during the sign-in burst" % (p50 * 1000))
+        burst = t1 - t0
+        during = [d for d, t in zip(times, in_burst) if t0 <= t and t + d <= t1]
+        p50 = statistics.median(during) if during else float("inf")
+        rbtest.log("20 sign-ins took %.2fs; healthz p50 %.1f ms over %d probes inside it"
+                   % (burst, p50 * 1000, len(during)))
+        self.assertGreaterEqual(len(during), 5, "healthz answered only %d times in %.2fs of "
+                                "sign-ins" % (len(during), burst))
+        self.assertLess(p50, burst / 200, "healthz p50 %.1f ms during a %.2f s sign-in burst"
+                        % (p50 * 1000, burst))
 
 
 if __name__ == "__main__":
