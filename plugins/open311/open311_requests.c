@@ -70,19 +70,14 @@ static const char *department_name(json_t *svcs, const char *dept)
 
 /* ---- reading requests --------------------------------------------------------------------- */
 
-/* Everything public about a request; never phone, email, name or the official named.
- * media_url: the first the reporter posted (kept in the "submitted" event's origin);
- * status_notes: the words of the last public event by the bureau (migration 0028). $6: the
- * most to answer, NULL for all (a list of ids is answered in full). */
+/* Everything public about a request (the contract view rabta_case_public, migration 0063):
+ * never phone, email, name or the official named. $6: the most to answer, NULL for all (a
+ * list of ids is answered in full). */
 static const char requests_sql[] =
     "SELECT c.tracking_no, c.status, c.service_id, c.department_id, c.text, c.lat, c.long, "
     "  " O311_TS("c.created_at") ", " O311_TS("c.updated_at") ", "
-    "  " O311_TS("c.resolve_due_at") ", "
-    "  (SELECT e.data #>> '{origin,media_url}' FROM case_events e "
-    "   WHERE e.case_id = c.id AND e.event = 'submitted' ORDER BY e.id LIMIT 1), "
-    "  (SELECT p.description FROM rabta_case_public_events p "
-    "   WHERE p.case_id = c.id AND p.actor_type <> 'citizen' ORDER BY p.id DESC LIMIT 1) "
-    "FROM cases c "
+    "  " O311_TS("c.resolve_due_at") ", c.media_url, c.status_notes "
+    "FROM rabta_case_public c "
     "WHERE c.channel = 'open311' AND c.kind = 'complaint' "
     "  AND ($1::text[] IS NULL OR c.tracking_no = ANY ($1::text[])) "
     "  AND ($1::text[] IS NOT NULL OR ("

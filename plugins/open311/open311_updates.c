@@ -26,7 +26,7 @@ void o311_updates_init(const struct rb_host_api *host)
  * tells that the window holds too many. */
 static const char updates_sql[] =
     "SELECT p.id, c.tracking_no, p.status, " O311_TS("p.at") ", p.description, p.media_url "
-    "FROM rabta_case_public_events p JOIN cases c ON c.id = p.case_id "
+    "FROM rabta_case_public_events p JOIN rabta_case_public c ON c.id = p.case_id "
     "WHERE c.channel = 'open311' AND c.kind = 'complaint' "
     "  AND p.at >= to_timestamp($1::float8) AND p.at <= to_timestamp($2::float8) "
     "ORDER BY p.at, p.id LIMIT $3::int";
