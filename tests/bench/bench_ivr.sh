@@ -5,8 +5,11 @@
 # language, presses an invalid key BENCH_IVR_LOOPS times (6) at the main menu with each prompt
 # "playing" for BENCH_IVR_PLAY_MS (600 ms), then asks for status and is hung up by rabtad.
 # Figures: the most calls connected at once, the time from a keypad answer arriving to
-# rabtad's next command (p50, p99, max), and rabtad's memory per active call (RSS at the
-# peak minus RSS before, over the peak's calls).
+# rabtad's next command (p50, p99, max) as the C load generator sees it end to end (a key
+# written to its socket to rabtad's next command read), the same inside rabtad (the plugin's
+# own histogram, logged at stop), and rabtad's memory per active call (RSS at the peak minus
+# RSS before, over the peak's calls). BENCH_IVR_ROUNDS (5) rounds, each with a fresh rabtad;
+# every round is printed, and the headline is the median of the rounds with their range.
 #
 #   tests/bench/bench_ivr.sh BUILD_DIR
 set -euo pipefail
@@ -16,12 +19,13 @@ RATE=${BENCH_IVR_RATE:-200}
 CALLS=${BENCH_IVR_CALLS:-1200}
 PLAY=${BENCH_IVR_PLAY_MS:-600}
 LOOPS=${BENCH_IVR_LOOPS:-6}
+ROUNDS=${BENCH_IVR_ROUNDS:-5}
 LOAD=$BUILD/tests/bench/bench_agi_load
 [ -x "$LOAD" ] || die "$LOAD is missing; build the benchmarks"
 [ -f "$BUILD/plugins/ivr_asterisk.so" ] || die "$BUILD/plugins/ivr_asterisk.so is missing"
 ulimit -n 8192 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-AGIPORT=$(free_port)
+bench_port AGIPORT
 mkdir -p "$TMP/rec"
 BENCH_EXTRA_YAML="  - name: ivr_asterisk
     config:
@@ -30,20 +34,36 @@ BENCH_EXTRA_YAML="  - name: ivr_asterisk
       menu_tries: 9"
 BENCH_LOG_LEVEL=info # the plugin logs its own latency figures at stop
 bench_pg_start off
-bench_rabtad_start
 rss() { awk '/^VmRSS/ { print $2 }' "/proc/$RABTAD_PID/status"; }
-RSS0=$(rss)
-: >"$TMP/rss.txt"
-( while kill -0 "$RABTAD_PID" 2>/dev/null; do rss >>"$TMP/rss.txt"; sleep 0.1; done ) &
-SAMPLER=$!
-BENCH_PIDS+=("$SAMPLER")
-OUT=$(timeout 120 "$LOAD" "$AGIPORT" "$RATE" "$CALLS" "$PLAY" "$LOOPS" 100) || {
-  echo "$OUT"; tail -20 "$TMP/rabtad.log"; die "the load generator reported failed calls"; }
-kill "$SAMPLER" 2>/dev/null || true
-RSSMAX=$(sort -n "$TMP/rss.txt" | tail -1)
-stop_pid "$RABTAD_PID" # its stop logs the plugin's own reply-to-command figures
-PEAK=$(echo "$OUT" | sed -n 's/.*max_simultaneous \([0-9]*\).*/\1/p')
-echo "ivr: $OUT"
-echo "ivr: inside rabtad: $(grep -o 'FastAGI: [0-9]* replies[^"]*' "$TMP/rabtad.log" | tail -1)"
-echo "ivr: rabtad RSS ${RSS0} KiB idle, ${RSSMAX} KiB at the peak of $PEAK calls:" \
-  "$(awk -v a="$RSS0" -v b="$RSSMAX" -v n="$PEAK" 'BEGIN { printf "%.1f", (b - a) / n }') KiB a call"
+field() { echo "$1" | sed -n "s/.*$2 \([0-9.]*\).*/\1/p"; }
+P50=() P99=() MAXL=() PEAKS=() IN99=() KIB=()
+echo "ivr: $ROUNDS rounds of $CALLS calls at $RATE/s, $LOOPS keys each; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+for round in $(seq 1 "$ROUNDS"); do
+  bench_rabtad_start
+  RSS0=$(rss)
+  : >"$TMP/rss.txt"
+  ( while kill -0 "$RABTAD_PID" 2>/dev/null; do rss >>"$TMP/rss.txt"; sleep 0.1; done ) &
+  SAMPLER=$!
+  BENCH_PIDS+=("$SAMPLER")
+  OUT=$(timeout 120 "$LOAD" "$AGIPORT" "$RATE" "$CALLS" "$PLAY" "$LOOPS" 100) || {
+    echo "$OUT"; tail -20 "$TMP/rabtad.log"; die "the load generator reported failed calls"; }
+  kill "$SAMPLER" 2>/dev/null || true
+  RSSMAX=$(sort -n "$TMP/rss.txt" | tail -1)
+  stop_pid "$RABTAD_PID" # its stop logs the plugin's own reply-to-command figures
+  INSIDE=$(grep -o 'FastAGI: [0-9]* replies[^"]*' "$TMP/rabtad.log" | tail -1)
+  PEAK=$(field "$OUT" max_simultaneous)
+  PEAKS+=("$PEAK")
+  P50+=("$(field "$OUT" p50)")
+  P99+=("$(field "$OUT" p99)")
+  MAXL+=("$(field "$OUT" max)")
+  IN99+=("$(echo "$INSIDE" | sed -n 's/.*, \([0-9]*\) us (p99),.*/\1/p')")
+  KIB+=("$(awk -v a="$RSS0" -v b="$RSSMAX" -v n="$PEAK" 'BEGIN { printf "%.1f", (b - a) / n }')")
+  echo "ivr: round $round: $OUT; inside rabtad: ${INSIDE#FastAGI: }; RSS ${RSS0} KiB idle," \
+    "${RSSMAX} KiB at the peak: ${KIB[-1]} KiB a call; load average $(cut -d' ' -f1 /proc/loadavg)"
+done
+echo "ivr: median of $ROUNDS rounds (range): key to next command end to end p50" \
+  "$(bench_median "${P50[@]}") ms ($(bench_range "${P50[@]}")), p99 $(bench_median "${P99[@]}")" \
+  "ms ($(bench_range "${P99[@]}")), max $(bench_median "${MAXL[@]}") ms" \
+  "($(bench_range "${MAXL[@]}")); inside rabtad p99 $(bench_median "${IN99[@]}") us" \
+  "($(bench_range "${IN99[@]}")); calls at once $(bench_median "${PEAKS[@]}")" \
+  "($(bench_range "${PEAKS[@]}")); $(bench_median "${KIB[@]}") KiB a call ($(bench_range "${KIB[@]}"))"
