@@ -77,7 +77,7 @@ def wav_bytes(seconds=1.0, rate=8000):
 class AgiCall:
     def __init__(self, port, script="hotline", callerid="+923001234567", keys=(),
                  uniqueid=None, args=(), recordings_dir=None, variables=None,
-                 hangup_on=None, headers=None, extra_lines=None, gate=None):
+                 hangup_on=None, headers=None, extra_lines=None, gate=None, close_after=None):
         self.port = port
         self.script = script
         self.callerid = callerid
@@ -90,6 +90,7 @@ class AgiCall:
         self.headers = headers  # raw header text instead of the normal ones
         self.extra_lines = extra_lines or {}  # command word -> raw reply instead of ours
         self.gate = gate  # a threading.Event: the caller thinks until it is set (a long call)
+        self.close_after = close_after  # a command: the caller is gone right after its reply
         self.commands, self.played, self.said, self.recorded = [], [], [], []
         self.dead = False
         self.closed_by_rabtad = False
@@ -246,6 +247,9 @@ class AgiCall:
                     text = line.decode().rstrip("\r")
                     self.commands.append(text)
                     self._reply(text)
+                    if self.close_after and text.upper().startswith(self.close_after):
+                        self.dead = True
+                        return self
         finally:
             self.sock.close()
         return self
