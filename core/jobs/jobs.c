@@ -91,13 +91,16 @@ static const char release_sql[] =
     "UPDATE jobs SET state = 'queued', attempts = greatest(attempts - 1, 0), locked_by = NULL, "
     "locked_at = NULL, updated_at = now() WHERE id = ANY($1::bigint[]) AND state = 'running'";
 
-static const char done_sql[] = "DELETE FROM jobs WHERE id = ANY($1::bigint[]) AND state = 'running'";
+/* Finishing touches only a row this worker still holds: a run whose lease ran out (its process
+ * stalled) and that another process took again is that process's to end, not this one's. */
+static const char done_sql[] =
+    "DELETE FROM jobs WHERE id = ANY($1::bigint[]) AND state = 'running' AND locked_by = $2";
 
 static const char fail_sql[] =
     "UPDATE jobs SET state = CASE WHEN $3::boolean OR attempts >= max_attempts THEN 'dead' "
     "ELSE 'queued' END, run_at = now() + make_interval(secs => $4::float8), last_error = $2, "
     "locked_by = NULL, locked_at = NULL, updated_at = now() "
-    "WHERE id = $1 AND state = 'running' RETURNING state";
+    "WHERE id = $1 AND state = 'running' AND locked_by = $5 RETURNING state";
 
 /* A run put off before it did anything (rb_job_postpone): back to the queue at its new time,
  * its attempt given back. */
@@ -777,8 +780,8 @@ static void flush_done_bg(struct rb_jobs *jobs)
                                 jobs->flushing.v[i]);
     arr[pos++] = '}';
     arr[pos] = '\0';
-    const char *params[1] = {arr};
-    if (rb_db_query_prepared(jobs->db, done_sql, 1, params, flushed, jobs) == RB_OK) {
+    const char *params[2] = {arr, jobs->worker_id};
+    if (rb_db_query_prepared(jobs->db, done_sql, 2, params, flushed, jobs) == RB_OK) {
         jobs->flush_busy = 1;
     } else {
         rb_warn("jobs", "database queue full: %zu finished jobs will be retried by lease",
@@ -929,12 +932,12 @@ static void finish_bg(struct rb_job_run *run, int ok, const char *error, double 
         snprintf(id, sizeof(id), "%lld", run->job.id);
         snprintf(delay, sizeof(delay), "%.3f",
                  retry_after >= 0 ? retry_after : backoff(jobs, run->job.attempt));
-        const char *params[4] = {id, error ? error : "failed", permanent ? "true" : "false",
-                                 delay};
+        const char *params[5] = {id, error ? error : "failed", permanent ? "true" : "false",
+                                 delay, jobs->worker_id};
         char *what = rb_sprintf("job %lld (%s, attempt %d of %d)", run->job.id, run->kind,
                                 run->job.attempt, run->job.max_attempts);
         rb_info("jobs", "%s failed: %s", what, error ? error : "failed");
-        if (rb_db_query_prepared(jobs->db, fail_sql, 4, params, failed_done, what) != RB_OK) {
+        if (rb_db_query_prepared(jobs->db, fail_sql, 5, params, failed_done, what) != RB_OK) {
             rb_warn("jobs", "database queue full; %s will be retried by lease", what);
             free(what);
         }
