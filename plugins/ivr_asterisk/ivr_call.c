@@ -10,7 +10,12 @@
  *
  * When AMI is lost, an Originate already sent is never sent again: its attempt waits for the
  * call's AGI session or its deadline (outcome "unknown", retried later); attempts not yet sent
- * wait for the connection to come back. */
+ * wait for the connection to come back.
+ *
+ * A call is dialled once at a time across processes: core keeps the send's job with this
+ * process until message_done (its lease renewed), and each dial stores ivr_calls.not_before
+ * (the dial's longest life, then the spacing); a send that finds it ahead (its job taken again
+ * after a stall) waits in T_LATER and looks again instead of dialling. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -336,8 +341,6 @@ static void call_final(struct att *a, const char *state, const char *outcome, in
     free(text);
 }
 
-/* After an attempt's outcome is stored (end_sql) or a call is given up (give_up_sql): one
- * row (state, outcome, replied). */
 /* Seconds before the next dial of a call after its attempt a->n: the policy's spacing,
  * doubled after each attempt. */
 static double spacing_of(const struct att *a)
@@ -353,6 +356,8 @@ static double live_max(const struct att *a)
            rb_ivr_num(a->policy, "max_call_length", 300) + 30;
 }
 
+/* After an attempt's outcome is stored (end_sql) or a call is given up (give_up_sql): one
+ * row (state, outcome, replied). */
 static void on_ended(const struct rb_db_result *res, const char *err, void *arg)
 {
     struct att *a = arg;
