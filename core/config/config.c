@@ -332,7 +332,8 @@ static void parse_messages(struct loader *l, const struct rb_node *map)
     struct rb_quiet q;
     if (in.quiet_hours && rb_quiet_parse(in.quiet_hours, &q) != RB_OK)
         rb_errors_at(l->e, rb_node_get(map, "quiet_hours"),
-                     "key \"quiet_hours\": expected \"HH:MM-HH:MM\" such as \"21:00-08:00\"");
+                     "key \"quiet_hours\": expected \"HH:MM-HH:MM\" (or HH:MM:SS) such as "
+                     "\"21:00-08:00\"");
     if (in.timezone) {
         char *why = NULL;
         struct rb_tz *tz = rb_tz_load(in.timezone, &why);

@@ -6,24 +6,32 @@
 #include "base/common.h"
 #include "config/tz.h"
 
-static int hhmm(const char *p, int *secs)
+/* "HH:MM" or "HH:MM:SS" at p into *secs; the characters read, or 0 when malformed. */
+static size_t hhmm(const char *p, int *secs)
 {
     if (!(p[0] >= '0' && p[0] <= '2' && p[1] >= '0' && p[1] <= '9' && p[2] == ':' &&
           p[3] >= '0' && p[3] <= '5' && p[4] >= '0' && p[4] <= '9'))
-        return RB_EINVAL;
-    int h = (p[0] - '0') * 10 + (p[1] - '0'), m = (p[3] - '0') * 10 + (p[4] - '0');
+        return 0;
+    int h = (p[0] - '0') * 10 + (p[1] - '0'), m = (p[3] - '0') * 10 + (p[4] - '0'), s = 0;
+    size_t n = 5;
+    if (p[5] == ':') {
+        if (!(p[6] >= '0' && p[6] <= '5' && p[7] >= '0' && p[7] <= '9'))
+            return 0;
+        s = (p[6] - '0') * 10 + (p[7] - '0');
+        n = 8;
+    }
     if (h > 23)
-        return RB_EINVAL;
-    *secs = h * 3600 + m * 60;
-    return RB_OK;
+        return 0;
+    *secs = h * 3600 + m * 60 + s;
+    return n;
 }
 
 int rb_quiet_parse(const char *spec, struct rb_quiet *q)
 {
-    if (!spec || strlen(spec) != 11 || spec[5] != '-')
-        return RB_EINVAL;
     struct rb_quiet r;
-    if (hhmm(spec, &r.start) != RB_OK || hhmm(spec + 6, &r.end) != RB_OK)
+    size_t a = spec ? hhmm(spec, &r.start) : 0;
+    size_t b = a && spec[a] == '-' ? hhmm(spec + a + 1, &r.end) : 0;
+    if (!b || spec[a + 1 + b] != '\0')
         return RB_EINVAL;
     *q = r;
     return RB_OK;

@@ -13,7 +13,8 @@ struct rb_quiet {
     int start, end; /* seconds after local midnight; start == end: no quiet hours */
 };
 
-/* "HH:MM-HH:MM" (24-hour; the window may cross midnight). RB_OK or RB_EINVAL. */
+/* "HH:MM-HH:MM", or with seconds "HH:MM:SS-HH:MM:SS" (24-hour; the window may cross
+ * midnight). RB_OK or RB_EINVAL. */
 int rb_quiet_parse(const char *spec, struct rb_quiet *q);
 /* Seconds from instant t (UTC) until the quiet hours around it end, in zone tz; 0 when t is
  * outside them. */

@@ -91,13 +91,28 @@ static const char release_sql[] =
     "UPDATE jobs SET state = 'queued', attempts = greatest(attempts - 1, 0), locked_by = NULL, "
     "locked_at = NULL, updated_at = now() WHERE id = ANY($1::bigint[]) AND state = 'running'";
 
-static const char done_sql[] = "DELETE FROM jobs WHERE id = ANY($1::bigint[]) AND state = 'running'";
+/* Finishing touches only a row this worker still holds: a run whose lease ran out (its process
+ * stalled) and that another process took again is that process's to end, not this one's. */
+static const char done_sql[] =
+    "DELETE FROM jobs WHERE id = ANY($1::bigint[]) AND state = 'running' AND locked_by = $2";
 
 static const char fail_sql[] =
     "UPDATE jobs SET state = CASE WHEN $3::boolean OR attempts >= max_attempts THEN 'dead' "
     "ELSE 'queued' END, run_at = now() + make_interval(secs => $4::float8), last_error = $2, "
     "locked_by = NULL, locked_at = NULL, updated_at = now() "
-    "WHERE id = $1 AND state = 'running' RETURNING state";
+    "WHERE id = $1 AND state = 'running' AND locked_by = $5 RETURNING state";
+
+/* A run put off before it did anything (rb_job_postpone): back to the queue at its new time,
+ * its attempt given back. */
+static const char postpone_sql[] =
+    "UPDATE jobs SET state = 'queued', attempts = greatest(attempts - 1, 0), "
+    "run_at = now() + make_interval(secs => $3::float8), last_error = $2, locked_by = NULL, "
+    "locked_at = NULL, updated_at = now() WHERE id = $1 AND state = 'running' AND locked_by = $4";
+
+/* The held runs $1 of worker $2 are still running: their leases start again. */
+static const char renew_sql[] =
+    "UPDATE jobs SET locked_at = now() WHERE id = ANY($1::bigint[]) AND state = 'running' "
+    "AND locked_by = $2";
 
 /* Runs whose worker vanished: back to the queue (or dead when out of attempts). */
 static const char lease_sql[] =
@@ -163,6 +178,9 @@ struct rb_jobs {
 
     double dead, due; /* last counts */
 
+    struct rb_job_run *held; /* runs whose lease this process renews (rb_job_hold) */
+    int renew_busy;          /* the renewal of their leases is in flight */
+
     struct event *relay;  /* sends relay_due to the other processes (one NOTIFY) */
     double relay_due;     /* earliest run_at to relay; 0: nothing */
     int relay_busy;       /* its query in flight */
@@ -173,6 +191,8 @@ struct rb_job_run {
     struct rb_job job;
     char *kind, *payload, *dedup_key; /* owned */
     int finished;
+    int held;                          /* rb_job_hold: its lease is renewed until finished */
+    struct rb_job_run *hprev, *hnext;  /* jobs->held, while held */
 };
 
 static void pump(struct rb_jobs *jobs);
@@ -760,8 +780,8 @@ static void flush_done_bg(struct rb_jobs *jobs)
                                 jobs->flushing.v[i]);
     arr[pos++] = '}';
     arr[pos] = '\0';
-    const char *params[1] = {arr};
-    if (rb_db_query_prepared(jobs->db, done_sql, 1, params, flushed, jobs) == RB_OK) {
+    const char *params[2] = {arr, jobs->worker_id};
+    if (rb_db_query_prepared(jobs->db, done_sql, 2, params, flushed, jobs) == RB_OK) {
         jobs->flush_busy = 1;
     } else {
         rb_warn("jobs", "database queue full: %zu finished jobs will be retried by lease",
@@ -820,6 +840,77 @@ void rb_job_finish_deleted(struct rb_job_run *run)
     finish(run, 1, NULL, 0, 0, 1);
 }
 
+/* The run is over in this process (its row written or being written): counted, its slot
+ * freed, and freed. */
+static void run_end(struct rb_job_run *run, const char *outcome)
+{
+    struct rb_jobs *jobs = run->jobs;
+    if (jobs->m) {
+        char labels[160];
+        snprintf(labels, sizeof(labels), "kind=\"%s\",outcome=\"%s\"", run->kind, outcome);
+        rb_metrics_count(jobs->m, "rabta_jobs_processed_total", "Job runs by kind and outcome.",
+                         labels, 1);
+    }
+    if (run->held) {
+        if (run->hprev)
+            run->hprev->hnext = run->hnext;
+        else
+            jobs->held = run->hnext;
+        if (run->hnext)
+            run->hnext->hprev = run->hprev;
+    }
+    jobs->running--;
+    run_free(run);
+    if (jobs->running + 1 == (size_t)jobs->opt.concurrency || jobs->want) {
+        /* A slot freed up after we stopped claiming for lack of one. Claim from the next loop
+         * turn, so that a batch finishing together frees all its slots first. */
+        jobs->want = 1;
+        if (!jobs->stopped)
+            event_active(jobs->kick, EV_TIMEOUT, 0);
+    }
+}
+
+void rb_job_hold(struct rb_job_run *run)
+{
+    if (run->held || run->finished)
+        return;
+    struct rb_jobs *jobs = run->jobs;
+    run->held = 1;
+    run->hprev = NULL;
+    run->hnext = jobs->held;
+    if (jobs->held)
+        jobs->held->hprev = run;
+    jobs->held = run;
+}
+
+static void postponed(PGresult *res, const char *err, void *arg)
+{
+    (void)res;
+    char *what = arg;
+    if (err) /* the row stays "running" and lease recovery re-queues it (an attempt spent) */
+        rb_warn("jobs", "could not put off %s: %s", what, err);
+    free(what);
+}
+
+void rb_job_postpone(struct rb_job_run *run, double delay, const char *why)
+{
+    struct rb_jobs *jobs = run->jobs;
+    rb_assert(!run->finished);
+    run->finished = 1;
+    char id[24], secs[32];
+    snprintf(id, sizeof(id), "%lld", run->job.id);
+    snprintf(secs, sizeof(secs), "%.3f", delay > 0 ? delay : 0);
+    const char *params[4] = {id, why ? why : "postponed", secs, jobs->worker_id};
+    char *what = rb_sprintf("job %lld (%s)", run->job.id, run->kind);
+    rb_db_background(jobs->db, 1);
+    if (rb_db_query_prepared(jobs->db, postpone_sql, 4, params, postponed, what) != RB_OK) {
+        rb_warn("jobs", "database queue full; %s will be re-queued by lease", what);
+        free(what);
+    }
+    run_end(run, "postponed");
+    rb_db_background(jobs->db, 0);
+}
+
 static void finish_bg(struct rb_job_run *run, int ok, const char *error, double retry_after,
                    int permanent, int deleted)
 {
@@ -841,32 +932,17 @@ static void finish_bg(struct rb_job_run *run, int ok, const char *error, double 
         snprintf(id, sizeof(id), "%lld", run->job.id);
         snprintf(delay, sizeof(delay), "%.3f",
                  retry_after >= 0 ? retry_after : backoff(jobs, run->job.attempt));
-        const char *params[4] = {id, error ? error : "failed", permanent ? "true" : "false",
-                                 delay};
+        const char *params[5] = {id, error ? error : "failed", permanent ? "true" : "false",
+                                 delay, jobs->worker_id};
         char *what = rb_sprintf("job %lld (%s, attempt %d of %d)", run->job.id, run->kind,
                                 run->job.attempt, run->job.max_attempts);
         rb_info("jobs", "%s failed: %s", what, error ? error : "failed");
-        if (rb_db_query_prepared(jobs->db, fail_sql, 4, params, failed_done, what) != RB_OK) {
+        if (rb_db_query_prepared(jobs->db, fail_sql, 5, params, failed_done, what) != RB_OK) {
             rb_warn("jobs", "database queue full; %s will be retried by lease", what);
             free(what);
         }
     }
-    if (jobs->m) {
-        char labels[160];
-        snprintf(labels, sizeof(labels), "kind=\"%s\",outcome=\"%s\"", run->kind,
-                 ok ? "ok" : "failed");
-        rb_metrics_count(jobs->m, "rabta_jobs_processed_total", "Job runs by kind and outcome.",
-                         labels, 1);
-    }
-    jobs->running--;
-    run_free(run);
-    if (jobs->running + 1 == (size_t)jobs->opt.concurrency || jobs->want) {
-        /* A slot freed up after we stopped claiming for lack of one. Claim from the next loop
-         * turn, so that a batch finishing together frees all its slots first. */
-        jobs->want = 1;
-        if (!jobs->stopped)
-            event_active(jobs->kick, EV_TIMEOUT, 0);
-    }
+    run_end(run, ok ? "ok" : "failed");
 }
 
 static void finish(struct rb_job_run *run, int ok, const char *error, double retry_after,
@@ -905,6 +981,36 @@ static void counts_done(PGresult *res, const char *err, void *arg)
     jobs->due = atof(PQgetvalue(res, 0, 1));
 }
 
+static void renewed(PGresult *res, const char *err, void *arg)
+{
+    (void)res;
+    struct rb_jobs *jobs = arg;
+    jobs->renew_busy = 0;
+    if (err)
+        rb_warn("jobs", "could not renew the leases of held runs: %s", err);
+}
+
+/* The leases of the held runs start again (every lease / 4 at most, with lease recovery), so
+ * another process never takes a run this one is still doing: a call that lasts longer than
+ * the lease is placed once. */
+static void renew_held(struct rb_jobs *jobs)
+{
+    if (!jobs->held || jobs->renew_busy)
+        return;
+    struct rb_sbuf ids = {0};
+    rb_sbuf_puts(&ids, "{");
+    for (struct rb_job_run *r = jobs->held; r; r = r->hnext) {
+        char id[24];
+        snprintf(id, sizeof(id), "%lld", r->job.id);
+        rb_sbuf_elem(&ids, id);
+    }
+    rb_sbuf_puts(&ids, "}");
+    const char *params[2] = {ids.p, jobs->worker_id};
+    if (rb_db_query_prepared(jobs->db, renew_sql, 2, params, renewed, jobs) == RB_OK)
+        jobs->renew_busy = 1;
+    free(ids.p);
+}
+
 static void on_lease_timer(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -916,6 +1022,7 @@ static void on_lease_timer(evutil_socket_t fd, short what, void *arg)
     snprintf(lease, sizeof(lease), "%.3f", jobs->opt.lease);
     const char *params[1] = {lease};
     rb_db_background(jobs->db, 1);
+    renew_held(jobs);
     rb_db_query(jobs->db, lease_sql, 1, params, leases_done, jobs);
     rb_db_query(jobs->db, counts_sql, 0, NULL, counts_done, jobs);
     rb_db_background(jobs->db, 0);
@@ -975,6 +1082,7 @@ void rb_jobs_stop(struct rb_jobs *jobs)
 size_t rb_jobs_pending(const struct rb_jobs *jobs)
 {
     return jobs ? jobs->running + (size_t)jobs->busy + (size_t)jobs->flush_busy +
+                      (size_t)jobs->renew_busy +
                       (size_t)jobs->relay_busy + (size_t)jobs->releasing
                 : 0;
 }

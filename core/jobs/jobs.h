@@ -77,6 +77,15 @@ void rb_jobs_free(struct rb_jobs *jobs);
 void rb_job_finish(struct rb_job_run *run, int ok, const char *error, double retry_after,
                    int permanent);
 
+/* The run may last longer than the lease (a phone call): until it is finished, this process
+ * renews its lease with the lease recovery (every lease / 4, at most 5 s), so no other process
+ * takes it while this one lives; if this process dies, the lease runs out as usual. */
+void rb_job_hold(struct rb_job_run *run);
+
+/* Ends a run that did nothing and must wait (quiet hours): back to the queue after delay
+ * seconds, its attempt not counted; why (copied; may be NULL) becomes last_error. */
+void rb_job_postpone(struct rb_job_run *run, double delay, const char *why);
+
 /* Ends a successful run whose row the handler deleted itself, in the same transaction as its
  * work ("DELETE FROM jobs WHERE id = ANY(...) AND state = 'running'" in its statement), so
  * that the work and the end of the job commit together: a crash after the commit cannot run

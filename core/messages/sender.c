@@ -266,8 +266,8 @@ static void loaded(PGresult *res, const char *err, void *arg)
     }
     /* Quiet hours: what is not urgent waits for their end (the job's run_at, no sleep). */
     double quiet = is_true(res, 7) ? 0 : rb_message_quiet_wait(snd->srv);
-    if (quiet > 0) {
-        rb_job_finish(s->run, 0, "quiet hours", quiet, 0);
+    if (quiet > 0) { /* not an attempt: nothing was tried */
+        rb_job_postpone(s->run, quiet, "quiet hours");
         send_free(s);
         return;
     }
@@ -286,6 +286,9 @@ static void loaded(PGresult *res, const char *err, void *arg)
         .case_id = atoll(PQgetvalue(res, 0, 9)),
         .data_json = PQgetisnull(res, 0, 10) ? NULL : PQgetvalue(res, 0, 10),
     };
+    /* A send lasts until message_done, which may be longer than the jobs' lease (a call on
+     * the phone): while this process lives, no other one takes the message and sends it. */
+    rb_job_hold(s->run);
     snd->fn(s, &m, snd->arg); /* res stays valid during the call: the plugin copies */
 }
 

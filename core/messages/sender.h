@@ -4,8 +4,9 @@
  * The channels are what the loaded plugins register: core knows no list of them. A message is
  * stored with a job of kind "message.send.<channel>" (SQL rabta_message_queue); the job's
  * handler here loads the message, skips one sent before, fails a notice to a citizen who
- * opted out, waits out quiet hours for what is not urgent, and calls the channel's sender,
- * which reports once with rb_sender_done; the message row (status, sent_at, last_error,
+ * opted out, waits out quiet hours for what is not urgent (the job put off, no attempt
+ * counted), and calls the channel's sender, which reports once with rb_sender_done (the job's
+ * lease is renewed until then: a send is never handed to a second process); the message row (status, sent_at, last_error,
  * attempts) is written here, never by the plugin.
  *
  * Owns: the registry (one per process, srv->senders) and the send jobs. Calls: base, db,

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -354,6 +355,23 @@ const char *rb_agi_env(const struct rb_agi_conn *c, const char *key)
     return NULL;
 }
 
+/* Writes the line to the socket at once when nothing is queued before it: a bufferevent
+ * would write it only when the loop next polls, after every other event ready in this turn
+ * (hundreds of calls' lines, the database's answers), which is the caller's wait. What the
+ * socket does not take now is queued and written by the bufferevent. 0, or -1. */
+static int write_now(struct rb_agi_conn *c, const char *line, size_t len)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    size_t done = 0;
+    if (evbuffer_get_length(out) == 0) {
+        ssize_t w = send(bufferevent_getfd(c->bev), line, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+            return 0; /* the socket is gone: its read side reports it (conn_gone) */
+        done = w > 0 ? (size_t)w : 0;
+    }
+    return done == len ? 0 : bufferevent_write(c->bev, line + done, len - done);
+}
+
 int rb_agi_cmd(struct rb_agi_conn *c, rb_agi_reply_fn fn, void *arg, const char *fmt, ...)
 {
     if (c->state == C_GONE)
@@ -374,7 +392,7 @@ int rb_agi_cmd(struct rb_agi_conn *c, rb_agi_reply_fn fn, void *arg, const char 
     }
     c->fn = fn;
     c->fn_arg = arg;
-    if (bufferevent_write(c->bev, line, (size_t)n + 1) != 0) {
+    if (write_now(c, line, (size_t)n + 1) != 0) {
         c->fn = NULL;
         return RB_ERR;
     }

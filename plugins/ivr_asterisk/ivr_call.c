@@ -12,7 +12,12 @@
  *
  * When AMI is lost, an Originate already sent is never sent again: its attempt waits for the
  * call's AGI session or its deadline (outcome "unknown", retried later); attempts not yet sent
- * wait for the connection to come back. */
+ * wait for the connection to come back.
+ *
+ * A call is dialled once at a time across processes: core keeps the send's job with this
+ * process until message_done (its lease renewed), and each dial stores ivr_calls.not_before
+ * (the dial's longest life, then the spacing); a send that finds it ahead (its job taken again
+ * after a stall) waits in T_LATER and looks again instead of dialling. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,8 +33,11 @@
 #include "ivr_ami.h"
 
 #define ANSWER_GRACE 30.0 /* seconds for the AGI session to arrive after Originate's answer */
+#define LATER_POLL 5.0    /* seconds between looks at a call whose earlier dial may be up */
 
-enum att_state { T_STORING, T_WAITING, T_DIALING, T_ANSWERED, T_CALL, T_ENDING };
+/* T_LATER: an earlier dial of the call may still be up, or its spacing has not passed
+ * (ivr_calls.not_before, set by whichever process dialled): the send waits and looks again. */
+enum att_state { T_STORING, T_LATER, T_WAITING, T_DIALING, T_ANSWERED, T_CALL, T_ENDING };
 
 /* What a survey call (script "survey:<name>") is waiting for Asterisk to finish. */
 enum sv_phase { SV_INTRO, SV_ASK, SV_RECORD_PROMPT, SV_RECORD, SV_THANKS };
@@ -225,6 +233,7 @@ static struct att *find_attempt(long long id)
 }
 
 static void pump(struct trunk *t);
+static void store_call(struct att *a);
 
 static void on_trunk_timer(evutil_socket_t fd, short what, void *arg)
 {
@@ -342,6 +351,21 @@ static void call_final(struct att *a, const char *state, const char *outcome, in
     free(text);
 }
 
+/* Seconds before the next dial of a call after its attempt a->n: the policy's spacing,
+ * doubled after each attempt. */
+static double spacing_of(const struct att *a)
+{
+    return rb_ivr_num(a->policy, "spacing", 600) * pow(2, a->n - 1);
+}
+
+/* The longest a dial can be live, from its Originate to the deadline of its call, with a
+ * margin: no other dial of the call starts before (ivr_calls.not_before). */
+static double live_max(const struct att *a)
+{
+    return rb_ivr_num(a->policy, "ring_timeout", 45) + 2 * ANSWER_GRACE +
+           rb_ivr_num(a->policy, "max_call_length", 300) + 30;
+}
+
 /* After an attempt's outcome is stored (end_sql) or a call is given up (give_up_sql): one
  * row (state, outcome, replied). */
 static void on_ended(const struct rb_db_result *res, const char *err, void *arg)
@@ -355,7 +379,7 @@ static void on_ended(const struct rb_db_result *res, const char *err, void *arg)
     }
     const char *outcome = rb_ivr_api->db_value(res, 0, 1);
     if (strcmp(state, "queued") == 0) {
-        double spacing = rb_ivr_num(a->policy, "spacing", 600) * pow(2, a->n - 1);
+        double spacing = spacing_of(a);
         double quiet = rb_ivr_api->quiet_wait(rb_ivr.ctx);
         char why[160];
         outcome_text(a, outcome ? outcome : "?", state, why, sizeof(why));
@@ -370,7 +394,8 @@ static const char *const end_sql =
     "    cause = CASE WHEN $4::int = 0 THEN cause ELSE $4::int END, amd = $5, uniqueid = $6"
     "   WHERE id = $1::bigint RETURNING call_id)"
     " UPDATE ivr_calls SET answers = answers || $7::jsonb, state = $8, outcome = $2,"
-    "   updated_at = now() WHERE id = (SELECT call_id FROM a)"
+    "   not_before = CASE WHEN $8 = 'queued' THEN now() + make_interval(secs => $9::float8)"
+    "   END, updated_at = now() WHERE id = (SELECT call_id FROM a)"
     " RETURNING state, outcome, replied_at IS NOT NULL";
 
 /* The attempt is over: release its trunk slot, store the outcome, finish the run. */
@@ -400,10 +425,12 @@ static void attempt_end(struct att *a, const char *outcome)
     snprintf(id, sizeof(id), "%lld", a->attempt_id);
     snprintf(reason, sizeof(reason), "%d", a->reason);
     snprintf(cause, sizeof(cause), "%d", a->cause);
-    char *answers = json_dumps(a->answers, JSON_COMPACT);
+    char *answers = json_dumps(a->answers, JSON_COMPACT), spacing[32];
+    snprintf(spacing, sizeof(spacing), "%.3f", spacing_of(a));
     const char *p[] = {id, outcome, reason, cause, a->amd[0] ? a->amd : NULL,
-                       a->uniqueid[0] ? a->uniqueid : NULL, answers ? answers : "{}", state};
-    if (rb_ivr_api->db_query(rb_ivr.ctx, end_sql, 8, p, on_ended, a) != RB_OK)
+                       a->uniqueid[0] ? a->uniqueid : NULL, answers ? answers : "{}", state,
+                       spacing};
+    if (rb_ivr_api->db_query(rb_ivr.ctx, end_sql, 9, p, on_ended, a) != RB_OK)
         on_ended(NULL, "the database is unavailable", a);
     free(answers);
 }
@@ -423,6 +450,10 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct att *a = arg;
+    if (a->state == T_LATER) {
+        store_call(a);
+        return;
+    }
     if (a->state == T_CALL) {
         rb_ivr_api->log(rb_ivr.ctx, RB_LOG_WARN, "call %lld: longer than max_call_length; "
                                                  "ending it", a->call_id);
@@ -482,6 +513,15 @@ static void dial(struct att *a)
 static void on_attempt_stored(const struct rb_db_result *res, const char *err, void *arg)
 {
     struct att *a = arg;
+    if (!err && rb_ivr_api->db_ntuples(res) == 0) { /* another dial is live: not this one */
+        struct trunk *t = trunk_of(a->trunk);
+        cs()->n_active--;
+        t->active--;
+        a->state = T_LATER;
+        arm(a, 1.0);
+        pump(t);
+        return;
+    }
     if (err || rb_ivr_api->db_ntuples(res) != 1) {
         a->state = T_WAITING; /* not counted: the slot goes back */
         struct trunk *t = trunk_of(a->trunk);
@@ -497,9 +537,14 @@ static void on_attempt_stored(const struct rb_db_result *res, const char *err, v
     dial(a);
 }
 
+/* A new dial, stored before it is placed; none while not_before is ahead (another dial may
+ * be up): the row's lock makes two processes' attempts at once take turns, and the second
+ * sees the first's not_before. */
 static const char *const attempt_sql =
-    "WITH c AS (UPDATE ivr_calls SET attempts = attempts + 1, updated_at = now()"
-    "   WHERE id = $1::bigint RETURNING id, attempts)"
+    "WITH c AS (UPDATE ivr_calls SET attempts = attempts + 1, updated_at = now(),"
+    "   not_before = now() + make_interval(secs => $2::float8)"
+    "   WHERE id = $1::bigint AND (not_before IS NULL OR not_before <= now())"
+    "   RETURNING id, attempts)"
     " INSERT INTO ivr_attempts (call_id, n) SELECT id, attempts FROM c RETURNING id, n";
 
 /* Starts what the trunk allows now: a free slot, the rate, AMI up. */
@@ -530,11 +575,12 @@ static void pump(struct trunk *t)
             dial(a);
             continue;
         }
-        char id[24];
+        char id[24], live[32];
         snprintf(id, sizeof(id), "%lld", a->call_id);
-        const char *p[] = {id};
+        snprintf(live, sizeof(live), "%.3f", live_max(a));
+        const char *p[] = {id, live};
         a->state = T_STORING;
-        if (rb_ivr_api->db_query(rb_ivr.ctx, attempt_sql, 1, p, on_attempt_stored, a) != RB_OK)
+        if (rb_ivr_api->db_query(rb_ivr.ctx, attempt_sql, 2, p, on_attempt_stored, a) != RB_OK)
             on_attempt_stored(NULL, "the database is unavailable", a);
     }
 }
@@ -911,6 +957,16 @@ static void on_call_stored(const struct rb_db_result *res, const char *err, void
                    rb_ivr_api->db_value(res, 0, 5)[0] == 't');
         return;
     }
+    double wait = atof(rb_ivr_api->db_value(res, 0, 6));
+    if (wait > 0) { /* a dial may be up (this send's job was taken again), or spacing */
+        if (a->state != T_LATER)
+            rb_ivr_api->log(rb_ivr.ctx, RB_LOG_INFO, "call %lld: an earlier dial may still be "
+                            "up, or its spacing runs for %.0f s more; waiting, not dialling",
+                            a->call_id, wait);
+        a->state = T_LATER;
+        arm(a, wait < LATER_POLL ? wait : LATER_POLL);
+        return;
+    }
     if (a->n >= a->max_attempts) { /* the last attempt never ended (rabtad stopped) */
         char id[24];
         snprintf(id, sizeof(id), "%lld", a->call_id);
@@ -942,7 +998,21 @@ static const char *const call_sql =
     "INSERT INTO ivr_calls (message_id, script, phone, language, trunk, reply_kind, ref)"
     " VALUES ($1::bigint, $2, $3, $4, $5, $6, $7::jsonb)"
     " ON CONFLICT (message_id) DO UPDATE SET updated_at = now()"
-    " RETURNING id, attempts, state, answers::text, outcome, replied_at IS NOT NULL";
+    " RETURNING id, attempts, state, answers::text, outcome, replied_at IS NOT NULL,"
+    "   greatest(coalesce(extract(epoch FROM not_before - now()), 0), 0)";
+
+/* Stores the call (or finds it stored), then on_call_stored. */
+static void store_call(struct att *a)
+{
+    char mid[24];
+    snprintf(mid, sizeof(mid), "%lld", a->message_id);
+    const char *p[] = {mid, a->script_name, a->phone, a->lang, a->trunk,
+                       a->reply_kind[0] ? a->reply_kind : NULL, a->ref};
+    if (a->state != T_LATER)
+        a->state = T_STORING;
+    if (rb_ivr_api->db_query(rb_ivr.ctx, call_sql, 7, p, on_call_stored, a) != RB_OK)
+        on_call_stored(NULL, "the database is unavailable", a);
+}
 
 /* The names of the scripts of lua/ivr.lua, "a, b, c", into buf. */
 static void script_names(char *buf, size_t len)
@@ -1061,13 +1131,7 @@ static void on_send(struct rb_message_send *send, const struct rb_message_info *
         return;
     }
     a->max_attempts = (int)rb_ivr_num(a->policy, "max_attempts", 3);
-    char mid[24];
-    snprintf(mid, sizeof(mid), "%lld", m->id);
-    const char *p[] = {mid, a->script_name, a->phone, a->lang, a->trunk,
-                       a->reply_kind[0] ? a->reply_kind : NULL, a->ref};
-    a->state = T_STORING;
-    if (rb_ivr_api->db_query(rb_ivr.ctx, call_sql, 7, p, on_call_stored, a) != RB_OK)
-        on_call_stored(NULL, "the database is unavailable", a);
+    store_call(a);
 }
 
 int rb_ivr_call_register(struct rb_plugin_ctx *ctx)

@@ -39,7 +39,9 @@ struct hl {
     const char *service;   /* borrowed from lua */
     size_t item;           /* service menu / status list position */
     int rating;
-    int busy;              /* a database or intake answer is awaited */
+    int busy;              /* intake's answer is awaited */
+    int looking;           /* the caller's cases are being read (status_prefetch) */
+    int looked;            /* 1: the cases below are read; -1: the read failed */
     char tracking[32];
     char (*cases)[2][40];  /* status: tracking, status */
     size_t n_cases;
@@ -62,7 +64,7 @@ static void hl_close(struct hl *h)
         h->c = NULL;
     }
     h->state = H_DONE;
-    if (!h->busy)
+    if (!h->busy && !h->looking)
         hl_free(h);
 }
 
@@ -184,7 +186,8 @@ static void on_case(const struct rb_case_result *r, int status, const char *err,
                         r->tracking_no, h->phone[0] ? h->phone : "an unknown number");
     }
     if (h->state == H_DONE) {
-        hl_free(h);
+        if (!h->looking)
+            hl_free(h);
         return;
     }
     h->state = status != 0 ? H_BYE : h->intent == I_FEEDBACK ? H_BYE : H_TRACK_INTRO;
@@ -253,36 +256,62 @@ static void submit(struct hl *h)
 
 /* ---- status by phone ------------------------------------------------------------------------ */
 
-static void on_cases(const struct rb_db_result *res, const char *err, void *arg)
+/* The caller's cases are known (or their read failed): the status menu goes on. */
+static void status_go(struct hl *h)
 {
-    struct hl *h = arg;
-    h->busy = 0;
-    if (h->state == H_DONE) {
-        hl_free(h);
-        return;
-    }
-    if (err) {
+    if (h->looked < 0) {
         h->state = H_BYE;
         cmd_play(h, "sorry", "");
         return;
     }
-    int n = rb_ivr_api->db_ntuples(res);
+    h->item = 0;
+    if (h->n_cases == 0) {
+        h->state = H_BYE;
+        cmd_play(h, "no-cases", "");
+        return;
+    }
+    h->state = H_STATUS_CASE;
+    step(h);
+}
+
+static void on_cases(const struct rb_db_result *res, const char *err, void *arg)
+{
+    struct hl *h = arg;
+    h->looking = 0;
+    if (h->state == H_DONE) {
+        if (!h->busy)
+            hl_free(h);
+        return;
+    }
+    int n = err ? 0 : rb_ivr_api->db_ntuples(res);
     h->cases = calloc((size_t)(n > 0 ? n : 1), sizeof(*h->cases));
     for (int i = 0; h->cases && i < n; i++) {
         snprintf(h->cases[i][0], 40, "%s", rb_ivr_api->db_value(res, i, 0));
         snprintf(h->cases[i][1], 40, "%s", rb_ivr_api->db_value(res, i, 1));
     }
     h->n_cases = h->cases ? (size_t)n : 0;
-    h->item = 0;
-    h->state = H_STATUS_CASE;
-    if (h->n_cases == 0) {
-        h->state = H_BYE;
-        cmd_play(h, "no-cases", "");
-        return;
-    }
-    step(h);
+    h->looked = err || !h->cases ? -1 : 1;
+    if (h->state == H_STATUS_LOOKUP) /* the caller asked before the answer came */
+        status_go(h);
 }
 
+/* Reads the caller's latest cases while the main menu plays, so that the status key is
+ * answered without waiting for the database. Once a call. */
+static void status_prefetch(struct hl *h)
+{
+    if (!h->phone[0] || h->looking || h->looked)
+        return;
+    const char *p[] = {h->phone, "3"};
+    h->looking = 1;
+    if (rb_ivr_api->db_query(rb_ivr.ctx,
+                             "SELECT tracking_no, status FROM rabta_cases_by_phone($1, $2::int)",
+                             2, p, on_cases, h) != RB_OK) {
+        h->looking = 0;
+        h->looked = -1;
+    }
+}
+
+/* The caller chose status: their cases, read already or on the way. */
 static void status_lookup(struct hl *h)
 {
     if (!h->phone[0]) {
@@ -290,15 +319,9 @@ static void status_lookup(struct hl *h)
         cmd_play(h, "no-cases", "");
         return;
     }
-    const char *p[] = {h->phone, "3"};
-    h->busy = 1;
-    if (rb_ivr_api->db_query(rb_ivr.ctx,
-                             "SELECT tracking_no, status FROM rabta_cases_by_phone($1, $2::int)",
-                             2, p, on_cases, h) != RB_OK) {
-        h->busy = 0;
-        h->state = H_BYE;
-        cmd_play(h, "sorry", "");
-    }
+    status_prefetch(h);
+    if (!h->looking)
+        status_go(h);
 }
 
 /* "RB-ABCD-EFGH" -> "RBABCDEFGH": SAY ALPHA reads each letter and digit. */
@@ -329,7 +352,10 @@ static void step(struct hl *h)
     switch (h->state) {
     case H_ANSWER: cmd(h, "ANSWER"); break;
     case H_LANG: cmd_ask(h, "choose-language"); break;
-    case H_MAIN: cmd_ask(h, "main-menu"); break;
+    case H_MAIN:
+        status_prefetch(h); /* first: a failed command frees h unless a read is owed */
+        cmd_ask(h, "main-menu");
+        break;
     case H_INVALID: cmd_play(h, "invalid", ""); break;
     case H_SERVICE_INTRO: cmd_play(h, "choose-service", "123456789"); break;
     case H_SERVICE_ITEM:
@@ -487,10 +513,7 @@ static void on_gone(struct rb_agi_conn *c, void *arg)
 {
     (void)c;
     struct hl *h = arg;
-    rb_agi_close(h->c);
-    h->c = NULL;
-    if (!h->busy)
-        hl_free(h);
+    hl_close(h); /* what intake or the database still owes finds H_DONE and frees it */
 }
 
 void rb_ivr_hotline_start(struct rb_agi_conn *c)

@@ -4,13 +4,18 @@
  * prompt plays for PLAY_MS), then asks for status (an unknown caller ID: "no cases"), and
  * ends when rabtad hangs up. New calls start at RATE a second until TOTAL have started.
  *
- * Measured: the time from writing a keypad answer (a GET DATA reply) to reading rabtad's next
- * command, for every key; the most calls connected at once.
+ * Measured, for every key: the time from writing a keypad answer (a GET DATA reply, sent on
+ * the socket at once) to rabtad's next command, twice: "wire", to the command's arrival at
+ * this process's socket (the kernel's receive timestamp, SO_TIMESTAMPNS: rabtad's share and
+ * the kernel's, both ways), and "read", to this process reading it (plus the time its own
+ * loop took to get there). And the most calls connected at once.
  *
  *   agi_load PORT RATE TOTAL PLAY_MS LOOPS TIMEOUT_S */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,30 +26,53 @@
 #include <event2/event.h>
 
 struct call {
-    struct bufferevent *bev;
+    struct bufferevent *bev; /* connects and writes; reading is rd's */
+    struct event *rd;        /* reads with recvmsg, for the receive timestamps */
+    struct evbuffer *in;
     struct event *play;
     int gets, loops;
-    double key_sent; /* 0: no key waiting for its next command */
+    double key_sent; /* CLOCK_REALTIME (the kernel's timestamps' clock); 0: no key waiting */
     int id;
+};
+
+struct lats {
+    double *v;
+    size_t n, cap;
 };
 
 static struct event_base *base;
 static struct sockaddr_in sin_;
 static int rate, total, play_ms, loops, started, live, max_live, done, failed;
-static double *lat;
-static size_t nlat, caplat;
+static struct lats wire, rd;
+
+static double clock_s(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
 
 static double now(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+    return clock_s(CLOCK_MONOTONIC);
+}
+
+static void lat_add(struct lats *l, double v)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 4096;
+        l->v = realloc(l->v, l->cap * sizeof(*l->v));
+    }
+    l->v[l->n++] = v;
 }
 
 static void call_end(struct call *c, int ok)
 {
     if (c->play)
         event_free(c->play);
+    if (c->rd)
+        event_free(c->rd);
+    evbuffer_free(c->in);
     bufferevent_free(c->bev);
     free(c);
     live--;
@@ -53,9 +81,17 @@ static void call_end(struct call *c, int ok)
         event_base_loopexit(base, NULL);
 }
 
+/* Writes at once when nothing waits before it (a bufferevent would write on the loop's next
+ * poll, after this turn's other calls, and the time measured would be the generator's own). */
 static void say(struct call *c, const char *s)
 {
-    bufferevent_write(c->bev, s, strlen(s));
+    size_t len = strlen(s), sent = 0;
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        ssize_t w = send(bufferevent_getfd(c->bev), s, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        sent = w > 0 ? (size_t)w : 0;
+    }
+    if (sent < len)
+        bufferevent_write(c->bev, s + sent, len - sent);
 }
 
 static void on_played(evutil_socket_t fd, short what, void *arg)
@@ -65,14 +101,12 @@ static void on_played(evutil_socket_t fd, short what, void *arg)
     say(arg, "200 result=0 endpos=8000\n");
 }
 
-static void command(struct call *c, const char *line)
+/* A command from rabtad; arrived: when its bytes reached the socket (CLOCK_REALTIME). */
+static void command(struct call *c, const char *line, double arrived)
 {
     if (c->key_sent > 0) {
-        if (nlat == caplat) {
-            caplat = caplat ? caplat * 2 : 4096;
-            lat = realloc(lat, caplat * sizeof(*lat));
-        }
-        lat[nlat++] = now() - c->key_sent;
+        lat_add(&wire, arrived - c->key_sent);
+        lat_add(&rd, clock_s(CLOCK_REALTIME) - c->key_sent);
         c->key_sent = 0;
     }
     if (strncmp(line, "STREAM FILE", 11) == 0) {
@@ -82,7 +116,7 @@ static void command(struct call *c, const char *line)
         const char *key = c->gets++ == 0 ? "1" : c->loops-- > 0 ? "9" : "2";
         char r[32];
         snprintf(r, sizeof(r), "200 result=%s\n", key);
-        c->key_sent = now();
+        c->key_sent = clock_s(CLOCK_REALTIME);
         say(c, r);
     } else if (strncmp(line, "HANGUP", 6) == 0) {
         say(c, "200 result=1\n");
@@ -91,13 +125,33 @@ static void command(struct call *c, const char *line)
     }
 }
 
-static void on_read(struct bufferevent *bev, void *arg)
+static void on_read(evutil_socket_t fd, short what, void *arg)
 {
+    (void)what;
     struct call *c = arg;
+    char buf[4096], ctl[CMSG_SPACE(sizeof(struct timespec))];
+    struct iovec iov = {buf, sizeof(buf)};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl,
+                        .msg_controllen = sizeof(ctl)};
+    ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT);
+    if (n <= 0) {
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        call_end(c, n == 0 && c->gets > loops + 1); /* rabtad hung up after the last step */
+        return;
+    }
+    double arrived = clock_s(CLOCK_REALTIME);
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS) {
+            struct timespec ts;
+            memcpy(&ts, CMSG_DATA(cm), sizeof(ts));
+            arrived = (double)ts.tv_sec + ts.tv_nsec / 1e9;
+        }
+    evbuffer_add(c->in, buf, (size_t)n);
     char *line;
-    size_t n;
-    while ((line = evbuffer_readln(bufferevent_get_input(bev), &n, EVBUFFER_EOL_LF))) {
-        command(c, line);
+    size_t len;
+    while ((line = evbuffer_readln(c->in, &len, EVBUFFER_EOL_LF))) {
+        command(c, line, arrived);
         free(line);
     }
 }
@@ -107,8 +161,12 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     (void)bev;
     struct call *c = arg;
     if (what & BEV_EVENT_CONNECTED) {
-        int one = 1;
-        setsockopt(bufferevent_getfd(c->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        int one = 1, fd = bufferevent_getfd(c->bev);
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
+        bufferevent_disable(c->bev, EV_READ);
+        c->rd = event_new(base, fd, EV_READ | EV_PERSIST, on_read, c);
+        event_add(c->rd, NULL);
         char h[600];
         snprintf(h, sizeof(h),
                  "agi_network: yes\nagi_network_script: hotline\nagi_request: "
@@ -138,7 +196,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
         c->loops = loops;
         c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
         c->play = evtimer_new(base, on_played, c);
-        bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
+        c->in = evbuffer_new();
+        bufferevent_setcb(c->bev, NULL, NULL, on_event, c);
         bufferevent_enable(c->bev, EV_READ | EV_WRITE);
         live++;
         if (live > max_live)
@@ -151,6 +210,18 @@ static int cmp(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
+}
+
+/* " NAME_ms p50 X p90 X p99 X p99.9 X max X" */
+static void print_lats(const char *name, struct lats *l)
+{
+    qsort(l->v, l->n, sizeof(*l->v), cmp);
+    const double q[] = {0.5, 0.9, 0.99, 0.999};
+    const char *qn[] = {"p50", "p90", "p99", "p99.9"};
+    printf(" %s_ms", name);
+    for (size_t i = 0; i < 4; i++)
+        printf(" %s %.3f", qn[i], l->n ? l->v[(size_t)((double)l->n * q[i])] * 1e3 : 0);
+    printf(" max %.3f", l->n ? l->v[l->n - 1] * 1e3 : 0);
 }
 
 int main(int argc, char **argv)
@@ -172,11 +243,10 @@ int main(int argc, char **argv)
     event_add(tick, &tv);
     event_base_loopexit(base, &limit);
     event_base_dispatch(base);
-    qsort(lat, nlat, sizeof(*lat), cmp);
-    double p50 = nlat ? lat[nlat / 2] : 0, p99 = nlat ? lat[(size_t)(nlat * 0.99)] : 0;
-    double mx = nlat ? lat[nlat - 1] : 0;
-    printf("calls %d completed %d failed %d unfinished %d max_simultaneous %d keys %zu "
-           "key_to_next_command_ms p50 %.3f p99 %.3f max %.3f\n",
-           started, done, failed, live, max_live, nlat, p50 * 1e3, p99 * 1e3, mx * 1e3);
+    printf("calls %d completed %d failed %d unfinished %d max_simultaneous %d keys %zu",
+           started, done, failed, live, max_live, wire.n);
+    print_lats("wire", &wire);
+    print_lats("read", &rd);
+    printf("\n");
     return failed || live ? 1 : 0;
 }

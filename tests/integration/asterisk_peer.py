@@ -77,7 +77,7 @@ def wav_bytes(seconds=1.0, rate=8000):
 class AgiCall:
     def __init__(self, port, script="hotline", callerid="+923001234567", keys=(),
                  uniqueid=None, args=(), recordings_dir=None, variables=None,
-                 hangup_on=None, headers=None, extra_lines=None):
+                 hangup_on=None, headers=None, extra_lines=None, gate=None, close_after=None):
         self.port = port
         self.script = script
         self.callerid = callerid
@@ -89,6 +89,8 @@ class AgiCall:
         self.hangup_on = hangup_on
         self.headers = headers  # raw header text instead of the normal ones
         self.extra_lines = extra_lines or {}  # command word -> raw reply instead of ours
+        self.gate = gate  # a threading.Event: the caller thinks until it is set (a long call)
+        self.close_after = close_after  # a command: the caller is gone right after its reply
         self.commands, self.played, self.said, self.recorded = [], [], [], []
         self.dead = False
         self.closed_by_rabtad = False
@@ -178,6 +180,9 @@ class AgiCall:
 
     def _get_data(self, w):
         self.played.append(w[2])
+        if self.gate is not None:
+            self.gate.wait(120)
+            self.gate = None
         k = self._next_key()
         if k == "hangup":
             self._hangup("200 result=-1\n")
@@ -242,6 +247,9 @@ class AgiCall:
                     text = line.decode().rstrip("\r")
                     self.commands.append(text)
                     self._reply(text)
+                    if self.close_after and text.upper().startswith(self.close_after):
+                        self.dead = True
+                        return self
         finally:
             self.sock.close()
         return self
@@ -269,6 +277,7 @@ class AmiServer:
         self.lock = threading.Condition()
         self.behaviour = {}          # phone -> [what each dial does]
         self.keys = {}               # phone -> keys of the answered call
+        self.gates = {}              # phone -> threading.Event the first keypad answer waits for
         self.originates = []         # (action_id, phone, monotonic time)
         self.calls = []              # AgiCall of every answered call
         self.active = 0
@@ -430,8 +439,9 @@ class AmiServer:
             amd = {"AMDSTATUS": "MACHINE"} if what == "machine" else {"AMDSTATUS": "HUMAN"}
             with self.lock:
                 keys = list(self.keys.get(phone, []))
+                gate = self.gates.get(phone)
             call = AgiCall(self.agi_port, "call", callerid=phone, keys=keys, uniqueid=uid,
-                           args=[var.get("RABTA_ATTEMPT", "")], variables=amd)
+                           args=[var.get("RABTA_ATTEMPT", "")], variables=amd, gate=gate)
             with self.lock:
                 self.calls.append(call)
             call.run(timeout=60)

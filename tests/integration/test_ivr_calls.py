@@ -8,6 +8,8 @@ import datetime
 import json
 import os
 import shutil
+import threading
+import time
 import urllib.parse
 
 import asterisk_peer
@@ -33,27 +35,41 @@ class CallsCase(rbtest.TestCase):
     EXTRA = {}
 
     @classmethod
+    def extra(cls):
+        """rabta.yaml's keys of the class, read just before rabtad starts."""
+        return cls.EXTRA
+
+    @classmethod
     def setUpClass(cls):
         super().setUpClass()
         cls.db = cls.class_pg()
-        cls.agi_port = rbtest.free_port()
-        cls.ami = asterisk_peer.AmiServer(cls.agi_port, secret=SECRET).start()
+        cls.amis = []
+        cls.ami, cls.r = cls.start_rabtad("rabtad", cls.class_tmp() + "/state")
+
+    @classmethod
+    def start_rabtad(cls, name, state_dir):
+        """A rabtad on the class's database with an Asterisk peer of its own: (ami, rabtad)."""
+        agi_port = rbtest.free_port()
+        ami = asterisk_peer.AmiServer(agi_port, secret=SECRET).start()
+        cls.amis.append(ami)
         port = rbtest.free_port()
-        cfg = rbtest.default_config(port, cls.class_tmp() + "/state", cls.db.url())
+        cfg = rbtest.default_config(port, state_dir, cls.db.url())
         cfg["lua_dir"] = test_lua(cls.class_tmp())
-        cfg.update(cls.EXTRA)
+        cfg.update(cls.extra())
         cfg["plugins"].append({"name": "ivr_asterisk", "config": {
-            "agi_listen": "127.0.0.1:%d" % cls.agi_port, "recordings_dir": cls.class_tmp(),
-            "ami_host": "127.0.0.1", "ami_port": cls.ami.port, "ami_username": "rabta",
+            "agi_listen": "127.0.0.1:%d" % agi_port, "recordings_dir": cls.class_tmp(),
+            "ami_host": "127.0.0.1", "ami_port": ami.port, "ami_username": "rabta",
             "ami_secret": SECRET, "key_timeout": "1s"}})
         cfg["plugins"].append({"name": "test_sender", "config": {"channels": "fax"},
                                "path": os.path.join(rbtest.TEST_PLUGIN_DIR, "test_sender.so")})
-        cls.r = cls.class_rabtad(pg=cls.db, port=port, config=cfg)
-        cls.ami.wait(lambda: cls.ami.logins >= 1, 20, "rabtad's AMI login")
+        r = cls.class_rabtad(pg=cls.db, port=port, config=cfg, name=name)
+        ami.wait(lambda: ami.logins >= 1, 20, "rabtad's AMI login")
+        return ami, r
 
     @classmethod
     def tearDownClass(cls):
-        cls.ami.stop()
+        for ami in cls.amis:
+            ami.stop()
         super().tearDownClass()
 
     def queue(self, phone, script="cfmp_survey", reply="test.ivr_done", ref=None, lang="ur"):
@@ -90,8 +106,19 @@ class CallsCase(rbtest.TestCase):
                              " ORDER BY a.n" % msg_id)
 
     def dials(self, phone):
-        with self.ami.lock:
-            return [o for o in self.ami.originates if o[1] == phone]
+        """The Originate actions for phone at every Asterisk peer of the class."""
+        out = []
+        for ami in self.amis:
+            with ami.lock:
+                out += [o for o in ami.originates if o[1] == phone]
+        return out
+
+    def send_job(self, msg_id):
+        """The call message's send job: [id, state, attempts, locked_by, last_error]."""
+        return self.db.query("SELECT id, state, attempts, coalesce(locked_by, ''),"
+                             " coalesce(last_error, '') FROM jobs WHERE kind ="
+                             " 'message.send.call' AND (payload->>'message_id')::bigint = %s"
+                             % msg_id)
 
 
 class CallsTest(CallsCase):
@@ -293,6 +320,129 @@ class QuietHoursTest(CallsCase):
         self.assertEqual(self.dials(phone), [])
         self.assertEqual(self.call_row(msg), [])
         self.assertEqual(self.message(msg)[:2], ["queued", "0"])
+        self.assertEqual(self.send_job(msg)[0][2], "0", "the wait spent one of the send's attempts")
+
+
+class QuietHoursEndTest(CallsCase):
+    """Quiet hours that began an hour ago and end seconds after rabtad starts."""
+    WINDOW_LEFT = 40  # seconds of quiet hours left when rabtad starts
+
+    @classmethod
+    def extra(cls):
+        now = datetime.datetime.now(datetime.timezone.utc)
+        end = now + datetime.timedelta(seconds=cls.WINDOW_LEFT)
+        cls.quiet_end_mono = time.monotonic() + cls.WINDOW_LEFT
+        return {"messages": {"quiet_hours": "%s-%s" % (
+            (now - datetime.timedelta(hours=1)).strftime("%H:%M:%S"), end.strftime("%H:%M:%S")),
+            "timezone": "UTC"}}
+
+    def test_a_call_due_in_quiet_hours_waits_for_their_end_without_spending_attempts(self):
+        phone = "+923005550402"
+        self.ami.behave(phone, ["answer"], keys=["1", "2"])
+        msg = self.queue(phone)
+        # two runs and the send job is dead (a claim counts an attempt): waits must not count
+        self.db.psql("UPDATE jobs SET max_attempts = 2 WHERE kind = 'message.send.call' AND"
+                     " (payload->>'message_id')::bigint = %s" % msg)
+        for i in range(3):  # due now, as a retry scheduled before the quiet hours began
+            self.db.psql("UPDATE jobs SET run_at = now(), last_error = NULL WHERE kind ="
+                         " 'message.send.call' AND (payload->>'message_id')::bigint = %s"
+                         " AND state = 'queued'" % msg)
+            job = rbtest.wait_until(lambda: [j for j in self.send_job(msg) if j[1] == "queued"
+                                             and j[4] == "quiet hours"], 15,
+                                    what="run %d of the send job to wait for the quiet hours"
+                                    % (i + 1))[0]
+            self.assertEqual(job[2], "0", "waiting for the quiet hours spent an attempt")
+        self.assertLess(time.monotonic(), self.quiet_end_mono, "the window ended during the "
+                        "test's set-up: the machine is too slow for WINDOW_LEFT")
+        self.assertEqual(self.dials(phone), [])
+        self.assertEqual(self.message(msg)[:2], ["queued", "0"])
+        self.assertEqual(self.call_row(msg), [])
+        state, attempts, outcome, answers = self.wait_final(msg, timeout=self.WINDOW_LEFT + 60)
+        self.assertEqual((state, attempts, outcome), ("done", "1", "completed"))
+        self.assertEqual(json.loads(answers), {"satisfied": "1", "bribe": "2"})
+        self.assertEqual(self.message(msg)[:3], ["sent", "1", ""])
+        dials = self.dials(phone)
+        self.assertEqual(len(dials), 1)
+        self.assertGreaterEqual(dials[0][2], self.quiet_end_mono - 1.5,
+                                "the call was placed before the quiet hours ended")
+
+
+class LongCallTest(CallsCase):
+    """jobs.lease of 2 s and two rabtad processes on one database, each with its own Asterisk
+    peer: a call that lasts several leases is dialled once."""
+    LEASE = 2.0
+
+    @classmethod
+    def extra(cls):
+        return {"jobs": {"lease": "%gs" % cls.LEASE}}
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.ami2, cls.r2 = cls.start_rabtad("rabtad2", cls.class_tmp() + "/state2")
+
+    def long_call(self, phone):
+        """Queues a call to phone whose caller thinks before the first answer until the
+        returned event is set; returns (message id, event) once the call is up."""
+        gate = threading.Event()
+        for ami in self.amis:
+            ami.behave(phone, ["answer"], keys=["1", "2"])
+            with ami.lock:
+                ami.gates[phone] = gate
+        msg = self.queue(phone)
+        rbtest.wait_until(lambda: any(c.callerid == phone and c.played for ami in self.amis
+                                      for c in list(ami.calls)), 30,
+                          what="the call to %s to be answered and asking" % phone)
+        return msg, gate
+
+    def lasted(self, msg, leases):
+        """True once the call's dial started more than that many leases ago."""
+        return self.db.scalar(
+            "SELECT bool_and(now() - a.started_at > make_interval(secs => %f)) FROM ivr_attempts"
+            " a JOIN ivr_calls c ON c.id = a.call_id WHERE c.message_id = %s"
+            % (leases * self.LEASE, msg)) == "t"
+
+    def test_a_call_longer_than_the_lease_is_dialled_once(self):
+        phone = "+923005550501"
+        msg, gate = self.long_call(phone)
+        try:
+            job = self.send_job(msg)
+            self.assertEqual([j[1:3] for j in job], [["running", "1"]])
+            rbtest.wait_until(lambda: self.lasted(msg, 4), 60, what="the call to last 4 leases")
+            self.assertEqual(self.send_job(msg), job, "the send job was taken again while its "
+                             "call was up")
+        finally:
+            gate.set()
+        state, attempts, outcome, answers = self.wait_final(msg)
+        self.assertEqual((state, attempts, outcome), ("done", "1", "completed"))
+        self.assertEqual(json.loads(answers), {"satisfied": "1", "bribe": "2"})
+        self.assertEqual(self.message(msg)[:3], ["sent", "1", ""])
+        self.assertEqual(len(self.dials(phone)), 1, "Originate actions for one call")
+        self.assertEqual(len(self.attempts(msg)), 1)
+
+    def test_a_send_taken_again_while_its_call_is_up_waits_and_does_not_dial(self):
+        phone = "+923005550502"
+        msg, gate = self.long_call(phone)
+        offs = [r.log_offset() for r in (self.r, self.r2)]
+        try:
+            # as if its process had stalled past the lease: the job back in the queue
+            self.db.psql("UPDATE jobs SET state = 'queued', run_at = now(), locked_by = NULL,"
+                         " locked_at = NULL WHERE kind = 'message.send.call' AND"
+                         " (payload->>'message_id')::bigint = %s" % msg)
+            rbtest.wait_until(lambda: len(self.dials(phone)) > 1 or any(
+                b"an earlier dial may still be up" in r.log_text().encode()[off:]
+                for r, off in zip((self.r, self.r2), offs)), 30,
+                what="the send taken again to wait for the call (or to dial)")
+            self.assertEqual(len(self.dials(phone)), 1, "dialled again while its call was up")
+            self.assertEqual([j[1:3] for j in self.send_job(msg)], [["running", "2"]])
+        finally:
+            gate.set()
+        state, attempts, outcome, _ = self.wait_final(msg)
+        self.assertEqual((state, attempts, outcome), ("done", "1", "completed"))
+        self.assertEqual(self.message(msg)[:3], ["sent", "1", ""])
+        rbtest.wait_until(lambda: self.send_job(msg) == [], 30, what="the send job to end")
+        self.assertEqual(len(self.dials(phone)), 1, "Originate actions for one call")
+        self.assertEqual(len(self.attempts(msg)), 1)
 
 
 if __name__ == "__main__":

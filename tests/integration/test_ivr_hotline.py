@@ -132,6 +132,22 @@ class HotlineTest(KannelCase):
         self.k.smsc.wait_mt(lambda m: m[1] == phone and t in m[2], 20.0,
                             "the SMS with the tracking number after a hang-up")
 
+    def test_hang_up_while_the_complaint_is_stored_files_it_and_rabtad_stays_up(self):
+        phone = "+923001234008"
+        c = asterisk_peer.AgiCall(self.agi_port, "hotline", callerid=phone,
+                                  keys=["2", "1", "4", "#"], recordings_dir=self.rec,
+                                  close_after="RECORD FILE").run(timeout=30)
+        self.assertTrue(c.dead)
+        t = rbtest.wait_until(lambda: self.db.scalar(
+            "SELECT c.tracking_no FROM cases c JOIN citizens z ON z.id = c.citizen_id"
+            " WHERE z.phone = '%s'" % phone), 15.0, what="the complaint of a caller who left")
+        self.k.smsc.wait_mt(lambda m: m[1] == phone and t in m[2], 20.0,
+                            "the SMS with the tracking number after the caller left")
+        self.assertEqual(self.r.get("/healthz").status, 200)
+        # the next call is served, and reads the case back
+        c2 = self.call(["1", "2"], phone=phone)
+        self.assertEqual(c2.said, [t.replace("-", "")])
+
     def test_malformed_headers_and_unknown_replies_are_refused_cleanly(self):
         off = self.r.log_offset()
         c = asterisk_peer.AgiCall(self.agi_port, headers="agi_network: yes\nthis is not agi\n\n")

@@ -613,7 +613,8 @@ static void messages_quiet_hours_and_zone(void **state)
     rb_errors_free(&e);
     put_rabta(f, "departments: departments/*.yaml\nmessages:\n  quiet_hours: \"25:00-08:00\"\n");
     expect_errors(f, 1, "rabta.yaml", 3, 16,
-                  "key \"quiet_hours\": expected \"HH:MM-HH:MM\" such as \"21:00-08:00\"");
+                  "key \"quiet_hours\": expected \"HH:MM-HH:MM\" (or HH:MM:SS) such as "
+                  "\"21:00-08:00\"");
     put_rabta(f, "departments: departments/*.yaml\nmessages:\n  timezone: Mars/Olympus\n");
     expect_errors(f, 1, "rabta.yaml", 3, 13, "key \"timezone\": ");
     put_rabta(f, "departments: departments/*.yaml\nmessages:\n  quiet: 1\n");

@@ -25,6 +25,15 @@ static void quiet_hours_parse(void **state)
     assert_int_equal(rb_quiet_parse("9:00-08:00", &q), RB_EINVAL);
     assert_int_equal(rb_quiet_parse("21:00-08:00x", &q), RB_EINVAL);
     assert_int_equal(rb_quiet_parse(NULL, &q), RB_EINVAL);
+    /* with seconds, on either end */
+    assert_int_equal(rb_quiet_parse("07:59:30-08:00:05", &q), RB_OK);
+    assert_int_equal(q.start, 7 * 3600 + 59 * 60 + 30);
+    assert_int_equal(q.end, 8 * 3600 + 5);
+    assert_int_equal(rb_quiet_parse("21:00-08:00:05", &q), RB_OK);
+    assert_int_equal(q.end, 8 * 3600 + 5);
+    assert_int_equal(rb_quiet_parse("21:00:60-08:00", &q), RB_EINVAL);
+    assert_int_equal(rb_quiet_parse("21:00:5-08:00", &q), RB_EINVAL);
+    assert_int_equal(rb_quiet_parse("21:00-08:00:", &q), RB_EINVAL);
 }
 
 /* 2026-01-15 00:00 UTC */

@@ -618,7 +618,9 @@ struct rb_host_api {
      * "message.send.<channel>" handed to fn (pace it with job_pace on that kind). The core
      * loads the message, skips one already sent, leaves out notices to citizens who opted out
      * and waits out quiet hours for what is not urgent, then calls fn; the plugin reports
-     * with message_done and never writes the messages table. One sender per channel: a
+     * with message_done and never writes the messages table. Until message_done the send's
+     * job stays this process's (its lease is renewed), however long the send takes (a call):
+     * no other process sends the message meanwhile. One sender per channel: a
      * second plugin registering the same channel is refused (RB_EEXIST, logged with both
      * names), which stops the start. Only during init(). RB_OK, RB_EINVAL, RB_EEXIST. */
     int (*message_sender)(struct rb_plugin_ctx *ctx, const char *channel, rb_plugin_send_fn fn,
