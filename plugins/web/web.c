@@ -163,6 +163,8 @@ static int web_init(struct rb_plugin_ctx *ctx, const struct rb_host_api *api)
         rc = web_dashboard_routes(ctx);
     if (rc == RB_OK)
         rc = web_notices_routes(ctx);
+    if (rc == RB_OK)
+        rc = web_admin_routes(ctx);
     return rc;
 }
 

@@ -139,7 +139,16 @@ json_t *web_form_multipart(const char *content_type, const char *body, size_t le
 
 /* ---- pages ---- */
 
+/* web_staff.c: starts a signed-in staff page: GET /api/v1/staff/me (the header with the
+ * unread notifications, the role: me, is_admin, is_supervisor, can_write), then GET uri into
+ * then. Not signed in: a redirect to the sign-in page. */
+void web_staff_begin(struct page *pg, const char *uri, web_api_fn then);
+/* The staff API answered 401: forgets the cookie, redirects to the sign-in page (pg freed)
+ * and returns 0; 1 otherwise. */
+int web_staff_still(struct page *pg, int status);
+
 int web_citizen_routes(struct rb_plugin_ctx *ctx);
+int web_admin_routes(struct rb_plugin_ctx *ctx);
 int web_staff_routes(struct rb_plugin_ctx *ctx);
 int web_dashboard_routes(struct rb_plugin_ctx *ctx);
 int web_notices_routes(struct rb_plugin_ctx *ctx);
