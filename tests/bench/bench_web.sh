@@ -6,7 +6,8 @@
 # Knobs: BENCH_WEB_CASES (open cases of the officer's department, default 130000, at most
 # 270000: bench_inbox.sql's fixture stores 3.5x that), BENCH_WEB_TOTAL (cases stored in all,
 # default 1000000: the rest are closed cases of other departments), BENCH_DURATION (10s),
-# BENCH_CONNECTIONS (64), BENCH_THREADS (2).
+# BENCH_CONNECTIONS (64), BENCH_THREADS (2), BENCH_ROUNDS (3), BENCH_WEB_SKIP_CITIZEN /
+# BENCH_WEB_SKIP_STAFF (set: leave out that part).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 bench_init "$@"
@@ -33,25 +34,34 @@ for path in / /submit /track /kiosk; do
   code=$(curl -s -o /dev/null -w '%{http_code}' "$BASE$path")
   [ "$code" = 200 ] || die "GET $path answered $code"
 done
-echo "citizen pages: wrk -t$THREADS -c$CONNS -d$DURATION, alternating with GET /healthz"
-best_triv=0
-for round in 1 2; do
+ROUNDS=${BENCH_ROUNDS:-3}
+echo "citizen pages: wrk -t$THREADS -c$CONNS -d$DURATION, alternating with GET /healthz," \
+  "$ROUNDS rounds (every round printed; the headline is the median, never the best round)"
+trivs=()
+declare -A rps_of ratio_of
+for round in $(seq 1 "$ROUNDS"); do
   read -r triv _ <<<"$(run_wrk "$BASE/healthz")"
-  best_triv=$(max "$best_triv" "$triv")
+  trivs+=("$triv")
   line="  round $round  /healthz $triv req/s"
   for path in / /submit /track; do
     read -r rps p99 <<<"$(run_wrk "$BASE$path")"
-    line+="   $path $rps req/s (p99 $p99)"
-    eval "best_${path//[^a-z]/_}=\$(max \"\${best_${path//[^a-z]/_}:-0}\" \"$rps\")"
+    ratio=$(awk -v a="$rps" -v b="$triv" 'BEGIN { printf "%.2f", a / b }')
+    line+="   $path $rps req/s = ${ratio}x (p99 $p99)"
+    rps_of[$path]+="$rps "
+    ratio_of[$path]+="$ratio "
   done
   echo "$line"
 done
+echo "  median of $ROUNDS: /healthz $(bench_median "${trivs[@]}") req/s ($(bench_range "${trivs[@]}"))"
 for path in / /submit /track; do
-  v=best_${path//[^a-z]/_}
-  printf '  best: %-8s %10s req/s = %.2fx the trivial route (%s req/s)\n' "$path" "${!v}" \
-    "$(awk -v a="${!v}" -v b="$best_triv" 'BEGIN { print a / b }')" "$best_triv"
+  read -ra r <<<"${rps_of[$path]}"
+  read -ra x <<<"${ratio_of[$path]}"
+  printf '  median of %s: %-8s %10s req/s (%s) = %sx the trivial route in the same round (%s)\n' \
+    "$ROUNDS" "$path" "$(bench_median "${r[@]}")" "$(bench_range "${r[@]}")" \
+    "$(bench_median "${x[@]}")" "$(bench_range "${x[@]}")"
 done
 fi
+[ -z "${BENCH_WEB_SKIP_STAFF:-}" ] || exit 0
 
 echo "loading $N open cases of $DEPT, $((N * 2)) of another department, $((N / 2)) closed"
 t0=$(date +%s.%N)
