@@ -109,6 +109,8 @@ static int load(void)
                        font);
     web_tmpl_free(web_g.tmpl);
     web_g.tmpl = t;
+    web_kept_free(web_g.kept); /* rendered from the old templates and lists */
+    web_g.kept = NULL;
     free(web_g.css.body);
     web_g.css = css;
     load_lists();
@@ -178,6 +180,7 @@ static void web_stop(struct rb_plugin_ctx *ctx)
 {
     (void)ctx;
     web_tmpl_free(web_g.tmpl);
+    web_kept_free(web_g.kept);
     web_dashboard_free();
     free(web_g.css.body);
     free(web_g.font.body);

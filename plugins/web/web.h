@@ -40,6 +40,7 @@ struct web {
     json_t *departments[2]; /* owned: [0] English, [1] Urdu: {id, name, services: [{id, name}]} */
     json_t *services[2];    /* owned: [{id, name, department}] */
     json_t *districts[2];   /* owned: [{id, name}] */
+    struct web_kept *kept;  /* owned: pages kept rendered (web_kept.c); NULL: none yet */
 };
 
 /* 0 for English, 1 for Urdu: the index into web_g's lists. */
@@ -78,6 +79,15 @@ struct page {
 struct page *web_page_new(struct rb_http_req *req);
 /* Renders template name into the answer with the security headers and frees pg. */
 void web_page_render(struct page *pg, int status, const char *name);
+/* Answers with html (len bytes, borrowed) as a page, with the security headers; frees pg. */
+void web_page_reply_html(struct page *pg, int status, const char *html, size_t len);
+/* As web_page_render, from a copy rendered once and kept (web_kept.c) under the template,
+ * the language, the kiosk and signed-in flags, the path and variant (NULL: none), with this
+ * request's CSRF token written in. Only for a page whose data holds nothing else that
+ * changes from one request to the next. */
+void web_page_render_kept(struct page *pg, int status, const char *name, const char *variant);
+/* Drops the kept pages (after the templates or the configuration were loaded again). */
+void web_kept_free(struct web_kept *t);
 /* Frees a page that was not answered with a page (the handler answered req itself). */
 void web_page_free(struct page *pg);
 /* 303 to location (a path on this site) and frees pg. */

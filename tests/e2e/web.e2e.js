@@ -201,6 +201,23 @@ test('a form without its CSRF token is refused', async () => {
     form: { username: 'off_pol', password: PASSWORD } });
   assert.equal(staff.status(), 403);
   await p.close();
+  // The submit page is kept rendered; each visitor still gets the token of their own session.
+  const visit = async () => {
+    const r = await fetch(`${BASE}/submit?lang=en`);
+    const sid = /rb_sid=([A-Za-z0-9_-]+)/.exec(r.headers.get('set-cookie'))[1];
+    const csrf = /name="_csrf" value="([A-Za-z0-9_-]+)"/.exec(await r.text())[1];
+    return { sid, csrf };
+  };
+  const a = await visit(), b = await visit();
+  assert.notEqual(a.sid, b.sid);
+  assert.notEqual(a.csrf, b.csrf, 'two visitors got the same CSRF token');
+  const post = (sid, csrf) => fetch(`${BASE}/submit`, {
+    method: 'POST', redirect: 'manual',
+    headers: { Cookie: `rb_sid=${sid}`, 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ _csrf: csrf, kind: 'complaint', service: 'fir_registration',
+                                district: 'lahore', text: 'token test' }) });
+  assert.equal((await post(b.sid, a.csrf)).status, 403, "another visitor's token is refused");
+  assert.equal((await post(b.sid, b.csrf)).status, 201, "the visitor's own token is taken");
 });
 
 test('the submit form works with the keyboard alone', async () => {
