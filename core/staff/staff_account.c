@@ -207,8 +207,8 @@ int rb_staff_account_check(const struct rb_config *cfg, struct rb_staff_account 
     }
     int scoped = role == RB_STAFF_OFFICER || role == RB_STAFF_SUPERVISOR;
     if (scoped && !a->department)
-        snprintf(why, whylen, "an %s needs %sdepartment (one of config/departments)", a->role,
-                 opt);
+        snprintf(why, whylen, "%s %s needs %sdepartment (one of config/departments)",
+                 role == RB_STAFF_OFFICER ? "an" : "a", a->role, opt);
     else if (!scoped && (a->department || a->districts))
         snprintf(why, whylen, "the %s role covers every department: drop %sdepartment and "
                  "%sdistricts", a->role, opt, opt);
