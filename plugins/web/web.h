@@ -86,6 +86,9 @@ void web_page_reply_html(struct page *pg, int status, const char *html, size_t l
  * request's CSRF token written in. Only for a page whose data holds nothing else that
  * changes from one request to the next. */
 void web_page_render_kept(struct page *pg, int status, const char *name, const char *variant);
+/* The kept page for name and variant, if there is one: answered (pg freed), 1; else 0 (the
+ * handler builds the page's data and calls web_page_render_kept). */
+int web_page_kept(struct page *pg, int status, const char *name, const char *variant);
 /* Drops the kept pages (after the templates or the configuration were loaded again). */
 void web_kept_free(struct web_kept *t);
 /* Frees a page that was not answered with a page (the handler answered req itself). */

@@ -62,6 +62,8 @@ static void on_home(struct rb_http_req *req, void *arg)
         web_page_render(pg, 200, arg ? "kiosk" : "home");
         return;
     }
+    if (web_page_kept(pg, 200, arg ? "kiosk" : "home", NULL))
+        return;
     web_page_set(pg, "departments", json_incref(deps));
     web_page_render_kept(pg, 200, arg ? "kiosk" : "home", NULL);
 }
@@ -115,7 +117,6 @@ static void on_submit_form(struct rb_http_req *req, void *arg)
     struct page *pg = citizen_page(req);
     const char *service = web_g.api->req_query(req, "service");
     const char *kind = web_g.api->req_query(req, "kind");
-    submit_lists(pg, service, NULL, kind);
     /* Kept per service and kind the lists can show; anything else is rendered each time. */
     int known_service = !service || !*service;
     size_t i;
@@ -127,13 +128,15 @@ static void on_submit_form(struct rb_http_req *req, void *arg)
     }
     int known_kind = !kind || strcmp(kind, "complaint") == 0 || strcmp(kind, "feedback") == 0 ||
                      strcmp(kind, "information") == 0;
-    if (known_service && known_kind) {
-        char variant[160];
-        snprintf(variant, sizeof(variant), "%s|%s", service ? service : "", kind ? kind : "");
+    char variant[160];
+    snprintf(variant, sizeof(variant), "%s|%s", service ? service : "", kind ? kind : "");
+    if (known_service && known_kind && web_page_kept(pg, 200, "submit", variant))
+        return;
+    submit_lists(pg, service, NULL, kind);
+    if (known_service && known_kind)
         web_page_render_kept(pg, 200, "submit", variant);
-    } else {
+    else
         web_page_render(pg, 200, "submit");
-    }
 }
 
 static void submitted(struct page *pg, int status, json_t *body)

@@ -103,27 +103,30 @@ static struct kept *keep(struct page *pg, const char *name, int status, const ch
     return k;
 }
 
-void web_page_render_kept(struct page *pg, int status, const char *name, const char *variant)
+/* pg's key for name and variant into key: 0, or -1 when it does not fit. */
+static int key_of(const struct page *pg, const char *name, const char *variant, char *key,
+                  size_t cap)
 {
-    char key[512];
     const json_t *d = pg->data;
-    int n = snprintf(key, sizeof(key), "%s|%s|%d%d%d|%s|%s", name, pg->lang,
+    int n = snprintf(key, cap, "%s|%s|%d%d%d|%s|%s", name, pg->lang,
                      json_is_true(json_object_get(d, "kiosk")),
                      json_is_true(json_object_get(d, "signed_in")),
                      json_is_true(json_object_get(d, "staff_signed_in")),
                      web_g.api->req_path(pg->req), variant ? variant : "");
-    struct kept *k = NULL;
-    if (n > 0 && (size_t)n < sizeof(key)) {
-        k = web_g.kept ? web_g.kept->buckets[hash(key)] : NULL;
-        while (k && (k->status != status || strcmp(k->key, key) != 0))
-            k = k->next;
-        if (!k)
-            k = keep(pg, name, status, key);
-    }
-    if (!k) {
-        web_page_render(pg, status, name);
-        return;
-    }
+    return n > 0 && (size_t)n < cap ? 0 : -1;
+}
+
+static struct kept *find(const char *key, int status)
+{
+    struct kept *k = web_g.kept ? web_g.kept->buckets[hash(key)] : NULL;
+    while (k && (k->status != status || strcmp(k->key, key) != 0))
+        k = k->next;
+    return k;
+}
+
+/* Answers with k and this request's CSRF token; frees pg. */
+static void serve(struct page *pg, const struct kept *k)
+{
     struct web_kept *t = web_g.kept;
     if (t->scratch_cap < k->len) { /* no malloc and free of a whole page per request */
         free(t->scratch);
@@ -135,5 +138,31 @@ void web_page_render_kept(struct page *pg, int status, const char *name, const c
     memcpy(t->scratch, k->html, k->len);
     for (int i = 0; i < k->n_at; i++)
         memcpy(t->scratch + k->at[i], pg->csrf, WEB_SID_LEN);
-    web_page_reply_html(pg, status, t->scratch, k->len); /* the reply copies it */
+    web_page_reply_html(pg, k->status, t->scratch, k->len); /* the reply copies it */
+}
+
+int web_page_kept(struct page *pg, int status, const char *name, const char *variant)
+{
+    char key[512];
+    const struct kept *k = key_of(pg, name, variant, key, sizeof(key)) == 0 ? find(key, status)
+                                                                              : NULL;
+    if (!k)
+        return 0;
+    serve(pg, k);
+    return 1;
+}
+
+void web_page_render_kept(struct page *pg, int status, const char *name, const char *variant)
+{
+    char key[512];
+    struct kept *k = NULL;
+    if (key_of(pg, name, variant, key, sizeof(key)) == 0) {
+        k = find(key, status);
+        if (!k)
+            k = keep(pg, name, status, key);
+    }
+    if (k)
+        serve(pg, k);
+    else
+        web_page_render(pg, status, name);
 }
