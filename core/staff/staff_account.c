@@ -596,3 +596,13 @@ void rb_staff_forget(struct rb_staff *s, const char *token)
     rb_token_cache_key(token, key);
     rb_token_cache_del(s->cache, key);
 }
+
+static int same_user(const void *value, void *arg)
+{
+    return ((const struct rb_staff_user *)value)->id == *(const long long *)arg;
+}
+
+void rb_staff_forget_user(struct rb_staff *s, long long staff_id)
+{
+    rb_token_cache_del_if(s->cache, same_user, &staff_id);
+}

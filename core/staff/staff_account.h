@@ -166,5 +166,8 @@ typedef void (*rb_staff_auth_fn)(const struct rb_staff_user *u, const char *err,
 int rb_staff_auth(struct rb_staff *s, const char *token, rb_staff_auth_fn fn, void *arg);
 /* Drops a token from the cache (after revoking it in the database). */
 void rb_staff_forget(struct rb_staff *s, const char *token);
+/* Drops every cached token of one account (after disabling it or revoking its tokens in the
+ * database), so that it stops working on this process at once. */
+void rb_staff_forget_user(struct rb_staff *s, long long staff_id);
 
 #endif

@@ -87,10 +87,13 @@ static void changed(PGresult *res, const char *err, void *arg)
         rb_http_reply_error(c->req, 404, "not_found", "there is no staff member \"%s\"",
                             c->username);
     } else if (c->verb == V_DISABLE) {
+        rb_staff_forget_user(rb_staff_api_pool(), atoll(PQgetvalue(res, 0, 0)));
         rb_info(id, "staff %s: disabled by an administrator; sessions revoked", c->username);
         rb_http_reply_json(c->req, 200, json_pack("{s:s, s:b}", "username", c->username,
                                                   "disabled", 1));
     } else {
+        if (c->verb == V_PASSWORD)
+            rb_staff_forget_user(rb_staff_api_pool(), atoll(PQgetvalue(res, 0, 0)));
         rb_info(id, "staff %s: %s by an administrator", c->username,
                 c->verb == V_ADD ? "added" : "password set; sessions revoked");
         json_t *out = json_pack("{s:s}", "username", c->username);

@@ -463,11 +463,13 @@ test('an administrator adds a staff account, which signs in; others are refused'
   await p.waitForSelector('.error');
   assert.match(await p.textContent('main'), /is not a phone number/);
 
-  // Disabled: the session stops working (within the token cache's 30 s) and sign-in fails.
+  // Disabled: the open session stops working at once, and signing in again fails.
   await p.goto(`${BASE}/staff/accounts?lang=en`);
   await p.locator('#acct-new\\.officer form[action$="/disable"] button').click();
   await p.waitForURL(/done=saved/);
   assert.match(await p.locator('#acct-new\\.officer').textContent(), /disabled/);
+  await q.goto(`${BASE}/staff/inbox?lang=en`);
+  assert.match(q.url(), /\/staff\/login/, "a disabled account's session is over");
   await q.goto(`${BASE}/staff/login?lang=en`);
   await q.fill('#username', 'new.officer');
   await q.fill('#password', password);
