@@ -11,7 +11,7 @@
 #include "base/log.h"
 #include "db/db.h"
 #include "net/http.h"
-#include "server/server.h"
+#include "base/process.h"
 #include "staff/staff_account.h"
 #include "staff/staff_api.h"
 
