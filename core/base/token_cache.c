@@ -94,6 +94,16 @@ void rb_token_cache_del(struct rb_token_cache *c, const unsigned char *key)
         UNTIL(s) = 0;
 }
 
+void rb_token_cache_del_if(struct rb_token_cache *c, int (*match)(const void *value, void *arg),
+                           void *arg)
+{
+    for (size_t i = 0; i < c->slots; i++) {
+        unsigned char *s = SLOT(c, i);
+        if (UNTIL(s) != 0 && match(VALUE(s), arg))
+            UNTIL(s) = 0;
+    }
+}
+
 void rb_token_cache_key(const char *token, unsigned char key[RB_TOKEN_KEY_BYTES])
 {
     crypto_hash_sha256(key, (const unsigned char *)token, strlen(token));

@@ -20,6 +20,9 @@ int rb_token_cache_get(const struct rb_token_cache *c, const unsigned char *key,
 void rb_token_cache_put(struct rb_token_cache *c, const unsigned char *key, const void *value,
                         double until);
 void rb_token_cache_del(struct rb_token_cache *c, const unsigned char *key);
+/* Drops every entry whose value match() says 1 for (a whole pass over the slots). */
+void rb_token_cache_del_if(struct rb_token_cache *c, int (*match)(const void *value, void *arg),
+                           void *arg);
 /* The key of a token: its SHA-256. */
 void rb_token_cache_key(const char *token, unsigned char key[RB_TOKEN_KEY_BYTES]);
 

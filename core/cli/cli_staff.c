@@ -16,16 +16,8 @@
 #include "server/server.h"
 #include "staff/staff_account.h"
 
-#define PASSWORD_MIN 8
+#define PASSWORD_MIN RB_STAFF_PASSWORD_MIN
 
-
-/* Same rule as the staff.username CHECK: 1-64 of [A-Za-z0-9._@-]. */
-static int valid_username(const char *s)
-{
-    size_t n = strlen(s);
-    return n >= 1 && n <= 64 &&
-           strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._@-") == n;
-}
 
 /* The password: one line from stdin, or (stdin a terminal or empty) a generated one, which
  * *generated says. RB_OK, or RB_EINVAL (printed). */
@@ -44,10 +36,7 @@ static int read_password(char *out, size_t size, int *generated)
             out[--n] = '\0';
     }
     if (!out[0]) {
-        char tok[RB_STAFF_TOKEN_LEN + 1];
-        rb_staff_token_new(tok);
-        snprintf(out, size, "%.20s", tok); /* 120 bits, easy enough to type once */
-        sodium_memzero(tok, sizeof(tok));
+        rb_staff_password_new(out); /* size > RB_STAFF_GENERATED_LEN */
         *generated = 1;
         return RB_OK;
     }
@@ -66,12 +55,8 @@ static void show_generated(const char *username, const char *pw)
                     "this once (only its argon2id hash is stored)\n", username);
 }
 
-struct add_opts {
-    const char *role, *department, *name, *districts, *phone, *email, *office;
-    char e164[RB_PHONE_MAX]; /* the phone normalised */
-};
 
-static int staff_add(PGconn *conn, const char *username, const struct add_opts *o, char *pw,
+static int staff_add(PGconn *conn, const char *username, const struct rb_staff_account *o, char *pw,
                      int generated)
 {
     char hash[crypto_pwhash_STRBYTES];
@@ -83,12 +68,7 @@ static int staff_add(PGconn *conn, const char *username, const struct add_opts *
     snprintf(districts, sizeof(districts), "{%s}", o->districts ? o->districts : "");
     const char *p[9] = {username, o->name ? o->name : "", hash, o->role, o->department,
                         districts, o->phone ? o->e164 : NULL, o->email, o->office};
-    PGresult *res = PQexecParams(conn,
-                                 "INSERT INTO staff (username, display_name, password_hash, role, "
-                                 "department_id, districts, phone, email, office_id) VALUES ($1, "
-                                 "$2, $3, $4, $5, $6::text[], $7, $8, $9) ON CONFLICT (username) "
-                                 "DO NOTHING RETURNING id",
-                                 9, NULL, p, NULL, NULL, 0);
+    PGresult *res = PQexecParams(conn, rb_staff_add_sql, 9, NULL, p, NULL, NULL, 0);
     sodium_memzero(hash, sizeof(hash));
     int rc = 0;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -159,13 +139,7 @@ static int staff_update(PGconn *conn, const char *what, const char *sql, const c
 
 static int staff_disable(PGconn *conn, const char *username)
 {
-    int rc = staff_update(conn, "disable",
-                          "WITH s AS (UPDATE staff SET disabled_at = coalesce(disabled_at, now())"
-                          "  WHERE username = $1 RETURNING id),"
-                          " t AS (UPDATE staff_tokens SET revoked_at = now() FROM s"
-                          "  WHERE staff_tokens.staff_id = s.id AND revoked_at IS NULL)"
-                          " SELECT id FROM s",
-                          username, NULL);
+    int rc = staff_update(conn, "disable", rb_staff_disable_sql, username, NULL);
     if (rc == 0)
         printf("staff \"%s\" disabled; their sessions are revoked\n", username);
     return rc;
@@ -178,14 +152,7 @@ static int staff_passwd(PGconn *conn, const char *username, char *pw, int genera
         fprintf(stderr, "rabtad: hashing the password failed (out of memory?)\n");
         return 1;
     }
-    int rc = staff_update(conn, "passwd",
-                          "WITH s AS (UPDATE staff SET password_hash = $2, failed_logins = 0,"
-                          "  locked_until = NULL WHERE username = $1 RETURNING id),"
-                          " a AS (DELETE FROM staff_login_attempts WHERE username = $1),"
-                          " t AS (UPDATE staff_tokens SET revoked_at = now() FROM s"
-                          "  WHERE staff_tokens.staff_id = s.id AND revoked_at IS NULL)"
-                          " SELECT id FROM s",
-                          username, hash);
+    int rc = staff_update(conn, "passwd", rb_staff_passwd_sql, username, hash);
     sodium_memzero(hash, sizeof(hash));
     if (rc == 0) {
         if (generated)
@@ -197,7 +164,7 @@ static int staff_passwd(PGconn *conn, const char *username, char *pw, int genera
 }
 
 /* Parses add's options. RB_OK or RB_EINVAL (printed). */
-static int parse_add(struct rb_server *srv, int nargs, char **args, struct add_opts *o)
+static int parse_add(struct rb_server *srv, int nargs, char **args, struct rb_staff_account *o)
 {
     memset(o, 0, sizeof(*o));
     for (int i = 2; i < nargs; i += 2) {
@@ -220,61 +187,10 @@ static int parse_add(struct rb_server *srv, int nargs, char **args, struct add_o
         }
         *slot = v;
     }
-    enum rb_staff_role role;
-    if (!o->role || rb_staff_role_from_str(o->role, &role) != RB_OK) {
-        fprintf(stderr, "rabtad: staff add needs --role officer, supervisor, oversight, "
-                        "admin or agent\n");
+    char why[512];
+    if (rb_staff_account_check(srv->cfg, o, "--", why, sizeof(why)) != RB_OK) {
+        fprintf(stderr, "rabtad: %s\n", why);
         return RB_EINVAL;
-    }
-    int scoped = role == RB_STAFF_OFFICER || role == RB_STAFF_SUPERVISOR;
-    if (scoped && !o->department) {
-        fprintf(stderr, "rabtad: an %s needs --department D (one of config/departments)\n",
-                o->role);
-        return RB_EINVAL;
-    }
-    if (!scoped && (o->department || o->districts)) {
-        fprintf(stderr, "rabtad: the %s role covers every department: drop --department and "
-                        "--districts\n", o->role);
-        return RB_EINVAL;
-    }
-    if (o->department && !rb_config_department(srv->cfg, o->department)) {
-        fprintf(stderr, "rabtad: there is no department \"%s\" in the configuration\n",
-                o->department);
-        return RB_EINVAL;
-    }
-    const char *why = NULL;
-    if (o->phone && rb_phone_normalize(o->phone, o->e164, &why) != RB_OK) {
-        fprintf(stderr, "rabtad: --phone \"%s\" is not a phone number (it %s); write it such "
-                        "as 0300 1234567 or +92 300 1234567\n", o->phone, why ? why : "is malformed");
-        return RB_EINVAL;
-    }
-    if (o->email && rb_staff_email_check(o->email) != RB_OK) {
-        fprintf(stderr, "rabtad: --email \"%s\" is not an e-mail address such as "
-                        "name@punjab.gov.pk\n", o->email);
-        return RB_EINVAL;
-    }
-    if (o->name && strlen(o->name) > 200) {
-        fprintf(stderr, "rabtad: --name has at most 200 characters\n");
-        return RB_EINVAL;
-    }
-    if (o->districts) {
-        struct rb_staff_user u;
-        if (rb_staff_set_districts(&u, o->districts) != RB_OK ||
-            strpbrk(o->districts, "{}\"\\ ") != NULL) {
-            fprintf(stderr, "rabtad: --districts is a comma-separated list of at most %d "
-                            "district ids\n", RB_STAFF_MAX_DISTRICTS);
-            return RB_EINVAL;
-        }
-        for (int i = 0; i < u.n_districts; i++) {
-            int found = 0;
-            for (size_t d = 0; d < srv->cfg->n_districts && !found; d++)
-                found = strcmp(srv->cfg->districts[d].id, u.districts[i]) == 0;
-            if (!found) {
-                fprintf(stderr, "rabtad: there is no district \"%s\" in the configuration\n",
-                        u.districts[i]);
-                return RB_EINVAL;
-            }
-        }
     }
     return RB_OK;
 }
@@ -282,10 +198,10 @@ static int parse_add(struct rb_server *srv, int nargs, char **args, struct add_o
 int rb_cli_staff(struct rb_server *srv, int nargs, char **args)
 {
     const char *verb = nargs > 0 ? args[0] : "list";
-    struct add_opts ao;
+    struct rb_staff_account ao;
     if (strcmp(verb, "add") == 0 || strcmp(verb, "disable") == 0 ||
         strcmp(verb, "passwd") == 0) {
-        if (nargs < 2 || !valid_username(args[1])) {
+        if (nargs < 2 || !rb_staff_username_ok(args[1])) {
             fprintf(stderr, "rabtad: usage: rabtad staff -c FILE %s USERNAME%s (USERNAME: 1 to "
                             "64 letters, digits or . _ @ -)\n",
                     verb, strcmp(verb, "add") == 0 ? " --role R [--department D] [--name N] [--phone P] [--email E]"

@@ -35,6 +35,7 @@
 #include "sla/sla_policy.h"
 #include "staff/reports.h"
 #include "staff/staff_api.h"
+#include "staff/staff_admin.h"
 #include "staff/staff_notify.h"
 
 struct rb_server rb_server;
@@ -439,6 +440,7 @@ int rb_server_run(struct rb_server *srv)
     register_jobs(srv);
     if (rb_status_init(srv) != RB_OK || rb_staff_api_init(srv) != RB_OK ||
         rb_reports_init(srv) != RB_OK || rb_staff_notify_init(srv) != RB_OK ||
+        rb_staff_admin_init(srv) != RB_OK ||
         rb_feedback_api_init(srv) != RB_OK ||
         rb_plugins_init(srv->plugins, srv) != RB_OK) {
         rb_server_cleanup(srv);

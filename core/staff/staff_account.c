@@ -16,6 +16,7 @@
 
 #include "base/log.h"
 #include "cases/citizen_auth.h" /* rb_auth_token_hash: the same SHA-256 bytea literal */
+#include "config/config.h"
 #include "db/db.h"
 
 #define PROBE 8
@@ -164,6 +165,89 @@ int rb_staff_may_act_on_official(const struct rb_staff_user *u)
                                                                         : RB_ESTAFF_DENIED;
 }
 
+int rb_staff_username_ok(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 1 && n <= 64 &&
+           strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._@-") == n;
+}
+
+/* Every district of csv is configured. RB_OK or RB_EINVAL (why written). */
+static int check_districts(const struct rb_config *cfg, const char *csv, const char *opt,
+                           char *why, size_t whylen)
+{
+    struct rb_staff_user u;
+    if (rb_staff_set_districts(&u, csv) != RB_OK || strpbrk(csv, "{}\"\\ ") != NULL) {
+        snprintf(why, whylen, "%sdistricts is a comma-separated list of at most %d district ids",
+                 opt, RB_STAFF_MAX_DISTRICTS);
+        return RB_EINVAL;
+    }
+    for (int i = 0; i < u.n_districts; i++) {
+        int found = 0;
+        for (size_t d = 0; d < cfg->n_districts && !found; d++)
+            found = strcmp(cfg->districts[d].id, u.districts[i]) == 0;
+        if (!found) {
+            snprintf(why, whylen, "there is no district \"%s\" in the configuration",
+                     u.districts[i]);
+            return RB_EINVAL;
+        }
+    }
+    return RB_OK;
+}
+
+int rb_staff_account_check(const struct rb_config *cfg, struct rb_staff_account *a,
+                           const char *opt, char *why, size_t whylen)
+{
+    enum rb_staff_role role;
+    const char *pwhy = NULL;
+    if (!a->role || rb_staff_role_from_str(a->role, &role) != RB_OK) {
+        snprintf(why, whylen, "%srole is one of officer, supervisor, oversight, admin or agent",
+                 opt);
+        return RB_EINVAL;
+    }
+    int scoped = role == RB_STAFF_OFFICER || role == RB_STAFF_SUPERVISOR;
+    if (scoped && !a->department)
+        snprintf(why, whylen, "%s %s needs %sdepartment (one of config/departments)",
+                 role == RB_STAFF_OFFICER ? "an" : "a", a->role, opt);
+    else if (!scoped && (a->department || a->districts))
+        snprintf(why, whylen, "the %s role covers every department: drop %sdepartment and "
+                 "%sdistricts", a->role, opt, opt);
+    else if (a->department && !rb_config_department(cfg, a->department))
+        snprintf(why, whylen, "there is no department \"%s\" in the configuration",
+                 a->department);
+    else if (a->phone && rb_phone_normalize(a->phone, a->e164, &pwhy) != RB_OK)
+        snprintf(why, whylen, "%sphone \"%s\" is not a phone number (it %s); write it such as "
+                 "0300 1234567 or +92 300 1234567", opt, a->phone, pwhy ? pwhy : "is malformed");
+    else if (a->email && rb_staff_email_check(a->email) != RB_OK)
+        snprintf(why, whylen, "%semail \"%s\" is not an e-mail address such as "
+                 "name@punjab.gov.pk", opt, a->email);
+    else if (a->name && strlen(a->name) > 200)
+        snprintf(why, whylen, "%sname has at most 200 characters", opt);
+    else if (a->districts)
+        return check_districts(cfg, a->districts, opt, why, whylen);
+    else
+        return RB_OK;
+    return RB_EINVAL;
+}
+
+const char rb_staff_add_sql[] =
+    "INSERT INTO staff (username, display_name, password_hash, role, department_id, districts,"
+    " phone, email, office_id) VALUES ($1, $2, $3, $4, $5, $6::text[], $7, $8, $9)"
+    " ON CONFLICT (username) DO NOTHING RETURNING id";
+const char rb_staff_disable_sql[] =
+    "WITH s AS (UPDATE staff SET disabled_at = coalesce(disabled_at, now())"
+    "  WHERE username = $1 RETURNING id),"
+    " t AS (UPDATE staff_tokens SET revoked_at = now() FROM s"
+    "  WHERE staff_tokens.staff_id = s.id AND revoked_at IS NULL)"
+    " SELECT id FROM s";
+const char rb_staff_passwd_sql[] =
+    "WITH s AS (UPDATE staff SET password_hash = $2, failed_logins = 0,"
+    "  locked_until = NULL WHERE username = $1 RETURNING id),"
+    " a AS (DELETE FROM staff_login_attempts WHERE username = $1),"
+    " t AS (UPDATE staff_tokens SET revoked_at = now() FROM s"
+    "  WHERE staff_tokens.staff_id = s.id AND revoked_at IS NULL)"
+    " SELECT id FROM s";
+
 int rb_staff_hash_password(const char *password, char out[crypto_pwhash_STRBYTES])
 {
     if (crypto_pwhash_str(out, password, strlen(password), crypto_pwhash_OPSLIMIT_INTERACTIVE,
@@ -181,6 +265,15 @@ void rb_staff_token_new(char out[RB_STAFF_TOKEN_LEN + 1])
     sodium_memzero(raw, sizeof(raw));
 }
 
+void rb_staff_password_new(char out[RB_STAFF_GENERATED_LEN + 1])
+{
+    char tok[RB_STAFF_TOKEN_LEN + 1];
+    rb_staff_token_new(tok);
+    memcpy(out, tok, RB_STAFF_GENERATED_LEN);
+    out[RB_STAFF_GENERATED_LEN] = '\0';
+    sodium_memzero(tok, sizeof(tok));
+}
+
 /* ---- password pool ------------------------------------------------------------------------ */
 
 struct pw_job {
@@ -189,7 +282,8 @@ struct pw_job {
     char *password; /* owned; wiped before free */
     size_t password_len;
     int ok;
-    rb_staff_verify_fn fn;
+    rb_staff_verify_fn fn;  /* a verification, or */
+    rb_staff_hash_fn hfn;   /* a hash (into hash) */
     void *arg;
 };
 
@@ -214,6 +308,7 @@ struct rb_staff {
 
 static void free_job(struct pw_job *j)
 {
+    sodium_memzero(j->hash, sizeof(j->hash));
     if (j->password) {
         sodium_memzero(j->password, j->password_len);
         free(j->password);
@@ -236,7 +331,12 @@ static void *pw_worker(void *arg)
             s->todo_tail = &s->todo;
         pthread_mutex_unlock(&s->mu);
 
-        j->ok = crypto_pwhash_str_verify(j->hash, j->password, j->password_len) == 0;
+        if (j->hfn)
+            j->ok = crypto_pwhash_str(j->hash, j->password, j->password_len,
+                                      crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                                      crypto_pwhash_MEMLIMIT_INTERACTIVE) == 0;
+        else
+            j->ok = crypto_pwhash_str_verify(j->hash, j->password, j->password_len) == 0;
         sodium_memzero(j->password, j->password_len);
 
         pthread_mutex_lock(&s->mu);
@@ -266,7 +366,10 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
         struct pw_job *j = list;
         list = j->next;
         s->pending--;
-        j->fn(j->ok, j->arg);
+        if (j->hfn)
+            j->hfn(j->ok ? j->hash : NULL, j->arg);
+        else
+            j->fn(j->ok, j->arg);
         free_job(j);
     }
 }
@@ -349,30 +452,57 @@ void rb_staff_free(struct rb_staff *s)
     free(s);
 }
 
-int rb_staff_verify(struct rb_staff *s, const char *hash, const char *password,
-                    rb_staff_verify_fn fn, void *arg)
+/* A new job for password (copied), or NULL with *rc set when it cannot be queued. */
+static struct pw_job *job_new(struct rb_staff *s, const char *password, void *arg, int *rc)
 {
     size_t n = strlen(password);
-    if (n > RB_STAFF_PASSWORD_MAX)
-        return RB_EINVAL;
-    if (s->pending >= RB_STAFF_PW_QUEUE)
-        return RB_EAGAIN;
+    *rc = n > RB_STAFF_PASSWORD_MAX ? RB_EINVAL
+          : s->pending >= RB_STAFF_PW_QUEUE ? RB_EAGAIN
+                                             : RB_OK;
+    if (*rc != RB_OK)
+        return NULL;
     struct pw_job *j = rb_calloc(1, sizeof(*j));
-    const char *h = hash && *hash ? hash : s->dummy;
-    if (strlen(h) >= sizeof(j->hash))
-        h = s->dummy; /* not a libsodium string: fails like a wrong password */
-    memcpy(j->hash, h, strlen(h) + 1);
     j->password = rb_malloc(n + 1);
     memcpy(j->password, password, n + 1);
     j->password_len = n;
-    j->fn = fn;
     j->arg = arg;
+    return j;
+}
+
+static void job_queue(struct rb_staff *s, struct pw_job *j)
+{
     s->pending++;
     pthread_mutex_lock(&s->mu);
     *s->todo_tail = j;
     s->todo_tail = &j->next;
     pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
+}
+
+int rb_staff_hash(struct rb_staff *s, const char *password, rb_staff_hash_fn fn, void *arg)
+{
+    int rc;
+    struct pw_job *j = job_new(s, password, arg, &rc);
+    if (j) {
+        j->hfn = fn;
+        job_queue(s, j);
+    }
+    return rc;
+}
+
+int rb_staff_verify(struct rb_staff *s, const char *hash, const char *password,
+                    rb_staff_verify_fn fn, void *arg)
+{
+    int rc;
+    struct pw_job *j = job_new(s, password, arg, &rc);
+    if (!j)
+        return rc;
+    const char *h = hash && *hash ? hash : s->dummy;
+    if (strlen(h) >= sizeof(j->hash))
+        h = s->dummy; /* not a libsodium string: fails like a wrong password */
+    memcpy(j->hash, h, strlen(h) + 1);
+    j->fn = fn;
+    job_queue(s, j);
     return RB_OK;
 }
 
@@ -465,4 +595,14 @@ void rb_staff_forget(struct rb_staff *s, const char *token)
     unsigned char key[RB_TOKEN_KEY_BYTES];
     rb_token_cache_key(token, key);
     rb_token_cache_del(s->cache, key);
+}
+
+static int same_user(const void *value, void *arg)
+{
+    return ((const struct rb_staff_user *)value)->id == *(const long long *)arg;
+}
+
+void rb_staff_forget_user(struct rb_staff *s, long long staff_id)
+{
+    rb_token_cache_del_if(s->cache, same_user, &staff_id);
 }

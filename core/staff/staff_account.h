@@ -19,8 +19,10 @@
 #include <sodium.h>
 
 #include "base/common.h"
+#include "base/phone.h"
 
 struct event_base;
+struct rb_config;
 struct rb_db;
 struct rb_staff;
 
@@ -95,8 +97,36 @@ int rb_staff_may_act_on_official(const struct rb_staff_user *u);
  * both sides, no blanks, at most 254 bytes. RB_OK or RB_EINVAL. */
 int rb_staff_email_check(const char *email);
 
+/* A new account as the CLI (rabtad staff add) and the staff API (POST /api/v1/staff/accounts)
+ * take it; NULL for what is not given. All borrowed. */
+struct rb_staff_account {
+    const char *username, *role, *department, *name, *districts, *phone, *email, *office;
+    char e164[RB_PHONE_MAX]; /* filled by rb_staff_account_check: the phone as E.164 */
+};
+#define RB_STAFF_PASSWORD_MIN 8
+/* Same rule as the staff.username CHECK: 1-64 of [A-Za-z0-9._@-]. 1 or 0. */
+int rb_staff_username_ok(const char *s);
+/* Checks a new account against the rules and the configuration (role, a department for the
+ * scoped roles and none for the others, known department and districts, phone, e-mail, name
+ * length) and normalises the phone into a->e164. opt prefixes each field's name in the
+ * message ("--" for the CLI's options, "" for the API's fields). RB_OK, or RB_EINVAL with
+ * one sentence in why. */
+int rb_staff_account_check(const struct rb_config *cfg, struct rb_staff_account *a,
+                           const char *opt, char *why, size_t whylen);
+/* The statements that change accounts, shared by the CLI and the staff API.
+ * add: $1 username $2 display name $3 hash $4 role $5 department $6 districts ("{a,b}")
+ *      $7 phone $8 email $9 office; a row (id) unless the username is taken.
+ * disable: $1 username; a row unless there is no such account; revokes its tokens.
+ * passwd: $1 username $2 hash; a row unless there is no such account; clears the lock and
+ *      the failed sign-ins, revokes its tokens. */
+extern const char rb_staff_add_sql[], rb_staff_disable_sql[], rb_staff_passwd_sql[];
+
 /* Blocking (CLI only): hashes password into out. RB_OK or RB_ERR (out of memory in argon2). */
 int rb_staff_hash_password(const char *password, char out[crypto_pwhash_STRBYTES]);
+
+/* A new random password to show once: 20 characters of base64url (120 bits). */
+#define RB_STAFF_GENERATED_LEN 20
+void rb_staff_password_new(char out[RB_STAFF_GENERATED_LEN + 1]);
 
 /* A new random token (RB_STAFF_TOKEN_LEN characters and a NUL). */
 void rb_staff_token_new(char out[RB_STAFF_TOKEN_LEN + 1]);
@@ -118,6 +148,13 @@ typedef void (*rb_staff_verify_fn)(int ok, void *arg);
  * called), RB_EINVAL (password too long: fn not called). */
 int rb_staff_verify(struct rb_staff *s, const char *hash, const char *password,
                     rb_staff_verify_fn fn, void *arg);
+/* hash: the argon2id string of the password, or NULL (out of memory in argon2). Borrowed
+ * for the call; wiped after it. */
+typedef void (*rb_staff_hash_fn)(const char *hash, void *arg);
+/* Hashes a password on the pool's threads (it costs what a verification costs). fn is called
+ * on the loop exactly once, never from inside this. RB_OK, RB_EAGAIN (queue full), RB_EINVAL
+ * (too long): fn not called. */
+int rb_staff_hash(struct rb_staff *s, const char *password, rb_staff_hash_fn fn, void *arg);
 /* Verifications queued or running. */
 int rb_staff_pending(const struct rb_staff *s);
 
@@ -129,5 +166,8 @@ typedef void (*rb_staff_auth_fn)(const struct rb_staff_user *u, const char *err,
 int rb_staff_auth(struct rb_staff *s, const char *token, rb_staff_auth_fn fn, void *arg);
 /* Drops a token from the cache (after revoking it in the database). */
 void rb_staff_forget(struct rb_staff *s, const char *token);
+/* Drops every cached token of one account (after disabling it or revoking its tokens in the
+ * database), so that it stops working on this process at once. */
+void rb_staff_forget_user(struct rb_staff *s, long long staff_id);
 
 #endif

@@ -1224,6 +1224,11 @@ void rb_staff_api_authenticate(struct rb_http_req *req, rb_staff_api_authed_fn f
     }
 }
 
+struct rb_staff *rb_staff_api_pool(void)
+{
+    return live ? live->staff : NULL;
+}
+
 int rb_staff_api_init(struct rb_server *srv)
 {
     if (live) {

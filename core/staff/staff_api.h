@@ -21,6 +21,7 @@
 struct rb_server;
 struct rb_http_req;
 struct rb_staff_user;
+struct rb_staff;
 
 /* Registers the routes and starts the password threads. Needs srv->http, srv->db and
  * srv->base. RB_OK or RB_ERR (logged). */
@@ -37,5 +38,9 @@ void rb_staff_api_free(void);
 typedef void (*rb_staff_api_authed_fn)(struct rb_http_req *req, const struct rb_staff_user *u,
                                        void *arg);
 void rb_staff_api_authenticate(struct rb_http_req *req, rb_staff_api_authed_fn fn, void *arg);
+
+/* The password pool the staff API runs (borrowed; NULL before init): for routes outside
+ * this file that hash or verify passwords (core/staff/staff_admin.c). */
+struct rb_staff *rb_staff_api_pool(void);
 
 #endif

@@ -125,6 +125,8 @@ static int load(void)
                        font);
     web_tmpl_free(web_g.tmpl);
     web_g.tmpl = t;
+    web_kept_free(web_g.kept); /* rendered from the old templates and lists */
+    web_g.kept = NULL;
     free(web_g.css.body);
     web_g.css = css;
     load_lists();
@@ -175,6 +177,8 @@ static int web_init(struct rb_plugin_ctx *ctx, const struct rb_host_api *api)
         rc = web_dashboard_routes(ctx);
     if (rc == RB_OK)
         rc = web_notices_routes(ctx);
+    if (rc == RB_OK)
+        rc = web_admin_routes(ctx);
     return rc;
 }
 
@@ -188,6 +192,7 @@ static void web_stop(struct rb_plugin_ctx *ctx)
 {
     (void)ctx;
     web_tmpl_free(web_g.tmpl);
+    web_kept_free(web_g.kept);
     web_dashboard_free();
     free(web_g.css.body);
     free(web_g.font.body);

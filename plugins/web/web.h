@@ -40,6 +40,7 @@ struct web {
     json_t *departments[2]; /* owned: [0] English, [1] Urdu: {id, name, services: [{id, name}]} */
     json_t *services[2];    /* owned: [{id, name, department}] */
     json_t *districts[2];   /* owned: [{id, name}] */
+    struct web_kept *kept;  /* owned: pages kept rendered (web_kept.c); NULL: none yet */
 };
 
 /* 0 for English, 1 for Urdu: the index into web_g's lists. */
@@ -78,6 +79,18 @@ struct page {
 struct page *web_page_new(struct rb_http_req *req);
 /* Renders template name into the answer with the security headers and frees pg. */
 void web_page_render(struct page *pg, int status, const char *name);
+/* Answers with html (len bytes, borrowed) as a page, with the security headers; frees pg. */
+void web_page_reply_html(struct page *pg, int status, const char *html, size_t len);
+/* As web_page_render, from a copy rendered once and kept (web_kept.c) under the template,
+ * the language, the kiosk and signed-in flags, the path and variant (NULL: none), with this
+ * request's CSRF token written in. Only for a page whose data holds nothing else that
+ * changes from one request to the next. */
+void web_page_render_kept(struct page *pg, int status, const char *name, const char *variant);
+/* The kept page for name and variant, if there is one: answered (pg freed), 1; else 0 (the
+ * handler builds the page's data and calls web_page_render_kept). */
+int web_page_kept(struct page *pg, int status, const char *name, const char *variant);
+/* Drops the kept pages (after the templates or the configuration were loaded again). */
+void web_kept_free(struct web_kept *t);
 /* Frees a page that was not answered with a page (the handler answered req itself). */
 void web_page_free(struct page *pg);
 /* 303 to location (a path on this site) and frees pg. */
@@ -139,7 +152,16 @@ json_t *web_form_multipart(const char *content_type, const char *body, size_t le
 
 /* ---- pages ---- */
 
+/* web_staff.c: starts a signed-in staff page: GET /api/v1/staff/me (the header with the
+ * unread notifications, the role: me, is_admin, is_supervisor, can_write), then GET uri into
+ * then. Not signed in: a redirect to the sign-in page. */
+void web_staff_begin(struct page *pg, const char *uri, web_api_fn then);
+/* The staff API answered 401: forgets the cookie, redirects to the sign-in page (pg freed)
+ * and returns 0; 1 otherwise. */
+int web_staff_still(struct page *pg, int status);
+
 int web_citizen_routes(struct rb_plugin_ctx *ctx);
+int web_admin_routes(struct rb_plugin_ctx *ctx);
 int web_staff_routes(struct rb_plugin_ctx *ctx);
 int web_dashboard_routes(struct rb_plugin_ctx *ctx);
 int web_notices_routes(struct rb_plugin_ctx *ctx);

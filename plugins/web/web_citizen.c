@@ -59,10 +59,13 @@ static void on_home(struct rb_http_req *req, void *arg)
         web_page_set(pg, "departments", out);
         web_page_set_str(pg, "q", q);
         web_page_set(pg, "no_match", json_boolean(json_array_size(out) == 0));
-    } else {
-        web_page_set(pg, "departments", json_incref(deps));
+        web_page_render(pg, 200, arg ? "kiosk" : "home");
+        return;
     }
-    web_page_render(pg, 200, arg ? "kiosk" : "home");
+    if (web_page_kept(pg, 200, arg ? "kiosk" : "home", NULL))
+        return;
+    web_page_set(pg, "departments", json_incref(deps));
+    web_page_render_kept(pg, 200, arg ? "kiosk" : "home", NULL);
 }
 
 /* ---- submit -------------------------------------------------------------------------------- */
@@ -112,9 +115,28 @@ static void on_submit_form(struct rb_http_req *req, void *arg)
 {
     (void)arg;
     struct page *pg = citizen_page(req);
-    submit_lists(pg, web_g.api->req_query(req, "service"), NULL,
-                 web_g.api->req_query(req, "kind"));
-    web_page_render(pg, 200, "submit");
+    const char *service = web_g.api->req_query(req, "service");
+    const char *kind = web_g.api->req_query(req, "kind");
+    /* Kept per service and kind the lists can show; anything else is rendered each time. */
+    int known_service = !service || !*service;
+    size_t i;
+    json_t *x;
+    json_array_foreach(web_g.services[0], i, x)
+    {
+        if (service && strcmp(json_string_value(json_object_get(x, "id")), service) == 0)
+            known_service = 1;
+    }
+    int known_kind = !kind || strcmp(kind, "complaint") == 0 || strcmp(kind, "feedback") == 0 ||
+                     strcmp(kind, "information") == 0;
+    char variant[160];
+    snprintf(variant, sizeof(variant), "%s|%s", service ? service : "", kind ? kind : "");
+    if (known_service && known_kind && web_page_kept(pg, 200, "submit", variant))
+        return;
+    submit_lists(pg, service, NULL, kind);
+    if (known_service && known_kind)
+        web_page_render_kept(pg, 200, "submit", variant);
+    else
+        web_page_render(pg, 200, "submit");
 }
 
 static void submitted(struct page *pg, int status, json_t *body)
@@ -206,6 +228,10 @@ static void on_track(struct rb_http_req *req, void *arg)
     const char *last4 = web_g.api->req_query(req, "last4");
     web_page_set_str(pg, "tn", tn);
     web_page_set_str(pg, "last4", last4);
+    if ((!tn || !*tn) && !last4) {
+        web_page_render_kept(pg, 200, "track", NULL);
+        return;
+    }
     if (!tn || !*tn) {
         web_page_render(pg, 200, "track");
         return;

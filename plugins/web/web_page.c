@@ -132,22 +132,27 @@ static void headers(struct page *pg)
         api->reply_header(pg->req, "Set-Cookie", pg->cookies[i]);
 }
 
+void web_page_reply_html(struct page *pg, int status, const char *html, size_t len)
+{
+    headers(pg);
+    web_g.api->reply(pg->req, status, "text/html; charset=utf-8", html, len);
+    web_page_free(pg);
+}
+
 void web_page_render(struct page *pg, int status, const char *name)
 {
     size_t len = 0;
     web_page_set_str(pg, "page", name);
     char *html = web_tmpl_render(web_g.tmpl, name, pg->data, pg->lang, &len);
-    headers(pg);
     if (!html) {
         web_g.api->log(web_g.ctx, RB_LOG_ERROR, "no template %s.html in %s", name,
                        web_g.conf.dir);
         const char msg[] = "<!doctype html><title>500</title><p>The page's template is missing.";
-        web_g.api->reply(pg->req, 500, "text/html; charset=utf-8", msg, sizeof(msg) - 1);
+        web_page_reply_html(pg, 500, msg, sizeof(msg) - 1);
     } else {
-        web_g.api->reply(pg->req, status, "text/html; charset=utf-8", html, len);
+        web_page_reply_html(pg, status, html, len);
     }
     free(html);
-    web_page_free(pg);
 }
 
 void web_page_redirect(struct page *pg, const char *location)

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "web.h"
 
@@ -88,7 +89,7 @@ struct staff_call {
     web_api_fn then;
 };
 
-static int staff_still(struct page *pg, int status)
+int web_staff_still(struct page *pg, int status)
 {
     if (status != 401)
         return 1;
@@ -101,7 +102,7 @@ static void me_loaded(struct page *pg, int status, json_t *body)
 {
     struct staff_call *sc = pg->extra;
     pg->extra = NULL;
-    if (!staff_still(pg, status)) {
+    if (!web_staff_still(pg, status)) {
         free(sc);
         return;
     }
@@ -120,8 +121,7 @@ static void me_loaded(struct page *pg, int status, json_t *body)
     free(sc);
 }
 
-/* Starts a signed-in staff page: /me (the header, the role), then GET uri into then. */
-static void staff_begin(struct page *pg, const char *uri, web_api_fn then)
+void web_staff_begin(struct page *pg, const char *uri, web_api_fn then)
 {
     if (!pg->staff[0]) {
         web_page_redirect(pg, "/staff/login");
@@ -156,7 +156,7 @@ static void time_left(json_t *row)
 
 static void inbox_loaded(struct page *pg, int status, json_t *body)
 {
-    if (!staff_still(pg, status))
+    if (!web_staff_still(pg, status))
         return;
     if (status != 200) {
         web_page_error(pg, status, "error.api", web_api_message(body, NULL));
@@ -195,7 +195,7 @@ static void on_inbox(struct rb_http_req *req, void *arg)
     web_page_set(pg, "services", json_incref(web_g.services[l]));
     web_page_set(pg, "districts", json_incref(web_g.districts[l]));
     if (uri.n < 1000)
-        staff_begin(pg, uri.p, inbox_loaded);
+        web_staff_begin(pg, uri.p, inbox_loaded);
     else
         web_page_error(pg, 400, "error.bad_form", NULL);
     free(uri.p);
@@ -203,9 +203,27 @@ static void on_inbox(struct rb_http_req *req, void *arg)
 
 /* ---- one case ------------------------------------------------------------------------------ */
 
+/* Supervisors record actions on a registered official (docs/feedback.md): the officials in
+ * their scope, the one whose name the case gives chosen first. */
+static void officials_loaded(struct page *pg, int status, json_t *body)
+{
+    json_t *list = json_object_get(body, "officials");
+    const char *named = json_string_value(
+        json_object_get(json_object_get(pg->data, "case"), "names_official"));
+    size_t i;
+    json_t *o;
+    json_array_foreach(list, i, o)
+    {
+        const char *name = json_string_value(json_object_get(o, "name"));
+        json_object_set_new(o, "chosen", json_boolean(named && name && strcasecmp(named, name) == 0));
+    }
+    web_page_set(pg, "officials", status == 200 ? json_incref(list) : json_array());
+    web_page_render(pg, 200, "staff_case");
+}
+
 static void case_loaded(struct page *pg, int status, json_t *body)
 {
-    if (!staff_still(pg, status))
+    if (!web_staff_still(pg, status))
         return;
     if (status != 200) {
         web_page_error(pg, status, "error.not_found", web_api_message(body, NULL));
@@ -232,7 +250,10 @@ static void case_loaded(struct page *pg, int status, json_t *body)
     web_page_set_str(pg, "tracking", pg->tracking);
     web_page_set_str(pg, "done", web_g.api->req_query(pg->req, "done"));
     web_page_set(pg, "departments", json_incref(web_g.departments[WEB_LANG_IX(pg->lang)]));
-    web_page_render(pg, 200, "staff_case");
+    if (json_is_true(json_object_get(pg->data, "is_supervisor")))
+        web_api(pg, RB_HTTP_GET, "/api/v1/staff/officials", pg->staff, NULL, officials_loaded);
+    else
+        web_page_render(pg, 200, "staff_case");
 }
 
 static void on_case(struct rb_http_req *req, void *arg)
@@ -243,12 +264,12 @@ static void on_case(struct rb_http_req *req, void *arg)
         return;
     char uri[96];
     snprintf(uri, sizeof(uri), "/api/v1/staff/cases/%s", pg->tracking);
-    staff_begin(pg, uri, case_loaded);
+    web_staff_begin(pg, uri, case_loaded);
 }
 
 static void acted(struct page *pg, int status, json_t *body)
 {
-    if (!staff_still(pg, status))
+    if (!web_staff_still(pg, status))
         return;
     if (status != 200 && status != 201) {
         web_page_set_str(pg, "tracking", pg->tracking);

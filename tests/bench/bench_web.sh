@@ -6,7 +6,8 @@
 # Knobs: BENCH_WEB_CASES (open cases of the officer's department, default 130000, at most
 # 270000: bench_inbox.sql's fixture stores 3.5x that), BENCH_WEB_TOTAL (cases stored in all,
 # default 1000000: the rest are closed cases of other departments), BENCH_DURATION (10s),
-# BENCH_CONNECTIONS (64), BENCH_THREADS (2).
+# BENCH_CONNECTIONS (64), BENCH_THREADS (2), BENCH_ROUNDS (3), BENCH_WEB_SKIP_CITIZEN /
+# BENCH_WEB_SKIP_STAFF (set: leave out that part).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 bench_init "$@"
@@ -20,38 +21,63 @@ BENCH_EXTRA_YAML="  - name: web
       dir: \"$SRC/lua/web\"" bench_rabtad_start 4
 BASE="http://127.0.0.1:$RPORT"
 
-run_wrk() { # URL [wrk args...] -> "req/s p99" on stdout
-  local url=$1 out
+cpu_ticks() { # rabtad's user + system CPU time so far, in clock ticks
+  awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$RABTAD_PID/stat"
+}
+run_wrk() { # URL [wrk args...] -> "req/s p99 rabtad-CPU-microseconds-per-request" on stdout
+  local url=$1 out t0 t1 n
   shift
+  t0=$(cpu_ticks)
   out=$(bench_wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$@" "$url")
+  t1=$(cpu_ticks)
   grep -q "Non-2xx" <<<"$out" && die "non-2xx answers from $url: $(grep Non-2xx <<<"$out")"
-  echo "$(awk '/^Requests\/sec:/ {print $2}' <<<"$out") $(awk '$1 == "99%" {print $2}' <<<"$out")"
+  n=$(awk '/requests in/ {print $1}' <<<"$out")
+  echo "$(awk '/^Requests\/sec:/ {print $2}' <<<"$out") $(awk '$1 == "99%" {print $2}' <<<"$out")" \
+    "$(awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v n="$n" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')"
 }
 
 if [ -n "${BENCH_WEB_SKIP_CITIZEN:-}" ]; then :; else
+sizes="page sizes:"
 for path in / /submit /track /kiosk; do
-  code=$(curl -s -o /dev/null -w '%{http_code}' "$BASE$path")
+  read -r code size <<<"$(curl -s -o /dev/null -w '%{http_code} %{size_download}' "$BASE$path")"
   [ "$code" = 200 ] || die "GET $path answered $code"
+  sizes+=" $path $size bytes"
 done
-echo "citizen pages: wrk -t$THREADS -c$CONNS -d$DURATION, alternating with GET /healthz"
-best_triv=0
-for round in 1 2; do
-  read -r triv _ <<<"$(run_wrk "$BASE/healthz")"
-  best_triv=$(max "$best_triv" "$triv")
-  line="  round $round  /healthz $triv req/s"
+echo "$sizes"
+ROUNDS=${BENCH_ROUNDS:-3}
+echo "citizen pages: wrk -t$THREADS -c$CONNS -d$DURATION, alternating with GET /healthz," \
+  "$ROUNDS rounds (every round printed; the headline is the median, never the best round);" \
+  "cpu: rabtad's CPU time per request (user + system), steadier than req/s on a shared machine"
+trivs=()
+tcpus=()
+declare -A rps_of ratio_of cpu_of
+for round in $(seq 1 "$ROUNDS"); do
+  read -r triv _ tcpu <<<"$(run_wrk "$BASE/healthz")"
+  trivs+=("$triv")
+  tcpus+=("$tcpu")
+  line="  round $round  /healthz $triv req/s (cpu ${tcpu} us)"
   for path in / /submit /track; do
-    read -r rps p99 <<<"$(run_wrk "$BASE$path")"
-    line+="   $path $rps req/s (p99 $p99)"
-    eval "best_${path//[^a-z]/_}=\$(max \"\${best_${path//[^a-z]/_}:-0}\" \"$rps\")"
+    read -r rps p99 cpu <<<"$(run_wrk "$BASE$path")"
+    ratio=$(awk -v a="$rps" -v b="$triv" 'BEGIN { printf "%.2f", a / b }')
+    line+="   $path $rps req/s = ${ratio}x (p99 $p99, cpu ${cpu} us)"
+    rps_of[$path]+="$rps "
+    ratio_of[$path]+="$ratio "
+    cpu_of[$path]+="$cpu "
   done
   echo "$line"
 done
+echo "  median of $ROUNDS: /healthz $(bench_median "${trivs[@]}") req/s ($(bench_range "${trivs[@]}")), cpu $(bench_median "${tcpus[@]}") us/request"
 for path in / /submit /track; do
-  v=best_${path//[^a-z]/_}
-  printf '  best: %-8s %10s req/s = %.2fx the trivial route (%s req/s)\n' "$path" "${!v}" \
-    "$(awk -v a="${!v}" -v b="$best_triv" 'BEGIN { print a / b }')" "$best_triv"
+  read -ra r <<<"${rps_of[$path]}"
+  read -ra x <<<"${ratio_of[$path]}"
+  read -ra c <<<"${cpu_of[$path]}"
+  printf '  median of %s: %-8s %10s req/s (%s) = %sx the trivial route in the same round (%s); cpu %s us/request (%s)\n' \
+    "$ROUNDS" "$path" "$(bench_median "${r[@]}")" "$(bench_range "${r[@]}")" \
+    "$(bench_median "${x[@]}")" "$(bench_range "${x[@]}")" \
+    "$(bench_median "${c[@]}")" "$(bench_range "${c[@]}")"
 done
 fi
+[ -z "${BENCH_WEB_SKIP_STAFF:-}" ] || exit 0
 
 echo "loading $N open cases of $DEPT, $((N * 2)) of another department, $((N / 2)) closed"
 t0=$(date +%s.%N)
@@ -82,10 +108,10 @@ rows=$(curl -sf -H "$COOKIE" "$BASE/staff/inbox" | grep -c '<a href="/staff/case
 echo "staff pages with $(bench_psql "SELECT count(*) FROM cases") cases stored (-c8), each after" \
   "the staff API's own answer to the same question (what the page costs on top of it):"
 for q in "" "?overdue=true" "?service=fir_registration&district=lahore"; do
-  read -r rps p99 <<<"$(CONNS=8 run_wrk "$BASE/api/v1/staff/inbox${q:-?}${q:+&}limit=50" \
+  read -r rps p99 _ <<<"$(CONNS=8 run_wrk "$BASE/api/v1/staff/inbox${q:-?}${q:+&}limit=50" \
     -H "Authorization: Bearer $token")"
   printf '  API  /api/v1/staff/inbox%-34s %8s req/s   p99 %s\n' "$q" "$rps" "$p99"
-  read -r rps p99 <<<"$(CONNS=8 run_wrk "$BASE/staff/inbox$q" -H "$COOKIE")"
+  read -r rps p99 _ <<<"$(CONNS=8 run_wrk "$BASE/staff/inbox$q" -H "$COOKIE")"
   printf '  page /staff/inbox%-38s %8s req/s   p99 %s\n' "$q" "$rps" "$p99"
 done
 echo 'bench-password-1' | "$RABTAD" staff -c "$TMP/rabta.yaml" add bench.oversight \
@@ -99,6 +125,6 @@ curl -sf -o "$TMP/dash.html" -H "Cookie: rb_staff=$otoken" "$BASE/staff/dashboar
 grep -q 'class="dash-dept"' "$TMP/dash.html" || die "the dashboard shows no department"
 echo "oversight dashboard: first view (six monthly reports asked) took" \
   "$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }') s"
-read -r rps p99 <<<"$(CONNS=8 run_wrk "$BASE/staff/dashboard" -H "Cookie: rb_staff=$otoken")"
+read -r rps p99 _ <<<"$(CONNS=8 run_wrk "$BASE/staff/dashboard" -H "Cookie: rb_staff=$otoken")"
 printf '  page /staff/dashboard (reports kept 60 s, refreshed behind)  %8s req/s   p99 %s\n' \
   "$rps" "$p99"

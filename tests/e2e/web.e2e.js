@@ -201,6 +201,23 @@ test('a form without its CSRF token is refused', async () => {
     form: { username: 'off_pol', password: PASSWORD } });
   assert.equal(staff.status(), 403);
   await p.close();
+  // The submit page is kept rendered; each visitor still gets the token of their own session.
+  const visit = async () => {
+    const r = await fetch(`${BASE}/submit?lang=en`);
+    const sid = /rb_sid=([A-Za-z0-9_-]+)/.exec(r.headers.get('set-cookie'))[1];
+    const csrf = /name="_csrf" value="([A-Za-z0-9_-]+)"/.exec(await r.text())[1];
+    return { sid, csrf };
+  };
+  const a = await visit(), b = await visit();
+  assert.notEqual(a.sid, b.sid);
+  assert.notEqual(a.csrf, b.csrf, 'two visitors got the same CSRF token');
+  const post = (sid, csrf) => fetch(`${BASE}/submit`, {
+    method: 'POST', redirect: 'manual',
+    headers: { Cookie: `rb_sid=${sid}`, 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ _csrf: csrf, kind: 'complaint', service: 'fir_registration',
+                                district: 'lahore', text: 'token test' }) });
+  assert.equal((await post(b.sid, a.csrf)).status, 403, "another visitor's token is refused");
+  assert.equal((await post(b.sid, b.csrf)).status, 201, "the visitor's own token is taken");
 });
 
 test('the submit form works with the keyboard alone', async () => {
@@ -314,6 +331,152 @@ test('an administrator publishes a notice with a document; citizens read it; it 
   assert.equal(await reader.$('.notice'), null, 'a withdrawn notice is gone');
   assert.equal((await reader.request.get(`${BASE}${href}`)).status(), 404);
   await reader.close();
+  await p.close();
+});
+
+test('a supervisor recording an action names a registered official', async () => {
+  const p = await staffPage('sup_pol');
+  await p.goto(`${BASE}/staff/cases/${tracking}?lang=en`);
+  // The registered officials of the police, from the register; free text is not offered.
+  assert.equal(await p.getAttribute('#official', 'required'), '');
+  assert.equal(await p.$('input#official'), null, 'the official is chosen, not typed');
+  await p.selectOption('#official', 'off-e2e');
+  await p.selectOption('#official-action', 'warning');
+  await p.fill('#official-note', 'Warned about the FIR ' + XSS);
+  await p.click('form[action$="/actions"] button');
+  await p.waitForURL(/done=/);
+  assert.match(await p.textContent('.timeline'), /Action on an official/);
+  await noScriptRan(p);
+  const officer = await staffPage('off_pol');
+  const r = await officer.request.post(`${BASE}/staff/cases/${tracking}/actions`, {
+    form: { official: 'off-e2e', action: 'warning' } });
+  assert.equal(r.status(), 403, 'a form without its CSRF token is refused');
+  await officer.close();
+  await p.close();
+});
+
+// A staff page's unread count in the header, as a number.
+async function unread(p) {
+  return Number((await p.textContent('#unread-count')).trim());
+}
+
+test('an escalation notifies the supervisor, who sees it and marks it read', async () => {
+  // A domicile certificate complaint: a 2-second deadline in this run's SLA file; level 1 puts
+  // a notification in the inbox of district_administration's supervisors.
+  const r = await fetch(`${BASE}/api/v1/cases`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ kind: 'complaint', anonymous: true, service: 'domicile_certificate',
+                           district: 'lahore', text: 'The domicile clerk is never there' }) });
+  assert.equal(r.status, 201);
+  const tn = (await r.json()).tracking_no;
+  const p = await staffPage('sup_dc');
+  const deadline = Date.now() + 120000;
+  for (;;) {
+    await p.goto(`${BASE}/staff/notifications?lang=en`);
+    if (await p.$(`li.note.unread:has(a:text("${tn}"))`))
+      break;
+    assert.ok(Date.now() < deadline, `no notification of ${tn} within 120 s`);
+    await p.waitForTimeout(500);
+  }
+  const note = p.locator('li.note.unread', { has: p.locator(`a:text("${tn}")`) });
+  assert.match(await note.textContent(), new RegExp(`case ${tn} .*past its deadline`));
+  const before = await unread(p);
+  assert.ok(before >= 1, `the header counts ${before} unread`);
+  await axe(p, '/staff/notifications (en)');
+  await shot(p, 'staff-notifications-en');
+  await p.goto(`${BASE}/staff/notifications?lang=ur`);
+  assert.equal(await p.getAttribute('html', 'dir'), 'rtl');
+  await axe(p, '/staff/notifications (ur)');
+  await shot(p, 'staff-notifications-ur');
+  const noToken = await p.request.post(`${BASE}${await note.locator('form').getAttribute('action')}`,
+                                       { form: {} });
+  assert.equal(noToken.status(), 403, 'marking read without the CSRF token is refused');
+  await p.goto(`${BASE}/staff/notifications?lang=en`);
+  await note.locator('button').click();
+  await p.waitForURL(/done=read/);
+  assert.equal(await unread(p), before - 1, 'the header counts one fewer unread');
+  assert.equal(await p.$(`li.note.unread:has(a:text("${tn}"))`), null, 'it is read now');
+  assert.ok(await p.$(`li.note:has(a:text("${tn}"))`), 'and still listed');
+  // The staff API says the same.
+  await p.goto(`${BASE}/staff/inbox?lang=en`);
+  assert.equal(await unread(p), before - 1, 'every staff page shows the count');
+  await p.close();
+});
+
+test('an administrator adds a staff account, which signs in; others are refused', async () => {
+  const officer = await staffPage('off_pol');
+  const denied = await officer.goto(`${BASE}/staff/accounts`);
+  assert.equal(denied.status(), 403, 'an officer may not manage accounts');
+  assert.equal(await officer.$('#add-account'), null);
+  const sneak = await officer.request.post(`${BASE}/staff/accounts`, {
+    form: { username: 'sneaky', role: 'admin' } });
+  assert.equal(sneak.status(), 403);
+  await officer.close();
+  const sup = await staffPage('sup_pol');
+  assert.equal((await sup.goto(`${BASE}/staff/accounts`)).status(), 403,
+               'a supervisor may not manage accounts');
+  await sup.close();
+
+  const p = await staffPage('adm');
+  await p.goto(`${BASE}/staff/accounts?lang=en`);
+  await axe(p, '/staff/accounts (en)');
+  await shot(p, 'staff-accounts-en');
+  await p.fill('#a-user', 'new.officer');
+  await p.fill('#a-name', 'Nadia ' + XSS);
+  await p.selectOption('#a-role', 'officer');
+  await p.selectOption('#a-dep', 'police');
+  await p.fill('#a-phone', '0300 7654321');
+  await p.fill('#a-email', 'nadia@police.example.pk');
+  await p.click('#add-account button.primary');
+  await p.waitForSelector('#created-password');
+  assert.equal((await p.textContent('#created-user')).trim(), 'new.officer');
+  const password = (await p.textContent('#created-password')).trim();
+  assert.match(password, /^[A-Za-z0-9_-]{20}$/);
+  const row = p.locator('#acct-new\\.officer');
+  assert.match(await row.textContent(), /Nadia <script>/);
+  assert.equal(await row.locator('input[name=phone]').inputValue(), '+923007654321');
+  await noScriptRan(p);
+  await shot(p, 'staff-account-added-en');
+  await p.goto(`${BASE}/staff/accounts?lang=ur`);
+  assert.equal(await p.getAttribute('html', 'dir'), 'rtl');
+  await axe(p, '/staff/accounts (ur)');
+  await shot(p, 'staff-accounts-ur');
+
+  // The new account signs in with the password the page showed, and works its department.
+  const other = await browser();
+  const q = await other.newPage();
+  await q.goto(`${BASE}/staff/login?lang=en`);
+  await q.fill('#username', 'new.officer');
+  await q.fill('#password', password);
+  await q.click('button[type=submit].primary');
+  await q.waitForURL(/\/staff\/inbox/);
+  assert.match(await q.textContent('.who'), /Nadia <script>.*officer.*police/);
+
+  // A CSRF-less form is refused; a bad phone is the API's sentence.
+  const noToken = await p.request.post(`${BASE}/staff/accounts/new.officer/disable`, { form: {} });
+  assert.equal(noToken.status(), 403);
+  await p.goto(`${BASE}/staff/accounts?lang=en`);
+  await p.fill('#a-user', 'bad.phone');
+  await p.selectOption('#a-role', 'oversight');
+  await p.fill('#a-phone', 'call me');
+  await p.click('#add-account button.primary');
+  await p.waitForSelector('.error');
+  assert.match(await p.textContent('main'), /is not a phone number/);
+
+  // Disabled: the open session stops working at once, and signing in again fails.
+  await p.goto(`${BASE}/staff/accounts?lang=en`);
+  await p.locator('#acct-new\\.officer form[action$="/disable"] button').click();
+  await p.waitForURL(/done=saved/);
+  assert.match(await p.locator('#acct-new\\.officer').textContent(), /disabled/);
+  await q.goto(`${BASE}/staff/inbox?lang=en`);
+  assert.match(q.url(), /\/staff\/login/, "a disabled account's session is over");
+  await q.goto(`${BASE}/staff/login?lang=en`);
+  await q.fill('#username', 'new.officer');
+  await q.fill('#password', password);
+  await q.click('button[type=submit].primary');
+  await q.waitForSelector('.error');
+  assert.doesNotMatch(q.url(), /\/staff\/inbox/);
+  await other.close();
   await p.close();
 });
 

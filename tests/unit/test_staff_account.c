@@ -10,6 +10,7 @@
 
 #include <event2/event.h>
 
+#include "config/config.h"
 #include "staff/staff_account.h"
 
 static struct rb_staff_user user(enum rb_staff_role role, const char *dept, const char *districts,
@@ -186,6 +187,92 @@ static void test_password_pool(void **state)
     event_base_free(base);
 }
 
+/* ---- a new account's checks, shared by the CLI and the staff API ---- */
+static void test_account_check(void **state)
+{
+    (void)state;
+    struct rb_department deps[1] = {{.id = "police"}};
+    struct rb_district dis[2] = {{.id = "lahore"}, {.id = "kasur"}};
+    struct rb_config cfg = {.departments = deps, .n_departments = 1, .districts = dis,
+                            .n_districts = 2};
+    static const struct {
+        struct rb_staff_account a;
+        const char *why; /* NULL: accepted */
+    } cases[] = {
+        {{.role = "officer", .department = "police", .districts = "lahore,kasur",
+          .phone = "0300 1234567", .email = "a@b.pk"}, NULL},
+        {{.role = "admin"}, NULL},
+        {{.role = "king"}, "--role is one of officer, supervisor, oversight, admin or agent"},
+        {{.role = "supervisor"}, "a supervisor needs --department"},
+        {{.role = "oversight", .department = "police"}, "the oversight role covers every"},
+        {{.role = "officer", .department = "tax"}, "there is no department \"tax\""},
+        {{.role = "officer", .department = "police", .districts = "lahore,atlantis"},
+         "there is no district \"atlantis\""},
+        {{.role = "officer", .department = "police", .districts = "a b"},
+         "--districts is a comma-separated list"},
+        {{.role = "admin", .phone = "call me"}, "--phone \"call me\" is not a phone number"},
+        {{.role = "admin", .email = "nobody"}, "--email \"nobody\" is not an e-mail address"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct rb_staff_account a = cases[i].a;
+        char why[512] = "";
+        int rc = rb_staff_account_check(&cfg, &a, "--", why, sizeof(why));
+        if (!cases[i].why) {
+            assert_int_equal(rc, RB_OK);
+        } else {
+            assert_int_equal(rc, RB_EINVAL);
+            assert_non_null(strstr(why, cases[i].why));
+        }
+    }
+    struct rb_staff_account a = {.role = "admin", .phone = "0300-1234567"};
+    char why[512];
+    assert_int_equal(rb_staff_account_check(&cfg, &a, "", why, sizeof(why)), RB_OK);
+    assert_string_equal(a.e164, "+923001234567");
+    assert_int_equal(rb_staff_username_ok("ali.khan@pb-1_x"), 1);
+    assert_int_equal(rb_staff_username_ok("ali khan"), 0);
+    assert_int_equal(rb_staff_username_ok(""), 0);
+}
+
+/* ---- hashing on the pool: the hash verifies, and comes back on the loop ---- */
+struct hashed_out {
+    char hash[crypto_pwhash_STRBYTES];
+    int n;
+};
+
+static void hashed(const char *hash, void *arg)
+{
+    struct hashed_out *h = arg;
+    assert_non_null(hash);
+    snprintf(h->hash, sizeof(h->hash), "%s", hash);
+    h->n++;
+}
+
+static void test_password_pool_hashes(void **state)
+{
+    (void)state;
+    struct event_base *base = event_base_new();
+    struct rb_staff *s = rb_staff_new(base, NULL);
+    assert_non_null(s);
+    struct hashed_out h = {.n = 0};
+    assert_int_equal(rb_staff_hash(s, "new pass word", hashed, &h), RB_OK);
+    assert_int_equal(h.n, 0); /* never from inside the call */
+    while (h.n < 1)
+        event_base_loop(base, EVLOOP_ONCE);
+    assert_int_equal(crypto_pwhash_str_verify(h.hash, "new pass word", 13), 0);
+    assert_int_not_equal(crypto_pwhash_str_verify(h.hash, "other", 5), 0);
+    char big[RB_STAFF_PASSWORD_MAX + 2];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    assert_int_equal(rb_staff_hash(s, big, hashed, &h), RB_EINVAL);
+    char pw[RB_STAFF_GENERATED_LEN + 1], pw2[RB_STAFF_GENERATED_LEN + 1];
+    rb_staff_password_new(pw);
+    rb_staff_password_new(pw2);
+    assert_int_equal(strlen(pw), RB_STAFF_GENERATED_LEN);
+    assert_string_not_equal(pw, pw2);
+    rb_staff_free(s);
+    event_base_free(base);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -194,6 +281,8 @@ int main(void)
         cmocka_unit_test(test_names_match),
         cmocka_unit_test(test_districts_and_roles),
         cmocka_unit_test(test_password_pool),
+        cmocka_unit_test(test_account_check),
+        cmocka_unit_test(test_password_pool_hashes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
