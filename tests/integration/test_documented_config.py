@@ -1,0 +1,204 @@
+"""docs/config.md and docs/database.md sentence by sentence where no other file proves it,
+with the real binary and a real PostgreSQL: a department's plugin must be listed, enabled and a
+department plugin (--check, at the department file's line); relative paths are relative to
+rabta.yaml's folder, not the working directory; --listen overrides server.listen; log.level
+drops the lines below it; a job fails 10 times by default before it is dead and `rabtad jobs
+list --state dead` shows it; a reload refuses a changed plugins list, keeps listen and the
+database settings until a restart (saying so), and refuses a department file with a bad
+duty_phone at its file:line:col; the pool's sessions are named rabtad (docs/database.md)."""
+import glob
+import os
+import shutil
+import signal
+
+import rbtest
+
+GOOD = os.path.join(rbtest.TEST_PLUGIN_DIR, "good.so")
+SAMPLE_DEPARTMENTS = os.path.join(rbtest.SOURCE_DIR, "config", "departments")
+
+EXTRA = """id: extra
+name:
+  en: "Extra"
+  ur: "اضافی محکمہ"
+plugin: %s
+"""
+
+
+def departments_copy(tmp, extra_plugin=None):
+    """The sample departments in tmp/departments, with a department "extra" on extra_plugin
+    (plugin: on line 5, column 9) when given; returns the glob for config."""
+    d = os.path.join(tmp, "departments")
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    for f in glob.glob(os.path.join(SAMPLE_DEPARTMENTS, "*.yaml")):
+        shutil.copy(f, d)
+    if extra_plugin:
+        with open(os.path.join(d, "zz_extra.yaml"), "w", encoding="utf-8") as f:
+            f.write(EXTRA % extra_plugin)
+    return os.path.join(d, "*.yaml")
+
+
+class CheckTest(rbtest.TestCase):
+    def check(self, extra_plugin, plugins=None):
+        rd = self.rabtad(name="check")
+        rd.config["departments"] = departments_copy(self.tmp, extra_plugin)
+        if plugins is not None:
+            rd.config["plugins"] = plugins
+        rd.write_config()
+        out = rbtest.run_rabtad(["--check", "-c", rd.config_path])
+        self.assertEqual(out.returncode, 2, (out.stdout, out.stderr))
+        return out.stderr
+
+    def test_a_department_plugin_not_listed_is_an_error_at_its_line(self):
+        err = self.check("nosuch")
+        self.assertRegex(err, r'zz_extra\.yaml:5:9: key "plugin": department "extra" uses plugin '
+                              r'"nosuch", which is not in the plugins list of .*rabta\.yaml '
+                              r"\(listed: inbox, webhook, app, open311\)")
+
+    def test_a_department_may_not_use_a_disabled_plugin(self):
+        err = self.check("webhook", plugins=[{"name": "inbox"}, {"name": "app"},
+                                             {"name": "webhook", "enabled": False}])
+        self.assertRegex(err, r'zz_extra\.yaml:5:9: key "plugin": department "extra" uses plugin '
+                              r'"webhook", which is disabled in .*rabta\.yaml:\d+:\d+')
+
+    def test_a_department_on_a_channel_plugin_is_refused(self):
+        err = self.check("app")
+        self.assertRegex(err, r'zz_extra\.yaml:\d+:\d+: department "extra" uses plugin "app", '
+                              r"which is a channel plugin; a department needs a department plugin")
+
+    def test_relative_paths_are_relative_to_the_folder_of_rabta_yaml(self):
+        # Every path of rabta.yaml's own keys relative to its folder; run from "/".
+        rd = self.rabtad(name="relative")
+        here = os.path.join(self.tmp, "conf", "deeper")
+        os.makedirs(here)
+        for key in ("lua_dir", "migrations_dir", "plugin_dir", "districts", "departments",
+                    "services"):
+            rd.config[key] = os.path.relpath(rd.config[key], here)
+            self.assertTrue(rd.config[key].startswith(".."), rd.config[key])
+        rd.config_path = os.path.join(here, "rabta.yaml")
+        rd.write_config()
+        out = rbtest.run_rabtad(["--check", "-c", rd.config_path], cwd="/")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn("configuration OK", out.stdout)
+        out = rbtest.run_rabtad(["--check", "-c", os.path.relpath(rd.config_path, self.tmp)],
+                                cwd=self.tmp)
+        self.assertEqual(out.returncode, 0, out.stderr)
+
+
+class ServerTest(rbtest.TestCase):
+    def test_listen_option_overrides_server_listen(self):
+        pgs = self.pg()
+        rd = self.rabtad(pg=pgs)
+        rd.config["server"]["listen"] = "127.0.0.1:1"  # what the option must override
+        rd.start(args=["--listen", "127.0.0.1:0"])
+        self.assertNotEqual(rd.port, 1)
+        self.assertEqual(rd.get("/healthz").status, 200)
+
+    def test_log_level_drops_the_lines_below_it(self):
+        pgs = self.pg()
+        levels = {}
+        for level in ("debug", "error"):
+            rd = self.rabtad(pg=pgs, name="log-" + level)
+            rd.config["log"]["level"] = level
+            rd.start()
+            self.assertEqual(rd.get("/no/such/path").status, 404)
+            self.assertEqual(rd.stop(), 0)
+            levels[level] = {r["level"] for r in rd.log_records() if "level" in r}
+        # At debug the start, the request and the stop write debug and info lines; at error
+        # none of them is written.
+        self.assertTrue({"debug", "info"} <= levels["debug"], levels["debug"])
+        self.assertEqual(levels["error"] - {"error"}, set(), levels["error"])
+
+    def test_a_job_fails_ten_times_by_default_then_is_dead(self):
+        pgs = self.pg()
+        rd = self.rabtad(pg=pgs)
+        rd.config["plugins"] = rd.config["plugins"] + [{"name": "good", "path": GOOD}]
+        rd.config["jobs"] = {"backoff_base": "100ms", "backoff_max": "500ms"}
+        rd.start()
+        r = rd.post("/test/jobs?kind=test.fail&delay=0", {"n": 1})
+        self.assertEqual(r.status, 200, r)
+        jid = r.json["id"]
+        rbtest.wait_until(lambda: pgs.scalar("SELECT state FROM jobs WHERE id = %d" % jid)
+                          == "dead", 120, interval=0.2, what="the failing job to become dead")
+        row = pgs.query("SELECT attempts, max_attempts, last_error FROM jobs WHERE id = %d"
+                        % jid)[0]
+        self.assertEqual(row[:2], ["10", "10"])
+        self.assertIn("attempt 10", row[2])
+        out = rbtest.run_rabtad(["jobs", "-c", rd.config_path, "list", "--state", "dead"])
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertIn(str(jid), out.stdout)
+
+    def test_sessions_are_named_rabtad(self):
+        # docs/database.md, "Sessions": application_name=rabtad, the pool and the LISTEN
+        # connection alike.
+        pgs = self.pg()
+        rd = self.rabtad(pg=pgs)
+        rd.start()
+        self.assertEqual(rd.get("/api/v1/meta").status, 200)
+        rbtest.wait_until(lambda: int(pgs.scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = 'rabta' AND "
+            "application_name = 'rabtad'")) >= 2, 30, what="rabtad's sessions")
+        self.assertEqual(pgs.scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = 'rabta' AND backend_type = "
+            "'client backend' AND application_name NOT IN ('rabtad', 'psql')"), "0")
+
+
+class ReloadTest(rbtest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.pgs = cls.class_pg()
+
+    def setUp(self):
+        super().setUp()
+        self.rd = self.rabtad(pg=self.pgs)
+        self.rd.config["departments"] = departments_copy(self.tmp)
+        self.rd.start()
+        self.good = self.rd.config
+
+    def hup(self, config, pattern):
+        self.rd.write_config(config)
+        since = self.rd.log_offset()
+        self.rd.send_signal(signal.SIGHUP)
+        return self.rd.wait_for_log(pattern, since=since, timeout=30)
+
+    def test_a_changed_plugins_list_is_refused_until_a_restart(self):
+        cfg = dict(self.good, plugins=self.good["plugins"] + [{"name": "good", "path": GOOD}])
+        self.hup(cfg, r"the plugins list changed; plugins are loaded once, so restart")
+        self.assertTrue(self.rd.running())
+        self.assertEqual(self.rd.get("/test/good").status, 404, "a plugin loaded at a reload")
+
+    def test_listen_and_database_settings_wait_for_a_restart(self):
+        port = self.rd.port
+        size = rbtest.metric_sum(self.rd.metrics(), "rabta_db_pool_size")
+        cfg = dict(self.good, server=dict(self.good["server"], listen="127.0.0.1:1"),
+                   database=dict(self.good["database"], pool_size=2,
+                                 url=self.good["database"]["url"] + " connect_timeout=7"))
+        since = self.rd.log_offset()
+        self.hup(cfg, r"reloaded")
+        self.rd.wait_for_log(r"server\.listen changed; it takes effect at the next restart",
+                             since=since, timeout=5)
+        self.rd.wait_for_log(r"database settings changed; they take effect at the next restart",
+                             since=since, timeout=5)
+        self.assertEqual(self.rd.port, port)
+        self.assertEqual(self.rd.get("/healthz").status, 200)
+        self.assertEqual(rbtest.metric_sum(self.rd.metrics(), "rabta_db_pool_size"), size)
+
+    def test_a_bad_duty_phone_is_refused_at_its_file_line_col(self):
+        path = os.path.join(self.tmp, "departments", "revenue.yaml")
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+        n = [i for i, line in enumerate(lines) if line.startswith("duty_phone:")][0]
+        lines[n] = 'duty_phone: "not a phone"'
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+        since = self.rd.log_offset()
+        self.hup(self.good, r"refused")
+        self.rd.wait_for_log(r'revenue\.yaml:%d:13: key \\?"duty_phone\\?"' % (n + 1),
+                             since=since, timeout=5)
+        self.assertTrue(self.rd.running())
+        self.assertEqual(self.rd.get("/healthz").status, 200)
+
+
+if __name__ == "__main__":
+    rbtest.main()
