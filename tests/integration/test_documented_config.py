@@ -5,13 +5,16 @@ rabta.yaml's folder, not the working directory; --listen overrides server.listen
 drops the lines below it; a job fails 10 times by default before it is dead and `rabtad jobs
 list --state dead` shows it; a reload refuses a changed plugins list, keeps listen and the
 database settings until a restart (saying so), and refuses a department file with a bad
-duty_phone at its file:line:col; the pool's sessions are named rabtad (docs/database.md)."""
+duty_phone at its file:line:col; database.max_queue answers "overloaded" past it; a plugin's
+migrations come from plugin_migrations_dir; the default intake limit counts anonymous
+submissions only; the pool's sessions are named rabtad (docs/database.md)."""
 import glob
 import os
 import shutil
 import signal
 
 import rbtest
+from test_app_auth import SignIn
 
 GOOD = os.path.join(rbtest.TEST_PLUGIN_DIR, "good.so")
 SAMPLE_DEPARTMENTS = os.path.join(rbtest.SOURCE_DIR, "config", "departments")
@@ -141,6 +144,62 @@ class ServerTest(rbtest.TestCase):
         self.assertEqual(pgs.scalar(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = 'rabta' AND backend_type = "
             "'client backend' AND application_name NOT IN ('rabtad', 'psql')"), "0")
+
+
+class LimitsTest(SignIn, rbtest.TestCase):
+    def test_database_max_queue_answers_overloaded_past_it(self):
+        self.pgs = pgs = self.pg()
+        rd = self.rabtad(pg=pgs)
+        rd.config["plugins"] = rd.config["plugins"] + [{"name": "good", "path": GOOD}]
+        rd.config["database"].update(pool_size=1, max_queue=1)
+        rd.start()
+        # The one connection sleeps in PostgreSQL; one request waits for it; the next is
+        # past max_queue.
+        held = rbtest.BackgroundThread(lambda: rd.get("/test/sleep?s=120", timeout=180)).start()
+        sleeper = rbtest.wait_until(lambda: pgs.scalar(
+            "SELECT pid FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%' AND "
+            "state = 'active' AND application_name = 'rabtad'"), 30, what="the held connection")
+        queued = rbtest.BackgroundThread(lambda: rd.get("/api/v1/meta", timeout=180)).start()
+        rbtest.wait_until(lambda: rbtest.metric_sum(rd.metrics(), "rabta_db_pool_waiting") >= 1,
+                          30, what="a request waiting for the connection")
+        self.assertErrorJSON(rd.get("/api/v1/meta"), 503, "overloaded")
+        pgs.psql("SELECT pg_cancel_backend(%s)" % sleeper)
+        held.join(60)
+        self.assertEqual(queued.join(60).status, 200, "the queued request, once a connection "
+                                                      "was free")
+
+    def test_plugin_migrations_come_from_plugin_migrations_dir(self):
+        pgs = self.pg()
+        d = os.path.join(self.tmp, "plugin-migrations")
+        os.makedirs(os.path.join(d, "good", "migrations"))
+        with open(os.path.join(d, "good", "migrations", "0001_marker.sql"), "w") as f:
+            f.write("CREATE TABLE good_marker (x int);\n")
+        rd = self.rabtad(pg=pgs)
+        rd.config["plugins"] = rd.config["plugins"] + [{"name": "good", "path": GOOD}]
+        rd.config["plugin_migrations_dir"] = d
+        rd.start()
+        self.assertEqual(pgs.scalar("SELECT to_regclass('good_marker') IS NOT NULL"), "t")
+        self.assertEqual(pgs.query("SELECT owner, version, name FROM rabta_migrations WHERE "
+                                   "owner = 'good'"), [["good", "1", "0001_marker.sql"]])
+
+    def test_the_anonymous_intake_limit_spares_signed_in_citizens(self):
+        # The default "POST /api/v1/cases": {rate: 6/min, burst: 10, anonymous_only: true}.
+        self.pgs = self.pg()
+        self.rd = rd = self.rabtad(pg=self.pgs)
+        del rd.config["server"]["routes"]["POST /api/v1/cases"]
+        rd.start()
+        body = {"kind": "complaint", "service": "fard", "district": "lahore",
+                "text": "The patwari has not issued my fard"}
+        for i in range(10):
+            r = rd.post("/api/v1/cases", dict(body, anonymous=True))
+            self.assertEqual(r.status, 201, "anonymous submission %d of the burst: %r" % (i, r))
+        r = rd.post("/api/v1/cases", dict(body, anonymous=True))
+        self.assertErrorJSON(r, 429)
+        self.assertTrue(int(r.headers.get("retry-after", "0")) > 0, r.headers)
+        _, token = self.sign_in()
+        for i in range(12):
+            r = rd.post("/api/v1/cases", body, headers=self.auth(token))
+            self.assertEqual(r.status, 201, "signed-in submission %d: %r" % (i, r))
 
 
 class ReloadTest(rbtest.TestCase):

@@ -7,6 +7,8 @@
 
 #include <cmocka.h>
 
+#include <unistd.h>
+
 #include <sodium.h>
 
 #include "base/common.h"
@@ -210,6 +212,38 @@ static void test_newer_schema_is_refused(void **state)
     mt_done(&m);
 }
 
+/* docs/database.md, "Append-only": an applied file that is missing and a new file numbered
+ * below the latest applied one are refused, nothing applied; a dotfile is ignored. */
+static void test_missing_or_out_of_order_files_are_refused(void **state)
+{
+    (void)state;
+    struct mt m;
+    mt_init(&m);
+    write_text(m.dir, "0001_a.sql", m1);
+    write_text(m.dir, "0003_b.sql", m2);
+    write_text(m.dir, ".0004_editor_swap.sql", "this is no SQL");
+    assert_int_equal(migrate(&m, NULL), 2);
+
+    char path[256];
+    snprintf(path, sizeof(path), "%s/0001_a.sql", m.dir);
+    assert_int_equal(unlink(path), 0);
+    char *msgs;
+    assert_int_equal(migrate(&m, &msgs), RB_ERR);
+    assert_non_null(strstr(msgs, "migration 0001_a.sql was applied on "));
+    assert_non_null(strstr(msgs, "but is missing from"));
+    free(msgs);
+
+    write_text(m.dir, "0001_a.sql", m1);
+    write_text(m.dir, "0002_late.sql", "CREATE TABLE late (x int);\n");
+    assert_int_equal(migrate(&m, &msgs), RB_ERR);
+    assert_non_null(strstr(msgs, "migration 0002_late.sql is new but numbered below 0003, which "
+                                 "the database already has"));
+    free(msgs);
+    assert_scalar(m.conn, "SELECT to_regclass('late') IS NULL", "t");
+    assert_scalar(m.conn, "SELECT count(*) FROM rabta_migrations", "2");
+    mt_done(&m);
+}
+
 static void test_bad_file_name_is_refused(void **state)
 {
     (void)state;
@@ -401,6 +435,7 @@ int main(void)
         cmocka_unit_test(test_changed_file_is_refused),
         cmocka_unit_test(test_newer_schema_is_refused),
         cmocka_unit_test(test_bad_file_name_is_refused),
+        cmocka_unit_test(test_missing_or_out_of_order_files_are_refused),
         cmocka_unit_test(test_failing_migration_leaves_nothing),
         cmocka_unit_test(test_racing_migrators_apply_exactly_once),
         cmocka_unit_test(test_real_migrations_apply),
