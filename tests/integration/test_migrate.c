@@ -400,6 +400,27 @@ static void test_real_migrations_apply(void **state)
     expect_ok(m.conn, "INSERT INTO messages (case_id, channel, to_address, body) "
                       "SELECT id, 'sms', '+923001234567', 'received' FROM cases");
 
+    /* docs/database.md's table notes: an e-mail is unique whatever its letter case, and a
+     * citizen needs a phone or an e-mail; a location is both coordinates or none; priority
+     * and rating 1-5; a staff member's tokens go with the staff row. */
+    expect_ok(m.conn, "INSERT INTO citizens (email) VALUES ('Amina@Example.pk')");
+    expect_error(m.conn, "INSERT INTO citizens (email) VALUES ('amina@example.PK')",
+                 "citizens_email_key");
+    expect_error(m.conn, "INSERT INTO citizens (name) VALUES ('Nobody')", "check constraint");
+    expect_error(m.conn, "UPDATE cases SET lat = 31.5", "check constraint");
+    expect_ok(m.conn, "UPDATE cases SET lat = 31.5, long = 74.3");
+    expect_error(m.conn, "UPDATE cases SET priority = 0", "check constraint");
+    expect_error(m.conn, "UPDATE cases SET priority = 6", "check constraint");
+    expect_error(m.conn, "UPDATE cases SET rating = 6", "check constraint");
+    expect_ok(m.conn, "INSERT INTO staff (username, role, department_id) "
+                      "VALUES ('leaver', 'officer', 'revenue')");
+    expect_ok(m.conn, "INSERT INTO staff_tokens (token_hash, staff_id, expires_at) "
+                      "SELECT sha256('leaver'), id, now() + interval '1 day' FROM staff "
+                      "WHERE username = 'leaver'");
+    expect_ok(m.conn, "DELETE FROM staff WHERE username = 'leaver'");
+    assert_scalar(m.conn, "SELECT count(*) FROM staff_tokens WHERE token_hash = sha256('leaver')",
+                  "0");
+
     /* A new case's delivery is queued by intake (0020), not by its routed event; a transfer
      * event queues the delivery to the new department (0011's trigger, 0012's row) in the
      * same statement. */
