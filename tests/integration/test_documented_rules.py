@@ -1,11 +1,13 @@
 """docs/rules.md sentence by sentence where no other file proves it, with the real binary and
 a real PostgreSQL: a rule that fails at run time (an error, a bad answer, its time or memory
-budget, a runaway pattern) sends the case to the triage department with a warn line naming the
-file and line, and the next case is routed normally; print() writes to the log at info with
-the file and line; no global survives from one case to the next; a failing or misspelt
-self-test stops --check and is refused at a reload, the rules in force staying; a syntax error
-in any file of lua/ stops the load naming that file and line; the triage department must
-exist. (The sandbox's lists are tests/unit/test_script.c's.)"""
+budget, a runaway pattern, what the sandbox refuses) sends the case to the triage department
+with a warn line naming the file and line, and the next case is routed normally; the answer's
+defaults, the read-only config table and require of a file in lua/; print() writes to the log
+at info with the file and line; no global survives from one case to the next; a failing or
+misspelt self-test (flags matched exactly, the case's own limits) and require of anything but
+a file of lua/ stop --check, and a failing self-test is refused at a reload, the rules in
+force staying; a syntax error in any file of lua/ stops the load naming that file and line;
+the triage department must exist. (tests/unit/test_script.c has the sandbox in detail.)"""
 import os
 import shutil
 import signal
@@ -17,6 +19,7 @@ import rbtest
 FAULTS = """
 -- test_documented_rules.py
 local sample_route = route
+local words = require("extra_words")
 function route(case)
   local t = case.text or ""
   if t:find("FAULT-NIL", 1, true) then local dept; return dept.id end
@@ -29,6 +32,21 @@ function route(case)
   end
   if t:find("FAULT-PATTERN", 1, true) then
     string.find(string.rep("a", 5000), string.rep("a*", 20) .. "b")
+  end
+  if t:find("FAULT-NOT-TABLE", 1, true) then return "police" end
+  if t:find("FAULT-PRIORITY", 1, true) then return { department = "revenue", priority = 9 } end
+  if t:find("FAULT-FLAG", 1, true) then return { department = "revenue", flags = { "vip" } } end
+  if t:find("FAULT-OS", 1, true) then os.execute("true") end
+  if t:find("FAULT-IO", 1, true) then io.open("/etc/passwd") end
+  if t:find("FAULT-LOAD", 1, true) then load("return 1") end
+  if t:find("FAULT-READ-ONLY", 1, true) then string.upper = nil end
+  if t:find("FAULT-GC", 1, true) then collectgarbage("collect") end
+  if t:find("FAULT-FINALIZER", 1, true) then setmetatable({}, { __gc = print }) end
+  if t:find("FAULT-TEMPLATE", 1, true) then template("x.y", { en = "a", ur = "ب" }) end
+  if t:find("ONLY-DEPARTMENT", 1, true) then return { department = "revenue" } end
+  if t:find("CONFIG-TABLE", 1, true) then
+    return { department = config.services.fard.department, category = config.triage_department,
+             priority = words.priority, sla_policy = os.date("!%Y") and "default" }
   end
   if t:find("PRINT-ME", 1, true) then print("routing", case.service, case.district) end
   if t:find("COUNT-GLOBAL", 1, true) then
@@ -70,7 +88,8 @@ class RoutingFaultsTest(rbtest.TestCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.pgs = cls.class_pg()
-        cls.lua, cls.lines = lua_copy(cls.class_tmp(), FAULTS)
+        cls.lua, cls.lines = lua_copy(cls.class_tmp(), FAULTS,
+                                      files={"extra_words.lua": "return { priority = 4 }\n"})
         cls.rd = cls.class_rabtad(pg=cls.pgs, start=False)
         cls.rd.config["lua_dir"] = cls.lua
         cls.rd.start()
@@ -123,6 +142,34 @@ class RoutingFaultsTest(rbtest.TestCase):
         self.faulted("FAULT-PATTERN please help",
                      r"routing\.lua:\d+: time limit of 20 ms exceeded \(in a string pattern\)")
 
+    def test_a_bad_answer_goes_to_triage(self):
+        for text, message in (
+                ("FAULT-NOT-TABLE", r"route\(\) returned a string value, expected a table"),
+                ("FAULT-PRIORITY", r"route\(\) returned priority = 9, expected a whole number"),
+                ("FAULT-FLAG", r"route\(\) returned bad flags")):
+            self.faulted(text + " please help", message)
+
+    def test_the_sandbox_refuses_what_the_page_lists(self):
+        for text, message in (
+                ("FAULT-OS", r"field 'execute'"), ("FAULT-IO", r"global 'io'"),
+                ("FAULT-LOAD", r"global 'load'"),
+                ("FAULT-READ-ONLY", r"attempt to modify read-only table \(field 'upper'\)"),
+                ("FAULT-GC", r'collectgarbage\(\\?"collect\\?"\) is not allowed in rules'),
+                ("FAULT-FINALIZER", r"__gc metamethods are not allowed in rules"),
+                ("FAULT-TEMPLATE", r"templates are declared when the files load")):
+            self.faulted(text + " please help", message)
+
+    def test_defaults_the_config_table_and_require(self):
+        # Only a department: category general, priority 3, policy default, no flags.
+        tn = self.submit("ONLY-DEPARTMENT fard pending")
+        self.assertEqual(self.routed(tn), ["revenue", "general", "3", "default"])
+        self.assertEqual(self.pgs.scalar(
+            "SELECT e.data->>'flags' FROM case_events e JOIN cases c ON c.id = e.case_id "
+            "WHERE c.tracking_no = '%s' AND e.event = 'routed'" % tn), "[]")
+        # config.services, config.triage_department and a table from lua/extra_words.lua.
+        self.assertEqual(self.routed(self.submit("CONFIG-TABLE fard pending")),
+                         ["revenue", "bureau", "4", "default"])
+
     def test_print_writes_to_the_log_at_info_with_file_and_line(self):
         since = self.rd.log_offset()
         self.submit("PRINT-ME my fard is late")
@@ -174,6 +221,26 @@ tests = { { name = "fard stays with revenue", case = { service = "fard" },
         self.assertNotEqual(out.returncode, 0, out.stdout)
         self.assertIn("misspelt field", out.stderr)
         self.assertIn("servce", out.stderr)
+
+    def test_flags_must_match_exactly_and_a_test_has_the_cases_limits(self):
+        lua, _ = lua_copy(self.tmp, FAULTS + """
+tests[#tests + 1] = { name = "no flags expected", case = { service = "fard",
+  text = "The patwari asked for a bribe" }, expect = { flags = {} } }
+tests[#tests + 1] = { name = "a test that loops", case = { service = "fard",
+  text = "FAULT-LOOP" }, expect = { department = "revenue" } }
+""", files={"extra_words.lua": "return { priority = 4 }\n"})
+        out = self.check(lua)
+        self.assertNotEqual(out.returncode, 0, out.stdout)
+        self.assertRegex(out.stderr, r'self-test "no flags expected": .*flags')
+        self.assertRegex(out.stderr, r'self-test "a test that loops": .*time limit of 20 ms')
+
+    def test_require_knows_only_the_files_of_lua(self):
+        for name, message in (("io", r'require: no module \\?"io\\?" \(there is no file lua/io\.lua\)'),
+                              ("../etc/passwd", r"require: bad module name")):
+            lua, _ = lua_copy(self.tmp, '\nlocal m = require("%s")\n' % name)
+            out = self.check(lua)
+            self.assertNotEqual(out.returncode, 0, out.stdout)
+            self.assertRegex(out.stderr, message)
 
     def test_a_syntax_error_in_any_lua_file_names_that_file_and_line(self):
         lua, _ = lua_copy(self.tmp, files={"extra_words.lua": "local words = {\n  'a',\n  = 1\n}\n"})
