@@ -9,6 +9,7 @@ duty_phone at its file:line:col; database.max_queue answers "overloaded" past it
 migrations come from plugin_migrations_dir; the default intake limit counts anonymous
 submissions only; the pool's sessions are named rabtad (docs/database.md)."""
 import os
+import re
 import signal
 
 import rbtest
@@ -82,6 +83,50 @@ class CheckTest(rbtest.TestCase):
         out = rbtest.run_rabtad(["--check", "-c", os.path.relpath(rd.config_path, self.tmp)],
                                 cwd=self.tmp)
         self.assertEqual(out.returncode, 0, out.stderr)
+
+
+# docs/config.md, "The sample province": each department's services, by id.
+SAMPLE_PROVINCE = {
+    "bureau": {"general_complaint"},
+    "revenue": {"fard", "mutation", "property_registration"},
+    "police": {"driving_licence_issue", "driving_licence_renewal", "learner_permit",
+               "fir_registration", "character_certificate"},
+    "health": {"treatment_dhq", "treatment_thq"},
+    "excise": {"vehicle_registration", "vehicle_transfer", "token_tax", "property_tax"},
+    "local_government": {"birth_certificate", "death_certificate", "marriage_certificate",
+                         "building_plan_approval"},
+    "transport": {"vehicle_fitness", "route_permit"},
+    "home": {"arms_licence"},
+    "school_education": {"school_admission", "teacher_absence"},
+    "district_administration": {"domicile_certificate"},
+}
+
+
+class SampleProvinceTest(rbtest.TestCase):
+    def test_the_sample_is_the_province_the_page_describes(self):
+        # Ten departments on inbox with 25 services as the table says, 36 districts in nine
+        # divisions: as rabtad reads them (/api/v1/meta) and as the files say.
+        pgs = self.pg()
+        rd = self.rabtad(pg=pgs)
+        rd.start()
+        meta = rd.get("/api/v1/meta").json
+        self.assertEqual((meta["departments"], meta["services"], meta["districts"]),
+                         (10, 25, 36))
+        conf = os.path.join(rbtest.SOURCE_DIR, "config")
+        owners = {}
+        for name in os.listdir(os.path.join(conf, "services")):
+            with open(os.path.join(conf, "services", name), encoding="utf-8") as f:
+                dept = re.search(r"^department:\s*(\w+)", f.read(), re.M).group(1)
+            owners.setdefault(dept, set()).add(name[:-len(".yaml")])
+        self.assertEqual(owners, SAMPLE_PROVINCE)
+        for name in os.listdir(os.path.join(conf, "departments")):
+            with open(os.path.join(conf, "departments", name), encoding="utf-8") as f:
+                self.assertRegex(f.read(), r"(?m)^plugin: inbox$", name)
+        with open(os.path.join(conf, "districts.yaml"), encoding="utf-8") as f:
+            divisions = set(re.findall(r"(?m)^\s*division:\s*(\w+)", f.read()))
+        self.assertEqual(divisions, {"lahore", "gujranwala", "rawalpindi", "sargodha",
+                                     "faisalabad", "multan", "bahawalpur", "dera_ghazi_khan",
+                                     "sahiwal"})
 
 
 class ServerTest(rbtest.TestCase):

@@ -9,6 +9,7 @@ a file of lua/ stop --check, and a failing self-test is refused at a reload, the
 force staying; a syntax error in any file of lua/ stops the load naming that file and line;
 the triage department must exist. (tests/unit/test_script.c has the sandbox in detail.)"""
 import os
+import re
 import shutil
 import signal
 
@@ -183,6 +184,21 @@ class RoutingFaultsTest(rbtest.TestCase):
     def test_no_global_survives_from_one_case_to_the_next(self):
         for _ in range(3):
             self.assertEqual(self.routed(self.submit("COUNT-GLOBAL fard pending"))[2], "1")
+
+
+class SampleRulesTest(rbtest.TestCase):
+    def test_the_sample_uses_the_listed_categories_and_policies_and_sla_yaml_defines_them(self):
+        with open(os.path.join(rbtest.SOURCE_DIR, "lua", "routing.lua"), encoding="utf-8") as f:
+            rules = f.read()
+        self.assertEqual(set(re.findall(r'category = "(\w+)"', rules)),
+                         {"corruption", "harassment", "information", "feedback", "appreciation",
+                          "service_delivery", "general", "triage"})
+        policies = set(re.findall(r'sla_policy = "(\w+)"', rules))
+        self.assertEqual(policies, {"urgent", "information", "feedback", "default"})
+        with open(os.path.join(rbtest.SOURCE_DIR, "config", "sla.yaml"), encoding="utf-8") as f:
+            sla = f.read()
+        block = sla[sla.index("\npolicies:"):].split("\n\n")[0]
+        self.assertEqual(set(re.findall(r"(?m)^  (\w+):", block)), policies)
 
 
 class SelfTestsTest(rbtest.TestCase):
