@@ -138,6 +138,49 @@ class ServerTest(rbtest.TestCase):
         self.assertNotEqual(rd.port, 1)
         self.assertEqual(rd.get("/healthz").status, 200)
 
+    def test_listen_takes_a_bracketed_ipv6_address_and_a_host_name(self):
+        pgs = self.pg()
+        for listen, host, other in (("[::1]:0", "::1", "127.0.0.1"),
+                                    ("localhost:0", "127.0.0.1", None)):
+            rd = self.rabtad(pg=pgs, name="listen-" + host.replace(":", "v6").replace(".", "-"))
+            rd.config["server"]["listen"] = listen
+            rd.start(wait=False)
+            port = rd.port
+
+            def healthz(h=host, p=port):
+                try:
+                    return rbtest.http_request(p, "GET", "/healthz", host=h).status == 200
+                except OSError:
+                    return False
+            rbtest.wait_until(healthz, 60, interval=0.1, what="/healthz on %s" % listen)
+            if other:
+                with self.assertRaises(OSError, msg="%s also served %s" % (listen, other)):
+                    rbtest.http_request(port, "GET", "/healthz", host=other)
+            self.assertEqual(rd.stop(), 0)
+
+    def test_the_open_file_limit_is_raised_to_fit_max_connections_up_to_the_hard_limit(self):
+        # Started with a soft limit of 1024: raised to fit max_connections + reserve; past
+        # the hard limit, raised to it and a warning says how many are needed.
+        import resource
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        self.assertGreater(hard, 6000, "the test needs a hard open-file limit above 6000")
+        wrapper = os.path.join(self.tmp, "rabtad-1024")
+        with open(wrapper, "w") as f:
+            f.write('#!/bin/sh\nulimit -Sn 1024 || exit 99\nexec "%s" "$@"\n' % rbtest.RABTAD)
+        os.chmod(wrapper, 0o755)
+        pgs = self.pg()
+        for conns, want in ((5000, 5100), (hard + 1000, hard)):
+            rd = self.rabtad(pg=pgs, name="nofile-%d" % conns, binary=wrapper)
+            rd.config["server"].update(max_connections=conns, connection_reserve=100)
+            rd.start()
+            with open("/proc/%d/limits" % rd.pid) as f:
+                soft = int(re.search(r"^Max open files\s+(\d+)", f.read(), re.M).group(1))
+            self.assertGreaterEqual(soft, want, conns)
+            warned = [r for r in rd.log_records() if "file descriptors are allowed" in
+                      r.get("msg", "")]
+            self.assertEqual(len(warned), 1 if conns > hard else 0, warned)
+            self.assertEqual(rd.stop(), 0)
+
     def test_log_level_drops_the_lines_below_it(self):
         pgs = self.pg()
         levels = {}
