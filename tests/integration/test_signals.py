@@ -70,6 +70,30 @@ class SignalsTest(rbtest.TestCase):
         self.assertEqual(resp.json, {"slept": True})
         self.assertEqual(code, 0)
 
+    def test_a_request_longer_than_shutdown_grace_does_not_hold_the_exit(self):
+        # docs/config.md, server.shutdown_grace: how long requests in flight may take.
+        rd = self.rabtad(pg=self.pgs)
+        rd.config["plugins"] = rd.config["plugins"] + [{"name": "good", "path": good_plugin()}]
+        rd.config["server"]["shutdown_grace"] = "1s"
+        rd.start()
+        th = rbtest.BackgroundThread(lambda: self.slow_get(rd)).start()
+        rbtest.wait_until(
+            lambda: int(self.pgs.scalar("SELECT count(*) FROM pg_stat_activity WHERE query "
+                                        "LIKE 'SELECT pg_sleep(%' AND state = 'active'")) > 0,
+            30.0, what="the slow request to reach PostgreSQL")
+        since = rd.log_offset()
+        rd.send_signal(signal.SIGTERM)
+        # The request would take two minutes; the process is gone long before.
+        self.assertEqual(rd.wait(60.0), 0)
+        rd.wait_for_log(r"shutdown grace period over with 1 request", since=since, timeout=5)
+        self.assertNotEqual(th.join(60.0), 200, "the two-minute request was answered")
+
+    def slow_get(self, rd):
+        try:
+            return rd.get("/test/sleep?s=120", timeout=150.0).status
+        except OSError:
+            return None
+
 
 if __name__ == "__main__":
     rbtest.main()
