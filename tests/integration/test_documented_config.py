@@ -10,6 +10,7 @@ migrations come from plugin_migrations_dir; the default intake limit counts anon
 submissions only; the pool's sessions are named rabtad (docs/database.md)."""
 import os
 import re
+import shutil
 import signal
 
 import rbtest
@@ -180,6 +181,23 @@ class ServerTest(rbtest.TestCase):
                       r.get("msg", "")]
             self.assertEqual(len(warned), 1 if conns > hard else 0, warned)
             self.assertEqual(rd.stop(), 0)
+
+    def test_districts_and_services_are_optional(self):
+        # (The sample rules' self-tests name services: rules that need none here.)
+        lua = os.path.join(self.tmp, "lua")
+        shutil.copytree(os.path.join(rbtest.SOURCE_DIR, "lua"), lua)
+        with open(os.path.join(lua, "routing.lua"), "w") as f:
+            f.write('function route(case) return { department = "bureau" } end\n')
+        pgs = self.pg()
+        rd = self.rabtad(pg=pgs)
+        del rd.config["districts"], rd.config["services"]
+        rd.config["lua_dir"] = lua
+        rd.start()
+        meta = rd.get("/api/v1/meta").json
+        self.assertEqual((meta["departments"], meta["services"], meta["districts"]), (10, 0, 0))
+        r = rd.post("/api/v1/cases", {"kind": "complaint", "anonymous": True,
+                                      "text": "The street light has been broken for a month"})
+        self.assertEqual(r.status, 201, r)
 
     def test_log_level_drops_the_lines_below_it(self):
         pgs = self.pg()
