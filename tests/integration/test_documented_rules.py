@@ -34,6 +34,7 @@ function route(case)
   if t:find("FAULT-PATTERN", 1, true) then
     string.find(string.rep("a", 5000), string.rep("a*", 20) .. "b")
   end
+  if t:find("FAULT-LONG", 1, true) then error("x" .. string.rep("ب", 3000)) end
   if t:find("FAULT-NOT-TABLE", 1, true) then return "police" end
   if t:find("FAULT-PRIORITY", 1, true) then return { department = "revenue", priority = 9 } end
   if t:find("FAULT-FLAG", 1, true) then return { department = "revenue", flags = { "vip" } } end
@@ -149,6 +150,12 @@ class RoutingFaultsTest(rbtest.TestCase):
                 ("FAULT-PRIORITY", r"route\(\) returned priority = 9, expected a whole number"),
                 ("FAULT-FLAG", r"route\(\) returned bad flags")):
             self.faulted(text + " please help", message)
+
+    def test_a_long_error_is_cut_between_characters(self):
+        self.faulted("FAULT-LONG please help", r"routing\.lua:\d+: xب+$")
+        rec = [r for r in self.rd.log_records() if "routing failed" in r.get("msg", "")][-1]
+        self.assertLess(len(rec["msg"]), 3000, "not cut")
+        self.assertNotIn("\ufffd", self.rd.log_text(), "a character was cut in two")
 
     def test_the_sandbox_refuses_what_the_page_lists(self):
         for text, message in (
