@@ -115,8 +115,10 @@ class JobsTest(rbtest.TestCase):
 
     def test_failing_job_backs_off_then_dies_and_cli_retries_or_cancels_it(self):
         rd = self.server()
-        jid = self.enqueue(rd, kind="test.fail")
-        self.pgs.psql("UPDATE jobs SET max_attempts = 3 WHERE id = %d" % jid)
+        # Queued with its max_attempts in one statement (an UPDATE after the enqueue raced
+        # the runs already under way); a psql session's insert wakes the runner by NOTIFY.
+        jid = int(self.pgs.scalar("INSERT INTO jobs (kind, max_attempts) VALUES ('test.fail', 3) "
+                                  "RETURNING id"))
         rbtest.wait_until(
             lambda: self.pgs.scalar("SELECT state FROM jobs WHERE id = %d" % jid) == "dead", 10,
             what="the failing job to become dead")
