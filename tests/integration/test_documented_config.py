@@ -8,6 +8,7 @@ database settings until a restart (saying so), and refuses a department file wit
 duty_phone at its file:line:col; database.max_queue answers "overloaded" past it; a plugin's
 migrations come from plugin_migrations_dir; the default intake limit counts anonymous
 submissions only; the pool's sessions are named rabtad (docs/database.md)."""
+import datetime
 import os
 import re
 import shutil
@@ -323,7 +324,10 @@ class DutyNoticeTest(DutyNotice, rbtest.TestCase):
         if not with_sender:
             plugins = [p for p in plugins if p["name"] != "test_sender"]
         rd.config["plugins"] = plugins
-        rd.config["messages"] = {"quiet_hours": "00:00-23:59", "timezone": "UTC"}
+        now = datetime.datetime.now(datetime.timezone.utc)  # quiet from an hour ago for 3 h
+        window = "%s-%s" % ((now - datetime.timedelta(hours=1)).strftime("%H:%M"),
+                            (now + datetime.timedelta(hours=2)).strftime("%H:%M"))
+        rd.config["messages"] = {"quiet_hours": window, "timezone": "UTC"}
         rd.start()
 
     def test_sent_at_once_in_quiet_hours_and_after_stop(self):
