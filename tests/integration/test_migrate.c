@@ -7,6 +7,8 @@
 
 #include <cmocka.h>
 
+#include <unistd.h>
+
 #include <sodium.h>
 
 #include "base/common.h"
@@ -192,14 +194,20 @@ static void test_changed_file_is_refused(void **state)
     mt_done(&m);
 }
 
+/* A fresh database with 0001 and 0003 applied. */
+static void mt_init_1_and_3(struct mt *m)
+{
+    mt_init(m);
+    write_text(m->dir, "0001_a.sql", m1);
+    write_text(m->dir, "0003_b.sql", m2);
+    assert_int_equal(migrate(m, NULL), 2);
+}
+
 static void test_newer_schema_is_refused(void **state)
 {
     (void)state;
     struct mt m;
-    mt_init(&m);
-    write_text(m.dir, "0001_a.sql", m1);
-    write_text(m.dir, "0003_b.sql", m2);
-    assert_int_equal(migrate(&m, NULL), 2);
+    mt_init_1_and_3(&m);
     PQclear(PQexec(m.conn, "INSERT INTO rabta_migrations (version, name, checksum, applied_by) "
                            "VALUES (7, '0007_future.sql', 'x', '9.9.9')"));
     char *msgs;
@@ -207,6 +215,36 @@ static void test_newer_schema_is_refused(void **state)
     assert_string_equal(msgs, "database schema is at 0007 but this rabtad only knows up to 0003: "
                               "upgrade rabtad\n");
     free(msgs);
+    mt_done(&m);
+}
+
+/* docs/database.md, "Append-only": an applied file that is missing and a new file numbered
+ * below the latest applied one are refused, nothing applied; a dotfile is ignored. */
+static void test_missing_or_out_of_order_files_are_refused(void **state)
+{
+    (void)state;
+    struct mt m;
+    mt_init_1_and_3(&m);
+    write_text(m.dir, ".0004_editor_swap.sql", "this is no SQL");
+    assert_int_equal(migrate(&m, NULL), 0);
+
+    char path[256];
+    snprintf(path, sizeof(path), "%s/0001_a.sql", m.dir);
+    assert_int_equal(unlink(path), 0);
+    char *msgs;
+    assert_int_equal(migrate(&m, &msgs), RB_ERR);
+    assert_non_null(strstr(msgs, "migration 0001_a.sql was applied on "));
+    assert_non_null(strstr(msgs, "but is missing from"));
+    free(msgs);
+
+    write_text(m.dir, "0001_a.sql", m1);
+    write_text(m.dir, "0002_late.sql", "CREATE TABLE late (x int);\n");
+    assert_int_equal(migrate(&m, &msgs), RB_ERR);
+    assert_non_null(strstr(msgs, "migration 0002_late.sql is new but numbered below 0003, which "
+                                 "the database already has"));
+    free(msgs);
+    assert_scalar(m.conn, "SELECT to_regclass('late') IS NULL", "t");
+    assert_scalar(m.conn, "SELECT count(*) FROM rabta_migrations", "2");
     mt_done(&m);
 }
 
@@ -366,6 +404,21 @@ static void test_real_migrations_apply(void **state)
     expect_ok(m.conn, "INSERT INTO messages (case_id, channel, to_address, body) "
                       "SELECT id, 'sms', '+923001234567', 'received' FROM cases");
 
+    /* docs/database.md's table notes: an e-mail is unique whatever its letter case, and a
+     * citizen needs a phone or an e-mail; a location is both coordinates or none; priority
+     * and rating 1-5; a staff member's tokens go with the staff row. */
+    expect_ok(m.conn, "INSERT INTO citizens (email) VALUES ('Amina@Example.pk')");
+    expect_error(m.conn, "INSERT INTO citizens (email) VALUES ('amina@example.PK')",
+                 "citizens_email_key");
+    expect_error(m.conn, "INSERT INTO citizens (name) VALUES ('Nobody')", "check constraint");
+    expect_error(m.conn, "UPDATE cases SET lat = 31.5", "check constraint");
+    expect_ok(m.conn, "UPDATE cases SET lat = 31.5, long = 74.3");
+    expect_error(m.conn, "UPDATE cases SET priority = 0", "check constraint");
+    expect_error(m.conn, "UPDATE cases SET priority = 6", "check constraint");
+    expect_error(m.conn, "UPDATE cases SET rating = 6", "check constraint");
+    expect_ok(m.conn, "DELETE FROM staff WHERE username = 'officer1'");
+    assert_scalar(m.conn, "SELECT count(*) FROM staff_tokens", "0");
+
     /* A new case's delivery is queued by intake (0020), not by its routed event; a transfer
      * event queues the delivery to the new department (0011's trigger, 0012's row) in the
      * same statement. */
@@ -401,6 +454,7 @@ int main(void)
         cmocka_unit_test(test_changed_file_is_refused),
         cmocka_unit_test(test_newer_schema_is_refused),
         cmocka_unit_test(test_bad_file_name_is_refused),
+        cmocka_unit_test(test_missing_or_out_of_order_files_are_refused),
         cmocka_unit_test(test_failing_migration_leaves_nothing),
         cmocka_unit_test(test_racing_migrators_apply_exactly_once),
         cmocka_unit_test(test_real_migrations_apply),

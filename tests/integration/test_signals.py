@@ -38,20 +38,28 @@ class SignalsTest(rbtest.TestCase):
     def test_sigint_exits_0_within_10s_leaving_no_process(self):
         self.stops_cleanly_on(signal.SIGINT)
 
-    def test_sigterm_finishes_the_request_in_flight_and_stops_accepting(self):
+    def slow_server(self, **server):
+        """rabtad with good.so, whose GET /test/sleep?s=N is a slow request."""
         self.assertTrue(os.path.exists(good_plugin()),
                         "test plugin %s not built (it provides the slow route)" % good_plugin())
         rd = self.rabtad(pg=self.pgs)
         rd.config["plugins"] = rd.config["plugins"] + [{"name": "good", "path": good_plugin()}]
+        rd.config["server"].update(server)
         rd.start()
+        return rd
 
-        # the slow request's failure, if any, reaches this test through join()
-        th = rbtest.BackgroundThread(lambda: rd.get("/test/sleep?s=2", timeout=15.0)).start()
-        # In flight = PostgreSQL is running its pg_sleep.
+    def wait_in_flight(self):
+        """In flight = PostgreSQL is running the slow request's pg_sleep."""
         rbtest.wait_until(
             lambda: int(self.pgs.scalar("SELECT count(*) FROM pg_stat_activity WHERE query "
                                         "LIKE 'SELECT pg_sleep%' AND state = 'active'")) > 0,
-            5.0, what="the slow request to reach PostgreSQL")
+            30.0, what="the slow request to reach PostgreSQL")
+
+    def test_sigterm_finishes_the_request_in_flight_and_stops_accepting(self):
+        rd = self.slow_server()
+        # the slow request's failure, if any, reaches this test through join()
+        th = rbtest.BackgroundThread(lambda: rd.get("/test/sleep?s=2", timeout=15.0)).start()
+        self.wait_in_flight()
         since = rd.log_offset()
         rd.send_signal(signal.SIGTERM)
         # Once the server says it stopped accepting (a loaded machine may take a moment):
@@ -69,6 +77,31 @@ class SignalsTest(rbtest.TestCase):
         self.assertEqual(resp.status, 200, resp)
         self.assertEqual(resp.json, {"slept": True})
         self.assertEqual(code, 0)
+
+    def test_a_request_longer_than_shutdown_grace_does_not_hold_the_exit(self):
+        # docs/config.md, server.shutdown_grace: how long requests in flight may take.
+        rd = self.slow_server(shutdown_grace="1s")
+        th = rbtest.BackgroundThread(lambda: self.slow_get(rd)).start()
+        self.wait_in_flight()
+        since = rd.log_offset()
+        rd.send_signal(signal.SIGTERM)
+        # The request would take two minutes; the process is gone long before.
+        self.assertEqual(rd.wait(60.0), 0)
+        rd.wait_for_log(r"shutdown grace period over with 1 request", since=since, timeout=5)
+        self.assertNotEqual(th.join(60.0), 200, "the two-minute request was answered")
+        # Its pg_sleep outlived the process: end it, so the next test's wait_in_flight sees
+        # only its own request.
+        sleeping = ("FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%' AND "
+                    "pid <> pg_backend_pid()")
+        self.pgs.psql("SELECT pg_terminate_backend(pid) " + sleeping)
+        rbtest.wait_until(lambda: self.pgs.scalar("SELECT count(*) " + sleeping) == "0", 30,
+                          what="the orphaned pg_sleep to end")
+
+    def slow_get(self, rd):
+        try:
+            return rd.get("/test/sleep?s=120", timeout=150.0).status
+        except OSError:
+            return None
 
 
 if __name__ == "__main__":

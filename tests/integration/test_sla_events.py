@@ -6,7 +6,6 @@ the time left and whether the clock is paused."""
 import json
 import os
 import subprocess
-import time
 
 import rbtest
 from test_app_auth import SignIn
@@ -116,6 +115,9 @@ class SlaEventsTest(SlaStaffBase):
     def test_transfer_recomputes_deadlines_and_the_old_plan_never_fires(self):
         tn, _ = self.new_case("character_certificate")  # police: ack 4 s, resolve 8 s
         cid = self.case_id(tn)
+        # A case on the same plan, submitted after: once its resolution deadline has fired,
+        # the old plan's deadlines have come and gone.
+        marker = self.case_id(self.new_case("character_certificate")[0])
         old = self.pgs.query("SELECT extract(epoch from ack_due_at),"
                              " extract(epoch from resolve_due_at) FROM cases WHERE id = %d" % cid)[0]
         self.act(tn, "transfer", "off_pol", {"department": "revenue", "reason": "Land record"})
@@ -138,8 +140,12 @@ class SlaEventsTest(SlaStaffBase):
         self.assertEqual(len(jobs), 1, "one pending job: the new plan's %r" % jobs)
         self.assertEqual((jobs[0][0], int(jobs[0][1])), ("ack", int(float(ack))))
         # Past the old acknowledgement, warning and resolution deadlines: nothing fires.
-        while time.time() < float(old[1]) + 2.5:
-            time.sleep(0.2)
+        rbtest.wait_until(lambda: self.count(
+            "SELECT count(*) FROM sla_firings WHERE case_id = %d AND check_kind = 'resolve'"
+            % marker) > 0, 60, interval=0.2, what="the marker case's resolution deadline")
+        self.assertGreaterEqual(float(self.pgs.scalar(
+            "SELECT extract(epoch from resolve_due_at) FROM cases WHERE id = %d" % marker)),
+            float(old[1]))
         self.assertEqual(self.count("SELECT count(*) FROM sla_firings WHERE case_id = %d" % cid),
                          0, "the old plan fired after the transfer")
         self.assertEqual(self.count("SELECT count(*) FROM case_events WHERE case_id = %d AND"
@@ -185,7 +191,9 @@ class SlaEventsTest(SlaStaffBase):
         cid = self.case_id(tn)
         self.act(tn, "acknowledge", "off_pol")
         self.act(tn, "ask", "off_pol", {"question": "Which police station?"})
-        time.sleep(2.5)  # a pause long enough that a wrong resume would show in the deadline
+        # A pause long enough that a wrong resume would show in the deadline.
+        self.pgs.wait_clock_past(float(self.pgs.scalar(
+            "SELECT extract(epoch from paused_at) FROM cases WHERE id = %d" % cid)) + 2.5)
         # The citizen answers (the status leaves awaiting_citizen: sla.resume is queued); its
         # job is held back so that the transfer's runs first.
         self.pgs.psql("UPDATE cases SET status = 'in_progress' WHERE id = %d;"
@@ -339,7 +347,7 @@ class SlaEventsTest(SlaStaffBase):
         self.act(tn, "acknowledge", "off_rev")
         self.act(tn, "ask", "off_rev", {"question": "Which khasra number?"})
         first = self.sla_views(tn, token)
-        time.sleep(1.5)
+        self.pgs.wait_clock_past(self.pgs.clock() + 1.5)  # time passes; time left does not
         for where, s in self.sla_views(tn, token).items():
             self.assertTrue(s["paused"], where)
             self.assertEqual(s["time_left"], first[where]["time_left"], where)

@@ -533,6 +533,18 @@ class WebhookTest(SignIn, rbtest.TestCase):
             "SELECT count(*) FROM webhook_signatures WHERE signature = '\\x%s'::bytea"
             % sig[3:]), "1", "the signature is remembered in PostgreSQL")
 
+        # docs/database.md: signatures older than twice the window (and a minute) are deleted
+        # as callbacks arrive; younger ones stay, as a replay could still be in time.
+        self.pgs.psql("INSERT INTO webhook_signatures (signature, department, seen_at) VALUES "
+                      "(sha256('old'), 'police', now() - make_interval(secs => %d)), "
+                      "(sha256('young'), 'police', now() - make_interval(secs => %d))"
+                      % (2 * WINDOW + 120, 2 * WINDOW))
+        r = self.callback("police", {"tracking_no": tn, "status": "in_progress", "ref": "later"})
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.pgs.query(
+            "SELECT signature = sha256('young') FROM webhook_signatures WHERE signature IN "
+            "(sha256('old'), sha256('young'))"), [["t"]])
+
     # configuration -------------------------------------------------------------------------
     def test_a_webhook_department_without_usable_settings_stops_the_start(self):
         bad = {

@@ -161,8 +161,9 @@ static void run_record(struct rb_job_run *run, const struct rb_job_info *job, vo
     snprintf(attempt, sizeof(attempt), "%d", job->attempt);
     const char *params[4] = {id, attempt, job->payload, job->kind};
     if (api->db_query(ctx,
-                      "INSERT INTO test_job_runs (job_id, attempt, payload, kind, worker, at) "
-                      "VALUES ($1, $2, $3::jsonb, $4, pg_backend_pid(), clock_timestamp())",
+                      "INSERT INTO test_job_runs (job_id, attempt, payload, kind, worker, at, late) "
+                      "VALUES ($1, $2, $3::jsonb, $4, pg_backend_pid(), clock_timestamp(), "
+                      "clock_timestamp() - (SELECT run_at FROM jobs WHERE id = $1::bigint))",
                       4, params, recorded, run) != RB_OK)
         api->job_finish(run, 0, "queue full", 1, 0);
 }

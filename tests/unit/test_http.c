@@ -239,6 +239,7 @@ struct server {
     int done_pipe[2];
     struct event *done_ev;
     int deferred_answered;
+    int later_started; /* h_later ran: set on the loop, read by the client thread (atomics) */
     size_t inflight_seen;
     int stop_in_handler;
 };
@@ -286,6 +287,7 @@ static void answer_later(evutil_socket_t fd, short what, void *arg)
 static void h_later(struct rb_http_req *req, void *arg)
 {
     (void)arg;
+    __atomic_store_n(&S->later_started, 1, __ATOMIC_RELEASE);
     if (S->stop_in_handler)
         rb_http_stop_accepting(S->h);
     struct timeval tv = {0, 100 * 1000};
@@ -759,12 +761,24 @@ static void c_leave_early(struct client_job *job)
         return;
     static const char req[] = "GET /later HTTP/1.1\r\nHost: t\r\n\r\n";
     send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL);
-    usleep(20 * 1000);
+    /* Leave once the server holds the request (its handler ran), not before. */
+    for (int i = 0; i < 10000 && !__atomic_load_n(&S->later_started, __ATOMIC_ACQUIRE); i++)
+        usleep(1000);
+    CHECK(job, __atomic_load_n(&S->later_started, __ATOMIC_ACQUIRE), "the request never arrived");
     /* Reset rather than FIN, the harshest way to leave. */
     struct linger lg = {1, 0};
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
     close(fd);
-    usleep(300 * 1000); /* the server answers into the void meanwhile */
+}
+
+/* Runs the server's loop until the deferred answer went out and no request is in flight
+ * (10 s at most). */
+static void run_until_answered(void)
+{
+    for (int i = 0; i < 10000 && !(S->deferred_answered && rb_http_inflight(S->h) == 0); i++) {
+        event_base_loop(S->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+        usleep(1000);
+    }
 }
 
 static void client_gone_before_deferred_answer_is_safe(void **state)
@@ -772,6 +786,7 @@ static void client_gone_before_deferred_answer_is_safe(void **state)
     (void)state;
     struct client_job job = {.fn = c_leave_early};
     run_client(&job);
+    run_until_answered(); /* the server answers into the void */
     assert_int_equal(S->deferred_answered, 1);
     assert_int_equal(rb_http_inflight(S->h), 0);
     /* And the server still serves. */

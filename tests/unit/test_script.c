@@ -204,6 +204,15 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+/* CPU time this thread has used, in ms: what a runaway script costs the server, whatever
+ * else the machine runs meanwhile (a loaded machine stretches the wall clock, not this). */
+static double cpu_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
 /* ---- the sample rules -------------------------------------------------------------------- */
 
 struct sample {
@@ -307,20 +316,23 @@ static void sample_rules_throughput(void **state)
 
 /* ---- time budget ------------------------------------------------------------------------- */
 
-/* How soon after its 20 ms budget a runaway must be stopped, in wall-clock ms: 50 natively.
- * Under valgrind every instruction costs tens of times more, so the count hook's checks come
- * that much later and the bound is ten times wider; it still fails a stop that never comes. */
+/* How much CPU a runaway with a 20 ms budget may use before it is stopped: 50 ms natively
+ * (the count hook must look at the deadline often enough). CPU time, not wall-clock time:
+ * on a loaded machine the deadline passes with less CPU used, never more; how late the stop
+ * comes in wall-clock time is a benchmark's figure. Under valgrind every instruction costs
+ * tens of times more, so the bound is ten times wider; it still fails a stop that never comes. */
 #define STOP_MS (RUNNING_ON_VALGRIND ? 500.0 : 50.0)
 
 static void runaway_loop_is_stopped_within_50ms(void **state)
 {
     (void)state;
     struct rb_script *s = load_ok(HOSTILE);
-    double t0 = now_ms();
+    double t0 = cpu_ms();
     assert_fails_at(s, "loop", RB_ERR, "MARK loop", "time limit of 20 ms exceeded");
-    double ms = now_ms() - t0;
+    double ms = cpu_ms() - t0;
     if (ms >= STOP_MS)
-        fail_msg("the runaway loop ran %.1f ms; it must be stopped within %.0f ms", ms, STOP_MS);
+        fail_msg("the runaway loop used %.1f ms of CPU; it must be stopped within %.0f ms", ms,
+                 STOP_MS);
     assert_still_works(s);
     rb_script_free(s);
 }
@@ -331,11 +343,12 @@ static void loops_inside_pcall_xpcall_and_coroutines_are_stopped(void **state)
     struct rb_script *s = load_ok(HOSTILE);
     static const char *const cases[] = {"pcall_loop", "xpcall_loop", "coroutine_loop"};
     for (size_t i = 0; i < RB_ARRAY_LEN(cases); i++) {
-        double t0 = now_ms();
+        double t0 = cpu_ms();
         assert_fails_at(s, cases[i], RB_ERR, NULL, "time limit");
-        double ms = now_ms() - t0;
+        double ms = cpu_ms() - t0;
         if (ms >= STOP_MS)
-            fail_msg("%s ran %.1f ms; it must be stopped within %.0f ms", cases[i], ms, STOP_MS);
+            fail_msg("%s used %.1f ms of CPU; it must be stopped within %.0f ms", cases[i], ms,
+                     STOP_MS);
         assert_still_works(s);
     }
     rb_script_free(s);
@@ -346,11 +359,11 @@ static void time_limit_is_configurable(void **state)
     (void)state;
     struct rb_script *s = load_ok(HOSTILE);
     rb_script_set_limits(s, 0.005, 0);
-    double t0 = now_ms();
+    double t0 = now_ms(), c0 = cpu_ms();
     assert_fails_at(s, "loop", RB_ERR, "MARK loop", "time limit of 5 ms exceeded");
-    double ms = now_ms() - t0;
-    if (ms < 5.0 || ms >= STOP_MS - 20.0)
-        fail_msg("with a 5 ms budget the loop ran %.1f ms", ms);
+    double ms = now_ms() - t0, cpu = cpu_ms() - c0;
+    if (ms < 5.0 || cpu >= STOP_MS - 20.0)
+        fail_msg("with a 5 ms budget the loop ran %.1f ms (%.1f ms of CPU)", ms, cpu);
     rb_script_free(s);
 }
 
@@ -365,17 +378,18 @@ static void backtracking_patterns_are_stopped_within_50ms(void **state)
     static const char *const marks[] = {"MARK pattern_find", "MARK pattern_match",
                                         "MARK pattern_gmatch", "MARK pattern_gsub"};
     for (size_t i = 0; i < RB_ARRAY_LEN(cases); i++) {
-        double t0 = now_ms();
+        double t0 = cpu_ms();
         assert_fails_at(s, cases[i], RB_ERR, marks[i], "time limit of 20 ms exceeded");
-        double ms = now_ms() - t0;
+        double ms = cpu_ms() - t0;
         if (ms >= STOP_MS)
-            fail_msg("%s ran %.1f ms; it must be stopped within %.0f ms", cases[i], ms, STOP_MS);
+            fail_msg("%s used %.1f ms of CPU; it must be stopped within %.0f ms", cases[i], ms,
+                     STOP_MS);
         assert_still_works(s);
     }
-    double t0 = now_ms();
+    double t0 = cpu_ms();
     assert_fails_at(s, "pattern_pcall", RB_ERR, NULL, "time limit");
-    if (now_ms() - t0 >= STOP_MS)
-        fail_msg("pcall around a backtracking pattern ran %.1f ms", now_ms() - t0);
+    if (cpu_ms() - t0 >= STOP_MS)
+        fail_msg("pcall around a backtracking pattern used %.1f ms of CPU", cpu_ms() - t0);
     /* the budgeted functions give the string library's answers */
     struct rb_route_out out;
     char err[512];
@@ -405,7 +419,8 @@ static void memory_bombs_hit_the_cap_and_the_state_stays_usable(void **state)
 {
     (void)state;
     struct rb_script *s = load_ok(HOSTILE);
-    rb_script_set_limits(s, 5.0, 0); /* memory, not time, must stop these (even under valgrind) */
+    /* memory, not time, must stop these (even under valgrind, or on a machine loaded 25-fold) */
+    rb_script_set_limits(s, 60.0, 0);
     size_t before = rb_script_memory(s);
     static const char *const cases[] = {"rep", "grow", "grow_strings"};
     for (size_t i = 0; i < RB_ARRAY_LEN(cases); i++) {
