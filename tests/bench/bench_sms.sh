@@ -74,8 +74,21 @@ check_stored() { # LABEL ANSWERS STORED
     LOST=1
   fi
 }
+# What one answer cost, next to the rate (which follows the machine's other load): CPU of
+# rabtad and of PostgreSQL (all its processes) per answer, and the statements rabtad sent
+# (rabta_db_queries of /metrics: round trips, a batch counting once) per answer.
+PM=$(head -1 "$TMP/pgdata/postmaster.pid")
+queries() { curl -s "http://127.0.0.1:$RPORT/metrics" | awk '/^rabta_db_queries / {print $2}'; }
+cost_start() { c_r=$(bench_cpu_s "$RABTAD_PID"); c_p=$(bench_cpu_s "$PM"); c_q=$(queries); }
+cost_end() { # ANSWERS -> "rabtad N us, PostgreSQL N us, N statements per answer"
+  awk -v r0="$c_r" -v r1="$(bench_cpu_s "$RABTAD_PID")" -v p0="$c_p" \
+      -v p1="$(bench_cpu_s "$PM")" -v q0="$c_q" -v q1="$(queries)" -v n="$1" 'BEGIN {
+    if (n > 0) printf "rabtad %.0f us, PostgreSQL %.0f us, %.3f statements per answer",
+      (r1 - r0) * 1e6 / n, (p1 - p0) * 1e6 / n, (q1 - q0) / n }'
+}
 for round in $(seq 1 "$ROUNDS"); do
   before=$(bench_psql "SELECT count(*) FROM cases WHERE channel <> 'sms' AND tracking_no NOT LIKE 'PB-%'")
+  cost_start
   out=$(RB_BENCH_ANONYMOUS=1 bench_wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" -s "$HERE/wrk/submit.lua" \
         "http://127.0.0.1:$RPORT")
   sleep 1 # the answers wrk did not wait for at the cut-off are committed meanwhile
@@ -84,10 +97,12 @@ for round in $(seq 1 "$ROUNDS"); do
   json_ok=${json_ok:-0}
   json_rate=$(awk -v n="$json_ok" -v s="$secs" 'BEGIN { printf "%.0f", n / s }')
   echo "  round $round  JSON intake POST /api/v1/cases (anonymous): $json_rate submissions/s answered 201"
+  echo "    JSON cost: $(cost_end "$json_ok")"
   check_stored "JSON" "$json_ok" $((after - before))
 
   before=$(bench_psql "SELECT count(*) FROM sms_received")
   cases_before=$(bench_psql "SELECT count(*) FROM cases WHERE channel = 'sms'")
+  cost_start
   out=$(bench_wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$HERE/wrk/sms_mo.lua" \
         "http://127.0.0.1:$RPORT")
   sleep 1
@@ -99,6 +114,7 @@ for round in $(seq 1 "$ROUNDS"); do
   mo_rate=$(awk -v n="$ok" -v s="$secs" 'BEGIN { printf "%.0f", n / s }')
   ratio=$(awk -v a="$mo_rate" -v b="$json_rate" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print 0 }')
   echo "  round $round  MO GET /sms/kannel/mo: $mo_rate messages/s answered 200 ($stored SMS received, $((cases_after - cases_before)) cases), p50 $(echo "$out" | awk '/^p50_ms/ {print $2}') ms, p99 $(echo "$out" | awk '/^p99_ms/ {print $2}') ms; MO/JSON $ratio"
+  echo "    MO cost: $(cost_end "$ok")"
   echo "$out" | grep -E '^(status |4xx: )' | sed 's/^/    /'
   check_stored "MO" "$ok" "$stored"
   jsons+=("$json_rate") mos+=("$mo_rate") ratios+=("$ratio")
