@@ -44,6 +44,7 @@ struct rb_server {
     char *conninfo;             /* owned */
     struct rb_plugins *plugins; /* owned */
     struct rb_senders *senders; /* owned: who sends each channel (messages/sender.h) */
+    struct rb_rate_shared *rate_shared; /* owned: per-route rates counted by all processes */
     struct event *sig_term, *sig_int, *sig_hup, *shutdown_timer; /* owned */
     double started_at;          /* monotonic */
     double shutdown_deadline;   /* monotonic; 0 while running */

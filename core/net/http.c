@@ -123,6 +123,8 @@ struct rb_http {
     size_t pending_bytes;              /* bodies of unanswered requests */
     struct error_owner *owners;        /* owned; prefixes whose errors a plugin writes */
     size_t n_owners;
+    rb_http_rate_fn shared_rate;       /* NULL: the rates are this process's alone */
+    void *shared_rate_arg;             /* borrowed */
 };
 
 struct rb_http_req {
@@ -141,6 +143,8 @@ struct rb_http_req {
     size_t body_bytes; /* counted in h->pending_bytes until the answer */
     struct rb_http_req *prev, *next; /* on h->pending */
     struct local *local;        /* owned; set for a request made by rb_http_local */
+    const struct route_entry *waiting; /* borrowed; the handler to run once the shared rate
+                                        * allows the request (rb_http_rate_done) */
 };
 
 /* What a request made by rb_http_local has instead of an evhttp_request. */
@@ -1018,8 +1022,21 @@ static int refuse_head(struct rb_http *h, struct rb_http_req *req, struct rb_htt
     return 0;
 }
 
+/* 429 with Retry-After: wait seconds, rounded up. */
+static void reply_rate_limited(struct rb_http_req *req, double wait)
+{
+    char ra[24];
+    long long secs = (long long)wait + ((double)(long long)wait < wait);
+    snprintf(ra, sizeof(ra), "%lld", secs);
+    rb_http_add_header(req, "Retry-After", ra);
+    rb_http_reply_error(req, 429, "rate_limited",
+                        "too many requests from your address; try again in %lld second%s", secs,
+                        secs == 1 ? "" : "s");
+}
+
 /* The route's own limits (body size, rate per client) and the server's bound on the bytes
- * held by unanswered requests. 1 when it was answered. */
+ * held by unanswered requests. 1 when it was answered, 2 when the shared rate was asked
+ * (rb_http_rate_done runs the handler or answers), 0 when the handler may run now. */
 static int refuse_for_route(struct rb_http *h, struct rb_http_req *req, const struct route *r,
                             struct route_entry *e, size_t body_len)
 {
@@ -1046,20 +1063,14 @@ static int refuse_for_route(struct rb_http *h, struct rb_http_req *req, const st
         return 1;
     }
     unsigned char key[RB_ADDR_KEY_LEN];
-    if (rl && rl->per_second > 0 &&
-        !(rl->anonymous_only && rb_http_req_header(req, "Authorization")) &&
-        rb_addr_key(req->peer, key) == RB_OK) {
+    int limited = rl && rl->per_second > 0 &&
+                  !(rl->anonymous_only && rb_http_req_header(req, "Authorization")) &&
+                  rb_addr_key(req->peer, key) == RB_OK;
+    if (limited) { /* the fast path: a flood is refused here without asking the database */
         double wait = rb_ratelimit_take(h->rl, (unsigned)e->limit, rl->per_second, rl->burst,
                                         key, req->started);
         if (wait > 0) {
-            char ra[24];
-            long long secs = (long long)wait + ((double)(long long)wait < wait);
-            snprintf(ra, sizeof(ra), "%lld", secs);
-            rb_http_add_header(req, "Retry-After", ra);
-            rb_http_reply_error(req, 429, "rate_limited",
-                                "too many requests from your address; try again in %lld "
-                                "second%s",
-                                secs, secs == 1 ? "" : "s");
+            reply_rate_limited(req, wait);
             return 1;
         }
     }
@@ -1072,7 +1083,44 @@ static int refuse_for_route(struct rb_http *h, struct rb_http_req *req, const st
     }
     req->body_bytes = body_len;
     h->pending_bytes += body_len;
+    if (limited && h->shared_rate) { /* the same rate, counted by every process */
+        req->waiting = e;
+        if (h->shared_rate(req, rl->route, rl->per_second, rl->burst, key,
+                           h->shared_rate_arg) != RB_OK) {
+            req->waiting = NULL;
+            rb_http_add_header(req, "Retry-After", "1");
+            rb_http_reply_error(req, 503, "unavailable",
+                                "the server is overloaded; try again shortly");
+            return 1;
+        }
+        return 2;
+    }
     return 0;
+}
+
+void rb_http_set_shared_rate(struct rb_http *h, rb_http_rate_fn fn, void *arg)
+{
+    if (!h)
+        return;
+    h->shared_rate = fn;
+    h->shared_rate_arg = arg;
+}
+
+void rb_http_rate_done(struct rb_http_req *req, double wait)
+{
+    const struct route_entry *e = req->waiting;
+    req->waiting = NULL;
+    if (!e || !req->h) { /* the server was freed while the request waited */
+        rb_http_reply_error(req, 503, "unavailable", "the server is shutting down");
+    } else if (wait > 0) {
+        reply_rate_limited(req, wait);
+    } else if (wait < 0) {
+        rb_http_add_header(req, "Retry-After", "1");
+        rb_http_reply_error(req, 503, "unavailable",
+                            "the server cannot check how often you asked; try again shortly");
+    } else {
+        e->fn(req, e->arg); /* req may be freed from here on */
+    }
 }
 
 static void on_request(struct evhttp_request *ev, void *arg)
@@ -1144,8 +1192,9 @@ static void dispatch(struct rb_http *h, struct rb_http_req *req)
     struct match m;
     enum match_result r = route_match(h, req->path, req->method, &m);
     switch (r) {
-    case MATCH_OK:
-        if (refuse_for_route(h, req, m.route, (struct route_entry *)m.entry, body_len)) {
+    case MATCH_OK: {
+        int refused = refuse_for_route(h, req, m.route, (struct route_entry *)m.entry, body_len);
+        if (refused == 1) {
             match_clear(&m);
             return;
         }
@@ -1159,8 +1208,10 @@ static void dispatch(struct rb_http *h, struct rb_http_req *req)
             }
         }
         match_clear(&m);
-        m.entry->fn(req, m.entry->arg); /* req may be freed from here on */
+        if (refused == 0)
+            m.entry->fn(req, m.entry->arg); /* req may be freed from here on */
         return;
+    }
     case MATCH_BAD_METHOD: {
         char allow[96];
         allow_header(m.allow, allow, sizeof(allow));

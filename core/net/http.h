@@ -70,6 +70,18 @@ typedef int (*rb_http_error_fn)(const char *path, int status, const char *messag
  * RB_EINVAL (malformed prefix); RB_EEXIST (the prefix has an owner). */
 int rb_http_error_owner(struct rb_http *h, const char *prefix, rb_http_error_fn fn, void *arg);
 
+/* The per-route rates counted by every process on one database, not by each alone: fn is
+ * asked about a request only after this process's own table allowed it (so a flood is refused
+ * without asking), with the route as rule ("POST /api/v1/verify", borrowed during the call)
+ * and the client's address key (base/addr.h). fn returns RB_OK and later (never inside the
+ * call) calls rb_http_rate_done exactly once, or returns an error (the request is answered
+ * 503). NULL fn: each process counts alone. */
+typedef int (*rb_http_rate_fn)(struct rb_http_req *req, const char *rule, double per_second,
+                               int burst, const unsigned char *key, void *arg);
+void rb_http_set_shared_rate(struct rb_http *h, rb_http_rate_fn fn, void *arg);
+/* The shared answer for req: wait 0 runs the route's handler, wait > 0 answers 429 with
+ * Retry-After, wait < 0 (could not be counted) answers 503 with Retry-After. */
+void rb_http_rate_done(struct rb_http_req *req, double wait);
 /* A rate limit on anything else than a client address, in the same table as the per-route
  * limits: key (any text) within scope (who counts: a plugin's name). take 0 only looks.
  * Returns 0 when allowed, or the seconds until it would be. */

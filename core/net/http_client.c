@@ -35,6 +35,8 @@ struct fetch {
     void *arg;
     enum evhttp_request_error error;  /* from the error callback */
     int errored, done;
+    int sent;                         /* the whole request reached the socket: from then on,
+                                         a missing answer leaves the outcome unknown */
     char *url;                        /* owned, for log lines; no query string */
     SSL *ssl;                         /* https: owned by the connection's bufferevent */
     struct fetch *prev, *next;        /* the client's list of fetches in flight */
@@ -164,6 +166,17 @@ static void on_error(enum evhttp_request_error e, void *arg)
     f->error = e;
 }
 
+/* Watches the request's bytes leave: the output buffer emptied by a write (the connection
+ * still has its socket; a reset closes the socket first and then drains the buffer) means the
+ * whole request was handed to the kernel, so the receiver may have acted on it. */
+static void on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    struct fetch *f = arg;
+    if (info->n_deleted > 0 && evbuffer_get_length(buf) == 0 && f->conn &&
+        bufferevent_getfd(evhttp_connection_get_bufferevent(f->conn)) >= 0)
+        f->sent = 1;
+}
+
 static void on_done(struct evhttp_request *req, void *arg)
 {
     struct fetch *f = arg;
@@ -175,6 +188,10 @@ static void on_done(struct evhttp_request *req, void *arg)
         if (v != X509_V_OK) {
             snprintf(tls_why, sizeof(tls_why), "TLS: the server's certificate is not trusted (%s)",
                      X509_verify_cert_error_string(v));
+            why = tls_why;
+        } else if (f->sent) {
+            snprintf(tls_why, sizeof(tls_why), "%sthe request was sent, then %s",
+                     RB_OUTCOME_UNKNOWN, why);
             why = tls_why;
         }
         /* A refused connect shows up as a buffer error without errno detail; keep it short. */
@@ -342,6 +359,9 @@ int rb_http_fetch_ca(struct rb_http_client *c, enum rb_http_method method, const
     evhttp_connection_set_timeout_tv(f->conn, &tv);
     evhttp_connection_set_retries(f->conn, 0);
     evhttp_connection_set_max_body_size(f->conn, RB_HTTP_CLIENT_MAX_BODY);
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(f->conn);
+    if (!bev || !evbuffer_add_cb(bufferevent_get_output(bev), on_output, f))
+        rb_fatal("out of memory watching an HTTP request's output");
 
     f->req = evhttp_request_new(on_done, f);
     if (!f->req)

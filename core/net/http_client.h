@@ -27,7 +27,9 @@ struct rb_http_client;
 #define RB_HTTP_CLIENT_MAX_BODY (1024 * 1024)
 
 /* The answer. status: the HTTP status, or 0 when no answer came (err says why: "connection
- * refused", "timed out", ...). body: borrowed, valid until the callback returns,
+ * refused", "timed out", ...; it starts with RB_OUTCOME_UNKNOWN when the whole request had
+ * been sent, so the receiver may have acted on it: "outcome unknown: the request was sent,
+ * then timed out"). body: borrowed, valid until the callback returns,
  * NUL-terminated after len bytes; never NULL. err NULL when status > 0. */
 typedef void (*rb_http_fetch_fn)(int status, const char *body, size_t len, const char *err,
                                   void *arg);

@@ -29,6 +29,7 @@
 #include "outreach/outreach_policy.h"
 #include "server/deliver.h"
 #include "server/plugin.h"
+#include "server/rate_shared.h"
 #include "server/status.h"
 #include "sla/sla_close.h"
 #include "sla/sla_engine.h"
@@ -303,6 +304,8 @@ void rb_server_cleanup(struct rb_server *srv)
     rb_plugins_stop(srv->plugins);
     rb_jobs_free(srv->jobs);
     srv->jobs = NULL;
+    rb_rate_shared_free(srv->rate_shared);
+    srv->rate_shared = NULL;
     struct event **evs[] = {&srv->sig_term, &srv->sig_int, &srv->sig_hup, &srv->shutdown_timer};
     for (size_t i = 0; i < RB_ARRAY_LEN(evs); i++)
         if (*evs[i]) {
@@ -438,7 +441,8 @@ int rb_server_run(struct rb_server *srv)
     rb_intake_set_wants_delivery(srv->intake, intake_wants_delivery, srv);
     rb_intake_set_channel_ok(srv->intake, intake_channel_ok, srv);
     register_jobs(srv);
-    if (rb_status_init(srv) != RB_OK || rb_staff_api_init(srv) != RB_OK ||
+    srv->rate_shared = rb_rate_shared_new(srv);
+    if (!srv->rate_shared || rb_status_init(srv) != RB_OK || rb_staff_api_init(srv) != RB_OK ||
         rb_reports_init(srv) != RB_OK || rb_staff_notify_init(srv) != RB_OK ||
         rb_staff_admin_init(srv) != RB_OK ||
         rb_feedback_api_init(srv) != RB_OK ||

@@ -57,7 +57,7 @@ static double api_now(void)
 
 enum mo_state {
     MO_CLASSIFY,    /* what the text is: a command, free text, past the flood limit */
-    MO_SURVEY,      /* an answer to an outreach survey waiting for this phone? (host API) */
+    MO_SURVEY,      /* does a survey await this phone (batched)? then the host API takes it */
     MO_COMMAND,     /* the command's own handling */
     MO_TEXT,        /* free text naming no case: a complaint unless a case awaits the sender */
     MO_LOOK_UP,     /* free text: a retry? the sender's citizen, the case it answers (batched) */
@@ -190,16 +190,13 @@ static const char record_sql[] =
     " fresh AS ("
     "  SELECT DISTINCT ON (n.kannel_id) n.* FROM input n JOIN mo USING (kannel_id)"
     "  ORDER BY n.kannel_id, n.i),"
-    " cit AS ("
-    "  INSERT INTO citizens AS c (phone, language, opted_out_at)"
-    "  SELECT DISTINCT ON (phone) phone, lang, CASE WHEN optout = 'stop' THEN now() END"
-    "  FROM fresh WHERE optout IS NOT NULL ORDER BY phone, i DESC"
-    "  ON CONFLICT (phone) DO UPDATE SET opted_out_at ="
-    "    CASE WHEN excluded.opted_out_at IS NOT NULL THEN coalesce(c.opted_out_at, now()) END"
-    "  RETURNING id, phone),"
+    " opt AS (SELECT * FROM fresh WHERE optout IS NOT NULL),"
+    " cit AS MATERIALIZED (SELECT * FROM rabta_citizen_opt_out("
+    "    (SELECT array_agg(phone ORDER BY i) FROM opt), (SELECT array_agg(lang ORDER BY i) FROM opt),"
+    "    (SELECT array_agg(optout = 'stop' ORDER BY i) FROM opt))),"
     " r AS ("
     "  SELECT f.case_id, coalesce((SELECT id FROM cit WHERE cit.phone = f.phone),"
-    "    (SELECT id FROM citizens z WHERE z.phone = f.phone)) AS citizen_id, f.phone,"
+    "    (SELECT z.id FROM rabta_citizen_by_phone(f.phone) z)) AS citizen_id, f.phone,"
     "    f.reply, f.template, f.lang, f.i FROM fresh f WHERE f.reply IS NOT NULL),"
     " msg AS MATERIALIZED ("
     "  SELECT count(*) FROM rabta_message_queue("
@@ -209,7 +206,8 @@ static const char record_sql[] =
     "    citizen_id => (SELECT array_agg(citizen_id ORDER BY i) FROM r),"
     "    template => (SELECT array_agg(template ORDER BY i) FROM r),"
     "    language => (SELECT array_agg(lang ORDER BY i) FROM r)))"
-    " SELECT i, (i IN (SELECT i FROM fresh))::int FROM input, msg ORDER BY i";
+    " SELECT i, (i IN (SELECT i FROM fresh))::int FROM input, msg,"
+    "  (SELECT count(*) FROM cit) opted ORDER BY i"; /* read, so that cit runs */
 
 #define BATCH_MAX 512     /* MOs in one statement */
 
@@ -457,9 +455,9 @@ static const char free_sql[] =
      * with statistics lagging behind fast-growing tables the planner chose to scan all of
      * sms_mo and idempotency_keys for every batch (12 ms for two texts at 4,000 rows). */
     " FROM jsonb_to_recordset($1::jsonb) AS n(i int, phone text, kannel_id text, named text)"
-    " LEFT JOIN LATERAL (SELECT k.case_id, k.request_hash FROM idempotency_keys k"
-    "   WHERE k.scope = 'sms_kannel' AND k.key = n.kannel_id LIMIT 1) k ON true"
-    " LEFT JOIN LATERAL (SELECT ci.id FROM citizens ci WHERE ci.phone = n.phone LIMIT 1) ci"
+    " LEFT JOIN LATERAL (SELECT k.case_id, k.request_hash"
+    "   FROM rabta_idempotency_key('sms_kannel', n.kannel_id) k LIMIT 1) k ON true"
+    " LEFT JOIN LATERAL (SELECT ci.id FROM rabta_citizen_by_phone(n.phone) ci LIMIT 1) ci"
     "   ON true"
     " LEFT JOIN LATERAL (SELECT a.id, a.tracking_no FROM rabta_sms_awaiting(n.phone) a"
     "  ORDER BY a.tracking_no = n.named DESC NULLS LAST, a.paused_at DESC, a.id DESC"
@@ -617,7 +615,7 @@ static void status(struct mo *m)
         return;
     }
     const char *params[1] = {m->phone};
-    if (api->db_query_prepared(m->ctx, "SELECT id FROM citizens WHERE phone = $1", 1, params,
+    if (api->db_query_prepared(m->ctx, "SELECT id FROM rabta_citizen_by_phone($1)", 1, params,
                                sender_found, m) != RB_OK)
         end(m, MO_TRY_AGAIN);
 }
@@ -661,13 +659,7 @@ static void status_case(struct mo *m)
 static const char pending_sql[] =
     "SELECT EXISTS (SELECT 1 FROM sms_mo WHERE kannel_id = $2), p.id, p.tracking_no,"
     "  p.citizen_id, p.language"
-    " FROM (SELECT 1) x LEFT JOIN LATERAL ("
-    "  SELECT c.id, c.tracking_no, c.citizen_id, c.language FROM citizens ci"
-    "  JOIN cases c ON c.citizen_id = ci.id"
-    "  WHERE ci.phone = $1 AND c.status IN ('resolved', 'answered')"
-    "    AND EXISTS (SELECT 1 FROM messages n WHERE n.case_id = c.id"
-    "                AND n.template IN ('notice.resolve', 'notice.answer'))"
-    "  ORDER BY c.updated_at DESC, c.id DESC LIMIT 1) p ON true";
+    " FROM (SELECT 1) x LEFT JOIN LATERAL rabta_rating_pending($1) p ON true";
 
 static void pending_found(const struct rb_db_result *res, const char *err, void *arg)
 {
@@ -770,12 +762,46 @@ static void survey_taken(int taken, const char *err, void *arg)
 }
 
 /* Proactive feedback (docs/feedback.md): a text from a phone that an outreach survey awaits
- * answers it (STOP and START excepted). */
+ * answers it (STOP and START excepted). Whether a survey awaits the phone (or took this very
+ * SMS: a retry) is checked for all the MOs ready together by one statement (a queue, as
+ * recording), through the published rabta_survey_awaiting; only those it finds go to the
+ * host's survey_answer, one by one, which decides.
+ *   $1 a JSON array of {i, phone, kannel_id}
+ * Answers per input: i, whether a survey awaits (or took) it. */
+static const char survey_sql[] =
+    "SELECT n.i, s.id IS NOT NULL"
+    " FROM jsonb_to_recordset($1::jsonb) AS n(i int, phone text, kannel_id text)"
+    " LEFT JOIN LATERAL rabta_survey_awaiting(n.phone, n.kannel_id) s ON true"
+    " ORDER BY n.i";
+
+static void survey_checked(struct mo *m, const struct rb_db_result *res, int row,
+                           const char *err)
+{
+    const char *awaits = res ? api->db_value(res, row, 1) : NULL;
+    if (err) {
+        api->log(m->ctx, RB_LOG_WARN, "SMS %s from %s: surveys not checked: %s", m->kannel_id,
+                 m->phone, err);
+        end(m, MO_TRY_AGAIN);
+    } else if (!awaits || awaits[0] != 't') {
+        go(m, MO_COMMAND);
+    } else if (api->survey_answer(m->ctx, m->phone, m->text, m->text_len, m->kannel_id,
+                                  survey_taken, m) != RB_OK) {
+        end(m, MO_TRY_AGAIN);
+    }
+}
+
+static json_t *survey_json(const struct mo *m, size_t i)
+{
+    return json_pack("{s:I, s:s, s:s}", "i", (json_int_t)i, "phone", m->phone, "kannel_id",
+                     m->kannel_id);
+}
+
+static struct queue surveying = {.sql = survey_sql, .inflight_max = 4, .row = survey_json,
+                                 .done = survey_checked};
+
 static void survey(struct mo *m)
 {
-    if (api->survey_answer(m->ctx, m->phone, m->text, m->text_len, m->kannel_id, survey_taken,
-                           m) != RB_OK)
-        go(m, MO_COMMAND);
+    enqueue(&surveying, m);
 }
 
 static void command(struct mo *m)

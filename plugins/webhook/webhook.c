@@ -4,7 +4,10 @@
  * transferred to it: a "case.deliver" job run) is POSTed as JSON to the department's url,
  * signed (webhook_sign.h). A 2xx answer finishes the run; anything else fails it and the jobs
  * queue retries with exponential back-off, except a 4xx other than 408/429, which is final
- * (the run goes dead with the reason). Every attempt is a case event "webhook.delivery".
+ * (the run goes dead with the reason). A request sent whole that got no answer (the
+ * connection dropped, or the timeout) has outcome "unknown": the department may have the
+ * case, and the retry carries the same X-Rabta-Delivery so that it can tell. Every attempt is
+ * a case event "webhook.delivery".
  *
  * Callback: POST /api/v1/departments/:department/callback, signed the same way with the
  * department's secret, reports acknowledged / in_progress / resolved / rejected / answered
@@ -238,6 +241,7 @@ struct attempt {
     double started; /* wall seconds */
     /* the outcome, kept until the case event is written */
     int ok, permanent;
+    int unknown; /* sent whole, no answer: the department may have the case */
     char error[256];
 };
 
@@ -262,7 +266,10 @@ static void attempt_recorded(const struct rb_db_result *res, const char *err, vo
 /* Writes the attempt's case event, then finishes the run (whatever the event's fate). */
 static void attempt_end(struct attempt *a, int status, const char *why)
 {
-    const char *outcome = a->ok ? "delivered" : a->permanent ? "gave_up" : "will_retry";
+    const char *outcome = a->ok          ? "delivered"
+                          : a->permanent ? "gave_up"
+                          : a->unknown   ? "unknown"
+                                         : "will_retry";
     json_t *data = json_pack("{s:s, s:i, s:I, s:s, s:i}", "department", a->department,
                              "attempt", a->attempt, "job_id", (json_int_t)a->job_id, "outcome",
                              outcome, "ms", (int)((wall_now() - a->started) * 1000));
@@ -273,6 +280,9 @@ static void attempt_end(struct attempt *a, int status, const char *why)
     char note[320];
     if (a->ok)
         snprintf(note, sizeof(note), "delivered to %s (HTTP %d)", a->department, status);
+    else if (a->unknown)
+        snprintf(note, sizeof(note), "delivery to %s: %s (retried as the same X-Rabta-Delivery)",
+                 a->department, why);
     else
         snprintf(note, sizeof(note), "delivery to %s failed: %s", a->department, why);
     api->log(self, a->ok ? RB_LOG_INFO : RB_LOG_WARN, "case %s attempt %d: %s%s", a->tracking,
@@ -300,6 +310,7 @@ static void fetched(int status, const char *body, size_t len, const char *err, v
         a->permanent = status >= 400 && status < 500 && status != 408 && status != 429;
     } else {
         snprintf(why, sizeof(why), "%s", err ? err : "no answer");
+        a->unknown = err && strncmp(err, RB_OUTCOME_UNKNOWN, strlen(RB_OUTCOME_UNKNOWN)) == 0;
     }
     if (!a->ok && !a->permanent && a->attempt >= live.conf.max_attempts) {
         a->permanent = 1;

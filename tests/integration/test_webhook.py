@@ -74,7 +74,9 @@ def settings(port, secret, path="/p"):
 
 class Receiver:
     """A department's system: an HTTP server on 127.0.0.1 that checks every delivery's
-    signature and timestamp, records it, and answers with self.answer (200 by default).
+    signature and timestamp, records it, and answers with self.answer (200 by default; "drop":
+    closes the connection after reading the whole body, without an answer; "hang": reads the
+    body and answers nothing until self.release is set, then closes).
     stop() closes the socket (nothing listens); start() listens again on the same port."""
 
     def __init__(self, secret, port=None, tls=None):
@@ -82,6 +84,7 @@ class Receiver:
         self.tls = tls  # an ssl.SSLContext (server side): https
         self.port = port or rbtest.free_port()
         self.answer = 200
+        self.release = threading.Event()  # ends the "hang" answers
         self.seen = []  # dicts: tracking_no, status answered, valid, headers, body
         self.lock = threading.Lock()
         self.server = None
@@ -106,6 +109,12 @@ class Receiver:
                     rcv.seen.append({"tracking_no": doc.get("tracking_no"), "status": status,
                                      "valid": valid, "headers": dict(self.headers),
                                      "body": doc, "path": self.path})
+                if status in ("drop", "hang"):
+                    if status == "hang":
+                        rcv.release.wait(60)
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
                 self.send_response(status)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
@@ -122,6 +131,7 @@ class Receiver:
         return self
 
     def stop(self):
+        self.release.set()
         if self.server:
             self.server.shutdown()
             self.server.server_close()
@@ -133,7 +143,8 @@ class Receiver:
             return [s for s in self.seen if s["tracking_no"] == tn]
 
     def accepted(self, tn):
-        return [s for s in self.of(tn) if 200 <= s["status"] < 300]
+        return [s for s in self.of(tn) if isinstance(s["status"], int) and
+                200 <= s["status"] < 300]
 
 
 def make_ca(dirpath, name):
@@ -209,6 +220,7 @@ class WebhookTest(SignIn, rbtest.TestCase):
         super().setUp()
         self.police.answer = 200
         self.revenue.answer = 200
+        self.revenue.release.clear()
         if not self.police.server:
             self.police.start()
         if not self.revenue.server:
@@ -324,8 +336,9 @@ class WebhookTest(SignIn, rbtest.TestCase):
         rbtest.wait_until(lambda: len(self.revenue.of(tn)) >= 2, 20,
                           what="two refused attempts")
         self.revenue.stop()  # nothing listens now
-        rbtest.wait_until(lambda: any(json.loads(e[3])["status"] is None for e in
-                                      self.events(tn, "webhook.delivery")), 20,
+        rbtest.wait_until(lambda: any(json.loads(e[3])["status"] is None and
+                                      json.loads(e[3])["outcome"] == "will_retry"
+                                      for e in self.events(tn, "webhook.delivery")), 20,
                           what="an attempt that found nobody listening")
         self.revenue.answer = 200
         self.revenue.start()
@@ -335,12 +348,57 @@ class WebhookTest(SignIn, rbtest.TestCase):
         self.assertEqual(len(self.revenue.accepted(tn)), 1, "exactly one accepted delivery")
         ids = {s["headers"]["X-Rabta-Delivery"] for s in self.revenue.of(tn)}
         self.assertEqual(ids, {d["headers"]["X-Rabta-Delivery"]}, "one delivery id throughout")
-        outcomes = [json.loads(e[3])["outcome"] for e in self.events(tn, "webhook.delivery")]
+        data = [json.loads(e[3]) for e in self.events(tn, "webhook.delivery")]
+        outcomes = [ev["outcome"] for ev in data]
         self.assertEqual(outcomes[-1], "delivered")
-        self.assertTrue(all(o == "will_retry" for o in outcomes[:-1]), outcomes)
         self.assertGreaterEqual(len(outcomes), 4)
+        # A 503 and a refused connection are failures ("will_retry"); only an attempt whose
+        # request was sent whole before the receiver went away (one racing the stop) is
+        # "unknown".
+        for ev in data[:-1]:
+            sent = (ev["error"] or "").startswith("outcome unknown: the request was sent")
+            self.assertEqual(ev["outcome"], "unknown" if sent else "will_retry", data)
+        self.assertTrue(any(ev["status"] is None and ev["outcome"] == "will_retry"
+                            for ev in data), "a refused connection is a plain failure: %r" % data)
         attempts = [int(s["headers"]["X-Rabta-Attempt"]) for s in self.revenue.of(tn)]
         self.assertEqual(attempts, sorted(attempts))
+
+    def unknown_then_delivered(self, answer, text):
+        """The receiver reads each delivery whole and then gives no answer (answer "drop" or
+        "hang") twice, then answers 200: the attempts without an answer are outcome "unknown"
+        (not failures: the department may have the case), retried with the same
+        X-Rabta-Delivery, and the case is delivered once."""
+        self.revenue.answer = answer
+        tn = self.submit(service="fard", text=text)
+        rbtest.wait_until(lambda: len([e for e in self.events(tn, "webhook.delivery")]) >= 2,
+                          30, what="two attempts without an answer recorded")
+        self.revenue.answer = 200
+        self.revenue.release.set()
+        d = self.delivered(self.revenue, tn)
+        self.deliveries_done([tn])
+        seen = self.revenue.of(tn)
+        self.assertTrue(all(s["valid"] and s["body"].get("tracking_no") == tn for s in seen),
+                        "every attempt reached the receiver whole and signed")
+        self.assertEqual({s["headers"]["X-Rabta-Delivery"] for s in seen},
+                         {d["headers"]["X-Rabta-Delivery"]}, "one delivery id throughout")
+        self.assertEqual(len(self.revenue.accepted(tn)), 1, "exactly one accepted delivery")
+        data = [json.loads(e[3]) for e in self.events(tn, "webhook.delivery")]
+        self.assertEqual(data[-1]["outcome"], "delivered", data)
+        self.assertGreaterEqual(len(data), 3, data)
+        for ev in data[:-1]:
+            self.assertEqual(ev["outcome"], "unknown", data)
+            self.assertIsNone(ev["status"], ev)
+            self.assertTrue(ev["error"].startswith("outcome unknown: the request was sent, "),
+                            ev)
+        return data
+
+    def test_a_connection_dropped_after_the_body_is_outcome_unknown_and_retried(self):
+        data = self.unknown_then_delivered("drop", "The receiver hangs up after reading")
+        self.assertIn("connection closed", data[0]["error"])
+
+    def test_a_timeout_after_sending_is_outcome_unknown_and_retried(self):
+        data = self.unknown_then_delivered("hang", "The receiver never answers in time")
+        self.assertIn("timed out", data[0]["error"])
 
     def test_a_4xx_answer_is_final(self):
         self.revenue.answer = 400

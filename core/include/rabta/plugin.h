@@ -213,7 +213,7 @@ struct rb_case_result {
 #define RB_CASE_OUTCOME_UNKNOWN 504
 /* A database error (err of a db_query callback) that starts with this: the statement had
  * reached the server when the connection was lost or timed out, so a write may have been
- * committed or not. */
+ * committed or not. The same for http_fetch: the whole request had been sent. */
 #define RB_OUTCOME_UNKNOWN "outcome unknown: "
 typedef void (*rb_plugin_case_fn)(const struct rb_case_result *r, int status, const char *err,
                                   void *arg);
@@ -250,7 +250,9 @@ typedef void (*rb_plugin_case_status_fn)(const struct rb_case_status_info *st, c
 typedef void (*rb_plugin_job_fn)(struct rb_job_run *run, const struct rb_job_info *job, void *arg);
 
 /* The answer to http_fetch. status: the HTTP status, or 0 when none came (err says why:
- * "connection refused or reset", "timed out", ...). body: borrowed for the callback,
+ * "connection refused or reset", "timed out", ...; err starts with RB_OUTCOME_UNKNOWN when the
+ * whole request had been sent before the connection dropped or timed out: the receiver may
+ * have acted on it, so a retry must let it recognise the request). body: borrowed for the callback,
  * NUL-terminated after len bytes, never NULL. */
 typedef void (*rb_plugin_fetch_fn)(int status, const char *body, size_t len, const char *err,
                                    void *arg);

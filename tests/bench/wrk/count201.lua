@@ -1,9 +1,14 @@
 -- Shared by wrk scripts whose requests create something (answered 201): counts answers by
 -- status per thread and prints the totals and latency percentiles in done(). Loaded with
 -- dofile(HERE .. "count201.lua") after the script sets its request function.
+-- Each thread gets its number (tid) and a request counter (seq) for scripts that need unique
+-- keys; wrk copies only scalars between threads.
 local threads = {}
-function setup(thread) table.insert(threads, thread) end
-function init(args) n201, n4xx, n5xx, nother = 0, 0, 0, 0 end
+function setup(thread)
+  table.insert(threads, thread)
+  thread:set("tid", #threads)
+end
+function init(args) n201, n4xx, n5xx, nother, seq = 0, 0, 0, 0, 0 end
 
 response = function(status, headers, body)
   if status == 201 then n201 = n201 + 1

@@ -3,6 +3,7 @@
 -- Tokens are "bench-token-NNNNNNNN" for n in 1..RB_BENCH_CITIZENS (the bench seeds them).
 local citizens = tonumber(os.getenv("RB_BENCH_CITIZENS") or "20000")
 local anonymous = os.getenv("RB_BENCH_ANONYMOUS") == "1" -- no sign-in look-up per request
+local idempotent = os.getenv("RB_BENCH_IDEMPOTENCY") == "1" -- an Idempotency-Key per request
 local texts = {
   {"en", "complaint", "domicile_certificate", "My domicile certificate has been pending for two months without any reason given"},
   {"ur", "complaint", "property_registration", "پٹواری نے فرد کے اجراء میں تین ہفتے لگا دیے اور بار بار چکر لگوائے"},
@@ -21,6 +22,10 @@ request = function()
   local headers = {["Content-Type"] = "application/json"}
   if not anonymous then
     headers["Authorization"] = string.format("Bearer bench-token-%08d", math.random(citizens))
+  end
+  if idempotent then
+    seq = seq + 1
+    headers["Idempotency-Key"] = string.format("bench-%d-%d-%d", os.time(), tid, seq)
   end
   return wrk.format("POST", "/api/v1/cases", headers, body)
 end
