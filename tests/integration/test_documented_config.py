@@ -16,7 +16,7 @@ import signal
 
 import rbtest
 from test_app_auth import SignIn
-from test_inbox import REVENUE_PHONE, DutyNotice, inbox_plugins
+from test_staff_inbox import REVENUE_PHONE, DutyNotice, staff_inbox_plugins
 from test_webhook import departments as copy_departments  # the sample's files
 
 GOOD = os.path.join(rbtest.TEST_PLUGIN_DIR, "good.so")
@@ -55,10 +55,10 @@ class CheckTest(rbtest.TestCase):
         err = self.check("nosuch")
         self.assertRegex(err, r'zz_extra\.yaml:5:9: key "plugin": department "extra" uses plugin '
                               r'"nosuch", which is not in the plugins list of .*rabta\.yaml '
-                              r"\(listed: inbox, webhook, app, open311\)")
+                              r"\(listed: staff_inbox, webhook, app, open311\)")
 
     def test_a_department_may_not_use_a_disabled_plugin(self):
-        err = self.check("webhook", plugins=[{"name": "inbox"}, {"name": "app"},
+        err = self.check("webhook", plugins=[{"name": "staff_inbox"}, {"name": "app"},
                                              {"name": "webhook", "enabled": False}])
         self.assertRegex(err, r'zz_extra\.yaml:5:9: key "plugin": department "extra" uses plugin '
                               r'"webhook", which is disabled in .*rabta\.yaml:\d+:\d+')
@@ -106,7 +106,7 @@ SAMPLE_PROVINCE = {
 
 class SampleProvinceTest(rbtest.TestCase):
     def test_the_sample_is_the_province_the_page_describes(self):
-        # Ten departments on inbox with 25 services as the table says, 36 districts in nine
+        # Ten departments on staff_inbox with 25 services as the table says, 36 districts in nine
         # divisions: as rabtad reads them (/api/v1/meta) and as the files say.
         pgs = self.pg()
         rd = self.rabtad(pg=pgs)
@@ -123,7 +123,7 @@ class SampleProvinceTest(rbtest.TestCase):
         self.assertEqual(owners, SAMPLE_PROVINCE)
         for name in os.listdir(os.path.join(conf, "departments")):
             with open(os.path.join(conf, "departments", name), encoding="utf-8") as f:
-                self.assertRegex(f.read(), r"(?m)^plugin: inbox$", name)
+                self.assertRegex(f.read(), r"(?m)^plugin: staff_inbox$", name)
         with open(os.path.join(conf, "districts.yaml"), encoding="utf-8") as f:
             divisions = set(re.findall(r"(?m)^\s*division:\s*(\w+)", f.read()))
         self.assertEqual(divisions, {"lahore", "gujranwala", "rawalpindi", "sargodha",
@@ -313,14 +313,14 @@ class LimitsTest(SignIn, rbtest.TestCase):
 
 
 class DutyNoticeTest(DutyNotice, rbtest.TestCase):
-    """docs/config.md, inbox: the duty officer's SMS goes at once, also in quiet hours and to a
+    """docs/config.md, staff_inbox: the duty officer's SMS goes at once, also in quiet hours and to a
     phone that sent STOP; with no sender of channel sms it is not queued, and that is logged."""
 
     def server(self, with_sender):
         self.pgs = self.pg()
         self.rd = rd = self.rabtad(pg=self.pgs)
         rd.config["departments"] = copy_departments(os.path.join(self.tmp, "departments"))
-        plugins = inbox_plugins(rd, notify_duty_officer=True)
+        plugins = staff_inbox_plugins(rd, notify_duty_officer=True)
         if not with_sender:
             plugins = [p for p in plugins if p["name"] != "test_sender"]
         rd.config["plugins"] = plugins
