@@ -26,7 +26,9 @@
 # BENCH_SLA_CONCURRENCY (2000) and BENCH_SLA_BATCH (500): rabta.yaml jobs:, BENCH_SLA_POOL (8):
 # database.pool_size, BENCH_SLA_FSYNC (on), BENCH_SLA_IDLE (10: seconds idle), BENCH_SLA_LEAD
 # (seconds from the burst's UPDATE to its deadline; default: twice what a dry run took, + 5 s),
-# BENCH_SLA_ROUNDS (3), BENCH_SLA_SMS_RATE (50: sms_kannel's rate to the sink, messages/s).
+# BENCH_SLA_ROUNDS (3), BENCH_SLA_SMS_RATE (50: sms_kannel's rate to the sink, messages/s),
+# BENCH_SLA_PGSS (0; 1: PostgreSQL with pg_stat_statements, and after each round the statements
+# that took the most of its time during the burst).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 bench_init "$@"
@@ -66,7 +68,10 @@ fail() { echo "  FAILED: $*"; FAILED=1; }
 # on loopback (as bench_sms.sh) at its configured rate; the figure counts them queued.
 bench_sink_start # SINKPORT; arrivals in $TMP/arrivals.txt
 
+PGSS=${BENCH_SLA_PGSS:-0}
+[ "$PGSS" = 1 ] && BENCH_PG_OPTIONS="${BENCH_PG_OPTIONS:-} -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
 bench_pg_start "$FSYNC"
+[ "$PGSS" = 1 ] && bench_psql "CREATE EXTENSION pg_stat_statements" >/dev/null
 mkdir -p "$TMP/sla"
 cat >"$TMP/sla/always.yaml" <<'EOF'
 timezone: UTC
@@ -281,6 +286,7 @@ burst_round() { # ROUND: one burst; appends to fired_rates, told_rates, bases
   note0=$(bench_psql "SELECT coalesce(max(id), 0) FROM case_events") # notifications name their event
   T=$(($(date +%s) + lead))
   cpu0=$(cpu_s "$RABTAD_PID")
+  [ "$PGSS" = 1 ] && bench_psql "SELECT pg_stat_statements_reset()" >/dev/null
   burst_sql "$HERE/bench_sla_burst.sql" "$r" "$T"
   committed=$(now_s)
   n=$(bench_psql "SELECT count(*) FROM jobs WHERE kind = 'sla.check' AND state = 'queued' AND run_at = to_timestamp($T)")
@@ -336,7 +342,16 @@ burst_round() { # ROUND: one burst; appends to fired_rates, told_rates, bases
     "$(awk -v a="${told_rates[-1]}" -v b="$base" 'BEGIN { if (b > 0) printf "%.2f", a / b }')"
   echo "    rabtad used $cpu s of CPU for the burst; VmRSS after it: $(mib "$rss_after")" \
     "(x$(awk -v a="$rss_after" -v b="$big_idle" 'BEGIN { printf "%.3f", a / b }') of idle)"
+  [ "$PGSS" = 1 ] && pgss_top
   check_round "$r" "$T"
+}
+
+pgss_top() { # the statements that took the most of PostgreSQL's time since the reset
+  echo "    pg_stat_statements (top 12 by total time; calls, total ms, ms/call, rows):"
+  bench_psql "SELECT calls, round(total_exec_time), round(mean_exec_time::numeric, 2), rows,
+      left(regexp_replace(query, '\s+', ' ', 'g'), 150)
+    FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%'
+    ORDER BY total_exec_time DESC LIMIT 12" | sed 's/^/      /'
 }
 
 check_round() { # ROUND T: exactly once, all of them, nothing else

@@ -11,7 +11,8 @@ BEGIN;
 CREATE TABLE IF NOT EXISTS bench_burst (id bigint PRIMARY KEY, round int NOT NULL);
 INSERT INTO bench_burst (id, round)
     SELECT id, :r FROM cases
-    WHERE tracking_no LIKE 'SB-%' AND id NOT IN (SELECT id FROM bench_burst)
+    WHERE tracking_no LIKE 'SB-%'
+      AND NOT EXISTS (SELECT 1 FROM bench_burst b WHERE b.id = cases.id)
     ORDER BY id LIMIT :n;
 UPDATE cases c SET resolve_due_at = to_timestamp(:t),
                    ack_due_at = least(c.ack_due_at, to_timestamp(:t))
