@@ -239,6 +239,29 @@ class EscalationTest(SignIn, KannelCase):
         self.assertEqual(len([m for m in self.k.smsc.messages_to(SUP_A_PHONE) if tn in m[2]]),
                          1, "the supervisor got the level-2 SMS once")
 
+    def test_a_notify_job_queued_before_payloads_carried_escalations_still_tells(self):
+        """An sla.notify job of an older rabtad names only event ids ({"events": [id]}): its
+        escalations are read and told as before (and told once: the notifications are keyed
+        on person and event)."""
+        tn = self.submit()
+        self.wait_levels(tn, 1)
+        self.wait_notify_done()
+        cid = self.case_id(tn)
+        ev = self.db.scalar("SELECT id FROM case_events WHERE case_id = %s AND event = "
+                            "'sla.escalated' AND data->>'level' = '1'" % cid)
+        self.db.psql("DELETE FROM staff_notifications WHERE event_id = %s" % ev)
+        self.db.psql("INSERT INTO jobs (kind, payload) VALUES ('sla.notify', "
+                     "'{\"events\": [%s]}')" % ev)
+        self.wait_notify_done()
+        for who in ("sup_a", "sup_b"):
+            mine = [n for n in self.notifications(who)["notifications"]
+                    if n["tracking_no"] == tn and n["level"] == 1]
+            self.assertEqual(len(mine), 1, "%s: %r" % (who, mine))
+            self.assertIn(tn, mine[0]["text"])
+        self.assertEqual(self.db.scalar("SELECT count(*) FROM messages WHERE event_id = %s AND "
+                                        "to_address = '%s'" % (ev, SUP_A_EMAIL)), "1",
+                         "the e-mail of the event was not queued twice")
+
     def load(self, username):
         """The open cases assigned to username."""
         return int(self.db.scalar(
