@@ -24,10 +24,9 @@
 #define NOTIFY_BATCH 16 /* jobs per claim; each holds the events of one fired batch */
 #define TEMPLATE "sla.escalated"
 
-/* A job queued before payloads carried the escalations ({"events": [event id, ...]}): $1 event
- * ids. Each escalation with its case and the staff its targets may name: the active
+/* $1 event ids. Each escalation with its case and the staff its targets may name: the active
  * supervisors of the case's department and the oversight accounts, each [id, role, phone,
- * email], only when the event names that target; the columns of struct esc_in, in order. */
+ * email], only when the event names that target. */
 static const char read_sql[] =
     "SELECT e.id, e.case_id, e.data->'notify', coalesce(e.data->>'level', '0'), c.tracking_no,"
     "  coalesce(c.department_id, ''), coalesce(c.service_id, ''),"
@@ -60,24 +59,11 @@ static const char write_sql[] =
     "  RETURNING data->>'target' AS target, data->>'via' AS via)"
     " SELECT target, via, count(*) FROM u GROUP BY target, via";
 
-/* One escalation to tell, as a job's payload gives it (or read_sql, for an older job). */
-struct esc_in {
-    long long event_id, case_id;
-    json_t *notify;               /* owned: [[target, via], ...] */
-    int level;
-    const char *tracking, *dep_id, *svc_id; /* borrowed from the payload or the result */
-    long long late;               /* seconds past the deadline */
-    json_t *staff;                /* owned: [[id, role, phone, email], ...] by username */
-};
-
 /* One claim of sla.notify jobs. */
 struct batch {
     struct rb_server *srv;    /* borrowed */
     struct rb_job_run **runs; /* owned array; each run borrowed until finished */
     size_t n;
-    json_t *payloads;         /* owned: the runs' payloads, which ins borrow from */
-    struct esc_in *ins;       /* owned: the escalations the payloads carry */
-    size_t nins, capins;
     int pending;  /* queries still out */
     char *err;    /* owned; the first failure */
 };
@@ -90,12 +76,6 @@ static void batch_end(struct batch *b, const char *err)
         return;
     for (size_t i = 0; i < b->n; i++)
         rb_job_finish(b->runs[i], b->err == NULL, b->err, -1, 0);
-    for (size_t i = 0; i < b->nins; i++) {
-        json_decref(b->ins[i].notify);
-        json_decref(b->ins[i].staff);
-    }
-    json_decref(b->payloads);
-    free(b->ins);
     free(b->runs);
     free(b->err);
     free(b);
@@ -249,34 +229,34 @@ static void lost(const struct esc *e, const char *target, const char *via, int k
     record_lost(e, target, via, why, o);
 }
 
-/* The template's values for an escalation: never the complainant's data. Returns a new
- * object. */
-static json_t *text_params(struct rb_server *srv, const struct esc_in *in, const char *lang,
+/* The template's values for row r: never the complainant's data. Returns a new object. */
+static json_t *text_params(struct rb_server *srv, PGresult *res, int r, const char *lang,
                            const struct rb_department *dep)
 {
-    const struct rb_service *svc = rb_config_service(srv->cfg, in->svc_id);
+    const char *dep_id = PQgetvalue(res, r, 5), *svc_id = PQgetvalue(res, r, 6);
+    const struct rb_service *svc = rb_config_service(srv->cfg, svc_id);
     const char *dname = dep ? (!strcmp(lang, "en") ? dep->name.en : dep->name.ur) : NULL;
     const char *sname = svc ? (!strcmp(lang, "en") ? svc->name.en : svc->name.ur) : NULL;
-    char level[16];
-    snprintf(level, sizeof(level), "%d", in->level);
-    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "tracking", in->tracking,
-                     "department", dname && *dname ? dname : in->dep_id, "service",
-                     sname && *sname ? sname : (*in->svc_id ? in->svc_id : "-"), "level",
-                     level, "hours", (json_int_t)(in->late / 3600), "minutes",
-                     (json_int_t)(in->late % 3600 / 60));
+    long long late = atoll(PQgetvalue(res, r, 7));
+    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "tracking", PQgetvalue(res, r, 4),
+                     "department", dname && *dname ? dname : dep_id, "service",
+                     sname && *sname ? sname : (*svc_id ? svc_id : "-"), "level",
+                     PQgetvalue(res, r, 3), "hours", (json_int_t)(late / 3600), "minutes",
+                     (json_int_t)(late % 3600 / 60));
 }
 
-/* Resolves the targets of one escalation into o. */
-static void resolve_one(struct rb_server *srv, const struct esc_in *in, struct out *o)
+/* Resolves the targets of row r into o. */
+static void resolve_row(struct rb_server *srv, PGresult *res, int r, struct out *o)
 {
     const char *lang = srv->sla && srv->sla->notify_language ? srv->sla->notify_language : "ur";
     struct esc e = {
-        .event_id = in->event_id, .case_id = in->case_id, .level = in->level,
-        .dep_id = in->dep_id, .lang = lang, .staff = in->staff,
+        .event_id = atoll(PQgetvalue(res, r, 0)), .case_id = atoll(PQgetvalue(res, r, 1)),
+        .level = atoi(PQgetvalue(res, r, 3)), .dep_id = PQgetvalue(res, r, 5), .lang = lang,
     };
     e.dep = rb_config_department(srv->cfg, e.dep_id);
-    json_t *notify = in->notify;
-    e.params = text_params(srv, in, lang, e.dep);
+    json_t *notify = json_loads(PQgetvalue(res, r, 2), 0, NULL);
+    e.staff = json_loads(PQgetvalue(res, r, 8), 0, NULL);
+    e.params = text_params(srv, res, r, lang, e.dep);
     char why[256];
     char *body = rb_template_render(rb_script_templates(srv->rules), TEMPLATE, lang, e.params,
                                     why, sizeof(why));
@@ -302,6 +282,8 @@ static void resolve_one(struct rb_server *srv, const struct esc_in *in, struct o
     }
     free(body);
     json_decref(e.params);
+    json_decref(e.staff);
+    json_decref(notify);
 }
 
 static void out_free(struct out *o)
@@ -316,26 +298,17 @@ static void out_free(struct out *o)
     free(o->chans);
 }
 
-/* A new escalation slot of b, zeroed. */
-static struct esc_in *add_in(struct batch *b)
+static void loaded(PGresult *res, const char *err, void *arg)
 {
-    if (b->nins == b->capins) {
-        b->capins = b->capins * 2 + 64;
-        b->ins = rb_realloc(b->ins, b->capins * sizeof(*b->ins));
+    struct batch *b = arg;
+    if (err) {
+        batch_end(b, err);
+        return;
     }
-    struct esc_in *in = &b->ins[b->nins++];
-    memset(in, 0, sizeof(*in));
-    return in;
-}
-
-/* Tells the people of every escalation in b: their notifications and one statement of
- * messages per channel. Ends b's own share of b->pending. */
-static void tell(struct batch *b)
-{
     struct out o = {json_array(), json_array(), NULL, NULL, NULL, NULL, 0, 0};
-    for (size_t i = 0; i < b->nins; i++)
-        resolve_one(b->srv, &b->ins[i], &o);
-    /* One statement per channel (every one has a sender: resolve_one recorded the others as
+    for (int r = 0; r < PQntuples(res); r++)
+        resolve_row(b->srv, res, r, &o);
+    /* One statement per channel (every one has a sender: resolve_row recorded the others as
      * unreachable); one that fails is retried with the run, storing nothing twice. */
     const struct rb_message_req **reqs = rb_calloc(o.nreq + 1, sizeof(*reqs));
     int *refused = rb_calloc(o.nreq + 1, sizeof(int));
@@ -374,77 +347,14 @@ static void tell(struct batch *b)
     batch_end(b, NULL);
 }
 
-/* The escalations of jobs queued before payloads carried them, as read_sql found them. */
-static void loaded(PGresult *res, const char *err, void *arg)
-{
-    struct batch *b = arg;
-    if (err) {
-        batch_end(b, err);
-        return;
-    }
-    for (int r = 0; r < PQntuples(res); r++) { /* res outlives tell(): borrowed strings */
-        struct esc_in *in = add_in(b);
-        in->event_id = atoll(PQgetvalue(res, r, 0));
-        in->case_id = atoll(PQgetvalue(res, r, 1));
-        in->notify = json_loads(PQgetvalue(res, r, 2), 0, NULL);
-        in->level = atoi(PQgetvalue(res, r, 3));
-        in->tracking = PQgetvalue(res, r, 4);
-        in->dep_id = PQgetvalue(res, r, 5);
-        in->svc_id = PQgetvalue(res, r, 6);
-        in->late = atoll(PQgetvalue(res, r, 7));
-        in->staff = json_loads(PQgetvalue(res, r, 8), 0, NULL);
-    }
-    tell(b);
-}
-
-/* One escalation of a payload, [event id, case id, notify, level, tracking number,
- * department, service, seconds late], with the people of staff ([id, role, department, phone,
- * e-mail]) that its targets may name: the supervisors of its department and oversight. */
-static void take_event(struct batch *b, json_t *ev, json_t *staff)
-{
-    const char *level = json_string_value(json_array_get(ev, 3));
-    const char *tracking = json_string_value(json_array_get(ev, 4));
-    const char *dep = json_string_value(json_array_get(ev, 5));
-    const char *svc = json_string_value(json_array_get(ev, 6));
-    if (json_array_size(ev) != 8 || !level || !tracking || !dep || !svc) {
-        rb_warn("sla", "sla.notify: an escalation of the payload is malformed; skipped");
-        return;
-    }
-    struct esc_in *in = add_in(b);
-    in->event_id = (long long)json_integer_value(json_array_get(ev, 0));
-    in->case_id = (long long)json_integer_value(json_array_get(ev, 1));
-    in->notify = json_incref(json_array_get(ev, 2));
-    in->level = atoi(level);
-    in->tracking = tracking;
-    in->dep_id = dep;
-    in->svc_id = svc;
-    in->late = (long long)json_integer_value(json_array_get(ev, 7));
-    in->staff = json_array();
-    size_t i;
-    json_t *s;
-    json_array_foreach(staff, i, s) {
-        const char *role = json_string_value(json_array_get(s, 1));
-        const char *sdep = json_string_value(json_array_get(s, 2));
-        if (role && (!strcmp(role, "oversight") ||
-                     (!strcmp(role, "supervisor") && sdep && !strcmp(sdep, dep))))
-            json_array_append_new(in->staff,
-                                  json_pack("[O, s, O, O]", json_array_get(s, 0), role,
-                                            json_array_get(s, 3), json_array_get(s, 4)));
-    }
-}
-
-/* A claim of sla.notify jobs: the escalations their payloads carry are told at once; those
- * of older jobs (event ids only) are read first. */
 static void notify_batch(struct rb_job_run **runs, size_t n, void *arg)
 {
     struct batch *b = rb_calloc(1, sizeof(*b));
     b->srv = arg;
     b->runs = rb_calloc(n, sizeof(*b->runs));
-    b->payloads = json_array();
     b->pending = 1;
     struct rb_sbuf ids = {0};
     rb_sbuf_puts(&ids, "{");
-    size_t old = 0;
     for (size_t i = 0; i < n; i++) {
         const struct rb_job *job = rb_job_run_info(runs[i]);
         json_t *p = json_loads(job->payload ? job->payload : "{}", 0, NULL);
@@ -456,27 +366,19 @@ static void notify_batch(struct rb_job_run **runs, size_t n, void *arg)
             continue;
         }
         json_array_foreach(events, k, v) {
-            if (json_is_array(v)) {
-                take_event(b, v, json_object_get(p, "staff"));
-            } else if (json_integer_value(v) > 0) {
-                char id[24];
-                snprintf(id, sizeof(id), "%lld", (long long)json_integer_value(v));
+            char id[24];
+            snprintf(id, sizeof(id), "%lld", (long long)json_integer_value(v));
+            if (json_integer_value(v) > 0)
                 rb_sbuf_elem(&ids, id);
-                old++;
-            }
         }
-        json_array_append_new(b->payloads, p);
+        json_decref(p);
         b->runs[b->n++] = runs[i];
     }
     rb_sbuf_puts(&ids, "}");
     const char *params[1] = {ids.p};
     if (b->n == 0) {
-        json_decref(b->payloads);
-        free(b->ins);
         free(b->runs);
         free(b);
-    } else if (old == 0) {
-        tell(b);
     } else if (rb_db_query(b->srv->db, read_sql, 1, params, loaded, b) != RB_OK) {
         batch_end(b, "database unavailable");
     }

@@ -147,10 +147,7 @@ static const char cases_sql[] =
  * department are dealt out in that order (the k-th to the (k mod n)-th), each with an event
  * "assigned", or "sla.unreachable" when there is no such supervisor. The people to tell
  * (data.notify) are resolved by ONE job "sla.notify" for the batch's events
- * (core/messages/escalation.c), whose payload carries what that takes, so that it reads
- * nothing: per event [event id, case id, notify, level, tracking number, department, service,
- * seconds late], and the active supervisors of the batch's departments and the oversight
- * accounts as [id, role, department, phone, e-mail] by username. Answers the breaches per check kind and the reassignments
+ * (core/messages/escalation.c). Answers the breaches per check kind and the reassignments
  * that found nobody ("unreachable.reassign"). */
 static const char fire_sql[] =
     "WITH t AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS t(case_id bigint,"
@@ -186,10 +183,10 @@ static const char fire_sql[] =
     "                          ELSE c.flagged_oversight_at END,"
     "   assigned_staff_id = coalesce(pick.staff_id, c.assigned_staff_id)"
     "  FROM a LEFT JOIN pick ON pick.case_id = a.case_id WHERE c.id = a.case_id"
-    "  RETURNING c.id, c.tracking_no, c.department_id, c.service_id, c.resolve_due_at),"
+    "  RETURNING c.id),"
     " ev AS (INSERT INTO case_events (case_id, actor_type, actor_id, event, data)"
     "  SELECT case_id, 'system', 'sla', event, data FROM ft WHERE breached ORDER BY case_id"
-    "  RETURNING id, case_id, event, data),"
+    "  RETURNING id, data),"
     " asg AS (INSERT INTO case_events (case_id, actor_type, actor_id, event, data)"
     "  SELECT case_id, 'system', 'sla',"
     "   CASE WHEN staff_id IS NULL THEN 'sla.unreachable' ELSE 'assigned' END,"
@@ -199,16 +196,8 @@ static const char fire_sql[] =
     "   ELSE jsonb_build_object('assigned_to', username, 'by', 'sla', 'level', esc) END"
     "  FROM pick ORDER BY case_id RETURNING event),"
     " nf AS (INSERT INTO jobs (kind, payload)"
-    "  SELECT 'sla.notify', jsonb_build_object('events', jsonb_agg(jsonb_build_array(ev.id,"
-    "    ev.case_id, ev.data->'notify', coalesce(ev.data->>'level', '0'), u.tracking_no,"
-    "    coalesce(u.department_id, ''), coalesce(u.service_id, ''),"
-    "    greatest(0, floor(extract(epoch FROM now() - u.resolve_due_at)))::bigint)"
-    "    ORDER BY ev.id), 'staff', (SELECT coalesce(jsonb_agg(jsonb_build_array(s.id, s.role,"
-    "    s.department_id, s.phone, s.email) ORDER BY s.username), '[]') FROM staff s"
-    "    WHERE s.disabled_at IS NULL AND (s.role = 'oversight' OR (s.role = 'supervisor'"
-    "    AND s.department_id IN (SELECT department_id FROM up)))))"
-    "  FROM ev JOIN up u ON u.id = ev.case_id WHERE ev.event = 'sla.escalated'"
-    "  AND jsonb_array_length(coalesce(ev.data->'notify', '[]')) > 0 HAVING count(*) > 0),"
+    "  SELECT 'sla.notify', jsonb_build_object('events', jsonb_agg(id ORDER BY id)) FROM ev"
+    "  WHERE jsonb_array_length(coalesce(data->'notify', '[]')) > 0 HAVING count(*) > 0),"
     " nx AS (INSERT INTO jobs (kind, payload, run_at, dedup_key)"
     "  SELECT 'sla.check', next, to_timestamp(next_at), next_key FROM ft"
     "  WHERE next IS NOT NULL ORDER BY next_at"

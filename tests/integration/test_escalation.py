@@ -239,10 +239,11 @@ class EscalationTest(SignIn, KannelCase):
         self.assertEqual(len([m for m in self.k.smsc.messages_to(SUP_A_PHONE) if tn in m[2]]),
                          1, "the supervisor got the level-2 SMS once")
 
-    def test_a_notify_job_queued_before_payloads_carried_escalations_still_tells(self):
-        """An sla.notify job of an older rabtad names only event ids ({"events": [id]}): its
-        escalations are read and told as before (and told once: the notifications are keyed
-        on person and event)."""
+    def test_a_notify_job_run_again_tells_what_is_missing_once(self):
+        """An sla.notify job ({"events": [id]}) run again for an escalation already told (a
+        retry after a crash) writes the notifications that are missing and nothing twice:
+        notifications are keyed on person and event, messages on event, template and
+        address."""
         tn = self.submit()
         self.wait_levels(tn, 1)
         self.wait_notify_done()
