@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,6 +105,7 @@ static void write_line(int level, const char *ctx, const char *file, int line, c
 struct site {
     const char *file; /* borrowed: __FILE__ of the call site; NULL: free slot */
     const char *fmt;  /* borrowed: its format (plugins' lines all come from "plugin":0) */
+    uint64_t hash;    /* of the line's text: only the same line repeated is held back */
     int line, level;
     double start;              /* monotonic: the current window's start */
     unsigned written;          /* lines written in the window */
@@ -113,6 +115,14 @@ struct site {
 
 static struct site sites[SITES];
 static pthread_mutex_t sites_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static uint64_t text_hash(const char *s) /* FNV-1a */
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
 
 static double mono_now(void)
 {
@@ -149,18 +159,19 @@ static void site_flush(struct site *s, double now)
     s->suppressed = 0;
 }
 
-/* Whether the line of file:line (format fmt) may be written now (else it is counted); flushes the sites
+/* Whether the line msg of file:line (format fmt) may be written now (else it is counted); flushes the sites
  * whose window is over. Called with sites_mu held. */
 static int site_admit(int level, const char *ctx, const char *file, int line, const char *fmt,
                       const char *msg)
 {
     double now = mono_now();
+    uint64_t hash = text_hash(msg);
     struct site *mine = NULL, *oldest = &sites[0];
     for (size_t i = 0; i < SITES; i++) {
         struct site *s = &sites[i];
         if (s->file && now - s->start >= RB_LOG_REPEAT_WINDOW)
             site_flush(s, now);
-        if (s->file == file && s->line == line && s->fmt == fmt)
+        if (s->file == file && s->line == line && s->fmt == fmt && s->hash == hash)
             mine = s;
         if (!s->file || (oldest->file && s->start < oldest->start))
             oldest = s;
@@ -169,7 +180,7 @@ static int site_admit(int level, const char *ctx, const char *file, int line, co
         mine = oldest;
         if (mine->file)
             site_flush(mine, now);
-        *mine = (struct site){.file = file, .fmt = fmt, .line = line, .start = now};
+        *mine = (struct site){.file = file, .fmt = fmt, .hash = hash, .line = line, .start = now};
     }
     mine->level = level;
     if (mine->written < RB_LOG_REPEAT_BURST) {
