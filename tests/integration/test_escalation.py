@@ -262,6 +262,10 @@ class EscalationTest(SignIn, KannelCase):
         self.assertEqual(self.db.scalar("SELECT count(*) FROM messages WHERE event_id = %s AND "
                                         "to_address = '%s'" % (ev, SUP_A_EMAIL)), "1",
                          "the e-mail of the event was not queued twice")
+        # to the top of the ladder, so that its reassignment (level 2) is not in the middle
+        # of another test's count of open cases per supervisor
+        self.wait_levels(tn, 3)
+        self.wait_notify_done()
 
     def load(self, username):
         """The open cases assigned to username."""
