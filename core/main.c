@@ -324,6 +324,7 @@ int main(int argc, char **argv)
         srv->listen_port = addr ? port : srv->cfg->server.port;
         addr = NULL;
         rc = rb_server_run(srv);
+        rb_log_flush(); /* the counts of repeated warnings held back */
         free(srv->state_dir);
         free(srv->listen_addr);
     }

@@ -30,6 +30,19 @@ void rb_log_write(int level, const char *ctx, const char *file, int line, const 
 void rb_log_vwrite(int level, const char *ctx, const char *file, int line, const char *fmt,
                    va_list ap) __attribute__((format(printf, 5, 0)));
 
+/* Repeats: of the same warning or error (the same call site, file:line, and the same text)
+ * the first RB_LOG_REPEAT_BURST in each RB_LOG_REPEAT_WINDOW seconds are written; the rest are
+ * counted,
+ * and once the window is over (at the next line written, or at rb_log_flush) the site writes
+ * ONE line "N more like this in the last W s were not written; the last: <message>" with
+ * "suppressed":N. A flood of one warning (a message refused 100,000 times) is then a few
+ * lines per window, never 100,000. */
+#define RB_LOG_REPEAT_BURST 10
+#define RB_LOG_REPEAT_WINDOW 10.0
+
+/* Writes the counts of the lines held back so far (at shutdown). */
+void rb_log_flush(void);
+
 /* "debug", "info", "warn", "error" -> level, or -1. */
 int rb_log_level_parse(const char *name);
 /* Redirect output to fd (default 2). Returns the previous fd. */

@@ -17,6 +17,7 @@
 #include "lua/script.h"
 #include "lua/templates.h"
 #include "messages/message.h"
+#include "messages/sender.h"
 #include "sla/sla_engine.h"
 #include "sla/sla_policy.h"
 
@@ -196,6 +197,18 @@ static int reach(const struct esc *e, const char *target, const char *via, struc
     return n;
 }
 
+/* Records that target could not be reached by via, and why: a case event and a metric. */
+static void record_lost(const struct esc *e, const char *target, const char *via,
+                        const char *why, struct out *o)
+{
+    rb_warn("sla", "case %lld: escalation level %d: nobody to reach for notify %s via %s: %s",
+            e->case_id, e->level, target, via, why);
+    json_array_append_new(o->lost, json_pack("{s:I, s:I, s:i, s:s, s:s, s:s}", "case_id",
+                                             (json_int_t)e->case_id, "event_id",
+                                             (json_int_t)e->event_id, "level", e->level,
+                                             "target", target, "via", via, "reason", why));
+}
+
 /* Why target could not be reached by via (known: how many people it names). */
 static void lost(const struct esc *e, const char *target, const char *via, int known,
                  struct out *o)
@@ -213,12 +226,7 @@ static void lost(const struct esc *e, const char *target, const char *via, int k
     else
         snprintf(why, sizeof(why), "no %s named has %s", target,
                  by_email(via) ? "an e-mail address" : "a phone");
-    rb_warn("sla", "case %lld: escalation level %d: nobody to reach for notify %s via %s: %s",
-            e->case_id, e->level, target, via, why);
-    json_array_append_new(o->lost, json_pack("{s:I, s:I, s:i, s:s, s:s, s:s}", "case_id",
-                                             (json_int_t)e->case_id, "event_id",
-                                             (json_int_t)e->event_id, "level", e->level,
-                                             "target", target, "via", via, "reason", why));
+    record_lost(e, target, via, why, o);
 }
 
 /* The template's values for row r: never the complainant's data. Returns a new object. */
@@ -263,7 +271,13 @@ static void resolve_row(struct rb_server *srv, PGresult *res, int r, struct out 
         if (!target || !via)
             continue;
         int known = 0;
-        if (!body || reach(&e, target, via, o, &known) == 0)
+        char nosend[256];
+        /* A channel nobody sends (its plugin not loaded since the configuration was checked)
+         * reaches nobody: said once per target, not retried for ever. */
+        if (body && strcmp(via, "inbox") != 0 &&
+            rb_sender_check(srv, via, nosend, sizeof(nosend)) != RB_OK)
+            record_lost(&e, target, via, nosend, o);
+        else if (!body || reach(&e, target, via, o, &known) == 0)
             lost(&e, target, via, known, o);
     }
     free(body);
@@ -294,8 +308,8 @@ static void loaded(PGresult *res, const char *err, void *arg)
     struct out o = {json_array(), json_array(), NULL, NULL, NULL, NULL, 0, 0};
     for (int r = 0; r < PQntuples(res); r++)
         resolve_row(b->srv, res, r, &o);
-    /* One statement per channel: a channel that cannot take messages (no sender) fails its
-     * own statement, not the others' (the run is retried; nothing is stored twice). */
+    /* One statement per channel (every one has a sender: resolve_row recorded the others as
+     * unreachable); one that fails is retried with the run, storing nothing twice. */
     const struct rb_message_req **reqs = rb_calloc(o.nreq + 1, sizeof(*reqs));
     int *refused = rb_calloc(o.nreq + 1, sizeof(int));
     for (size_t i = 0; i < o.nreq; i++) {

@@ -44,7 +44,8 @@ static const struct rb_app_conf *conf; /* borrowed from app.c */
 
 /* ---- POST /api/v1/register ---------------------------------------------------------------- */
 
-/* One statement, so the limits, the code, the SMS and the job that sends it commit together:
+/* One statement (rabta_citizen_otp_issue, migration 0061: the schema contract of
+ * docs/plugins.md), so the limits, the code, the SMS and the job that sends it commit together:
  *   $1 phone (E.164)   $2 language   $3 salt   $4 code hash   $5 SMS text   $6 code ttl (s)
  *   $7 attempts        $8 codes per window     $9 window (s)  $10 seconds between codes
  *   $11 client address (key)  $12 codes per address per window (0: no limit)
@@ -60,58 +61,9 @@ static const struct rb_app_conf *conf; /* borrowed from app.c */
  * if it held only codes of this very moment. In such a race a request the phone then
  * refuses may have been counted against its address. */
 static const char register_sql[] =
-    "WITH ph AS (SELECT sent_at FROM citizen_otp_limits WHERE phone = $1 FOR UPDATE),"
-    " day AS (SELECT count(*) < $15::int AS ok, min(created_at) AS oldest FROM ("
-    "   SELECT created_at FROM citizen_otps WHERE phone = $1"
-    "   AND created_at > now() - interval '1 day' ORDER BY id DESC LIMIT $15::int) d),"
-    " phone_ok AS (SELECT coalesce((SELECT rabta_rate_allows(sent_at, $8::int, $9::float8,"
-    "   $10::float8) FROM ph), true) AND (SELECT ok FROM day) AS ok),"
-    " addr AS ("
-    "  INSERT INTO citizen_otp_address_limits AS a (address, sent_at, taken_by)"
-    "  SELECT $11::text, ARRAY[clock_timestamp()], $14::text FROM phone_ok"
-    "  WHERE ok AND $12::int > 0"
-    "  ON CONFLICT (address) DO UPDATE SET (sent_at, taken_by) = ("
-    "    SELECT CASE WHEN x.ok THEN rabta_rate_push(a.sent_at, $12::int) ELSE a.sent_at END,"
-    "      CASE WHEN x.ok THEN $14::text ELSE a.taken_by END"
-    "    FROM (SELECT rabta_rate_allows(a.sent_at, $12::int, $13::float8, 0) AS ok) x)"
-    "  RETURNING sent_at, taken_by = $14::text AS took),"
-    " addr_ok AS (SELECT $12::int = 0 OR coalesce((SELECT took FROM addr), false) AS ok),"
-    " lim AS ("
-    "  INSERT INTO citizen_otp_limits AS l (phone, sent_at)"
-    "  SELECT $1, ARRAY[clock_timestamp()] FROM addr_ok WHERE ok AND (SELECT ok FROM phone_ok)"
-    "  ON CONFLICT (phone) DO UPDATE SET sent_at = rabta_rate_push(l.sent_at, $8::int)"
-    "  WHERE rabta_rate_allows(l.sent_at, $8::int, $9::float8, $10::float8)"
-    "  RETURNING phone),"
-    " retire AS ("
-    "  UPDATE citizen_otps SET attempts_left = 0"
-    "  WHERE phone = $1 AND used_at IS NULL AND attempts_left > 0 AND expires_at > now()"
-    "    AND EXISTS (SELECT 1 FROM lim)),"
-    " tidy AS ("
-    "  DELETE FROM citizen_otps WHERE phone = $1 AND expires_at < now() - interval '1 day'),"
-    " msg AS ("
-    "  SELECT message_id AS id FROM rabta_message_queue((SELECT array_agg('sms'::text) FROM lim),"
-    "    (SELECT array_agg($1::text) FROM lim), (SELECT array_agg($5::text) FROM lim),"
-    "    template => (SELECT array_agg('otp'::text) FROM lim),"
-    "    language => (SELECT array_agg($2::text) FROM lim))),"
-    " otp AS ("
-    "  INSERT INTO citizen_otps (phone, language, salt, code_hash, attempts_left, message_id,"
-    "    expires_at)"
-    "  SELECT $1, $2, $3::bytea, $4::bytea, $7::int, id,"
-    "    now() + make_interval(secs => $6::float8) FROM msg"
-    "  RETURNING id),"
-    " refused AS ("
-    "  SELECT CASE WHEN NOT (SELECT ok FROM day) THEN 'day'"
-    "    WHEN (SELECT ok FROM phone_ok) AND NOT (SELECT ok FROM addr_ok)"
-    "    THEN 'address' ELSE 'phone' END AS by)"
-    " SELECT EXISTS (SELECT 1 FROM otp), r.by,"
-    "  CASE WHEN r.by = 'day' THEN ceil(extract(epoch from"
-    "      (SELECT oldest FROM day) + interval '1 day' - now()))"
-    "    WHEN r.by = 'address' THEN rabta_rate_wait((SELECT sent_at FROM addr),"
-    "      $12::int, $13::float8, 0)"
-    "    ELSE rabta_rate_wait(coalesce((SELECT sent_at FROM ph),"
-    "      array_fill(clock_timestamp(), ARRAY[$8::int])), $8::int, $9::float8, $10::float8)"
-    "  END"
-    " FROM refused r";
+    "SELECT issued, refused_by, retry_after FROM rabta_citizen_otp_issue($1, $2, $3::bytea,"
+    "  $4::bytea, $5, $6::float8, $7::int, $8::int, $9::float8, $10::float8, $11, $12::int,"
+    "  $13::float8, $14, $15::int)";
 
 static void registered(const struct rb_db_result *res, const char *err, void *arg)
 {
@@ -282,31 +234,16 @@ static void on_register(struct rb_http_req *req, void *arg)
 
 /* ---- POST /api/v1/verify ------------------------------------------------------------------ */
 
-/* Spends one attempt of the phone's newest live code and hands back what to compare with. */
+/* Spends one attempt of the phone's newest live code and hands back what to compare with
+ * (rabta_citizen_otp_attempt, migration 0061). */
 static const char attempt_sql[] =
-    "UPDATE citizen_otps SET attempts_left = attempts_left - 1 "
-    "WHERE id = (SELECT id FROM citizen_otps WHERE phone = $1 AND used_at IS NULL"
-    "            AND expires_at > now() AND attempts_left > 0 ORDER BY id DESC LIMIT 1)"
-    "  AND used_at IS NULL AND expires_at > now() AND attempts_left > 0 "
-    "RETURNING id, salt, code_hash, attempts_left";
+    "SELECT code_id, salt, code_hash, attempts_left FROM rabta_citizen_otp_attempt($1)";
 
 /* The code was right: use it up, find or create the citizen, mark the phone verified and
- * store the token's hash. $1 code id  $2 token hash  $3 token ttl (s). */
+ * store the token's hash (rabta_citizen_sign_in). $1 code id  $2 token hash  $3 ttl (s). */
 static const char signin_sql[] =
-    "WITH o AS ("
-    "  UPDATE citizen_otps SET used_at = now()"
-    "  WHERE id = $1::bigint AND used_at IS NULL AND expires_at > now()"
-    "  RETURNING phone, language),"
-    " c AS ("
-    "  INSERT INTO citizens (phone, language, verified_at) SELECT phone, language, now() FROM o"
-    "  ON CONFLICT (phone) DO UPDATE"
-    "    SET verified_at = coalesce(citizens.verified_at, excluded.verified_at)"
-    "  RETURNING id),"
-    " t AS ("
-    "  INSERT INTO citizen_tokens (token_hash, citizen_id, expires_at)"
-    "  SELECT $2::bytea, id, now() + make_interval(secs => $3::float8) FROM c"
-    "  RETURNING expires_at)"
-    " SELECT to_char(expires_at AT TIME ZONE 'UTC', " RB_APP_TS ") FROM t";
+    "SELECT to_char(expires_at AT TIME ZONE 'UTC', " RB_APP_TS ")"
+    " FROM rabta_citizen_sign_in($1::bigint, $2::bytea, $3::float8)";
 
 struct verifying {
     struct rb_plugin_ctx *ctx;
@@ -482,8 +419,7 @@ static void on_verify(struct rb_http_req *req, void *arg)
 /* ---- POST /api/v1/logout ------------------------------------------------------------------ */
 
 static const char logout_sql[] =
-    "UPDATE citizen_tokens SET revoked_at = now() "
-    "WHERE token_hash = $1::bytea AND revoked_at IS NULL AND expires_at > now() RETURNING 1";
+    "SELECT revoked FROM rabta_citizen_sign_out($1::bytea)";
 
 struct logging_out {
     struct rb_plugin_ctx *ctx;

@@ -85,15 +85,16 @@ static json_t *str_or_null(const char *s)
  * Always one row at least: column 0 says whether the cursor is one of the citizen's cases;
  * the case columns are NULL when the page is empty. */
 static const char list_sql[] =
-    "WITH b AS (SELECT created_at, id FROM cases WHERE tracking_no = $2 AND citizen_id = $1::bigint),"
+    "WITH b AS (SELECT created_at, id FROM rabta_citizen_cases"
+    "  WHERE tracking_no = $2 AND citizen_id = $1::bigint),"
     " page AS ("
     "  SELECT c.id, c.created_at AS created, c.tracking_no, c.kind, c.status,"
     "    c.service_id, c.department_id,"
     "    to_char(c.created_at AT TIME ZONE 'UTC', " RB_APP_TS ") AS created_at,"
     "    to_char(c.updated_at AT TIME ZONE 'UTC', " RB_APP_TS ") AS updated_at,"
     "    to_char(c.resolve_due_at AT TIME ZONE 'UTC', " RB_APP_TS ") AS resolve_due_at,"
-    "    rabta_sla_view(c.status, c.resolve_due_at, c.paused_at) AS sla"
-    "  FROM cases c WHERE c.citizen_id = $1::bigint"
+    "    c.sla"
+    "  FROM rabta_citizen_cases c WHERE c.citizen_id = $1::bigint"
     "    AND ($2 = '' OR (c.created_at, c.id) < (SELECT created_at, id FROM b))"
     "  ORDER BY c.created_at DESC, c.id DESC LIMIT $3::int)"
     " SELECT $2 = '' OR EXISTS (SELECT 1 FROM b), p.tracking_no, p.kind, p.status,"
@@ -194,7 +195,9 @@ static void on_list(struct rb_http_req *req, void *arg)
 /* Staff notes marked internal (data->>'internal' = 'true') never reach the citizen: an
  * internal event without a status (a note) is left out, and one with a status is shown
  * without its note (the status itself is public). Nor does who did it, beyond the kind of
- * actor. Actions on officials (event official.action) are internal events, never shown. */
+ * actor. Actions on officials (event official.action) are internal events, never shown. The
+ * view rabta_citizen_case_events (migration 0061) applies these rules; rabta_citizen_cases
+ * holds the case's columns. */
 static const char timeline_sql[] =
     "SELECT c.tracking_no, c.kind, c.status, c.service_id, c.department_id,"
     "  to_char(c.created_at AT TIME ZONE 'UTC', " RB_APP_TS "),"
@@ -204,13 +207,10 @@ static const char timeline_sql[] =
     "  coalesce((SELECT json_agg(json_build_object("
     "      'at', to_char(e.at AT TIME ZONE 'UTC', " RB_APP_TS "), 'event', e.event,"
     "      'actor', e.actor_type, 'from_status', e.from_status, 'to_status', e.to_status,"
-    "      'note', CASE WHEN e.internal THEN NULL ELSE e.note END) ORDER BY e.at, e.id)"
-    "    FROM (SELECT *, coalesce(data->>'internal', '') = 'true' AS internal FROM case_events"
-    "          WHERE case_id = c.id) e"
-    "    WHERE (NOT e.internal OR e.to_status IS NOT NULL) AND e.event <> 'official.action'),"
-    "    '[]'),"
-    "  rabta_sla_view(c.status, c.resolve_due_at, c.paused_at)"
-    " FROM cases c WHERE c.tracking_no = $1 AND c.citizen_id = $2::bigint";
+    "      'note', e.note) ORDER BY e.at, e.id)"
+    "    FROM rabta_citizen_case_events e WHERE e.case_id = c.id), '[]'),"
+    "  c.sla"
+    " FROM rabta_citizen_cases c WHERE c.tracking_no = $1 AND c.citizen_id = $2::bigint";
 
 static void timeline_found(const struct rb_db_result *res, const char *err, void *arg)
 {

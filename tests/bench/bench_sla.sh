@@ -4,9 +4,13 @@
 #      with 1,000,000: just after start and after 10 s idle. DESIGN.md: memory does not grow
 #      with the number of open cases, so RSS(1,000,000) / RSS(1,000) must stay within 1.10.
 #   2. start-to-ready (exec to the first /healthz 200) with 1,000 and with 1,000,000 open cases.
-#   3. a burst of 100,000 simultaneous breaches: 100,000 cases pass their resolution deadline at
-#      the same second; time until sla_firings holds all of them, escalations/s, and lateness
-#      (fired_at - due) percentiles from sla_firings.
+#   3. bursts of 100,000 simultaneous breaches (BENCH_SLA_ROUNDS rounds, other cases each round):
+#      100,000 cases pass their resolution deadline at the same second; time until sla_firings
+#      holds all of them, and until every breach has told its supervisor (an inbox notification
+#      and an SMS queued for the sms_kannel plugin, which sends to a loopback sink at its
+#      configured rate); escalations/s, and lateness (fired_at - due) percentiles. Each round is
+#      preceded by the same run's pgbench baseline (bench_pgbench_cases), and the headline is
+#      the median of the rounds with their range.
 #   4. timer lateness at a steady rate: 5,000 deadlines spread over 10 s (500/s).
 # Cases and jobs are inserted with SQL (bench_sla_load.sql), shaped like intake's: one case
 # submitted through POST /api/v1/cases is compared with a generated one first. The SLA config
@@ -21,7 +25,10 @@
 # BENCH_SLA_STEADY (5000) deadlines over BENCH_SLA_STEADY_S (10) seconds,
 # BENCH_SLA_CONCURRENCY (2000) and BENCH_SLA_BATCH (500): rabta.yaml jobs:, BENCH_SLA_POOL (8):
 # database.pool_size, BENCH_SLA_FSYNC (on), BENCH_SLA_IDLE (10: seconds idle), BENCH_SLA_LEAD
-# (seconds from the burst's UPDATE to its deadline; default: twice what a dry run took, + 5 s).
+# (seconds from the burst's UPDATE to its deadline; default: twice what a dry run took, + 5 s),
+# BENCH_SLA_ROUNDS (3), BENCH_SLA_SMS_RATE (50: sms_kannel's rate to the sink, messages/s),
+# BENCH_SLA_PGSS (0; 1: PostgreSQL with pg_stat_statements, and after each round the statements
+# that took the most of its time during the burst).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 bench_init "$@"
@@ -36,10 +43,13 @@ FSYNC=${BENCH_SLA_FSYNC:-on}
 IDLE=${BENCH_SLA_IDLE:-10}
 STEADY=${BENCH_SLA_STEADY:-5000}
 STEADY_S=${BENCH_SLA_STEADY_S:-10}
-[ "$SMALL" -ge 2 ] && [ "$BIG" -gt "$SMALL" ] && [ "$BURST" -ge 1 ] && [ "$BURST" -lt "$BIG" ] ||
-  die "need 2 <= BENCH_SLA_SMALL < BENCH_SLA_BIG and 1 <= BENCH_SLA_BURST < BENCH_SLA_BIG"
-[ "$STEADY_S" -ge 1 ] && [ "$STEADY" -ge "$STEADY_S" ] && [ $((BURST + STEADY)) -lt "$BIG" ] ||
-  die "need 1 <= BENCH_SLA_STEADY_S <= BENCH_SLA_STEADY and BURST + STEADY < BIG"
+ROUNDS=${BENCH_SLA_ROUNDS:-3}
+SMS_RATE=${BENCH_SLA_SMS_RATE:-50}
+[ "$SMALL" -ge 2 ] && [ "$BIG" -gt "$SMALL" ] && [ "$BURST" -ge 1 ] && [ "$ROUNDS" -ge 1 ] &&
+  [ $((BURST * ROUNDS)) -lt "$BIG" ] ||
+  die "need 2 <= BENCH_SLA_SMALL < BENCH_SLA_BIG, 1 <= BENCH_SLA_ROUNDS, 1 <= BENCH_SLA_BURST and BURST * ROUNDS < BIG"
+[ "$STEADY_S" -ge 1 ] && [ "$STEADY" -ge "$STEADY_S" ] && [ $((BURST * ROUNDS + STEADY)) -lt "$BIG" ] ||
+  die "need 1 <= BENCH_SLA_STEADY_S <= BENCH_SLA_STEADY and BURST * ROUNDS + STEADY < BIG"
 
 # The SLA policy (seconds): deadlines far in the future, nothing due while idle.
 ACK=2592000  # acknowledge: 30d
@@ -53,7 +63,15 @@ fail() { echo "  FAILED: $*"; FAILED=1; }
 
 # ---- PostgreSQL, the SLA config, rabtad ------------------------------------------------------
 
+[ -f "$BUILD/plugins/sms_kannel.so" ] || die "$BUILD/plugins/sms_kannel.so is missing"
+# The escalations' SMS go to sms_kannel, which sends them to a stand-in for Kannel's sendsms
+# on loopback (as bench_sms.sh) at its configured rate; the figure counts them queued.
+bench_sink_start # SINKPORT; arrivals in $TMP/arrivals.txt
+
+PGSS=${BENCH_SLA_PGSS:-0}
+[ "$PGSS" = 1 ] && BENCH_PG_OPTIONS="${BENCH_PG_OPTIONS:-} -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all"
 bench_pg_start "$FSYNC"
+[ "$PGSS" = 1 ] && bench_psql "CREATE EXTENSION pg_stat_statements" >/dev/null
 mkdir -p "$TMP/sla"
 cat >"$TMP/sla/always.yaml" <<'EOF'
 timezone: UTC
@@ -100,6 +118,12 @@ plugins:
   - name: staff_inbox
   - name: webhook
   - name: app
+  - name: sms_kannel
+    config:
+      secret: "bench-sla-secret-0123"
+      sendsms_url: "http://127.0.0.1:$SINKPORT/cgi-bin/sendsms"
+      rate: $SMS_RATE
+      burst: 1
 EOF
 
 now_s() { date +%s.%N; }
@@ -191,7 +215,7 @@ out=$(curl -s -w '\n%{http_code}' --max-time 10 -H 'Content-Type: application/js
 tn=$(echo "$out" | head -1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["tracking_no"])')
 real_id=$(bench_psql "SELECT id FROM cases WHERE tracking_no = '$tn'")
 # The supervisor the escalations tell: a staff inbox notification and an SMS (queued through
-# rb_message_queue_many; no SMS plugin runs here, so the message.send jobs wait) per breach.
+# rb_message_queue_many; sms_kannel sends them to the sink at its rate) per breach.
 bench_psql "INSERT INTO staff (username, display_name, role, department_id, phone)
   VALUES ('bench_sup', 'Bench Supervisor', 'supervisor', 'district_administration', '$SUP_PHONE')"
 load_cases 1 $((SMALL - 1))
@@ -234,11 +258,11 @@ echo "  start-to-ready $BIG / $SMALL open cases: $READY_S s / $small_ready s"
 awk -v r="$r_start" 'BEGIN { exit !(r <= 1.10) }' || fail "resident memory at ready grew with the open cases: x$r_start"
 awk -v r="$r_idle" 'BEGIN { exit !(r <= 1.10) }' || fail "resident memory after idling grew with the open cases: x$r_idle"
 
-# ---- 3: a burst of BURST simultaneous breaches ------------------------------------------------
+# ---- 3: bursts of BURST simultaneous breaches, ROUNDS rounds --------------------------------
 
-burst_sql() { # T
+burst_sql() { # FILE ROUND T
   "$PGBIN/psql" -h "$PGSOCK" -p "$PGPORT" -U rabta -d rabta -qAt -v ON_ERROR_STOP=1 \
-    -v n="$BURST" -v t="$1" -v l1=$L1 -v l2=$L2 -f "$HERE/bench_sla_burst.sql" >/dev/null
+    -v n="$BURST" -v r="$2" -v t="$3" -v l1=$L1 -v l2=$L2 -f "$1" >/dev/null
 }
 # The deadline must come after the UPDATE commits, or the wait for the commit counts as
 # lateness: time a dry run (rolled back) first unless BENCH_SLA_LEAD says how long it takes.
@@ -247,101 +271,149 @@ if [ -n "${BENCH_SLA_LEAD:-}" ]; then
 else
   t0=$(now_s)
   { sed 's/^COMMIT;$/ROLLBACK;/' "$HERE/bench_sla_burst.sql"; } >"$TMP/burst_dry.sql"
-  "$PGBIN/psql" -h "$PGSOCK" -p "$PGPORT" -U rabta -d rabta -qAt -v ON_ERROR_STOP=1 \
-    -v n="$BURST" -v t=$(($(date +%s) + 86400)) -v l1=$L1 -v l2=$L2 -f "$TMP/burst_dry.sql" >/dev/null
+  burst_sql "$TMP/burst_dry.sql" 1 $(($(date +%s) + 86400))
   lead=$(awk -v d="$(sub "$(now_s)" "$t0")" 'BEGIN { printf "%d", d * 2 + 5 }')
 fi
-T=$(($(date +%s) + lead))
-cpu0=$(cpu_s "$RABTAD_PID")
-burst_sql "$T"
-committed=$(now_s)
-n=$(bench_psql "SELECT count(*) FROM jobs WHERE kind = 'sla.check' AND state = 'queued' AND run_at = to_timestamp($T)")
-[ "$n" = "$BURST" ] || die "the burst update prepared $n jobs, not $BURST"
-printf '  burst: %s cases pass their resolve deadline at T (committed %.1f s before T)\n' \
-  "$BURST" "$(sub "$T" "$committed")"
-awk -v c="$committed" -v t="$T" 'BEGIN { exit !(c < t) }' ||
-  echo "  (the update committed after T: the lateness below includes the wait for the commit)"
-# Wait for every firing, then for the runner to finish (the burst's jobs deleted).
-deadline=$(($(date +%s) + lead + 300))
-while :; do
+# The pgbench baseline's cases name citizens 1..20000 (as bench_intake.sh seeds them).
+bench_psql "INSERT INTO citizens (phone) SELECT '+92300' || lpad(g::text, 7, '0') FROM generate_series(1, 20000) g" >/dev/null
+
+burst_round() { # ROUND: one burst; appends to fired_rates, told_rates, bases
+  local r=$1 T committed n fired told busy left cpu0 cpu rss_after span first p50 p99 pmax told_span
+  local base msg0 note0 pgpid pgcpu0 pgcpu
+  base=$(printf '%.0f' "$(bench_pgbench_cases)")
+  bases+=("$base")
+  msg0=$(bench_psql "SELECT coalesce(max(id), 0) FROM messages")
+  note0=$(bench_psql "SELECT coalesce(max(id), 0) FROM case_events") # notifications name their event
+  T=$(($(date +%s) + lead))
+  cpu0=$(cpu_s "$RABTAD_PID")
+  pgpid=$(head -1 "$TMP/pgdata/postmaster.pid")
+  pgcpu0=$(bench_cpu_s "$pgpid")
+  [ "$PGSS" = 1 ] && bench_psql "SELECT pg_stat_statements_reset()" >/dev/null
+  burst_sql "$HERE/bench_sla_burst.sql" "$r" "$T"
+  committed=$(now_s)
+  n=$(bench_psql "SELECT count(*) FROM jobs WHERE kind = 'sla.check' AND state = 'queued' AND run_at = to_timestamp($T)")
+  [ "$n" = "$BURST" ] || die "the burst update prepared $n jobs, not $BURST"
+  printf '  round %s: pgbench baseline %s tps (one case a transaction, %s connections, %s); %s cases pass their resolve deadline at T (committed %.1f s before T)\n' \
+    "$r" "$base" "$CONNS" "$DURATION" "$BURST" "$(sub "$T" "$committed")"
+  awk -v c="$committed" -v t="$T" 'BEGIN { exit !(c < t) }' ||
+    echo "    (the update committed after T: the lateness below includes the wait for the commit)"
+  # Wait until the burst's work is done: no sla.check job due by T still queued, no sla.notify
+  # job queued (a failed one waits for its retry there), no sla job running. These read the
+  # queue's own indexes (cheap); the counts and times are read from the rows once, after.
+  deadline=$(($(date +%s) + lead + 300))
+  while :; do
+    busy=$(bench_psql "SELECT EXISTS (SELECT 1 FROM jobs WHERE kind = 'sla.check' AND state = 'queued'
+                                      AND run_at <= to_timestamp($T))
+                          OR EXISTS (SELECT 1 FROM jobs WHERE kind = 'sla.notify' AND state = 'queued')
+                          OR EXISTS (SELECT 1 FROM jobs WHERE state = 'running' AND kind LIKE 'sla.%')")
+    [ "$busy" = f ] && break
+    [ "$(date +%s)" -lt "$deadline" ] || { fail "the burst's jobs were not done within 300 s of T"; break; }
+    sleep 0.5
+  done
   fired=$(bench_psql "SELECT count(*) FROM sla_firings")
-  [ "$fired" -ge "$BURST" ] && break
-  [ "$(date +%s)" -lt "$deadline" ] || { fail "only $fired of $BURST breaches fired within 300 s of T"; break; }
-  sleep 0.2
-done
-# ... and for the people to be told: the supervisor's notification and SMS for every breach.
-while :; do
-  told=$(bench_psql "SELECT least((SELECT count(*) FROM staff_notifications),
-                                  (SELECT count(*) FROM messages WHERE template = 'sla.escalated'))")
-  [ "$told" -ge "$BURST" ] && break
-  [ "$(date +%s)" -lt "$deadline" ] || { fail "only $told of $BURST escalations told their people within 300 s of T"; break; }
-  sleep 0.2
-done
-for _ in $(seq 1 300); do
-  left=$(bench_psql "SELECT count(*) FROM jobs WHERE kind IN ('sla.check', 'sla.notify') AND run_at <= to_timestamp($T)")
-  [ "$left" = 0 ] && break
-  sleep 0.1
-done
-[ "$left" = 0 ] || fail "$left burst jobs still in the queue 30 s after the last firing"
-sleep 2 # anything that would fire twice has had the time to
-rss_after=$(rss_kb "$RABTAD_PID")
-cpu=$(sub "$(cpu_s "$RABTAD_PID")" "$cpu0")
+  [ "$fired" -ge $((BURST * r)) ] || fail "only $fired of $((BURST * r)) breaches fired"
+  told=$(bench_psql "SELECT least((SELECT count(*) FROM staff_notifications WHERE event_id > $note0),
+                                  (SELECT count(*) FROM messages WHERE id > $msg0 AND template = 'sla.escalated'))")
+  [ "$told" -ge "$BURST" ] || fail "only $told of $BURST escalations told their people"
+  for _ in $(seq 1 300); do
+    left=$(bench_psql "SELECT count(*) FROM jobs WHERE kind IN ('sla.check', 'sla.notify') AND run_at <= to_timestamp($T)")
+    [ "$left" = 0 ] && break
+    sleep 0.1
+  done
+  [ "$left" = 0 ] || fail "$left burst jobs still in the queue 30 s after the last firing"
+  sleep 2 # anything that would fire twice has had the time to
+  rss_after=$(rss_kb "$RABTAD_PID")
+  cpu=$(sub "$(cpu_s "$RABTAD_PID")" "$cpu0")
+  pgcpu=$(sub "$(bench_cpu_s "$pgpid")" "$pgcpu0")
+  rabtad_cpus+=("$cpu") pg_cpus+=("$pgcpu")
 
-IFS='|' read -r span first p50 p99 pmax < <(bench_psql "SELECT
-    extract(epoch FROM max(fired_at)) - greatest($T, $committed),
-    extract(epoch FROM min(fired_at)) - $T,
-    percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM lateness)),
-    percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM lateness)),
-    extract(epoch FROM max(lateness))
-  FROM sla_firings")
-printf '  all %s fired %.2f s after T (first at T%+.3f s): %s escalations/s\n' "$BURST" "$span" \
-  "$first" "$(awk -v n="$BURST" -v s="$span" 'BEGIN { printf "%.0f", n / s }')"
-printf '  lateness (fired_at - due): p50 %.3f s, p99 %.3f s, max %.3f s\n' "$p50" "$p99" "$pmax"
-told_span=$(bench_psql "SELECT extract(epoch FROM greatest(
-    (SELECT max(created_at) FROM staff_notifications),
-    (SELECT max(created_at) FROM messages WHERE template = 'sla.escalated')))
-  - greatest($T, $committed)")
-printf '  all %s told their supervisor (inbox notification + SMS queued) %.2f s after T: %s escalations/s with their messages\n' \
-  "$BURST" "$told_span" "$(awk -v n="$BURST" -v s="$told_span" 'BEGIN { printf "%.0f", n / s }')"
-echo "  rabtad used $cpu s of CPU for the burst; VmRSS after it: $(mib "$rss_after")" \
-  "(x$(awk -v a="$rss_after" -v b="$big_idle" 'BEGIN { printf "%.3f", a / b }') of idle)"
+  IFS='|' read -r span first p50 p99 pmax < <(bench_psql "SELECT
+      extract(epoch FROM max(fired_at)) - greatest($T, $committed),
+      extract(epoch FROM min(fired_at)) - $T,
+      percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM lateness)),
+      percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM lateness)),
+      extract(epoch FROM max(lateness))
+    FROM sla_firings f JOIN bench_burst b ON b.id = f.case_id AND b.round = $r")
+  told_span=$(bench_psql "SELECT extract(epoch FROM greatest(
+      (SELECT max(created_at) FROM staff_notifications WHERE event_id > $note0),
+      (SELECT max(created_at) FROM messages WHERE id > $msg0 AND template = 'sla.escalated')))
+    - greatest($T, $committed)")
+  fired_rates+=("$(awk -v n="$BURST" -v s="$span" 'BEGIN { printf "%.0f", n / s }')")
+  told_rates+=("$(awk -v n="$BURST" -v s="$told_span" 'BEGIN { printf "%.0f", n / s }')")
+  printf '    all %s fired %.2f s after T (first at T%+.3f s): %s escalations/s\n' "$BURST" "$span" \
+    "$first" "${fired_rates[-1]}"
+  printf '    lateness (fired_at - due): p50 %.3f s, p99 %.3f s, max %.3f s\n' "$p50" "$p99" "$pmax"
+  printf '    all %s told their supervisor (inbox notification + SMS queued) %.2f s after T: %s escalations/s with their messages (%.2fx pgbench)\n' \
+    "$BURST" "$told_span" "${told_rates[-1]}" \
+    "$(awk -v a="${told_rates[-1]}" -v b="$base" 'BEGIN { if (b > 0) printf "%.2f", a / b }')"
+  echo "    CPU for the burst (a measure the machine's load hardly moves): rabtad $cpu s," \
+    "PostgreSQL $pgcpu s (all its processes, the run's polling included);" \
+    "VmRSS after it: $(mib "$rss_after")" \
+    "(x$(awk -v a="$rss_after" -v b="$big_idle" 'BEGIN { printf "%.3f", a / b }') of idle)"
+  [ "$PGSS" = 1 ] && pgss_top
+  check_round "$r" "$T"
+}
 
-# Exactly once, all of them, nothing else.
-IFS='|' read -r f_rows f_cases f_other f_wrong ev ev_cases esc msgs notes nxt dead running queued \
-  < <(bench_psql "SELECT
-    (SELECT count(*) FROM sla_firings),
-    (SELECT count(DISTINCT case_id) FROM sla_firings f JOIN bench_burst b ON b.id = f.case_id),
-    (SELECT count(*) FROM sla_firings f WHERE NOT EXISTS (SELECT 1 FROM bench_burst b WHERE b.id = f.case_id)),
-    (SELECT count(*) FROM sla_firings WHERE NOT breached OR check_kind <> 'resolve' OR level <> 0
-       OR due <> to_timestamp($T)),
-    (SELECT count(*) FROM case_events WHERE event = 'sla.escalated'),
-    (SELECT count(DISTINCT e.case_id) FROM case_events e JOIN bench_burst b ON b.id = e.case_id
-       WHERE e.event = 'sla.escalated' AND e.data->>'level' = '1'),
-    (SELECT count(*) FROM cases c JOIN bench_burst b ON b.id = c.id
-       WHERE c.escalation_level = 1 AND c.priority = 2),
-    (SELECT count(*) FROM messages m JOIN bench_burst b ON b.id = m.case_id
-       WHERE m.channel = 'sms' AND m.to_address = '$SUP_PHONE' AND m.template = 'sla.escalated'),
-    (SELECT count(*) FROM staff_notifications n JOIN bench_burst b ON b.id = n.case_id
-       WHERE n.staff_id = (SELECT id FROM staff WHERE username = 'bench_sup') AND n.level = 1),
-    (SELECT count(*) FROM jobs j JOIN bench_burst b ON b.id = (j.payload->>'case_id')::bigint
-       WHERE j.kind = 'sla.check' AND j.state = 'queued'
-         AND j.dedup_key = 'sla:' || b.id || ':resolve:1:' || ($T + $L1)),
-    (SELECT count(*) FROM jobs WHERE state = 'dead'),
-    (SELECT count(*) FROM jobs WHERE state = 'running'),
-    (SELECT count(*) FROM jobs WHERE kind = 'sla.check' AND state = 'queued')")
-echo "  checks: $f_rows firings for $f_cases burst cases ($f_other outside the burst, $f_wrong malformed);" \
-  "$ev sla.escalated events ($ev_cases cases); $esc cases at level 1, priority 2; $notes inbox" \
-  "notifications and $msgs SMS to the supervisor; $nxt next-level jobs queued; $dead dead," \
-  "$running running; $queued sla.check queued"
-[ "$f_rows" = "$BURST" ] && [ "$f_cases" = "$BURST" ] && [ "$f_other" = 0 ] && [ "$f_wrong" = 0 ] ||
-  fail "breaches did not fire exactly once each for the $BURST burst cases"
-[ "$ev" = "$BURST" ] && [ "$ev_cases" = "$BURST" ] || fail "sla.escalated events: $ev for $ev_cases cases, want $BURST each once"
-[ "$esc" = "$BURST" ] || fail "escalation actions applied to $esc cases, want $BURST"
-[ "$msgs" = "$BURST" ] && [ "$notes" = "$BURST" ] ||
-  fail "supervisor told: $notes notifications and $msgs SMS, want $BURST each"
-[ "$nxt" = "$BURST" ] || fail "next-level sla.check jobs: $nxt, want $BURST"
-[ "$dead" = 0 ] && [ "$running" = 0 ] || fail "$dead dead and $running running jobs after the burst"
-[ "$queued" = "$BIG" ] || fail "$queued sla.check jobs queued after the burst, want one per open case ($BIG)"
+pgss_top() { # the statements that took the most of PostgreSQL's time since the reset
+  echo "    pg_stat_statements (top 12 by total time; calls, total ms, ms/call, rows):"
+  bench_psql "SELECT calls, round(total_exec_time), round(mean_exec_time::numeric, 2), rows,
+      left(regexp_replace(query, '\s+', ' ', 'g'), 150)
+    FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%'
+    ORDER BY total_exec_time DESC LIMIT 12" | sed 's/^/      /'
+}
+
+check_round() { # ROUND T: exactly once, all of them, nothing else
+  local r=$1 T=$2 f_rows f_cases f_other f_wrong ev ev_cases esc msgs notes nxt dead running queued
+  IFS='|' read -r f_rows f_cases f_other f_wrong ev ev_cases esc msgs notes nxt dead running queued \
+    < <(bench_psql "SELECT
+      (SELECT count(*) FROM sla_firings f JOIN bench_burst b ON b.id = f.case_id AND b.round = $r),
+      (SELECT count(DISTINCT case_id) FROM sla_firings f JOIN bench_burst b ON b.id = f.case_id AND b.round = $r),
+      (SELECT count(*) FROM sla_firings f WHERE NOT EXISTS (SELECT 1 FROM bench_burst b WHERE b.id = f.case_id)),
+      (SELECT count(*) FROM sla_firings f JOIN bench_burst b ON b.id = f.case_id AND b.round = $r
+         WHERE NOT breached OR check_kind <> 'resolve' OR level <> 0 OR due <> to_timestamp($T)),
+      (SELECT count(*) FROM case_events e JOIN bench_burst b ON b.id = e.case_id AND b.round = $r
+         WHERE e.event = 'sla.escalated'),
+      (SELECT count(DISTINCT e.case_id) FROM case_events e JOIN bench_burst b ON b.id = e.case_id AND b.round = $r
+         WHERE e.event = 'sla.escalated' AND e.data->>'level' = '1'),
+      (SELECT count(*) FROM cases c JOIN bench_burst b ON b.id = c.id AND b.round = $r
+         WHERE c.escalation_level = 1 AND c.priority = 2),
+      (SELECT count(*) FROM messages m JOIN bench_burst b ON b.id = m.case_id AND b.round = $r
+         WHERE m.channel = 'sms' AND m.to_address = '$SUP_PHONE' AND m.template = 'sla.escalated'),
+      (SELECT count(*) FROM staff_notifications n JOIN bench_burst b ON b.id = n.case_id AND b.round = $r
+         WHERE n.staff_id = (SELECT id FROM staff WHERE username = 'bench_sup') AND n.level = 1),
+      (SELECT count(*) FROM jobs j JOIN bench_burst b ON b.id = (j.payload->>'case_id')::bigint AND b.round = $r
+         WHERE j.kind = 'sla.check' AND j.state = 'queued'
+           AND j.dedup_key = 'sla:' || b.id || ':resolve:1:' || ($T + $L1)),
+      (SELECT count(*) FROM jobs WHERE state = 'dead'),
+      (SELECT count(*) FROM jobs WHERE state = 'running' AND kind LIKE 'sla.%'),
+      (SELECT count(*) FROM jobs WHERE kind = 'sla.check' AND state = 'queued')")
+  echo "    checks: $f_rows firings for $f_cases burst cases ($f_other outside the bursts, $f_wrong malformed);" \
+    "$ev sla.escalated events ($ev_cases cases); $esc cases at level 1, priority 2; $notes inbox" \
+    "notifications and $msgs SMS to the supervisor; $nxt next-level jobs queued; $dead dead," \
+    "$running sla jobs running; $queued sla.check queued"
+  [ "$f_rows" = "$BURST" ] && [ "$f_cases" = "$BURST" ] && [ "$f_other" = 0 ] && [ "$f_wrong" = 0 ] ||
+    fail "breaches did not fire exactly once each for the $BURST burst cases"
+  [ "$ev" = "$BURST" ] && [ "$ev_cases" = "$BURST" ] || fail "sla.escalated events: $ev for $ev_cases cases, want $BURST each once"
+  [ "$esc" = "$BURST" ] || fail "escalation actions applied to $esc cases, want $BURST"
+  [ "$msgs" = "$BURST" ] && [ "$notes" = "$BURST" ] ||
+    fail "supervisor told: $notes notifications and $msgs SMS, want $BURST each"
+  [ "$nxt" = "$BURST" ] || fail "next-level sla.check jobs: $nxt, want $BURST"
+  [ "$dead" = 0 ] && [ "$running" = 0 ] || fail "$dead dead and $running running sla jobs after the burst"
+  [ "$queued" = "$BIG" ] || fail "$queued sla.check jobs queued after the burst, want one per open case ($BIG)"
+}
+
+fired_rates=() told_rates=() bases=() rabtad_cpus=() pg_cpus=()
+for round in $(seq 1 "$ROUNDS"); do burst_round "$round"; done
+printf '  median of %s rounds: %.0f escalations/s fired (%s), %.0f escalations/s with their messages (%s); pgbench %.0f tps (%s)\n' \
+  "$ROUNDS" "$(bench_median "${fired_rates[@]}")" "$(bench_range "${fired_rates[@]}")" \
+  "$(bench_median "${told_rates[@]}")" "$(bench_range "${told_rates[@]}")" \
+  "$(bench_median "${bases[@]}")" "$(bench_range "${bases[@]}")"
+printf '  median CPU per burst of %s: rabtad %.2f s (%s), PostgreSQL %.2f s (%s)\n' "$BURST" \
+  "$(bench_median "${rabtad_cpus[@]}")" "$(bench_range "${rabtad_cpus[@]}")" \
+  "$(bench_median "${pg_cpus[@]}")" "$(bench_range "${pg_cpus[@]}")"
+sent=$(grep -c -- " $SUP_PHONE\$" "$TMP/arrivals.txt" || true)
+echo "  the sink (Kannel's sendsms stand-in) received $sent escalation SMS so far (rate $SMS_RATE/s)"
+[ "$sent" -gt 0 ] || fail "no escalation SMS reached the sink"
 
 # ---- 4: timer lateness at a steady rate -------------------------------------------------------
 # STEADY deadlines spread evenly over STEADY_S seconds (not all at once): how late each fires

@@ -8,7 +8,8 @@ BEGIN;
 CREATE TABLE bench_steady AS
     SELECT id, :t::bigint + (row_number() OVER (ORDER BY id) - 1) % :s AS due
     FROM cases
-    WHERE tracking_no LIKE 'SB-%' AND id NOT IN (SELECT id FROM bench_burst)
+    WHERE tracking_no LIKE 'SB-%'
+      AND NOT EXISTS (SELECT 1 FROM bench_burst b WHERE b.id = cases.id)
     ORDER BY id LIMIT :n;
 ALTER TABLE bench_steady ADD PRIMARY KEY (id);
 UPDATE cases c SET resolve_due_at = to_timestamp(b.due),

@@ -33,15 +33,7 @@ ROUNDS=${BENCH_SMS_ROUNDS:-3}
 export RB_BENCH_SECRET=bench-sms-secret-0123
 export RB_BENCH_PHONES=200000
 
-bench_port SINKPORT
-: >"$TMP/arrivals.txt"
-python3 "$HERE/sendsms_sink.py" "$SINKPORT" "$TMP/arrivals.txt" >"$TMP/sink.log" 2>&1 &
-BENCH_PIDS+=("$!")
-for _ in $(seq 1 100); do
-  [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SINKPORT/ping" || true)" = 202 ] && break
-  sleep 0.1
-done
-: >"$TMP/arrivals.txt"
+bench_sink_start # SINKPORT; arrivals in $TMP/arrivals.txt
 
 BENCH_EXTRA_YAML="  - name: sms_kannel
     config:

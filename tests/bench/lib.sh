@@ -4,6 +4,8 @@
 #   bench_rabtad_start         the real rabtad on it with the sample config, on port 0 (RPORT:
 #                              the port it reports)
 #   bench_port VAR             a port for another server (reserved: see below) into $VAR
+#   bench_sink_start           sendsms_sink.py (Kannel's sendsms stand-in) on a reserved port
+#                              (SINKPORT), each request it gets a line of $TMP/arrivals.txt
 #   bench_wait_ready NAME PID URL
 #   bench_wrk ARGS...          wrk bounded by a timeout; output on stdout
 #   bench_pgbench_cases        pgbench tps storing one case per transaction with the rows intake stores
@@ -237,6 +239,18 @@ bench_check_stored() { # LABEL ANSWERS STORED
     echo "    $1: $2 answers but $3 stored: LOST OR DOUBLED"
     LOST=1
   fi
+}
+
+bench_sink_start() { # sets SINKPORT; $TMP/arrivals.txt: "MONOTONIC_TIME TO" per request
+  bench_port SINKPORT
+  : >"$TMP/arrivals.txt"
+  python3 "$SRC/tests/bench/sendsms_sink.py" "$SINKPORT" "$TMP/arrivals.txt" >"$TMP/sink.log" 2>&1 &
+  BENCH_PIDS+=("$!")
+  for _ in $(seq 1 100); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$SINKPORT/ping" || true)" = 202 ] && break
+    sleep 0.1
+  done
+  : >"$TMP/arrivals.txt"
 }
 
 max() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b) ? a : b }'; }

@@ -239,6 +239,34 @@ class EscalationTest(SignIn, KannelCase):
         self.assertEqual(len([m for m in self.k.smsc.messages_to(SUP_A_PHONE) if tn in m[2]]),
                          1, "the supervisor got the level-2 SMS once")
 
+    def test_a_notify_job_run_again_tells_what_is_missing_once(self):
+        """An sla.notify job ({"events": [id]}) run again for an escalation already told (a
+        retry after a crash) writes the notifications that are missing and nothing twice:
+        notifications are keyed on person and event, messages on event, template and
+        address."""
+        tn = self.submit()
+        self.wait_levels(tn, 1)
+        self.wait_notify_done()
+        cid = self.case_id(tn)
+        ev = self.db.scalar("SELECT id FROM case_events WHERE case_id = %s AND event = "
+                            "'sla.escalated' AND data->>'level' = '1'" % cid)
+        self.db.psql("DELETE FROM staff_notifications WHERE event_id = %s" % ev)
+        self.db.psql("INSERT INTO jobs (kind, payload) VALUES ('sla.notify', "
+                     "'{\"events\": [%s]}')" % ev)
+        self.wait_notify_done()
+        for who in ("sup_a", "sup_b"):
+            mine = [n for n in self.notifications(who)["notifications"]
+                    if n["tracking_no"] == tn and n["level"] == 1]
+            self.assertEqual(len(mine), 1, "%s: %r" % (who, mine))
+            self.assertIn(tn, mine[0]["text"])
+        self.assertEqual(self.db.scalar("SELECT count(*) FROM messages WHERE event_id = %s AND "
+                                        "to_address = '%s'" % (ev, SUP_A_EMAIL)), "1",
+                         "the e-mail of the event was not queued twice")
+        # to the top of the ladder, so that its reassignment (level 2) is not in the middle
+        # of another test's count of open cases per supervisor
+        self.wait_levels(tn, 3)
+        self.wait_notify_done()
+
     def load(self, username):
         """The open cases assigned to username."""
         return int(self.db.scalar(

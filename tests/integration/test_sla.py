@@ -119,6 +119,14 @@ class SlaTest(rbtest.TestCase):
         rbtest.wait_until(lambda: len(self.pgs.query(lost)) == 3, 10, what="three unreachable")
         self.assertEqual(self.pgs.query(lost), [["notify", "inbox", "1"], ["notify", "sms", "2"],
                                                 ["reassign", "", "2"]])
+        # No plugin here sends SMS: that is the reason given, once, and the job that told is
+        # not retried for it.
+        why = self.pgs.scalar("SELECT data->>'reason' FROM case_events WHERE case_id = %d AND "
+                              "event = 'sla.unreachable' AND data->>'via' = 'sms'" % cid)
+        self.assertIn('no loaded plugin sends messages of channel "sms"', why)
+        rbtest.wait_until(lambda: self.pgs.scalar("SELECT count(*) FROM jobs WHERE kind = "
+                                                  "'sla.notify'") == "0", 20,
+                          what="the sla.notify jobs to end, not to wait for a retry")
         self.wait_plan_ended(cid, "the ladder's last job to end")
         self.assertEqual(len(self.firings(cid, "check_kind = 'resolve'")), 3,
                          "the ladder fired past its last level")
