@@ -184,13 +184,34 @@ class JobsTest(rbtest.TestCase):
             "SELECT extract(epoch from at) FROM test_job_runs WHERE kind = 'test.paced' "
             "ORDER BY at").split()]
 
+    def assert_paced(self, at, rate, burst, who="the paced runs"):
+        """The pace of the starts `at` (the database's clock_timestamp() of each run, in
+        order), checked against the configured rate and burst. Never faster than the pace
+        (fixed limits: they hold on any machine); "not far slower" and "the burst went at once"
+        are measured against the run's own timestamps, not against a wall-clock limit, so a
+        loaded machine (a sanitizer build on a busy host) does not fail them. The schedule is
+        virtual (GCRA): a turn fired late does not push the next ones back, so the median gap
+        stays near 1 / rate under load while a slower pace moves it."""
+        n = len(at)
+        span, paced = at[-1] - at[0], (n - burst) / rate
+        self.assertGreater(span, paced - 0.15, "%s went faster than the rate" % who)
+        for i in range(n):  # in any one second: at most rate + burst
+            self.assertLessEqual(sum(1 for t in at[i:] if t - at[i] < 1.0), rate + burst, who)
+        gaps = sorted(b - a for a, b in zip(at[burst - 1:], at[burst:]))
+        median = gaps[len(gaps) // 2]
+        self.assertLess(median, 1.5 / rate, "%s: median gap %.3f s, the rate is %g a second: "
+                        "a third slower or more" % (who, median, rate))
+        if burst > 1:  # the burst's runs came closer together than the paced ones
+            lead = (at[burst - 1] - at[0]) / (burst - 1)
+            self.assertLess(lead, median / 2, "the burst did not go at once: %.3f s apart, "
+                            "the paced runs %.3f s" % (lead, median))
+
     def test_a_paced_kind_starts_at_its_rate_and_its_backlog_waits_untouched(self):
         # rate 10/s, burst 5: the first 5 at once, then one every 0.1 s: 30 runs take
         # (30 - 5) / 10 = 2.5 s. Runs are claimed at most a second ahead of their turn; the
         # rest of the backlog is never claimed, re-queued or written while it waits (attempts
         # stays 0), and other kinds do not wait behind it. The times are those of the runs'
-        # inserts (clock_timestamp()), so the bounds leave room for a slow database (a
-        # sanitizer build on a busy machine) but not for a missing pace.
+        # inserts (clock_timestamp()); assert_paced checks them.
         rate, burst, n = 10, 5, 30
         self.server(good={"pace_rate": rate, "pace_burst": burst})
         self.pgs.psql("INSERT INTO jobs (kind, payload) SELECT 'test.paced', "
@@ -198,7 +219,7 @@ class JobsTest(rbtest.TestCase):
         t0 = time.monotonic()
         self.pgs.psql("INSERT INTO jobs (kind) VALUES ('test.record')")
         most_claimed, touched = 0, 0
-        while self.runs("kind = 'test.paced'") < n and time.monotonic() - t0 < 60:
+        while self.runs("kind = 'test.paced'") < n and time.monotonic() - t0 < 120:
             row = self.pgs.psql(
                 "SELECT count(*) FILTER (WHERE state = 'running'), "
                 "count(*) FILTER (WHERE state = 'queued' AND (attempts > 0 OR last_error "
@@ -216,13 +237,7 @@ class JobsTest(rbtest.TestCase):
         self.assertLessEqual(most_claimed, rate * 1 + burst + 1, "claimed more than a second ahead")
         at = self.paced_starts()
         self.assertLess(float(other), at[n // 2], "another kind waited behind the paced backlog")
-        span, paced = at[-1] - at[0], (n - burst) / rate
-        self.assertGreater(span, paced - 0.15, "faster than the rate")
-        self.assertLess(span, paced + 2.0, "far slower than the rate")
-        self.assertLess(at[burst - 1] - at[0], (burst - 1) / rate * 0.6,
-                        "the burst did not go at once")
-        for i in range(len(at)):  # in any one second: at most rate + burst
-            self.assertLessEqual(sum(1 for t in at[i:] if t - at[i] < 1.0), rate + burst)
+        self.assert_paced(at, rate, burst)
         self.assertEqual(self.pgs.scalar("SELECT count(*) FROM jobs"), "0")
 
     def test_a_paced_kind_holds_its_rate_across_processes(self):
@@ -234,7 +249,7 @@ class JobsTest(rbtest.TestCase):
                    for i in range(2)]
         self.pgs.psql("INSERT INTO jobs (kind, payload) SELECT 'test.paced', "
                       "jsonb_build_object('g', g) FROM generate_series(1, %d) g" % n)
-        rbtest.wait_until(lambda: self.runs("kind = 'test.paced'") >= n, 30,
+        rbtest.wait_until(lambda: self.runs("kind = 'test.paced'") >= n, 120,
                           what="all paced runs")
         self.wait_queue_empty("the paced jobs to leave the queue")
         self.assertEqual(self.runs("kind = 'test.paced'"), n, "a paced job ran twice")
@@ -243,11 +258,7 @@ class JobsTest(rbtest.TestCase):
                           re.M)
             self.assertTrue(m and int(m.group(1)) > 0, "%s started no run" % srv.name)
         at = self.paced_starts()
-        span, paced = at[-1] - at[0], (n - burst) / rate
-        self.assertGreater(span, paced - 0.15, "two processes went faster than the one rate")
-        self.assertLess(span, paced + 2.0, "far slower than the rate")
-        for i in range(len(at)):  # in any one second: at most rate + burst
-            self.assertLessEqual(sum(1 for t in at[i:] if t - at[i] < 1.0), rate + burst)
+        self.assert_paced(at, rate, burst, "the two processes together")
         for srv in servers:
             self.assertEqual(srv.stop(), 0)
 
