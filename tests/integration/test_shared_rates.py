@@ -110,5 +110,34 @@ class SharedRatesTest(rbtest.TestCase):
             self.assertEqual(r.status, 401, r)
 
 
+class SharedRateUncountedTest(rbtest.TestCase):
+    def test_a_rate_that_cannot_be_counted_is_refused_not_waved_through(self):
+        # docs/config.md and docs/security.md: with the database down the shared count cannot
+        # be made and a rate-limited route answers 503 with Retry-After: 1 (it fails closed,
+        # core/net/http.c rb_http_rate_done), then counts again once PostgreSQL is back.
+        pg = self.pg()
+        rd = self.rabtad(pg=pg, start=False)
+        srv = rd.config["server"]
+        srv["trusted_proxies"] = ["127.0.0.1"]
+        del srv["routes"]  # the default rates
+        rd.start()
+        hdr = {"X-Forwarded-For": "198.51.100.9"}
+        r = rd.post("/api/v1/staff/login", {"username": "nobody", "password": "x"}, headers=hdr)
+        self.assertEqual(r.status, 401, r)
+        since = rd.log_offset()
+        pg.stop("fast")
+        rd.wait_for_log(r"database unavailable", since=since, timeout=30)
+        r = rd.post("/api/v1/staff/login", {"username": "nobody", "password": "x"},
+                    headers=hdr, timeout=30.0)
+        err = self.assertErrorJSON(r, 503, "unavailable")
+        self.assertEqual(r.headers.get("retry-after"), "1", r)
+        self.assertIn("how often you asked", err["message"])
+        pg.start()
+        rbtest.wait_until(lambda: rd.post("/api/v1/staff/login", {"username": "nobody",
+                                                                  "password": "x"},
+                                          headers=hdr, timeout=5.0).status == 401, 60.0,
+                          interval=0.2, what="the sign-in to be counted again")
+
+
 if __name__ == "__main__":
     rbtest.main()
