@@ -626,7 +626,8 @@ static void test_query_timeout_closes_connection_and_recovers(void **state)
     /* it had reached the server: whether it took effect is not known */
     assert_string_equal(q.err, RB_DB_OUTCOME_UNKNOWN "query timed out");
     assert_true(rb_db_outcome_unknown(q.err));
-    assert_true(elapsed >= 0.25 && elapsed < 2);
+    /* not before the timeout; that it ended the query (not pg_sleep's end) is the error */
+    assert_true(elapsed >= 0.25 && elapsed < 5);
     qres_clear(&q);
     query_sync(db, "SELECT 'back'", 0, NULL, &q);
     assert_null(q.err);
@@ -684,8 +685,8 @@ static void test_connect_blocking(void **state)
     c = rb_db_connect_blocking(ci, 0.3, &err);
     double elapsed = rb_now_mono() - t0;
     assert_null(c);
-    assert_contains(err, "within");
-    assert_true(elapsed >= 0.25 && elapsed < 2);
+    assert_contains(err, "within"); /* ended by the 0.3 s deadline, not by anything else */
+    assert_true(elapsed >= 0.25);
     free(err);
 
     /* The pool's connect timeout: still connecting after it counts as a failure. */

@@ -14,6 +14,8 @@ import time
 
 import rbtest
 
+CONNECT_TIMEOUT = 30  # database.connect_timeout in the outage test: a wait would be this long
+
 
 class Load:
     """Threads that submit anonymous complaints, each with its own text and Idempotency-Key,
@@ -106,7 +108,9 @@ class FaultTest(rbtest.TestCase):
 
     def test_postgresql_restart_under_load_fast_503_back_within_5s_nothing_lost_or_twice(self):
         pg = self.pg()
-        rd = self.rabtad(pg=pg, start=True)
+        rd = self.rabtad(pg=pg, start=False)
+        rd.config["database"]["connect_timeout"] = "%ds" % CONNECT_TIMEOUT
+        rd.start()
         load = Load(rd).start()
         try:
             rbtest.wait_until(lambda: load.count() >= 20, 60, what="20 submissions stored")
@@ -117,7 +121,10 @@ class FaultTest(rbtest.TestCase):
             time.sleep(1.0)  # PostgreSQL stays down a while (the fault), not a synchronisation
             slow = [took for s, took, at in load.answers if s == 503 and at > down + 0.5]
             self.assertTrue(slow, "no answers while PostgreSQL was down")
-            self.assertLess(max(slow), 1.0, "a 503 took %.2f s with PostgreSQL down" % max(slow))
+            # "At once" (docs/database.md): long before a connect timeout would end the wait
+            # (CONNECT_TIMEOUT here); how many milliseconds is a benchmark's figure.
+            self.assertLess(max(slow), CONNECT_TIMEOUT / 3, "a 503 took %.2f s with PostgreSQL "
+                            "down: the pool waited instead of failing at once" % max(slow))
             before = load.count()
             pg.start()
             up = time.monotonic()
