@@ -266,7 +266,7 @@ class JobsTest(rbtest.TestCase):
         rd = self.server(good={"pace_rate": 4, "pace_burst": 1})
         self.pgs.psql("INSERT INTO jobs (kind, payload) SELECT 'test.paced', "
                       "jsonb_build_object('g', g) FROM generate_series(1, 40) g")
-        rbtest.wait_until(lambda: self.runs("kind = 'test.paced'") >= 3, 10,
+        rbtest.wait_until(lambda: self.runs("kind = 'test.paced'") >= 3, 60,
                           what="the first paced runs")
         self.assertEqual(rd.stop(), 0)
         done = self.runs("kind = 'test.paced'")
